@@ -1,0 +1,1 @@
+"""Composition root: the `custodian` command line and the wiring of a site."""

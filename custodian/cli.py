@@ -1,0 +1,268 @@
+"""The `custodian` command. Errors the user can fix print one line naming the rule and exit with 2."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry import db, journal, passwords
+from registry.errors import RegistryError
+from registry.levels import Level
+from registry.models import Approval, Incident, Item, JournalEntry, Person, Portal, Venue
+from registry.services import approvals, lookup, people
+from registry.sitefile import SiteFileError, export, load
+
+app = typer.Typer(help="Custodian: physical control of classified media.", no_args_is_help=True)
+site_app = typer.Typer(help="Load and export the declarative site file.", no_args_is_help=True)
+journal_app = typer.Typer(help="The tamper-evident journal.", no_args_is_help=True)
+items_app = typer.Typer(help="Items in the register.", no_args_is_help=True)
+people_app = typer.Typer(help="People, badges and departures.", no_args_is_help=True)
+approvals_app = typer.Typer(help="Requests and approvals.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+app.add_typer(journal_app, name="journal")
+app.add_typer(items_app, name="items")
+app.add_typer(people_app, name="people")
+app.add_typer(approvals_app, name="approvals")
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="Database URL (default: $CUSTODIAN_DB or sqlite:///custodian.db)")
+]
+ActorOption = Annotated[str, typer.Option("--as", help="Username recorded in the journal as the actor")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def unit_of_work(url: str | None) -> Iterator[Session]:
+    """Open the register (creating or migrating the schema) and run one transaction."""
+    engine = db.make_engine(url)
+    try:
+        db.upgrade(engine)
+        with db.transaction(db.session_factory(engine)) as session:
+            yield session
+    except (RegistryError, SiteFileError) as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
+
+
+def echo_rows(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        typer.echo("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@app.command()
+def init(
+    url: DbOption = None,
+    admin: Annotated[str, typer.Option(help="Username of the first administrator")] = "admin",
+    name: Annotated[str, typer.Option(help="Full name of the first administrator")] = "Administrator",
+    password_env: Annotated[
+        str, typer.Option(help="Environment variable holding the administrator's password")
+    ] = "CUSTODIAN_ADMIN_PASSWORD",
+) -> None:
+    """Create (or migrate) the database and the first administrator."""
+    with unit_of_work(url) as session:
+        if session.execute(select(Person.id).limit(1)).first() is not None:
+            typer.echo("register already initialised; schema is current")
+            return
+        person = people.create(
+            session,
+            "system",
+            people.PersonData(username=admin, name=name, clearance=Level.SECRET, roles=("administrator",)),
+        )
+        secret = os.environ.get(password_env)
+        if secret:
+            people.set_password_hash(session, "system", person, passwords.hash_password(secret))
+            typer.echo(f"created administrator {admin} with the password from ${password_env}")
+        else:
+            typer.echo(f"created administrator {admin}; set a password with ${password_env} to log in")
+
+
+@site_app.command("load")
+def site_load(file: Path, url: DbOption = None, actor: ActorOption = "site-loader") -> None:
+    """Load a site file. Loading the same file again changes nothing."""
+    if not file.is_file():
+        fail(f"{file}: no such file")
+    with unit_of_work(url) as session:
+        result = load(session, actor, file)
+    created = ", ".join(f"{k} {v}" for k, v in result.created.items() if v) or "nothing"
+    typer.echo(f"loaded {file}: created/updated {created}")
+
+
+@site_app.command("export")
+def site_export(
+    url: DbOption = None,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+) -> None:
+    """Write the register's site as a site file (no secrets)."""
+    with unit_of_work(url) as session:
+        text = export(session)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+
+
+@journal_app.command("verify")
+def journal_verify(url: DbOption = None) -> None:
+    """Exit 0 on an intact chain; exit 1 naming the first bad sequence number otherwise."""
+    with unit_of_work(url) as session:
+        result = journal.verify(session)
+    if result.ok:
+        typer.echo(f"journal intact: {result.entries} entries, head {result.head_hash}")
+        return
+    typer.echo(f"journal BROKEN at sequence {result.first_bad_seq}: {result.problem}", err=True)
+    raise typer.Exit(1)
+
+
+@items_app.command("list")
+def items_list(
+    url: DbOption = None,
+    venue: Annotated[str | None, typer.Option(help="Only items in this venue")] = None,
+    status: Annotated[str | None, typer.Option(help="Only items with this status")] = None,
+) -> None:
+    """List registered items."""
+    with unit_of_work(url) as session:
+        query = select(Item).order_by(Item.register_number, Item.copy_number)
+        if venue:
+            query = query.where(Item.venue_id == lookup.venue(session, venue).id)
+        if status:
+            query = query.where(Item.status == status)
+        rows = [
+            (
+                f"{i.register_number}/{i.copy_number}",
+                Level(i.level).label,
+                i.kind,
+                i.status,
+                i.venue.code if i.venue else "-",
+                i.custodian.username if i.custodian else "-",
+                "LABEL OUT OF DATE" if i.label_out_of_date else "",
+                i.title,
+            )
+            for i in session.execute(query).scalars()
+        ]
+    echo_rows(rows, ("item", "level", "kind", "status", "venue", "custody", "label", "title"))
+
+
+@items_app.command("review")
+def items_review(
+    url: DbOption = None,
+    on: Annotated[str | None, typer.Option(help="Review date YYYY-MM-DD (default today)")] = None,
+) -> None:
+    """Items whose secrecy period has ended: for a classifier to declassify or extend."""
+    day = dt.date.fromisoformat(on) if on else dt.date.today()
+    from registry.services.items import declassification_review
+
+    with unit_of_work(url) as session:
+        rows = [
+            (f"{i.register_number}/{i.copy_number}", Level(i.level).label, i.title)
+            for i in declassification_review(session, day)
+        ]
+    echo_rows(rows, ("item", "level", "title"))
+
+
+@people_app.command("list")
+def people_list(url: DbOption = None) -> None:
+    """List people with their clearance, roles and status."""
+    with unit_of_work(url) as session:
+        rows = [
+            (
+                p.username,
+                p.name,
+                Level(p.clearance).label,
+                ",".join(sorted(p.role_names)),
+                p.status,
+                ",".join(b.number for b in p.badges),
+            )
+            for p in session.execute(select(Person).order_by(Person.username)).scalars()
+        ]
+    echo_rows(rows, ("username", "name", "clearance", "roles", "status", "badges"))
+
+
+@people_app.command("depart")
+def people_depart(
+    username: str,
+    url: DbOption = None,
+    actor: ActorOption = "admin",
+    separation_until: Annotated[str | None, typer.Option(help="End of the separation period")] = None,
+) -> None:
+    """Sign a person off (Art. 53). Refused, listing the items, while anything is in their custody."""
+    until = dt.date.fromisoformat(separation_until) if separation_until else None
+    with unit_of_work(url) as session:
+        person = lookup.person(session, username)
+        held = people.departure_checklist(session, person)
+        if held:
+            typer.echo(f"{username} must first return:", err=True)
+            for item in held:
+                typer.echo(f"  {item.register_number}/{item.copy_number}  {item.title}", err=True)
+        people.sign_off(session, actor, person, until)
+    typer.echo(f"{username} signed off; badges revoked")
+
+
+def _decide(ref: str, url: str | None, actor: str, action: Callable[..., Approval], note: str) -> None:
+    with unit_of_work(url) as session:
+        approval = action(session, actor, lookup.approval(session, ref), note)
+        typer.echo(f"{approval.ref}: {approval.state}")
+
+
+@approvals_app.command("list")
+def approvals_list(url: DbOption = None) -> None:
+    """List approvals and their state."""
+    with unit_of_work(url) as session:
+        rows = [
+            (
+                a.ref,
+                a.kind,
+                a.state,
+                a.requester.username,
+                ",".join(i.register_number for i in a.items),
+                str(a.uses_left),
+                a.valid_until.date().isoformat(),
+            )
+            for a in session.execute(select(Approval).order_by(Approval.ref)).scalars()
+        ]
+    echo_rows(rows, ("ref", "kind", "state", "requester", "items", "uses left", "until"))
+
+
+@approvals_app.command("approve")
+def approvals_approve(ref: str, actor: ActorOption, url: DbOption = None, note: str = "") -> None:
+    """Approve a request (never by its requester)."""
+    _decide(ref, url, actor, approvals.approve, note)
+
+
+@approvals_app.command("refuse")
+def approvals_refuse(
+    ref: str, actor: ActorOption, note: Annotated[str, typer.Option(help="Why")], url: DbOption = None
+) -> None:
+    """Refuse a request, with a reason."""
+    _decide(ref, url, actor, approvals.refuse, note)
+
+
+@app.command()
+def status(url: DbOption = None) -> None:
+    """Print a summary of the site in the register."""
+    with unit_of_work(url) as session:
+        count = lambda model: session.execute(select(func.count()).select_from(model)).scalar_one()  # noqa: E731
+        typer.echo(
+            f"venues {count(Venue)}  portals {count(Portal)}  people {count(Person)}  items {count(Item)}  "
+            f"approvals {count(Approval)}  incidents {count(Incident)}  journal entries {count(JournalEntry)}"
+        )
+        result = journal.verify(session)
+        typer.echo("journal: intact" if result.ok else f"journal: BROKEN at {result.first_bad_seq}")
+
+
+def main() -> None:  # pragma: no cover
+    app()

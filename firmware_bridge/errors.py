@@ -1,0 +1,29 @@
+"""One exception hierarchy for every driver; errors are translated once, at the I/O boundary."""
+
+
+class BridgeError(Exception):
+    """Base of every error a driver raises."""
+
+
+class BackendUnavailable(BridgeError):
+    """An optional protocol library is not installed or failed to load."""
+
+
+class TransportError(BridgeError):
+    """The transport (serial port, pty, TCP socket) could not be opened or broke."""
+
+
+class DeviceTimeout(BridgeError):
+    """The device did not answer within its reply timeout."""
+
+
+class DeviceOffline(BridgeError):
+    """The device is known to be offline; the command was not sent."""
+
+
+class FramingError(BridgeError):
+    """Bytes on the wire do not form a valid frame (bad header, length or checksum)."""
+
+
+class ProtocolError(BridgeError):
+    """A well-formed frame carries something the protocol does not allow here (e.g. an error status)."""

@@ -1,0 +1,105 @@
+"""The tamper-evident journal: an append-only, SHA-256 hash chain anyone can verify offline.
+
+Entry n stores hash_n = SHA-256(hash_{n-1} || canonical JSON of (seq, at, actor, action, subject, payload)).
+Editing, deleting or reordering any row breaks the chain at that row's sequence number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from registry.models import JournalEntry
+
+GENESIS = "0" * 64
+# Serialises appends across processes on PostgreSQL; SQLite serialises writers by itself.
+_PG_LOCK_KEY = 0x0C057D1A
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, UTF-8 kept: the same bytes on every machine."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def entry_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str, payload: str) -> str:
+    body = canonical_json(
+        {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject, "payload": payload}
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+def now_utc() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def append(
+    session: Session,
+    actor: str,
+    action: str,
+    subject: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    at: dt.datetime | None = None,
+) -> JournalEntry:
+    """Append one entry in the caller's transaction (it commits or rolls back with the state change)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    last = session.execute(select(JournalEntry).order_by(JournalEntry.seq.desc()).limit(1)).scalar()
+    seq = 1 if last is None else last.seq + 1
+    prev = GENESIS if last is None else last.hash
+    stamp = (at or now_utc()).astimezone(dt.UTC).isoformat(timespec="microseconds")
+    body = canonical_json(payload or {})
+    entry = JournalEntry(
+        seq=seq,
+        at=stamp,
+        actor=actor,
+        action=action,
+        subject=subject,
+        payload=body,
+        prev_hash=prev,
+        hash=entry_hash(prev, seq, stamp, actor, action, subject, body),
+    )
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None = None
+    problem: str = ""
+    head_hash: str = GENESIS
+
+
+def verify_entries(entries: Iterable[JournalEntry]) -> VerifyResult:
+    """Walk the chain in physical sequence order; report the first sequence number that does not fit."""
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for e in entries:
+        if e.seq != expected_seq:
+            missing = expected_seq if e.seq > expected_seq else e.seq
+            problem = f"sequence jumps from {expected_seq - 1} to {e.seq}"
+            return VerifyResult(False, count, missing, problem, prev)
+        if e.prev_hash != prev:
+            return VerifyResult(False, count, e.seq, "link to the previous entry is broken", prev)
+        if entry_hash(prev, e.seq, e.at, e.actor, e.action, e.subject, e.payload) != e.hash:
+            return VerifyResult(False, count, e.seq, "entry content does not match its hash", prev)
+        prev = e.hash
+        expected_seq += 1
+        count += 1
+    return VerifyResult(True, count, None, "", prev)
+
+
+def verify(session: Session) -> VerifyResult:
+    rows = session.execute(select(JournalEntry).order_by(JournalEntry.seq)).scalars()
+    return verify_entries(rows)

@@ -1,0 +1,410 @@
+"""SQLAlchemy 2 models of the register. Enumerations are stored as short strings for portability.
+
+Times are timezone-aware UTC datetimes in Python; dates (secrecy periods) are plain dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Stores aware UTC datetimes; SQLite hands back naive ones, which are re-tagged as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the register; use an aware UTC datetime")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: object) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+ITEM_KINDS = ("paper", "hdd", "ssd", "usb", "optical", "tape", "laptop", "equipment", "other")
+ITEM_STATUSES = ("active", "in_transit", "destroyed", "declassified", "seized", "destruction_failed")
+ROLES = (
+    "administrator",
+    "classifier",
+    "approver",
+    "guard",
+    "destruction_operator",
+    "witness",
+    "auditor",
+    "custodian",
+)
+PERSON_STATUSES = ("active", "departing", "departed", "separation")
+APPROVAL_KINDS = ("carry_out", "transfer", "reproduce", "destroy", "abroad", "declassify")
+APPROVAL_STATES = ("requested", "approved", "refused", "used", "cancelled")
+DEVICE_KINDS = (
+    "osdp_panel",
+    "llrp_reader",
+    "mercury_reader",
+    "modbus_shredder",
+    "modbus_degausser",
+    "camera",
+)
+ANTENNA_SIDES = ("inside", "outside", "ignore")
+
+group_members = Table(
+    "group_members",
+    Base.metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
+)
+item_scope_people = Table(
+    "item_scope_people",
+    Base.metadata,
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
+)
+item_scope_groups = Table(
+    "item_scope_groups",
+    Base.metadata,
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+approval_items = Table(
+    "approval_items",
+    Base.metadata,
+    Column("approval_id", ForeignKey("approvals.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+)
+approval_people = Table(
+    "approval_people",
+    Base.metadata,
+    Column("approval_id", ForeignKey("approvals.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
+)
+approval_groups = Table(
+    "approval_groups",
+    Base.metadata,
+    Column("approval_id", ForeignKey("approvals.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+meeting_participants = Table(
+    "meeting_participants",
+    Base.metadata,
+    Column("meeting_id", ForeignKey("meetings.id", ondelete="CASCADE"), primary_key=True),
+    Column("person_id", ForeignKey("people.id", ondelete="CASCADE"), primary_key=True),
+)
+transfer_items = Table(
+    "transfer_items",
+    Base.metadata,
+    Column("transfer_id", ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Group(Base):
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    members: Mapped[list[Person]] = relationship(secondary=group_members, back_populates="groups")
+
+
+class Person(Base):
+    __tablename__ = "people"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    clearance: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    visitor: Mapped[bool] = mapped_column(Boolean, default=False)
+    separation_until: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    roles: Mapped[list[PersonRole]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", order_by="PersonRole.role"
+    )
+    badges: Mapped[list[Badge]] = relationship(
+        back_populates="person", cascade="all, delete-orphan", order_by="Badge.number"
+    )
+    groups: Mapped[list[Group]] = relationship(secondary=group_members, back_populates="members")
+
+    @property
+    def role_names(self) -> set[str]:
+        return {r.role for r in self.roles}
+
+
+class PersonRole(Base):
+    __tablename__ = "person_roles"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    person: Mapped[Person] = relationship(back_populates="roles")
+
+
+class Badge(Base):
+    __tablename__ = "badges"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    person: Mapped[Person] = relationship(back_populates="badges")
+
+
+class Venue(Base):
+    __tablename__ = "venues"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    ceiling: Mapped[int] = mapped_column(Integer)
+    top_secret_designated: Mapped[bool] = mapped_column(Boolean, default=False)
+    storage: Mapped[bool] = mapped_column(Boolean, default=False)
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_part: Mapped[bool] = mapped_column(Boolean, default=False)
+    destruction: Mapped[bool] = mapped_column(Boolean, default=False)
+    fail_secure_level: Mapped[int] = mapped_column(Integer, default=3)
+
+
+class Portal(Base):
+    __tablename__ = "portals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    inside_venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id"))
+    # None: the portal leads out of the unit.
+    outside_venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    border: Mapped[bool] = mapped_column(Boolean, default=False)
+    inside_venue: Mapped[Venue] = relationship(foreign_keys=[inside_venue_id])
+    outside_venue: Mapped[Venue | None] = relationship(foreign_keys=[outside_venue_id])
+
+
+class Device(Base):
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    # Transport and protocol settings as JSON. Secrets (OSDP keys) are never stored here.
+    settings_json: Mapped[str] = mapped_column(Text, default="{}")
+    antennas: Mapped[list[Antenna]] = relationship(
+        back_populates="device", cascade="all, delete-orphan", order_by="Antenna.number"
+    )
+    portal: Mapped[Portal | None] = relationship()
+    venue: Mapped[Venue | None] = relationship()
+
+
+class Antenna(Base):
+    __tablename__ = "antennas"
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    side: Mapped[str] = mapped_column(String(8))
+    device: Mapped[Device] = relationship(back_populates="antennas")
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (UniqueConstraint("register_number", "copy_number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    register_number: Mapped[str] = mapped_column(String(64))
+    copy_number: Mapped[int] = mapped_column(Integer, default=1)
+    title: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer)
+    # Art. 26: while a level is disputed the item is protected at the highest level proposed.
+    disputed_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    period_start: Mapped[dt.date] = mapped_column(Date)
+    period_months: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    declassify_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    declassify_condition: Mapped[str | None] = mapped_column(Text, nullable=True)
+    originating_unit: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), nullable=True)
+    epc: Mapped[str] = mapped_column(String(124), unique=True)
+    tid: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    custodian_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    label_out_of_date: Mapped[bool] = mapped_column(Boolean, default=True)
+    manufacturer: Mapped[str] = mapped_column(String(200), default="")
+    model: Mapped[str] = mapped_column(String(200), default="")
+    serial_number: Mapped[str] = mapped_column(String(200), default="")
+    scope_people: Mapped[list[Person]] = relationship(secondary=item_scope_people)
+    scope_groups: Mapped[list[Group]] = relationship(secondary=item_scope_groups)
+    venue: Mapped[Venue | None] = relationship()
+    custodian: Mapped[Person | None] = relationship()
+    parent: Mapped[Item | None] = relationship(remote_side="Item.id")
+
+    @property
+    def effective_level(self) -> int:
+        return max(self.level, self.disputed_level or 0)
+
+
+class ItemAccess(Base):
+    """Art. 20: everyone who held custody of, or read, a secret or top-secret item."""
+
+    __tablename__ = "item_access"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    how: Mapped[str] = mapped_column(String(16))  # custody | read
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+
+
+class Approval(Base):
+    __tablename__ = "approvals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="requested")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    requester_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    destination_venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    destination_text: Mapped[str] = mapped_column(String(200), default="")
+    valid_from: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    return_by: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    uses_total: Mapped[int] = mapped_column(Integer, default=1)
+    uses_left: Mapped[int] = mapped_column(Integer, default=1)
+    originator_consent: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    items: Mapped[list[Item]] = relationship(secondary=approval_items)
+    people: Mapped[list[Person]] = relationship(secondary=approval_people)
+    groups: Mapped[list[Group]] = relationship(secondary=approval_groups)
+    requester: Mapped[Person] = relationship(foreign_keys=[requester_id])
+    decisions: Mapped[list[ApprovalDecision]] = relationship(
+        back_populates="approval", cascade="all, delete-orphan", order_by="ApprovalDecision.id"
+    )
+
+
+class ApprovalDecision(Base):
+    __tablename__ = "approval_decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    approval_id: Mapped[int] = mapped_column(ForeignKey("approvals.id", ondelete="CASCADE"))
+    approver_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    decision: Mapped[str] = mapped_column(String(16))  # approved | refused
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    note: Mapped[str] = mapped_column(Text, default="")
+    approval: Mapped[Approval] = relationship(back_populates="decisions")
+    approver: Mapped[Person] = relationship()
+
+
+class Meeting(Base):
+    """Art. 45: a classified meeting in a venue, for a window, at a level, with its participants."""
+
+    __tablename__ = "meetings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id"))
+    level: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    participants: Mapped[list[Person]] = relationship(secondary=meeting_participants)
+
+
+class Transfer(Base):
+    """A hand-over between venues or units; items stay `in_transit` until the receiver acknowledges."""
+
+    __tablename__ = "transfers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    approval_id: Mapped[int | None] = mapped_column(ForeignKey("approvals.id"), nullable=True)
+    from_venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    to_venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    to_unit: Mapped[str] = mapped_column(String(200), default="")
+    sender_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    receiver_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    state: Mapped[str] = mapped_column(String(16), default="in_transit")  # in_transit|received|discrepancy
+    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    received_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    sent_count: Mapped[int] = mapped_column(Integer)
+    received_count: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    items: Mapped[list[Item]] = relationship(secondary=transfer_items)
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | reported | closed
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    report_deadline: Mapped[dt.datetime] = mapped_column(UtcDateTime)  # Art. 61: 24 hours
+    reported_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), nullable=True)
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[list[IncidentAction]] = relationship(
+        back_populates="incident", cascade="all, delete-orphan", order_by="IncidentAction.id"
+    )
+
+
+class IncidentAction(Base):
+    __tablename__ = "incident_actions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    actor: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    incident: Mapped[Incident] = relationship(back_populates="actions")
+
+
+class InventoryCount(Base):
+    __tablename__ = "inventory_counts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    venue_id: Mapped[int] = mapped_column(ForeignKey("venues.id"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    counted_by: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))  # fixed_antennas | handheld
+    present: Mapped[int] = mapped_column(Integer)
+    result_json: Mapped[str] = mapped_column(Text)  # missing / elsewhere / unregistered / destroyed_seen
+
+
+class DestructionRecord(Base):
+    __tablename__ = "destruction_records"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    approval_id: Mapped[int | None] = mapped_column(ForeignKey("approvals.id"), nullable=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    witness_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    device_name: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(32))  # shred | degauss+shred | disintegrate | ...
+    outcome: Mapped[str] = mapped_column(String(16))  # destroyed | failed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    completed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    parameters_json: Mapped[str] = mapped_column(Text, default="{}")
+    certificate_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    journal_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class JournalEntry(Base):
+    """Append-only, hash-chained. `at` is text so the hash input is identical on every backend."""
+
+    __tablename__ = "journal"
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,1 @@
+"""Camera evidence for Custodian: shred particle size, media labels, people at portals."""

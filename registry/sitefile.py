@@ -317,7 +317,8 @@ def load(session: Session, actor: str, path: Path) -> LoadResult:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        found = re.search(r"line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
         raise SiteFileError(str(path), line, "syntax", str(exc)) from None
     unknown = set(data) - set(SECTIONS) - {"site"}
     if unknown:

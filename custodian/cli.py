@@ -264,5 +264,19 @@ def status(url: DbOption = None) -> None:
         typer.echo("journal: intact" if result.ok else f"journal: BROKEN at {result.first_bad_seq}")
 
 
-def main() -> None:  # pragma: no cover
-    app()
+
+EXAMPLE_SITE = Path(__file__).resolve().parents[1] / "examples" / "site.toml"
+
+
+@app.command()
+def demo(
+    url: DbOption = None,
+    site_file: Annotated[Path, typer.Option("--site", help="Site file to load")] = EXAMPLE_SITE,
+) -> None:
+    """Create the example site in SQLite (custodian-demo.db unless --db) and print its state."""
+    url = url or "sqlite:///custodian-demo.db"
+    with unit_of_work(url) as session:
+        result = load(session, "demo", site_file)
+        typer.echo(f"site {site_file.name}: created/updated {sum(result.created.values())} records")
+    items_list(url=url, venue=None, status=None)
+    status(url=url)

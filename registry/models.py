@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -192,6 +193,9 @@ class Portal(Base):
     # None: the portal leads out of the unit.
     outside_venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
     border: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Position on the site plan (metres): impossible travel between portals betrays a cloned tag.
+    x_m: Mapped[float] = mapped_column(Float, default=0.0)
+    y_m: Mapped[float] = mapped_column(Float, default=0.0)
     inside_venue: Mapped[Venue] = relationship(foreign_keys=[inside_venue_id])
     outside_venue: Mapped[Venue | None] = relationship(foreign_keys=[outside_venue_id])
 

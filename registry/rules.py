@@ -14,8 +14,7 @@ def placement(level: int, venue: Venue) -> None:
     if level > venue.ceiling:
         raise RuleViolation(
             "venue.ceiling",
-            f"a {Level(level).label} item may not be placed in {venue.code} "
-            f"(ceiling {Level(venue.ceiling).label})",
+            f"a {Level(level).label} item may not be placed in {venue.code} (ceiling {Level(venue.ceiling).label})",
         )
     if level == Level.TOP_SECRET and not venue.top_secret_designated:
         raise RuleViolation(

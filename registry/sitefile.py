@@ -113,9 +113,7 @@ class _Loader:
         values = {
             "name": t.get("name", code),
             "ceiling": int(validate.level(_req(t, "ceiling"), "ceiling")),
-            "fail_secure_level": int(
-                validate.level(t.get("fail_secure_level", "secret"), "fail_secure_level")
-            ),
+            "fail_secure_level": int(validate.level(t.get("fail_secure_level", "secret"), "fail_secure_level")),
             **{flag: bool(t.get(flag, False)) for flag in VENUE_FLAGS},
         }
         found = self.session.execute(select(Venue).where(Venue.code == code)).scalar()
@@ -129,6 +127,8 @@ class _Loader:
             "inside_venue_id": lookup.venue(self.session, _req(t, "inside")).id,
             "outside_venue_id": None if outside == "outside" else lookup.venue(self.session, outside).id,
             "border": bool(t.get("border", False)),
+            "x_m": float(t.get("x_m", 0.0)),
+            "y_m": float(t.get("y_m", 0.0)),
         }
         found = self.session.execute(select(Portal).where(Portal.code == code)).scalar()
         self._upsert("portals", found, Portal(code=code), values, f"portal:{code}")
@@ -139,9 +139,7 @@ class _Loader:
         settings = {k: v for k, v in t.items() if k not in DEVICE_FIXED_KEYS}
         for key in settings:
             if SECRET_KEYS.search(key):
-                raise InvalidInput(
-                    key, f"secrets do not go in the site file; use {key}_env naming a variable"
-                )
+                raise InvalidInput(key, f"secrets do not go in the site file; use {key}_env naming a variable")
         antennas = []
         for n, a in enumerate(t.get("antennas", [])):
             side = validate.choice(a.get("side", ""), ANTENNA_SIDES, f"antennas[{n}].side")
@@ -192,9 +190,7 @@ class _Loader:
             "visitor": data.visitor,
         }
         have = people.describe(found)
-        differs = [
-            k for k in wanted if (sorted(have[k]) if isinstance(have[k], list) else have[k]) != wanted[k]
-        ]
+        differs = [k for k in wanted if (sorted(have[k]) if isinstance(have[k], list) else have[k]) != wanted[k]]
         if differs:
             raise RuleViolation(
                 "site.person_changed",
@@ -229,9 +225,7 @@ class _Loader:
             serial_number=t.get("serial_number", ""),
         )
         found = self.session.execute(
-            select(Item).where(
-                Item.register_number == data.register_number, Item.copy_number == data.copy_number
-            )
+            select(Item).where(Item.register_number == data.register_number, Item.copy_number == data.copy_number)
         ).scalar()
         if found is None:
             items.register(self.session, self.actor, data)
@@ -342,9 +336,7 @@ def load(session: Session, actor: str, path: Path) -> LoadResult:
                 raise SiteFileError(str(path), line, f"{section}[{index}].{exc.field}", exc.message) from None
             except NotFound as exc:
                 line = _locate(text, section, index, None)
-                raise SiteFileError(
-                    str(path), line, f"{section}[{index}]", f"unknown reference: {exc}"
-                ) from None
+                raise SiteFileError(str(path), line, f"{section}[{index}]", f"unknown reference: {exc}") from None
             except RuleViolation as exc:
                 line = _locate(text, section, index, None)
                 raise SiteFileError(str(path), line, f"{section}[{index}]", str(exc)) from None
@@ -372,6 +364,8 @@ def export(session: Session) -> str:
         }
         if p.border:
             row["border"] = True
+        if p.x_m or p.y_m:
+            row["x_m"], row["y_m"] = p.x_m, p.y_m
         out["portals"].append(row)
     for d in session.execute(select(Device).order_by(Device.name)).scalars():
         row = {"name": d.name, "kind": d.kind}

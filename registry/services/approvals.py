@@ -116,9 +116,7 @@ def _decide(session: Session, actor: str, approval: Approval, decision: str, not
         raise RuleViolation("approval.state", f"approval {approval.ref} is already {approval.state}")
     rules.clearance([approver], approval.items, rule="approval.approver_clearance")
     approval.state = decision
-    approval.decisions.append(
-        ApprovalDecision(approver=approver, decision=decision, at=journal.now_utc(), note=note)
-    )
+    approval.decisions.append(ApprovalDecision(approver=approver, decision=decision, at=journal.now_utc(), note=note))
     session.flush()
     journal.append(session, actor, f"approval.{decision}", _subject(approval), {"note": note})
     return approval

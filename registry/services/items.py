@@ -340,12 +340,8 @@ def _usable_approval(approval: Approval, kind: str, item: Item) -> None:
         raise RuleViolation("approval.used_up", f"approval {approval.ref} has no uses left")
 
 
-def record_access(
-    session: Session, item: Item, person_id: int, how: str, venue_id: int | None = None
-) -> None:
+def record_access(session: Session, item: Item, person_id: int, how: str, venue_id: int | None = None) -> None:
     """Art. 20: keep everyone who held or read a secret or top-secret item."""
     if item.effective_level >= Level.SECRET:
-        session.add(
-            ItemAccess(item_id=item.id, person_id=person_id, at=journal.now_utc(), how=how, venue_id=venue_id)
-        )
+        session.add(ItemAccess(item_id=item.id, person_id=person_id, at=journal.now_utc(), how=how, venue_id=venue_id))
         session.flush()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:36:40.941774
+Create Date: 2026-11-23 18:42:25.977924
 """
 
 import sqlalchemy as sa
@@ -167,6 +167,8 @@ def upgrade() -> None:
         sa.Column("inside_venue_id", sa.Integer(), nullable=False),
         sa.Column("outside_venue_id", sa.Integer(), nullable=True),
         sa.Column("border", sa.Boolean(), nullable=False),
+        sa.Column("x_m", sa.Float(), nullable=False),
+        sa.Column("y_m", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
             ["inside_venue_id"],
             ["venues.id"],

@@ -1,0 +1,1 @@
+"""Controllers tie hardware to decisions: portal exit control, door supervision, destruction, inventory."""

@@ -1,0 +1,105 @@
+"""Compile the register into the plain site model the tracking core turns into arrays."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.models import Approval, Device, Group, Item, Person, Portal, Venue
+from tracking.model import (
+    AntennaSpec,
+    ApprovalSpec,
+    ItemSpec,
+    PersonSpec,
+    PortalSpec,
+    SiteModel,
+    VenueSpec,
+)
+
+# Approval kinds that let an item through a portal; the others act at stations, not doors.
+EXIT_KINDS = ("carry_out", "transfer", "abroad")
+
+
+def to_us(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def site_model(session: Session) -> SiteModel:
+    items = tuple(
+        ItemSpec(
+            item_id=i.id,
+            epc=i.epc,
+            tid=i.tid,
+            level=i.effective_level,
+            # A failed destruction leaves the item in custody: to the core it is an active item.
+            status="active" if i.status == "destruction_failed" else i.status,
+            venue_id=i.venue_id,
+            scope_person_ids=tuple(sorted(p.id for p in i.scope_people)),
+            scope_group_ids=tuple(sorted(g.id for g in i.scope_groups)),
+            custodian_person_id=i.custodian_id,
+        )
+        for i in session.execute(select(Item).order_by(Item.id)).scalars()
+    )
+    venues = tuple(
+        VenueSpec(
+            venue_id=v.id,
+            ceiling=v.ceiling,
+            top_secret_designated=v.top_secret_designated,
+            storage=v.storage,
+            closed=v.closed,
+            key_part=v.key_part,
+            destruction=v.destruction,
+        )
+        for v in session.execute(select(Venue).order_by(Venue.id)).scalars()
+    )
+    antennas: dict[int, list[AntennaSpec]] = {}
+    for device in session.execute(select(Device).where(Device.portal_id.is_not(None))).scalars():
+        for antenna in device.antennas:
+            antennas.setdefault(device.portal_id, []).append(  # type: ignore[arg-type]
+                AntennaSpec(reader=device.name, antenna=antenna.number, side=antenna.side)  # type: ignore[arg-type]
+            )
+    portals = tuple(
+        PortalSpec(
+            portal_id=p.id,
+            inside_venue_id=p.inside_venue_id,
+            outside_venue_id=p.outside_venue_id,
+            border=p.border,
+            antennas=tuple(antennas.get(p.id, ())),
+            x_m=p.x_m,
+            y_m=p.y_m,
+        )
+        for p in session.execute(select(Portal).order_by(Portal.id)).scalars()
+    )
+    people = tuple(
+        PersonSpec(
+            person_id=p.id,
+            badge=badge.number,
+            clearance=p.clearance,
+            group_ids=tuple(sorted(g.id for g in p.groups)),
+            active=badge.active and p.status in ("active", "departing"),
+        )
+        for p in session.execute(select(Person).order_by(Person.id)).scalars()
+        for badge in p.badges
+    )
+    approvals = tuple(
+        ApprovalSpec(
+            approval_id=a.id,
+            kind=a.kind,
+            item_ids=tuple(sorted(i.id for i in a.items)),
+            person_ids=tuple(sorted(p.id for p in a.people)),
+            group_ids=tuple(sorted(g.id for g in a.groups)),
+            portal_id=a.portal_id,
+            destination_venue_id=a.destination_venue_id,
+            valid_from_us=to_us(a.valid_from),
+            valid_until_us=to_us(a.valid_until),
+            uses_left=a.uses_left,
+            return_by_us=to_us(a.return_by) if a.return_by else None,
+        )
+        for a in session.execute(
+            select(Approval).where(Approval.state == "approved", Approval.kind.in_(EXIT_KINDS)).order_by(Approval.id)
+        ).scalars()
+    )
+    groups = tuple(session.execute(select(Group.id).order_by(Group.id)).scalars())
+    return SiteModel(items=items, venues=venues, portals=portals, people=people, approvals=approvals, groups=groups)

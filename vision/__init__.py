@@ -1,1 +1,0 @@
-"""Camera evidence for Custodian: shred particle size, media labels, people at portals."""

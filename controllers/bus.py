@@ -72,9 +72,7 @@ class LiveBus:
         alarm_id: int | None = None,
     ) -> LiveEvent:
         with self._lock:
-            event = LiveEvent(
-                next(self._seq), kind, severity, time_us, source, title, details, image_png_b64, alarm_id
-            )
+            event = LiveEvent(next(self._seq), kind, severity, time_us, source, title, details, image_png_b64, alarm_id)
             self._history.append(event)
             subscribers = list(self._subscribers)
         for loop, queue in subscribers:

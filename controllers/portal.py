@@ -1,0 +1,452 @@
+"""Portal exit control and door supervision for a whole site, around one tracking engine.
+
+Drivers hand their typed events to `submit` from their own threads; one decision thread feeds the engine,
+advances it every tick, drives the panels (allow: pulse the strike, green; block: stay locked, red, buzzer),
+publishes to the live bus, and hands everything to the recorder (journal and register, off the hot path).
+
+Fail-secure: while a portal's RFID readers are offline, exits from a venue whose ceiling is at or above the
+venue's fail-secure level are refused unless a guard overrides. Life safety: a fire-alarm input on any panel
+releases every door at once and keeps them released until it clears.
+"""
+
+from __future__ import annotations
+
+import base64
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from controllers.bus import LiveBus, LiveKind, Severity
+from controllers.control import DoorState
+from controllers.recorder import Record, Recorder
+from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange
+from firmware_bridge.events import TagRead as WireTagRead
+from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
+from tracking.engine import Engine
+from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, TagRead
+from tracking.results import Alarm, Decision, Movement
+
+TICK_S = 0.01
+# Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
+INCIDENT_ALARMS = ("destroyed_item_seen", "possible_clone", "unauthorized_exit", "emergency_release_movement")
+
+
+class DoorPanels(Protocol):
+    """What the controller needs from an access-panel driver (the OSDP line implements it)."""
+
+    def pulse_strike(self, panel: str, seconds: float) -> None: ...
+
+    def set_strike(self, panel: str, released: bool) -> None: ...
+
+    def set_led(self, panel: str, color: LedColor, pattern: LedPattern = ...) -> None: ...
+
+    def buzz(self, panel: str, *, on_s: float = ..., off_s: float = ..., repeats: int = ...) -> None: ...
+
+
+@dataclass
+class PortalWiring:
+    """How one portal is equipped, from the register's devices."""
+
+    portal_id: int
+    code: str
+    inside_ceiling: int
+    fail_secure_level: int
+    panel: str | None = None
+    readers: tuple[str, ...] = ()
+    strike_s: float = 3.0
+    camera: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleCount:
+    """A camera's count of people passing a portal (from vision.people)."""
+
+    camera: str
+    count: int
+    time_us: int
+    frame_png: bytes | None = None
+
+
+@dataclass
+class _PortalState:
+    locked: bool = True
+    open: bool = False
+    panel_online: bool = True
+    offline_readers: set[str] = field(default_factory=set)
+    last_block: Decision | None = None
+    last_frame_png: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Register names for the ids the engine speaks, so guards and the journal read words, not numbers."""
+
+    portals: dict[int, str]
+    venues: dict[int, str]
+    items: dict[int, str]  # item id -> "register/copy"
+    epcs: dict[int, str]
+    people: dict[int, str]
+
+
+class PortalController:
+    def __init__(
+        self,
+        engine: Engine,
+        wiring: list[PortalWiring],
+        names: Names,
+        bus: LiveBus,
+        recorder: Recorder,
+        *,
+        panels: DoorPanels | None = None,
+        clock: Callable[[], int] = lambda: time.time_ns() // 1000,
+    ) -> None:
+        self.engine = engine
+        self.names = names
+        self.bus = bus
+        self.recorder = recorder
+        self.panels = panels
+        self.clock = clock
+        self.wiring = {w.portal_id: w for w in wiring}
+        self.by_panel = {w.panel: w for w in wiring if w.panel}
+        self.by_reader = {r: w for w in wiring for r in w.readers}
+        self.by_camera = {w.camera: w for w in wiring if w.camera}
+        self.by_code = {w.code: w for w in wiring}
+        self.state = {w.portal_id: _PortalState() for w in wiring}
+        self.fire_active = False
+        self.decisions = 0
+        self.alarms = 0
+        self._events: queue.Queue[object] = queue.Queue()
+        self._engine_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- input side (any thread) ----
+    def submit(self, event: object) -> None:
+        self._events.put(event)
+
+    def start(self) -> PortalController:
+        self._thread = threading.Thread(target=self._run, name="portal-controller", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Decide whatever is queued, then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            deadline = time.monotonic() + TICK_S
+            while True:
+                left = deadline - time.monotonic()
+                try:
+                    event = self._events.get(timeout=max(left, 0.0)) if left > 0 else self._events.get_nowait()
+                except queue.Empty:
+                    break
+                self._ingest(event)
+            self.tick()
+            if self._stop.is_set() and self._events.empty():
+                self.tick(self.clock() + self.engine.config.settle_us + self.engine.config.reorder_us)
+                return
+
+    def _ingest(self, event: object) -> None:
+        with self._engine_lock:
+            if isinstance(event, WireTagRead):
+                self.engine.on_read(
+                    TagRead(event.reader, event.antenna, event.epc, event.time_us, event.rssi_dbm, event.tid)
+                )
+            elif isinstance(event, CardRead):
+                self._card(event)
+            elif isinstance(event, InputChange):
+                self._input(event)
+            elif isinstance(event, HealthEvent):
+                self._health(event)
+            elif isinstance(event, PeopleCount):
+                wiring = self.by_camera.get(event.camera)
+                if wiring is not None:
+                    self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
+                    if event.frame_png:
+                        self.state[wiring.portal_id].last_frame_png = event.frame_png
+
+    def _card(self, card: CardRead) -> None:
+        wiring = self.by_panel.get(card.panel)
+        if wiring is None:
+            self._publish_alarm("data_quality", card.time_us, card.panel, f"card read on unknown panel {card.panel}")
+            return
+        badge = badge_number(card.card_hex)
+        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale))
+
+    def _input(self, change: InputChange) -> None:
+        wiring = self.by_panel.get(change.panel)
+        if change.input == "fire_alarm":
+            self.engine.on_fire_alarm(FireAlarmInput(change.active, change.time_us))
+            self._fire(change.active, change.time_us, change.panel)
+        elif change.input == "door_contact" and wiring is not None:
+            self.state[wiring.portal_id].open = change.active
+            self.engine.on_door(DoorInput(wiring.portal_id, change.active, change.time_us))
+            self._publish(
+                LiveKind.DOOR,
+                Severity.INFO,
+                change.time_us,
+                wiring.code,
+                "door open" if change.active else "door closed",
+            )
+        elif change.input in ("tamper", "power_failure") and change.active:
+            source = wiring.code if wiring else change.panel
+            self._publish_alarm(change.input, change.time_us, source, f"{change.input} on panel {change.panel}")
+
+    def _health(self, event: HealthEvent) -> None:
+        offline = event.health == Health.OFFLINE
+        if event.device in self.by_panel:
+            wiring = self.by_panel[event.device]
+            self.state[wiring.portal_id].panel_online = not offline
+        elif event.device in self.by_reader:
+            wiring = self.by_reader[event.device]
+            readers = self.state[wiring.portal_id].offline_readers
+            (readers.add if offline else readers.discard)(event.device)
+        severity = Severity.CRITICAL if offline else Severity.INFO
+        self._publish(
+            LiveKind.HEALTH,
+            severity,
+            event.time_us,
+            event.device,
+            f"{event.device} {event.health}",
+            (("reason", event.reason),),
+        )
+        self.recorder.submit(
+            Record(
+                "system",
+                "device.health",
+                f"device:{event.device}",
+                {"health": str(event.health), "reason": event.reason},
+            )
+        )
+
+    # ---- decision side (controller thread) ----
+    def tick(self, now_us: int | None = None) -> None:
+        with self._engine_lock:
+            out = self.engine.advance(self.clock() if now_us is None else now_us)
+        for movement in out.movements:
+            self._movement(movement)
+        for decision in out.decisions:
+            self._decision(decision)
+        for alarm in out.alarms:
+            self._alarm(alarm)
+
+    def _fail_secure(self, decision: Decision) -> bool:
+        wiring = self.wiring[decision.portal_id]
+        readers_down = bool(self.state[decision.portal_id].offline_readers)
+        return readers_down and wiring.inside_ceiling >= wiring.fail_secure_level
+
+    def _decision(self, decision: Decision) -> None:
+        self.decisions += 1
+        wiring = self.wiring[decision.portal_id]
+        reasons = list(decision.reason_names)
+        allow = decision.allow
+        if allow and self._fail_secure(decision):
+            allow = False
+            reasons.append("readers_offline_fail_secure")
+        state = self.state[decision.portal_id]
+        items = [self.names.items.get(i, str(i)) for i in decision.item_ids]
+        person = self.names.people.get(decision.person_id, "unknown") if decision.person_id else "unknown"
+        if allow:
+            self._open_door(wiring)
+            state.last_block = None
+        else:
+            state.last_block = decision
+            self._refuse_at_panel(wiring)
+        details = (
+            ("person", person),
+            ("badge", decision.badge),
+            ("items", ", ".join(items) or "none"),
+            ("reasons", ", ".join(reasons) or "-"),
+        )
+        if allow:
+            self._publish(
+                LiveKind.DECISION, Severity.INFO, decision.time_us, wiring.code, f"exit allowed: {person}", details
+            )
+        else:
+            frame = state.last_frame_png
+            self.alarms += 1
+            self._publish(
+                LiveKind.ALARM,
+                Severity.CRITICAL,
+                decision.time_us,
+                wiring.code,
+                f"EXIT BLOCKED: {person}",
+                details,
+                image=base64.b64encode(frame).decode() if frame else None,
+            )
+        self.recorder.submit(
+            Record(
+                person,
+                "exit.decision",
+                f"portal:{wiring.code}",
+                {
+                    "allow": allow,
+                    "badge": decision.badge,
+                    "items": items,
+                    "reasons": reasons,
+                    "approvals": list(decision.approval_ids),
+                    "time_us": decision.time_us,
+                },
+                effect="consume_approvals" if allow and decision.approval_ids else "",
+            )
+        )
+
+    def _movement(self, movement: Movement) -> None:
+        wiring = self.wiring.get(movement.portal_id)
+        payload = {
+            "epc": self.names.epcs.get(movement.item_id, ""),
+            "item": self.names.items.get(movement.item_id, str(movement.item_id)),
+            "item_id": movement.item_id,
+            "portal": wiring.code if wiring else str(movement.portal_id),
+            "from_venue": self.names.venues.get(movement.from_venue_id) if movement.from_venue_id else "outside",
+            "to_venue": self.names.venues.get(movement.to_venue_id) if movement.to_venue_id else "outside",
+            "to_venue_id": movement.to_venue_id,
+            "direction": movement.direction,
+            "time_us": movement.time_us,
+            "emergency_release": self.fire_active,
+        }
+        self.recorder.submit(
+            Record("system", "movement.crossed", f"item:{payload['item']}", payload, effect="move_item")
+        )
+
+    def _alarm(self, alarm: Alarm) -> None:
+        wiring = self.wiring.get(alarm.portal_id) if alarm.portal_id is not None else None
+        source = wiring.code if wiring else (alarm.reader or "site")
+        item = self.names.items.get(alarm.item_id, "") if alarm.item_id is not None else ""
+        detail = alarm.detail or ""
+        self._publish_alarm(alarm.kind, alarm.time_us, source, detail, item=item, epc=alarm.epc or "")
+        self.recorder.submit(
+            Record(
+                "system",
+                f"alarm.{alarm.kind}",
+                f"portal:{source}",
+                {
+                    "item": item,
+                    "epc": alarm.epc,
+                    "detail": detail,
+                    "time_us": alarm.time_us,
+                    "item_id": alarm.item_id,
+                    "portal_id": alarm.portal_id,
+                },
+                effect="open_incident" if alarm.kind in INCIDENT_ALARMS else "",
+            )
+        )
+
+    # ---- outputs ----
+    def _open_door(self, wiring: PortalWiring) -> None:
+        if self.panels is None or wiring.panel is None:
+            return
+        self.panels.pulse_strike(wiring.panel, wiring.strike_s)
+        self.panels.set_led(wiring.panel, LedColor.GREEN, LedPattern.STEADY)
+
+    def _refuse_at_panel(self, wiring: PortalWiring) -> None:
+        if self.panels is None or wiring.panel is None:
+            return
+        self.panels.set_led(wiring.panel, LedColor.RED, LedPattern.FAST_BLINK)
+        self.panels.buzz(wiring.panel, on_s=0.2, off_s=0.1, repeats=3)
+
+    def _fire(self, active: bool, time_us: int, panel: str) -> None:
+        """Life safety over everything: release every door at once, relock when the alarm clears."""
+        if active == self.fire_active:
+            return
+        self.fire_active = active
+        if self.panels is not None:
+            for wiring in self.wiring.values():
+                if wiring.panel:
+                    self.panels.set_strike(wiring.panel, active)
+        for state in self.state.values():
+            state.locked = not active
+        title = "FIRE ALARM: all doors released" if active else "fire alarm cleared: doors relocked"
+        self._publish(LiveKind.DOOR, Severity.CRITICAL if active else Severity.WARNING, time_us, panel, title)
+        self.recorder.submit(
+            Record(
+                "system", "site.fire_release" if active else "site.fire_relock", f"panel:{panel}", {"time_us": time_us}
+            )
+        )
+
+    def override(self, portal_code: str, username: str, reason: str) -> Decision:
+        """A guard lets the last blocked exit at this portal through; audited and an incident is opened."""
+        wiring = self.by_code.get(portal_code)
+        if wiring is None:
+            raise KeyError(portal_code)
+        if not reason.strip():
+            raise ValueError("an override needs a written reason")
+        blocked = self.state[wiring.portal_id].last_block
+        if blocked is None:
+            raise LookupError(f"no blocked exit waiting at {portal_code}")
+        self.state[wiring.portal_id].last_block = None
+        self._open_door(wiring)
+        items = [self.names.items.get(i, str(i)) for i in blocked.item_ids]
+        self.recorder.submit(
+            Record(
+                username,
+                "exit.override",
+                f"portal:{portal_code}",
+                {
+                    "reason": reason,
+                    "badge": blocked.badge,
+                    "items": items,
+                    "blocked_for": list(blocked.reason_names),
+                    "portal_id": wiring.portal_id,
+                },
+                effect="open_incident",
+            )
+        )
+        self._publish(
+            LiveKind.DECISION,
+            Severity.WARNING,
+            self.clock(),
+            portal_code,
+            f"override by {username}",
+            (("reason", reason), ("items", ", ".join(items))),
+        )
+        return blocked
+
+    def doors(self) -> list[DoorState]:
+        return [
+            DoorState(
+                portal=w.code,
+                locked=self.state[pid].locked,
+                open=self.state[pid].open,
+                released_by_fire_alarm=self.fire_active,
+                panel_online=self.state[pid].panel_online,
+                readers_online=not self.state[pid].offline_readers,
+            )
+            for pid, w in sorted(self.wiring.items())
+        ]
+
+    def _publish(
+        self,
+        kind: LiveKind,
+        severity: Severity,
+        time_us: int,
+        source: str,
+        title: str,
+        details: tuple[tuple[str, str], ...] = (),
+        image: str | None = None,
+    ) -> None:
+        self.bus.publish(kind, severity, time_us, source, title, details, image)
+
+    def _publish_alarm(
+        self, kind: str, time_us: int, source: str, detail: str, *, item: str = "", epc: str = ""
+    ) -> None:
+        self.alarms += 1
+        details = tuple((k, v) for k, v in (("item", item), ("epc", epc), ("detail", detail)) if v)
+        severity = Severity.WARNING if kind in ("data_quality", "late_read", "overdue") else Severity.CRITICAL
+        self._publish(LiveKind.ALARM, severity, time_us, source, kind.replace("_", " "), details)
+
+
+def badge_number(card_hex: str) -> str:
+    """The register keeps badge numbers as the decimal value of the card number the reader sends."""
+    try:
+        return str(int(card_hex, 16))
+    except ValueError:
+        return card_hex

@@ -1,0 +1,148 @@
+"""Destruction records (Art. 28): verified destruction retires the tag; a failed cycle leaves the item in the
+operator's custody, never "destroyed"."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry import journal, rules
+from registry.errors import RuleViolation
+from registry.models import Approval, DestructionRecord, Item, approval_items
+from registry.services import lookup
+from registry.services.items import record_access
+
+
+@dataclass(frozen=True, slots=True)
+class DestructionEvidence:
+    """What the station measured. Parameters are plain (name, value) pairs for the certificate."""
+
+    device_name: str
+    method: str
+    started_at: dt.datetime
+    completed_at: dt.datetime
+    parameters: dict[str, str] = field(default_factory=dict)
+
+
+def destroy_approval_for(session: Session, item: Item) -> Approval | None:
+    """The approved, unexpired destroy approval that covers the item and still has a use left."""
+    now = journal.now_utc()
+    candidates = session.execute(
+        select(Approval)
+        .join(approval_items, approval_items.c.approval_id == Approval.id)
+        .where(
+            approval_items.c.item_id == item.id,
+            Approval.kind == "destroy",
+            Approval.state == "approved",
+            Approval.uses_left > 0,
+        )
+        .order_by(Approval.id)
+    ).scalars()
+    return next((a for a in candidates if a.valid_from <= now <= a.valid_until), None)
+
+
+def check_people(session: Session, operator: str, witness: str) -> None:
+    """An operator and a second person who witnesses: never the operator alone (domain-rules 6, 7)."""
+    op = lookup.person(session, operator)
+    wit = lookup.person(session, witness)
+    rules.has_role(op, "destruction_operator")
+    rules.has_role(wit, "witness")
+    rules.active_person(op)
+    rules.active_person(wit)
+    if op.id == wit.id:
+        raise RuleViolation("destruction.two_persons", "the witness must be a different person from the operator")
+
+
+def record_destroyed(
+    session: Session,
+    operator: str,
+    witness: str,
+    item: Item,
+    evidence: DestructionEvidence,
+    certificate_sha256: str,
+) -> DestructionRecord:
+    check_people(session, operator, witness)
+    if item.status == "destroyed":
+        raise RuleViolation("destruction.already", f"{item.register_number}/{item.copy_number} is already destroyed")
+    approval = destroy_approval_for(session, item)
+    if approval is None:
+        raise RuleViolation("destruction.approval", f"no approved destruction request for {item.register_number}")
+    op = lookup.person(session, operator)
+    record = DestructionRecord(
+        item_id=item.id,
+        approval_id=approval.id,
+        operator_id=op.id,
+        witness_id=lookup.person(session, witness).id,
+        device_name=evidence.device_name,
+        method=evidence.method,
+        outcome="destroyed",
+        started_at=evidence.started_at,
+        completed_at=evidence.completed_at,
+        parameters_json=json.dumps(evidence.parameters, sort_keys=True),
+        certificate_sha256=certificate_sha256,
+    )
+    session.add(record)
+    item.status = "destroyed"
+    item.custodian_id = None
+    item.venue_id = None
+    approval.uses_left -= 1
+    if approval.uses_left == 0:
+        approval.state = "used"
+    session.flush()
+    entry = journal.append(
+        session,
+        operator,
+        "item.destroyed",
+        f"item:{item.register_number}/{item.copy_number}",
+        {
+            "record": record.id,
+            "witness": witness,
+            "device": evidence.device_name,
+            "method": evidence.method,
+            "parameters": evidence.parameters,
+            "certificate_sha256": certificate_sha256,
+            "tag_retired": item.epc,
+            "approval": approval.ref,
+        },
+    )
+    record.journal_seq = entry.seq
+    session.flush()
+    return record
+
+
+def record_failed(
+    session: Session, operator: str, item: Item, evidence: DestructionEvidence, reason: str
+) -> DestructionRecord:
+    """The cycle did not prove destruction: the item stays registered, in the operator's custody."""
+    op = lookup.person(session, operator)
+    record = DestructionRecord(
+        item_id=item.id,
+        approval_id=None,
+        operator_id=op.id,
+        device_name=evidence.device_name,
+        method=evidence.method,
+        outcome="failed",
+        reason=reason,
+        started_at=evidence.started_at,
+        completed_at=evidence.completed_at,
+        parameters_json=json.dumps(evidence.parameters, sort_keys=True),
+    )
+    session.add(record)
+    item.status = "destruction_failed"
+    item.custodian_id = op.id
+    session.flush()
+    record_access(session, item, op.id, "custody")
+    entry = journal.append(
+        session,
+        operator,
+        "item.destruction_failed",
+        f"item:{item.register_number}/{item.copy_number}",
+        {"record": record.id, "reason": reason, "device": evidence.device_name, "parameters": evidence.parameters},
+    )
+    record.journal_seq = entry.seq
+    session.flush()
+    return record

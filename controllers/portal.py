@@ -12,9 +12,11 @@ releases every door at once and keeps them released until it clears.
 from __future__ import annotations
 
 import base64
+import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -22,6 +24,7 @@ from typing import Protocol
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DoorState
 from controllers.recorder import Record, Recorder
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange
 from firmware_bridge.events import TagRead as WireTagRead
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
@@ -29,6 +32,7 @@ from tracking.engine import Engine
 from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, TagRead
 from tracking.results import Alarm, Decision, Movement
 
+log = logging.getLogger(__name__)
 TICK_S = 0.01
 # Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
 INCIDENT_ALARMS = ("destroyed_item_seen", "possible_clone", "unauthorized_exit", "emergency_release_movement")
@@ -117,6 +121,8 @@ class PortalController:
         self.state = {w.portal_id: _PortalState() for w in wiring}
         self.fire_active = False
         self.decisions = 0
+        self.decision_tick_us: deque[float] = deque(maxlen=10_000)  # engine time of ticks that decided
+        self.movements = 0
         self.alarms = 0
         self._events: queue.Queue[object] = queue.Queue()
         self._engine_lock = threading.Lock()
@@ -148,11 +154,26 @@ class PortalController:
                     event = self._events.get(timeout=max(left, 0.0)) if left > 0 else self._events.get_nowait()
                 except queue.Empty:
                     break
-                self._ingest(event)
-            self.tick()
+                self._guard(self._ingest, event)
+            self._guard(self.tick)
             if self._stop.is_set() and self._events.empty():
                 self.tick(self.clock() + self.engine.config.settle_us + self.engine.config.reorder_us)
                 return
+
+    def _guard(self, step: Callable[..., None], *args: object) -> None:
+        """The decision loop never dies: a failing step is logged and alarmed, the next event is decided."""
+        try:
+            step(*args)
+        except Exception as exc:
+            log.exception("portal controller step failed")
+            self._publish_alarm("controller_error", self.clock(), "controller", f"{type(exc).__name__}: {exc}")
+
+    def _command(self, panel: str, action: Callable[[], None], what: str) -> None:
+        """Panel commands can fail (panel offline); say so to the guards instead of stopping."""
+        try:
+            action()
+        except BridgeError as exc:
+            self._publish_alarm("panel_command_failed", self.clock(), panel, f"{what}: {exc}")
 
     def _ingest(self, event: object) -> None:
         with self._engine_lock:
@@ -229,8 +250,11 @@ class PortalController:
 
     # ---- decision side (controller thread) ----
     def tick(self, now_us: int | None = None) -> None:
+        started = time.perf_counter_ns()
         with self._engine_lock:
             out = self.engine.advance(self.clock() if now_us is None else now_us)
+        if out.decisions:
+            self.decision_tick_us.append((time.perf_counter_ns() - started) / 1000)
         for movement in out.movements:
             self._movement(movement)
         for decision in out.decisions:
@@ -300,6 +324,7 @@ class PortalController:
         )
 
     def _movement(self, movement: Movement) -> None:
+        self.movements += 1
         wiring = self.wiring.get(movement.portal_id)
         payload = {
             "epc": self.names.epcs.get(movement.item_id, ""),
@@ -344,14 +369,16 @@ class PortalController:
     def _open_door(self, wiring: PortalWiring) -> None:
         if self.panels is None or wiring.panel is None:
             return
-        self.panels.pulse_strike(wiring.panel, wiring.strike_s)
-        self.panels.set_led(wiring.panel, LedColor.GREEN, LedPattern.STEADY)
+        panels, panel = self.panels, wiring.panel
+        self._command(panel, lambda: panels.pulse_strike(panel, wiring.strike_s), "unlock")
+        self._command(panel, lambda: panels.set_led(panel, LedColor.GREEN, LedPattern.STEADY), "green LED")
 
     def _refuse_at_panel(self, wiring: PortalWiring) -> None:
         if self.panels is None or wiring.panel is None:
             return
-        self.panels.set_led(wiring.panel, LedColor.RED, LedPattern.FAST_BLINK)
-        self.panels.buzz(wiring.panel, on_s=0.2, off_s=0.1, repeats=3)
+        panels, panel = self.panels, wiring.panel
+        self._command(panel, lambda: panels.set_led(panel, LedColor.RED, LedPattern.FAST_BLINK), "red LED")
+        self._command(panel, lambda: panels.buzz(panel, on_s=0.2, off_s=0.1, repeats=3), "buzzer")
 
     def _fire(self, active: bool, time_us: int, panel: str) -> None:
         """Life safety over everything: release every door at once, relock when the alarm clears."""
@@ -359,9 +386,12 @@ class PortalController:
             return
         self.fire_active = active
         if self.panels is not None:
+            panels = self.panels
             for wiring in self.wiring.values():
                 if wiring.panel:
-                    self.panels.set_strike(wiring.panel, active)
+                    panel = wiring.panel
+                    what = "fire release" if active else "relock after fire"
+                    self._command(panel, lambda p=panel: panels.set_strike(p, active), what)
         for state in self.state.values():
             state.locked = not active
         title = "FIRE ALARM: all doors released" if active else "fire alarm cleared: doors relocked"

@@ -233,7 +233,9 @@ class SiteRuntime:
         found = self.stations.get(station)
         if found is None:
             raise KeyError(station)
-        return found.run(item_keys, operator, witness)  # type: ignore[attr-defined]
+        outcomes = found.run(item_keys, operator, witness)  # type: ignore[attr-defined]
+        self.reload()  # a destroyed tag must alarm from the next read on
+        return outcomes
 
 
 def health_event(device: str, online: bool, reason: str) -> HealthEvent:

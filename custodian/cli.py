@@ -264,19 +264,100 @@ def status(url: DbOption = None) -> None:
         typer.echo("journal: intact" if result.ok else f"journal: BROKEN at {result.first_bad_seq}")
 
 
-
 EXAMPLE_SITE = Path(__file__).resolve().parents[1] / "examples" / "site.toml"
 
 
 @app.command()
 def demo(
-    url: DbOption = None,
+    headless: Annotated[bool, typer.Option(help="No web server; print a JSON summary at the end")] = False,
+    duration: Annotated[float, typer.Option(help="Seconds to run (0: until Ctrl-C)")] = 0.0,
+    state: Annotated[Path, typer.Option(help="Folder for the demo database, spool and certificates")] = Path(
+        "custodian-demo"
+    ),
     site_file: Annotated[Path, typer.Option("--site", help="Site file to load")] = EXAMPLE_SITE,
+    backend: Annotated[str, typer.Option(help="Tracking backend: numba or reference")] = "numba",
+    port: Annotated[int, typer.Option(help="Port of the web pages")] = 8000,
 ) -> None:
-    """Create the example site in SQLite (custodian-demo.db unless --db) and print its state."""
-    url = url or "sqlite:///custodian-demo.db"
-    with unit_of_work(url) as session:
-        result = load(session, "demo", site_file)
-        typer.echo(f"site {site_file.name}: created/updated {sum(result.created.values())} records")
-    items_list(url=url, venue=None, status=None)
-    status(url=url)
+    """A whole simulated site on SQLite: simulators, controllers, traffic, web pages; prints what happened."""
+    from custodian.run import run_demo
+
+    run_demo(state=state, site_file=site_file, headless=headless, duration=duration, backend=backend, port=port)
+
+
+@app.command()
+def run(
+    site_file: Path,
+    url: DbOption = None,
+    simulate: Annotated[bool, typer.Option(help="Start a simulator for every device first")] = False,
+    state: Annotated[Path, typer.Option(help="Folder for the spool and certificates")] = Path("custodian-state"),
+    port: Annotated[int, typer.Option(help="Port of the web pages and API")] = 8000,
+    backend: Annotated[str, typer.Option(help="Tracking backend: numba or reference")] = "numba",
+) -> None:
+    """Run a site (real or simulated devices) until SIGTERM or Ctrl-C; nothing queued is lost on stop."""
+    from custodian.run import run_site
+
+    if not site_file.is_file():
+        fail(f"{site_file}: no such file")
+    run_site(url, site_file, state, simulate=simulate, port=port, backend=backend)
+
+
+devices_app = typer.Typer(help="Device simulators and probes for the devices a site file names.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+
+
+def _device_tables(site_file: Path) -> list[dict[str, object]]:
+    """The site file's devices, with each panel key taken from the variable its `scbk_env` names."""
+    import tomllib
+
+    if not site_file.is_file():
+        fail(f"{site_file}: no such file")
+    try:
+        tables = tomllib.loads(site_file.read_text(encoding="utf-8")).get("devices", [])
+    except tomllib.TOMLDecodeError as exc:
+        fail(f"{site_file}: {exc}")
+    devices = []
+    for table in tables:
+        device = dict(table)
+        # The site file gives each antenna's side; the bridge only needs the antenna numbers.
+        if "antennas" in device:
+            device["antennas"] = [a["number"] if isinstance(a, dict) else a for a in device["antennas"]]
+        variable = str(device.pop("scbk_env", ""))
+        if variable and os.environ.get(variable):
+            device["scbk"] = os.environ[variable]
+        elif device.get("kind") == "osdp_panel":
+            typer.echo(f"{device['name']}: ${variable} is not set, the panel uses install mode", err=True)
+        devices.append(device)
+    return devices
+
+
+@devices_app.command("simulate")
+def devices_simulate(site_file: Path) -> None:
+    """Start a simulator for every device the site file names (pty or loopback); run until Ctrl-C."""
+    from firmware_bridge import site as bridge_site
+
+    devices = _device_tables(site_file)
+    try:
+        handle = bridge_site.start_simulators(devices)
+    except (ValueError, OSError) as exc:
+        fail(f"{site_file}: {exc}")
+    with handle:
+        for name, endpoint in sorted(handle.endpoints().items()):
+            typer.echo(f"{name:24} {endpoint}")
+        typer.echo("simulators running; Ctrl-C stops them")
+        from custodian.run import _stop_event
+
+        _stop_event().wait()
+
+
+@devices_app.command("probe")
+def devices_probe(site_file: Path, timeout: float = 3.0) -> None:
+    """Connect to each device once and print its identity and health; exit 1 if any is offline."""
+    from firmware_bridge import site as bridge_site
+
+    results = bridge_site.probe(_device_tables(site_file), timeout_s=timeout)
+    echo_rows(
+        [(r.name, r.kind, str(r.health), r.identity, r.detail) for r in results],
+        ("device", "kind", "health", "identity", "detail"),
+    )
+    if any(str(r.health) == "offline" for r in results):
+        raise typer.Exit(1)

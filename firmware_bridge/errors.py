@@ -27,3 +27,7 @@ class FramingError(BridgeError):
 
 class ProtocolError(BridgeError):
     """A well-formed frame carries something the protocol does not allow here (e.g. an error status)."""
+
+
+class ProfileError(BridgeError):
+    """A device profile (TOML register map) is malformed or lacks a point the driver needs."""

@@ -57,3 +57,17 @@ class InputChange:
     active: bool
     time_us: int
     extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPress:
+    """Keys typed on a panel's keypad (digits, '*' and '#'), as one burst."""
+
+    panel: str
+    reader: int
+    keys: str
+    time_us: int
+    stale: bool = False
+
+
+DeviceEvent = HealthEvent | TagRead | CardRead | InputChange | KeyPress

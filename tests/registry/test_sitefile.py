@@ -100,7 +100,7 @@ def test_cli_load_reports_a_typo_with_exit_code_2(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     result = CliRunner().invoke(app, ["site", "load", str(broken), "--db", url])
     assert result.exit_code == 2
-    assert "typo.toml:" in result.output and "venues[2].ceiling" in result.output
+    assert "typo.toml:" in result.output and "venues[0].ceiling" in result.output
     status = CliRunner().invoke(app, ["status", "--db", url])
     assert "items 0" in status.output and "journal entries 0" in status.output
 

@@ -1,0 +1,75 @@
+"""The application factory. Nothing is global: each call builds an app around the register, bus and control
+it is given. Every route must declare who may call it (`Allow(...)`) or that it is public (`PUBLIC`);
+the factory refuses to build an app with a route that does neither."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import errors, headers, pages
+from api.auth import Allow, Authenticator, Public
+from api.context import AppContext
+from api.routers import admin, approvals, audit, destruction, guard
+from api.routers import auth as auth_routes
+from api.settings import ApiSettings
+from controllers.bus import LiveBus
+from controllers.control import SiteControl
+
+STATIC = Path(__file__).with_name("static")
+ROUTERS: tuple[APIRouter, ...] = (
+    auth_routes.router,
+    admin.router,
+    approvals.router,
+    guard.router,
+    destruction.router,
+    audit.router,
+    audit.epcis_router,
+    pages.router,
+)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    session_factory: sessionmaker[Session],
+    bus: LiveBus | None = None,
+    control: SiteControl | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Custodian",
+        summary="Physical control of classified media: register, approvals, guard stations, destruction, audit",
+        version="1",
+    )
+    app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings))
+    errors.install(app)
+    headers.install(app)
+    require_declared_access(ROUTERS)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _guards(dependant: Dependant) -> set[type]:
+    found = {type(dependant.call)} & {Allow, Public}
+    for sub in dependant.dependencies:
+        found |= _guards(sub)
+    return found
+
+
+def routes(routers: tuple[APIRouter, ...] = ROUTERS) -> list[APIRoute]:
+    """Every route the app serves (besides the static files and the OpenAPI documents)."""
+    return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
+
+
+def require_declared_access(routers: tuple[APIRouter, ...]) -> None:
+    """Deny by default, checked once at build time: a route without Allow or PUBLIC is a programming error."""
+    undeclared = [f"{sorted(r.methods)} {r.path}" for r in routes(routers) if not _guards(r.dependant)]
+    if undeclared:
+        raise RuntimeError(f"routes without Allow(...) or PUBLIC: {', '.join(undeclared)}")

@@ -1,0 +1,1 @@
+"""One router per kind of user: administration, approvals, guard station, destruction centre, auditor."""

@@ -1,0 +1,89 @@
+"""Requests and approvals: anyone who holds items may request; an approver other than the requester decides."""
+
+from __future__ import annotations
+
+import secrets
+
+from fastapi import APIRouter, HTTPException, status
+from sqlalchemy import select
+
+from api import schemas, views
+from api.auth import Principal
+from api.deps import ApprovalReader, Approver, ContextDep, Requester
+from registry import journal
+from registry.db import transaction
+from registry.errors import NotFound
+from registry.models import Approval
+from registry.services import approvals, lookup
+
+router = APIRouter(prefix="/api/approvals", tags=["approvals"])
+
+# Roles that see every approval; others see only the approvals they requested or are named on.
+SEE_ALL = frozenset({"approver", "administrator", "auditor"})
+
+
+def _visible(approval: Approval, user: Principal) -> bool:
+    if user.roles & SEE_ALL:
+        return True
+    return approval.requester.username == user.username or user.username in {p.username for p in approval.people}
+
+
+@router.get("")
+def list_approvals(ctx: ContextDep, user: ApprovalReader, state: str | None = None) -> list[schemas.ApprovalPublic]:
+    with ctx.factory() as session:
+        query = select(Approval).order_by(Approval.created_at.desc(), Approval.id.desc())
+        if state is not None:
+            query = query.where(Approval.state == state)
+        return [views.approval(a) for a in session.execute(query).scalars() if _visible(a, user)]
+
+
+@router.get("/{ref}")
+def get_approval(ref: str, ctx: ContextDep, user: ApprovalReader) -> schemas.ApprovalPublic:
+    with ctx.factory() as session:
+        found = session.execute(select(Approval).where(Approval.ref == ref)).scalar()
+        if found is not None and _visible(found, user):
+            return views.approval(found)
+        if found is None and user.roles & SEE_ALL:
+            raise NotFound("approval", ref)
+        # Whoever may not see other people's approvals cannot tell a missing one from a hidden one.
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "you may not see this approval")
+
+
+def new_ref() -> str:
+    return f"A-{journal.now_utc():%Y%m%d}-{secrets.token_hex(3).upper()}"
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def request_approval(body: schemas.ApprovalCreate, ctx: ContextDep, user: Requester) -> schemas.ApprovalPublic:
+    data = approvals.ApprovalRequest(
+        ref=body.ref or new_ref(),
+        kind=body.kind,
+        items=tuple(body.items),
+        valid_from=body.valid_from,
+        valid_until=body.valid_until,
+        people=tuple(body.people),
+        groups=tuple(body.groups),
+        portal=body.portal,
+        destination_venue=body.destination_venue,
+        destination_text=body.destination_text,
+        uses=body.uses,
+        return_by=body.return_by,
+        reason=body.reason,
+        originator_consent=body.originator_consent,
+    )
+    with transaction(ctx.factory) as session:
+        if session.execute(select(Approval.id).where(Approval.ref == data.ref)).first():
+            raise HTTPException(status.HTTP_409_CONFLICT, f"approval {data.ref} already exists")
+        return views.approval(approvals.request(session, user.username, data))
+
+
+@router.post("/{ref}/approve")
+def approve(ref: str, body: schemas.DecisionCreate, ctx: ContextDep, user: Approver) -> schemas.ApprovalPublic:
+    with transaction(ctx.factory) as session:
+        return views.approval(approvals.approve(session, user.username, lookup.approval(session, ref), body.note))
+
+
+@router.post("/{ref}/refuse")
+def refuse(ref: str, body: schemas.DecisionCreate, ctx: ContextDep, user: Approver) -> schemas.ApprovalPublic:
+    with transaction(ctx.factory) as session:
+        return views.approval(approvals.refuse(session, user.username, lookup.approval(session, ref), body.note))

@@ -1,0 +1,40 @@
+"""Settings of the API. A missing or placeholder secret key is refused: it signs every session and token."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"})
+MIN_SECRET_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    secret_key: str
+    session_hours: float = 12.0
+    token_hours: float = 8.0
+    # Cookies marked Secure travel only over HTTPS. None: secure exactly when this process serves TLS itself;
+    # set True behind a TLS-terminating proxy.
+    cookie_secure: bool | None = None
+    login_failures_allowed: int = 5
+    login_failure_window_s: float = 300.0
+    certificates_dir: Path | None = None
+    epcis_location_base: str = "https://id.custodian.invalid"
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    site_name: str = "Custodian"
+
+    def __post_init__(self) -> None:
+        key = self.secret_key.strip()
+        if key.lower() in PLACEHOLDER_SECRETS or len(key) < MIN_SECRET_CHARS:
+            raise ValueError(
+                f"secret_key must be a random value of at least {MIN_SECRET_CHARS} characters "
+                "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("TLS needs both tls_certfile and tls_keyfile, or neither")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure if self.cookie_secure is not None else self.tls_certfile is not None

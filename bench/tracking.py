@@ -1,0 +1,202 @@
+"""Benchmark of the tracking core (issue 3): throughput, decision latency, memory, register compile.
+
+    .venv/bin/python bench/tracking.py [--quick] [--json PATH]
+
+Synthetic site (tracking.synthetic): 100k items, 200 portals, 10k people. Prints a table, then one
+JSON line. Speeds are medians of several runs, each after a JIT warm-up, one thread. The DuckDB
+figure is the same read -> pass -> movement reconciliation written as SQL window queries, over the
+same reads in the same run; its movement count is printed next to the engine's as a cross-check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# run as a script, this file's folder comes first on sys.path and its name hides the package
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+import duckdb  # noqa: E402
+import numpy as np  # noqa: E402
+
+from tracking import kernels as k  # noqa: E402
+from tracking.engine import Engine  # noqa: E402
+from tracking.events import BadgePresentation, ReadBatch, TagRead  # noqa: E402
+from tracking.model import EngineConfig  # noqa: E402
+from tracking.numba_core import NumbaCore  # noqa: E402
+from tracking.snapshot import Snapshot, build_snapshot  # noqa: E402
+from tracking.synthetic import synthetic_reads, synthetic_site  # noqa: E402
+from tracking.types import ValidReads  # noqa: E402
+
+CONFIG = EngineConfig()
+# a crossing read 16 times per side, 20 ms apart (a tag is read tens of times a second per antenna)
+READS_PER_PASS = 32
+
+
+def median_rate(fn: Callable[[], object], n: int, runs: int) -> float:
+    rates = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        rates.append(n / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def engine_rate(snapshot: Snapshot, batch: ReadBatch, backend: str, runs: int) -> tuple[float, int]:
+    movements = []
+
+    def once() -> None:
+        engine = Engine(snapshot, CONFIG, backend)
+        movements.append(len(engine.process(batch).movements) + len(engine.advance(2**62).movements))
+
+    return median_rate(once, len(batch), runs), movements[-1]
+
+
+def core_rate(snapshot: Snapshot, batch: ReadBatch, runs: int) -> float:
+    """Kernels only: validation, read application and settling, no Python objects per result."""
+    n = len(batch)
+    portal, side, code = np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
+
+    def once() -> None:
+        core = NumbaCore(snapshot, CONFIG)
+        core.out = core.out._replace(unknown_rows=np.zeros(n, np.int64))
+        k.validate_reads(snapshot.ant_portal, snapshot.ant_side, batch.reader, batch.antenna, batch.epc_bits,
+                         batch.rssi, CONFIG.rssi_min_dbm, CONFIG.rssi_max_dbm, portal, side, code)
+        reads = ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash)
+        row = 0
+        while row < n:
+            row = k.apply_reads(core.ksnap, core.state, core.kcfg, core.out, row, reads.time_us, reads.portal,
+                                reads.side, reads.epc_words, reads.epc_bits, reads.tid_hash)
+            core.out.counts[:] = 0
+        while not k.settle_due(core.ksnap, core.state, core.kcfg, core.out, 2**62):
+            core.out.counts[:] = 0
+
+    return median_rate(once, n, runs)
+
+
+def duckdb_rate(snapshot: Snapshot, batch: ReadBatch, runs: int) -> tuple[float, int]:
+    con = duckdb.connect()
+    con.execute("SET threads TO 1")
+    items_np = {"item": np.arange(snapshot.n_items, dtype=np.int64),
+                "w0": snapshot.epc_words[snapshot.epc_ptr[:-1]], "w1": snapshot.epc_words[snapshot.epc_ptr[:-1] + 1]}
+    readers, antennas = np.nonzero(snapshot.ant_portal >= 0)
+    ant_np = {"reader": readers.astype(np.int32), "antenna": antennas.astype(np.int32),
+              "portal": snapshot.ant_portal[readers, antennas], "side": snapshot.ant_side[readers, antennas]}
+    reads_np = {"t": batch.time_us, "reader": batch.reader, "antenna": batch.antenna,
+                "w0": np.ascontiguousarray(batch.epc_words[:, 0]), "w1": np.ascontiguousarray(batch.epc_words[:, 1])}
+    for name, columns in (("items", items_np), ("ant", ant_np), ("reads", reads_np)):
+        con.register(f"{name}_np", columns)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_np")
+    query = f"""
+        WITH r AS (
+            SELECT i.item, a.portal, a.side, rd.t
+            FROM reads rd JOIN ant a USING (reader, antenna) JOIN items i USING (w0, w1)
+            WHERE a.side IN (1, 2)
+        ), g AS (
+            SELECT *, CASE WHEN lag(portal) OVER w IS DISTINCT FROM portal
+                            OR t - lag(t) OVER w > {CONFIG.settle_us} THEN 1 ELSE 0 END AS brk
+            FROM r WINDOW w AS (PARTITION BY item ORDER BY t)
+        ), p AS (
+            SELECT *, sum(brk) OVER (PARTITION BY item ORDER BY t ROWS UNBOUNDED PRECEDING) AS pass_no FROM g
+        )
+        SELECT count(*) FROM (
+            SELECT count(*) AS n, arg_min(side, t) AS first_side, arg_max(side, t) AS last_side,
+                   bool_or(side = 1) AS seen_in, bool_or(side = 2) AS seen_out
+            FROM p GROUP BY item, pass_no
+        ) WHERE n >= {CONFIG.min_reads} AND seen_in AND seen_out AND first_side <> last_side
+    """
+    result = []
+    rate = median_rate(lambda: result.append(con.execute(query).fetchone()[0]), len(batch), runs)
+    con.close()
+    return rate, int(result[-1])
+
+
+def decision_latency(snapshot: Snapshot, iterations: int) -> tuple[float, float]:
+    """Time from a badge event in to its decision out, single events, with reads at the portal."""
+    engine = Engine(snapshot, CONFIG, "numba")
+    site = snapshot.site
+    badge = site.people[4].badge  # a top-secret cleared person
+    samples = []
+    t = 1_000_000
+    for n in range(iterations):
+        portal = site.portals[n % len(site.portals)]
+        epc = site.items[n % len(site.items)].epc
+        for j in range(4):
+            engine.on_read(TagRead(f"R{portal.portal_id}", 1 + (j >= 2), epc, t + 40_000 * j, -50.0))
+        engine.advance(t + 100_000)
+        start = time.perf_counter()
+        engine.on_badge(BadgePresentation(portal.portal_id, badge, t + 100_000))
+        out = engine.advance(t + 100_000 + CONFIG.settle_us + CONFIG.reorder_us)
+        samples.append((time.perf_counter() - start) * 1e6)
+        assert out.decisions, "the decision must come out of this call"
+        t += 2_000_000
+    warm = np.array(samples[iterations // 10 :])
+    return float(np.percentile(warm, 50)), float(np.percentile(warm, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer reads and runs (< 60 s)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    n_reads = 2_000_000 if args.quick else 10_000_000
+    runs = 3 if args.quick else 5
+
+    site = synthetic_site(100_000, n_portals=200, n_people=10_000)
+    snapshot = build_snapshot(site)
+    batch = synthetic_reads(snapshot, n_reads, reads_per_pass=READS_PER_PASS)
+    small = synthetic_reads(snapshot, 20_000, seed=7)
+    engine_rate(snapshot, small, "numba", 1)  # JIT warm-up (cached after the first run)
+    core_rate(snapshot, small, 1)
+
+    numba_rate, numba_moves = engine_rate(snapshot, batch, "numba", runs)
+    core = core_rate(snapshot, batch, runs)
+    ref_batch = synthetic_reads(snapshot, 50_000 if args.quick else 200_000, reads_per_pass=READS_PER_PASS)
+    reference_rate, _ = engine_rate(snapshot, ref_batch, "reference", 1 if args.quick else 3)
+    duck_rate, duck_moves = duckdb_rate(snapshot, batch, 1 if args.quick else 3)
+    p50, p99 = decision_latency(snapshot, 1000 if args.quick else 5000)
+    engine = Engine(snapshot, CONFIG, "numba")
+    assert isinstance(engine.core, NumbaCore)
+    bytes_per_item = (snapshot.array_bytes() + engine.core.state_bytes()) / snapshot.n_items
+
+    big_site = synthetic_site(1_000_000, n_portals=200, n_people=10_000)
+    start = time.perf_counter()
+    build_snapshot(big_site)
+    build_s = time.perf_counter() - start
+
+    figures = {
+        "numba_reads_per_s": round(numba_rate),
+        "numba_core_reads_per_s": round(core),
+        "reference_reads_per_s": round(reference_rate),
+        "duckdb_reads_per_s": round(duck_rate),
+        "numba_vs_reference": round(numba_rate / reference_rate, 1),
+        "numba_vs_duckdb": round(numba_rate / duck_rate, 2),
+        "numba_core_vs_reference": round(core / reference_rate, 1),
+        "numba_core_vs_duckdb": round(core / duck_rate, 2),
+        "decision_p50_us": round(p50, 1),
+        "decision_p99_us": round(p99, 1),
+        "bytes_per_item": round(bytes_per_item, 1),
+        "snapshot_build_s_per_1m_items": round(build_s, 2),
+        "reads": len(batch),
+        "movements_numba": numba_moves,
+        "movements_duckdb": duck_moves,
+    }
+    targets = {"numba_reads_per_s": ">= 10M", "numba_vs_reference": ">= 100", "numba_vs_duckdb": ">= 5",
+               "decision_p99_us": "<= 50", "bytes_per_item": "<= 128", "snapshot_build_s_per_1m_items": "<= 2"}
+    print(f"{'figure':34} {'value':>14}  target")
+    for name, value in figures.items():
+        print(f"{name:34} {value:>14}  {targets.get(name, '')}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""`custodian demo`: the example site with every device simulated, and people walking through it.
+
+The traffic script acts only through the simulators, as people and devices would: cards presented on
+OSDP panels, tags read by LLRP readers on their antennas, a tag placed on the destruction intake, a fire
+alarm input raised. Everything else (decisions, doors, alarms, journal) is the real system at work.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from controllers.bus import LiveKind
+from custodian.wiring import RunningSite
+from firmware_bridge.rfid.llrp_simulator import WalkStep
+from firmware_bridge.rfid.mercury_simulator import FieldTag
+
+DECISION_WAIT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Walker:
+    """Antenna layout of one portal's reader, as the site file declares it."""
+
+    reader: str
+    inside: tuple[int, ...]
+    outside: tuple[int, ...]
+
+
+PORTALS = {
+    "archive-door": ("archive-door-panel", Walker("archive-door-reader", (1, 2), (3, 4))),
+    "vault-dock": ("vault-dock-panel", Walker("vault-dock-reader", (1,), (2,))),
+    "main-exit": ("main-exit-panel", Walker("main-exit-reader", (1,), (2,))),
+}
+CAMERAS = {"vault-dock": "vault-dock-camera", "main-exit": "main-exit-camera"}
+
+
+@dataclass
+class Traffic:
+    site: RunningSite
+    log: Callable[[str], None] = print
+    scenarios: list[str] = field(default_factory=list)
+
+    # ---- what people do ----
+    def approach(self, portal: str, epcs: list[str], dwell_s: float = 1.5) -> None:
+        """Carry items up to the door and wait there: the inside antennas read them every 50 ms meanwhile."""
+        _panel, walker = PORTALS[portal]
+        reads = max(int(dwell_s / 0.05), 2)
+        steps = [
+            WalkStep(0.05 * k, epc, walker.inside[k % len(walker.inside)], -52) for epc in epcs for k in range(reads)
+        ]
+        self._reader(walker.reader).walk_from_now(steps)
+
+    def pass_through(self, portal: str, epcs: list[str]) -> None:
+        _panel, walker = PORTALS[portal]
+        steps = [
+            WalkStep(0.05 * k, epc, walker.outside[k % len(walker.outside)], -50) for epc in epcs for k in range(4)
+        ]
+        self._reader(walker.reader).walk_from_now(steps)
+
+    def badge(self, portal: str, number: str) -> None:
+        panel, _walker = PORTALS[portal]
+        self._panel(panel).present_card(f"{int(number):08x}", 32)
+
+    def camera_sees(self, portal: str, people: int) -> None:
+        self.site.people_count(CAMERAS[portal], people)
+
+    def exit_attempt(self, portal: str, badges: list[str], epcs: list[str], people: int | None = None) -> bool:
+        """Walk up, badge, stand at the door (tags read all the while) until it decides; walk through if it opens."""
+        if people is not None:
+            self.camera_sees(portal, people)
+        self.approach(portal, epcs, dwell_s=0.3)
+        time.sleep(0.3)
+        since = len(self._panel(PORTALS[portal][0]).commands)
+        decided = self._decisions(portal)
+        for number in badges:
+            self.badge(portal, number)
+        deadline = time.monotonic() + DECISION_WAIT_S
+        while self._decisions(portal) < decided + len(badges) and time.monotonic() < deadline:
+            self.approach(portal, epcs, dwell_s=0.1)
+            time.sleep(0.1)
+        opened = self._wait_door(portal, since)
+        if opened:
+            time.sleep(0.2)
+            self.pass_through(portal, epcs)
+        time.sleep(0.5)
+        return opened
+
+    # ---- the script ----
+    def run(self) -> None:
+        self.step("approved carry-out: bob takes the negotiation briefing out of the unit", self.approved_exit)
+        self.step("unapproved exit: carol tries to take the backup disk", self.unapproved_exit)
+        self.step("top secret with one badge: refused (two-person rule)", self.top_secret_alone)
+        self.step("top secret with two cleared badges: allowed", self.top_secret_pair)
+        self.step("tailgating: camera counts three people for two badges", self.tailgating)
+        self.step("verified destruction of the backup disk", self.destruction)
+        self.step("the destroyed disk's tag is seen at the main exit", self.destroyed_seen)
+        self.step("an unregistered tag passes the main exit", self.unregistered)
+        self.step("fire alarm: every door released, movements recorded", self.fire)
+        self.step("archive reader unplugged: fail-secure refuses a secret exit", self.reader_unplugged)
+
+    def step(self, title: str, action: Callable[[], object]) -> None:
+        self.log(f"--- {title}")
+        self.scenarios.append(title)
+        result = action()
+        if result is not None:
+            self.log(f"    -> {result}")
+
+    def approved_exit(self) -> str:
+        inner = self.exit_attempt("archive-door", ["20003"], ["E28011700000020000000004"])
+        time.sleep(3.0)  # down the corridor to the main exit
+        outer = self.exit_attempt("main-exit", ["20003"], ["E28011700000020000000004"], people=1)
+        return f"archive door opened: {inner}; main exit opened: {outer}"
+
+    def unapproved_exit(self) -> str:
+        opened = self.exit_attempt("archive-door", ["20004"], ["E28011700000020000000005"])
+        return f"archive door opened: {opened}"
+
+    def top_secret_alone(self) -> str:
+        opened = self.exit_attempt("vault-dock", ["20001"], ["E28011700000020000000006"], people=1)
+        return f"door opened: {opened}"
+
+    def top_secret_pair(self) -> str:
+        opened = self.exit_attempt("vault-dock", ["20001", "20002"], ["E28011700000020000000006"], people=2)
+        return f"door opened: {opened}"
+
+    def tailgating(self) -> str:
+        opened = self.exit_attempt("vault-dock", ["20001", "20002"], ["E28011700000020000000006"], people=3)
+        return f"door opened: {opened}"
+
+    def destruction(self) -> str:
+        intake = self.site.sims.mercury["destruction-intake"] if self.site.sims else None
+        if intake is not None:
+            intake.place(FieldTag("E28011700000020000000005", 1, -45))
+        outcomes = self.site.runtime.run_destruction("destruction-centre", ["S-2026-002"], "otto", "wendy")
+        if intake is not None:
+            intake.remove("E28011700000020000000005")
+        return "; ".join(f"{o.item}: {'destroyed' if o.destroyed else 'NOT destroyed'} ({o.reason})" for o in outcomes)
+
+    def destroyed_seen(self) -> None:
+        self.approach("main-exit", ["E28011700000020000000005"])
+        self._wait(lambda: any(e.title == "destroyed item seen" for e in self.site.bus.history()), 5.0)
+
+    def unregistered(self) -> None:
+        self.approach("main-exit", ["E2801170000002000000BEEF"])
+        self._wait(lambda: any(e.title == "unregistered tag" for e in self.site.bus.history()), 5.0)
+
+    def fire(self) -> str:
+        panel = self._panel("main-exit-panel")
+        panel.raise_fire_alarm(True)
+        released = self._wait(lambda: all(self._panel(p).strike_active for p, _w in PORTALS.values()), 5.0)
+        # Someone leaves through the released vault dock with a top-secret disk.
+        self.approach("vault-dock", ["E28011700000020000000007"], dwell_s=0.2)
+        time.sleep(0.3)
+        self.pass_through("vault-dock", ["E28011700000020000000007"])
+        time.sleep(1.5)
+        panel.raise_fire_alarm(False)
+        self._wait(lambda: not any(self._panel(p).strike_active for p, _w in PORTALS.values()), 5.0)
+        return f"all doors released during the alarm: {released}"
+
+    def reader_unplugged(self) -> str:
+        sim = self.site.sims.llrp["archive-door-reader"] if self.site.sims else None
+        if sim is None:
+            return "no simulated reader"
+        sim.drop_link(refuse_for_s=4.0)
+        time.sleep(1.5)
+        opened = self.exit_attempt("archive-door", ["20003"], [])
+        time.sleep(4.0)
+        return f"door opened while the reader was away: {opened}"
+
+    # ---- helpers ----
+    def _reader(self, name: str):  # type: ignore[no-untyped-def]
+        assert self.site.sims is not None
+        return self.site.sims.llrp[name]
+
+    def _panel(self, name: str):  # type: ignore[no-untyped-def]
+        assert self.site.sims is not None
+        return self.site.sims.panels[name]
+
+    def _decisions(self, portal: str) -> int:
+        return sum(1 for e in self.site.bus.history() if e.source == portal and e.title.lower().startswith("exit"))
+
+    def _wait_door(self, portal: str, since: int) -> bool:
+        """True once the panel received a strike command after the badge (seen on the wire, not assumed)."""
+        panel = self._panel(PORTALS[portal][0])
+        return self._wait(lambda: any(c.kind == "output" for c in panel.commands[since:]), 1.0)
+
+    @staticmethod
+    def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.02)
+        return condition()
+
+
+def summary(site: RunningSite, scenarios: list[str], seconds: float) -> dict[str, object]:
+    events = site.bus.history()
+    kinds: dict[str, int] = {}
+    for event in events:
+        kinds[str(event.kind)] = kinds.get(str(event.kind), 0) + 1
+    allowed = [e for e in events if e.title.startswith("exit allowed")]
+    blocked = [e for e in events if e.title.startswith("EXIT BLOCKED")]
+    return {
+        "seconds": round(seconds, 1),
+        "scenarios": len(scenarios),
+        "events": len(events),
+        "by_kind": kinds,
+        "decisions": site.runtime.portals.decisions,
+        "exits_allowed": len(allowed),
+        "exits_blocked": len(blocked),
+        "alarms": sum(1 for e in events if e.kind == LiveKind.ALARM),
+        "journal_records_written": site.runtime.recorder.written,
+    }

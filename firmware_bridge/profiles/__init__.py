@@ -1,0 +1,1 @@
+"""Device profiles shipped with Custodian (TOML register maps; Custodian's own, not vendor maps)."""

@@ -1,0 +1,226 @@
+"""Browser tests: Playwright driving Debian's Chromium against the app served by uvicorn on a loopback port.
+Screenshots go to artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import ApiSettings
+from controllers.bus import LiveBus, LiveKind, Severity
+from controllers.control import DestructionOutcome
+from registry import db, journal
+from registry.models import DestructionRecord
+from registry.services import incidents, lookup
+from tests.api.conftest import PASSWORD, LiveServer, RecordingControl
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
+playwright_api = pytest.importorskip(
+    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
+)
+pytestmark = pytest.mark.skipif(
+    shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+)
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        yield launched
+        launched.close()
+
+
+# Uncaught JavaScript errors on any page fail the test that opened it.
+_page_errors: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors() -> Iterator[None]:
+    _page_errors.clear()
+    yield
+    assert not _page_errors, f"script errors: {_page_errors}"
+
+
+def signed_in_page(browser, server: LiveServer, username: str):  # type: ignore[no-untyped-def]
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.on("pageerror", lambda error: _page_errors.append(str(error)))
+    page.set_default_timeout(15_000)
+    page.goto(f"{server.url}/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url)
+    return page
+
+
+def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def test_guard_sees_a_blocked_exit_live_acknowledges_and_overrides(
+    browser, live_server: LiveServer, bus: LiveBus, control: RecordingControl
+) -> None:
+    page = signed_in_page(browser, live_server, "gus")
+    assert page.url.endswith("/guard")
+    page.click("#sound")
+    page.wait_for_selector("#feed-state.live")
+    page.wait_for_selector("tr[data-portal=archive-door] td.lock.bad")  # released by the fire alarm: red
+    bus.publish(
+        LiveKind.ALARM,
+        Severity.CRITICAL,
+        1_780_000_000_000_000,
+        "main-exit",
+        "Exit blocked: S-2026-002/1 has no approval",
+        (("person", "Bob Researcher"), ("reason", "exit.approval_missing")),
+        None,
+        3,
+    )
+    alarm = page.wait_for_selector(".alarm.critical[data-alarm='3']")
+    assert "Exit blocked" in alarm.inner_text()
+    assert page.is_hidden("#no-alarms")
+    shot(page, "guard-blocked-exit")
+    alarm.query_selector("button.ack").click()
+    page.wait_for_selector(".alarm.acked[data-alarm='3']")
+    assert control.acknowledged == [(3, "gus")]
+    page.click("tr[data-portal=main-exit] button.override")
+    page.fill("#override-reason", "courier identity confirmed by the duty officer")
+    page.click("#override-confirm")
+    page.wait_for_function("document.getElementById('override-dialog').open === false")
+    page.wait_for_timeout(300)  # let the POST land before checking what the site received
+    assert control.overrides == [("main-exit", "gus", "courier identity confirmed by the duty officer")]
+    shot(page, "guard-acknowledged")
+
+
+def test_administrator_creates_a_venue_and_an_approval_that_an_approver_grants(
+    browser, live_server: LiveServer
+) -> None:
+    page = signed_in_page(browser, live_server, "admin")
+    assert page.url.endswith("/admin")
+    page.fill("#venue-form input[name=code]", "briefing-room")
+    page.fill("#venue-form input[name=name]", "Briefing room")
+    page.select_option("#venue-form select[name=ceiling]", "secret")
+    page.check("#venue-form input[name=storage]")
+    page.click("#venue-form button[type=submit]")
+    page.wait_for_selector(".flash.ok")
+    assert "briefing-room" in page.inner_text("#venue-list")
+    shot(page, "admin-venue-created")
+
+    page.goto(f"{live_server.url}/approvals")
+    page.select_option("#request-form select[name=kind]", "carry_out")
+    page.fill("#request-form input[name=items]", "C-2026-001")
+    page.fill("#request-form input[name=people]", "carol")
+    page.fill("#request-form input[name=valid_from]", "2026-06-01T09:00")
+    page.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
+    page.fill("#request-form textarea[name=reason]", "Survey review at the ministry")
+    page.click("#request-form button[type=submit]")
+    flash = page.wait_for_selector(".flash.ok")
+    ref = flash.inner_text().split()[1]
+    assert page.locator(f"tr:has-text('{ref}')").inner_text().count("requested") == 1
+    shot(page, "admin-approval-requested")
+
+    approver = signed_in_page(browser, live_server, "paul")
+    approver.goto(f"{live_server.url}/approvals")
+    row = approver.locator(f"tr:has-text('{ref}')")
+    row.locator("button[value=approve]").click()
+    approver.wait_for_selector(".flash.ok")
+    assert "approved" in approver.locator(f"tr:has-text('{ref}')").inner_text()
+    shot(approver, "approver-granted")
+
+
+def test_self_approval_is_refused_on_the_page(browser, live_server: LiveServer) -> None:
+    page = signed_in_page(browser, live_server, "petra")
+    page.goto(f"{live_server.url}/approvals")
+    page.fill("#request-form input[name=items]", "C-2026-001")
+    page.fill("#request-form input[name=valid_from]", "2026-06-01T09:00")
+    page.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
+    page.click("#request-form button[type=submit]")
+    ref = page.wait_for_selector(".flash.ok").inner_text().split()[1]
+    page.locator(f"tr:has-text('{ref}')").locator("button[value=approve]").click()
+    error = page.wait_for_selector(".flash.error")
+    assert "approval.self_approval" in error.inner_text()
+
+
+def certify(factory: sessionmaker[Session], certificates: Path) -> Callable[[str, str, str], DestructionOutcome]:
+    """Stands in for the destruction controller: records the destruction and writes its certificate."""
+
+    def destroy(key: str, operator: str, witness: str) -> DestructionOutcome:
+        pdf = f"%PDF-1.4 certificate for {key}".encode()
+        digest = hashlib.sha256(pdf).hexdigest()
+        (certificates / f"D-{digest[:8].upper()}.pdf").write_bytes(pdf)
+        with db.transaction(factory) as session:
+            item = lookup.item(session, key.split("/")[0])
+            item.status = "destroyed"
+            record = DestructionRecord(
+                item_id=item.id,
+                operator_id=lookup.person(session, operator).id,
+                witness_id=lookup.person(session, witness).id,
+                device_name="shredder-1",
+                method="shred",
+                outcome="destroyed",
+                started_at=journal.now_utc(),
+                completed_at=journal.now_utc(),
+                certificate_sha256=digest,
+            )
+            session.add(record)
+            session.flush()
+            return DestructionOutcome(key, True, "cycle complete, particles within limit", record.id, digest)
+
+    return destroy
+
+
+def test_operator_runs_a_destruction_and_downloads_its_certificate(
+    browser, live_server: LiveServer, control: RecordingControl, factory: sessionmaker[Session], settings: ApiSettings
+) -> None:
+    assert settings.certificates_dir is not None
+    control.destroy_one = certify(factory, settings.certificates_dir)
+    page = signed_in_page(browser, live_server, "otto")
+    assert page.url.endswith("/destruction")
+    page.check("input[name=item][value='S-2026-002/1']")
+    page.select_option("#station", "shredder-1")
+    page.fill("#witness", "wendy")
+    page.click("#run-form button[type=submit]")
+    page.wait_for_selector("#outcomes li:has-text('destroyed')")
+    page.wait_for_selector("#records a")
+    page.wait_for_selector("#queue tr", state="detached")  # the destroyed item left the queue
+    shot(page, "destruction-done")
+    with page.expect_download() as download:
+        page.click("#records a")
+    path = download.value.path()
+    assert Path(path).read_bytes().startswith(b"%PDF")
+    assert control.destructions == [("shredder-1", ["S-2026-002/1"], "otto", "wendy")]
+
+
+def test_auditor_sees_the_journal_and_an_incident_clock(
+    browser, live_server: LiveServer, factory: sessionmaker[Session]
+) -> None:
+    with db.transaction(factory) as session:
+        incidents.open_incident(session, "portal-controller", "exit_without_approval", "S-2026-001 left unapproved")
+    page = signed_in_page(browser, live_server, "audrey")
+    assert page.url.endswith("/audit")
+    page.wait_for_selector("#journal-status.good")
+    assert "intact" in page.inner_text("#journal-status")
+    clock = page.wait_for_selector("#incidents td.clock").inner_text()
+    assert clock.startswith(("23h", "24h")), clock
+    page.fill("#trail-key", "S-2026-001")
+    page.click("#trail-form button")
+    page.wait_for_selector("#trail h3")
+    assert "Negotiation briefing" in page.inner_text("#trail")
+    shot(page, "auditor-view")

@@ -1,0 +1,142 @@
+"""A whole site end to end over real transports: OSDP panels on ptys (Secure Channel), LLRP readers on
+loopback TCP, Modbus machines on TCP and RTU. The test acts only as people and devices would, through
+the simulators, and checks what comes back on the wire, on the live bus and in the journal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.bus import LiveBus, LiveEvent
+from custodian.demo import PORTALS, Traffic
+from custodian.wiring import RunningSite, start_site
+from firmware_bridge.rfid.mercury_simulator import FieldTag
+from registry import journal
+from registry.models import Incident, Item, JournalEntry
+
+BRIEFING, DISK, TS_REPORT, TS_SSD = (
+    "E28011700000020000000004",
+    "E28011700000020000000005",
+    "E28011700000020000000006",
+    "E28011700000020000000007",
+)
+
+
+@pytest.fixture
+def running(site: sessionmaker[Session], tmp_path: Path) -> Iterator[tuple[RunningSite, Traffic]]:
+    running = start_site(site, LiveBus(), tmp_path / "state", simulate=True)
+    traffic = Traffic(running, log=lambda _line: None)
+    assert running.sims is not None
+    assert running.wait_ready(), "panels (Secure Channel) and readers must come online"
+    try:
+        yield running, traffic
+    finally:
+        running.stop()
+
+
+def decisions(running: RunningSite, portal: str) -> list[LiveEvent]:
+    return [e for e in running.bus.history() if e.source == portal and e.title.startswith(("exit", "EXIT"))]
+
+
+def wire(running: RunningSite, portal: str, kind: str, since: int = 0) -> list[object]:
+    assert running.sims is not None
+    panel = running.sims.panels[PORTALS[portal][0]]
+    return [c for c in panel.commands[since:] if c.kind == kind]
+
+
+def test_approved_carry_out_unlocks_the_door(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert traffic.exit_attempt("archive-door", ["20003"], [BRIEFING])
+    [event] = decisions(site, "archive-door")
+    assert event.title == "exit allowed: bob" and ("items", "S-2026-001/1") in event.details
+    assert wire(site, "archive-door", "output"), "the strike command must be seen on the wire"
+
+
+def test_unapproved_secret_item_stays_locked_red_and_alarmed(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert not traffic.exit_attempt("archive-door", ["20004"], [DISK])
+    [event] = decisions(site, "archive-door")
+    assert event.title == "EXIT BLOCKED: carol" and event.severity == "critical"
+    assert not wire(site, "archive-door", "output")
+    assert wire(site, "archive-door", "led") and wire(site, "archive-door", "buzzer")
+    site.runtime.recorder.flush(10)
+    with site.runtime.factory() as session:
+        entry = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.decision")).scalar_one()
+        assert '"allow":false' in entry.payload and "clearance" in entry.payload
+
+
+def test_top_secret_needs_two_cleared_badges(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert not traffic.exit_attempt("vault-dock", ["20001"], [TS_REPORT], people=1)
+    assert "two_person_rule" in dict(decisions(site, "vault-dock")[-1].details)["reasons"]
+    time.sleep(0.5)
+    assert traffic.exit_attempt("vault-dock", ["20001", "20002"], [TS_REPORT], people=2)
+
+
+def test_three_people_for_two_badges_is_tailgating(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert not traffic.exit_attempt("vault-dock", ["20001", "20002"], [TS_REPORT], people=3)
+    assert all("tailgating" in dict(e.details)["reasons"] for e in decisions(site, "vault-dock"))
+
+
+def test_fire_alarm_releases_every_door_and_records_movements(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert site.sims is not None
+    traffic.fire()
+    fire_on = [e for e in site.bus.history() if e.title.startswith("FIRE ALARM")]
+    assert fire_on
+    for panel, _walker in PORTALS.values():
+        outputs = [c for c in site.sims.panels[panel].commands if c.kind == "output"]
+        assert len(outputs) >= 2, f"{panel}: released and relocked on the wire"
+    site.runtime.recorder.flush(10)
+    with site.runtime.factory() as session:
+        kinds = [i.kind for i in session.execute(select(Incident)).scalars()]
+    assert "emergency_release_movement" in kinds
+
+
+def test_destroyed_tag_seen_at_a_portal_alarms(
+    running: tuple[RunningSite, Traffic], site: sessionmaker[Session]
+) -> None:
+    running_site, traffic = running
+    outcome = traffic.destruction()
+    assert "destroyed (verified destruction)" in outcome
+    traffic.destroyed_seen()
+    alarms = [e for e in running_site.bus.history() if e.title == "destroyed item seen"]
+    assert alarms and ("item", "S-2026-002/1") in alarms[0].details
+    with site() as session:
+        assert session.execute(select(Item).where(Item.epc == DISK)).scalar_one().status == "destroyed"
+        assert journal.verify(session).ok
+
+
+def test_a_wrong_tag_at_the_intake_is_not_destroyed(running: tuple[RunningSite, Traffic]) -> None:
+    site, _traffic = running
+    assert site.sims is not None
+    site.sims.mercury["destruction-intake"].place(FieldTag(BRIEFING, 1, -45))
+    [outcome] = site.runtime.run_destruction("destruction-centre", ["S-2026-002"], "otto", "wendy")
+    assert not outcome.destroyed and "intake" in outcome.reason
+
+
+def test_reader_unplugged_raises_health_alarm_and_fails_secure(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    result = traffic.reader_unplugged()
+    assert result.endswith("False")
+    health = [e for e in site.bus.history() if e.source == "archive-door-reader" and "offline" in e.title]
+    assert health and health[0].severity == "critical"
+    [event] = decisions(site, "archive-door")
+    assert "readers_offline_fail_secure" in dict(event.details)["reasons"]
+
+
+def test_stop_writes_everything_decided(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert traffic.exit_attempt("archive-door", ["20003"], [BRIEFING])
+    assert traffic._wait(lambda: site.runtime.portals.movements > 0, 10)
+    site.stop()
+    with site.runtime.factory() as session:
+        actions = set(session.execute(select(JournalEntry.action)).scalars())
+    assert {"exit.decision", "movement.crossed"} <= actions
+    assert site.runtime.recorder.pending() == 0

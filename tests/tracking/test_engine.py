@@ -1,0 +1,69 @@
+"""Engine plumbing: buffer draining, approvals used from outside, synthetic load, bad arguments."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.tracking.sites import SECOND, carry, epc_for, vault_site
+from tracking import numba_core
+from tracking.engine import Engine
+from tracking.events import BadgePresentation
+from tracking.model import ApprovalSpec, EngineConfig, ItemSpec
+from tracking.snapshot import build_snapshot
+from tracking.synthetic import synthetic_reads, synthetic_site
+
+
+def test_synthetic_load_agrees_with_the_reference() -> None:
+    snapshot = build_snapshot(synthetic_site(300, n_portals=12, n_people=50))
+    batch = synthetic_reads(snapshot, 6000, reads_per_pass=6, pass_gap_us=20_000, unknown_fraction=0.01)
+    results = []
+    for backend in ("numba", "reference"):
+        engine = Engine(snapshot, EngineConfig(), backend)
+        first = engine.process(batch)
+        rest = engine.advance(2**40)
+        results.append((sorted(first.movements + rest.movements, key=repr),
+                        sorted(first.alarms + rest.alarms, key=repr)))
+    assert results[0] == results[1]
+    assert len(results[0][0]) > 100  # the load really moves items
+
+
+def test_small_output_buffers_are_drained_without_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = build_snapshot(synthetic_site(200, n_portals=8, n_people=20))
+    batch = synthetic_reads(snapshot, 4000, reads_per_pass=4, pass_gap_us=30_000)
+    big = Engine(snapshot, EngineConfig(), "numba")
+    expected = (big.process(batch), big.advance(2**40))
+    monkeypatch.setattr(numba_core, "_BUFFER", 8)
+    small = Engine(snapshot, EngineConfig(), "numba")
+    got = (small.process(batch), small.advance(2**40))
+    assert [sorted(o.movements, key=repr) for o in got] == [sorted(o.movements, key=repr) for o in expected]
+    assert [sorted(o.alarms, key=repr) for o in got] == [sorted(o.alarms, key=repr) for o in expected]
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_consume_from_outside_uses_up_the_approval(backend: str) -> None:
+    site = vault_site(items=(ItemSpec(1, epc_for(1), None, 3, "active", 2, (1,)),),
+                      approvals=(ApprovalSpec(9, "carry_out", (1,), (1,), uses_left=2),))
+    engine = Engine(build_snapshot(site), EngineConfig(), backend)
+    engine.consume(9)
+    engine.consume(9, uses=5)
+    assert engine.uses_left(9) == 0
+    engine.on_badge(BadgePresentation(20, "alice", 10 * SECOND + 20_000))
+    carry(engine, 20, [epc_for(1)], 10 * SECOND)
+    decision = engine.advance(20 * SECOND).decisions[0]
+    assert decision.reason_names == ("approval_used_up",)
+
+
+def test_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        Engine(build_snapshot(vault_site()), EngineConfig(), "gpu")  # type: ignore[arg-type]
+
+
+def test_badge_at_an_unknown_portal_is_refused() -> None:
+    engine = Engine(build_snapshot(vault_site()), EngineConfig(), "numba")
+    engine.on_badge(BadgePresentation(999, "alice", SECOND))
+    decision = engine.advance(5 * SECOND).decisions[0]
+    assert not decision.allow and decision.reason_names == ("unknown_portal",)
+
+
+def test_malformed_epc_is_simply_not_found() -> None:
+    assert build_snapshot(vault_site()).item_index("not an epc") == -1

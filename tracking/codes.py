@@ -1,0 +1,10 @@
+"""Small integer codes shared by the snapshot, the kernels and the reference."""
+
+from __future__ import annotations
+
+from tracking.model import APPROVAL_KINDS, ITEM_STATUSES
+
+SIDE_NONE, SIDE_INSIDE, SIDE_OUTSIDE, SIDE_IGNORE = 0, 1, 2, 3
+SIDE_CODE = {"inside": SIDE_INSIDE, "outside": SIDE_OUTSIDE, "ignore": SIDE_IGNORE}
+STATUS_CODE = {name: k for k, name in enumerate(ITEM_STATUSES)}
+KIND_CODE = {name: k for k, name in enumerate(APPROVAL_KINDS)}

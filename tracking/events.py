@@ -1,0 +1,106 @@
+"""Typed input events, and the columnar batch of tag reads used by the bulk path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracking.epc import encode_epcs, tid_hash
+
+
+@dataclass(frozen=True)
+class TagRead:
+    """One RFID tag report. rssi in dBm (NaN when the reader gave none); tid None when not reported."""
+
+    reader: str
+    antenna: int
+    epc: str
+    time_us: int
+    rssi: float = float("nan")
+    tid: str | None = None
+
+
+@dataclass(frozen=True)
+class BadgePresentation:
+    """A badge read on a portal's access panel. stale: queued on the device while its link was down."""
+
+    portal_id: int
+    badge: str
+    time_us: int
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class CameraCount:
+    """People counted by the camera watching a portal."""
+
+    portal_id: int
+    count: int
+    time_us: int
+
+
+@dataclass(frozen=True)
+class DoorInput:
+    """Door position switch of a portal changed."""
+
+    portal_id: int
+    is_open: bool
+    time_us: int
+
+
+@dataclass(frozen=True)
+class FireAlarmInput:
+    """Fire-alarm panel input: active releases all egress doors until it clears."""
+
+    active: bool
+    time_us: int
+
+
+@dataclass(frozen=True)
+class ReadBatch:
+    """Tag reads as columns, for the bulk path.
+
+    reader: int32 reader codes of the snapshot the batch is meant for (Snapshot.reader_code; -1 =
+    unknown reader). epc_words uint64[n, w] and epc_bits int16[n] (0 = malformed) come from
+    epc.encode_epcs; rssi float64 dBm (NaN = none); tid_hash uint64 from epc.tid_hash (0 = no TID).
+    """
+
+    time_us: np.ndarray
+    reader: np.ndarray
+    antenna: np.ndarray
+    epc_words: np.ndarray
+    epc_bits: np.ndarray
+    rssi: np.ndarray
+    tid_hash: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time_us)
+
+    @classmethod
+    def from_reads(cls, reads: list[TagRead], reader_code: dict[str, int]) -> ReadBatch:
+        words, bits = encode_epcs([r.epc for r in reads])
+        return cls(
+            time_us=np.array([r.time_us for r in reads], dtype=np.int64),
+            reader=np.array([reader_code.get(r.reader, -1) for r in reads], dtype=np.int32),
+            antenna=np.array([r.antenna for r in reads], dtype=np.int32),
+            epc_words=words,
+            epc_bits=bits,
+            rssi=np.array([r.rssi for r in reads], dtype=np.float64),
+            tid_hash=np.array([tid_hash(r.tid) for r in reads], dtype=np.uint64),
+        )
+
+    def rows(self, start: int, stop: int) -> ReadBatch:
+        """Rows start..stop-1 as views (no copy)."""
+        return ReadBatch(
+            self.time_us[start:stop], self.reader[start:stop], self.antenna[start:stop],
+            self.epc_words[start:stop], self.epc_bits[start:stop], self.rssi[start:stop],
+            self.tid_hash[start:stop],
+        )
+
+    def take(self, index: np.ndarray) -> ReadBatch:
+        """The rows at `index`, in that order."""
+        return ReadBatch(
+            self.time_us[index], self.reader[index], self.antenna[index], self.epc_words[index],
+            self.epc_bits[index], self.rssi[index], self.tid_hash[index],
+        )

@@ -1,0 +1,144 @@
+"""What the engine emits: movements, exit decisions with reasons, alarms, inventory results.
+
+Reason bits and alarm kinds have stable string ids (they name rules of domain-rules.md section 4);
+kernels use the integer codes, everything outside the core uses the names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Decision reasons, one bit each. The names are stable ids stored in the journal.
+REASON_NAMES: tuple[str, ...] = (
+    "approval_missing",
+    "approval_expired",
+    "approval_used_up",
+    "clearance",
+    "scope",
+    "destination_ceiling",
+    "two_person_rule",
+    "tailgating",
+    "border",
+    "abroad_approval_missing",
+    "stale_badge",
+    "unknown_badge",
+    "person_inactive",
+    "item_status",
+    "unknown_portal",
+)
+REASON_BIT: dict[str, int] = {name: 1 << k for k, name in enumerate(REASON_NAMES)}
+R_APPROVAL_MISSING = REASON_BIT["approval_missing"]
+R_APPROVAL_EXPIRED = REASON_BIT["approval_expired"]
+R_APPROVAL_USED_UP = REASON_BIT["approval_used_up"]
+R_CLEARANCE = REASON_BIT["clearance"]
+R_SCOPE = REASON_BIT["scope"]
+R_DESTINATION_CEILING = REASON_BIT["destination_ceiling"]
+R_TWO_PERSON = REASON_BIT["two_person_rule"]
+R_TAILGATING = REASON_BIT["tailgating"]
+R_BORDER = REASON_BIT["border"]
+R_ABROAD_MISSING = REASON_BIT["abroad_approval_missing"]
+R_STALE_BADGE = REASON_BIT["stale_badge"]
+R_UNKNOWN_BADGE = REASON_BIT["unknown_badge"]
+R_PERSON_INACTIVE = REASON_BIT["person_inactive"]
+R_ITEM_STATUS = REASON_BIT["item_status"]
+R_UNKNOWN_PORTAL = REASON_BIT["unknown_portal"]
+
+# Alarm kinds; the kernels emit the index into this tuple.
+ALARM_KINDS: tuple[str, ...] = (
+    "unregistered_tag",
+    "destroyed_item_seen",
+    "possible_clone",
+    "venue_ceiling",
+    "unauthorized_exit",
+    "overdue",
+    "data_quality",
+    "late_read",
+    "door_forced",
+    "emergency_release_movement",
+)
+A_UNREGISTERED, A_DESTROYED_SEEN, A_CLONE, A_VENUE_CEILING, A_UNAUTHORIZED_EXIT = 0, 1, 2, 3, 4
+
+# Detail codes the kernels attach to possible_clone alarms.
+CLONE_TRAVEL, CLONE_TID = 1, 2
+CLONE_DETAIL = {CLONE_TRAVEL: "impossible travel between portals", CLONE_TID: "TID does not match register"}
+
+
+def reason_names(mask: int) -> tuple[str, ...]:
+    """The stable ids of the bits set in a reasons mask, in bit order."""
+    return tuple(name for name, bit in REASON_BIT.items() if mask & bit)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """An item crossed a portal. direction: 'exit' (inside -> outside) or 'entry'.
+
+    to_venue_id None means the outside of the unit. time_us: last read of the crossing.
+    """
+
+    item_id: int
+    portal_id: int
+    direction: str
+    time_us: int
+    from_venue_id: int | None
+    to_venue_id: int | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Exit decision for one badge presentation; the door is pulsed only when allow is True.
+
+    person_id is None for an unknown badge. item_ids: the items associated with this exit.
+    approval_ids: approvals this exit consumed (one use each). item_reasons: (item_id, mask) for
+    items with item-level reasons, so the guard sees which item failed which rule.
+    """
+
+    portal_id: int
+    time_us: int
+    badge: str
+    person_id: int | None
+    item_ids: tuple[int, ...]
+    allow: bool
+    reasons: int
+    approval_ids: tuple[int, ...]
+    item_reasons: tuple[tuple[int, int], ...] = ()
+    reason_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason_names", reason_names(self.reasons))
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Something a guard must see. portal_id / reader / item_id are None when not applicable."""
+
+    kind: str
+    time_us: int
+    portal_id: int | None
+    item_id: int | None
+    detail: str = ""
+    reader: str | None = None
+    epc: str | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """Everything settled by one advance()/process() call, each list sorted by time."""
+
+    movements: list[Movement]
+    decisions: list[Decision]
+    alarms: list[Alarm]
+
+
+@dataclass(frozen=True)
+class InventoryResult:
+    """Reconciliation of a venue sweep against the register (domain-rules.md section 8).
+
+    missing: registered here (and not destroyed), not seen. elsewhere: seen here, registered
+    elsewhere. unregistered: EPCs not in the register. destroyed_seen: destroyed items seen.
+    """
+
+    venue_id: int
+    missing: tuple[int, ...]
+    elsewhere: tuple[int, ...]
+    unregistered: tuple[str, ...]
+    destroyed_seen: tuple[int, ...]

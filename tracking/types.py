@@ -1,0 +1,44 @@
+"""Typed messages between the engine and its two cores (Numba and reference)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracking.results import Movement
+
+
+@dataclass(frozen=True)
+class ValidReads:
+    """Validated, time-ordered tag reads mapped to portals: what a core applies.
+
+    portal: snapshot portal index; side: SIDE_INSIDE or SIDE_OUTSIDE; the rest as in ReadBatch.
+    """
+
+    time_us: np.ndarray  # int64
+    portal: np.ndarray  # int32
+    side: np.ndarray  # int8
+    epc_words: np.ndarray  # uint64[n, w]
+    epc_bits: np.ndarray  # int16
+    tid_hash: np.ndarray  # uint64
+
+
+@dataclass(frozen=True)
+class ItemVerdict:
+    """One item of an exit: its reasons mask and the approval it would consume (None = none)."""
+
+    item_id: int
+    reasons: int
+    approval_id: int | None
+
+
+@dataclass
+class CoreEvents:
+    """What a core produced: movements, alarms as (kind, time, portal_id, item_id, detail) and the
+    rows of the applied reads whose EPC is not in the register."""
+
+    movements: list[Movement] = field(default_factory=list)
+    alarms: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    unknown_rows: list[int] = field(default_factory=list)
+

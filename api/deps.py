@@ -8,6 +8,7 @@ from fastapi import Depends
 
 from api.auth import Allow, Principal
 from api.context import AppContext, get_context
+from registry.models import ROLES
 
 ContextDep = Annotated[AppContext, Depends(get_context)]
 
@@ -31,18 +32,4 @@ DestructionOperator = Annotated[Principal, Depends(Allow("destruction_operator")
 DestructionReader = Annotated[Principal, Depends(Allow("destruction_operator", "witness", "auditor"))]
 Auditor = Annotated[Principal, Depends(Allow("auditor"))]
 MovementExporter = Annotated[Principal, Depends(Allow("auditor", "administrator"))]
-AnySignedIn = Annotated[
-    Principal,
-    Depends(
-        Allow(
-            "administrator",
-            "classifier",
-            "approver",
-            "guard",
-            "destruction_operator",
-            "witness",
-            "auditor",
-            "custodian",
-        )
-    ),
-]
+AnySignedIn = Annotated[Principal, Depends(Allow(*ROLES))]

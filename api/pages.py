@@ -17,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from api import schemas, site_admin
+from api import schemas
 from api.auth import LOGIN_CSRF_COOKIE, PUBLIC, SESSION_COOKIE, NotAuthenticated, Principal, Throttled, client_address
 from api.deps import (
     Administrator,
@@ -37,7 +37,7 @@ from registry.db import transaction
 from registry.errors import InvalidInput, NotFound, RegistryError, RuleViolation
 from registry.models import Person, Portal, Venue
 from registry.passwords import hash_password
-from registry.services import approvals, lookup, people
+from registry.services import approvals, lookup, people, venues
 from registry.services import items as item_service
 from registry.services.items import SecrecyPeriod
 
@@ -212,10 +212,10 @@ async def admin_create_venue(request: Request, ctx: ContextDep, user: Administra
             f for f in ("top_secret_designated", "storage", "closed", "key_part", "destruction") if getattr(body, f)
         )
         with transaction(ctx.factory) as session:
-            site_admin.create_venue(
+            venues.create_venue(
                 session,
                 user.username,
-                site_admin.VenueData(body.code, body.name, body.ceiling, flags, body.fail_secure_level),
+                venues.VenueData(body.code, body.name, body.ceiling, flags, body.fail_secure_level),
             )
     except FORM_ERRORS as exc:
         return back("/admin", error=describe_error(exc))

@@ -9,8 +9,10 @@ from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from registry.levels import Level
+from registry.models import ROLES
 
 LevelName = Literal["unclassified", "internal", "confidential", "secret", "top_secret"]
+RoleName = Literal[ROLES]  # type: ignore[valid-type]  # the register's roles, one list for both
 # Database ids in URLs: positive and within a 64-bit signed integer, as every backend stores them.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -107,18 +109,7 @@ class PersonCreate(Strict):
     username: str = Code
     name: str = Field(min_length=1, max_length=200)
     clearance: LevelName
-    roles: list[
-        Literal[
-            "administrator",
-            "classifier",
-            "approver",
-            "guard",
-            "destruction_operator",
-            "witness",
-            "auditor",
-            "custodian",
-        ]
-    ] = Field(default_factory=lambda: ["custodian"], max_length=8)
+    roles: list[RoleName] = Field(default_factory=lambda: ["custodian"], max_length=8)
     badges: list[str] = Field(default_factory=list, max_length=16)
     groups: list[str] = Field(default_factory=list, max_length=32)
     visitor: bool = False

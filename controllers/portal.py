@@ -451,6 +451,7 @@ class PortalController:
                 readers_online=not self.state[pid].offline_readers,
             )
             for pid, w in sorted(self.wiring.items())
+            if w.panel or w.readers  # a doorway with no equipment has no state to show
         ]
 
     def _publish(

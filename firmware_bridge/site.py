@@ -45,7 +45,7 @@ class _RfidHandle(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """Same fields as firmware_bridge.rfid.site.ProbeResult, so one list serves every kind."""
+    """One device's probe result, whatever its kind."""
 
     name: str
     kind: str
@@ -55,7 +55,7 @@ class ProbeResult:
 
 
 def pty_link(kind: str, name: str) -> Path:
-    """The fixed path of a simulated serial line (`kind` "osdp" or "modbus")."""
+    """The fixed path of a simulated serial line (`kind` "osdp", "modbus" or "mercury")."""
     return Path(tempfile.gettempdir()) / f"custodian-{kind}-{name}"
 
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api import schemas, site_admin, views
+from api import schemas, views
 from api.deps import Administrator, AdminReader, Classifier, ContextDep, ItemReader, LabelPrinter
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
@@ -17,7 +17,7 @@ from registry.levels import Level
 from registry.models import Device, Item, Meeting, Person, Portal, Venue
 from registry.passwords import hash_password
 from registry.services import items as item_service
-from registry.services import lookup, people
+from registry.services import lookup, people, venues
 from registry.services.items import SecrecyPeriod
 
 router = APIRouter(prefix="/api/admin", tags=["administration"])
@@ -40,9 +40,9 @@ def create_venue(body: schemas.VenueCreate, ctx: ContextDep, user: Administrator
     flags = tuple(
         f for f in ("top_secret_designated", "storage", "closed", "key_part", "destruction") if getattr(body, f)
     )
-    data = site_admin.VenueData(body.code, body.name, body.ceiling, flags, body.fail_secure_level)
+    data = venues.VenueData(body.code, body.name, body.ceiling, flags, body.fail_secure_level)
     with transaction(ctx.factory) as session:
-        return views.venue(site_admin.create_venue(session, user.username, data))
+        return views.venue(venues.create_venue(session, user.username, data))
 
 
 @router.get("/portals")
@@ -53,9 +53,9 @@ def list_portals(ctx: ContextDep, _user: AdminReader) -> list[schemas.PortalPubl
 
 @router.post("/portals", status_code=status.HTTP_201_CREATED)
 def create_portal(body: schemas.PortalCreate, ctx: ContextDep, user: Administrator) -> schemas.PortalPublic:
-    data = site_admin.PortalData(body.code, body.name, body.inside, body.outside, body.border)
+    data = venues.PortalData(body.code, body.name, body.inside, body.outside, body.border)
     with transaction(ctx.factory) as session:
-        return views.portal(site_admin.create_portal(session, user.username, data))
+        return views.portal(venues.create_portal(session, user.username, data))
 
 
 @router.get("/devices")
@@ -66,7 +66,7 @@ def list_devices(ctx: ContextDep, _user: AdminReader) -> list[schemas.DevicePubl
 
 @router.post("/devices", status_code=status.HTTP_201_CREATED)
 def create_device(body: schemas.DeviceCreate, ctx: ContextDep, user: Administrator) -> schemas.DevicePublic:
-    data = site_admin.DeviceData(
+    data = venues.DeviceData(
         name=body.name,
         kind=body.kind,
         portal=body.portal,
@@ -75,7 +75,7 @@ def create_device(body: schemas.DeviceCreate, ctx: ContextDep, user: Administrat
         antennas=tuple((a.number, a.side) for a in body.antennas),
     )
     with transaction(ctx.factory) as session:
-        return views.device(site_admin.create_device(session, user.username, data))
+        return views.device(venues.create_device(session, user.username, data))
 
 
 @router.get("/people")
@@ -215,9 +215,9 @@ def list_meetings(ctx: ContextDep, _user: AdminReader) -> list[schemas.MeetingPu
 
 @router.post("/meetings", status_code=status.HTTP_201_CREATED)
 def create_meeting(body: schemas.MeetingCreate, ctx: ContextDep, user: Administrator) -> schemas.MeetingPublic:
-    data = site_admin.MeetingData(
+    data = venues.MeetingData(
         body.title, body.venue, body.level, body.starts_at, body.ends_at, tuple(body.participants)
     )
     with transaction(ctx.factory) as session:
-        meeting = site_admin.create_meeting(session, user.username, data)
+        meeting = venues.create_meeting(session, user.username, data)
         return views.meeting(meeting, body.venue)

@@ -7,7 +7,6 @@ ignored here (other firmware_bridge modules handle them).
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,8 @@ from firmware_bridge.rfid.llrp_reader import LlrpReader
 from firmware_bridge.rfid.llrp_simulator import LlrpSimulator, WalkStep
 from firmware_bridge.rfid.mercury_reader import MercuryReader
 from firmware_bridge.rfid.mercury_simulator import FieldTag, MercurySimulator
+from firmware_bridge.site import ProbeResult
+from firmware_bridge.site import pty_link as common_pty_link
 
 LLRP = "llrp_reader"
 MERCURY = "mercury_reader"
@@ -26,18 +27,9 @@ DEMO_WALK_PERIOD_S = 10.0
 DeviceSpec = Mapping[str, object]
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    name: str
-    kind: str
-    health: Health  # ONLINE if it answered, OFFLINE with the reason otherwise
-    identity: str  # model / firmware as the device reports them; "" if it did not answer
-    detail: str  # endpoint probed, or why the probe failed
-
-
 def pty_link(name: str) -> Path:
     """Where a simulated Mercury module named `name` is found when its transport is "pty"."""
-    return Path(tempfile.gettempdir()) / f"custodian-mercury-{name}"
+    return common_pty_link("mercury", name)
 
 
 def demo_walk(antennas: Sequence[int]) -> list[WalkStep]:

@@ -16,7 +16,7 @@ from firmware_bridge.errors import BackendUnavailable, TransportError
 from firmware_bridge.events import Health, HealthEvent
 from firmware_bridge.health import HealthTracker
 from firmware_bridge.transport import PtyPair, ReconnectingPort, open_port
-from tests.firmware_bridge import conftest as leak_guard
+from tests import leaks as leak_guard
 
 
 def wait_for(predicate, timeout_s: float = 5.0) -> bool:

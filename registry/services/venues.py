@@ -1,8 +1,5 @@
-"""Register writes the registry package does not offer as services yet: venues, portals, devices, meetings.
-
-Same contract as `registry.services`: validate against the register's rules, write, and journal in the
-caller's transaction with the acting user.
-"""
+"""Venues, portals, devices and meetings: validated against the register's rules and journaled with the
+acting user in the caller's transaction."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ record the count and alarm on every discrepancy."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,7 +13,6 @@ from controllers.bus import LiveBus, LiveKind, Severity
 from registry import db
 from registry.models import Item
 from registry.services import incidents, inventory, lookup
-from tracking.engine import Engine
 from tracking.results import InventoryResult
 
 
@@ -32,7 +31,7 @@ def to_count(
 
 
 def sweep(
-    engine: Engine,
+    reconcile: Callable[[int, list[str]], InventoryResult],
     factory: sessionmaker[Session],
     bus: LiveBus,
     *,
@@ -41,7 +40,8 @@ def sweep(
     actor: str,
     method: str,
 ) -> inventory.CountResult:
-    """Reconcile the EPCs seen in a venue and record the count; a destroyed item seen opens an incident."""
+    """Reconcile the EPCs seen in a venue (`reconcile` is the engine's) and record the count; a destroyed item
+    seen opens an incident."""
     seen = {e.upper() for e in epcs}
     with factory() as session:
         venue = lookup.venue(session, venue_code)
@@ -49,7 +49,7 @@ def sweep(
     epc_of = {r.id: r.epc for r in rows}
     name_of = {r.id: f"{r.register_number}/{r.copy_number}" for r in rows}
     in_venue = [r.id for r in rows if r.venue_id == venue.id]
-    result = to_count(engine.reconcile(venue.id, sorted(seen)), seen, epc_of, name_of, in_venue)
+    result = to_count(reconcile(venue.id, sorted(seen)), seen, epc_of, name_of, in_venue)
     with db.transaction(factory) as session:
         inventory.record_count(session, actor, venue_code, method, result)
         for name in result.destroyed_seen:

@@ -34,6 +34,7 @@ from tracking.results import Alarm, Decision, Movement
 
 log = logging.getLogger(__name__)
 TICK_S = 0.01
+HELD_OPEN_US = 30_000_000  # a door open longer than this after a pass is "held open"
 # Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
 INCIDENT_ALARMS = ("destroyed_item_seen", "possible_clone", "unauthorized_exit", "emergency_release_movement")
 
@@ -78,6 +79,8 @@ class PeopleCount:
 class _PortalState:
     locked: bool = True
     open: bool = False
+    open_since_us: int = 0
+    held_open_alarmed: bool = False
     panel_online: bool = True
     offline_readers: set[str] = field(default_factory=set)
     last_block: Decision | None = None
@@ -120,12 +123,13 @@ class PortalController:
         self.by_code = {w.code: w for w in wiring}
         self.state = {w.portal_id: _PortalState() for w in wiring}
         self.fire_active = False
+        self.held_open_us = HELD_OPEN_US
         self.decisions = 0
         self.decision_tick_us: deque[float] = deque(maxlen=10_000)  # engine time of ticks that decided
         self.movements = 0
         self.alarms = 0
         self._events: queue.Queue[object] = queue.Queue()
-        self._engine_lock = threading.Lock()
+        self.engine_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -176,7 +180,7 @@ class PortalController:
             self._publish_alarm("panel_command_failed", self.clock(), panel, f"{what}: {exc}")
 
     def _ingest(self, event: object) -> None:
-        with self._engine_lock:
+        with self.engine_lock:
             if isinstance(event, WireTagRead):
                 self.engine.on_read(
                     TagRead(event.reader, event.antenna, event.epc, event.time_us, event.rssi_dbm, event.tid)
@@ -208,7 +212,10 @@ class PortalController:
             self.engine.on_fire_alarm(FireAlarmInput(change.active, change.time_us))
             self._fire(change.active, change.time_us, change.panel)
         elif change.input == "door_contact" and wiring is not None:
-            self.state[wiring.portal_id].open = change.active
+            state = self.state[wiring.portal_id]
+            state.open = change.active
+            state.open_since_us = change.time_us if change.active else 0
+            state.held_open_alarmed = False
             self.engine.on_door(DoorInput(wiring.portal_id, change.active, change.time_us))
             self._publish(
                 LiveKind.DOOR,
@@ -251,16 +258,36 @@ class PortalController:
     # ---- decision side (controller thread) ----
     def tick(self, now_us: int | None = None) -> None:
         started = time.perf_counter_ns()
-        with self._engine_lock:
+        with self.engine_lock:
             out = self.engine.advance(self.clock() if now_us is None else now_us)
         if out.decisions:
             self.decision_tick_us.append((time.perf_counter_ns() - started) / 1000)
+        self._check_held_open(self.clock() if now_us is None else now_us)
         for movement in out.movements:
             self._movement(movement)
         for decision in out.decisions:
             self._decision(decision)
         for alarm in out.alarms:
             self._alarm(alarm)
+
+    def _check_held_open(self, now_us: int) -> None:
+        """A door left open past the limit is an alarm (once per opening), except while fire releases it."""
+        if self.fire_active:
+            return
+        for portal_id, state in self.state.items():
+            if state.open and not state.held_open_alarmed and now_us - state.open_since_us > self.held_open_us:
+                state.held_open_alarmed = True
+                code = self.wiring[portal_id].code
+                seconds = (now_us - state.open_since_us) / 1e6
+                self._publish_alarm("door_held_open", now_us, code, f"open for {seconds:.0f} s")
+                self.recorder.submit(
+                    Record(
+                        "system",
+                        "alarm.door_held_open",
+                        f"portal:{code}",
+                        {"open_since_us": state.open_since_us, "time_us": now_us},
+                    )
+                )
 
     def _fail_secure(self, decision: Decision) -> bool:
         wiring = self.wiring[decision.portal_id]

@@ -29,6 +29,7 @@ from registry.models import Approval, Device, Item, JournalEntry, Person, Portal
 from registry.services import approvals, incidents
 from tracking.engine import Backend, Engine
 from tracking.model import EngineConfig
+from tracking.results import InventoryResult
 from tracking.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)
@@ -182,8 +183,12 @@ class SiteRuntime:
         with self.factory() as session:
             model = site_model(session)
             self.portals.names = _names(session)
-        with self.portals._engine_lock:
+        with self.portals.engine_lock:
             self.engine.swap_snapshot(build_snapshot(model))
+
+    def reconcile(self, venue_id: int, epcs: list[str]) -> InventoryResult:
+        with self.portals.engine_lock:
+            return self.engine.reconcile(venue_id, epcs)
 
     def _watch_register(self) -> None:
         while not self._stop.wait(RELOAD_EVERY_S):

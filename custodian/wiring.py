@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers import inventory
 from controllers.bus import LiveBus
 from controllers.destruction import DestructionStation, StationConfig
 from controllers.portal import PeopleCount
@@ -34,6 +35,7 @@ from firmware_bridge.rfid.llrp_simulator import LlrpSimulator
 from firmware_bridge.rfid.mercury_reader import MercuryReader
 from firmware_bridge.rfid.mercury_simulator import MercurySimulator
 from registry.models import Device, Venue
+from registry.services.inventory import CountResult
 from vision import particles, synthetic
 from vision.levels import find_level
 
@@ -124,6 +126,7 @@ class RunningSite:
     lines: dict[str, OsdpLine] = field(default_factory=dict)
     readers: dict[str, LlrpReader] = field(default_factory=dict)
     handhelds: dict[str, MercuryReader] = field(default_factory=dict)
+    handheld_venue: dict[str, str] = field(default_factory=dict)  # handheld reader -> venue it sweeps
     machines: dict[str, ModbusDevice] = field(default_factory=dict)
     stations: dict[str, DestructionStation] = field(default_factory=dict)
     sims: Simulators | None = None
@@ -156,6 +159,22 @@ class RunningSite:
                 return True
             time.sleep(0.05)
         return False
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        """Inventory a venue with its handheld reader and record the count with its discrepancies."""
+        reader = next((self.handhelds[n] for n, v in self.handheld_venue.items() if v == venue), None)
+        if reader is None:
+            raise LookupError(f"no handheld reader is assigned to {venue}")
+        epcs = [t.epc for t in reader.inventory()]
+        return inventory.sweep(
+            self.runtime.reconcile,
+            self.runtime.factory,
+            self.bus,
+            venue_code=venue,
+            epcs=epcs,
+            actor=actor,
+            method="handheld",
+        )
 
     def people_count(self, camera: str, count: int) -> None:
         self.runtime.submit(PeopleCount(camera, count, time.time_ns() // 1000))
@@ -246,6 +265,8 @@ def _open_driver(
         handheld = MercuryReader(row.name, url, reply_timeout_s=2.0, sink=sink)
         handheld.open()
         site.handhelds[row.name] = handheld
+        if row.venue:
+            site.handheld_venue[row.name] = row.venue
     elif row.kind in ("modbus_shredder", "modbus_degausser"):
         url = endpoints.get(row.name) or str(settings.get("transport"))
         profile = load_profile(str(settings.get("profile", row.kind.removeprefix("modbus_") + "_generic")))

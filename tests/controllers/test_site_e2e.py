@@ -17,7 +17,7 @@ from custodian.demo import PORTALS, Traffic
 from custodian.wiring import RunningSite, start_site
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry import journal
-from registry.models import Incident, Item, JournalEntry
+from registry.models import Incident, InventoryCount, Item, JournalEntry
 
 BRIEFING, DISK, TS_REPORT, TS_SSD = (
     "E28011700000020000000004",
@@ -140,3 +140,35 @@ def test_stop_writes_everything_decided(running: tuple[RunningSite, Traffic]) ->
         actions = set(session.execute(select(JournalEntry.action)).scalars())
     assert {"exit.decision", "movement.crossed"} <= actions
     assert site.runtime.recorder.pending() == 0
+
+
+def test_a_forced_door_alarms_and_a_door_held_open_alarms(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert site.sims is not None
+    site.runtime.portals.held_open_us = 1_000_000
+    panel = site.sims.panels["archive-door-panel"]
+    assert panel.open_door(force=True)
+    assert traffic._wait(lambda: any(e.title == "door forced" for e in site.bus.history()), 10)
+    assert traffic._wait(lambda: any(e.title == "door held open" for e in site.bus.history()), 10)
+    panel.close_door()
+    site.runtime.recorder.flush(10)
+    with site.runtime.factory() as session:
+        actions = set(session.execute(select(JournalEntry.action)).scalars())
+    assert {"alarm.door_forced", "alarm.door_held_open"} <= actions
+
+
+def test_inventory_sweep_with_the_handheld_records_discrepancies(running: tuple[RunningSite, Traffic]) -> None:
+    site, _traffic = running
+    assert site.sims is not None
+    handheld = site.sims.mercury["archive-handheld"]
+    for epc in (BRIEFING, TS_REPORT, "E2801170000002000000F00D"):  # present, registered in the vault, unknown
+        handheld.place(FieldTag(epc, 1, -50))
+    result = site.sweep("archive", "bob")
+    assert result.present == ("S-2026-001/1",)
+    assert result.missing == ("S-2026-002/1",)
+    assert result.elsewhere == ("T-2026-001/1",)
+    assert result.unregistered == ("E2801170000002000000F00D",)
+    with site.runtime.factory() as session:
+        count = session.execute(select(InventoryCount)).scalar_one()
+        assert count.present == 1 and "S-2026-002/1" in count.result_json
+    assert any(e.title == "inventory discrepancy in archive" for e in site.bus.history())

@@ -132,11 +132,17 @@ class Recorder:
                 self._queue.task_done()
 
     def _commit(self, batch: list[Record]) -> None:
+        """One transaction per batch. Plain records are chained in bulk; a record with a register effect is
+        written after its effect, which may journal entries of its own."""
         with db.transaction(self._factory) as session:
+            plain: list[tuple[str, str, str, dict[str, Any]]] = []
             for record in batch:
                 if record.effect:
+                    journal.append_many(session, plain)
+                    plain = []
                     self._effects[record.effect](session, record)
-                journal.append(session, record.actor, record.action, record.subject, record.payload)
+                plain.append((record.actor, record.action, record.subject, record.payload))
+            journal.append_many(session, plain)
         self.written += len(batch)
 
     def _set_db(self, ok: bool, reason: str) -> None:

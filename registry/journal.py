@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from registry.models import JournalEntry
@@ -39,6 +39,46 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _head(session: Session) -> tuple[int, str]:
+    """Sequence and hash of the newest entry, holding the append lock on PostgreSQL until commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    last = session.execute(
+        select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
+    ).first()
+    return (0, GENESIS) if last is None else (last.seq, last.hash)
+
+
+def append_many(session: Session, entries: Sequence[tuple[str, str, str, dict[str, Any]]]) -> int:
+    """Append (actor, action, subject, payload) entries in one statement; returns the last sequence number.
+
+    The batch path of the recorder: the head is read once and the chain computed in memory.
+    """
+    seq, prev = _head(session)
+    stamp = now_utc().isoformat(timespec="microseconds")
+    rows = []
+    for actor, action, subject, payload in entries:
+        seq += 1
+        body = canonical_json(payload)
+        digest = entry_hash(prev, seq, stamp, actor, action, subject, body)
+        rows.append(
+            {
+                "seq": seq,
+                "at": stamp,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "payload": body,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+    if rows:
+        session.execute(insert(JournalEntry), rows)
+    return seq
+
+
 def append(
     session: Session,
     actor: str,
@@ -49,11 +89,8 @@ def append(
     at: dt.datetime | None = None,
 ) -> JournalEntry:
     """Append one entry in the caller's transaction (it commits or rolls back with the state change)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    last = session.execute(select(JournalEntry).order_by(JournalEntry.seq.desc()).limit(1)).scalar()
-    seq = 1 if last is None else last.seq + 1
-    prev = GENESIS if last is None else last.hash
+    last_seq, prev = _head(session)
+    seq = last_seq + 1
     stamp = (at or now_utc()).astimezone(dt.UTC).isoformat(timespec="microseconds")
     body = canonical_json(payload or {})
     entry = JournalEntry(

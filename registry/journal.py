@@ -75,7 +75,8 @@ def append_many(session: Session, entries: Sequence[tuple[str, str, str, dict[st
         )
         prev = digest
     if rows:
-        session.execute(insert(JournalEntry), rows)
+        # Core insert on the session's connection: same transaction, without the ORM's per-row bookkeeping.
+        session.connection().execute(insert(JournalEntry.__table__), rows)
     return seq
 
 

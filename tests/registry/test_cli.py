@@ -1,0 +1,31 @@
+"""The `custodian init` command: schema and first administrator, whose password never reaches the output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from custodian.cli import app
+from registry import db, passwords
+from registry.models import JournalEntry, Person
+
+
+def test_init_creates_the_administrator_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'init.db'}"
+    monkeypatch.setenv("CUSTODIAN_ADMIN_PASSWORD", "correct horse battery")
+    first = CliRunner().invoke(app, ["init", "--db", url, "--admin", "root-admin"])
+    assert first.exit_code == 0 and "created administrator root-admin" in first.output
+    assert "correct horse" not in first.output
+    again = CliRunner().invoke(app, ["init", "--db", url])
+    assert again.exit_code == 0 and "already initialised" in again.output
+    engine = db.make_engine(url)
+    with db.session_factory(engine)() as session:
+        admin = session.execute(select(Person)).scalar_one()
+        assert admin.role_names == {"administrator"}
+        assert passwords.check_password(admin.password_hash, "correct horse battery")
+        payloads = " ".join(session.execute(select(JournalEntry.payload)).scalars())
+        assert "correct horse" not in payloads and "argon2" not in payloads
+    engine.dispose()

@@ -235,7 +235,11 @@ def start_site(
         for reader in site.readers.values():
             reader.start()
         _stations(site, factory, state_dir, rows)
-        runtime.stations = dict(site.stations)  # type: ignore[arg-type]
+        # The API names a station by its venue or by any machine in it.
+        runtime.stations = {
+            **site.stations,
+            **{r.name: site.stations[r.venue] for r in rows if r.venue in site.stations and r.name in site.machines},
+        }  # type: ignore[dict-item]
     except BaseException:
         site.stop()
         raise

@@ -52,7 +52,12 @@ def group(session: Session, name: str) -> Group:
 
 
 def item(session: Session, key: str | int, copy_number: int | None = None) -> Item:
-    """By database id (int), by EPC, or by register number (and copy number, default the only/first one)."""
+    """By database id (int), by EPC, by "register/copy", or by register number (and copy number, default the
+    first copy)."""
+    if isinstance(key, str) and copy_number is None:
+        number, _, copy = key.rpartition("/")
+        if number and copy.isdigit():
+            key, copy_number = number, int(copy)
     if isinstance(key, int):
         found = session.get(Item, key)
     else:

@@ -172,3 +172,30 @@ def test_inventory_sweep_with_the_handheld_records_discrepancies(running: tuple[
         count = session.execute(select(InventoryCount)).scalar_one()
         assert count.present == 1 and "S-2026-002/1" in count.result_json
     assert any(e.title == "inventory discrepancy in archive" for e in site.bus.history())
+
+
+def test_a_guard_override_opens_the_door_and_opens_an_incident(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    assert not traffic.exit_attempt("archive-door", ["20004"], [DISK])
+    before = len(wire(site, "archive-door", "output"))
+    with pytest.raises(ValueError):
+        site.runtime.override("archive-door", "gus", "   ")
+    site.runtime.override("archive-door", "gus", "Disk escorted to the destruction centre by the guard")
+    assert traffic._wait(lambda: len(wire(site, "archive-door", "output")) > before, 5)
+    with pytest.raises(LookupError):
+        site.runtime.override("archive-door", "gus", "twice")
+    site.runtime.recorder.flush(10)
+    with site.runtime.factory() as session:
+        entry = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override")).scalar_one()
+        assert entry.actor == "gus" and "escorted" in entry.payload
+        assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["override"]
+
+
+def test_a_station_is_reached_by_its_venue_or_any_machine_in_it(running: tuple[RunningSite, Traffic]) -> None:
+    site, _traffic = running
+    assert site.sims is not None
+    site.sims.mercury["destruction-intake"].place(FieldTag(DISK, 1, -45))
+    [outcome] = site.runtime.run_destruction("shredder-1", ["S-2026-002"], "otto", "wendy")
+    assert outcome.destroyed, outcome.reason
+    with pytest.raises(KeyError):
+        site.runtime.run_destruction("main-exit-panel", ["S-2026-002"], "otto", "wendy")

@@ -351,3 +351,12 @@ def test_approval_uses_are_consumed_then_refused(site: sessionmaker[Session]) ->
         approvals.consume(session, "otto", approval, "destroyed")
         assert approval.state == "used" and approval.uses_left == 0
     refused(site, "approval.used_up", lambda s: approvals.consume(s, "otto", lookup.approval(s, "A-2026-0002")))
+
+
+def test_items_are_found_by_register_and_copy_number(site: sessionmaker[Session]) -> None:
+    with site() as session:
+        by_pair = lookup.item(session, "S-2026-001/1")
+        assert by_pair.register_number == "S-2026-001" and by_pair.copy_number == 1
+        assert lookup.item(session, "E28011700000020000000004").id == by_pair.id
+        with pytest.raises(NotFound):
+            lookup.item(session, "S-2026-001/2")

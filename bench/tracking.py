@@ -66,16 +66,15 @@ def core_rate(snapshot: Snapshot, batch: ReadBatch, runs: int) -> float:
 
     def once() -> None:
         core = NumbaCore(snapshot, CONFIG)
-        core.out = core.out._replace(unknown_rows=np.zeros(n, np.int64))
         k.validate_reads(snapshot.ant_portal, snapshot.ant_side, batch.reader, batch.antenna, batch.epc_bits,
                          batch.rssi, CONFIG.rssi_min_dbm, CONFIG.rssi_max_dbm, portal, side, code)
         reads = ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash)
         row = 0
         while row < n:
-            row = k.apply_reads(core.ksnap, core.state, core.kcfg, core.out, row, reads.time_us, reads.portal,
-                                reads.side, reads.epc_words, reads.epc_bits, reads.tid_hash)
+            row = k.apply_reads(core.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
+                                reads.epc_bits, reads.tid_hash)
             core.out.counts[:] = 0
-        while not k.settle_due(core.ksnap, core.state, core.kcfg, core.out, 2**62):
+        while not k.settle_due(core.ctx, 2**62)[0]:
             core.out.counts[:] = 0
 
     return median_rate(once, n, runs)

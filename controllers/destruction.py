@@ -189,8 +189,12 @@ class DestructionStation:
         image = self.camera(policy.particle_level)
         if image is None:
             return "the output camera gave no image: destruction cannot be verified", ""
-        image_hash = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
         report = self.analyse(image, policy.particle_level)
+        # The evidence kept is the photograph with the offending particles outlined; its hash is certified.
+        evidence = report.evidence_png(image) if hasattr(report, "evidence_png") else b""
+        image_hash = hashlib.sha256(evidence or np.ascontiguousarray(image).tobytes()).hexdigest()
+        if evidence:
+            (self.config.certificates / f"evidence-{image_hash[:16]}.png").write_bytes(evidence)
         verdict = str(getattr(report, "verdict", "cannot_verify"))
         parameters["particle_verdict"] = verdict
         parameters["particle_max_mm2"] = _fmt(getattr(report, "max_area_mm2", None))

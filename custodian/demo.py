@@ -11,10 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import cv2
+
 from controllers.bus import LiveKind
 from custodian.wiring import RunningSite
 from firmware_bridge.rfid.llrp_simulator import WalkStep
 from firmware_bridge.rfid.mercury_simulator import FieldTag
+from vision import synthetic
+from vision.people import PeopleConfig, PeopleCounter, PortalLine
 
 DECISION_WAIT_S = 5.0
 
@@ -63,8 +67,18 @@ class Traffic:
         panel, _walker = PORTALS[portal]
         self._panel(panel).present_card(f"{int(number):08x}", 32)
 
-    def camera_sees(self, portal: str, people: int) -> None:
-        self.site.people_count(CAMERAS[portal], people)
+    def camera_sees(self, portal: str, people: int) -> int:
+        """The portal camera films `people` walking up (a synthetic overhead scene); vision counts them."""
+        scene = synthetic.portal_scene(people=people, seed=people * 7919 + len(self.scenarios))
+        height = scene.frames[0][1].shape[0]
+        counter = PeopleCounter(
+            PeopleConfig(PortalLine((scene.line_x, 0.0), (scene.line_x, float(height))), scene.person_area_px)
+        )
+        counts = [(counter.update(t, frame).people, frame) for t, frame in scene.frames]
+        seen, frame = max(counts, key=lambda pair: pair[0])
+        ok, png = cv2.imencode(".png", frame)
+        self.site.people_count(CAMERAS[portal], seen, png.tobytes() if ok else None)
+        return seen
 
     def exit_attempt(self, portal: str, badges: list[str], epcs: list[str], people: int | None = None) -> bool:
         """Walk up, badge, stand at the door (tags read all the while) until it decides; walk through if it opens."""

@@ -176,8 +176,8 @@ class RunningSite:
             method="handheld",
         )
 
-    def people_count(self, camera: str, count: int) -> None:
-        self.runtime.submit(PeopleCount(camera, count, time.time_ns() // 1000))
+    def people_count(self, camera: str, count: int, frame_png: bytes | None = None) -> None:
+        self.runtime.submit(PeopleCount(camera, count, time.time_ns() // 1000, frame_png))
 
 
 def _start_simulators(rows: list[DeviceRow], keys: dict[str, bytes]) -> tuple[Simulators, dict[str, str]]:

@@ -189,9 +189,12 @@ class Engine:
         row = 0
         while self._inputs and self._inputs[0][0] <= horizon:
             t, cls, _, payload = heapq.heappop(self._inputs)
-            end = max(row, int(np.searchsorted(reads.time_us, t, side="right")))
-            self._apply(reads, row, end)
-            row = end
+            if cls != _INPUT or isinstance(payload, FireAlarmInput):
+                # badge, camera and door inputs neither read nor change the item state, so reads
+                # need applying only up to decisions, deadlines and fire inputs (movements check it)
+                end = max(row, int(np.searchsorted(reads.time_us, t, side="right")))
+                self._apply(reads, row, end)
+                row = end
             if cls == _DECIDE:
                 assert isinstance(payload, _PendingDecision)
                 self._decide(payload, t)
@@ -231,9 +234,9 @@ class Engine:
                                batch.antenna.astype(np.int32, copy=False), batch.epc_bits,
                                batch.rssi.astype(np.float64, copy=False), self.config.rssi_min_dbm,
                                self.config.rssi_max_dbm, portal, side, code)
-        late = batch.time_us <= self.horizon_us
         self.stats["reads"] += n
-        if bad or late.any():
+        if bad or (n and batch.time_us[0] <= self.horizon_us):  # sorted: only the first can tell
+            late = batch.time_us <= self.horizon_us
             self._report_bad(batch, code, late)
             keep = np.nonzero(((code == k.READ_OK) | (code == k.READ_BAD_RSSI)) & ~late)[0]
             batch, portal, side = batch.take(keep), portal[keep], side[keep]
@@ -261,7 +264,7 @@ class Engine:
 
     def _apply(self, reads: ValidReads, start: int, end: int) -> None:
         if end > start:
-            part = ValidReads(*(getattr(reads, f)[start:end] for f in ValidReads.__dataclass_fields__))
+            part = reads if start == 0 and end == len(reads.time_us) else reads.rows(start, end)
             self._core_events(self.core.apply_reads(part), part)
 
     def _core_events(self, events: CoreEvents, reads: ValidReads) -> None:

@@ -62,13 +62,13 @@ class NumbaCore:
         self.kcfg = k.KConfig(config.settle_us, config.association_us, config.min_reads,
                               float(config.max_speed_m_per_s))
         self.out = _out_buffers(_BUFFER)
-        self.unknown = np.zeros(0, np.int64)
         self._install(snapshot, _fresh_state(snapshot))
 
     def _install(self, snapshot: Snapshot, state: k.KState) -> None:
         self.snapshot = snapshot
         self.ksnap = _ksnap(snapshot)
         self.state = state
+        self.ctx = k.make_ctx(self.ksnap, state, self.kcfg, self.out)
         self.decision_items = np.zeros(max(snapshot.n_items, 1), np.int32)
         self.decision_reasons = np.zeros(max(snapshot.n_items, 1), np.int64)
         self.decision_approvals = np.zeros(max(snapshot.n_items, 1), np.int32)
@@ -116,6 +116,8 @@ class NumbaCore:
     def _drain(self, events: CoreEvents) -> None:
         out, s = self.out, self.snapshot
         n_mov, n_al, n_unk = out.counts.tolist()
+        if not (n_mov or n_al or n_unk):
+            return
         if n_mov:
             venue_ids = np.append(s.venue_ids, -1)  # index -1 (outside the unit) -> id -1 -> None
             rows = zip(s.item_ids[out.mov_item[:n_mov]].tolist(), s.portal_ids[out.mov_portal[:n_mov]].tolist(),
@@ -136,14 +138,12 @@ class NumbaCore:
     def apply_reads(self, reads: ValidReads) -> CoreEvents:
         events = CoreEvents()
         n = len(reads.time_us)
-        if len(self.out.unknown_rows) < n:
-            self.out = self.out._replace(unknown_rows=np.zeros(n, np.int64))
         if n:
             self._oldest_last = min(self._oldest_last, int(reads.time_us[0]))
         row = 0
         while row < n:
-            row = k.apply_reads(self.ksnap, self.state, self.kcfg, self.out, row, reads.time_us, reads.portal,
-                                reads.side, reads.epc_words, reads.epc_bits, reads.tid_hash)
+            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
+                                reads.epc_bits, reads.tid_hash)
             self._drain(events)
         return events
 
@@ -151,18 +151,16 @@ class NumbaCore:
         events = CoreEvents()
         if horizon_us - self.config.settle_us <= self._oldest_last:
             return events
-        while not k.settle_due(self.ksnap, self.state, self.kcfg, self.out, horizon_us):
+        done = False
+        while not done:
+            done, self._oldest_last = k.settle_due(self.ctx, horizon_us)
             self._drain(events)
-        self._drain(events)
-        n_open = int(self.state.n_open[0])
-        listed = self.state.open_items[:n_open]
-        self._oldest_last = int(self.state.pass_last[listed].min()) if n_open else 2**62
         return events
 
     def decide(self, portal_index: int, person_index: int, badge_us: int, decide_us: int,
                ts_badges: int) -> list[ItemVerdict]:
-        n = k.decide_items(self.ksnap, self.state, self.kcfg, portal_index, person_index, badge_us, decide_us,
-                           ts_badges, self.decision_items, self.decision_reasons, self.decision_approvals)
+        n = k.decide_items(self.ctx, portal_index, person_index, badge_us, decide_us, ts_badges,
+                           self.decision_items, self.decision_reasons, self.decision_approvals)
         s = self.snapshot
         return [
             ItemVerdict(int(s.item_ids[i]), int(r), None if a < 0 else int(s.appr_ids[a]))

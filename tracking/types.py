@@ -23,6 +23,11 @@ class ValidReads:
     epc_bits: np.ndarray  # int16
     tid_hash: np.ndarray  # uint64
 
+    def rows(self, start: int, stop: int) -> ValidReads:
+        """Rows start..stop-1 as views (no copy)."""
+        return ValidReads(self.time_us[start:stop], self.portal[start:stop], self.side[start:stop],
+                          self.epc_words[start:stop], self.epc_bits[start:stop], self.tid_hash[start:stop])
+
 
 @dataclass(frozen=True)
 class ItemVerdict:

@@ -119,6 +119,8 @@ def test_an_oversized_particle_leaves_the_item_not_destroyed(
     [outcome] = st.run(["S-2026-002"], "otto", "wendy")
     assert not outcome.destroyed and "particle analysis fail" in outcome.reason
     assert item_status(site, DISK_EPC) == ("destruction_failed", "otto")
+    [evidence] = (tmp_path / "certificates").glob("evidence-*.png")  # offenders outlined, kept as evidence
+    assert evidence.read_bytes().startswith(b"\x89PNG")
 
 
 def test_a_jammed_shredder_fails_the_cycle(site: sessionmaker[Session], machines: Machines, tmp_path: Path) -> None:

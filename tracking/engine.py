@@ -36,6 +36,7 @@ Both backends ('numba', 'reference') share this module; they differ only in the 
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 from collections import defaultdict, deque
@@ -53,6 +54,7 @@ from tracking.model import TOP_SECRET, EngineConfig
 from tracking.numba_core import NumbaCore
 from tracking.reference import ReferenceCore
 from tracking.results import (
+    A_CLONE,
     ALARM_KINDS,
     CLONE_DETAIL,
     R_PERSON_INACTIVE,
@@ -182,6 +184,18 @@ class Engine:
 
     def advance(self, now_us: int) -> Output:
         """Settle everything due by now_us - reorder_us and return it (see module docstring)."""
+        # The cyclic GC is paused meanwhile: an advance allocates only acyclic objects (results,
+        # tuples), and on a bulk batch the collections its allocations trigger, each scanning the
+        # whole heap, cost as much as building the results. Collection resumes at the next allocation.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._advance(now_us)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _advance(self, now_us: int) -> Output:
         self._out = Output([], [], [])
         horizon = max(now_us - self.config.reorder_us, self.horizon_us)
         self._flush_single_reads()
@@ -192,7 +206,7 @@ class Engine:
             if cls != _INPUT or isinstance(payload, FireAlarmInput):
                 # badge, camera and door inputs neither read nor change the item state, so reads
                 # need applying only up to decisions, deadlines and fire inputs (movements check it)
-                end = max(row, int(np.searchsorted(reads.time_us, t, side="right")))
+                end = max(row, int(reads.time_us.searchsorted(t, side="right")))
                 self._apply(reads, row, end)
                 row = end
             if cls == _DECIDE:
@@ -221,7 +235,7 @@ class Engine:
         self._batches = []
         if not k.is_sorted(batch.time_us):
             batch = batch.take(np.argsort(batch.time_us, kind="stable"))
-        cut = int(np.searchsorted(batch.time_us, horizon, side="right"))
+        cut = int(batch.time_us.searchsorted(horizon, side="right"))
         if cut < len(batch):
             self._batches = [batch.rows(cut, len(batch))]
             batch = batch.rows(0, cut)
@@ -272,19 +286,25 @@ class Engine:
         if self._fire_periods or self._fire_since is not None or self._due:
             for m in events.movements:
                 self._after_movement(m)
-        for kind, t, portal_id, item_id, detail in events.alarms:
-            text = CLONE_DETAIL.get(detail, "") if ALARM_KINDS[kind] == "possible_clone" else ""
-            self._alarm(ALARM_KINDS[kind], t, portal_id, item_id, text)
-        for row in events.unknown_rows:
-            t = int(reads.time_us[row])
-            epc = words_to_epc(reads.epc_words[row], int(reads.epc_bits[row]))
-            self.stats["unregistered_read"] += 1
+        self._out.alarms.extend(
+            Alarm(ALARM_KINDS[kind], t, portal_id, item_id, CLONE_DETAIL.get(detail, "") if kind == A_CLONE else "")
+            for kind, t, portal_id, item_id, detail in events.alarms
+        )
+        if events.unknown_rows:
+            self._unregistered(events.unknown_rows, reads)
+
+    def _unregistered(self, rows: list[int], reads: ValidReads) -> None:
+        """One unregistered_tag alarm per EPC per unregistered_repeat_us."""
+        times, bits = reads.time_us[rows].tolist(), reads.epc_bits[rows].tolist()
+        words, portals = reads.epc_words[rows].tolist(), self.snapshot.portal_ids[reads.portal[rows]].tolist()
+        self.stats["unregistered_read"] += len(rows)
+        for t, row_bits, row_words, portal_id in zip(times, bits, words, portals, strict=True):
+            epc = words_to_epc(row_words, row_bits)
             last = self._unregistered_last.get(epc)
             if last is None or t - last >= self.config.unregistered_repeat_us:
                 if len(self._unregistered_last) >= _MAX_REMEMBERED:
                     self._unregistered_last = _recent(self._unregistered_last, t - self.config.unregistered_repeat_us)
                 self._unregistered_last[epc] = t
-                portal_id = int(self.snapshot.portal_ids[reads.portal[row]])
                 self._alarm("unregistered_tag", t, portal_id, None, "EPC not in the register", epc=epc)
 
     def _after_movement(self, m: Movement) -> None:

@@ -33,7 +33,7 @@ def epc_words(epc: str) -> list[int]:
     return [int(padded[i : i + 16], 16) for i in range(0, len(padded), 16)]
 
 
-def words_to_epc(words: np.ndarray, bits: int) -> str:
+def words_to_epc(words: np.ndarray | list[int], bits: int) -> str:
     """Inverse of epc_words: the upper-case hex EPC of `bits` bits."""
     text = "".join(f"{int(w):016X}" for w in words[: (bits + 63) // 64])
     return text[: bits // 4]

@@ -2,9 +2,9 @@
 
 Inputs are validated and converted to these dtypes by the Python wrappers; kernels never see a
 malformed read. Arrays are grouped in named tuples (KSnap: the register, KState: per-item state,
-KOut: output buffers) instead of long positional lists, and the entry points take the four together
-as one KCtx (see there). The semantics are those of tracking.reference, which is the readable
-statement of every rule.
+KOut: output buffers) instead of long positional lists; the kernels see the fields of all of them,
+and of KConfig, flattened into one KCtx (see there for why). The semantics are those of
+tracking.reference, which is the readable statement of every rule.
 
 All jitted code lives in this one file because Numba's on-disk cache (cache=True) is keyed on the
 defining file only: a kernel would keep a stale copy of a helper edited in another file. Constants
@@ -182,18 +182,20 @@ class KOut(NamedTuple):
 
 @structref.register
 class KCtxType(types.StructRef):
-    """Numba type of KCtx: fields snap, state, cfg, out."""
+    """Numba type of KCtx: one field per field of KSnap, KState, KConfig and KOut."""
 
     def preprocess_fields(self, fields: tuple) -> tuple:
         return tuple((name, types.unliteral(t)) for name, t in fields)
 
 
 class KCtx(structref.StructRefProxy):
-    """KSnap, KState, KConfig and KOut of one core behind a single reference.
+    """Every array and setting of KSnap, KState, KConfig and KOut as a field of one object.
 
-    Why: a call from Python unboxes every array it is given, ~0.25 us each; with the ~55 arrays of
-    the four tuples that was ~10 us per kernel call. A KCtx unboxes as one pointer. It holds the
-    same array objects as the tuples, so in-place writes from Python are seen by the kernels.
+    Why: a call from Python unboxes each array it is given (~0.25 us each, ~10 us for the ~55 of the
+    four tuples), and a tuple handed to a helper inside a kernel costs a reference-count update per
+    member, which Numba does not always elide in loops. A KCtx unboxes as one pointer and its fields
+    are reached one at a time. It holds the same array objects as the tuples, so in-place writes
+    from Python are seen by the kernels.
     """
 
 
@@ -206,21 +208,19 @@ def _new_ctx(snap: KSnap, st: KState, cfg: KConfig, out: KOut) -> KCtx:
 
 @overload(_new_ctx)
 def _new_ctx_impl(snap, st, cfg, out) -> Callable[..., KCtx]:  # type: ignore[no-untyped-def]
-    """Typing-time builder: the KCtx type is made from the Numba types of the four tuples.
+    """Typing-time builder of the KCtx type and its constructor, from the Numba types of the tuples.
 
     Parameters unannotated: Numba requires the typing and implementation signatures to be equal.
     """
-    ctx_type = KCtxType(fields=[("snap", snap), ("state", st), ("cfg", cfg), ("out", out)])
-
-    def impl(snap, st, cfg, out):  # type: ignore[no-untyped-def]
-        ctx = structref.new(ctx_type)
-        ctx.snap = snap
-        ctx.state = st
-        ctx.cfg = cfg
-        ctx.out = out
-        return ctx
-
-    return impl
+    parts = {"snap": snap, "st": st, "cfg": cfg, "out": out}
+    fields = [(name, t) for tup in parts.values() for name, t in zip(tup.fields, tup.types, strict=True)]
+    if len({name for name, _ in fields}) != len(fields):
+        raise TypeError("KSnap, KState, KConfig and KOut must not share a field name")
+    # the constructor: one assignment per field, written out here since the fields come from the types
+    copies = "".join(f"    ctx.{name} = {arg}.{name}\n" for arg, tup in parts.items() for name in tup.fields)
+    namespace: dict = {"structref": structref, "ctx_type": KCtxType(fields=fields)}
+    exec(f"def impl(snap, st, cfg, out):\n    ctx = structref.new(ctx_type)\n{copies}    return ctx\n", namespace)
+    return namespace["impl"]
 
 
 @njit(cache=True)
@@ -229,59 +229,59 @@ def make_ctx(snap: KSnap, st: KState, cfg: KConfig, out: KOut) -> KCtx:
 
 
 @njit(cache=True, inline="always")
-def _level(snap: KSnap, i: int) -> int:
-    return 0 if snap.item_status[i] == DECLASSIFIED else int(snap.item_level[i])
+def _level(ctx: KCtx, i: int) -> int:
+    return 0 if ctx.item_status[i] == DECLASSIFIED else int(ctx.item_level[i])
 
 
 @njit(cache=True, inline="always")
-def _alarm(out: KOut, kind: int, t: int, p: int, i: int, detail: int) -> None:
-    k = out.counts[1]
-    out.al_kind[k] = kind
-    out.al_time[k] = t
-    out.al_portal[k] = p
-    out.al_item[k] = i
-    out.al_detail[k] = detail
-    out.counts[1] = k + 1
+def _alarm(ctx: KCtx, kind: int, t: int, p: int, i: int, detail: int) -> None:
+    k = ctx.counts[1]
+    ctx.al_kind[k] = kind
+    ctx.al_time[k] = t
+    ctx.al_portal[k] = p
+    ctx.al_item[k] = i
+    ctx.al_detail[k] = detail
+    ctx.counts[1] = k + 1
 
 
 @njit(cache=True, inline="always")
-def _needs_approval(snap: KSnap, p: int, level: int) -> bool:
-    vi = snap.portal_inside[p]
-    vo = snap.portal_outside[p]
-    lower = vo < 0 or snap.venue_ceiling[vo] < snap.venue_ceiling[vi]
-    return lower or (snap.portal_border[p] and level >= 1)
+def _needs_approval(ctx: KCtx, p: int, level: int) -> bool:
+    vi = ctx.portal_inside[p]
+    vo = ctx.portal_outside[p]
+    lower = vo < 0 or ctx.venue_ceiling[vo] < ctx.venue_ceiling[vi]
+    return lower or (ctx.portal_border[p] and level >= 1)
 
 
 @njit(cache=True, inline="always")
-def _settle(snap: KSnap, st: KState, cfg: KConfig, out: KOut, i: int) -> None:
+def _settle(ctx: KCtx, i: int) -> None:
     """Close item i's open pass: a movement if both sides saw it in order, else nothing (rule 8)."""
-    flags = st.pass_flags[i]
-    st.pass_flags[i] = flags & ~np.uint8(F_OPEN)
+    flags = ctx.pass_flags[i]
+    ctx.pass_flags[i] = flags & ~np.uint8(F_OPEN)
     both = (flags & F_SEEN_IN) != 0 and (flags & F_SEEN_OUT) != 0
     crossed = ((flags & F_FIRST_OUT) != 0) != ((flags & F_LAST_OUT) != 0)
-    if not (both and crossed and st.pass_reads[i] >= cfg.min_reads):
+    if not (both and crossed and ctx.pass_reads[i] >= ctx.min_reads):
         return
-    p = st.pass_portal[i]
-    t = st.pass_last[i]
+    p = ctx.pass_portal[i]
+    t = ctx.pass_last[i]
     is_exit = (flags & F_FIRST_OUT) == 0
-    vi = snap.portal_inside[p]
-    vo = snap.portal_outside[p]
+    vi = ctx.portal_inside[p]
+    vo = ctx.portal_outside[p]
     src, dst = (vi, vo) if is_exit else (vo, vi)
-    k = out.counts[0]
-    out.mov_item[k] = i
-    out.mov_portal[k] = p
-    out.mov_exit[k] = is_exit
-    out.mov_time[k] = t
-    out.mov_from[k] = src
-    out.mov_to[k] = dst
-    out.counts[0] = k + 1
-    st.venue[i] = dst
-    level = _level(snap, i)
-    if dst >= 0 and (level > snap.venue_ceiling[dst] or (level == TOP_SECRET and not snap.venue_ts[dst])):
-        _alarm(out, A_VENUE_CEILING, t, p, i, 0)
-    covered = st.allow_portal[i] == p and st.allow_us[i] >= st.pass_first[i] - cfg.association_us
-    if is_exit and _needs_approval(snap, p, level) and not covered:
-        _alarm(out, A_UNAUTHORIZED_EXIT, t, p, i, 0)
+    k = ctx.counts[0]
+    ctx.mov_item[k] = i
+    ctx.mov_portal[k] = p
+    ctx.mov_exit[k] = is_exit
+    ctx.mov_time[k] = t
+    ctx.mov_from[k] = src
+    ctx.mov_to[k] = dst
+    ctx.counts[0] = k + 1
+    ctx.venue[i] = dst
+    level = _level(ctx, i)
+    if dst >= 0 and (level > ctx.venue_ceiling[dst] or (level == TOP_SECRET and not ctx.venue_ts[dst])):
+        _alarm(ctx, A_VENUE_CEILING, t, p, i, 0)
+    covered = ctx.allow_portal[i] == p and ctx.allow_us[i] >= ctx.pass_first[i] - ctx.association_us
+    if is_exit and _needs_approval(ctx, p, level) and not covered:
+        _alarm(ctx, A_UNAUTHORIZED_EXIT, t, p, i, 0)
 
 
 @njit(cache=True, nogil=True)
@@ -291,55 +291,58 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
 
     Stops early when an output buffer could overflow; the caller drains it and calls again.
     """
-    snap, st, cfg, out = ctx.snap, ctx.state, ctx.cfg, ctx.out
-    cap_mov = len(out.mov_item)
-    cap_al = len(out.al_kind)
-    cap_unknown = len(out.unknown_rows)
+    cap_mov = len(ctx.mov_item)
+    cap_al = len(ctx.al_kind)
+    cap_unknown = len(ctx.unknown_rows)
     width = words.shape[1]
     flat = words.reshape(-1)
+    # hoisted: inside the loop Numba reloads a KCtx field at every use (array writes might alias it)
+    counts, table, epc_ptr, epc_words, epc_bits = ctx.counts, ctx.table, ctx.epc_ptr, ctx.epc_words, ctx.epc_bits
+    pass_flags, pass_portal, pass_last, pass_reads = ctx.pass_flags, ctx.pass_portal, ctx.pass_last, ctx.pass_reads
+    item_tid, settle_us = ctx.item_tid, ctx.settle_us
     for r in range(start, len(time_us)):
-        if out.counts[0] + 1 > cap_mov or out.counts[1] + ALARMS_PER_READ > cap_al or out.counts[2] >= cap_unknown:
+        if counts[0] + 1 > cap_mov or counts[1] + ALARMS_PER_READ > cap_al or counts[2] >= cap_unknown:
             return r
         t = time_us[r]
         p = portal[r]
         s = side[r]
-        i = find_item(snap.table, snap.epc_ptr, snap.epc_words, snap.epc_bits, flat, r * width, bits[r])
+        i = find_item(table, epc_ptr, epc_words, epc_bits, flat, r * width, bits[r])
         if i < 0:
-            out.unknown_rows[out.counts[2]] = r
-            out.counts[2] += 1
+            ctx.unknown_rows[counts[2]] = r
+            counts[2] += 1
             continue
-        flags = st.pass_flags[i]
+        flags = pass_flags[i]
         out_side = np.uint8(F_LAST_OUT) if s == SIDE_OUTSIDE else np.uint8(0)
         seen = np.uint8(F_SEEN_OUT) if s == SIDE_OUTSIDE else np.uint8(F_SEEN_IN)
-        if (flags & F_OPEN) and st.pass_portal[i] == p and t - st.pass_last[i] <= cfg.settle_us:
-            st.pass_last[i] = t
-            if st.pass_reads[i] < 32767:
-                st.pass_reads[i] += 1
+        if (flags & F_OPEN) and pass_portal[i] == p and t - pass_last[i] <= settle_us:
+            pass_last[i] = t
+            if pass_reads[i] < 32767:
+                pass_reads[i] += 1
             flags = (flags & ~np.uint8(F_LAST_OUT)) | out_side | seen
         else:
             if flags & F_OPEN:
-                _settle(snap, st, cfg, out, i)
-            prev = st.pass_portal[i]
+                _settle(ctx, i)
+            prev = pass_portal[i]
             if prev >= 0 and prev != p:
-                dx = snap.portal_xy[p, 0] - snap.portal_xy[prev, 0]
-                dy = snap.portal_xy[p, 1] - snap.portal_xy[prev, 1]
-                if (t - st.pass_last[i]) * cfg.max_speed_m_per_s < np.sqrt(dx * dx + dy * dy) * 1e6:
-                    _alarm(out, A_CLONE, t, p, i, CLONE_TRAVEL)
-            if snap.item_status[i] == DESTROYED:
-                _alarm(out, A_DESTROYED_SEEN, t, p, i, 0)
-            if not (st.pass_flags[i] & F_LISTED):
-                st.open_items[st.n_open[0]] = i
-                st.n_open[0] += 1
-            st.pass_portal[i] = p
-            st.pass_first[i] = t
-            st.pass_last[i] = t
-            st.pass_reads[i] = 1
+                dx = ctx.portal_xy[p, 0] - ctx.portal_xy[prev, 0]
+                dy = ctx.portal_xy[p, 1] - ctx.portal_xy[prev, 1]
+                if (t - pass_last[i]) * ctx.max_speed_m_per_s < np.sqrt(dx * dx + dy * dy) * 1e6:
+                    _alarm(ctx, A_CLONE, t, p, i, CLONE_TRAVEL)
+            if ctx.item_status[i] == DESTROYED:
+                _alarm(ctx, A_DESTROYED_SEEN, t, p, i, 0)
+            if not (pass_flags[i] & F_LISTED):
+                ctx.open_items[ctx.n_open[0]] = i
+                ctx.n_open[0] += 1
+            pass_portal[i] = p
+            ctx.pass_first[i] = t
+            pass_last[i] = t
+            pass_reads[i] = 1
             first_out = np.uint8(F_FIRST_OUT) if s == SIDE_OUTSIDE else np.uint8(0)
             flags = np.uint8(F_OPEN | F_LISTED) | first_out | out_side | seen
-        if tid[r] != 0 and snap.item_tid[i] != 0 and tid[r] != snap.item_tid[i] and not (flags & F_TID_ALARMED):
-            _alarm(out, A_CLONE, t, p, i, CLONE_TID)
+        if tid[r] != 0 and item_tid[i] != 0 and tid[r] != item_tid[i] and not (flags & F_TID_ALARMED):
+            _alarm(ctx, A_CLONE, t, p, i, CLONE_TID)
             flags |= np.uint8(F_TID_ALARMED)
-        st.pass_flags[i] = flags
+        pass_flags[i] = flags
     return len(time_us)
 
 
@@ -350,88 +353,87 @@ def settle_due(ctx: KCtx, horizon_us: int) -> tuple[bool, int]:
     Returns (done, oldest): done False when it stopped early because an output buffer is nearly
     full; oldest, the earliest last read of the passes still open (NO_OPEN_PASS when none).
     """
-    snap, st, cfg, out = ctx.snap, ctx.state, ctx.cfg, ctx.out
     keep = 0
-    n = st.n_open[0]
+    n = ctx.n_open[0]
     done = True
     oldest = NO_OPEN_PASS
     for k in range(n):
-        i = st.open_items[k]
-        flags = st.pass_flags[i]
-        if done and (flags & F_OPEN) and horizon_us - st.pass_last[i] > cfg.settle_us:
-            if out.counts[0] + 1 > len(out.mov_item) or out.counts[1] + 2 > len(out.al_kind):
+        i = ctx.open_items[k]
+        flags = ctx.pass_flags[i]
+        if done and (flags & F_OPEN) and horizon_us - ctx.pass_last[i] > ctx.settle_us:
+            if ctx.counts[0] + 1 > len(ctx.mov_item) or ctx.counts[1] + 2 > len(ctx.al_kind):
                 done = False
             else:
-                _settle(snap, st, cfg, out, i)
-                flags = st.pass_flags[i]
+                _settle(ctx, i)
+                flags = ctx.pass_flags[i]
         if flags & F_OPEN:
-            st.open_items[keep] = i
+            ctx.open_items[keep] = i
             keep += 1
-            oldest = min(oldest, st.pass_last[i])
+            oldest = min(oldest, ctx.pass_last[i])
         else:
-            st.pass_flags[i] = flags & ~np.uint8(F_LISTED)
-    st.n_open[0] = keep
+            ctx.pass_flags[i] = flags & ~np.uint8(F_LISTED)
+    ctx.n_open[0] = keep
     return done, oldest
 
 
 @njit(cache=True, inline="always")
-def _covered(ptr: np.ndarray, refs: np.ndarray, row: int, snap: KSnap, person: int) -> bool:
+def _covered(ptr: np.ndarray, refs: np.ndarray, row: int, ctx: KCtx, person: int) -> bool:
     """Is the person, or a group the person is in, on row `row` of a person/group list?"""
     for k in range(ptr[row], ptr[row + 1]):
         ref = refs[k]
         if ref == person:
             return True
-        if ref >= snap.n_people:
-            for g in range(snap.pgroup_ptr[person], snap.pgroup_ptr[person + 1]):
-                if snap.pgroup_idx[g] + snap.n_people == ref:
+        if ref >= ctx.n_people:
+            for g in range(ctx.pgroup_ptr[person], ctx.pgroup_ptr[person + 1]):
+                if ctx.pgroup_idx[g] + ctx.n_people == ref:
                     return True
     return False
 
 
 @njit(cache=True)
-def item_reasons(snap: KSnap, st: KState, cfg: KConfig, i: int, person: int, p: int, badge_us: int,
+def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int,
                  ts_badges: int) -> tuple[int, int]:
     """Reasons mask and chosen approval index (-1 = none) for item i leaving through portal p.
 
     An item already allowed out in this crossing (a companion badged first) needs no second
     approval and no scope check for the companion.
     """
-    level = _level(snap, i)
+    level = _level(ctx, i)
     reasons = 0
-    status = snap.item_status[i]
+    status = ctx.item_status[i]
     if status == DESTROYED or status == SEIZED:  # noqa: SIM109 (Numba: no tuple membership)
         reasons |= R_ITEM_STATUS
-    if level > snap.person_clearance[person]:
+    if level > ctx.person_clearance[person]:
         reasons |= R_CLEARANCE
     if level == TOP_SECRET and ts_badges < 2:
         reasons |= R_TWO_PERSON
-    vo = snap.portal_outside[p]
-    if vo >= 0 and (level > snap.venue_ceiling[vo] or (level == TOP_SECRET and not snap.venue_ts[vo])):
+    vo = ctx.portal_outside[p]
+    if vo >= 0 and (level > ctx.venue_ceiling[vo] or (level == TOP_SECRET and not ctx.venue_ts[vo])):
         reasons |= R_DESTINATION_CEILING
-    border = snap.portal_border[p]
+    border = ctx.portal_border[p]
     if border and level == TOP_SECRET:
         reasons |= R_BORDER
     chosen = -1
-    already = st.allow_portal[i] == p and st.allow_us[i] >= st.pass_first[i] - cfg.association_us
+    already = ctx.allow_portal[i] == p and ctx.allow_us[i] >= ctx.pass_first[i] - ctx.association_us
     if already:
         return reasons, chosen
-    if _needs_approval(snap, p, level):
+    if _needs_approval(ctx, p, level):
         abroad = border and level >= 1
         expired = False
         used_up = False
-        for k in range(snap.item_appr_ptr[i], snap.item_appr_ptr[i + 1]):
-            a = snap.item_appr[k]
-            kind = snap.appr_kind[a]
+        for k in range(ctx.item_appr_ptr[i], ctx.item_appr_ptr[i + 1]):
+            a = ctx.item_appr[k]
+            kind = ctx.appr_kind[a]
             kind_ok = kind == K_ABROAD if abroad else (kind == K_CARRY_OUT or kind == K_TRANSFER)  # noqa: SIM109
-            if not kind_ok or not _covered(snap.appr_ref_ptr, snap.appr_ref, a, snap, person):
+            if not kind_ok or not _covered(ctx.appr_ref_ptr, ctx.appr_ref, a, ctx, person):
                 continue
-            if snap.appr_portal[a] >= 0 and snap.appr_portal[a] != p:
+            if ctx.appr_portal[a] >= 0 and ctx.appr_portal[a] != p:
                 continue
-            if snap.appr_dest[a] >= 0 and snap.appr_dest[a] != vo:
+            if ctx.appr_dest[a] >= 0 and ctx.appr_dest[a] != vo:
                 continue
-            if st.appr_uses[a] <= 0:
+            if ctx.appr_uses[a] <= 0:
                 used_up = True
-            elif not (snap.appr_from[a] <= badge_us < snap.appr_until[a]):
+            elif not (ctx.appr_from[a] <= badge_us < ctx.appr_until[a]):
                 expired = True
             else:
                 chosen = a
@@ -443,7 +445,7 @@ def item_reasons(snap: KSnap, st: KState, cfg: KConfig, i: int, person: int, p: 
                 reasons |= R_APPROVAL_USED_UP
             else:
                 reasons |= R_ABROAD_MISSING if abroad else R_APPROVAL_MISSING
-    if level >= 1 and chosen < 0 and not _covered(snap.scope_ptr, snap.scope_ref, i, snap, person):
+    if level >= 1 and chosen < 0 and not _covered(ctx.scope_ptr, ctx.scope_ref, i, ctx, person):
         reasons |= R_SCOPE
     return reasons, chosen
 
@@ -453,20 +455,19 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, decide_us: int, 
                  items: np.ndarray, reasons: np.ndarray, approvals: np.ndarray) -> int:
     """Items associated with an exit at portal p (live pass begun within the association window,
     seen on the inside) and, for each, its reasons and chosen approval. Returns the item count."""
-    snap, st, cfg = ctx.snap, ctx.state, ctx.cfg
     n = 0
-    for k in range(st.n_open[0]):
-        i = st.open_items[k]
-        flags = st.pass_flags[i]
-        if not (flags & F_OPEN) or st.pass_portal[i] != p or not (flags & F_SEEN_IN):
+    for k in range(ctx.n_open[0]):
+        i = ctx.open_items[k]
+        flags = ctx.pass_flags[i]
+        if not (flags & F_OPEN) or ctx.pass_portal[i] != p or not (flags & F_SEEN_IN):
             continue
-        if decide_us - st.pass_last[i] > cfg.settle_us or st.pass_first[i] < badge_us - cfg.association_us:
+        if decide_us - ctx.pass_last[i] > ctx.settle_us or ctx.pass_first[i] < badge_us - ctx.association_us:
             continue
         items[n] = i
         reasons[n] = 0
         approvals[n] = -1
         if person >= 0:
-            mask, chosen = item_reasons(snap, st, cfg, i, person, p, badge_us, ts_badges)
+            mask, chosen = item_reasons(ctx, i, person, p, badge_us, ts_badges)
             reasons[n] = mask
             approvals[n] = chosen
         n += 1
@@ -474,13 +475,13 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, decide_us: int, 
 
 
 @njit(cache=True, nogil=True)
-def sweep_seen(snap: KSnap, words: np.ndarray, bits: np.ndarray) -> np.ndarray:
+def sweep_seen(ctx: KCtx, words: np.ndarray, bits: np.ndarray) -> np.ndarray:
     """Item index of each swept EPC (-1 = unregistered)."""
     found = np.empty(len(bits), dtype=np.int32)
     width = words.shape[1]
     flat = words.reshape(-1)
     for r in range(len(bits)):
-        found[r] = find_item(snap.table, snap.epc_ptr, snap.epc_words, snap.epc_bits, flat, r * width, bits[r])
+        found[r] = find_item(ctx.table, ctx.epc_ptr, ctx.epc_words, ctx.epc_bits, flat, r * width, bits[r])
     return found
 
 

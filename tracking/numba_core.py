@@ -16,6 +16,7 @@ from tracking.snapshot import Snapshot
 from tracking.types import CoreEvents, ItemVerdict, ValidReads
 
 _BUFFER = 65_536
+_DIRECTION = ("entry", "exit")  # by KOut.mov_exit
 
 
 def _ksnap(s: Snapshot) -> k.KSnap:
@@ -69,6 +70,8 @@ class NumbaCore:
         self.ksnap = _ksnap(snapshot)
         self.state = state
         self.ctx = k.make_ctx(self.ksnap, state, self.kcfg, self.out)
+        # venue index -> register id; index -1 (the outside of the unit) -> None
+        self._venue_id_or_none = (*snapshot.venue_ids.tolist(), None)
         self.decision_items = np.zeros(max(snapshot.n_items, 1), np.int32)
         self.decision_reasons = np.zeros(max(snapshot.n_items, 1), np.int64)
         self.decision_approvals = np.zeros(max(snapshot.n_items, 1), np.int32)
@@ -119,14 +122,12 @@ class NumbaCore:
         if not (n_mov or n_al or n_unk):
             return
         if n_mov:
-            venue_ids = np.append(s.venue_ids, -1)  # index -1 (outside the unit) -> id -1 -> None
-            rows = zip(s.item_ids[out.mov_item[:n_mov]].tolist(), s.portal_ids[out.mov_portal[:n_mov]].tolist(),
-                       out.mov_exit[:n_mov].tolist(), out.mov_time[:n_mov].tolist(),
-                       venue_ids[out.mov_from[:n_mov]].tolist(), venue_ids[out.mov_to[:n_mov]].tolist(), strict=True)
-            events.movements.extend(
-                Movement(i, p, "exit" if x else "entry", t, None if a < 0 else a, None if b < 0 else b)
-                for i, p, x, t, a, b in rows
-            )
+            venue = self._venue_id_or_none.__getitem__
+            events.movements.extend(map(
+                Movement, s.item_ids[out.mov_item[:n_mov]].tolist(), s.portal_ids[out.mov_portal[:n_mov]].tolist(),
+                map(_DIRECTION.__getitem__, out.mov_exit[:n_mov].tolist()), out.mov_time[:n_mov].tolist(),
+                map(venue, out.mov_from[:n_mov].tolist()), map(venue, out.mov_to[:n_mov].tolist()),
+            ))
         if n_al:
             events.alarms.extend(zip(out.al_kind[:n_al].tolist(), out.al_time[:n_al].tolist(),
                                      s.portal_ids[out.al_portal[:n_al]].tolist(),
@@ -197,7 +198,7 @@ class NumbaCore:
 
         s = self.snapshot
         words, bits = encode_epcs([e.upper() for e in epcs])
-        found = k.sweep_seen(self.ksnap, words, bits)
+        found = k.sweep_seen(self.ctx, words, bits)
         v = int(np.nonzero(s.venue_ids == venue_id)[0][0])
         seen = np.zeros(s.n_items, np.bool_)
         seen[found[found >= 0]] = True

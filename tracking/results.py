@@ -7,6 +7,7 @@ kernels use the integer codes, everything outside the core uses the names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 
 # Decision reasons, one bit each. The names are stable ids stored in the journal.
 REASON_NAMES: tuple[str, ...] = (
@@ -63,6 +64,7 @@ CLONE_TRAVEL, CLONE_TID = 1, 2
 CLONE_DETAIL = {CLONE_TRAVEL: "impossible travel between portals", CLONE_TID: "TID does not match register"}
 
 
+@cache  # at most 2**15 masks; every Decision needs its names
 def reason_names(mask: int) -> tuple[str, ...]:
     """The stable ids of the bits set in a reasons mask, in bit order."""
     return tuple(name for name, bit in REASON_BIT.items() if mask & bit)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from tests.tracking.sites import SECOND, carry, epc_for, vault_site
@@ -29,7 +31,8 @@ def test_synthetic_load_agrees_with_the_reference() -> None:
 
 def test_small_output_buffers_are_drained_without_loss(monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot = build_snapshot(synthetic_site(200, n_portals=8, n_people=20))
-    batch = synthetic_reads(snapshot, 4000, reads_per_pass=4, pass_gap_us=30_000)
+    # ~40 foreign tags: more than the small buffer of unknown rows holds
+    batch = synthetic_reads(snapshot, 4000, reads_per_pass=4, pass_gap_us=30_000, unknown_fraction=0.01)
     big = Engine(snapshot, EngineConfig(), "numba")
     expected = (big.process(batch), big.advance(2**40))
     monkeypatch.setattr(numba_core, "_BUFFER", 8)
@@ -37,6 +40,7 @@ def test_small_output_buffers_are_drained_without_loss(monkeypatch: pytest.Monke
     got = (small.process(batch), small.advance(2**40))
     assert [sorted(o.movements, key=repr) for o in got] == [sorted(o.movements, key=repr) for o in expected]
     assert [sorted(o.alarms, key=repr) for o in got] == [sorted(o.alarms, key=repr) for o in expected]
+    assert small.stats["unregistered_read"] == big.stats["unregistered_read"] > 8
 
 
 @pytest.mark.parametrize("backend", ["numba", "reference"])
@@ -67,3 +71,15 @@ def test_badge_at_an_unknown_portal_is_refused() -> None:
 
 def test_malformed_epc_is_simply_not_found() -> None:
     assert build_snapshot(vault_site()).item_index("not an epc") == -1
+
+
+def test_advance_leaves_the_garbage_collector_as_it_found_it() -> None:
+    engine = Engine(build_snapshot(vault_site()), EngineConfig(), "numba")
+    was_enabled = gc.isenabled()
+    try:
+        for enabled in (True, False, True):
+            (gc.enable if enabled else gc.disable)()
+            engine.advance(SECOND)
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was_enabled else gc.disable)()

@@ -237,6 +237,46 @@ def approvals_list(url: DbOption = None) -> None:
     echo_rows(rows, ("ref", "kind", "state", "requester", "items", "uses left", "until"))
 
 
+@approvals_app.command("request")
+def approvals_request(
+    ref: str,
+    actor: ActorOption,
+    kind: Annotated[str, typer.Option(help="carry_out, transfer, reproduce, destroy, abroad or declassify")],
+    item: Annotated[list[str], typer.Option(help="Register number or EPC; repeat for several")],
+    until: Annotated[str, typer.Option(help="End of the window, ISO date-time with offset")],
+    url: DbOption = None,
+    person: Annotated[list[str] | None, typer.Option(help="Username allowed; repeat for several")] = None,
+    portal: Annotated[str | None, typer.Option(help="Only through this portal")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Start of the window (default now)")] = None,
+    uses: Annotated[int, typer.Option(help="How many times it may be used")] = 1,
+    reason: Annotated[str, typer.Option(help="Why")] = "",
+    consent: Annotated[str | None, typer.Option(help="Originating unit's consent (top-secret copies)")] = None,
+) -> None:
+    """Request an approval; someone else must approve it."""
+    try:
+        begins = dt.datetime.fromisoformat(start) if start else dt.datetime.now(dt.UTC)
+        ends = dt.datetime.fromisoformat(until)
+    except ValueError as exc:
+        fail(f"--from/--until: {exc}")
+    if begins.tzinfo is None or ends.tzinfo is None:
+        fail("--from/--until need a time zone offset, e.g. 2026-12-01T18:00:00+00:00")
+    request = approvals.ApprovalRequest(
+        ref=ref,
+        kind=kind,
+        items=tuple(item),
+        people=tuple(person or ()),
+        portal=portal,
+        valid_from=begins,
+        valid_until=ends,
+        uses=uses,
+        reason=reason,
+        originator_consent=consent,
+    )
+    with unit_of_work(url) as session:
+        approval = approvals.request(session, actor, request)
+        typer.echo(f"{approval.ref}: {approval.state}; it needs an approver other than {actor}")
+
+
 @approvals_app.command("approve")
 def approvals_approve(ref: str, actor: ActorOption, url: DbOption = None, note: str = "") -> None:
     """Approve a request (never by its requester)."""

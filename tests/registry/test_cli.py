@@ -29,3 +29,54 @@ def test_init_creates_the_administrator_once(tmp_path: Path, monkeypatch: pytest
         payloads = " ".join(session.execute(select(JournalEntry.payload)).scalars())
         assert "correct horse" not in payloads and "argon2" not in payloads
     engine.dispose()
+
+
+def test_request_then_approve_by_someone_else_from_the_command_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+    site = Path(__file__).resolve().parents[2] / "examples" / "site.toml"
+    assert runner.invoke(app, ["site", "load", str(site), "--db", url]).exit_code == 0
+    asked = runner.invoke(
+        app,
+        [
+            "approvals",
+            "request",
+            "A-CLI-1",
+            "--as",
+            "carol",
+            "--kind",
+            "carry_out",
+            "--item",
+            "C-2026-001",
+            "--person",
+            "carol",
+            "--until",
+            "2030-01-01T00:00:00+00:00",
+            "--db",
+            url,
+        ],
+    )
+    assert asked.exit_code == 0, asked.output
+    own = runner.invoke(app, ["approvals", "approve", "A-CLI-1", "--as", "carol", "--db", url])
+    assert (own.exit_code == 2 and "approval.self_approval" in own.output) or "person.role" in own.output
+    done = runner.invoke(app, ["approvals", "approve", "A-CLI-1", "--as", "paul", "--db", url])
+    assert done.exit_code == 0 and "approved" in done.output
+    naive = runner.invoke(
+        app,
+        [
+            "approvals",
+            "request",
+            "A-CLI-2",
+            "--as",
+            "carol",
+            "--kind",
+            "carry_out",
+            "--item",
+            "C-2026-001",
+            "--until",
+            "2030-01-01",
+            "--db",
+            url,
+        ],
+    )
+    assert naive.exit_code == 2 and "time zone" in naive.output

@@ -2,53 +2,45 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from registry.errors import NotFound
 from registry.models import Approval, Badge, Device, Group, Item, Person, Portal, Venue
 
 
-def person(session: Session, username: str) -> Person:
-    found = session.execute(select(Person).where(Person.username == username)).scalar()
+def _one(session: Session, column: InstrumentedAttribute[str], key: str, kind: str) -> Any:
+    found = session.execute(select(column.class_).where(column == key)).scalar()
     if found is None:
-        raise NotFound("person", username)
+        raise NotFound(kind, key)
     return found
 
 
+def person(session: Session, username: str) -> Person:
+    return _one(session, Person.username, username, "person")
+
+
 def person_by_badge(session: Session, number: str) -> Person:
-    badge = session.execute(select(Badge).where(Badge.number == number)).scalar()
-    if badge is None:
-        raise NotFound("badge", number)
+    badge: Badge = _one(session, Badge.number, number, "badge")
     return badge.person
 
 
 def venue(session: Session, code: str) -> Venue:
-    found = session.execute(select(Venue).where(Venue.code == code)).scalar()
-    if found is None:
-        raise NotFound("venue", code)
-    return found
+    return _one(session, Venue.code, code, "venue")
 
 
 def portal(session: Session, code: str) -> Portal:
-    found = session.execute(select(Portal).where(Portal.code == code)).scalar()
-    if found is None:
-        raise NotFound("portal", code)
-    return found
+    return _one(session, Portal.code, code, "portal")
 
 
 def device(session: Session, name: str) -> Device:
-    found = session.execute(select(Device).where(Device.name == name)).scalar()
-    if found is None:
-        raise NotFound("device", name)
-    return found
+    return _one(session, Device.name, name, "device")
 
 
 def group(session: Session, name: str) -> Group:
-    found = session.execute(select(Group).where(Group.name == name)).scalar()
-    if found is None:
-        raise NotFound("group", name)
-    return found
+    return _one(session, Group.name, name, "group")
 
 
 def item(session: Session, key: str | int, copy_number: int | None = None) -> Item:
@@ -71,7 +63,4 @@ def item(session: Session, key: str | int, copy_number: int | None = None) -> It
 
 
 def approval(session: Session, ref: str) -> Approval:
-    found = session.execute(select(Approval).where(Approval.ref == ref)).scalar()
-    if found is None:
-        raise NotFound("approval", ref)
-    return found
+    return _one(session, Approval.ref, ref, "approval")

@@ -24,11 +24,13 @@ from controllers import certificate
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DestructionOutcome
 from firmware_bridge.errors import BridgeError
+from firmware_bridge.modbus.driver import CycleReport
 from registry import db, journal
 from registry.errors import RegistryError
 from registry.levels import Level
 from registry.models import Item
 from registry.services import destruction, lookup
+from vision.particles import ParticleReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +63,11 @@ class CycleDevice(Protocol):
 
     def run_cycle(
         self, *, cut_size_mm: float | None = ..., max_cut_size_mm: float | None = ..., min_field_oe: float | None = ...
-    ) -> object: ...
+    ) -> CycleReport: ...
 
 
 class ParticleCheck(Protocol):
-    def __call__(self, image: np.ndarray, level: str) -> object: ...
+    def __call__(self, image: np.ndarray, level: str) -> ParticleReport: ...
 
 
 @dataclass
@@ -165,19 +167,19 @@ class DestructionStation:
                 need = (policy.coercivity_oe or 0.0) * FIELD_MARGIN
                 report = device.run_cycle(min_field_oe=need)
                 parameters["required_field_oe"] = f"{need:.0f}"
-                parameters["peak_field_oe"] = _fmt(getattr(report, "peak_field_oe", None))
+                parameters["peak_field_oe"] = _fmt(report.peak_field_oe)
             else:
                 device = self.config.shredder
                 if device is None:
                     return ["this station has no shredder"]
                 report = device.run_cycle(cut_size_mm=policy.max_cut_mm, max_cut_size_mm=policy.max_cut_mm)
-                parameters["cut_size_mm"] = _fmt(getattr(report, "cut_size_mm", None))
-            before, after = getattr(report, "counter_before", None), getattr(report, "counter_after", None)
+                parameters["cut_size_mm"] = _fmt(report.cut_size_mm)
+            before, after = report.counter_before, report.counter_after
             parameters[f"{device.name}_counter"] = f"{before} -> {after}"
             counters[0] = counters[0] or str(before)
             counters[1] = str(after)
-            if not getattr(report, "ok", False):
-                reasons.append(f"{device.name}: " + "; ".join(getattr(report, "reasons", ()) or ("cycle failed",)))
+            if not report.ok:
+                reasons.append(f"{device.name}: " + ("; ".join(report.reasons) or "cycle failed"))
                 break
         return reasons
 
@@ -191,18 +193,18 @@ class DestructionStation:
             return "the output camera gave no image: destruction cannot be verified", ""
         report = self.analyse(image, policy.particle_level)
         # The evidence kept is the photograph with the offending particles outlined; its hash is certified.
-        evidence = report.evidence_png(image) if hasattr(report, "evidence_png") else b""
+        evidence = report.evidence_png(image)
         image_hash = hashlib.sha256(evidence or np.ascontiguousarray(image).tobytes()).hexdigest()
         if evidence:
             (self.config.certificates / f"evidence-{image_hash[:16]}.png").write_bytes(evidence)
-        verdict = str(getattr(report, "verdict", "cannot_verify"))
+        verdict = report.verdict
         parameters["particle_verdict"] = verdict
-        parameters["particle_max_mm2"] = _fmt(getattr(report, "max_area_mm2", None))
-        parameters["particle_p95_mm2"] = _fmt(getattr(report, "p95_area_mm2", None))
-        parameters["particle_offenders"] = str(getattr(report, "offenders", ""))
+        parameters["particle_max_mm2"] = _fmt(report.max_area_mm2)
+        parameters["particle_p95_mm2"] = _fmt(report.p95_area_mm2)
+        parameters["particle_offenders"] = str(report.offenders)
         parameters["evidence_image_sha256"] = image_hash
         if verdict != "pass":
-            return f"particle analysis {verdict}: {getattr(report, 'reason', '')}", image_hash
+            return f"particle analysis {verdict}: {report.reason}", image_hash
         return "", image_hash
 
     def _failed(

@@ -258,11 +258,12 @@ class PortalController:
     # ---- decision side (controller thread) ----
     def tick(self, now_us: int | None = None) -> None:
         started = time.perf_counter_ns()
+        now_us = self.clock() if now_us is None else now_us
         with self.engine_lock:
-            out = self.engine.advance(self.clock() if now_us is None else now_us)
+            out = self.engine.advance(now_us)
         if out.decisions:
             self.decision_tick_us.append((time.perf_counter_ns() - started) / 1000)
-        self._check_held_open(self.clock() if now_us is None else now_us)
+        self._check_held_open(now_us)
         for movement in out.movements:
             self._movement(movement)
         for decision in out.decisions:

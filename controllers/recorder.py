@@ -38,11 +38,10 @@ class Record:
     subject: str
     payload: dict[str, Any] = field(default_factory=dict)
     effect: str = ""
-    at_us: int = 0
 
 
 def _fields(record: Record) -> list[object]:
-    return [record.actor, record.action, record.subject, record.payload, record.effect, record.at_us]
+    return [record.actor, record.action, record.subject, record.payload, record.effect]
 
 
 class Recorder:

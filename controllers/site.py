@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DestructionOutcome, DeviceState, DoorState
+from controllers.destruction import DestructionStation
 from controllers.portal import DoorPanels, Names, PortalController, PortalWiring
 from controllers.recorder import Record, Recorder
-from firmware_bridge.events import Health, HealthEvent
-from registry import db
+from firmware_bridge.events import HealthEvent
 from registry.compile import site_model
 from registry.errors import RegistryError
 from registry.models import Approval, Device, Item, JournalEntry, Person, Portal, Venue
@@ -39,12 +39,13 @@ RELOAD_EVERY_S = 1.0
 
 
 def _names(session: Session) -> Names:
+    items = session.execute(select(Item.id, Item.register_number, Item.copy_number, Item.epc)).all()
     return Names(
-        portals={p.id: p.code for p in session.execute(select(Portal)).scalars()},
-        venues={v.id: v.code for v in session.execute(select(Venue)).scalars()},
-        items={i.id: f"{i.register_number}/{i.copy_number}" for i in session.execute(select(Item)).scalars()},
-        epcs={i.id: i.epc for i in session.execute(select(Item)).scalars()},
-        people={p.id: p.username for p in session.execute(select(Person)).scalars()},
+        portals=dict(session.execute(select(Portal.id, Portal.code)).all()),
+        venues=dict(session.execute(select(Venue.id, Venue.code)).all()),
+        items={i.id: f"{i.register_number}/{i.copy_number}" for i in items},
+        epcs={i.id: i.epc for i in items},
+        people=dict(session.execute(select(Person.id, Person.username)).all()),
     )
 
 
@@ -73,9 +74,15 @@ def _wiring(session: Session) -> list[PortalWiring]:
     return list(wiring.values())
 
 
-def _register_head(session: Session) -> int:
+def _journal_head(session: Session) -> int:
+    return session.execute(select(func.coalesce(func.max(JournalEntry.seq), 0))).scalar_one()
+
+
+def _register_changed(session: Session, after_seq: int) -> bool:
+    """Whether an entry after `after_seq` changed what the engine compiles (a primary-key range scan)."""
     clauses = [JournalEntry.action.like(pattern) for pattern in REGISTER_CHANGES]
-    return session.execute(select(func.coalesce(func.max(JournalEntry.seq), 0)).where(or_(*clauses))).scalar_one()
+    found = session.execute(select(JournalEntry.seq).where(JournalEntry.seq > after_seq, or_(*clauses)).limit(1))
+    return found.first() is not None
 
 
 # ---- register effects applied by the recorder, each inside its own savepoint ----
@@ -146,7 +153,7 @@ class SiteRuntime:
             model = site_model(session)
             names = _names(session)
             wiring = _wiring(session)
-            self._head = _register_head(session)
+            self._compiled_at = _journal_head(session)  # journal position the snapshot reflects
             self._device_kinds = {d.name: d.kind for d in session.execute(select(Device)).scalars()}
         self.engine = Engine(build_snapshot(model), config or EngineConfig(), backend=backend)
         kwargs = {"clock": clock} if clock else {}
@@ -154,7 +161,7 @@ class SiteRuntime:
         self._health: dict[str, tuple[str, str]] = {name: ("unknown", "no report yet") for name in self._device_kinds}
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self.stations: dict[str, object] = {}
+        self.stations: dict[str, DestructionStation] = {}
 
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
@@ -181,8 +188,10 @@ class SiteRuntime:
 
     def reload(self) -> None:
         with self.factory() as session:
+            head = _journal_head(session)
             model = site_model(session)
             self.portals.names = _names(session)
+        self._compiled_at = head
         with self.portals.engine_lock:
             self.engine.swap_snapshot(build_snapshot(model))
 
@@ -194,10 +203,12 @@ class SiteRuntime:
         while not self._stop.wait(RELOAD_EVERY_S):
             try:
                 with self.factory() as session:
-                    head = _register_head(session)
-                if head != self._head:
-                    self._head = head
+                    head = _journal_head(session)
+                    changed = head > self._compiled_at and _register_changed(session, self._compiled_at)
+                if changed:
                     self.reload()
+                else:
+                    self._compiled_at = max(self._compiled_at, head)
             except Exception as exc:
                 log.warning("register watch failed, keeping the current snapshot: %s", exc)
 
@@ -238,16 +249,6 @@ class SiteRuntime:
         found = self.stations.get(station)
         if found is None:
             raise KeyError(station)
-        outcomes = found.run(item_keys, operator, witness)  # type: ignore[attr-defined]
+        outcomes = found.run(item_keys, operator, witness)
         self.reload()  # a destroyed tag must alarm from the next read on
         return outcomes
-
-
-def health_event(device: str, online: bool, reason: str) -> HealthEvent:
-    return HealthEvent(device, Health.ONLINE if online else Health.OFFLINE, reason, time.time_ns() // 1000)
-
-
-def open_site(url: str | None, bus: LiveBus, spool_dir: Path, **kwargs: object) -> SiteRuntime:
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    return SiteRuntime(db.session_factory(engine), bus, spool_dir, **kwargs)  # type: ignore[arg-type]

@@ -15,7 +15,8 @@ import cv2
 
 from controllers.bus import LiveKind
 from custodian.wiring import RunningSite
-from firmware_bridge.rfid.llrp_simulator import WalkStep
+from firmware_bridge.osdp.simulator import PanelSimulator
+from firmware_bridge.rfid.llrp_simulator import LlrpSimulator, WalkStep
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from vision import synthetic
 from vision.people import PeopleConfig, PeopleCounter, PortalLine
@@ -184,11 +185,11 @@ class Traffic:
         return f"door opened while the reader was away: {opened}"
 
     # ---- helpers ----
-    def _reader(self, name: str):  # type: ignore[no-untyped-def]
+    def _reader(self, name: str) -> LlrpSimulator:
         assert self.site.sims is not None
         return self.site.sims.llrp[name]
 
-    def _panel(self, name: str):  # type: ignore[no-untyped-def]
+    def _panel(self, name: str) -> PanelSimulator:
         assert self.site.sims is not None
         return self.site.sims.panels[name]
 

@@ -25,7 +25,7 @@ from controllers.portal import PeopleCount
 from controllers.site import SiteRuntime
 from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.modbus.model import DegausserModel
-from firmware_bridge.modbus.profile import load_profile
+from firmware_bridge.modbus.profile import Profile, load_profile
 from firmware_bridge.modbus.simulator import ModbusSimulator
 from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine, PanelConfig
 from firmware_bridge.osdp.simulator import PanelBus, PanelSimulator
@@ -50,6 +50,15 @@ class DeviceRow:
     venue: str | None
     settings: dict[str, object]
     antennas: tuple[int, ...]
+
+    @property
+    def address(self) -> int:
+        """Bus address (OSDP) or unit id (Modbus)."""
+        return int(str(self.settings.get("address", 1)))
+
+    def profile(self) -> Profile:
+        """The Modbus device profile the site file names, or the generic one for the kind."""
+        return load_profile(str(self.settings.get("profile", self.kind.removeprefix("modbus_") + "_generic")))
 
 
 def device_rows(factory: sessionmaker[Session]) -> list[DeviceRow]:
@@ -186,7 +195,7 @@ def _start_simulators(rows: list[DeviceRow], keys: dict[str, bytes]) -> tuple[Si
     try:
         for row in rows:
             if row.kind == "osdp_panel":
-                panel = PanelSimulator(int(row.settings.get("address", 1)), keys[row.name])  # type: ignore[arg-type]
+                panel = PanelSimulator(row.address, keys[row.name])
                 line = PanelBus([panel]).start()
                 sims.panels[row.name], sims.panel_lines[row.name] = panel, line
                 endpoints[row.name] = line.path
@@ -197,12 +206,10 @@ def _start_simulators(rows: list[DeviceRow], keys: dict[str, bytes]) -> tuple[Si
                 sims.mercury[row.name] = MercurySimulator().start()
                 endpoints[row.name] = sims.mercury[row.name].path
             elif row.kind in ("modbus_shredder", "modbus_degausser"):
-                profile = load_profile(str(row.settings.get("profile", row.kind.removeprefix("modbus_") + "_generic")))
+                profile = row.profile()
                 model = DegausserModel(profile, 0.3, SIMULATED_DEGAUSSER_OE) if row.kind == "modbus_degausser" else None
                 transport = "rtu" if row.settings.get("transport") == "pty" else "tcp"
-                machine = ModbusSimulator(
-                    profile, transport=transport, model=model, unit_id=int(row.settings.get("address", 1))
-                ).power_on()  # type: ignore[arg-type]
+                machine = ModbusSimulator(profile, transport=transport, model=model, unit_id=row.address).power_on()
                 sims.machines[row.name] = machine
                 endpoints[row.name] = machine.url
     except BaseException:
@@ -239,7 +246,7 @@ def start_site(
         runtime.stations = {
             **site.stations,
             **{r.name: site.stations[r.venue] for r in rows if r.venue in site.stations and r.name in site.machines},
-        }  # type: ignore[dict-item]
+        }
     except BaseException:
         site.stop()
         raise
@@ -253,7 +260,7 @@ def _open_driver(
     settings = row.settings
     if row.kind == "osdp_panel":
         url = endpoints.get(row.name) or str(settings.get("transport"))
-        config = PanelConfig(row.name, int(settings.get("address", 1)), keys[row.name])  # type: ignore[arg-type]
+        config = PanelConfig(row.name, row.address, keys[row.name])
         lines[row.name] = OsdpLine(url, [config], sink=sink)
     elif row.kind == "llrp_reader":
         host, port = (
@@ -273,12 +280,12 @@ def _open_driver(
             site.handheld_venue[row.name] = row.venue
     elif row.kind in ("modbus_shredder", "modbus_degausser"):
         url = endpoints.get(row.name) or str(settings.get("transport"))
-        profile = load_profile(str(settings.get("profile", row.kind.removeprefix("modbus_") + "_generic")))
+        profile = row.profile()
         site.machines[row.name] = ModbusDevice(
             row.name,
             url,
             profile,
-            unit_id=int(settings.get("address", 1)),  # type: ignore[arg-type]
+            unit_id=row.address,
             on_health=sink,
         )
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from registry.errors import NotFound
-from registry.models import Approval, Badge, Device, Group, Item, Person, Portal, Venue
+from registry.models import Approval, Device, Group, Item, Person, Portal, Venue
 
 
 def _one(session: Session, column: InstrumentedAttribute[str], key: str, kind: str) -> Any:
@@ -20,11 +20,6 @@ def _one(session: Session, column: InstrumentedAttribute[str], key: str, kind: s
 
 def person(session: Session, username: str) -> Person:
     return _one(session, Person.username, username, "person")
-
-
-def person_by_badge(session: Session, number: str) -> Person:
-    badge: Badge = _one(session, Badge.number, number, "badge")
-    return badge.person
 
 
 def venue(session: Session, code: str) -> Venue:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry import journal, rules, validate
+from registry import journal, validate
 from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
 from registry.models import ROLES, Badge, Group, Item, Person, PersonRole
@@ -142,7 +142,3 @@ def set_password_hash(session: Session, actor: str, person: Person, password_has
     session.flush()
     # The journal records that the credential changed, never the credential.
     journal.append(session, actor, "person.password_set", f"person:{person.username}", {})
-
-
-def check_active(person: Person) -> None:
-    rules.active_person(person)

@@ -83,7 +83,7 @@ def test_a_spool_left_by_a_crash_is_replayed(tmp_path: Path) -> None:
     db.upgrade(eng)
     factory = db.session_factory(eng)
     spool = tmp_path / "spool.jsonl"
-    spool.write_text('["system", "test.spooled", "a", {"n": 1}, "", 0]\n')
+    spool.write_text('["system", "test.spooled", "a", {"n": 1}, ""]\n')
     recorder = Recorder(factory, spool).start()
     assert recorder.flush(10)
     recorder.stop()

@@ -4,6 +4,7 @@ the simulators, and checks what comes back on the wire, on the live bus and in t
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,11 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveEvent
+from controllers.site import RELOAD_EVERY_S
 from custodian.demo import PORTALS, Traffic
 from custodian.wiring import RunningSite, start_site
 from firmware_bridge.rfid.mercury_simulator import FieldTag
-from registry import journal
+from registry import db, journal
 from registry.models import Incident, InventoryCount, Item, JournalEntry
+from registry.services import approvals
 
 BRIEFING, DISK, TS_REPORT, TS_SSD = (
     "E28011700000020000000004",
@@ -199,3 +202,25 @@ def test_a_station_is_reached_by_its_venue_or_any_machine_in_it(running: tuple[R
     assert outcome.destroyed, outcome.reason
     with pytest.raises(KeyError):
         site.runtime.run_destruction("main-exit-panel", ["S-2026-002"], "otto", "wendy")
+
+
+def test_a_new_approval_applies_without_a_restart(running: tuple[RunningSite, Traffic]) -> None:
+    site, traffic = running
+    plan = "E28011700000020000000001"  # U-2026-001, the evacuation plan, kept in the corridor
+    assert not traffic.exit_attempt("main-exit", ["20004"], [plan], people=1)
+    with db.transaction(site.runtime.factory) as session:
+        approval = approvals.request(
+            session,
+            "carol",
+            approvals.ApprovalRequest(
+                ref="A-LIVE",
+                kind="carry_out",
+                items=("U-2026-001",),
+                people=("carol",),
+                valid_from=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
+                valid_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+            ),
+        )
+        approvals.approve(session, "paul", approval)
+    time.sleep(2 * RELOAD_EVERY_S + 0.5)  # the register watcher recompiles the engine's snapshot
+    assert traffic.exit_attempt("main-exit", ["20004"], [plan], people=1)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
-from api.routers import admin, approvals, audit, destruction, guard
+from api.routers import admin, approvals, audit, destruction, guard, records
 from api.routers import auth as auth_routes
 from api.settings import ApiSettings
 from controllers.bus import LiveBus
@@ -30,6 +30,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     destruction.router,
     audit.router,
     audit.epcis_router,
+    records.router,
     pages.router,
 )
 

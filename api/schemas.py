@@ -344,3 +344,135 @@ class IncidentPublic(BaseModel):
 
 class IncidentActionCreate(Strict):
     text: str = Field(min_length=1, max_length=4000)
+
+
+# ---- register records: seizures, inspections, disputed levels, label read-back, access (Art. 20, 21, 26, 62) ----
+class OfficialCreate(Strict):
+    """A person in the register (`username`), or an outside official with the identification they showed."""
+
+    username: str | None = Field(default=None, min_length=1, max_length=64)
+    name: str = Field(default="", max_length=200)
+    organisation: str = Field(default="", max_length=200)
+    identification: str = Field(default="", max_length=200)
+
+
+class SeizureCreate(Strict):
+    description: str = Field(min_length=1, max_length=2000)
+    level: LevelName
+    quantity: int = Field(ge=1, le=1_000_000)
+    source: str = Field(min_length=1, max_length=2000, description="from whom and where the media were obtained")
+    spread: str = Field(min_length=1, max_length=2000, description="how far their contents may have spread")
+    seized_by: list[OfficialCreate] = Field(min_length=1, max_length=20)
+    seized_at: AwareDatetime
+    venue: str | None = Field(default=None, max_length=64, description="where the seized media are held")
+    items: list[str] = Field(default_factory=list, max_length=500, description="register items among them")
+
+
+class SeizurePublic(BaseModel):
+    id: int
+    description: str
+    level: LevelName
+    quantity: int
+    source: str
+    spread: str
+    seized_by: list[str]
+    seized_at: dt.datetime
+    venue: str | None
+    items: list[str]
+    recorded_by: str
+    recorded_at: dt.datetime
+
+
+class InspectionCreate(Strict):
+    kind: Literal["on_site", "remote", "self_inspection"]
+    subject: str = Field(min_length=1, max_length=2000, description="what was inspected")
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    inspectors: list[OfficialCreate] = Field(min_length=1, max_length=20)
+    findings: list[str] = Field(default_factory=list, max_length=200)
+    actions: list[str] = Field(default_factory=list, max_length=200, description="remedial measures ordered")
+    venues: list[str] = Field(default_factory=list, max_length=100)
+
+
+class InspectionPublic(BaseModel):
+    id: int
+    kind: str
+    subject: str
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    inspectors: list[str]
+    findings: list[str]
+    actions: list[str]
+    venues: list[str]
+    recorded_by: str
+    recorded_at: dt.datetime
+
+
+class ProposalCreate(Strict):
+    level: LevelName
+    proposed_by: str = Field(min_length=1, max_length=200, description="the unit or person of this opinion")
+
+
+class DisputeCreate(Strict):
+    reason: str = Field(min_length=1, max_length=2000)
+    proposals: list[ProposalCreate] = Field(min_length=1, max_length=20)
+
+
+class DisputeDecisionCreate(Strict):
+    level: LevelName
+    note: str = Field(min_length=1, max_length=2000)
+
+
+class ProposalPublic(BaseModel):
+    level: LevelName
+    proposed_by: str
+    recorded_by: str
+    at: dt.datetime
+
+
+class DisputePublic(BaseModel):
+    id: int
+    register_number: str
+    raised_on: str
+    state: str
+    register_level: LevelName
+    protected_at: LevelName | None = Field(description="the highest level proposed, while the dispute is open")
+    reason: str
+    proposals: list[ProposalPublic]
+    opened_by: str
+    opened_at: dt.datetime
+    decided_level: LevelName | None
+    decided_by: str | None
+    decided_at: dt.datetime | None
+    decision_note: str
+    conflicts: list[str] = Field(description="copies kept where, or by whom, the protection level may not be")
+
+
+class LabelCheckPublic(BaseModel):
+    item: str
+    level: LevelName = Field(description="the level the label was read back with")
+    label_out_of_date: bool
+
+
+class ReadingCreate(Strict):
+    item: str = Field(min_length=1, max_length=140, description="register_number/copy, register number or EPC")
+    person: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=64)
+    reference: str = Field(default="", max_length=200)
+
+
+class ReadingPublic(BaseModel):
+    item: str
+    person: str
+    venue: str
+    recorded: bool = Field(description="false below secret: Art. 20 records readers of secret and top secret")
+
+
+class AccessRecordPublic(BaseModel):
+    person: str
+    kind: str
+    at: dt.datetime
+    venue: str | None
+    portal: str | None
+    context: str
+    recorded_by: str

@@ -71,6 +71,9 @@ DEVICE_KINDS = (
     "camera",
 )
 ANTENNA_SIDES = ("inside", "outside", "ignore")
+ACCESS_KINDS = ("custody", "read", "carry_out")
+INSPECTION_KINDS = ("on_site", "remote", "self_inspection")
+DISPUTE_STATES = ("open", "decided")
 
 group_members = Table(
     "group_members",
@@ -119,6 +122,18 @@ transfer_items = Table(
     Base.metadata,
     Column("transfer_id", ForeignKey("transfers.id", ondelete="CASCADE"), primary_key=True),
     Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+)
+seizure_items = Table(
+    "seizure_items",
+    Base.metadata,
+    Column("seizure_id", ForeignKey("seizures.id", ondelete="CASCADE"), primary_key=True),
+    Column("item_id", ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+)
+inspection_venues = Table(
+    "inspection_venues",
+    Base.metadata,
+    Column("inspection_id", ForeignKey("inspections.id", ondelete="CASCADE"), primary_key=True),
+    Column("venue_id", ForeignKey("venues.id", ondelete="CASCADE"), primary_key=True),
 )
 
 
@@ -262,15 +277,19 @@ class Item(Base):
 
 
 class ItemAccess(Base):
-    """Art. 20: everyone who held custody of, or read, a secret or top-secret item."""
+    """Art. 20: everyone who held custody of, read (in a venue) or carried out a secret or top-secret item."""
 
     __tablename__ = "item_access"
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
-    how: Mapped[str] = mapped_column(String(16))  # custody | read
+    how: Mapped[str] = mapped_column(String(16))  # ACCESS_KINDS: custody | read | carry_out
     venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    # What the access came from (an exit decision, a meeting, a transfer), and who recorded it.
+    context: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Approval(Base):
@@ -398,6 +417,129 @@ class DestructionRecord(Base):
     parameters_json: Mapped[str] = mapped_column(Text, default="{}")
     certificate_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     journal_seq: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Seizure(Base):
+    """Art. 62: media taken from whoever held them unlawfully, with level, quantity, source and spread."""
+
+    __tablename__ = "seizures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    description: Mapped[str] = mapped_column(Text)
+    level: Mapped[int] = mapped_column(Integer)
+    quantity: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(Text)  # from whom and where they were obtained
+    spread: Mapped[str] = mapped_column(Text)  # how far the contents may have spread
+    seized_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)  # where now held
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    officials: Mapped[list[SeizureOfficial]] = relationship(
+        back_populates="seizure", cascade="all, delete-orphan", order_by="SeizureOfficial.id"
+    )
+    items: Mapped[list[Item]] = relationship(secondary=seizure_items)
+    venue: Mapped[Venue | None] = relationship()
+
+
+class SeizureOfficial(Base):
+    """Who seized: a person in the register, or an outside official named with the identification shown."""
+
+    __tablename__ = "seizure_officials"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seizure_id: Mapped[int] = mapped_column(ForeignKey("seizures.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    identification: Mapped[str] = mapped_column(String(200), default="")
+    seizure: Mapped[Seizure] = relationship(back_populates="officials")
+    person: Mapped[Person | None] = relationship()
+
+
+class Inspection(Base):
+    """CE Art. 25, 26; Art. 56: an inspection by at least two inspectors, its findings and the actions ordered."""
+
+    __tablename__ = "inspections"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # INSPECTION_KINDS
+    subject: Mapped[str] = mapped_column(Text)  # what was inspected
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    inspectors: Mapped[list[InspectionInspector]] = relationship(
+        back_populates="inspection", cascade="all, delete-orphan", order_by="InspectionInspector.id"
+    )
+    findings: Mapped[list[InspectionFinding]] = relationship(
+        cascade="all, delete-orphan", order_by="InspectionFinding.id"
+    )
+    actions: Mapped[list[InspectionAction]] = relationship(cascade="all, delete-orphan", order_by="InspectionAction.id")
+    venues: Mapped[list[Venue]] = relationship(secondary=inspection_venues)
+
+
+class InspectionInspector(Base):
+    __tablename__ = "inspection_inspectors"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    identification: Mapped[str] = mapped_column(String(200), default="")
+    inspection: Mapped[Inspection] = relationship(back_populates="inspectors")
+    person: Mapped[Person | None] = relationship()
+
+
+class InspectionFinding(Base):
+    __tablename__ = "inspection_findings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class InspectionAction(Base):
+    """A remedial measure the inspectors ordered (CE Art. 26)."""
+
+    __tablename__ = "inspection_actions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(ForeignKey("inspections.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+
+
+class LevelDispute(Base):
+    """Art. 26: differing opinions on the level of a register number (all its copies), and the decision.
+
+    While open, every copy is protected at the highest level proposed (`Item.disputed_level`)."""
+
+    __tablename__ = "level_disputes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    register_number: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))  # the copy it was raised on
+    state: Mapped[str] = mapped_column(String(16), default="open")  # DISPUTE_STATES
+    register_level: Mapped[int] = mapped_column(Integer)  # the level registered when it was raised
+    reason: Mapped[str] = mapped_column(Text)
+    opened_by: Mapped[str] = mapped_column(String(64))
+    opened_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    decided_level: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    proposals: Mapped[list[LevelProposal]] = relationship(
+        back_populates="dispute", cascade="all, delete-orphan", order_by="LevelProposal.id"
+    )
+    item: Mapped[Item] = relationship()
+
+    @property
+    def highest_proposed(self) -> int:
+        return max(p.level for p in self.proposals)
+
+
+class LevelProposal(Base):
+    __tablename__ = "level_proposals"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dispute_id: Mapped[int] = mapped_column(ForeignKey("level_disputes.id", ondelete="CASCADE"))
+    level: Mapped[int] = mapped_column(Integer)
+    proposed_by: Mapped[str] = mapped_column(String(200))  # the unit or person holding this opinion
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    dispute: Mapped[LevelDispute] = relationship(back_populates="proposals")
 
 
 class JournalEntry(Base):

@@ -181,13 +181,6 @@ def relabel_item(
         )
 
 
-@router.post("/items/{item_id}/label-verified")
-def label_verified(item_id: schemas.RowId, ctx: ContextDep, user: LabelPrinter) -> schemas.ItemPublic:
-    """A freshly printed label was read back and agrees with the register."""
-    with transaction(ctx.factory) as session:
-        return views.item(item_service.label_verified(session, user.username, _item(session, item_id)))
-
-
 @router.get("/items/{item_id}/label.{fmt}", responses={200: {"content": {"image/png": {}, "application/pdf": {}}}})
 def item_label(item_id: schemas.RowId, fmt: str, ctx: ContextDep, _user: LabelPrinter) -> Response:
     """The printable label (level, period, ids and a 2-D code) as PNG or PDF."""

@@ -14,7 +14,7 @@ from registry import journal, rules
 from registry.errors import RuleViolation
 from registry.models import Approval, DestructionRecord, Item, approval_items
 from registry.services import lookup
-from registry.services.items import record_access
+from registry.services.items import AccessContext, record_access
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,7 @@ def record_failed(
     item.status = "destruction_failed"
     item.custodian_id = op.id
     session.flush()
-    record_access(session, item, op.id, "custody")
+    record_access(session, operator, item, op, "custody", AccessContext(reference="destruction failed"))
     entry = journal.append(
         session,
         operator,

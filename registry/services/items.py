@@ -1,9 +1,10 @@
-"""Items: registration, placement, relabelling, copies, declassification review, access records."""
+"""Items: registration, placement, relabelling, label read-back, copies, declassification review, access
+records (Art. 20: who held, read or carried out an item)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from registry import journal, rules, validate
 from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
-from registry.models import ITEM_KINDS, Approval, Item, ItemAccess
+from registry.models import ACCESS_KINDS, ITEM_KINDS, Item, ItemAccess, LevelDispute, Person, Venue
 from registry.services import lookup
 
 
@@ -96,6 +97,10 @@ def _number_free(session: Session, register_number: str, copy_number: int) -> No
 
 def register(session: Session, actor: str, data: ItemData) -> Item:
     """Art. 27(2): count, number, register. Every item is registered before use."""
+    return _register(session, actor, data, disputed_level=None)
+
+
+def _register(session: Session, actor: str, data: ItemData, disputed_level: int | None) -> Item:
     level = validate.level(data.level)
     validate.choice(data.kind, ITEM_KINDS, "kind")
     epc = validate.epc(data.epc)
@@ -104,14 +109,23 @@ def register(session: Session, actor: str, data: ItemData) -> Item:
         raise InvalidInput("copy_number", "must be 1 or more")
     if not data.register_number.strip():
         raise InvalidInput("register_number", "must not be empty")
+    if not data.title.strip():
+        raise rules.refuse("item.title_required", f"{data.register_number} has a blank title.")
+    if not data.originating_unit.strip():
+        raise rules.refuse("item.originating_unit_required", f"{data.register_number} names no originating unit.")
     _epc_free(session, epc)
     _number_free(session, data.register_number, data.copy_number)
+    # Art. 26: a new copy of a register number whose level is in dispute is protected like the others.
+    dispute = open_dispute_for(session, data.register_number)
+    if dispute is not None:
+        disputed_level = max(disputed_level or 0, dispute.highest_proposed)
     item = Item(
         register_number=data.register_number,
         copy_number=data.copy_number,
         title=data.title,
         kind=data.kind,
         level=int(level),
+        disputed_level=disputed_level,
         period_start=data.period.start,
         period_months=data.period.months,
         declassify_on=data.period.until,
@@ -127,7 +141,7 @@ def register(session: Session, actor: str, data: ItemData) -> Item:
     )
     if data.venue is not None:
         venue = lookup.venue(session, data.venue)
-        rules.placement(int(level), venue)
+        rules.placement(item.effective_level, venue)
         item.venue = venue
     if data.custodian is not None:
         holder = lookup.person(session, data.custodian)
@@ -137,10 +151,17 @@ def register(session: Session, actor: str, data: ItemData) -> Item:
     item.scope_groups = [lookup.group(session, g) for g in data.scope_groups]
     session.add(item)
     session.flush()
-    if item.custodian is not None:
-        record_access(session, item, item.custodian.id, "custody")
     journal.append(session, actor, "item.registered", _subject(item), describe(item))
+    if item.custodian is not None:
+        record_access(session, actor, item, item.custodian, "custody", AccessContext(reference="registration"))
     return item
+
+
+def open_dispute_for(session: Session, register_number: str) -> LevelDispute | None:
+    """The undecided level dispute of a register number, if there is one (Art. 26)."""
+    return session.execute(
+        select(LevelDispute).where(LevelDispute.register_number == register_number, LevelDispute.state == "open")
+    ).scalar()
 
 
 def _subject(item: Item) -> str:
@@ -155,6 +176,7 @@ def describe(item: Item) -> dict[str, object]:
         "title": item.title,
         "kind": item.kind,
         "level": Level(item.level).label,
+        "disputed_level": Level(item.disputed_level).label if item.disputed_level is not None else None,
         "period": SecrecyPeriod.of(item).describe(),
         "originating_unit": item.originating_unit,
         "epc": item.epc,
@@ -187,9 +209,9 @@ def hand_to(session: Session, actor: str, item: Item, username: str | None) -> I
     before = item.custodian.username if item.custodian else None
     item.custodian = holder
     session.flush()
-    if holder is not None:
-        record_access(session, item, holder.id, "custody")
     journal.append(session, actor, "item.custody", _subject(item), {"from": before, "to": username})
+    if holder is not None:
+        record_access(session, actor, item, holder, "custody", AccessContext(reference="hand-over"))
     return item
 
 
@@ -210,6 +232,8 @@ def change_marking(
     before = describe(item)
     if level is not None:
         new_level = validate.level(level)
+        if item.disputed_level is not None:
+            raise rules.refuse("dispute.open", f"{_subject(item)} is in dispute; decide the dispute instead.")
         if item.venue is not None:
             rules.placement(int(new_level), item.venue)
         item.level = int(new_level)
@@ -235,12 +259,71 @@ def change_marking(
     return item
 
 
-def label_verified(session: Session, actor: str, item: Item) -> Item:
-    """A fresh label was read back and agrees with the register."""
+@dataclass(frozen=True, slots=True)
+class LabelText:
+    """What an item's label says (Art. 21): level and secrecy period, with the ids that tie it to the item."""
+
+    epc: str
+    register_key: str  # register_number/copy_number
+    level: str
+    period: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelReading:
+    """A label photo as decoded: the text read, or None and the reason it could not be read."""
+
+    text: LabelText | None
+    problem: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelVerification:
+    """The outcome of a read-back: the label agreed (flag cleared), or the refusal to report once committed."""
+
+    differing: tuple[str, ...] = ()
+    refusal: RuleViolation | None = None
+
+    @property
+    def agrees(self) -> bool:
+        return self.refusal is None
+
+
+def label_text(item: Item) -> LabelText:
+    """What the item's label must say now: a disputed item is labelled at the level it is protected at."""
+    return LabelText(
+        epc=item.epc,
+        register_key=f"{item.register_number}/{item.copy_number}",
+        level=Level(item.effective_level).label,
+        period=SecrecyPeriod.of(item).describe(),
+    )
+
+
+def verify_label(session: Session, actor: str, item: Item, reading: LabelReading) -> LabelVerification:
+    """Art. 21: "label out of date" is cleared only by a decoded label that agrees with the register.
+
+    An unreadable photo proves nothing and changes nothing (refused). A label that disagrees is evidence
+    that the item carries a wrong label: the item is flagged out of date and the mismatch journaled, and
+    the caller reports the refusal once that is committed.
+    """
+    if reading.text is None:
+        raise rules.refuse("label.unreadable", f"{_subject(item)}: {reading.problem or 'no label decoded'}.")
+    expected = label_text(item)
+    differing = tuple(f.name for f in fields(LabelText) if getattr(reading.text, f.name) != getattr(expected, f.name))
+    if differing:
+        item.label_out_of_date = True
+        session.flush()
+        read = {name: getattr(reading.text, name) for name in differing}
+        journal.append(
+            session, actor, "item.label_mismatch", _subject(item), {"differing": list(differing), "read": read}
+        )
+        shown = ", ".join(f"{name} reads {value!r}" for name, value in read.items())
+        refusal = rules.refuse("label.disagrees", f"{_subject(item)}: {shown}.", details=list(differing))
+        return LabelVerification(differing, refusal)
     item.label_out_of_date = False
     session.flush()
-    journal.append(session, actor, "item.label_verified", _subject(item), {})
-    return item
+    journal.append(session, actor, "item.label_verified", _subject(item), {"level": expected.level})
+    return LabelVerification()
 
 
 def declassification_review(session: Session, today: dt.date) -> list[Item]:
@@ -261,6 +344,8 @@ def declassify(session: Session, actor: str, item: Item, reason: str) -> Item:
     rules.has_role(classifier, "classifier")
     if not reason.strip():
         raise InvalidInput("reason", "declassification needs a reason")
+    if item.disputed_level is not None:
+        raise rules.refuse("dispute.open", f"{_subject(item)} is in dispute; decide the dispute instead.")
     item.status = "declassified"
     item.level = int(Level.UNCLASSIFIED)
     item.label_out_of_date = True
@@ -281,19 +366,20 @@ def register_copy(
     venue: str | None = None,
     level: Level | str | None = None,
 ) -> Item:
-    """Art. 27(5), 29(4): a copy needs a reproduce approval, keeps the original's level, period and scope,
-    and a top-secret copy needs the originating unit's consent recorded on the approval."""
+    """Art. 27(5), 29(4), 26: a copy needs a reproduce approval, keeps the original's level, period and scope
+    (and, while the level is disputed, the protection at the highest level proposed), and a top-secret copy
+    needs the originating unit's consent recorded on the approval."""
     approval = lookup.approval(session, approval_ref)
-    _usable_approval(approval, "reproduce", original)
+    rules.usable_approval(approval, "reproduce", [original], journal.now_utc())
     if level is not None and int(validate.level(level)) != original.level:
         raise RuleViolation("copy.same_marking", "a copy keeps its original's level, period and scope")
-    if original.level == Level.TOP_SECRET and not approval.originator_consent:
+    if original.effective_level == Level.TOP_SECRET and not approval.originator_consent:
         raise RuleViolation(
             "approval.originator_consent",
             "a top_secret reproduction needs the originating unit's consent recorded on the approval",
         )
     period = SecrecyPeriod.of(original)
-    copy = register(
+    copy = _register(
         session,
         actor,
         ItemData(
@@ -310,6 +396,7 @@ def register_copy(
             scope_people=tuple(p.username for p in original.scope_people),
             scope_groups=tuple(g.name for g in original.scope_groups),
         ),
+        disputed_level=original.disputed_level,
     )
     copy.parent = original
     approval.uses_left -= 1
@@ -326,22 +413,82 @@ def register_copy(
     return copy
 
 
-def _usable_approval(approval: Approval, kind: str, item: Item) -> None:
-    now = journal.now_utc()
-    if approval.kind != kind:
-        raise RuleViolation("approval.kind", f"approval {approval.ref} is for {approval.kind}, not {kind}")
-    if approval.state != "approved":
-        raise RuleViolation("approval.state", f"approval {approval.ref} is {approval.state}")
-    if item.id not in {i.id for i in approval.items}:
-        raise RuleViolation("approval.item", f"approval {approval.ref} does not cover {_subject(item)}")
-    if not approval.valid_from <= now <= approval.valid_until:
-        raise RuleViolation("approval.window", f"approval {approval.ref} is outside its time window")
-    if approval.uses_left <= 0:
-        raise RuleViolation("approval.used_up", f"approval {approval.ref} has no uses left")
+@dataclass(frozen=True, slots=True)
+class AccessContext:
+    """Where and why an access happened. A reading names its venue; a carry-out names its portal."""
+
+    venue: str | None = None  # venue code
+    portal: str | None = None  # portal code
+    reference: str = ""  # what it came from: an exit decision, a meeting, a transfer, a hand-over
+    at: dt.datetime | None = None  # when it happened (default now): a carry-out recorded late keeps its time
 
 
-def record_access(session: Session, item: Item, person_id: int, how: str, venue_id: int | None = None) -> None:
-    """Art. 20: keep everyone who held or read a secret or top-secret item."""
-    if item.effective_level >= Level.SECRET:
-        session.add(ItemAccess(item_id=item.id, person_id=person_id, at=journal.now_utc(), how=how, venue_id=venue_id))
-        session.flush()
+def record_access(
+    session: Session,
+    actor: str,
+    item: Item,
+    person: Person,
+    kind: str,
+    context: AccessContext | None = None,
+) -> ItemAccess | None:
+    """Art. 20: keep everyone who held, read or carried out a secret or top-secret item (None below secret).
+
+    A reading is recorded when it is granted, so the register refuses one it would not allow: in a venue
+    that may not hold the item (Art. 27(4), 29(3)), by a person below its level or outside its knowledge
+    scope. Custody and carry-outs are recorded after the service or the exit decision that allowed them.
+    """
+    context = context or AccessContext()
+    validate.choice(kind, ACCESS_KINDS, "kind")
+    venue = lookup.venue(session, context.venue) if context.venue else None
+    portal = lookup.portal(session, context.portal) if context.portal else None
+    if kind == "read":
+        if venue is None:
+            raise InvalidInput("venue", "a reading is recorded with the venue it takes place in")
+        _may_read(item, person, venue)
+    if kind == "carry_out" and portal is None:
+        raise InvalidInput("portal", "a carry-out is recorded with the portal it went through")
+    if item.effective_level < Level.SECRET:
+        return None
+    at = context.at or journal.now_utc()
+    access = ItemAccess(
+        item_id=item.id,
+        person_id=person.id,
+        at=at,
+        how=kind,
+        venue_id=venue.id if venue else None,
+        portal_id=portal.id if portal else None,
+        context=context.reference,
+        recorded_by=actor,
+    )
+    session.add(access)
+    session.flush()
+    journal.append(
+        session,
+        actor,
+        "access.recorded",
+        _subject(item),
+        {
+            "person": person.username,
+            "kind": kind,
+            "at": at.isoformat(),
+            "venue": context.venue,
+            "portal": context.portal,
+            "context": context.reference,
+        },
+    )
+    return access
+
+
+def _may_read(item: Item, person: Person, venue: Venue) -> None:
+    rules.placement(item.effective_level, venue)
+    if person.clearance < item.effective_level:
+        raise rules.refuse(
+            "access.clearance",
+            f"{person.username} holds {Level(person.clearance).label}; {_subject(item)} is "
+            f"{Level(item.effective_level).label}.",
+        )
+    in_scope = person.id in {p.id for p in item.scope_people} or bool(
+        {g.id for g in person.groups} & {g.id for g in item.scope_groups}
+    )
+    if item.effective_level > Level.UNCLASSIFIED and not in_scope:
+        raise rules.refuse("access.scope", f"{person.username} may not know {_subject(item)}.")

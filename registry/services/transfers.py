@@ -9,9 +9,9 @@ from sqlalchemy.orm import Session
 from registry import journal, rules
 from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
-from registry.models import Item, Transfer
+from registry.models import Approval, Item, Person, Transfer
 from registry.services import incidents, lookup
-from registry.services.items import record_access
+from registry.services.items import AccessContext, record_access
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +57,15 @@ def hand_over(
         for item in moved:
             rules.placement(item.effective_level, destination)
     approval = lookup.approval(session, approval_ref) if approval_ref else None
-    if any(i.effective_level == Level.TOP_SECRET for i in moved):
-        # Art. 29(1): a top-secret transfer names its designated sender and receiver on an approval.
-        named = {p.id for p in approval.people} if approval else set()
-        if (
-            approval is None
-            or approval.kind != "transfer"
-            or approval.state != "approved"
-            or not {sender.id, recipient.id} <= named
+    if approval is not None:
+        # A cited approval must allow this transfer of these very items now, whatever their level.
+        rules.usable_approval(approval, "transfer", moved, journal.now_utc())
+        if approval.destination_venue_id is not None and (
+            destination is None or destination.id != approval.destination_venue_id
         ):
-            raise RuleViolation(
-                "transfer.top_secret_designated",
-                "a top_secret transfer needs an approved transfer naming both sender and receiver",
-            )
+            raise rules.refuse("transfer.destination", f"{approval.ref} is for another destination.")
+    if any(i.effective_level == Level.TOP_SECRET for i in moved):
+        _designated(approval, sender, recipient)
     transfer = Transfer(
         approval_id=approval.id if approval else None,
         from_venue_id=moved[0].venue_id,
@@ -102,6 +98,22 @@ def hand_over(
     return transfer
 
 
+def _designated(approval: Approval | None, sender: Person, receiver: Person) -> None:
+    """Art. 29(1): a top-secret transfer goes by an approval (found usable for its items by the caller) that
+    names both the designated sender and the designated receiver."""
+    if approval is None:
+        raise rules.refuse("transfer.top_secret_designated", "No approval was given.")
+    named = {p.id for p in approval.people}
+    missing = sorted(p.username for p in (sender, receiver) if p.id not in named)
+    if missing:
+        raise rules.refuse(
+            "transfer.top_secret_designated",
+            f"{approval.ref} names {', '.join(sorted(p.username for p in approval.people)) or 'nobody'}, "
+            f"not {' or '.join(missing)}.",
+            details=missing,
+        )
+
+
 def receive(session: Session, actor: str, transfer: Transfer, received: tuple[str, ...]) -> Receipt:
     """The receiver counts what arrived. A short or wrong count opens an incident; nothing goes silent."""
     recipient = lookup.person(session, actor)
@@ -118,7 +130,7 @@ def receive(session: Session, actor: str, transfer: Transfer, received: tuple[st
         item.status = "active"
         item.venue_id = transfer.to_venue_id
         item.custodian_id = recipient.id
-        record_access(session, item, recipient.id, "custody")
+        record_access(session, actor, item, recipient, "custody", AccessContext(reference=f"transfer:{transfer.id}"))
     transfer.received_count = len(arrived & set(sent))
     transfer.received_at = journal.now_utc()
     transfer.state = "received" if not missing and not unexpected else "discrepancy"

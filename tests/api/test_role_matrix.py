@@ -23,6 +23,9 @@ WATCH = frozenset({"guard", "administrator", "auditor"})
 GUARD = frozenset({"guard"})
 DESTRUCTION_READ = frozenset({"destruction_operator", "witness", "auditor"})
 AUDIT = frozenset({"auditor"})
+DISPUTE_READ = frozenset({"classifier", "administrator", "auditor"})
+LABEL_CHECK = frozenset({"administrator", "classifier", "destruction_operator"})
+READING = frozenset({"guard", "administrator", "custodian"})
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Case:
     path: str = ""
     json: object = None
     form: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes, str]] | None = None
 
     @property
     def url(self) -> str:
@@ -57,6 +61,24 @@ MEETING = {
     "ends_at": "2026-06-01T10:00:00Z",
     "participants": ["bob"],
 }
+SEIZURE = {
+    "description": "Copies of the survey found at a print shop",
+    "level": "confidential",
+    "quantity": 3,
+    "source": "Print shop, 12 Harbour Road",
+    "spread": "Seen by the shop's two employees",
+    "seized_by": [{"name": "Officer Li", "organisation": "Secrecy bureau", "identification": "SB-0071"}],
+    "seized_at": "2026-06-01T09:00:00Z",
+}
+INSPECTION = {
+    "kind": "self_inspection",
+    "subject": "Archive media management",
+    "started_at": "2026-06-01T09:00:00Z",
+    "inspectors": [{"username": "audrey"}, {"username": "admin"}],
+    "findings": ["Two media without a fresh label"],
+    "actions": ["Relabel by Friday"],
+}
+DISPUTE = {"reason": "The ministry holds it secret", "proposals": [{"level": "secret", "proposed_by": "Ministry"}]}
 REQUEST = {
     "kind": "carry_out",
     "items": ["C-2026-001"],
@@ -91,7 +113,6 @@ CASES = [
         "/api/admin/items/1/relabel",
         json={"reason": "matrix review", "level": "internal"},
     ),
-    Case("POST", "/api/admin/items/{item_id}/label-verified", LABELS, "/api/admin/items/1/label-verified"),
     Case("GET", "/api/admin/items/{item_id}/label.{fmt}", LABELS, "/api/admin/items/1/label.png"),
     Case("GET", "/api/admin/meetings", ADMIN_READ),
     Case("POST", "/api/admin/meetings", ADMIN, json=MEETING),
@@ -155,6 +176,40 @@ CASES = [
     Case("GET", "/api/audit/incidents/{incident_id}/evidence.zip", AUDIT, "/api/audit/incidents/1/evidence.zip"),
     Case("GET", "/api/audit/report", AUDIT, "/api/audit/report?start=2026-01-01&end=2026-12-31"),
     Case("GET", "/api/epcis/movements", ADMIN_READ),
+    Case("GET", "/api/records/seizures", ADMIN_READ),
+    Case("POST", "/api/records/seizures", ADMIN, json=SEIZURE),
+    Case("GET", "/api/records/inspections", ADMIN_READ),
+    Case("POST", "/api/records/inspections", ADMIN_READ, json=INSPECTION),
+    Case("GET", "/api/records/disputes", DISPUTE_READ),
+    Case("POST", "/api/records/items/{item_id}/disputes", LABELS, "/api/records/items/3/disputes", json=DISPUTE),
+    Case(
+        "POST",
+        "/api/records/disputes/{dispute_id}/proposals",
+        LABELS,
+        "/api/records/disputes/1/proposals",
+        json={"level": "top_secret", "proposed_by": "Defence staff"},
+    ),
+    Case(
+        "POST",
+        "/api/records/disputes/{dispute_id}/decision",
+        frozenset({"classifier"}),
+        "/api/records/disputes/1/decision",
+        json={"level": "secret", "note": "Ministry's view stands"},
+    ),
+    Case(
+        "POST",
+        "/api/records/items/{item_id}/label-check",
+        LABEL_CHECK,
+        "/api/records/items/1/label-check",
+        files={"image": ("label.png", b"not an image", "image/png")},
+    ),
+    Case(
+        "POST",
+        "/api/records/readings",
+        READING,
+        json={"item": "S-2026-001", "person": "bob", "venue": "archive"},
+    ),
+    Case("GET", "/api/records/items/{item_id}/access", ADMIN_READ, "/api/records/items/4/access"),
     Case("GET", "/", ALL),
     Case("GET", "/guard", WATCH),
     Case("GET", "/destruction", DESTRUCTION_READ),
@@ -189,7 +244,13 @@ def _routes() -> set[tuple[str, str]]:
 
 def _call(client: TestClient, case: Case, headers: dict[str, str]) -> int:
     return client.request(
-        case.method, case.url, headers=headers, json=case.json, data=case.form, follow_redirects=False
+        case.method,
+        case.url,
+        headers=headers,
+        json=case.json,
+        data=case.form,
+        files=case.files,
+        follow_redirects=False,
     ).status_code
 
 

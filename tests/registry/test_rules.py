@@ -253,7 +253,7 @@ def test_a_refused_write_leaves_nothing_half_done(site: sessionmaker[Session]) -
 def test_relabel_marks_label_out_of_date_and_needs_a_classifier(site: sessionmaker[Session]) -> None:
     with db.transaction(site) as session:
         item = lookup.item(session, "C-2026-001")
-        items.label_verified(session, "admin", item)
+        assert items.verify_label(session, "admin", item, items.LabelReading(items.label_text(item))).agrees
     refused(
         site,
         "person.role",

@@ -73,12 +73,6 @@ def refuse(rule_id: str, detail: str = "", details: list[str] | None = None) -> 
     return RuleViolation(rule.id, message, details=details)
 
 
-def sentence(rule_id: str) -> str:
-    """The human sentence of a catalogued rule; the id itself for rules not catalogued here."""
-    rule = CATALOGUE.get(rule_id)
-    return rule.sentence if rule else rule_id
-
-
 def placement(level: int, venue: Venue) -> None:
     """Art. 27(6), 29(3): only in a venue whose ceiling covers the item; top secret only where designated."""
     if level > venue.ceiling:

@@ -345,9 +345,11 @@ def test_labels_render_as_png_and_pdf(client: TestClient, tokens: Tokens) -> Non
 def test_relabel_by_a_classifier_marks_the_label_out_of_date(
     client: TestClient, tokens: Tokens, factory: sessionmaker[Session]
 ) -> None:
-    assert (
-        client.post("/api/admin/items/2/label-verified", headers=tokens["admin"]).json()["label_out_of_date"] is False
+    label = client.get("/api/admin/items/2/label.png", headers=tokens["admin"]).content
+    read_back = client.post(
+        "/api/records/items/2/label-check", files={"image": ("label.png", label, "image/png")}, headers=tokens["admin"]
     )
+    assert read_back.json()["label_out_of_date"] is False
     changed = client.post(
         "/api/admin/items/2/relabel", json={"reason": "annual review", "level": "confidential"}, headers=tokens["clara"]
     )

@@ -4,9 +4,11 @@ every accepted change must be in the journal, and the chain must still verify.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -613,6 +615,19 @@ def test_a_top_secret_transfer_names_the_designated_sender_and_receiver(site: se
     assert chain_ok(site)
 
 
-def test_the_catalogue_gives_every_rule_a_source_and_a_sentence() -> None:
+def test_an_inspection_says_what_was_inspected(site: sessionmaker[Session]) -> None:
+    blank = dataclasses.replace(inspection(LI, ZHANG), subject=" ")
+    refused(site, "inspection.subject", lambda s: inspections.record_inspection(s, "audrey", blank))
+
+
+def test_an_approval_with_no_use_left_allows_no_transfer(site: sessionmaker[Session]) -> None:
+    with db.transaction(site) as session:
+        approve(session, "A-SPENT", "transfer", ("T-2026-002",), ("alice", "dave")).uses_left = 0
+    refused(site, "approval.used_up", send("alice", "dave", "A-SPENT"))
+
+
+def test_every_catalogued_rule_has_a_sentence_and_a_scenario_here() -> None:
+    scenarios = Path(__file__).read_text()
     for rule_id, rule in rules.CATALOGUE.items():
         assert rule.id == rule_id and rule.source and rule.sentence.endswith(".")
+        assert f'"{rule_id}"' in scenarios, f"no scenario refuses {rule_id}"

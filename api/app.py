@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
-from api.routers import admin, approvals, audit, destruction, guard
+from api.routers import admin, approvals, audit, destruction, docs, guard
 from api.routers import auth as auth_routes
 from api.settings import ApiSettings
 from controllers.bus import LiveBus
@@ -31,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     audit.epcis_router,
     pages.router,
+    docs.router,
 )
 
 
@@ -45,6 +46,10 @@ def create_app(
         title="Custodian",
         summary="Physical control of classified media: register, approvals, guard stations, destruction, audit",
         version="1",
+        # Served by api.routers.docs behind a role instead of FastAPI's open defaults.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings))
     errors.install(app)
@@ -64,7 +69,7 @@ def _guards(dependant: Dependant) -> set[type]:
 
 
 def routes(routers: tuple[APIRouter, ...] = ROUTERS) -> list[APIRoute]:
-    """Every route the app serves (besides the static files and the OpenAPI documents)."""
+    """Every route the app serves (besides the static files)."""
     return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
 
 

@@ -15,7 +15,7 @@ from api import ApiSettings
 from api.app import require_declared_access
 from api.auth import SESSION_COOKIE, LoginThrottle, Throttled
 from registry.models import JournalEntry
-from tests.api.conftest import PASSWORD, browser_login, token_for
+from tests.api.conftest import PASSWORD, Tokens, browser_login, token_for
 
 
 def journal(factory: sessionmaker[Session], action: str) -> list[JournalEntry]:
@@ -186,3 +186,16 @@ def test_pages_carry_a_strict_content_policy_and_no_framing(client: TestClient) 
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert "<script>" not in response.text  # nothing inline: the policy would block it
+
+
+def test_the_api_description_is_for_administrators_and_auditors_only(client: TestClient, tokens: Tokens) -> None:
+    assert client.get("/openapi.json").status_code == 401
+    for page in ("/docs", "/redoc"):
+        assert client.get(page, follow_redirects=False).headers["location"] == "/login"
+    assert client.get("/openapi.json", headers=tokens["gus"]).status_code == 403
+    document = client.get("/openapi.json", headers=tokens["audrey"]).json()
+    assert "/api/guard/portals/{portal}/override" in document["paths"]
+    assert "/openapi.json" not in document["paths"]
+    swagger = client.get("/docs", headers=tokens["admin"])
+    assert swagger.status_code == 200 and "/openapi.json" in swagger.text
+    assert client.get("/docs/oauth2-redirect", headers=tokens["admin"]).status_code == 404

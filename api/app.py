@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
+from api.limits import BodyLimit
 from api.routers import admin, approvals, audit, destruction, docs, guard
 from api.routers import auth as auth_routes
 from api.settings import ApiSettings
@@ -53,6 +54,8 @@ def create_app(
     )
     app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings))
     errors.install(app)
+    # Added before the headers, so it sits inside them: a 413 carries the security headers too.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_image_bytes=settings.max_image_bytes)
     headers.install(app)
     require_declared_access(ROUTERS)
     for router in ROUTERS:

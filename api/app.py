@@ -52,7 +52,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings))
+    app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings, session_factory))
     errors.install(app)
     # Added before the headers, so it sits inside them: a 413 carries the security headers too.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_image_bytes=settings.max_image_bytes)

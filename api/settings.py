@@ -18,7 +18,11 @@ class ApiSettings:
     # Cookies marked Secure travel only over HTTPS. None: secure exactly when this process serves TLS itself;
     # set True behind a TLS-terminating proxy.
     cookie_secure: bool | None = None
+    # Refused passwords allowed per window before sign-in is refused unchecked (429): per username from one
+    # address, per address across usernames (password spraying), per username across addresses.
     login_failures_allowed: int = 5
+    login_failures_per_address: int = 20
+    login_failures_per_username: int = 20
     login_failure_window_s: float = 300.0
     certificates_dir: Path | None = None
     epcis_location_base: str = "https://id.custodian.invalid"

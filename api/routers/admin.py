@@ -105,12 +105,15 @@ def create_person(body: schemas.PersonCreate, ctx: ContextDep, user: Administrat
 
 @router.put("/people/{username}/password", status_code=status.HTTP_204_NO_CONTENT)
 def set_password(username: str, body: schemas.PasswordCreate, ctx: ContextDep, user: Administrator) -> Response:
+    """Set a person's password; every session and token they hold ends."""
     try:
         hashed = hash_password(body.password)
     except ValueError as exc:
         raise InvalidInput("password", str(exc)) from None
     with transaction(ctx.factory) as session:
         people.set_password_hash(session, user.username, lookup.person(session, username), hashed)
+        # A new password ends every session the old one opened: it may have been stolen.
+        ctx.auth.end_sessions_of(session, username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -162,7 +162,7 @@ def login(
         samesite="strict",
         secure=ctx.settings.secure_cookies,
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, httponly=True, samesite="strict", secure=ctx.settings.secure_cookies)
     return response
 
 
@@ -172,7 +172,8 @@ def logout(ctx: ContextDep, user: AnySignedIn) -> Response:
         ctx.auth.revoke(session, user)
         journal.append(session, user.username, "auth.logout", f"person:{user.username}", {"via": user.via})
     response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(SESSION_COOKIE)
+    # With the attributes it was set with, so the browser drops the same cookie (Secure ones included).
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", secure=ctx.settings.secure_cookies)
     return response
 
 

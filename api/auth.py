@@ -73,12 +73,13 @@ class Throttled(Exception):
 
 @dataclass(frozen=True, slots=True)
 class ThrottleLimits:
-    """Refused passwords allowed within `window_s` before further attempts are refused unchecked."""
+    """Refused passwords allowed within `window_s` before further attempts are refused unchecked (the values
+    come from ApiSettings)."""
 
-    per_username_and_address: int = 5
-    per_address: int = 20  # across usernames: password spraying from one address
-    per_username: int = 20  # across addresses: one account guessed from many
-    window_s: float = 300.0
+    per_username_and_address: int
+    per_address: int  # across usernames: password spraying from one address
+    per_username: int  # across addresses: one account guessed from many
+    window_s: float
 
 
 def address_key(address: str) -> str:
@@ -196,10 +197,9 @@ class Authenticator:
             self._revoked_here[principal.sid] = now + dt.timedelta(seconds=self._lifetime_s(principal.via))
         session.execute(delete(AuthSession).where(AuthSession.sid == principal.sid))
 
-    def end_sessions_of(self, session: Session, username: str) -> int:
-        """Sign a person out everywhere (their password was changed); returns how many sessions ended."""
-        result = session.execute(delete(AuthSession).where(AuthSession.username == username))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    def end_sessions_of(self, session: Session, username: str) -> None:
+        """Sign a person out everywhere (their password was changed)."""
+        session.execute(delete(AuthSession).where(AuthSession.username == username))
 
     def _decode(self, value: str, via: Literal["session", "bearer"]) -> tuple[str, frozenset[str], str]:
         signer = self._sessions if via == "session" else self._tokens

@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
-from api.routers import admin, approvals, audit, destruction, guard, records
+from api.limits import BodyLimit
+from api.routers import admin, approvals, audit, destruction, docs, guard, records
 from api.routers import auth as auth_routes
 from api.settings import ApiSettings
 from controllers.bus import LiveBus
@@ -32,6 +33,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.epcis_router,
     records.router,
     pages.router,
+    docs.router,
 )
 
 
@@ -46,9 +48,15 @@ def create_app(
         title="Custodian",
         summary="Physical control of classified media: register, approvals, guard stations, destruction, audit",
         version="1",
+        # Served by api.routers.docs behind a role instead of FastAPI's open defaults.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings))
+    app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings, session_factory))
     errors.install(app)
+    # Added before the headers, so it sits inside them: a 413 carries the security headers too.
+    app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_image_bytes=settings.max_image_bytes)
     headers.install(app)
     require_declared_access(ROUTERS)
     for router in ROUTERS:
@@ -65,7 +73,7 @@ def _guards(dependant: Dependant) -> set[type]:
 
 
 def routes(routers: tuple[APIRouter, ...] = ROUTERS) -> list[APIRoute]:
-    """Every route the app serves (besides the static files and the OpenAPI documents)."""
+    """Every route the app serves (besides the static files)."""
     return [route for router in routers for route in router.routes if isinstance(route, APIRoute)]
 
 

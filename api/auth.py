@@ -1,20 +1,23 @@
 """Authentication and authorisation: signed session cookies and bearer tokens, CSRF, login throttling, roles.
 
-Sessions and tokens are signed (itsdangerous) and carry a random session id; logout revokes that id in
-memory. Roles are read from the register on every request, so a role removed or a person signed off
-takes effect at once; only while the database is unreachable do the roles signed into the token stand
-in, so guard consoles keep working through an outage.
+Sessions and tokens are signed (itsdangerous) and carry a random session id with a row in the register
+(`auth_sessions`): signing out deletes the row, so a sign-out survives a restart. Refused passwords are kept in
+the register too (`login_failures`) for the throttling window, so a restart is no way round the throttle.
+Roles are read from the register on every request, so a role removed or a person signed off takes effect at
+once. Only while the database is unreachable do the roles signed into the token stand in (and the session
+row cannot be checked; sessions this process signed out stay refused), so guard consoles keep working
+through an outage.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import threading
-import time
-from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -22,13 +25,14 @@ from typing import Literal
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from api.context import get_context
 from api.settings import ApiSettings
-from registry.models import ROLES, Person
+from registry.journal import now_utc
+from registry.models import ROLES, AuthSession, LoginFailure, Person
 from registry.passwords import check_password, hash_password
 
 SESSION_COOKIE = "custodian_session"
@@ -62,87 +66,148 @@ class NotAuthenticated(Exception):
 
 
 class Throttled(Exception):
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"too many failed logins; try again in {retry_after_s} s")
+    def __init__(self, what: str, retry_after_s: int) -> None:
+        super().__init__(f"too many failed sign-ins {what}; try again in {retry_after_s} s")
         self.retry_after_s = retry_after_s
 
 
+@dataclass(frozen=True, slots=True)
+class ThrottleLimits:
+    """Refused passwords allowed within `window_s` before further attempts are refused unchecked (the values
+    come from ApiSettings)."""
+
+    per_username_and_address: int
+    per_address: int  # across usernames: password spraying from one address
+    per_username: int  # across addresses: one account guessed from many
+    window_s: float
+
+
+def address_key(address: str) -> str:
+    """The client address throttled as one: an IPv4 address, or the /64 an IPv6 host is handed whole."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class LoginThrottle:
-    """At most `allowed` failures per (username, client address) within `window_s` seconds."""
+    """Counts refused passwords in the register, so every API process and every restart sees the same count.
 
-    MAX_KEYS = 10_000
+    Checked before the password is (a throttled attempt costs no argon2 and is not recorded, so the table
+    grows by at most the limits per window and key); failures older than the window are deleted."""
 
-    def __init__(self, allowed: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.allowed = allowed
-        self.window_s = window_s
+    def __init__(self, limits: ThrottleLimits, clock: Callable[[], dt.datetime] = now_utc) -> None:
+        self.limits = limits
         self.clock = clock
-        self._failures: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures[key]
-        while times and now - times[0] >= self.window_s:
-            times.popleft()
-        return times
-
-    def check(self, username: str, address: str) -> None:
+    def check(self, session: Session, username: str, address: str) -> None:
         now = self.clock()
-        with self._lock:
-            times = self._recent((username.lower(), address), now)
-            if len(times) >= self.allowed:
-                raise Throttled(max(1, int(self.window_s - (now - times[0]) + 0.999)))
+        user, where = username.lower()[:64], address_key(address)
+        window = dt.timedelta(seconds=self.limits.window_s)
+        rows = session.execute(
+            select(LoginFailure.at, LoginFailure.username, LoginFailure.address).where(
+                LoginFailure.at > now - window, or_(LoginFailure.username == user, LoginFailure.address == where)
+            )
+        ).all()
+        keys = (
+            (
+                "for this account from this address",
+                self.limits.per_username_and_address,
+                [r.at for r in rows if r.username == user and r.address == where],
+            ),
+            ("from this address", self.limits.per_address, [r.at for r in rows if r.address == where]),
+            ("for this account", self.limits.per_username, [r.at for r in rows if r.username == user]),
+        )
+        waits = []
+        for what, allowed, times in keys:
+            if len(times) >= allowed:
+                # The key clears when its `allowed`-th newest failure leaves the window.
+                clears = sorted(times)[-allowed] + window
+                waits.append((max(1, int((clears - now).total_seconds() + 0.999)), what))
+        if waits:
+            retry_after_s, what = max(waits)
+            raise Throttled(what, retry_after_s)
 
-    def failed(self, username: str, address: str) -> None:
+    def failed(self, session: Session, username: str, address: str) -> None:
         now = self.clock()
-        with self._lock:
-            if len(self._failures) >= self.MAX_KEYS:
-                # Usernames are chosen by whoever is guessing: forget expired keys so memory stays bounded.
-                for key in [k for k in self._failures if not self._recent(k, now)]:
-                    del self._failures[key]
-            self._failures[(username.lower(), address)].append(now)
+        session.execute(delete(LoginFailure).where(LoginFailure.at <= now - dt.timedelta(seconds=self.limits.window_s)))
+        session.add(LoginFailure(at=now, username=username.lower()[:64], address=address_key(address)))
 
-    def succeeded(self, username: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop((username.lower(), address), None)
+    def succeeded(self, session: Session, username: str, address: str) -> None:
+        session.execute(
+            delete(LoginFailure).where(
+                LoginFailure.username == username.lower()[:64], LoginFailure.address == address_key(address)
+            )
+        )
 
 
 class Authenticator:
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: ApiSettings, factory: sessionmaker[Session]) -> None:
         self.settings = settings
+        self.factory = factory
         self._sessions = URLSafeTimedSerializer(settings.secret_key, salt="custodian.session")
         self._tokens = URLSafeTimedSerializer(settings.secret_key, salt="custodian.bearer")
-        self.throttle = LoginThrottle(settings.login_failures_allowed, settings.login_failure_window_s)
-        self._revoked: dict[str, float] = {}
+        self.throttle = LoginThrottle(
+            ThrottleLimits(
+                settings.login_failures_allowed,
+                settings.login_failures_per_address,
+                settings.login_failures_per_username,
+                settings.login_failure_window_s,
+            )
+        )
+        # Signed out by this process: refused even while the register cannot be asked.
+        self._revoked_here: dict[str, dt.datetime] = {}
         self._lock = threading.Lock()
 
     def csrf_for(self, sid: str) -> str:
         return hmac.new(self.settings.secret_key.encode(), f"csrf:{sid}".encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, person: Person, via: Literal["session", "bearer"]) -> Credential:
+    def _lifetime_s(self, via: Literal["session", "bearer"]) -> int:
+        return int((self.settings.session_hours if via == "session" else self.settings.token_hours) * 3600)
+
+    def issue(self, session: Session, person: Person, via: Literal["session", "bearer"]) -> Credential:
+        """Sign a credential and record its session; sessions past their expiry are deleted on the way."""
         sid = secrets.token_urlsafe(18)
-        hours = self.settings.session_hours if via == "session" else self.settings.token_hours
+        lifetime = self._lifetime_s(via)
         signer = self._sessions if via == "session" else self._tokens
         value = signer.dumps({"u": person.username, "r": sorted(person.role_names), "sid": sid})
-        return Credential(value, sid, int(hours * 3600))
+        now = now_utc()
+        session.execute(delete(AuthSession).where(AuthSession.expires_at <= now))
+        session.add(
+            AuthSession(
+                sid=sid,
+                username=person.username,
+                via=via,
+                issued_at=now,
+                expires_at=now + dt.timedelta(seconds=lifetime),
+            )
+        )
+        return Credential(value, sid, lifetime)
 
-    def revoke(self, principal: Principal) -> None:
-        hours = max(self.settings.session_hours, self.settings.token_hours)
-        now = time.time()
+    def revoke(self, session: Session, principal: Principal) -> None:
+        """Sign out the credential that made this call."""
+        now = now_utc()
         with self._lock:
-            self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
-            self._revoked[principal.sid] = now + hours * 3600
+            self._revoked_here = {sid: until for sid, until in self._revoked_here.items() if until > now}
+            self._revoked_here[principal.sid] = now + dt.timedelta(seconds=self._lifetime_s(principal.via))
+        session.execute(delete(AuthSession).where(AuthSession.sid == principal.sid))
+
+    def end_sessions_of(self, session: Session, username: str) -> None:
+        """Sign a person out everywhere (their password was changed)."""
+        session.execute(delete(AuthSession).where(AuthSession.username == username))
 
     def _decode(self, value: str, via: Literal["session", "bearer"]) -> tuple[str, frozenset[str], str]:
         signer = self._sessions if via == "session" else self._tokens
-        hours = self.settings.session_hours if via == "session" else self.settings.token_hours
         try:
-            data = signer.loads(value, max_age=int(hours * 3600))
+            data = signer.loads(value, max_age=self._lifetime_s(via))
             username, roles, sid = str(data["u"]), frozenset(map(str, data["r"])), str(data["sid"])
         except (BadSignature, KeyError, TypeError, ValueError):
             raise NotAuthenticated("the session or token is invalid or has expired") from None
-        with self._lock:
-            if sid in self._revoked:
-                raise NotAuthenticated("this session was signed out")
         return username, roles, sid
 
     def principal(self, request: Request, bearer: str | None) -> Principal:
@@ -155,13 +220,15 @@ class Authenticator:
                 raise NotAuthenticated("sign in first")
             username, roles, sid = self._decode(cookie, "session")
             via = "session"
-        roles = self._current_roles(request, username, roles)
+        roles = self._current_roles(username, sid, roles)
         return Principal(username, roles, via, sid, self.csrf_for(sid))
 
-    def _current_roles(self, request: Request, username: str, signed: frozenset[str]) -> frozenset[str]:
-        factory = get_context(request).factory
+    def _current_roles(self, username: str, sid: str, signed: frozenset[str]) -> frozenset[str]:
         try:
-            with factory() as session:
+            with self.factory() as session:
+                live = session.get(AuthSession, sid)
+                if live is None or live.username != username or live.expires_at <= now_utc():
+                    raise NotAuthenticated("this session was signed out or has expired")
                 person = session.execute(
                     select(Person).options(selectinload(Person.roles)).where(Person.username == username)
                 ).scalar()
@@ -170,6 +237,9 @@ class Authenticator:
                 return frozenset(person.role_names)
         except DBAPIError:
             # The register is unreachable: the roles signed at login stand in until it is back.
+            with self._lock:
+                if sid in self._revoked_here:
+                    raise NotAuthenticated("this session was signed out") from None
             return signed
 
     def verify_password(self, person: Person | None, password: str) -> bool:

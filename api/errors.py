@@ -10,13 +10,14 @@ from sqlalchemy.exc import DBAPIError
 
 from api.auth import NotAuthenticated, Throttled
 from api.context import ControlUnavailable
+from api.routers.docs import OPENAPI_URL
 from registry.errors import InvalidInput, NotFound, RuleViolation
 
 log = logging.getLogger(__name__)
 
 
 def _is_page(request: Request) -> bool:
-    return not request.url.path.startswith("/api/")
+    return not request.url.path.startswith("/api/") and request.url.path != OPENAPI_URL
 
 
 async def _rule_violation(_request: Request, exc: Exception) -> Response:

@@ -148,12 +148,11 @@ def login(
     if not expected or not secrets.compare_digest(expected, csrf_token):
         return back("/login", error="the sign-in form expired; please try again")
     try:
-        person = sign_in(ctx.factory, ctx.auth, username, password, client_address(request), "session")
+        _person, credential = sign_in(ctx.factory, ctx.auth, username, password, client_address(request), "session")
     except NotAuthenticated:
         return back("/login", error="wrong username or password")
     except Throttled as exc:
         return back("/login", error=str(exc))
-    credential = ctx.auth.issue(person, "session")
     response = RedirectResponse("/", status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,
@@ -163,17 +162,18 @@ def login(
         samesite="strict",
         secure=ctx.settings.secure_cookies,
     )
-    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, httponly=True, samesite="strict", secure=ctx.settings.secure_cookies)
     return response
 
 
 @router.post("/logout")
 def logout(ctx: ContextDep, user: AnySignedIn) -> Response:
-    ctx.auth.revoke(user)
     with transaction(ctx.factory) as session:
+        ctx.auth.revoke(session, user)
         journal.append(session, user.username, "auth.logout", f"person:{user.username}", {"via": user.via})
     response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
-    response.delete_cookie(SESSION_COOKIE)
+    # With the attributes it was set with, so the browser drops the same cookie (Secure ones included).
+    response.delete_cookie(SESSION_COOKIE, httponly=True, samesite="strict", secure=ctx.settings.secure_cookies)
     return response
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from registry.levels import Level
 from registry.models import ROLES
@@ -16,6 +17,31 @@ RoleName = Literal[ROLES]  # type: ignore[valid-type]  # the register's roles, o
 # Database ids in URLs: positive and within a 64-bit signed integer, as every backend stores them.
 RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def Text(max_length: int, min_length: int = 1) -> Any:  # a type, used like `str`
+    """Free text that must say something: surrounding spaces are trimmed, and what is left must have at least
+    `min_length` characters. A value of spaces only is refused with a 422 naming the field, never passed on."""
+
+    def said(value: str) -> str:
+        trimmed = value.strip()
+        if not trimmed:
+            raise PydanticCustomError("blank", "must not be blank")
+        if len(trimmed) < min_length:
+            raise PydanticCustomError(
+                "too_short", "needs at least {n} characters besides surrounding spaces", {"n": min_length}
+            )
+        return trimmed
+
+    # The schema says it too: at least one character that is not a space.
+    limits = Field(min_length=min_length, max_length=max_length, json_schema_extra={"pattern": r"\S"})
+    return Annotated[str, limits, AfterValidator(said)]
+
+
+# A reference to something in the register by its code or username (venue, portal, device, person, group,
+# badge): never blank, so a blank never reaches a lookup or creates a group or badge named " ".
+Ref = Text(64)
+ItemRef = Text(124)  # a register number, "register_number/copy" or an EPC
 
 
 def level_name(value: int) -> LevelName:
@@ -42,7 +68,7 @@ class MePublic(BaseModel):
 
 class VenueCreate(Strict):
     code: str = Code
-    name: str = Field(min_length=1, max_length=200)
+    name: Text(200)
     ceiling: LevelName
     top_secret_designated: bool = False
     storage: bool = False
@@ -66,9 +92,9 @@ class VenuePublic(BaseModel):
 
 class PortalCreate(Strict):
     code: str = Code
-    name: str = Field(min_length=1, max_length=200)
-    inside: str = Field(min_length=1, max_length=64)
-    outside: str | None = Field(default=None, max_length=64, description="venue code; null = leaves the unit")
+    name: Text(200)
+    inside: Ref
+    outside: Ref | None = Field(default=None, description="venue code; null = leaves the unit")
     border: bool = False
 
 
@@ -89,8 +115,8 @@ class AntennaCreate(Strict):
 class DeviceCreate(Strict):
     name: str = Code
     kind: Literal["osdp_panel", "llrp_reader", "mercury_reader", "modbus_shredder", "modbus_degausser", "camera"]
-    portal: str | None = Field(default=None, max_length=64)
-    venue: str | None = Field(default=None, max_length=64)
+    portal: Ref | None = None
+    venue: Ref | None = None
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     antennas: list[AntennaCreate] = Field(default_factory=list, max_length=64)
 
@@ -107,11 +133,11 @@ class DevicePublic(BaseModel):
 
 class PersonCreate(Strict):
     username: str = Code
-    name: str = Field(min_length=1, max_length=200)
+    name: Text(200)
     clearance: LevelName
     roles: list[RoleName] = Field(default_factory=lambda: ["custodian"], max_length=8)
-    badges: list[str] = Field(default_factory=list, max_length=16)
-    groups: list[str] = Field(default_factory=list, max_length=32)
+    badges: list[Ref] = Field(default_factory=list, max_length=16)
+    groups: list[Ref] = Field(default_factory=list, max_length=32)
     visitor: bool = False
     title: str = Field(default="", max_length=200)
     organisation: str = Field(default="", max_length=200)
@@ -134,22 +160,22 @@ class PasswordCreate(Strict):
 
 
 class ItemCreate(Strict):
-    register_number: str = Field(min_length=1, max_length=64)
+    register_number: Text(64)
     copy_number: int = Field(default=1, ge=1, le=100_000)
-    title: str = Field(min_length=1, max_length=300)
+    title: Text(300)
     kind: Literal["paper", "hdd", "ssd", "usb", "optical", "tape", "laptop", "equipment", "other"]
     level: LevelName
     period_start: dt.date
     period_months: int | None = Field(default=None, ge=1, le=1200)
     declassify_on: dt.date | None = None
-    declassify_condition: str | None = Field(default=None, max_length=500)
-    originating_unit: str = Field(min_length=1, max_length=200)
+    declassify_condition: Text(500) | None = None
+    originating_unit: Text(200)
     epc: str = Field(min_length=24, max_length=124)
     tid: str | None = Field(default=None, max_length=96)
-    venue: str | None = Field(default=None, max_length=64)
-    custodian: str | None = Field(default=None, max_length=64)
-    scope_people: list[str] = Field(default_factory=list, max_length=200)
-    scope_groups: list[str] = Field(default_factory=list, max_length=50)
+    venue: Ref | None = None
+    custodian: Ref | None = None
+    scope_people: list[Ref] = Field(default_factory=list, max_length=200)
+    scope_groups: list[Ref] = Field(default_factory=list, max_length=50)
 
 
 class ItemPublic(BaseModel):
@@ -168,21 +194,21 @@ class ItemPublic(BaseModel):
 
 
 class RelabelCreate(Strict):
-    reason: str = Field(min_length=3, max_length=1000)
+    reason: Text(1000, min_length=3)
     level: LevelName | None = None
     period_start: dt.date | None = None
     period_months: int | None = Field(default=None, ge=1, le=1200)
     declassify_on: dt.date | None = None
-    declassify_condition: str | None = Field(default=None, max_length=500)
+    declassify_condition: Text(500) | None = None
 
 
 class MeetingCreate(Strict):
-    title: str = Field(min_length=1, max_length=300)
-    venue: str = Field(min_length=1, max_length=64)
+    title: Text(300)
+    venue: Ref
     level: LevelName
     starts_at: AwareDatetime
     ends_at: AwareDatetime
-    participants: list[str] = Field(min_length=1, max_length=500)
+    participants: list[Ref] = Field(min_length=1, max_length=500)
 
 
 class MeetingPublic(BaseModel):
@@ -198,18 +224,18 @@ class MeetingPublic(BaseModel):
 class ApprovalCreate(Strict):
     ref: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
     kind: Literal["carry_out", "transfer", "reproduce", "destroy", "abroad", "declassify"]
-    items: list[str] = Field(min_length=1, max_length=500, description="register numbers or EPCs")
+    items: list[ItemRef] = Field(min_length=1, max_length=500, description="register numbers or EPCs")
     valid_from: AwareDatetime
     valid_until: AwareDatetime
-    people: list[str] = Field(default_factory=list, max_length=100)
-    groups: list[str] = Field(default_factory=list, max_length=20)
-    portal: str | None = Field(default=None, max_length=64)
-    destination_venue: str | None = Field(default=None, max_length=64)
+    people: list[Ref] = Field(default_factory=list, max_length=100)
+    groups: list[Ref] = Field(default_factory=list, max_length=20)
+    portal: Ref | None = None
+    destination_venue: Ref | None = None
     destination_text: str = Field(default="", max_length=200)
     uses: int = Field(default=1, ge=1, le=10_000)
     return_by: AwareDatetime | None = None
     reason: str = Field(default="", max_length=2000)
-    originator_consent: str | None = Field(default=None, max_length=200)
+    originator_consent: Text(200) | None = None
 
 
 class DecisionCreate(Strict):
@@ -232,7 +258,7 @@ class ApprovalPublic(BaseModel):
 
 
 class OverrideCreate(Strict):
-    reason: str = Field(min_length=5, max_length=2000)
+    reason: Text(2000, min_length=5)
 
 
 class DoorPublic(BaseModel):
@@ -262,9 +288,9 @@ class QueueEntryPublic(BaseModel):
 
 
 class DestructionCreate(Strict):
-    station: str = Field(min_length=1, max_length=64)
-    items: list[str] = Field(min_length=1, max_length=100)
-    witness: str = Field(min_length=1, max_length=64)
+    station: Ref
+    items: list[ItemRef] = Field(min_length=1, max_length=100)
+    witness: Ref
 
 
 class DestructionOutcomePublic(BaseModel):
@@ -343,7 +369,7 @@ class IncidentPublic(BaseModel):
 
 
 class IncidentActionCreate(Strict):
-    text: str = Field(min_length=1, max_length=4000)
+    text: Text(4000)
 
 
 # ---- register records: seizures, inspections, disputed levels, label read-back, access (Art. 20, 21, 26, 62) ----
@@ -357,11 +383,11 @@ class OfficialCreate(Strict):
 
 
 class SeizureCreate(Strict):
-    description: str = Field(min_length=1, max_length=2000)
+    description: Text(2000)
     level: LevelName
     quantity: int = Field(ge=1, le=1_000_000)
-    source: str = Field(min_length=1, max_length=2000, description="from whom and where the media were obtained")
-    spread: str = Field(min_length=1, max_length=2000, description="how far their contents may have spread")
+    source: Annotated[Text(2000), Field(description="from whom and where the media were obtained")]
+    spread: Annotated[Text(2000), Field(description="how far their contents may have spread")]
     seized_by: list[OfficialCreate] = Field(min_length=1, max_length=20)
     seized_at: AwareDatetime
     venue: str | None = Field(default=None, max_length=64, description="where the seized media are held")
@@ -385,7 +411,7 @@ class SeizurePublic(BaseModel):
 
 class InspectionCreate(Strict):
     kind: Literal["on_site", "remote", "self_inspection"]
-    subject: str = Field(min_length=1, max_length=2000, description="what was inspected")
+    subject: Annotated[Text(2000), Field(description="what was inspected")]
     started_at: AwareDatetime
     ended_at: AwareDatetime | None = None
     inspectors: list[OfficialCreate] = Field(min_length=1, max_length=20)
@@ -410,17 +436,17 @@ class InspectionPublic(BaseModel):
 
 class ProposalCreate(Strict):
     level: LevelName
-    proposed_by: str = Field(min_length=1, max_length=200, description="the unit or person of this opinion")
+    proposed_by: Annotated[Text(200), Field(description="the unit or person of this opinion")]
 
 
 class DisputeCreate(Strict):
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text(2000)
     proposals: list[ProposalCreate] = Field(min_length=1, max_length=20)
 
 
 class DisputeDecisionCreate(Strict):
     level: LevelName
-    note: str = Field(min_length=1, max_length=2000)
+    note: Text(2000)
 
 
 class ProposalPublic(BaseModel):
@@ -455,9 +481,9 @@ class LabelCheckPublic(BaseModel):
 
 
 class ReadingCreate(Strict):
-    item: str = Field(min_length=1, max_length=140, description="register_number/copy, register number or EPC")
-    person: str = Field(min_length=1, max_length=64)
-    venue: str = Field(min_length=1, max_length=64)
+    item: Annotated[Text(140), Field(description="register_number/copy, register number or EPC")]
+    person: Text(64)
+    venue: Text(64)
     reference: str = Field(default="", max_length=200)
 
 

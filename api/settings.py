@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+MIB = 1024 * 1024
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"})
 MIN_SECRET_CHARS = 32
 
@@ -17,13 +18,21 @@ class ApiSettings:
     # Cookies marked Secure travel only over HTTPS. None: secure exactly when this process serves TLS itself;
     # set True behind a TLS-terminating proxy.
     cookie_secure: bool | None = None
+    # Refused passwords allowed per window before sign-in is refused unchecked (429): per username from one
+    # address, per address across usernames (password spraying), per username across addresses.
     login_failures_allowed: int = 5
+    login_failures_per_address: int = 20
+    login_failures_per_username: int = 20
     login_failure_window_s: float = 300.0
     certificates_dir: Path | None = None
     epcis_location_base: str = "https://id.custodian.invalid"
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     site_name: str = "Custodian"
+    # Request bodies are counted while they are read: a body over the limit is answered 413 as soon as its
+    # Content-Length (or, streamed, its first bytes past the limit) shows it, never read whole first.
+    max_body_bytes: int = 1 * MIB
+    max_image_bytes: int = 20 * MIB  # routes marked @accepts_images (photos of labels, camera frames)
 
     def __post_init__(self) -> None:
         key = self.secret_key.strip()
@@ -32,6 +41,8 @@ class ApiSettings:
                 f"secret_key must be a random value of at least {MIN_SECRET_CHARS} characters "
                 "(for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
+        if self.max_body_bytes < 1 or self.max_image_bytes < self.max_body_bytes:
+            raise ValueError("max_body_bytes must be positive and max_image_bytes at least max_body_bytes")
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("TLS needs both tls_certfile and tls_keyfile, or neither")
 

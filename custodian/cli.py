@@ -305,6 +305,21 @@ def status(url: DbOption = None) -> None:
 
 
 EXAMPLE_SITE = Path(__file__).resolve().parents[1] / "examples" / "site.toml"
+TlsCertOption = Annotated[
+    Path | None, typer.Option(help="PEM certificate (chain) file: serve HTTPS, and mark cookies Secure")
+]
+TlsKeyOption = Annotated[Path | None, typer.Option(help="PEM private key file of --tls-cert")]
+
+
+def _tls(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
+    """Checked before anything starts, so a bad certificate stops nothing half-way."""
+    from custodian.web import tls_files
+
+    try:
+        return tls_files(cert, key)
+    except ValueError as exc:
+        fail(str(exc))
+        raise  # not reached: fail() exits
 
 
 @app.command()
@@ -317,11 +332,16 @@ def demo(
     site_file: Annotated[Path, typer.Option("--site", help="Site file to load")] = EXAMPLE_SITE,
     backend: Annotated[str, typer.Option(help="Tracking backend: numba or reference")] = "numba",
     port: Annotated[int, typer.Option(help="Port of the web pages")] = 8000,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """A whole simulated site on SQLite: simulators, controllers, traffic, web pages; prints what happened."""
     from custodian.run import run_demo
 
-    run_demo(state=state, site_file=site_file, headless=headless, duration=duration, backend=backend, port=port)
+    tls = _tls(tls_cert, tls_key)
+    run_demo(
+        state=state, site_file=site_file, headless=headless, duration=duration, backend=backend, port=port, tls=tls
+    )
 
 
 @app.command()
@@ -332,13 +352,16 @@ def run(
     state: Annotated[Path, typer.Option(help="Folder for the spool and certificates")] = Path("custodian-state"),
     port: Annotated[int, typer.Option(help="Port of the web pages and API")] = 8000,
     backend: Annotated[str, typer.Option(help="Tracking backend: numba or reference")] = "numba",
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
 ) -> None:
     """Run a site (real or simulated devices) until SIGTERM or Ctrl-C; nothing queued is lost on stop."""
     from custodian.run import run_site
 
     if not site_file.is_file():
         fail(f"{site_file}: no such file")
-    run_site(url, site_file, state, simulate=simulate, port=port, backend=backend)
+    tls = _tls(tls_cert, tls_key)
+    run_site(url, site_file, state, simulate=simulate, port=port, backend=backend, tls=tls)
 
 
 devices_app = typer.Typer(help="Device simulators and probes for the devices a site file names.", no_args_is_help=True)

@@ -31,7 +31,16 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def run_site(url: str | None, site_file: Path, state: Path, *, simulate: bool, port: int, backend: str) -> None:
+def run_site(
+    url: str | None,
+    site_file: Path,
+    state: Path,
+    *,
+    simulate: bool,
+    port: int,
+    backend: str,
+    tls: tuple[Path, Path] | None = None,
+) -> None:
     state.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(url)
     db.upgrade(engine)
@@ -40,7 +49,7 @@ def run_site(url: str | None, site_file: Path, state: Path, *, simulate: bool, p
         load(session, "site-loader", site_file)
     bus = LiveBus()
     site = start_site(factory, bus, state, simulate=simulate, backend=backend)
-    server = serve_in_thread(site, factory, port, state)
+    server = serve_in_thread(site, factory, port, state, tls=tls)
     typer.echo(f"site running ({'simulated devices' if simulate else 'real devices'}); SIGTERM or Ctrl-C stops it")
     stop = _stop_event()
     try:
@@ -56,7 +65,16 @@ def run_site(url: str | None, site_file: Path, state: Path, *, simulate: bool, p
     )
 
 
-def run_demo(*, state: Path, site_file: Path, headless: bool, duration: float, backend: str, port: int = 8000) -> None:
+def run_demo(
+    *,
+    state: Path,
+    site_file: Path,
+    headless: bool,
+    duration: float,
+    backend: str,
+    port: int = 8000,
+    tls: tuple[Path, Path] | None = None,
+) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if state.exists():
         shutil.rmtree(state)  # every demo starts from a fresh register
@@ -74,9 +92,9 @@ def run_demo(*, state: Path, site_file: Path, headless: bool, duration: float, b
     server = None
     if not headless:
         set_demo_passwords(factory)
-        server = serve_in_thread(site, factory, port, state)
+        server = serve_in_thread(site, factory, port, state, tls=tls)
         typer.echo(
-            f"web pages: http://127.0.0.1:{server.port}/guard  (accounts: gus guard, otto operator, wendy witness, "
+            f"web pages: {server.url}/guard  (accounts: gus guard, otto operator, wendy witness, "
             f"admin, audrey auditor, paul approver; password: {DEMO_PASSWORD})"
         )
     stop = _stop_event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -27,10 +28,15 @@ DEMO_PASSWORD = "custodian-demo"
 class WebServer:
     server: uvicorn.Server
     thread: threading.Thread
+    https: bool = False
 
     @property
     def port(self) -> int:
         return self.server.servers[0].sockets[0].getsockname()[1] if self.server.servers else 0
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -50,8 +56,36 @@ def set_demo_passwords(factory: sessionmaker[Session]) -> None:
             people.set_password_hash(session, "demo", person, hashed)
 
 
-def serve_in_thread(site: RunningSite, factory: sessionmaker[Session], port: int, state: Path) -> WebServer:
-    settings = ApiSettings(secret_key=secret_key(), certificates_dir=state / "certificates")
+def tls_files(certfile: Path | None, keyfile: Path | None) -> tuple[Path, Path] | None:
+    """The certificate and key to serve HTTPS with (None: plain HTTP). Raises ValueError naming the problem
+    unless both are given, load, and belong together."""
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise ValueError("HTTPS needs both --tls-cert and --tls-key")
+    for option, path in (("--tls-cert", certfile), ("--tls-key", keyfile)):
+        if not path.is_file():
+            raise ValueError(f"{option} {path}: no such file")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"--tls-cert/--tls-key: cannot use {certfile} with {keyfile}: {exc}") from None
+    return certfile, keyfile
+
+
+def serve_in_thread(
+    site: RunningSite,
+    factory: sessionmaker[Session],
+    port: int,
+    state: Path,
+    *,
+    tls: tuple[Path, Path] | None = None,
+) -> WebServer:
+    """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key."""
+    certfile, keyfile = tls or (None, None)
+    settings = ApiSettings(
+        secret_key=secret_key(), certificates_dir=state / "certificates", tls_certfile=certfile, tls_keyfile=keyfile
+    )
     app = create_app(settings, session_factory=factory, bus=site.bus, control=site.runtime)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, name="web", daemon=True)
@@ -59,4 +93,4 @@ def serve_in_thread(site: RunningSite, factory: sessionmaker[Session], port: int
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    return WebServer(server, thread)
+    return WebServer(server, thread, https=tls is not None)

@@ -554,3 +554,25 @@ class JournalEntry(Base):
     payload: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuthSession(Base):
+    """A signed-in browser session or bearer token of the API. A credential is honoured only while its row is
+    here: signing out deletes the row, so a restart forgets nothing; rows past their expiry are deleted."""
+
+    __tablename__ = "auth_sessions"
+    sid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    via: Mapped[str] = mapped_column(String(8))  # session | bearer
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class LoginFailure(Base):
+    """A refused password, kept for the throttling window: per address, per username, and per both."""
+
+    __tablename__ = "login_failures"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)  # as typed, lower-cased: may name nobody
+    address: Mapped[str] = mapped_column(String(64), index=True)  # IPv4 address or IPv6 /64

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from registry.errors import RuleViolation
 from registry.levels import Level
-from registry.models import Approval, Item, Person, Venue
+from registry.models import Approval, Group, Item, Person, Venue
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +103,20 @@ def distinct_approver(requester: Person, approver: Person, what: str = "request"
     """A request is never approved by its requester (domain-rules 7)."""
     if requester.id == approver.id:
         raise RuleViolation("approval.self_approval", f"{approver.username} may not approve their own {what}")
+
+
+def approver_not_covered(approver: Person, people: Iterable[Person], groups: Iterable[Group]) -> None:
+    """Nobody grants an approval that covers himself: not when he is named on it, nor when a group named on it
+    includes him (domain-rules 7, issue 15). Group membership is taken as it stands at the decision."""
+    if any(p.id == approver.id for p in people):
+        raise RuleViolation("approval.approver_named", f"{approver.username} is named on this request")
+    via = sorted(g.name for g in groups if any(m.id == approver.id for m in g.members))
+    if via:
+        raise RuleViolation(
+            "approval.approver_named",
+            f"{approver.username} is a member of {', '.join(via)}, named on this request",
+            details=via,
+        )
 
 
 def has_role(person: Person, role: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from types import ModuleType
 
 from fastapi import APIRouter, HTTPException, Response, status
@@ -11,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from api import schemas, views
 from api.deps import Administrator, AdminReader, Classifier, ContextDep, ItemReader, LabelPrinter
+from registry import journal
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
 from registry.levels import Level
@@ -103,12 +105,15 @@ def create_person(body: schemas.PersonCreate, ctx: ContextDep, user: Administrat
 
 @router.put("/people/{username}/password", status_code=status.HTTP_204_NO_CONTENT)
 def set_password(username: str, body: schemas.PasswordCreate, ctx: ContextDep, user: Administrator) -> Response:
+    """Set a person's password; every session and token they hold ends."""
     try:
         hashed = hash_password(body.password)
     except ValueError as exc:
         raise InvalidInput("password", str(exc)) from None
     with transaction(ctx.factory) as session:
         people.set_password_hash(session, user.username, lookup.person(session, username), hashed)
+        # A new password ends every session the old one opened: it may have been stolen.
+        ctx.auth.end_sessions_of(session, username)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -182,11 +187,12 @@ def relabel_item(
 
 
 @router.get("/items/{item_id}/label.{fmt}", responses={200: {"content": {"image/png": {}, "application/pdf": {}}}})
-def item_label(item_id: schemas.RowId, fmt: str, ctx: ContextDep, _user: LabelPrinter) -> Response:
-    """The printable label (level, period, ids and a 2-D code) as PNG or PDF."""
+def item_label(item_id: schemas.RowId, fmt: str, ctx: ContextDep, user: LabelPrinter) -> Response:
+    """The printable label (level, period, ids and a 2-D code) as PNG or PDF. Every label given out is
+    journalled: who, which item, what it said, and the SHA-256 of the file."""
     if label_codec is None or fmt not in ("png", "pdf"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "label rendering is not available in this installation")
-    with ctx.factory() as session:
+    with transaction(ctx.factory) as session:
         item = _item(session, item_id)
         data = label_codec.LabelData(
             item_id=item.epc,
@@ -194,9 +200,11 @@ def item_label(item_id: schemas.RowId, fmt: str, ctx: ContextDep, _user: LabelPr
             level=Level(item.effective_level).label,
             secrecy_period=SecrecyPeriod.of(item).describe(),
         )
-    if fmt == "png":
-        return Response(label_codec.render_label(data), media_type="image/png")
-    return Response(label_codec.render_label_pdf(data), media_type="application/pdf")
+        rendered = label_codec.render_label(data) if fmt == "png" else label_codec.render_label_pdf(data)
+        digest = hashlib.sha256(rendered).hexdigest()
+        printed = {"format": fmt, "level": data.level, "period": data.secrecy_period, "sha256": digest}
+        journal.append(session, user.username, "item.label_printed", f"item:{data.register_number}", printed)
+    return Response(rendered, media_type="image/png" if fmt == "png" else "application/pdf")
 
 
 @router.get("/meetings")

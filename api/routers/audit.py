@@ -4,6 +4,7 @@ evidence packages, the annual report, and movements as GS1 EPCIS 2.0."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 from fastapi import APIRouter, Response, status
@@ -100,9 +101,8 @@ def evidence(incident_id: schemas.RowId, ctx: ContextDep, user: Auditor) -> Resp
         incident = _incident(session, incident_id)
         data = audit.evidence_package(session, incident, user.username)
         # Who took the evidence out, and which bytes, is itself part of the record.
-        journal.append(
-            session, user.username, "incident.evidence_exported", f"incident:{incident_id}", {"bytes": len(data)}
-        )
+        exported = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        journal.append(session, user.username, "incident.evidence_exported", f"incident:{incident_id}", exported)
     return Response(
         data,
         media_type="application/zip",
@@ -110,12 +110,16 @@ def evidence(incident_id: schemas.RowId, ctx: ContextDep, user: Auditor) -> Resp
     )
 
 
-@router.get("/report")
-def annual_report(start: dt.date, end: dt.date, ctx: ContextDep, _user: Auditor) -> audit.AnnualReportPublic:
+@router.get("/report", response_model=audit.AnnualReportPublic)
+def annual_report(start: dt.date, end: dt.date, ctx: ContextDep, user: Auditor) -> Response:
+    """The annual report (Art. 56/58) for a period; who took it out, and the SHA-256 of the bytes, is journalled."""
     if end < start:
         raise InvalidInput("end", "the period ends before it starts")
-    with ctx.factory() as session:
-        return audit.annual_report(session, start, end)
+    with transaction(ctx.factory) as session:
+        body = audit.annual_report(session, start, end).model_dump_json().encode()
+        exported = {"start": start.isoformat(), "end": end.isoformat(), "sha256": hashlib.sha256(body).hexdigest()}
+        journal.append(session, user.username, "audit.report_exported", f"report:{start}..{end}", exported)
+    return Response(body, media_type="application/json")
 
 
 epcis_router = APIRouter(prefix="/api/epcis", tags=["auditor"])
@@ -124,16 +128,25 @@ epcis_router = APIRouter(prefix="/api/epcis", tags=["auditor"])
 @epcis_router.get("/movements", responses={200: {"content": {"application/ld+json": {}}}})
 def movements(
     ctx: ContextDep,
-    _user: MovementExporter,
+    user: MovementExporter,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> JSONResponse:
-    """Journalled crossings as a GS1 EPCIS 2.0 document of ObjectEvents."""
+    """Journalled crossings as a GS1 EPCIS 2.0 document of ObjectEvents. The export itself is journalled (who,
+    the window, how many events, the SHA-256 of the document)."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput(name, "give a time with its UTC offset")
-    with ctx.factory() as session:
+    with transaction(ctx.factory) as session:
         entries = audit.journal_in_window(session, since, until)
-    crossings = [c for c in map(epcis.crossing_of, entries) if c is not None]
-    doc = epcis.document(crossings, ctx.settings.epcis_location_base, journal.now_utc())
-    return JSONResponse(doc, media_type="application/ld+json")
+        crossings = [c for c in map(epcis.crossing_of, entries) if c is not None]
+        doc = epcis.document(crossings, ctx.settings.epcis_location_base, journal.now_utc())
+        response = JSONResponse(doc, media_type="application/ld+json")
+        exported = {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "events": len(crossings),
+            "sha256": hashlib.sha256(response.body).hexdigest(),
+        }
+        journal.append(session, user.username, "epcis.exported", "epcis:movements", exported)
+    return response

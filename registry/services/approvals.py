@@ -115,6 +115,8 @@ def _decide(session: Session, actor: str, approval: Approval, decision: str, not
     if approval.state != "requested":
         raise RuleViolation("approval.state", f"approval {approval.ref} is already {approval.state}")
     rules.clearance([approver], approval.items, rule="approval.approver_clearance")
+    if decision == "approved":  # refusing a request that covers oneself grants nothing, so it stays open
+        rules.approver_not_covered(approver, approval.people, approval.groups)
     approval.state = decision
     approval.decisions.append(ApprovalDecision(approver=approver, decision=decision, at=journal.now_utc(), note=note))
     session.flush()

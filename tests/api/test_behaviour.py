@@ -50,6 +50,38 @@ def test_self_approval_is_409_naming_the_rule(client: TestClient, tokens: Tokens
     assert client.get("/api/approvals/A-T-2", headers=tokens["petra"]).json()["state"] == "requested"
 
 
+def test_an_approver_named_on_a_request_may_not_approve_it(
+    client: TestClient, tokens: Tokens, factory: sessionmaker[Session]
+) -> None:
+    body = {"ref": "A-T-3", "kind": "carry_out", "items": ["S-2026-001"], "people": ["bob", "paul"], **WINDOW}
+    assert client.post("/api/approvals", json=body, headers=tokens["bob"]).status_code == 201
+    refused = client.post("/api/approvals/A-T-3/approve", json={}, headers=tokens["paul"])
+    assert refused.status_code == 409
+    assert refused.json()["rule"] == "approval.approver_named" and "paul" in refused.json()["detail"]
+    assert client.get("/api/approvals/A-T-3", headers=tokens["paul"]).json()["state"] == "requested"
+    assert not [e for e in entries(factory, "approval.approved") if e.subject == "approval:A-T-3"]
+    granted = client.post("/api/approvals/A-T-3/approve", json={}, headers=tokens["petra"])
+    assert granted.status_code == 200 and granted.json()["state"] == "approved"
+
+
+def test_a_group_member_may_not_approve_for_the_group_on_the_page(client: TestClient, tokens: Tokens) -> None:
+    quinn = {"username": "quinn", "name": "Quinn", "clearance": "top_secret", "roles": ["approver"]}
+    quinn["groups"] = ["strategy-team"]
+    assert client.post("/api/admin/people", json=quinn, headers=tokens["admin"]).status_code == 201
+    password = {"password": "quinn-password-1"}
+    assert client.put("/api/admin/people/quinn/password", json=password, headers=tokens["admin"]).status_code == 204
+    body = {"ref": "A-T-4", "kind": "carry_out", "items": ["T-2026-001"], "groups": ["strategy-team"], **WINDOW}
+    assert client.post("/api/approvals", json=body, headers=tokens["alice"]).status_code == 201
+    page = client.get("/login")
+    csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    form = {"username": "quinn", "password": "quinn-password-1", "csrf_token": csrf}
+    assert client.post("/login", data=form, follow_redirects=False).status_code == 303
+    session_csrf = client.get("/approvals").text.split('name="csrf-token" content="')[1].split('"')[0]
+    decided = client.post("/approvals/A-T-4/decide", data={"decision": "approve", "csrf_token": session_csrf})
+    assert "refused by rule approval.approver_named" in decided.text
+    assert "strategy-team" in decided.text
+
+
 def test_refusal_needs_a_reason_naming_the_field(client: TestClient, tokens: Tokens) -> None:
     response = client.post("/api/approvals/A-2026-0001/refuse", json={"note": " "}, headers=tokens["paul"])
     assert response.status_code == 422

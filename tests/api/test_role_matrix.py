@@ -227,7 +227,13 @@ CASES = [
         form={"decision": "approve"},
     ),
     Case("GET", "/audit", AUDIT),
+    # The API's description is a map of the system: administrators and auditors only.
+    Case("GET", "/openapi.json", ADMIN_READ),
+    Case("GET", "/docs", ADMIN_READ),
+    Case("GET", "/redoc", ADMIN_READ),
 ]
+# JSON answers 401 to anonymous callers; pages send them to the login page.
+JSON_PATHS = ("/api/", "/openapi.json")
 # Signing out revokes the caller's token, so it has its own tests (test_security.py); the login routes are public.
 ELSEWHERE = {
     ("POST", "/api/logout"),
@@ -267,7 +273,7 @@ def test_every_role_against_every_route(settings: ApiSettings, factory: sessionm
         headers = {role: token_for(client, user) for role, user in USER_FOR_ROLE.items()}
         for case in CASES:
             anonymous = _call(client, case, {})
-            expected_anonymous = 401 if case.template.startswith("/api/") else 303
+            expected_anonymous = 401 if case.template.startswith(JSON_PATHS) else 303
             if anonymous != expected_anonymous:
                 wrong.append(f"anonymous {case.method} {case.url}: {anonymous}")
             for role in USER_FOR_ROLE:

@@ -30,7 +30,7 @@ def omni_token(server: LiveServer, factory: sessionmaker[Session]) -> str:
 
 def test_no_server_errors_and_answers_match_the_schema(live_server: LiveServer, factory: sessionmaker[Session]) -> None:
     headers = {"Authorization": f"Bearer {omni_token(live_server, factory)}"}
-    schema = schemathesis.openapi.from_url(f"{live_server.url}/openapi.json")
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/openapi.json", headers=headers)
     schema = schema.exclude(path_regex=r"^/api/(live|logout)$")
     checks = [schemathesis.checks.not_a_server_error, schemathesis.checks.response_schema_conformance]
     tried = 0

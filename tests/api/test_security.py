@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import ApiSettings
 from api.app import require_declared_access
-from api.auth import SESSION_COOKIE, LoginThrottle, Throttled
+from api.auth import SESSION_COOKIE
 from registry.models import JournalEntry
-from tests.api.conftest import PASSWORD, browser_login, token_for
+from tests.api.conftest import PASSWORD, Tokens, browser_login, token_for
 
 
 def journal(factory: sessionmaker[Session], action: str) -> list[JournalEntry]:
@@ -72,28 +72,6 @@ def test_five_failures_per_user_and_address_then_429_even_with_the_right_passwor
     # Another username from the same address is not held back by gus's failures.
     assert client.post("/api/token", data={"username": "gina", "password": "wrong-wrong"}).status_code == 401
     token_for(client, "audrey")
-
-
-def test_throttle_memory_stays_bounded_under_many_guessed_usernames() -> None:
-    now = [0.0]
-    throttle = LoginThrottle(allowed=5, window_s=300, clock=lambda: now[0])
-    for n in range(LoginThrottle.MAX_KEYS):
-        throttle.failed(f"guess-{n}", "10.0.0.9")
-    now[0] += 301
-    throttle.failed("late", "10.0.0.9")
-    assert len(throttle._failures) == 1
-
-
-def test_throttle_forgets_failures_after_its_window() -> None:
-    now = [1000.0]
-    throttle = LoginThrottle(allowed=2, window_s=300, clock=lambda: now[0])
-    throttle.failed("gus", "10.0.0.1")
-    throttle.failed("gus", "10.0.0.1")
-    with pytest.raises(Throttled):
-        throttle.check("GUS", "10.0.0.1")
-    throttle.check("gus", "10.0.0.2")
-    now[0] += 300
-    throttle.check("gus", "10.0.0.1")
 
 
 def test_session_cookie_is_httponly_and_samesite_strict(client: TestClient) -> None:
@@ -186,3 +164,16 @@ def test_pages_carry_a_strict_content_policy_and_no_framing(client: TestClient) 
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-frame-options"] == "DENY"
     assert "<script>" not in response.text  # nothing inline: the policy would block it
+
+
+def test_the_api_description_is_for_administrators_and_auditors_only(client: TestClient, tokens: Tokens) -> None:
+    assert client.get("/openapi.json").status_code == 401
+    for page in ("/docs", "/redoc"):
+        assert client.get(page, follow_redirects=False).headers["location"] == "/login"
+    assert client.get("/openapi.json", headers=tokens["gus"]).status_code == 403
+    document = client.get("/openapi.json", headers=tokens["audrey"]).json()
+    assert "/api/guard/portals/{portal}/override" in document["paths"]
+    assert "/openapi.json" not in document["paths"]
+    swagger = client.get("/docs", headers=tokens["admin"])
+    assert swagger.status_code == 200 and "/openapi.json" in swagger.text
+    assert client.get("/docs/oauth2-redirect", headers=tokens["admin"]).status_code == 404

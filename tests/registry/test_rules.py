@@ -97,6 +97,48 @@ def test_a_request_is_never_approved_by_its_requester(site: sessionmaker[Session
         assert [d.approver.username for d in done.decisions] == ["paul"]
 
 
+def test_an_approver_never_grants_an_approval_that_covers_himself(site: sessionmaker[Session]) -> None:
+    """Issue 15 / domain-rules 7: named as the carrier, or in a group named on it, the approver may not grant it;
+    another approver may, and the named one may still refuse it (refusing grants nothing)."""
+
+    def ask(ref: str, **kw: object) -> None:
+        with db.transaction(site) as session:
+            approvals.request(
+                session,
+                "alice",
+                approvals.ApprovalRequest(
+                    ref=ref,
+                    kind="carry_out",
+                    items=("C-2026-001",),
+                    valid_from=utc(2026, 1, 1),
+                    valid_until=utc(2030, 1, 1),
+                    **kw,  # type: ignore[arg-type]
+                ),
+            )
+
+    with db.transaction(site) as session:
+        data = people.PersonData("quinn", "Quinn Approver", "top_secret", ("approver",), groups=("strategy-team",))
+        people.create(session, "admin", data)
+    ask("A-CARRIER", people=("alice", "paul"))
+    exc = refused(
+        site, "approval.approver_named", lambda s: approvals.approve(s, "paul", lookup.approval(s, "A-CARRIER"))
+    )
+    assert "paul" in exc.message
+    ask("A-GROUP", groups=("strategy-team",))
+    exc = refused(
+        site, "approval.approver_named", lambda s: approvals.approve(s, "quinn", lookup.approval(s, "A-GROUP"))
+    )
+    assert exc.details == ["strategy-team"]
+    with db.transaction(site) as session:
+        assert lookup.approval(session, "A-CARRIER").state == "requested"
+        assert approvals.approve(session, "quinn", lookup.approval(session, "A-CARRIER")).state == "approved"
+        assert approvals.approve(session, "paul", lookup.approval(session, "A-GROUP")).state == "approved"
+    ask("A-DECLINE", people=("alice", "paul"))
+    with db.transaction(site) as session:
+        declined = approvals.refuse(session, "paul", lookup.approval(session, "A-DECLINE"), "I should not go")
+        assert declined.state == "refused"
+
+
 def test_top_secret_reproduction_needs_originator_consent(site: sessionmaker[Session]) -> None:
     def ask(consent: str | None):  # type: ignore[no-untyped-def]
         return lambda s: approvals.request(

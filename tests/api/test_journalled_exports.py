@@ -1,0 +1,75 @@
+"""Everything that leaves the register on paper or as a file is journalled: label prints (PNG, PDF), the annual
+report, EPCIS exports and evidence packages, each with who, what, when and the SHA-256 of the bytes served."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry import journal
+from registry.models import JournalEntry
+from tests.api.conftest import Tokens
+
+
+def last(factory: sessionmaker[Session], action: str) -> tuple[JournalEntry, dict[str, object]]:
+    with factory() as session:
+        entry = session.execute(
+            select(JournalEntry).where(JournalEntry.action == action).order_by(JournalEntry.seq.desc()).limit(1)
+        ).scalar_one()
+    return entry, json.loads(entry.payload)
+
+
+def test_each_label_print_is_journalled_with_the_file_hash(
+    client: TestClient, tokens: Tokens, factory: sessionmaker[Session]
+) -> None:
+    for user, fmt in (("admin", "png"), ("clara", "pdf")):
+        response = client.get(f"/api/admin/items/4/label.{fmt}", headers=tokens[user])
+        assert response.status_code == 200
+        entry, payload = last(factory, "item.label_printed")
+        assert (entry.actor, entry.subject, payload["format"]) == (user, "item:S-2026-001/1", fmt)
+        assert payload["sha256"] == hashlib.sha256(response.content).hexdigest()
+        assert payload["level"] == "secret" and payload["period"]
+        assert entry.at.startswith(journal.now_utc().date().isoformat())
+    with factory() as session:
+        printed = session.execute(select(JournalEntry.actor).where(JournalEntry.action == "item.label_printed"))
+        assert list(printed.scalars()) == ["admin", "clara"]
+        assert journal.verify(session).ok
+
+
+def test_report_and_epcis_exports_are_journalled_with_the_document_hash(
+    client: TestClient, tokens: Tokens, factory: sessionmaker[Session]
+) -> None:
+    report = client.get("/api/audit/report?start=2026-01-01&end=2026-12-31", headers=tokens["audrey"])
+    assert report.status_code == 200 and report.json()["start"] == "2026-01-01"
+    entry, payload = last(factory, "audit.report_exported")
+    assert (entry.actor, entry.subject) == ("audrey", "report:2026-01-01..2026-12-31")
+    assert payload == {
+        "start": "2026-01-01",
+        "end": "2026-12-31",
+        "sha256": hashlib.sha256(report.content).hexdigest(),
+    }
+    epcis = client.get("/api/epcis/movements?since=2026-01-01T00:00:00Z", headers=tokens["admin"])
+    assert epcis.status_code == 200
+    entry, payload = last(factory, "epcis.exported")
+    assert (entry.actor, entry.subject) == ("admin", "epcis:movements")
+    assert payload == {
+        "since": "2026-01-01T00:00:00+00:00",
+        "until": None,
+        "events": len(epcis.json()["epcisBody"]["eventList"]),
+        "sha256": hashlib.sha256(epcis.content).hexdigest(),
+    }
+
+
+def test_a_refused_export_is_not_journalled_as_an_export(
+    client: TestClient, tokens: Tokens, factory: sessionmaker[Session]
+) -> None:
+    assert client.get("/api/admin/items/4/label.png", headers=tokens["gus"]).status_code == 403
+    assert client.get("/api/admin/items/4/label.gif", headers=tokens["admin"]).status_code == 404
+    assert client.get("/api/audit/report?start=2026-02-01&end=2026-01-01", headers=tokens["audrey"]).status_code == 422
+    with factory() as session:
+        actions = set(session.execute(select(JournalEntry.action)).scalars())
+    assert not actions & {"item.label_printed", "audit.report_exported", "epcis.exported"}

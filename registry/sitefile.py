@@ -547,15 +547,14 @@ def _rank(lines: _Text, problem: schema.SchemaProblem) -> tuple[int, int]:
     return lines.locate(problem.path[:2]), order
 
 
-def _refused(
-    path: Path, lines: _Text, section: str, index: int, entry: schema.Entry, exc: Exception
-) -> SiteFileError:
+def _refused(path: Path, lines: _Text, section: str, index: int, entry: schema.Entry, exc: Exception) -> SiteFileError:
     if isinstance(exc, DataError | IntegrityError):
         # The schema should have stopped the value; the register's own constraints are the last guard.
         reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
         where = (section, index, IDENTITY[section])
-        return SiteFileError(str(path), lines.locate(where), _where(where), f"the register refused: {reason}",
-                             "site.database_refused")
+        return SiteFileError(
+            str(path), lines.locate(where), _where(where), f"the register refused: {reason}", "site.database_refused"
+        )
     assert isinstance(exc, RegistryError)
     where = (section, index, *_blamed_field(section, entry, exc))
     if isinstance(exc, NotFound):
@@ -666,8 +665,9 @@ def export(session: Session) -> str:
             "kind": a.kind,
             "requester": a.requester.username,
             "approvers": [d.approver.username for d in a.decisions if d.decision == "approved"],
-            "items": [i.register_number if i.copy_number == 1 else f"{i.register_number}/{i.copy_number}"
-                      for i in a.items],
+            "items": [
+                i.register_number if i.copy_number == 1 else f"{i.register_number}/{i.copy_number}" for i in a.items
+            ],
             "valid_from": a.valid_from,
             "valid_until": a.valid_until,
             "uses": a.uses_total,

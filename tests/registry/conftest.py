@@ -30,7 +30,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     admin = db.make_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    eng = db.make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    # The schema travels in the URL, so a command run with `--db` (see `url`) sees the same tables.
+    eng = db.make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
     try:
         db.upgrade(eng)
         yield eng
@@ -39,6 +40,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture
+def url(engine: Engine) -> str:
+    """The engine's database as a URL for the `custodian` command."""
+    return engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture

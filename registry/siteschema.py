@@ -174,18 +174,7 @@ class AntennaEntry(Entry):
     side: Literal[ANTENNA_SIDES]  # type: ignore[valid-type]
 
 
-# The settings a device may carry; everything else in a [[devices]] table is a mistake.
-DEVICE_SETTINGS = (
-    "transport",
-    "host",
-    "port",
-    "address",
-    "scbk_env",
-    "strike_ms",
-    "install_mode",
-    "profile",
-    "source",
-)
+Setting = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_line)]
 
 
 class DeviceEntry(Entry):
@@ -194,19 +183,25 @@ class DeviceEntry(Entry):
     portal: Code | None = None
     venue: Code | None = None
     antennas: Annotated[list[AntennaEntry], Field(max_length=64)] = []
-    transport: Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_line)] = "pty"
-    host: Annotated[str, StringConstraints(min_length=1, max_length=253), AfterValidator(_key)] = "127.0.0.1"
-    port: Count(65535) = 5084
-    address: Count(255, low=0) = 1
-    scbk_env: EnvName = ""
-    strike_ms: Count(600_000, low=0) = 3000
-    install_mode: bool = False
-    profile: Code = "generic"
-    source: Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_line)] = "synthetic"
+    # Settings: what the drivers read. Left out, the driver's default applies; anything else is a mistake.
+    transport: Setting | None = None  # "pty", "socket://host:port", a serial device
+    host: Annotated[str, StringConstraints(min_length=1, max_length=253), AfterValidator(_key)] | None = None
+    port: Count(65535) | None = None
+    address: Count(255, low=0) | None = None  # OSDP address or Modbus unit id
+    scbk_env: EnvName | None = None  # the variable holding an OSDP panel's Secure Channel key
+    strike_ms: Count(600_000, low=0) | None = None
+    install_mode: bool | None = None
+    profile: Code | None = None  # a Modbus device profile
+    source: Setting | None = None  # a camera's image source
 
     def settings(self) -> tuple[tuple[str, str | int | bool], ...]:
-        """The settings the file gave (defaults are the drivers' business, not the register's)."""
-        return tuple((key, getattr(self, key)) for key in DEVICE_SETTINGS if key in self.model_fields_set)
+        """The settings the file gives, as the register stores them."""
+        return tuple(
+            (key, value) for key, value in self.model_dump(include=set(DEVICE_SETTINGS), exclude_none=True).items()
+        )
+
+
+DEVICE_SETTINGS = tuple(k for k in DeviceEntry.model_fields if k not in ("name", "kind", "portal", "venue", "antennas"))
 
 
 class PersonEntry(Entry):

@@ -35,6 +35,10 @@ EXAMPLE_TEXT = EXAMPLE_SITE.read_text()
 EXAMPLE = tomllib.loads(EXAMPLE_TEXT)
 
 
+# The long form takes tens of minutes on the shared 2-core machine: past pytest's default timeout.
+long_enough = pytest.mark.timeout(7200 if LONG else 300)
+
+
 def fuzz(examples: int) -> settings:
     return settings(
         max_examples=examples * SCALE,
@@ -260,6 +264,7 @@ def mutate(data: bytes, how: tuple[str, float, Any]) -> bytes:
     return b"\n".join(lines)
 
 
+@long_enough
 @fuzz(800)
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=4))
 def test_mutations_of_the_example_file_load_or_are_refused_cleanly(register: Register, mutations: list[Any]) -> None:
@@ -278,6 +283,7 @@ DOCUMENT = st.dictionaries(
 )
 
 
+@long_enough
 @fuzz(500)
 @given(document=DOCUMENT)
 def test_documents_from_the_schemas_vocabulary_load_or_are_refused_cleanly(

@@ -104,7 +104,7 @@ def _read(path: Path) -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        lines = data.decode("utf-8", errors="replace").splitlines()
+        lines = data.decode("utf-8", errors="replace").split("\n")
         raise SiteFileError(
             str(path),
             line,
@@ -114,8 +114,7 @@ def _read(path: Path) -> str:
     return text.removeprefix("\ufeff")  # the byte-order mark some editors write
 
 
-def _parse(path: Path, text: str) -> dict[str, Any]:
-    lines = _Text(text.splitlines())
+def _parse(path: Path, text: str, lines: _Text) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -520,8 +519,8 @@ def _blamed_field(section: str, entry: schema.Entry, exc: RegistryError) -> sche
 def load(session: Session, actor: str, path: Path) -> LoadResult:
     """Load a site file into the register inside the caller's transaction (see the module's docstring)."""
     text = _read(path)
-    raw = _parse(path, text)
-    lines = _Text(text.splitlines())
+    lines = _Text(text.split("\n"))  # TOML counts lines by "\n" alone, as str.splitlines does not
+    raw = _parse(path, text, lines)
     try:
         site = schema.parse(raw)
     except schema.SchemaProblems as exc:

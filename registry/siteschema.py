@@ -43,9 +43,12 @@ def _custom(kind: str, message: str) -> PydanticCustomError:
 
 
 def _no_control(value: str, *, multiline: bool) -> str:
+    """Control characters never enter the register (PostgreSQL refuses NUL; the rest hide text); a one-line
+    value has no line or paragraph separator either."""
     allowed = "\n\t" if multiline else ""
+    refused = ("Cc", "Cs") if multiline else ("Cc", "Cs", "Zl", "Zp")
     for char in value:
-        if (unicodedata.category(char) in ("Cc", "Cs") and char not in allowed) or char == "\x7f":
+        if unicodedata.category(char) in refused and char not in allowed:
             raise _custom("control_character", f"must not contain control characters ({char!r})")
     return value
 

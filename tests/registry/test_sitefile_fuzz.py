@@ -496,6 +496,16 @@ def test_a_file_that_cannot_be_read_is_named(register: Register, tmp_path: Path)
     assert caught.value.where == "file" and "cannot be read" in caught.value.message
 
 
-def test_an_empty_file_and_a_byte_order_mark_are_fine(register: Register) -> None:
+def test_an_empty_file_a_byte_order_mark_and_windows_line_ends_are_fine(register: Register) -> None:
     assert register.try_load(b"") is None
     assert register.try_load(b"\xef\xbb\xbf" + EXAMPLE_TEXT.encode()) is None
+    assert register.try_load(EXAMPLE_TEXT.replace("\n", "\r\n").encode()) is None
+
+
+def test_lines_are_counted_as_toml_counts_them(register: Register) -> None:
+    """Only "\n" ends a line: a line separator inside a string does not shift the line named."""
+    data = replaced('reason = "Briefing at the ministry"', 'reason = "Briefing\u2028at\u2029the ministry"')
+    data = data.replace(b'uses = 50\ndestination_text', b'uses = "fifty"\ndestination_text')
+    error = register.try_load(data)
+    assert error is not None and error.where == "approvals[2].uses"
+    assert data.split(b"\n")[error.line - 1] == b'uses = "fifty"'  # type: ignore[operator]

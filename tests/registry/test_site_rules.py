@@ -6,6 +6,7 @@ runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from registry import db
 from registry.models import Antenna, Approval, Badge, Device, Item, JournalEntry, Person, Portal, Venue
 from registry.services import lookup, transfers, venues
 from registry.sitefile import SiteFileError, export, load
-from tests.registry.conftest import EXAMPLE_SITE, utc
+from tests.registry.conftest import BACKENDS, EXAMPLE_SITE, fresh_register, utc
 
 EXAMPLE = EXAMPLE_SITE.read_text()
 
@@ -238,9 +239,24 @@ RELOAD_CASES = [
 ]
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def loaded_once(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[sessionmaker[Session]]:
+    """The example site, loaded once per backend for every refused reload: each refusal must leave it as it
+    was (`reload` checks), so the cases can share it."""
+    with fresh_register(request.param, tmp_path_factory.mktemp("rules")) as engine:
+        factory = db.session_factory(engine)
+        with db.transaction(factory) as session:
+            load(session, "site-loader", EXAMPLE_SITE)
+        yield factory
+
+
 @pytest.mark.parametrize("case", RELOAD_CASES, ids=[c.name for c in RELOAD_CASES])
-def test_a_reload_that_would_break_a_rule_is_refused(site: sessionmaker[Session], tmp_path: Path, case: Case) -> None:
-    error = reload(site, tmp_path, edited(*case.changes))
+def test_a_reload_that_would_break_a_rule_is_refused(
+    loaded_once: sessionmaker[Session], tmp_path: Path, case: Case
+) -> None:
+    error = reload(loaded_once, tmp_path, edited(*case.changes))
     assert error.rule == case.rule, error
     if case.rule:
         assert f"[{case.rule}]" in str(error)

@@ -14,7 +14,7 @@ import typer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry import db, journal, passwords
+from registry import anchors, db, journal, passwords
 from registry.errors import RegistryError
 from registry.levels import Level
 from registry.models import Approval, Incident, Item, JournalEntry, Person, Portal, Venue
@@ -117,15 +117,47 @@ def site_export(
 
 
 @journal_app.command("verify")
-def journal_verify(url: DbOption = None) -> None:
-    """Exit 0 on an intact chain; exit 1 naming the first bad sequence number otherwise."""
+def journal_verify(
+    url: DbOption = None,
+    anchor: Annotated[
+        list[Path] | None,
+        typer.Option(help="An anchor file (from `journal anchor`) or a folder of them; repeat for several"),
+    ] = None,
+) -> None:
+    """Exit 0 on an intact chain that still holds every anchor given; exit 1 naming why otherwise."""
     with unit_of_work(url) as session:
-        result = journal.verify(session)
+        given = [a for path in anchor or () for a in anchors.read(path)]
+        result = anchors.verify(session, given)
     if result.ok:
-        typer.echo(f"journal intact: {result.entries} entries, head {result.head_hash}")
+        held = f"; holds {len(given)} anchor(s), newest at sequence {max(a.seq for a in given)}" if given else ""
+        typer.echo(f"journal intact: {result.entries} entries, head {result.head_hash}{held}")
         return
     typer.echo(f"journal BROKEN at sequence {result.first_bad_seq}: {result.problem}", err=True)
     raise typer.Exit(1)
+
+
+@journal_app.command("anchor")
+def journal_anchor(
+    url: DbOption = None,
+    out: Annotated[Path | None, typer.Option(help="Write the anchor here instead of stdout")] = None,
+) -> None:
+    """Write the journal's head (sequence, hash, time) as an anchor to keep outside the database.
+
+    A broken chain is never anchored (exit 1)."""
+    with unit_of_work(url) as session:
+        result = journal.verify(session)
+        taken = anchors.take(session)
+    if not result.ok:
+        typer.echo(f"journal BROKEN at sequence {result.first_bad_seq}: {result.problem}; not anchored", err=True)
+        raise typer.Exit(1)
+    if out is None:
+        sys.stdout.write(taken.to_json())
+        return
+    try:
+        anchors.write_atomically(out, taken.to_json())
+    except OSError as exc:
+        fail(f"{out}: {exc.strerror or exc}")
+    typer.echo(f"anchored the journal at {taken.describe()} in {out}")
 
 
 @items_app.command("list")

@@ -8,13 +8,15 @@ class RegistryError(Exception):
 
 
 class RuleViolation(RegistryError):
-    """A write would break a rule of domain-rules.md. `rule` is a stable identifier, e.g. `venue.ceiling`."""
+    """A write would break a rule of domain-rules.md. `rule` is a stable identifier, e.g. `venue.ceiling`;
+    `field`, when known, names the input field whose value breaks it (the site loader points at its line)."""
 
-    def __init__(self, rule: str, message: str, *, details: list[str] | None = None) -> None:
+    def __init__(self, rule: str, message: str, *, details: list[str] | None = None, field: str | None = None) -> None:
         super().__init__(f"[{rule}] {message}")
         self.rule = rule
         self.message = message
         self.details = details or []
+        self.field = field
 
 
 class InvalidInput(RegistryError):

@@ -9,14 +9,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from registry.models import JournalEntry
+from registry.models import Approval, Device, Item, JournalEntry, Person, Portal, Venue
 
 GENESIS = "0" * 64
 # Serialises appends across processes on PostgreSQL; SQLite serialises writers by itself.
@@ -110,6 +111,23 @@ def append(
 
 
 @dataclass(frozen=True, slots=True)
+class Head:
+    """The newest entry: what an anchor records. seq 0 and GENESIS for an empty journal."""
+
+    seq: int
+    hash: str
+    at: str | None
+
+
+def head(session: Session) -> Head:
+    """The newest entry, read without taking the append lock."""
+    last = session.execute(
+        select(JournalEntry.seq, JournalEntry.hash, JournalEntry.at).order_by(JournalEntry.seq.desc()).limit(1)
+    ).first()
+    return Head(0, GENESIS, None) if last is None else Head(last.seq, last.hash, last.at)
+
+
+@dataclass(frozen=True, slots=True)
 class VerifyResult:
     ok: bool
     entries: int
@@ -118,10 +136,13 @@ class VerifyResult:
     head_hash: str = GENESIS
 
 
-def verify_entries(entries: Iterable[JournalEntry]) -> VerifyResult:
-    """Walk the chain in physical sequence order; report the first sequence number that does not fit."""
-    prev = GENESIS
-    expected_seq = 1
+def verify_entries(entries: Iterable[Any], *, after: int = 0, prev: str = GENESIS) -> VerifyResult:
+    """Walk the chain in physical sequence order; report the first sequence number that does not fit.
+
+    `after` and `prev` continue a walk from a known entry (its sequence number and hash) instead of the
+    start; `entries` then counts the entries walked. Rows need seq, at, actor, action, subject, payload,
+    prev_hash and hash attributes (ORM entries or plain rows)."""
+    expected_seq = after + 1
     count = 0
     for e in entries:
         if e.seq != expected_seq:
@@ -138,6 +159,64 @@ def verify_entries(entries: Iterable[JournalEntry]) -> VerifyResult:
     return VerifyResult(True, count, None, "", prev)
 
 
+def _rows(session: Session, after: int = 0) -> Iterator[Any]:
+    """Journal rows after `after` in sequence order, as plain rows (no ORM bookkeeping), fetched in chunks."""
+    columns = [getattr(JournalEntry, name) for name in _HASHED]
+    result = session.execute(
+        select(*columns).where(JournalEntry.seq > after).order_by(JournalEntry.seq).execution_options(yield_per=5000)
+    )
+    try:
+        yield from result
+    finally:
+        result.close()  # also when the walk stops early at a broken entry
+
+
+_HASHED = ("seq", "at", "actor", "action", "subject", "payload", "prev_hash", "hash")
+
+
+def verify_after(session: Session, after: int, prev: str) -> VerifyResult:
+    """The entries after a known one (an anchor) still link to it and to each other."""
+    with closing(_rows(session, after)) as rows:
+        return verify_entries(rows, after=after, prev=prev)
+
+
+def _subjects_of_registered_rows(session: Session) -> Iterator[str]:
+    """The journal subject under which each registered venue, portal, device, person, item and approval
+    was created (the services journal every creation under these names)."""
+    yield from (f"venue:{code}" for code in session.execute(select(Venue.code)).scalars())
+    yield from (f"portal:{code}" for code in session.execute(select(Portal.code)).scalars())
+    yield from (f"device:{name}" for name in session.execute(select(Device.name)).scalars())
+    yield from (f"person:{name}" for name in session.execute(select(Person.username)).scalars())
+    for number, copy in session.execute(select(Item.register_number, Item.copy_number)):
+        yield f"item:{number}/{copy}"
+    yield from (f"approval:{ref}" for ref in session.execute(select(Approval.ref)).scalars())
+
+
 def verify(session: Session) -> VerifyResult:
-    rows = session.execute(select(JournalEntry).order_by(JournalEntry.seq)).scalars()
-    return verify_entries(rows)
+    """The whole chain links and hashes, and every registered row has its entries.
+
+    The second half sees a truncation the links cannot: entries deleted from the end (or all of them)
+    leave rows in the register that no entry records. An anchor (registry.anchors) sees the rest."""
+    subjects: set[str] = set()
+
+    def walked(rows: Iterator[Any]) -> Iterator[Any]:
+        for row in rows:
+            subjects.add(row.subject)
+            yield row
+
+    with closing(_rows(session)) as rows:
+        result = verify_entries(walked(rows))
+    if not result.ok:
+        return result
+    unrecorded = [s for s in _subjects_of_registered_rows(session) if s not in subjects]
+    if unrecorded:
+        shown = ", ".join(unrecorded[:3]) + (f" and {len(unrecorded) - 3} more" if len(unrecorded) > 3 else "")
+        where = "the journal is empty" if result.entries == 0 else f"the journal ends at {result.entries}"
+        return VerifyResult(
+            False,
+            result.entries,
+            result.entries + 1,
+            f"{where} but the register holds rows no entry records ({shown}): entries were deleted",
+            result.head_hash,
+        )
+    return result

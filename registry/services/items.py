@@ -33,6 +33,8 @@ class SecrecyPeriod:
             raise InvalidInput("period.months", "must be a positive number of months")
         if self.until is not None and self.until < self.start:
             raise InvalidInput("period.until", "ends before it starts")
+        if self.months is not None and self.start.year + (self.start.month - 1 + self.months) // 12 > dt.MAXYEAR:
+            raise InvalidInput("period.months", f"ends after the year {dt.MAXYEAR}")
 
     def expires_on(self) -> dt.date | None:
         """The day the period ends, or None when it ends on a condition a person must judge."""

@@ -102,11 +102,11 @@ def test_form_post_with_a_session_needs_the_csrf_token(client: TestClient, facto
     assert refused.status_code == 403
     forged = client.post("/admin/venues", data={**form, "csrf_token": "0" * 64}, follow_redirects=False)
     assert forged.status_code == 403
-    assert not journal(factory, "venue.created")
+    assert not [e for e in journal(factory, "venue.created") if e.subject == "venue:csrf-room"]
     accepted = client.post("/admin/venues", data={**form, "csrf_token": csrf}, follow_redirects=False)
     assert accepted.status_code == 303 and "ok=" in accepted.headers["location"]
-    [created] = journal(factory, "venue.created")
-    assert (created.actor, created.subject) == ("admin", "venue:csrf-room")
+    [created] = [e for e in journal(factory, "venue.created") if e.subject == "venue:csrf-room"]
+    assert created.actor == "admin"
 
 
 def test_json_call_with_a_session_cookie_needs_the_csrf_header(client: TestClient, control) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,10 +19,14 @@ PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 EXAMPLE_SITE = Path(__file__).resolve().parents[2] / "examples" / "site.toml"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = db.make_engine(f"sqlite:///{tmp_path / 'register.db'}")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@contextmanager
+def fresh_register(backend: str, folder: Path) -> Iterator[Engine]:
+    """An empty, migrated register: a SQLite file in `folder`, or a throw-away PostgreSQL schema."""
+    if backend == "sqlite":
+        eng = db.make_engine(f"sqlite:///{folder / 'register.db'}")
         db.upgrade(eng)
         yield eng
         eng.dispose()
@@ -30,7 +35,8 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     admin = db.make_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
-    eng = db.make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    # The schema travels in the URL, so a command run with `--db` (see `url`) sees the same tables.
+    eng = db.make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
     try:
         db.upgrade(eng)
         yield eng
@@ -39,6 +45,18 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with fresh_register(request.param, tmp_path) as eng:
+        yield eng
+
+
+@pytest.fixture
+def url(engine: Engine) -> str:
+    """The engine's database as a URL for the `custodian` command."""
+    return engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture

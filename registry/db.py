@@ -12,6 +12,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry import changes
+
 DEFAULT_URL = "sqlite:///custodian.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -50,7 +52,8 @@ def upgrade(engine: Engine) -> None:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions of the register; each committed change leaves its typed signal (`registry.changes`)."""
+    return changes.track(sessionmaker(engine, expire_on_commit=False))
 
 
 @contextmanager

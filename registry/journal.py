@@ -49,17 +49,18 @@ def _head(session: Session) -> tuple[int, str]:
     return (0, GENESIS) if last is None else (last.seq, last.hash)
 
 
-def append_many(session: Session, entries: Sequence[tuple[str, str, str, dict[str, Any]]]) -> int:
+def append_many(session: Session, entries: Sequence[tuple[str, str, str, dict[str, Any] | str]]) -> int:
     """Append (actor, action, subject, payload) entries in one statement; returns the last sequence number.
 
-    The batch path of the recorder: the head is read once and the chain computed in memory.
+    The batch path of the recorder: the head is read once and the chain computed in memory. A payload given
+    as a string is taken as its canonical JSON already (the recorder keeps records in that form).
     """
     seq, prev = _head(session)
     stamp = now_utc().isoformat(timespec="microseconds")
     rows = []
     for actor, action, subject, payload in entries:
         seq += 1
-        body = canonical_json(payload)
+        body = payload if isinstance(payload, str) else canonical_json(payload)
         digest = entry_hash(prev, seq, stamp, actor, action, subject, body)
         rows.append(
             {

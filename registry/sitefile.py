@@ -36,6 +36,9 @@ from registry.models import (
 from registry.services import approvals, items, lookup, people
 
 SECTIONS = ("venues", "portals", "devices", "people", "items", "approvals")
+# What the file declares about the site itself; the rest (people, items, approvals) becomes live state
+# once loaded, changed through the services, never reset from the file (`load(configuration_only=True)`).
+CONFIGURATION = ("venues", "portals", "devices")
 VENUE_FLAGS = ("top_secret_designated", "storage", "closed", "key_part", "destruction")
 # Secrets never enter the register or its exports: the site file names an environment variable instead.
 SECRET_KEYS = re.compile(r"(scbk|key|password|secret|token)$", re.IGNORECASE)
@@ -305,8 +308,9 @@ class _Loader:
         return new
 
 
-def load(session: Session, actor: str, path: Path) -> LoadResult:
-    """Load a site file into the register inside the caller's transaction."""
+def load(session: Session, actor: str, path: Path, *, configuration_only: bool = False) -> LoadResult:
+    """Load a site file into the register inside the caller's transaction. With `configuration_only`, only
+    the sections in CONFIGURATION are applied; people, items and approvals in the file are left alone."""
     text = path.read_text(encoding="utf-8")
     try:
         data = tomllib.loads(text)
@@ -326,7 +330,7 @@ def load(session: Session, actor: str, path: Path) -> LoadResult:
         "items": loader.item,
         "approvals": loader.approval,
     }
-    for section in SECTIONS:
+    for section in CONFIGURATION if configuration_only else SECTIONS:
         for index, table in enumerate(data.get(section, [])):
             try:
                 handlers[section](table)

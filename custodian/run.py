@@ -86,6 +86,7 @@ def _site_name(site_file: Path) -> str:
 
 
 def run_site(url: str | None, site_file: Path, state: Path, *, simulate: bool, port: int, backend: str) -> None:
+    stop = _stop_event()  # first: a SIGTERM while starting still ends in a clean stop
     state.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(url)
     try:
@@ -107,7 +108,6 @@ def run_site(url: str | None, site_file: Path, state: Path, *, simulate: bool, p
     site = start_site(factory, bus, state, simulate=simulate, backend=backend)
     server = serve_in_thread(site, factory, port, state)
     typer.echo(f"site running ({'simulated devices' if simulate else 'real devices'}); SIGTERM or Ctrl-C stops it")
-    stop = _stop_event()
     try:
         stop.wait()
     finally:

@@ -11,8 +11,9 @@ Layout of the directory:
 
 Segment header: b"\\xc5~L1", u32 length, u32 CRC-32, then JSON {"site", "node", "base_seq"}.
 Frame:          b"\\xc5~R1", u32 length n, u32 CRC-32 of the length and the body, then the n-byte body:
-                u64 seq, u8 flags (bit 0: the record has register effects), then kind, actor, action and
-                subject (each u16 length + UTF-8), then the payload (UTF-8 canonical JSON) to the end.
+                u64 seq, u8 flags (bit 0: the record has register effects), u16 byte lengths of kind, actor,
+                action and subject, those four strings (UTF-8), then the payload (UTF-8 canonical JSON) to
+                the end.
 All integers little-endian. b"\\xc5~" never occurs in UTF-8 text, so a reader resynchronises after damage
 at the next magic whose frame checks out.
 
@@ -26,6 +27,8 @@ or stale cursor only means re-reading from the oldest segment still kept.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import os
 import re
@@ -35,17 +38,18 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 SEGMENT_MAGIC = b"\xc5~L1"
 FRAME_MAGIC = b"\xc5~R1"
 _PREFIX = struct.Struct("<4sII")  # magic, body length, CRC-32
-_BODY_HEAD = struct.Struct("<QB")  # seq, flags
-_STR = struct.Struct("<H")
+_BODY_HEAD = struct.Struct("<QBHHHH")  # seq, flags, lengths of kind, actor, action, subject
+_LENGTH = struct.Struct("<I")
 HAS_EFFECTS = 0x01
 MAX_BODY = 1 << 20  # a record is small; a larger length is damage
-MIN_FRAME = _PREFIX.size + _BODY_HEAD.size + 4 * _STR.size  # an empty record: the most frames damage can hide
+MIN_FRAME = _PREFIX.size + _BODY_HEAD.size  # an empty record: bounds how many frames damaged bytes can hide
 SEGMENT_BYTES = 16 << 20
+TAIL_FRAMES = 20_000  # frames kept in memory after their fsync, so a consumer that keeps up skips re-reading
 _SEGMENT_NAME = re.compile(r"^seg-(\d{20})\.log$")
 
 
@@ -53,14 +57,24 @@ class LogError(OSError):
     """The local log could not make a record durable (disk full, I/O error)."""
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Position:
+# Positions and frames are made once per record on the hot path: named tuples, cheap to build.
+class Position(NamedTuple):
     segment: int  # base seq of the segment
     offset: int  # byte offset in it
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Entry(NamedTuple):
+    """What a producer hands the log for one record; the log gives it its sequence number."""
+
+    flags: int
+    kind: str
+    actor: str
+    action: str
+    subject: str
+    payload: str  # canonical JSON
+
+
+class Frame(NamedTuple):
     seq: int
     flags: int
     kind: str
@@ -68,11 +82,17 @@ class Frame:
     action: str
     subject: str
     payload: str  # canonical JSON
-    end: Position  # just after this frame
+    segment: int  # where the frame ends: segment and byte offset
+    end_offset: int
 
     @property
     def has_effects(self) -> bool:
         return bool(self.flags & HAS_EFFECTS)
+
+    @property
+    def end(self) -> Position:
+        """Just after this frame."""
+        return Position(self.segment, self.end_offset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,26 +108,30 @@ class Damage:
 
 
 def encode_frame(seq: int, flags: int, kind: str, actor: str, action: str, subject: str, payload: str) -> bytes:
-    parts = [_BODY_HEAD.pack(seq, flags)]
-    for text in (kind, actor, action, subject):
-        raw = text.encode()
-        parts += (_STR.pack(len(raw)), raw)
-    parts.append(payload.encode())
-    body = b"".join(parts)
-    length = struct.pack("<I", len(body))
-    return FRAME_MAGIC + length + struct.pack("<I", zlib.crc32(body, zlib.crc32(length))) + body
+    text = kind + actor + action + subject + payload
+    if text.isascii():  # the usual case: one encode, and character counts are byte counts
+        head = _BODY_HEAD.pack(seq, flags, len(kind), len(actor), len(action), len(subject))
+        body = head + text.encode()
+    else:
+        k, a, c, t = kind.encode(), actor.encode(), action.encode(), subject.encode()
+        body = b"".join((_BODY_HEAD.pack(seq, flags, len(k), len(a), len(c), len(t)), k, a, c, t, payload.encode()))
+    length = _LENGTH.pack(len(body))
+    return FRAME_MAGIC + length + _LENGTH.pack(zlib.crc32(body, zlib.crc32(length))) + body
 
 
-def _decode_body(body: bytes, end: Position) -> Frame:
-    seq, flags = _BODY_HEAD.unpack_from(body)
-    pos = _BODY_HEAD.size
-    texts = []
-    for _ in range(4):
-        (n,) = _STR.unpack_from(body, pos)
-        pos += _STR.size
-        texts.append(body[pos : pos + n].decode())
-        pos += n
-    return Frame(seq, flags, texts[0], texts[1], texts[2], texts[3], body[pos:].decode(), end)
+def _decode_body(body: bytes, segment: int, end: int) -> Frame:
+    seq, flags, nk, na, nc, nt = _BODY_HEAD.unpack_from(body)
+    h = _BODY_HEAD.size
+    a, c, t = h + nk, h + nk + na, h + nk + na + nc
+    p = t + nt
+    if p > len(body):
+        raise ValueError("string lengths run past the frame")
+    text = body[h:].decode()  # the strings and the payload, all UTF-8
+    if len(text) == len(body) - h:  # all ASCII: character offsets are byte offsets
+        a, c, t, p = a - h, c - h, t - h, p - h
+        return Frame(seq, flags, text[:a], text[a:c], text[c:t], text[t:p], text[p:], segment, end)
+    parts = [body[i:j].decode() for i, j in ((h, a), (a, c), (c, t), (t, p))]
+    return Frame(seq, flags, *parts, body[p:].decode(), segment, end)
 
 
 def _frame_at(data: bytes | memoryview, pos: int, limit: int) -> tuple[bytes, int] | None:
@@ -132,10 +156,10 @@ def parse(data: bytes, segment: int, path: Path, base: int = 0) -> Iterator[Fram
         if found is not None:
             body, end = found
             try:
-                yield _decode_body(body, Position(segment, base + end))
+                yield _decode_body(body, segment, base + end)
                 pos = end
                 continue
-            except (UnicodeDecodeError, struct.error):
+            except (UnicodeDecodeError, ValueError, struct.error):
                 pass  # a checksum that happens to fit garbage: damage all the same
         resync = data.find(FRAME_MAGIC, pos + 1)
         while resync != -1 and _frame_at(data, resync, limit) is None:
@@ -166,7 +190,7 @@ class Opened:
 class Outbox(Protocol):
     """What producers and consumers see of the local log (the seam for other transports)."""
 
-    def append(self, make_frames: Callable[[int], Sequence[bytes]]) -> int: ...
+    def append(self, make_entries: Callable[[int], Sequence[Entry]]) -> int: ...
 
     def cursor(self, consumer: str) -> Cursor: ...
 
@@ -181,8 +205,13 @@ class LocalLog:
         self._fd = -1
         self._active = 0  # base seq of the segment being appended to
         self._size = 0
+        self._header_size = 0
         self._durable_end = Position(0, 0)
         self._cursors: dict[str, Cursor] = {}
+        # Durable frames not yet taken by every consumer (bounded), and where the first one starts.
+        self._tail: collections.deque[Frame] = collections.deque()
+        self._tail_start = Position(0, 0)
+        self._tail_lock = threading.Lock()
         self.appended = 0  # frames appended by this process
 
     # ---- opening and recovery ----
@@ -253,16 +282,17 @@ class LocalLog:
         except OSError:
             os.close(fd)
             raise
-        self._fd, self._active, self._size = fd, base, len(data)
+        self._fd, self._active, self._size, self._header_size = fd, base, len(data), len(data)
         self._durable_end = Position(base, self._size)
 
     # ---- the producer side ----
-    def append(self, make_frames: Callable[[int], Sequence[bytes]]) -> int:
-        """Append the frames `make_frames(first_seq)` builds for consecutive sequence numbers, durable on
+    def append(self, make_entries: Callable[[int], Sequence[Entry]]) -> int:
+        """Append the entries `make_entries(first_seq)` builds for consecutive sequence numbers, durable on
         return (written and fdatasync'd); returns the first sequence number. Raises LogError."""
         with self.lock:
             first = self.next_seq
-            frames = make_frames(first)
+            entries = make_entries(first)
+            frames = [encode_frame(first + n, *entry) for n, entry in enumerate(entries)]
             data = b"".join(frames)
             self.next_seq = first + len(frames)  # used even if the write fails: an id is never given twice
             try:
@@ -276,10 +306,20 @@ class LocalLog:
                     os.close(self._fd)
                     self._fd = -1
                 raise LogError(f"local log {self.directory}: {exc}") from exc
+            start = self._size
             self._size += len(data)
             self._durable_end = Position(self._active, self._size)
             self.appended += len(frames)
             cursors = list(self._cursors.values())
+            with self._tail_lock:
+                behind = len(self._tail) + len(frames) > TAIL_FRAMES
+                if behind or (self._tail and self._tail[-1].segment != self._active):
+                    self._tail.clear()  # a consumer this far behind, or a new segment: the disk is read
+                if not self._tail:
+                    self._tail_start = Position(self._active, start)
+                for n, (frame, entry) in enumerate(zip(frames, entries, strict=True)):
+                    start += len(frame)
+                    self._tail.append(Frame(first + n, *entry, self._active, start))
         for cursor in cursors:
             cursor.added(len(frames))
         return first
@@ -294,6 +334,12 @@ class LocalLog:
     def read(self, position: Position, limit: int) -> tuple[list[Frame], Position]:
         """Up to `limit` durable frames after `position`, and the position after them. Damage is skipped
         silently here: `open` reported it."""
+        if position.offset == 0 and position.segment == self._active:
+            position = Position(self._active, self._header_size)  # "from the start": after the header
+        with self._tail_lock:
+            if self._tail and self._tail_start == position:
+                frames = list(itertools.islice(self._tail, limit))
+                return frames, frames[-1].end
         end = self._durable_end
         frames: list[Frame] = []
         for segment in self.segments():
@@ -319,10 +365,13 @@ class LocalLog:
         return frames, position
 
     def release(self) -> None:
-        """Delete the segments every cursor has passed, except the one being appended to."""
+        """Forget what every cursor has passed: tail frames, and segments except the one being appended to."""
         if not self._cursors:
             return
         low = min(c.position for c in self._cursors.values())
+        with self._tail_lock:
+            while self._tail and self._tail_start < low:
+                self._tail_start = self._tail.popleft().end
         for segment in self.segments():
             if segment >= self._active:
                 break

@@ -35,7 +35,7 @@ from typing import TypeVar
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.outbox import HAS_EFFECTS, Cursor, Damage, Frame, LocalLog, LogError, encode_frame
+from controllers.outbox import HAS_EFFECTS, Cursor, Damage, Entry, Frame, LocalLog, LogError
 from controllers.records import AlarmRaised, Record, RecordId, decode
 from registry import journal
 from registry.errors import RegistryError
@@ -109,6 +109,11 @@ class _Transaction:
         self._lines.append((actor, action, subject, payload))
         self._owners.append(self._current)
 
+    def plain(self, frame: Frame) -> None:
+        """A record without effects: its entry exactly as the local log holds it."""
+        self._lines.append((frame.actor, frame.action, frame.subject, frame.payload))
+        self._owners.append((frame.seq, frame.kind))
+
     def journaled(self, seq: int) -> None:
         self.rows.append(ledger.LedgerRow(self._current[0], self._current[1], seq))
 
@@ -168,11 +173,11 @@ class RegisterWriter:
             for frame in frames:
                 if frame.seq in held:
                     continue
+                if not frame.flags & HAS_EFFECTS:  # the common case: its journal entry, as the log keeps it
+                    tx.plain(frame)
+                    continue
                 mark = tx.begin(frame.seq, frame.kind)
-                if frame.flags & HAS_EFFECTS:
-                    decode(frame.kind, json.loads(frame.payload)).commit(tx, RecordId(site, node, frame.seq))
-                else:
-                    tx.journal(frame.actor, frame.action, frame.subject, frame.payload)
+                decode(frame.kind, json.loads(frame.payload)).commit(tx, RecordId(site, node, frame.seq))
                 if tx.entries_since(mark) != 1:
                     raise RuntimeError(f"record kind {frame.kind} must journal exactly one entry of its own")
             tx.flush()
@@ -286,22 +291,19 @@ class Recorder:
         if not records:
             return []
         site, node = self.identity.site, self.identity.node
+        effects = [record.has_effects() for record in records]
 
-        def frames(first: int) -> list[bytes]:
-            out = []
-            for n, record in enumerate(records):
-                record_id = RecordId(site, node, first + n)
-                effects = record.has_effects()
-                out.append(
-                    encode_frame(
-                        record_id.seq, HAS_EFFECTS if effects else 0, record.KIND, *record.entry(),
-                        canonical_json(record.payload(record_id)),
-                    )
+        def entries(first: int) -> list[Entry]:
+            return [
+                Entry(
+                    HAS_EFFECTS if effects[n] else 0, record.KIND, *record.entry(),
+                    canonical_json(record.payload(RecordId(site, node, first + n))),
                 )
-            return out
+                for n, record in enumerate(records)
+            ]
 
-        first = self.log.append(frames)
-        self.effects_accepted += sum(1 for r in records if r.has_effects())
+        first = self.log.append(entries)
+        self.effects_accepted += sum(effects)
         self._wake.set()
         return [RecordId(site, node, first + n) for n in range(len(records))]
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy.orm import Session
 
@@ -33,8 +34,9 @@ INCIDENT_ALARMS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RecordId:
+class RecordId(NamedTuple):
+    """(site, node, seq): assigned once when accepted; also the id other transports publish it under."""
+
     site: str
     node: str
     seq: int
@@ -74,18 +76,24 @@ class Record:
         return False
 
     def fields(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _field_names(type(self))}
+        names, values = _fields(type(self))
+        return dict(zip(names, values(self), strict=True))
 
     def payload(self, record_id: RecordId) -> dict[str, Any]:
-        return {**self.fields(), "record": str(record_id)}
+        payload = self.fields()
+        payload["record"] = str(record_id)
+        return payload
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         tx.journal(*self.entry(), canonical_json(self.payload(record_id)))
 
 
 @functools.cache
-def _field_names(cls: type[Record]) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+def _fields(cls: type[Record]) -> tuple[tuple[str, ...], Callable[[Record], tuple[Any, ...]]]:
+    """A kind's field names and a getter of all their values at once (records are encoded per event)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    getter = operator.attrgetter(*names)
+    return names, (lambda record: getter(record)) if len(names) > 1 else (lambda record: (getter(record),))
 
 
 KINDS: dict[str, type[Record]] = {}

@@ -422,6 +422,7 @@ class AcceptedRecord(Base):
     crash finds its row and is skipped whole."""
 
     __tablename__ = "accepted_records"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # the key is the table: one b-tree to write, not two
     site: Mapped[str] = mapped_column(String(64), primary_key=True)
     node: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)

@@ -9,17 +9,16 @@ record replayed after a crash or an unacknowledged commit is found here and skip
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from registry import journal
+from registry import db, journal
 from registry.models import AcceptedRecord, DeadLetter
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
+class LedgerRow(NamedTuple):
     seq: int
     kind: str
     journal_seq: int  # the record's own journal entry
@@ -44,15 +43,12 @@ def last_seq(session: Session, site: str, node: str) -> int:
 
 def enter(session: Session, site: str, node: str, rows: Sequence[LedgerRow]) -> None:
     """Ledger rows for records just journaled in this transaction (a duplicate id violates the key)."""
-    if rows:
-        session.connection().execute(
-            insert(AcceptedRecord.__table__),
-            [
-                {"site": site, "node": node, "seq": r.seq, "kind": r.kind, "journal_seq": r.journal_seq,
-                 "dead_letter": False}
-                for r in rows
-            ],
-        )
+    db.bulk_insert(
+        session,
+        AcceptedRecord.__tablename__,
+        ("site", "node", "seq", "kind", "journal_seq", "dead_letter"),
+        [(site, node, r.seq, r.kind, r.journal_seq, False) for r in rows],
+    )
 
 
 def dead_letter(session: Session, site: str, node: str, seq: int, kind: str, body: str, error: str) -> int:

@@ -319,11 +319,11 @@ def read_local_log(directory: Path) -> dict[str, LoggedRecord]:
                 if pos == -1:
                     break
                 continue
-            strings, at = [], 9
-            for _ in range(4):
-                (n,) = struct.unpack_from("<H", body, at)
-                strings.append(body[at + 2 : at + 2 + n].decode())
-                at += 2 + n
+            lengths = struct.unpack_from("<4H", body, 9)  # after u64 seq and u8 flags
+            strings, at = [], 17
+            for n in lengths:
+                strings.append(body[at : at + n].decode())
+                at += n
             payload = json.loads(body[at:])
             found[payload["record"]] = LoggedRecord(payload["record"], strings[0], strings[2], payload)
             pos += 12 + length

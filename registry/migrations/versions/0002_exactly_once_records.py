@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("journal_seq", sa.Integer(), nullable=False),
         sa.Column("dead_letter", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("site", "node", "seq"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "dead_letters",

@@ -2,7 +2,7 @@
 
 An append-only log of checksummed, length-prefixed frames in segment files. Consumers (the register
 writer today; a JetStream publisher for the multi-site work, with `Nats-Msg-Id` = the record id) each read
-it through a named cursor and commit how far their contents are durable elsewhere; a segment is deleted
+it through a named cursor (`add_cursor`) and commit how far their contents are durable elsewhere; a segment is deleted
 only when every cursor has passed it, and never while it is the one being appended to.
 
 Layout of the directory:
@@ -38,7 +38,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 SEGMENT_MAGIC = b"\xc5~L1"
 FRAME_MAGIC = b"\xc5~R1"
@@ -187,14 +187,6 @@ class Opened:
     backlog: int  # frames after the consumer's cursor, as of the open
 
 
-class Outbox(Protocol):
-    """What producers and consumers see of the local log (the seam for other transports)."""
-
-    def append(self, make_entries: Callable[[int], Sequence[Entry]]) -> int: ...
-
-    def cursor(self, consumer: str) -> Cursor: ...
-
-
 class LocalLog:
     def __init__(self, directory: Path, site: str, node: str, *, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.directory = directory
@@ -204,6 +196,7 @@ class LocalLog:
         self.next_seq = 1
         self._fd = -1
         self._active = 0  # base seq of the segment being appended to
+        self._oldest = 0
         self._size = 0
         self._header_size = 0
         self._durable_end = Position(0, 0)
@@ -248,14 +241,27 @@ class LocalLog:
                         backlog += 1
         self.next_seq = highest + hidden + 1
         self._start_segment(self.next_seq)
-        oldest = existing[0] if existing else self._active
-        self._cursors[consumer] = Cursor(self, consumer, start or Position(oldest, 0), backlog)
+        self._oldest = existing[0] if existing else self._active
+        self._cursors[consumer] = Cursor(self, consumer, start or Position(self._oldest, 0), backlog)
         return Opened(self.next_seq, tuple(damage), backlog)
+
+    def add_cursor(self, consumer: str) -> Cursor:
+        """Another consumer of the log (the seam for other transports, e.g. a JetStream publisher that sends
+        each frame with `Nats-Msg-Id` = its record id): it starts from its saved cursor, or from the oldest
+        segment kept, and segments are kept until every consumer has passed them."""
+        start = _read_cursor(self.directory, consumer)
+        segments = self.segments()
+        if start is None or start.segment not in segments:
+            start = Position(segments[0] if segments else self._active, 0)
+        self._cursors[consumer] = cursor = Cursor(self, consumer, start, 0)
+        return cursor
 
     def _load(self, segment: int) -> tuple[bytes, int, Damage | None]:
         """A segment's bytes and where its frames start; a damaged header is reported and skipped."""
         path = self.path(segment)
         data = path.read_bytes()
+        if not data:
+            return data, 0, None  # created, then the process died before its header: nothing in it
         header = _PREFIX.unpack_from(data) if len(data) >= _PREFIX.size else None
         if header is not None and header[0] == SEGMENT_MAGIC:
             end = _PREFIX.size + header[1]

@@ -143,6 +143,7 @@ class PortalController:
         self.held_open_us = HELD_OPEN_US
         self.decisions = 0
         self.decision_tick_us: deque[float] = deque(maxlen=10_000)  # engine time of ticks that decided
+        self.durable_us: deque[float] = deque(maxlen=10_000)  # making those ticks' records durable, before acting
         self.movements = 0
         self.alarms = 0
         self._events: queue.Queue[object] = queue.Queue()
@@ -284,7 +285,10 @@ class PortalController:
             ]
             if not steps:
                 return
+            recording = time.perf_counter_ns()
             durable = self._record([step.record for step in steps])
+            if out.decisions:
+                self.durable_us.append((time.perf_counter_ns() - recording) / 1000)
         for step in steps:
             step.act(durable)
 

@@ -173,7 +173,7 @@ class RegisterWriter:
             for frame in frames:
                 if frame.seq in held:
                     continue
-                if not frame.flags & HAS_EFFECTS:  # the common case: its journal entry, as the log keeps it
+                if not frame.has_effects:  # the common case: its journal entry, exactly as the log keeps it
                     tx.plain(frame)
                     continue
                 mark = tx.begin(frame.seq, frame.kind)
@@ -241,7 +241,8 @@ class Recorder:
         self.damage: tuple[Damage, ...] = ()
         self.written = 0  # records this process wrote to the register
         self.retries = 0
-        self.effects_accepted = 0  # accepted records with register effects (the engine's own changes)
+        # Accepted records with register effects (the engine's own changes); counted under the log's lock.
+        self.effects_accepted = 0
 
     @property
     def origin(self) -> str:
@@ -293,7 +294,8 @@ class Recorder:
         site, node = self.identity.site, self.identity.node
         effects = [record.has_effects() for record in records]
 
-        def entries(first: int) -> list[Entry]:
+        def entries(first: int) -> list[Entry]:  # called under the log's lock, with the first new seq
+            self.effects_accepted += sum(effects)
             return [
                 Entry(
                     HAS_EFFECTS if effects[n] else 0, record.KIND, *record.entry(),
@@ -303,13 +305,8 @@ class Recorder:
             ]
 
         first = self.log.append(entries)
-        self.effects_accepted += sum(effects)
         self._wake.set()
         return [RecordId(site, node, first + n) for n in range(len(records))]
-
-    def submit(self, record: Record) -> RecordId:
-        """Accept one record (see `accept`)."""
-        return self.accept([record])[0]
 
     def backlog(self) -> int:
         """Accepted records not yet confirmed in the register."""

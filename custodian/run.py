@@ -68,6 +68,11 @@ def prepare_register(factory: sessionmaker[Session], site_file: Path) -> str:
             site_files.loaded(session, ACTOR, site_file, digest, site_files.CONFIGURATION)
     except SiteFileError as exc:
         return f"warning: {site_file} changed but was not applied ({exc}); the site runs on the register as it is"
+    except DBAPIError:
+        raise
+    except Exception as exc:  # a loader failure must not keep a site from restarting
+        reason = f"{type(exc).__name__}: {exc}"
+        return f"warning: {site_file} changed but could not be read ({reason}); the site runs on the register as it is"
     changed = sum(result.created.values())
     return (
         f"{site_file}: changed; configuration applied ({changed} venue, portal or device rows changed); "

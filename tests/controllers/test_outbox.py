@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controllers.outbox import Damage, Frame, encode_frame, parse
+from controllers.outbox import Damage, Entry, Frame, LocalLog, encode_frame, parse
 
 texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=40)
 entries = st.tuples(st.integers(0, 1), texts, texts, texts, texts, texts)
@@ -51,3 +51,27 @@ def test_damage_is_skipped_and_never_invents_a_frame(
             assert isinstance(part, Damage) and part.offset == covered and part.length > 0
             covered = part.offset + part.length
     assert covered == len(damaged)
+
+
+def test_a_second_consumer_keeps_segments_until_it_has_passed_them(tmp_path: Path) -> None:
+    log = LocalLog(tmp_path, "site", "node", segment_bytes=2_000)
+    log.open("register")
+    try:
+        other = log.add_cursor("jetstream")
+        register = log.cursor("register")
+        for n in range(40):  # about 150 bytes a frame: several segments
+            log.append(lambda first, n=n: [Entry(0, "k", "a", "act", f"s{n}", '"' + "x" * 100 + '"')])
+        assert len(log.segments()) > 2
+        frames, through = register.read(1000)
+        assert [f.subject for f in frames] == [f"s{n}" for n in range(40)]
+        register.commit(len(frames), through)
+        assert len(log.segments()) > 2, "the other consumer has not passed them yet"
+        frames, through = other.read(15)
+        other.commit(len(frames), through)
+        assert len(log.segments()) > 1 and log.segments()[0] <= frames[-1].seq + 1
+        frames, through = other.read(1000)
+        assert [f.subject for f in frames] == [f"s{n}" for n in range(15, 40)]
+        other.commit(len(frames), through)
+        assert len(log.segments()) == 1  # only the one being appended to
+    finally:
+        log.close()

@@ -201,3 +201,24 @@ def test_a_replay_of_records_the_register_holds_applies_nothing_twice(
         assert len(used) == 1
         assert session.get(Item, item_id).venue_id == corridor_id  # type: ignore[union-attr]
         assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["possible_clone"]
+
+
+def test_an_unexpected_error_in_the_loop_raises_an_alarm_and_the_loop_carries_on(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path}/register.db")
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    log_dir = tmp_path / "log"
+    (log_dir / "cursor-register.json").mkdir(parents=True)  # the cursor cannot be saved: IsADirectoryError
+    alarms: list[tuple[str, str]] = []
+    recorder = Recorder(factory, log_dir, on_alarm=lambda k, detail: alarms.append((k, detail))).start()
+    try:
+        ids = recorder.accept([health(n) for n in range(10)])
+        assert wait_for(lambda: len(alarms) >= 2), "no alarm for the failing loop"
+        assert {k for k, _ in alarms} == {"recorder_error"} and "IsADirectoryError" in alarms[0][1]
+        (log_dir / "cursor-register.json").rmdir()
+        ids += recorder.accept([health(10)])
+        assert recorder.flush(10)
+    finally:
+        recorder.stop()
+    assert journaled(factory) == Counter({str(i): 1 for i in ids}), "retried batches are written once"
+    engine.dispose()

@@ -10,6 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import changes
@@ -65,15 +66,21 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def bulk_insert(session: Session, table: str, columns: Sequence[str], rows: Sequence[tuple[object, ...]]) -> None:
     """Insert plain rows in the session's transaction at driver speed: COPY on PostgreSQL, executemany on
-    SQLite. For the recorder's batches; `table` and `columns` are the code's own names, never user input."""
+    SQLite. For the recorder's batches; `table` and `columns` are the code's own names, never user input.
+    Driver errors come out as SQLAlchemy's (OperationalError, IntegrityError, ...), as from any statement."""
     if not rows:
         return
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    names = ", ".join(columns)
+    if connection.dialect.name != "postgresql":
+        marks = ", ".join("?" * len(columns))
+        connection.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks})", list(rows))
+        return
+    statement = f"COPY {table} ({names}) FROM STDIN"
+    try:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        with cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
-        return
-    marks = ", ".join("?" * len(columns))
-    connection.exec_driver_sql(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(rows))
+    except connection.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(statement, None, exc, connection.dialect.loaded_dbapi.Error) from exc

@@ -196,7 +196,6 @@ class LocalLog:
         self.next_seq = 1
         self._fd = -1
         self._active = 0  # base seq of the segment being appended to
-        self._oldest = 0
         self._size = 0
         self._header_size = 0
         self._durable_end = Position(0, 0)
@@ -230,6 +229,7 @@ class LocalLog:
             data, body_start, header_damage = self._load(segment)
             if header_damage is not None:
                 damage.append(header_damage)
+                hidden += header_damage.length // MIN_FRAME + 1
             highest = max(highest, segment)  # a segment's base is never given again, even if unused
             for part in parse(data[body_start:], segment, self.path(segment), body_start):
                 if isinstance(part, Damage):
@@ -241,8 +241,8 @@ class LocalLog:
                         backlog += 1
         self.next_seq = highest + hidden + 1
         self._start_segment(self.next_seq)
-        self._oldest = existing[0] if existing else self._active
-        self._cursors[consumer] = Cursor(self, consumer, start or Position(self._oldest, 0), backlog)
+        oldest = existing[0] if existing else self._active
+        self._cursors[consumer] = Cursor(self, consumer, start or Position(oldest, 0), backlog)
         return Opened(self.next_seq, tuple(damage), backlog)
 
     def add_cursor(self, consumer: str) -> Cursor:

@@ -1,8 +1,10 @@
 """Portal exit control and door supervision for a whole site, around one tracking engine.
 
 Drivers hand their typed events to `submit` from their own threads; one decision thread feeds the engine,
-advances it every tick, drives the panels (allow: pulse the strike, green; block: stay locked, red, buzzer),
-publishes to the live bus, and hands everything to the recorder (journal and register, off the hot path).
+advances it every tick, makes the tick's records durable (the recorder's local log, one fdatasync), then
+drives the panels (allow: pulse the strike, green; block: stay locked, red, buzzer) and publishes to the
+live bus. A door never acts on a decision that is not on stable storage; the register is written later,
+off the hot path, by the recorder's own thread.
 
 Fail-secure: while a portal's RFID readers are offline, exits from a venue whose ceiling is at or above the
 venue's fail-secure level are refused unless a guard overrides. Life safety: a fire-alarm input on any panel

@@ -93,7 +93,7 @@ def _fields(cls: type[Record]) -> tuple[tuple[str, ...], Callable[[Record], tupl
     """A kind's field names and a getter of all their values at once (records are encoded per event)."""
     names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
     getter = operator.attrgetter(*names)
-    return names, (lambda record: getter(record)) if len(names) > 1 else (lambda record: (getter(record),))
+    return names, getter if len(names) > 1 else (lambda record: (getter(record),))
 
 
 KINDS: dict[str, type[Record]] = {}

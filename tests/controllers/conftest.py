@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry import db
@@ -56,6 +56,8 @@ class OutageRegister:
             self.url = f"postgresql+psycopg://{self.role}@127.0.0.1:5432/test"
         self._terminate = f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{self.role}'"
         self.engine = db.make_engine(self.url, pool_pre_ping=True)
+        if backend == "sqlite":  # notice the lock in 0.5 s rather than the site's 5 s: a shorter test, same path
+            event.listen(self.engine, "connect", lambda conn, _record: conn.execute("PRAGMA busy_timeout=500"))
         db.upgrade(self.engine)
         self.factory = db.session_factory(self.engine)
 

@@ -1,8 +1,10 @@
 """Portal exit control and door supervision for a whole site, around one tracking engine.
 
 Drivers hand their typed events to `submit` from their own threads; one decision thread feeds the engine,
-advances it every tick, drives the panels (allow: pulse the strike, green; block: stay locked, red, buzzer),
-publishes to the live bus, and hands everything to the recorder (journal and register, off the hot path).
+advances it every tick, makes the tick's records durable (the recorder's local log, one fdatasync), then
+drives the panels (allow: pulse the strike, green; block: stay locked, red, buzzer) and publishes to the
+live bus. A door never acts on a decision that is not on stable storage; the register is written later,
+off the hot path, by the recorder's own thread.
 
 Fail-secure: while a portal's RFID readers are offline, exits from a venue whose ceiling is at or above the
 venue's fail-secure level are refused unless a guard overrides. Life safety: a fire-alarm input on any panel
@@ -23,7 +25,17 @@ from typing import Protocol
 
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DoorState
-from controllers.recorder import Record, Recorder
+from controllers.recorder import LogError, Recorder
+from controllers.records import (
+    AlarmRaised,
+    DeviceHealthChanged,
+    DoorHeldOpen,
+    ExitDecision,
+    ExitOverride,
+    FireRelease,
+    ItemCrossed,
+    Record,
+)
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange
 from firmware_bridge.events import TagRead as WireTagRead
@@ -35,8 +47,7 @@ from tracking.results import Alarm, Decision, Movement
 log = logging.getLogger(__name__)
 TICK_S = 0.01
 HELD_OPEN_US = 30_000_000  # a door open longer than this after a pass is "held open"
-# Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
-INCIDENT_ALARMS = ("destroyed_item_seen", "possible_clone", "unauthorized_exit", "emergency_release_movement")
+NOT_RECORDED = "not_recorded_door_kept_locked"  # an allowed exit whose record could not be made durable
 
 
 class DoorPanels(Protocol):
@@ -98,6 +109,14 @@ class Names:
     people: dict[int, str]
 
 
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """A record of this tick and what to do once the recorder has it (`act(durable)`)."""
+
+    record: Record
+    act: Callable[[bool], None]
+
+
 class PortalController:
     def __init__(
         self,
@@ -126,6 +145,7 @@ class PortalController:
         self.held_open_us = HELD_OPEN_US
         self.decisions = 0
         self.decision_tick_us: deque[float] = deque(maxlen=10_000)  # engine time of ticks that decided
+        self.durable_us: deque[float] = deque(maxlen=10_000)  # making those ticks' records durable, before acting
         self.movements = 0
         self.alarms = 0
         self._events: queue.Queue[object] = queue.Queue()
@@ -246,56 +266,71 @@ class PortalController:
             f"{event.device} {event.health}",
             (("reason", event.reason),),
         )
-        self.recorder.submit(
-            Record(
-                "system",
-                "device.health",
-                f"device:{event.device}",
-                {"health": str(event.health), "reason": event.reason},
-            )
-        )
+        self._record([DeviceHealthChanged(device=event.device, health=str(event.health), reason=event.reason)])
 
     # ---- decision side (controller thread) ----
     def tick(self, now_us: int | None = None) -> None:
+        """Advance the engine; make every record of this tick durable (one fsync), then act on the doors."""
         started = time.perf_counter_ns()
         now_us = self.clock() if now_us is None else now_us
+        # The lock is held until the tick's records are accepted: a snapshot swap (SiteRuntime.reload) then
+        # never lands between what the engine did and the record of it.
         with self.engine_lock:
             out = self.engine.advance(now_us)
-        if out.decisions:
-            self.decision_tick_us.append((time.perf_counter_ns() - started) / 1000)
-        self._check_held_open(now_us)
-        for movement in out.movements:
-            self._movement(movement)
-        for decision in out.decisions:
-            self._decision(decision)
-        for alarm in out.alarms:
-            self._alarm(alarm)
+            if out.decisions:
+                self.decision_tick_us.append((time.perf_counter_ns() - started) / 1000)
+            steps = [
+                *self._check_held_open(now_us),
+                *(self._movement(m) for m in out.movements),
+                *(self._decision(d) for d in out.decisions),
+                *(self._alarm(a) for a in out.alarms),
+            ]
+            if not steps:
+                return
+            recording = time.perf_counter_ns()
+            durable = self._record([step.record for step in steps])
+            if out.decisions:
+                self.durable_us.append((time.perf_counter_ns() - recording) / 1000)
+        for step in steps:
+            step.act(durable)
 
-    def _check_held_open(self, now_us: int) -> None:
+    def _record(self, records: list[Record]) -> bool:
+        """Accept records into the local log; False (and an alarm) when the disk refused them."""
+        try:
+            self.recorder.accept(records)
+            return True
+        except LogError as exc:
+            log.error("records not durable: %s", exc)
+            self._publish_alarm("recorder_failed", self.clock(), "recorder", f"records not durable: {exc}")
+            return False
+
+    def _check_held_open(self, now_us: int) -> list[_Step]:
         """A door left open past the limit is an alarm (once per opening), except while fire releases it."""
         if self.fire_active:
-            return
+            return []
+        steps = []
         for portal_id, state in self.state.items():
             if state.open and not state.held_open_alarmed and now_us - state.open_since_us > self.held_open_us:
                 state.held_open_alarmed = True
                 code = self.wiring[portal_id].code
                 seconds = (now_us - state.open_since_us) / 1e6
-                self._publish_alarm("door_held_open", now_us, code, f"open for {seconds:.0f} s")
-                self.recorder.submit(
-                    Record(
-                        "system",
-                        "alarm.door_held_open",
-                        f"portal:{code}",
-                        {"open_since_us": state.open_since_us, "time_us": now_us},
+                record = DoorHeldOpen(portal=code, open_since_us=state.open_since_us, time_us=now_us)
+                steps.append(
+                    _Step(
+                        record,
+                        lambda _durable, code=code, seconds=seconds: self._publish_alarm(
+                            "door_held_open", now_us, code, f"open for {seconds:.0f} s"
+                        ),
                     )
                 )
+        return steps
 
     def _fail_secure(self, decision: Decision) -> bool:
         wiring = self.wiring[decision.portal_id]
         readers_down = bool(self.state[decision.portal_id].offline_readers)
         return readers_down and wiring.inside_ceiling >= wiring.fail_secure_level
 
-    def _decision(self, decision: Decision) -> None:
+    def _decision(self, decision: Decision) -> _Step:
         self.decisions += 1
         wiring = self.wiring[decision.portal_id]
         reasons = list(decision.reason_names)
@@ -303,10 +338,32 @@ class PortalController:
         if allow and self._fail_secure(decision):
             allow = False
             reasons.append("readers_offline_fail_secure")
-        state = self.state[decision.portal_id]
         items = [self.names.items.get(i, str(i)) for i in decision.item_ids]
         person = self.names.people.get(decision.person_id, "unknown") if decision.person_id else "unknown"
-        if allow:
+        record = ExitDecision(
+            portal=wiring.code,
+            person=person,
+            allow=allow,
+            badge=decision.badge,
+            items=tuple(items),
+            reasons=tuple(reasons),
+            approvals=tuple(decision.approval_ids),
+            time_us=decision.time_us,
+        )
+
+        def act(durable: bool) -> None:
+            """The door opens only for a decision on stable storage; otherwise it stays shut (fail closed)."""
+            opened = allow and durable
+            shown = reasons if durable or not allow else [*reasons, NOT_RECORDED]
+            self._show_decision(wiring, decision, person, items, shown, opened)
+
+        return _Step(record, act)
+
+    def _show_decision(
+        self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str], opened: bool
+    ) -> None:
+        state = self.state[decision.portal_id]
+        if opened:
             self._open_door(wiring)
             state.last_block = None
         else:
@@ -318,7 +375,7 @@ class PortalController:
             ("items", ", ".join(items) or "none"),
             ("reasons", ", ".join(reasons) or "-"),
         )
-        if allow:
+        if opened:
             self._publish(
                 LiveKind.DECISION, Severity.INFO, decision.time_us, wiring.code, f"exit allowed: {person}", details
             )
@@ -334,63 +391,47 @@ class PortalController:
                 details,
                 image=base64.b64encode(frame).decode() if frame else None,
             )
-        self.recorder.submit(
-            Record(
-                person,
-                "exit.decision",
-                f"portal:{wiring.code}",
-                {
-                    "allow": allow,
-                    "badge": decision.badge,
-                    "items": items,
-                    "reasons": reasons,
-                    "approvals": list(decision.approval_ids),
-                    "time_us": decision.time_us,
-                },
-                effect="consume_approvals" if allow and decision.approval_ids else "",
-            )
-        )
 
-    def _movement(self, movement: Movement) -> None:
+    def _movement(self, movement: Movement) -> _Step:
         self.movements += 1
         wiring = self.wiring.get(movement.portal_id)
-        payload = {
-            "epc": self.names.epcs.get(movement.item_id, ""),
-            "item": self.names.items.get(movement.item_id, str(movement.item_id)),
-            "item_id": movement.item_id,
-            "portal": wiring.code if wiring else str(movement.portal_id),
-            "from_venue": self.names.venues.get(movement.from_venue_id) if movement.from_venue_id else "outside",
-            "to_venue": self.names.venues.get(movement.to_venue_id) if movement.to_venue_id else "outside",
-            "to_venue_id": movement.to_venue_id,
-            "direction": movement.direction,
-            "time_us": movement.time_us,
-            "emergency_release": self.fire_active,
-        }
-        self.recorder.submit(
-            Record("system", "movement.crossed", f"item:{payload['item']}", payload, effect="move_item")
+        record = ItemCrossed(
+            item_id=movement.item_id,
+            item=self.names.items.get(movement.item_id, str(movement.item_id)),
+            epc=self.names.epcs.get(movement.item_id, ""),
+            portal=wiring.code if wiring else str(movement.portal_id),
+            from_venue=self._venue(movement.from_venue_id),
+            to_venue=self._venue(movement.to_venue_id),
+            to_venue_id=movement.to_venue_id,
+            direction=movement.direction,
+            time_us=movement.time_us,
+            emergency_release=self.fire_active,
         )
+        return _Step(record, lambda _durable: None)
 
-    def _alarm(self, alarm: Alarm) -> None:
+    def _venue(self, venue_id: int | None) -> str:
+        return self.names.venues.get(venue_id, str(venue_id)) if venue_id else "outside"
+
+    def _alarm(self, alarm: Alarm) -> _Step:
         wiring = self.wiring.get(alarm.portal_id) if alarm.portal_id is not None else None
         source = wiring.code if wiring else (alarm.reader or "site")
         item = self.names.items.get(alarm.item_id, "") if alarm.item_id is not None else ""
         detail = alarm.detail or ""
-        self._publish_alarm(alarm.kind, alarm.time_us, source, detail, item=item, epc=alarm.epc or "")
-        self.recorder.submit(
-            Record(
-                "system",
-                f"alarm.{alarm.kind}",
-                f"portal:{source}",
-                {
-                    "item": item,
-                    "epc": alarm.epc,
-                    "detail": detail,
-                    "time_us": alarm.time_us,
-                    "item_id": alarm.item_id,
-                    "portal_id": alarm.portal_id,
-                },
-                effect="open_incident" if alarm.kind in INCIDENT_ALARMS else "",
-            )
+        record = AlarmRaised(
+            alarm=alarm.kind,
+            source=source,
+            item=item,
+            epc=alarm.epc,
+            detail=detail,
+            time_us=alarm.time_us,
+            item_id=alarm.item_id,
+            portal_id=alarm.portal_id,
+        )
+        return _Step(
+            record,
+            lambda _durable: self._publish_alarm(
+                alarm.kind, alarm.time_us, source, detail, item=item, epc=alarm.epc or ""
+            ),
         )
 
     # ---- outputs ----
@@ -409,29 +450,27 @@ class PortalController:
         self._command(panel, lambda: panels.buzz(panel, on_s=0.2, off_s=0.1, repeats=3), "buzzer")
 
     def _fire(self, active: bool, time_us: int, panel: str) -> None:
-        """Life safety over everything: release every door at once, relock when the alarm clears."""
+        """Life safety over everything: release every door at once, relock when the alarm clears. The only
+        action taken before its record is durable (a disk must never hold a door shut in a fire)."""
         if active == self.fire_active:
             return
         self.fire_active = active
         if self.panels is not None:
             panels = self.panels
+            what = "fire release" if active else "relock after fire"
             for wiring in self.wiring.values():
                 if wiring.panel:
-                    panel = wiring.panel
-                    what = "fire release" if active else "relock after fire"
-                    self._command(panel, lambda p=panel: panels.set_strike(p, active), what)
+                    door = wiring.panel
+                    self._command(door, lambda d=door: panels.set_strike(d, active), what)
         for state in self.state.values():
             state.locked = not active
         title = "FIRE ALARM: all doors released" if active else "fire alarm cleared: doors relocked"
         self._publish(LiveKind.DOOR, Severity.CRITICAL if active else Severity.WARNING, time_us, panel, title)
-        self.recorder.submit(
-            Record(
-                "system", "site.fire_release" if active else "site.fire_relock", f"panel:{panel}", {"time_us": time_us}
-            )
-        )
+        self._record([FireRelease(panel=panel, active=active, time_us=time_us)])
 
     def override(self, portal_code: str, username: str, reason: str) -> Decision:
-        """A guard lets the last blocked exit at this portal through; audited and an incident is opened."""
+        """A guard lets the last blocked exit at this portal through; audited and an incident is opened.
+        The record is durable before the door opens (LogError otherwise, and the door stays shut)."""
         wiring = self.by_code.get(portal_code)
         if wiring is None:
             raise KeyError(portal_code)
@@ -440,24 +479,22 @@ class PortalController:
         blocked = self.state[wiring.portal_id].last_block
         if blocked is None:
             raise LookupError(f"no blocked exit waiting at {portal_code}")
+        items = [self.names.items.get(i, str(i)) for i in blocked.item_ids]
+        self.recorder.accept(
+            [
+                ExitOverride(
+                    portal=portal_code,
+                    portal_id=wiring.portal_id,
+                    guard=username,
+                    reason=reason,
+                    badge=blocked.badge,
+                    items=tuple(items),
+                    blocked_for=tuple(blocked.reason_names),
+                )
+            ]
+        )
         self.state[wiring.portal_id].last_block = None
         self._open_door(wiring)
-        items = [self.names.items.get(i, str(i)) for i in blocked.item_ids]
-        self.recorder.submit(
-            Record(
-                username,
-                "exit.override",
-                f"portal:{portal_code}",
-                {
-                    "reason": reason,
-                    "badge": blocked.badge,
-                    "items": items,
-                    "blocked_for": list(blocked.reason_names),
-                    "portal_id": wiring.portal_id,
-                },
-                effect="open_incident",
-            )
-        )
         self._publish(
             LiveKind.DECISION,
             Severity.WARNING,

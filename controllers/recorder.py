@@ -1,10 +1,20 @@
-"""Durable, batched persistence of what the controllers decide, off the decision path.
+"""Durable, exactly-once persistence of what a site accepts: local log first, register after.
 
-Every record is first appended to a local spool file (fsynced per batch), then written to the register in
-one transaction per batch, then the spool is cleared. While the database is unavailable, batches wait and
-are retried with back-off; records submitted meanwhile keep queueing; nothing accepted is dropped. A
-spool left behind by a crash is replayed at start (at-least-once: a batch committed just before a crash
-may be journaled twice, never lost).
+    accept(records)  -> ids     on the caller's thread: each record gets its id (site, node, seq) and is
+                                written to the local log and fdatasync'd before this returns; a door acts
+                                only after that. One fsync per call, so a tick's records share it.
+    register writer             on the recorder's thread: reads the log through its cursor in batches and
+                                writes each batch in one transaction: journal entries, effects (through the
+                                registry services) and one ledger row per record id. Ids the register holds
+                                already are skipped, so a replay after a crash, or after a commit whose
+                                acknowledgement was lost, applies nothing twice.
+
+The database going away (a connection-type error) is an outage: the batch waits on disk and is retried
+with back-off while accepts keep going to disk, so the backlog is bounded by the disk, not by memory. Any
+other error is about the records: the batch is retried one record at a time and a record the register
+refuses for good is moved aside as a dead letter, with an alarm, while the rest flow on. Any unexpected
+error in the loop raises an alarm and the loop carries on. Nothing is deleted from the local log before the
+register has committed it (`controllers.outbox`).
 """
 
 from __future__ import annotations
@@ -12,164 +22,347 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
+import re
+import secrets
+import socket
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry import db, journal
+from controllers.outbox import HAS_EFFECTS, Cursor, Damage, Entry, Frame, LocalLog, LogError
+from controllers.records import AlarmRaised, Record, RecordId, decode
+from registry import journal
+from registry.errors import RegistryError
+from registry.journal import canonical_json
+from registry.services import records as ledger
 
 log = logging.getLogger(__name__)
-Effect = Callable[[Session, "Record"], None]
+T = TypeVar("T")
+BACKOFF_S = (0.05, 2.0)
+CONSUMER = "register"
+__all__ = ["LogError", "Outage", "Recorder", "RegisterWriter", "node_identity"]
+
+
+class Outage(Exception):
+    """The register is unreachable (a connection-type error); the batch stays on disk and is retried."""
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Connection-type errors only: the server or the network went away, or refused us for now."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+    return isinstance(exc, sa_exc.TimeoutError | sa_exc.DisconnectionError | ConnectionError)
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """One journal entry to write, plus the name of a register effect to apply with it (or "")."""
-
-    actor: str
-    action: str
-    subject: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    effect: str = ""
+class Identity:
+    site: str
+    node: str
 
 
-def _fields(record: Record) -> list[object]:
-    return [record.actor, record.action, record.subject, record.payload, record.effect]
+def node_identity(directory: Path, site: str = "site") -> Identity:
+    """This node's (site, node) for record ids, created once in `directory` and kept there: a fresh state
+    directory is a new node, so its sequence numbers can never collide with an older one's."""
+    path = directory / "identity.json"
+    try:
+        found = json.loads(path.read_text())
+        return Identity(str(found["site"]), str(found["node"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:40] or "node"
+    identity = Identity(re.sub(r"[^A-Za-z0-9._-]", "-", site)[:60] or "site", f"{host}-{secrets.token_hex(3)}")
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps({"site": identity.site, "node": identity.node}))
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    return identity
+
+
+class _Transaction:
+    """The `RegisterTransaction` records commit into: their own entries are buffered and chained in bulk;
+    a service that journals by itself gets the buffer written first, so the chain stays in order."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._lines: list[tuple[str, str, str, str]] = []
+        self._owners: list[tuple[int, str]] = []  # (record seq, kind) of each buffered line
+        self.rows: list[ledger.LedgerRow] = []
+        self._current = (0, "")
+
+    def begin(self, seq: int, kind: str) -> int:
+        self._current = (seq, kind)
+        return len(self._owners) + len(self.rows)
+
+    def entries_since(self, mark: int) -> int:
+        return len(self._owners) + len(self.rows) - mark
+
+    def journal(self, actor: str, action: str, subject: str, payload: str) -> None:
+        self._lines.append((actor, action, subject, payload))
+        self._owners.append(self._current)
+
+    def plain(self, frame: Frame) -> None:
+        """A record without effects: its entry exactly as the local log holds it."""
+        self._lines.append((frame.actor, frame.action, frame.subject, frame.payload))
+        self._owners.append((frame.seq, frame.kind))
+
+    def journaled(self, seq: int) -> None:
+        self.rows.append(ledger.LedgerRow(self._current[0], self._current[1], seq))
+
+    def call(self, service: Callable[[Session], T]) -> T:
+        self.flush()
+        return service(self.session)
+
+    def effect(self, service: Callable[[Session], object]) -> str | None:
+        self.flush()
+        try:
+            with self.session.begin_nested():
+                service(self.session)
+        except RegistryError as exc:
+            return str(exc)
+        return None
+
+    def flush(self) -> None:
+        if self._lines:
+            last = journal.append_many(self.session, self._lines)
+            first = last - len(self._lines) + 1
+            self.rows += [ledger.LedgerRow(seq, kind, first + n) for n, (seq, kind) in enumerate(self._owners)]
+            self._lines, self._owners = [], []
+
+
+class RegisterWriter:
+    """The register as a consumer of the local log."""
+
+    def __init__(self, factory: sessionmaker[Session], identity: Identity) -> None:
+        self.factory = factory
+        self.identity = identity
+        self.origin = f"recorder:{identity.site}/{identity.node}"
+        self.dead_letters = 0
+
+    def deliver(self, frames: Sequence[Frame], on_dead_letter: Callable[[RecordId, str], None]) -> int:
+        """Write `frames` exactly once; returns how many were new. Raises Outage."""
+        try:
+            return self._commit(frames)
+        except Exception as exc:
+            if is_outage(exc):
+                raise Outage(_reason(exc)) from exc
+            if len(frames) == 1:
+                self._dead_letter(frames[0], exc, on_dead_letter)
+                return 0
+            log.warning("a batch of %d records was refused (%s); retrying them one by one", len(frames), exc)
+            return sum(self.deliver([frame], on_dead_letter) for frame in frames)
+
+    def _session(self) -> Session:
+        session = self.factory()
+        session.info["origin"] = self.origin
+        return session
+
+    def _commit(self, frames: Sequence[Frame]) -> int:
+        site, node = self.identity.site, self.identity.node
+        with self._session() as session, session.begin():
+            held = ledger.present(session, site, node, frames[0].seq, frames[-1].seq)
+            tx = _Transaction(session)
+            for frame in frames:
+                if frame.seq in held:
+                    continue
+                if not frame.has_effects:  # the common case: its journal entry, exactly as the log keeps it
+                    tx.plain(frame)
+                    continue
+                mark = tx.begin(frame.seq, frame.kind)
+                decode(frame.kind, json.loads(frame.payload)).commit(tx, RecordId(site, node, frame.seq))
+                if tx.entries_since(mark) != 1:
+                    raise RuntimeError(f"record kind {frame.kind} must journal exactly one entry of its own")
+            tx.flush()
+            ledger.enter(session, site, node, tx.rows)
+            return len(tx.rows)
+
+    def _dead_letter(self, frame: Frame, error: Exception, on_dead_letter: Callable[[RecordId, str], None]) -> None:
+        site, node = self.identity.site, self.identity.node
+        record_id = RecordId(site, node, frame.seq)
+        reason = f"{type(error).__name__}: {error}".splitlines()[0]
+        body = json.dumps(
+            {"kind": frame.kind, "actor": frame.actor, "action": frame.action, "subject": frame.subject,
+             "payload": frame.payload}
+        )
+        try:
+            with self._session() as session, session.begin():
+                if not ledger.present(session, site, node, frame.seq, frame.seq):
+                    ledger.dead_letter(session, site, node, frame.seq, frame.kind, body, reason)
+        except Exception as exc:
+            if is_outage(exc):
+                raise Outage(_reason(exc)) from exc
+            raise
+        self.dead_letters += 1
+        log.error("record %s moved to the dead letters: %s", record_id, reason)
+        on_dead_letter(record_id, reason)
+
+
+def _reason(exc: BaseException) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return f"{type(cause).__name__}: {cause}".splitlines()[0]
 
 
 class Recorder:
+    """Accepts records durably and delivers them to the register exactly once, on its own thread."""
+
     def __init__(
         self,
         factory: sessionmaker[Session],
-        spool: Path,
-        effects: dict[str, Effect] | None = None,
+        directory: Path,
         *,
+        site: str = "site",
         batch_size: int = 5000,
         on_db_health: Callable[[bool, str], None] | None = None,
+        on_alarm: Callable[[str, str], None] | None = None,
+        segment_bytes: int | None = None,
     ) -> None:
-        self._factory = factory
-        self._spool = spool
-        self._effects = effects or {}
+        self.directory = directory
+        self.identity = node_identity(directory, site)
+        kwargs = {"segment_bytes": segment_bytes} if segment_bytes else {}
+        self.log = LocalLog(directory, self.identity.site, self.identity.node, **kwargs)
+        self.writer = RegisterWriter(factory, self.identity)
         self._batch_size = batch_size
-        self._queue: queue.Queue[Record] = queue.Queue()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._on_db_health = on_db_health or (lambda ok, reason: None)
+        self._on_alarm = on_alarm or (lambda kind, detail: None)
+        self._cursor: Cursor | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._abandon = threading.Event()
+        self._thread: threading.Thread | None = None
         self._db_ok = True
-        self.written = 0
+        self.damage: tuple[Damage, ...] = ()
+        self.written = 0  # records this process wrote to the register
         self.retries = 0
+        # Accepted records with register effects (the engine's own changes); counted under the log's lock.
+        self.effects_accepted = 0
 
-    def submit(self, record: Record) -> None:
-        self._queue.put(record)
+    @property
+    def origin(self) -> str:
+        """What the register's change signals say for this recorder's writes."""
+        return self.writer.origin
 
-    def pending(self) -> int:
-        return self._queue.qsize()
-
+    # ---- lifecycle ----
     def start(self) -> Recorder:
-        self._replay_spool()
+        """Recover the local log (damage is alarmed and journaled, never fatal), then start delivering."""
+        opened = self.log.open(CONSUMER)
+        self._cursor = self.log.cursor(CONSUMER)
+        self.damage = opened.damage
+        if opened.backlog:
+            log.warning("delivering %d records accepted by an earlier run", opened.backlog)
+        for damage in opened.damage:
+            log.error("%s", damage.describe())
+            self._alarm("local_log_damaged", damage.describe(), journal=True)
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 30.0) -> None:
-        """Drain everything queued, then stop. Whatever cannot be written stays in the spool."""
+    def stop(self, timeout_s: float = 10.0) -> int:
+        """Deliver what the register will take within `timeout_s`, then stop; returns how many accepted
+        records are left in the local log, not yet confirmed in the register (the next start delivers them)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                self._abandon.set()
+                self._thread.join(5)
             self._thread = None
+        self.log.close()
+        return self.backlog()
 
     def flush(self, timeout_s: float = 10.0) -> bool:
-        """Wait until everything submitted so far is in the register (tests and shutdown)."""
+        """Wait until everything accepted so far is in the register (tests, shutdown, reloads)."""
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._queue.unfinished_tasks == 0:
-                return True
+        while self.backlog() and time.monotonic() < deadline:
             time.sleep(0.01)
-        return False
+        return self.backlog() == 0
 
-    def _take_batch(self) -> list[Record]:
-        try:
-            first = self._queue.get(timeout=0.05)
-        except queue.Empty:
+    # ---- the producer side ----
+    def accept(self, records: Sequence[Record]) -> list[RecordId]:
+        """Give each record its id and make them durable in the local log (one fdatasync), then return the
+        ids. Raises LogError when the disk refuses: the caller must not act on these records."""
+        if not records:
             return []
-        batch = [first]
-        while len(batch) < self._batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        site, node = self.identity.site, self.identity.node
+        effects = [record.has_effects() for record in records]
 
+        def entries(first: int) -> list[Entry]:  # called under the log's lock, with the first new seq
+            self.effects_accepted += sum(effects)
+            return [
+                Entry(
+                    HAS_EFFECTS if effects[n] else 0, record.KIND, *record.entry(),
+                    canonical_json(record.payload(RecordId(site, node, first + n))),
+                )
+                for n, record in enumerate(records)
+            ]
+
+        first = self.log.append(entries)
+        self._wake.set()
+        return [RecordId(site, node, first + n) for n in range(len(records))]
+
+    def backlog(self) -> int:
+        """Accepted records not yet confirmed in the register."""
+        return self._cursor.backlog() if self._cursor is not None else 0
+
+    # ---- the consumer side ----
     def _run(self) -> None:
-        delay = 0.05
-        while True:
-            batch = self._take_batch()
-            if not batch:
+        assert self._cursor is not None
+        cursor = self._cursor
+        delay = BACKOFF_S[0]
+        while not self._abandon.is_set():
+            if self._stop.is_set() and cursor.backlog() == 0:
+                return
+            try:
+                frames, through = cursor.read(self._batch_size)
+                if not frames:
+                    if through != cursor.position:
+                        cursor.commit(0, through)  # only damage or empty segments lay between
+                    if self._stop.is_set():
+                        return
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                    continue
+                self.written += self.writer.deliver(frames, self._dead_lettered)
+                cursor.commit(len(frames), through)
+                self._set_db(True, "database reachable")
+                delay = BACKOFF_S[0]
+            except Outage as exc:
+                self.retries += 1
+                self._set_db(False, f"database unavailable: {exc}")
+                if self._stop.is_set():
+                    log.error("stopping with %d accepted records kept in %s", cursor.backlog(), self.directory)
+                    return
+                self._stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_S[1])
+            except Exception as exc:
+                log.exception("recorder loop error")
+                self._alarm("recorder_error", f"{type(exc).__name__}: {exc}")
                 if self._stop.is_set():
                     return
-                continue
-            self._write_spool(batch)
-            while True:
-                try:
-                    self._commit(batch)
-                    break
-                except (OperationalError, DBAPIError) as exc:
-                    self.retries += 1
-                    self._set_db(False, f"database unavailable: {type(exc.orig).__name__ if exc.orig else exc}")
-                    if self._stop.is_set() and self.retries > 50:
-                        log.error("recorder stopping with %d records left in the spool", len(batch))
-                        return
-                    time.sleep(delay)
-                    delay = min(delay * 2, 2.0)
-            delay = 0.05
-            self._set_db(True, "database reachable")
-            self._clear_spool()
-            for _ in batch:
-                self._queue.task_done()
+                self._stop.wait(delay)
+                delay = min(delay * 2, BACKOFF_S[1])
 
-    def _commit(self, batch: list[Record]) -> None:
-        """One transaction per batch. Plain records are chained in bulk; a record with a register effect is
-        written after its effect, which may journal entries of its own."""
-        with db.transaction(self._factory) as session:
-            plain: list[tuple[str, str, str, dict[str, Any]]] = []
-            for record in batch:
-                if record.effect:
-                    journal.append_many(session, plain)
-                    plain = []
-                    self._effects[record.effect](session, record)
-                plain.append((record.actor, record.action, record.subject, record.payload))
-            journal.append_many(session, plain)
-        self.written += len(batch)
+    def _dead_lettered(self, record_id: RecordId, reason: str) -> None:
+        self._alarm("record_dead_lettered", f"record {record_id} refused by the register: {reason}")
+
+    def _alarm(self, kind: str, detail: str, *, journal: bool = False) -> None:
+        """Tell the guards (live bus); with `journal`, also record the alarm itself."""
+        try:
+            self._on_alarm(kind, detail)
+        except Exception:
+            log.exception("alarm callback failed")
+        if journal:
+            self.accept([AlarmRaised(alarm=kind, source="recorder", detail=detail, time_us=time.time_ns() // 1000)])
 
     def _set_db(self, ok: bool, reason: str) -> None:
         if ok != self._db_ok:
             self._db_ok = ok
             self._on_db_health(ok, reason)
-
-    def _write_spool(self, batch: list[Record]) -> None:
-        with self._spool.open("a", encoding="utf-8") as f:
-            f.writelines(json.dumps(_fields(record), default=str) + "\n" for record in batch)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _clear_spool(self) -> None:
-        with self._spool.open("w", encoding="utf-8") as f:
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _replay_spool(self) -> None:
-        if not self._spool.exists():
-            return
-        lines = [line for line in self._spool.read_text(encoding="utf-8").splitlines() if line.strip()]
-        self._clear_spool()
-        for line in lines:
-            self.submit(Record(*json.loads(line)))
-        if lines:
-            log.warning("replaying %d spooled records left by an earlier run", len(lines))

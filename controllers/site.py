@@ -1,8 +1,10 @@
 """A running site: the register compiled into the tracking engine, the portal controller, the recorder and
 the destruction stations, behind the `SiteControl` interface the API calls.
 
-The register is recompiled and swapped into the engine whenever people, items, venues or approvals change
-(watched through the journal), so a fresh approval applies from the next event on.
+The register is recompiled and swapped into the engine whenever it changes (the register's typed change
+signal, `registry.changes`: at once for writes in this process, within `RELOAD_EVERY_S` for another
+process's), so a fresh approval applies from the next event on. Changes the site's own recorder made
+(approval uses, item moves) are what the engine already did, and do not trigger a reload.
 """
 
 from __future__ import annotations
@@ -14,27 +16,25 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DestructionOutcome, DeviceState, DoorState
 from controllers.destruction import DestructionStation
 from controllers.portal import DoorPanels, Names, PortalController, PortalWiring
-from controllers.recorder import Record, Recorder
+from controllers.recorder import Recorder
+from controllers.records import AlarmAcknowledged
 from firmware_bridge.events import HealthEvent
+from registry import changes
 from registry.compile import site_model
-from registry.errors import RegistryError
-from registry.models import Approval, Device, Item, JournalEntry, Person, Portal, Venue
-from registry.services import approvals, incidents
+from registry.models import Device, Item, Person, Portal, Venue
 from tracking.engine import Backend, Engine
 from tracking.model import EngineConfig
 from tracking.results import InventoryResult
 from tracking.snapshot import build_snapshot
 
 log = logging.getLogger(__name__)
-# Journal actions after which the engine needs a fresh snapshot of the register.
-REGISTER_CHANGES = ("approval.%", "item.%", "person.%", "site.%", "transfer.%")
 RELOAD_EVERY_S = 1.0
 
 
@@ -74,111 +74,60 @@ def _wiring(session: Session) -> list[PortalWiring]:
     return list(wiring.values())
 
 
-def _journal_head(session: Session) -> int:
-    return session.execute(select(func.coalesce(func.max(JournalEntry.seq), 0))).scalar_one()
-
-
-def _register_changed(session: Session, after_seq: int) -> bool:
-    """Whether an entry after `after_seq` changed what the engine compiles (a primary-key range scan)."""
-    clauses = [JournalEntry.action.like(pattern) for pattern in REGISTER_CHANGES]
-    found = session.execute(select(JournalEntry.seq).where(JournalEntry.seq > after_seq, or_(*clauses)).limit(1))
-    return found.first() is not None
-
-
-# ---- register effects applied by the recorder, each inside its own savepoint ----
-def _consume_approvals(session: Session, record: Record) -> None:
-    for approval_id in record.payload.get("approvals", []):
-        approval = session.get(Approval, approval_id)
-        if approval is not None:
-            approvals.consume(session, record.actor, approval, context=record.subject)
-
-
-def _move_item(session: Session, record: Record) -> None:
-    item = session.get(Item, record.payload["item_id"])
-    if item is not None:
-        item.venue_id = record.payload.get("to_venue_id")
-
-
-def _open_incident(session: Session, record: Record) -> None:
-    kind = record.action.split(".", 1)[1]
-    detail = record.payload.get("detail") or record.payload.get("reason") or ""
-    what = record.payload.get("item") or ", ".join(record.payload.get("items", []))
-    incidents.open_incident(
-        session,
-        record.actor,
-        kind,
-        f"{kind.replace('_', ' ')} at {record.subject}: {what} {detail}".strip(),
-        item_id=record.payload.get("item_id"),
-        portal_id=record.payload.get("portal_id"),
-    )
-
-
-def _guarded(effect: Callable[[Session, Record], None]) -> Callable[[Session, Record], None]:
-    """A register rule refusing an effect must not block the batch: the refusal itself is journaled."""
-
-    def run(session: Session, record: Record) -> None:
-        try:
-            with session.begin_nested():
-                effect(session, record)
-        except RegistryError as exc:
-            record.payload["effect_refused"] = str(exc)
-
-    return run
-
-
-EFFECTS = {
-    "consume_approvals": _guarded(_consume_approvals),
-    "move_item": _guarded(_move_item),
-    "open_incident": _guarded(_open_incident),
-}
-
-
 class SiteRuntime:
     def __init__(
         self,
         factory: sessionmaker[Session],
         bus: LiveBus,
-        spool_dir: Path,
+        log_dir: Path,
         *,
         backend: Backend = "numba",
         config: EngineConfig | None = None,
         panels: DoorPanels | None = None,
         clock: Callable[[], int] | None = None,
+        site: str = "site",
     ) -> None:
         self.factory = factory
         self.bus = bus
-        spool_dir.mkdir(parents=True, exist_ok=True)
-        self.recorder = Recorder(factory, spool_dir / "recorder.jsonl", EFFECTS, on_db_health=self._db_health)
+        self.recorder = Recorder(factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm)
         with factory() as session:
             model = site_model(session)
             names = _names(session)
             wiring = _wiring(session)
-            self._compiled_at = _journal_head(session)  # journal position the snapshot reflects
+            self._changes_seen = changes.latest(session)  # the register change the snapshot reflects
             self._device_kinds = {d.name: d.kind for d in session.execute(select(Device)).scalars()}
         self.engine = Engine(build_snapshot(model), config or EngineConfig(), backend=backend)
         kwargs = {"clock": clock} if clock else {}
         self.portals = PortalController(self.engine, wiring, names, bus, self.recorder, panels=panels, **kwargs)
         self._health: dict[str, tuple[str, str]] = {name: ("unknown", "no report yet") for name in self._device_kinds}
         self._stop = threading.Event()
+        self._poke = threading.Event()  # a change in this process: look now
+        self._reload_due = False
+        self._unsubscribe: Callable[[], None] | None = None
         self._watcher: threading.Thread | None = None
         self.stations: dict[str, DestructionStation] = {}
 
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
         self.recorder.start()
+        self._unsubscribe = changes.subscribe(self._changed_here)
         self.portals.start()
         self._watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)
         self._watcher.start()
         return self
 
-    def stop(self) -> None:
-        """Decide what is queued, write what is decided, then stop: nothing accepted is lost."""
+    def stop(self) -> int:
+        """Decide what is queued, deliver what is accepted, then stop. Returns how many accepted records stay
+        in the local log because the register did not take them (the next start delivers them)."""
         self._stop.set()
+        self._poke.set()
         self.portals.stop()
-        self.recorder.flush(timeout_s=10.0)
-        self.recorder.stop()
+        left = self.recorder.stop(timeout_s=10.0)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._watcher is not None:
             self._watcher.join(5)
+        return left
 
     def submit(self, event: object) -> None:
         """Entry point for every driver's events (any thread)."""
@@ -186,29 +135,49 @@ class SiteRuntime:
             self._health[event.device] = (str(event.health), event.reason)
         self.portals.submit(event)
 
-    def reload(self) -> None:
+    def reload(self, *, wait_s: float = 0.0) -> bool:
+        """Recompile the register into the engine; False when it must be tried again later.
+
+        The engine's own records (approval uses, item moves) must be in the register before its snapshot
+        replaces the engine's state, or the swap would undo them (a used approval would open a door twice).
+        So this waits up to `wait_s` for the recorder to deliver what it accepted, and gives up if the engine
+        accepted more such records while the snapshot was being built."""
+        accepted = self.recorder.effects_accepted
+        if not self.recorder.flush(wait_s):
+            return False
         with self.factory() as session:
-            head = _journal_head(session)
             model = site_model(session)
-            self.portals.names = _names(session)
-        self._compiled_at = head
-        with self.portals.engine_lock:
-            self.engine.swap_snapshot(build_snapshot(model))
+            names = _names(session)
+        snapshot = build_snapshot(model)
+        with self.portals.engine_lock:  # held by the controller from engine.advance to the records' accept
+            if self.recorder.effects_accepted != accepted:
+                return False
+            self.engine.swap_snapshot(snapshot)
+            self.portals.names = names
+        return True
 
     def reconcile(self, venue_id: int, epcs: list[str]) -> InventoryResult:
         with self.portals.engine_lock:
             return self.engine.reconcile(venue_id, epcs)
 
+    def _changed_here(self, signal: changes.RegisterChanged) -> None:
+        if signal.origin != self.recorder.origin:
+            self._poke.set()
+
     def _watch_register(self) -> None:
-        while not self._stop.wait(RELOAD_EVERY_S):
+        while not self._stop.is_set():
+            self._poke.wait(RELOAD_EVERY_S)
+            self._poke.clear()
+            if self._stop.is_set():
+                return
             try:
                 with self.factory() as session:
-                    head = _journal_head(session)
-                    changed = head > self._compiled_at and _register_changed(session, self._compiled_at)
-                if changed:
-                    self.reload()
-                else:
-                    self._compiled_at = max(self._compiled_at, head)
+                    found = changes.since(session, self._changes_seen)
+                if found:
+                    self._changes_seen = found[-1].position
+                    self._reload_due |= any(c.origin != self.recorder.origin for c in found)
+                if self._reload_due:
+                    self._reload_due = not self.reload()
             except Exception as exc:
                 log.warning("register watch failed, keeping the current snapshot: %s", exc)
 
@@ -220,6 +189,12 @@ class SiteRuntime:
             "database",
             "database reachable" if ok else "DATABASE UNAVAILABLE: decisions continue from the snapshot",
             (("reason", reason),),
+        )
+
+    def _alarm(self, kind: str, detail: str) -> None:
+        self.bus.publish(
+            LiveKind.ALARM, Severity.CRITICAL, time.time_ns() // 1000, "recorder", kind.replace("_", " "),
+            (("detail", detail),),
         )
 
     # ---- SiteControl ----
@@ -238,7 +213,7 @@ class SiteRuntime:
             f"alarm {alarm_id} acknowledged by {username}",
             alarm_id=alarm_id,
         )
-        self.recorder.submit(Record(username, "alarm.acknowledged", f"alarm:{alarm_id}", {}))
+        self.recorder.accept([AlarmAcknowledged(alarm_id=alarm_id, user=username)])
 
     def override(self, portal: str, username: str, reason: str) -> None:
         self.portals.override(portal, username, reason)
@@ -250,5 +225,8 @@ class SiteRuntime:
         if found is None:
             raise KeyError(station)
         outcomes = found.run(item_keys, operator, witness)
-        self.reload()  # a destroyed tag must alarm from the next read on
+        # A destroyed tag must alarm from the next read on; if the engine is busy, the watcher retries.
+        if not self.reload(wait_s=5.0):
+            self._reload_due = True
+            self._poke.set()
         return outcomes

@@ -1,27 +1,38 @@
 """Running a site until stopped (`custodian run`) and the demo (`custodian demo`).
 
-SIGTERM and Ctrl-C stop the site cleanly: devices stop being read, queued events are decided, decisions
-are written to the register, then the process exits.
+SIGTERM and Ctrl-C stop the site cleanly: devices stop being read, queued events are decided, accepted
+records are delivered to the register (what the register cannot take stays in the local log for the next
+start, and the stop message says how many), then the process exits. A kill -9 or a power loss needs no
+more than starting again: the local log is recovered and delivered, and the site file is not re-applied
+over the live state (see `prepare_register`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import signal
 import threading
 import time
+import tomllib
 from pathlib import Path
 
 import typer
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus
+from controllers.recorder import node_identity
 from custodian.demo import Traffic, summary
 from custodian.web import DEMO_PASSWORD, serve_in_thread, set_demo_passwords
 from custodian.wiring import start_site
 from registry import db
-from registry.sitefile import load
+from registry.services import site_files
+from registry.sitefile import SiteFileError, load
+
+ACTOR = "site-loader"
 
 
 def _stop_event() -> threading.Event:
@@ -29,6 +40,54 @@ def _stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
     return stop
+
+
+def prepare_register(factory: sessionmaker[Session], site_file: Path) -> str:
+    """What `run` does with the site file at each start; returns what it did, in a sentence.
+
+    - an empty register gets the whole file (venues, portals, devices, people, items, approvals);
+    - afterwards the file is applied again only when its SHA-256 differs from the last one applied, and
+      then only its configuration (venues, portals, devices), through the same loader and rules; people,
+      items and approvals are live state (where items are, custody, approval uses), changed through the
+      services and never reset from the file;
+    - a changed file the register refuses is not applied: the site runs on the register as it is, and the
+      refusal is printed (raises SiteFileError only when the register is empty: there is no site to run).
+    """
+    digest = site_files.digest(site_file)
+    with db.transaction(factory) as session:
+        if site_files.register_is_empty(session):
+            load(session, ACTOR, site_file)
+            site_files.loaded(session, ACTOR, site_file, digest, site_files.FULL)
+            return f"{site_file}: loaded into the empty register"
+        last = site_files.last_loaded(session)
+        if last is not None and last.sha256 == digest:
+            return f"{site_file}: unchanged since it was applied; the register is used as it is"
+    try:
+        with db.transaction(factory) as session:
+            result = load(session, ACTOR, site_file, configuration_only=True)
+            site_files.loaded(session, ACTOR, site_file, digest, site_files.CONFIGURATION)
+    except SiteFileError as exc:
+        return f"warning: {site_file} changed but was not applied ({exc}); the site runs on the register as it is"
+    except DBAPIError:
+        raise
+    except Exception as exc:  # a loader failure must not keep a site from restarting
+        reason = f"{type(exc).__name__}: {exc}"
+        return f"warning: {site_file} changed but could not be read ({reason}); the site runs on the register as it is"
+    changed = sum(result.created.values())
+    return (
+        f"{site_file}: changed; configuration applied ({changed} venue, portal or device rows changed); "
+        "people, items and approvals are kept as the register has them"
+    )
+
+
+def _site_name(site_file: Path) -> str:
+    """The site's name in record ids: its `[site] code`, else its name, as a slug."""
+    try:
+        table = tomllib.loads(site_file.read_text(encoding="utf-8")).get("site", {})
+        name = str(table.get("code") or table.get("name") or "site")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
+        name = "site"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "site"
 
 
 def run_site(
@@ -41,17 +100,28 @@ def run_site(
     backend: str,
     tls: tuple[Path, Path] | None = None,
 ) -> None:
+    stop = _stop_event()  # first: a SIGTERM while starting still ends in a clean stop
     state.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
-    with db.transaction(factory) as session:
-        load(session, "site-loader", site_file)
+    try:
+        db.upgrade(engine)
+        factory = db.session_factory(engine)
+        typer.echo(prepare_register(factory, site_file))
+    except SiteFileError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except DBAPIError as exc:
+        typer.echo(
+            f"error: the register is unreachable ({type(exc.orig or exc).__name__}); records accepted earlier stay "
+            f"in {state / 'spool'} and are delivered at the next start",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    node_identity(state / "spool", _site_name(site_file))  # where start_site keeps the recorder's log
     bus = LiveBus()
     site = start_site(factory, bus, state, simulate=simulate, backend=backend)
     server = serve_in_thread(site, factory, port, state, tls=tls)
     typer.echo(f"site running ({'simulated devices' if simulate else 'real devices'}); SIGTERM or Ctrl-C stops it")
-    stop = _stop_event()
     try:
         stop.wait()
     finally:
@@ -59,10 +129,15 @@ def run_site(
             server.stop()
         site.stop()
         engine.dispose()
-    typer.echo(
-        f"stopped cleanly: {site.runtime.recorder.written} records written, "
-        f"{site.runtime.recorder.pending()} left in the spool"
-    )
+    recorder = site.runtime.recorder
+    left = recorder.backlog()
+    if left:
+        typer.echo(
+            f"stopped: {recorder.written} records written to the register by this run; {left} accepted records "
+            f"are kept in the local log ({recorder.directory}), not yet in the register: the next start delivers them"
+        )
+    else:
+        typer.echo(f"stopped cleanly: {recorder.written} records written to the register; every accepted one is in it")
 
 
 def run_demo(

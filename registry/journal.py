@@ -14,24 +14,36 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from registry import db
 from registry.models import Approval, Device, Item, JournalEntry, Person, Portal, Venue
+
+_string = json.encoder.encode_basestring  # json.dumps' escaping of a str with ensure_ascii=False
+_COLUMNS = ("seq", "at", "actor", "action", "subject", "payload", "prev_hash", "hash")
 
 GENESIS = "0" * 64
 # Serialises appends across processes on PostgreSQL; SQLite serialises writers by itself.
 _PG_LOCK_KEY = 0x0C057D1A
 
 
+# json.dumps with options builds an encoder per call; the recorder encodes one per record.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8 kept: the same bytes on every machine."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(value)
 
 
 def entry_hash(prev_hash: str, seq: int, at: str, actor: str, action: str, subject: str, payload: str) -> str:
-    body = canonical_json(
-        {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject, "payload": payload}
+    """SHA-256 of the previous hash and the canonical JSON of the entry. The JSON is spelled out in sorted
+    key order with the encoder's own string escaping, the exact bytes `canonical_json` gives (tested), at
+    a third of the cost: this is the recorder's hot path."""
+    body = (
+        f'{{"action":{_string(action)},"actor":{_string(actor)},"at":{_string(at)},"payload":{_string(payload)},'
+        f'"seq":{int(seq)},"subject":{_string(subject)}}}'
     )
     return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
@@ -50,34 +62,23 @@ def _head(session: Session) -> tuple[int, str]:
     return (0, GENESIS) if last is None else (last.seq, last.hash)
 
 
-def append_many(session: Session, entries: Sequence[tuple[str, str, str, dict[str, Any]]]) -> int:
+def append_many(session: Session, entries: Sequence[tuple[str, str, str, dict[str, Any] | str]]) -> int:
     """Append (actor, action, subject, payload) entries in one statement; returns the last sequence number.
 
-    The batch path of the recorder: the head is read once and the chain computed in memory.
+    The batch path of the recorder: the head is read once and the chain computed in memory. A payload given
+    as a string is taken as its canonical JSON already (the recorder keeps records in that form).
     """
     seq, prev = _head(session)
     stamp = now_utc().isoformat(timespec="microseconds")
     rows = []
     for actor, action, subject, payload in entries:
         seq += 1
-        body = canonical_json(payload)
+        body = payload if isinstance(payload, str) else canonical_json(payload)
         digest = entry_hash(prev, seq, stamp, actor, action, subject, body)
-        rows.append(
-            {
-                "seq": seq,
-                "at": stamp,
-                "actor": actor,
-                "action": action,
-                "subject": subject,
-                "payload": body,
-                "prev_hash": prev,
-                "hash": digest,
-            }
-        )
+        rows.append((seq, stamp, actor, action, subject, body, prev, digest))
         prev = digest
-    if rows:
-        # Core insert on the session's connection: same transaction, without the ORM's per-row bookkeeping.
-        session.connection().execute(insert(JournalEntry.__table__), rows)
+    # Driver-level bulk insert in the session's transaction (COPY on PostgreSQL), without per-row bookkeeping.
+    db.bulk_insert(session, JournalEntry.__tablename__, _COLUMNS, rows)
     return seq
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -576,3 +577,55 @@ class LoginFailure(Base):
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
     username: Mapped[str] = mapped_column(String(64), index=True)  # as typed, lower-cased: may name nobody
     address: Mapped[str] = mapped_column(String(64), index=True)  # IPv4 address or IPv6 /64
+
+
+class AcceptedRecord(Base):
+    """The exactly-once ledger: one row per record a site node accepted, under its (site, node, seq) id.
+
+    Written in the same transaction as the record's journal entry and effects, so a record replayed after a
+    crash finds its row and is skipped whole."""
+
+    __tablename__ = "accepted_records"
+    __table_args__ = ({"sqlite_with_rowid": False},)  # the key is the table: one b-tree to write, not two
+    site: Mapped[str] = mapped_column(String(64), primary_key=True)
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    journal_seq: Mapped[int] = mapped_column(Integer)
+    dead_letter: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class DeadLetter(Base):
+    """A record the register refused for good (bad data, a constraint): kept whole, with the error."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (UniqueConstraint("site", "node", "seq"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site: Mapped[str] = mapped_column(String(64))
+    node: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)  # the record as accepted (JSON, control characters escaped)
+    error: Mapped[str] = mapped_column(Text)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+
+
+class RegisterChange(Base):
+    """One committed transaction that changed what the register holds, by topic (see `registry.changes`)."""
+
+    __tablename__ = "register_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    topics: Mapped[str] = mapped_column(String(200))  # comma-separated `registry.changes.Topic` values
+    origin: Mapped[str] = mapped_column(String(200), default="")
+
+
+class SiteFileLoad(Base):
+    """A site file applied to the register: its SHA-256 decides whether `custodian run` loads it again."""
+
+    __tablename__ = "site_file_loads"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(Text)
+    mode: Mapped[str] = mapped_column(String(16))  # full | configuration
+    loaded_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)

@@ -65,6 +65,9 @@ RULE_FIELDS = {
     ("approvals", "venue.ceiling"): "destination_venue",
     ("approvals", "venue.top_secret_designated"): "destination_venue",
 }
+# What the file declares about the site itself; the rest (people, items, approvals) becomes live state
+# once loaded, changed through the services, never reset from the file (`load(configuration_only=True)`).
+CONFIGURATION = ("venues", "portals", "devices")
 
 
 class SiteFileError(Exception):
@@ -516,8 +519,10 @@ def _blamed_field(section: str, entry: schema.Entry, exc: RegistryError) -> sche
     return (IDENTITY[section],)
 
 
-def load(session: Session, actor: str, path: Path) -> LoadResult:
-    """Load a site file into the register inside the caller's transaction (see the module's docstring)."""
+def load(session: Session, actor: str, path: Path, *, configuration_only: bool = False) -> LoadResult:
+    """Load a site file into the register inside the caller's transaction (see the module's docstring). With
+    `configuration_only`, only the sections in CONFIGURATION are applied; people, items and approvals in the
+    file are left alone (they are live state once loaded)."""
     text = _read(path)
     lines = _Text(text.split("\n"))  # TOML counts lines by "\n" alone, as str.splitlines does not
     raw = _parse(path, text, lines)
@@ -528,7 +533,7 @@ def load(session: Session, actor: str, path: Path) -> LoadResult:
         line, where = lines.locate(problem.path), _where(problem.path)
         raise SiteFileError(str(path), line, where, problem.message, problem.rule) from None
     loader = _Loader(session, actor)
-    for section in SECTIONS:
+    for section in CONFIGURATION if configuration_only else SECTIONS:
         for index, entry in enumerate(getattr(site, section)):
             try:
                 loader.apply(section, entry)

@@ -1,93 +1,224 @@
-"""The recorder keeps every accepted record through a real database outage and replays a crash spool."""
+"""The recorder against real registers (SQLite and PostgreSQL) and a real disk: outages with stops and
+restarts inside them, a torn and a damaged local log, records the register refuses, an effect that raises,
+and replays of records the register already holds."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import struct
 import time
-import uuid
-from collections.abc import Iterator
+from collections import Counter
 from pathlib import Path
+from typing import ClassVar
 
-import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.recorder import Record, Recorder
+from controllers.recorder import Recorder
+from controllers.records import AlarmRaised, DeviceHealthChanged, ExitDecision, ItemCrossed, RecordId, kind
 from registry import db, journal
-from registry.models import JournalEntry
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def outage_db() -> Iterator[tuple[Engine, sessionmaker[Session], str]]:
-    """A schema owned by a throw-away login role, so the test can take the database away from it."""
-    role = f"outage_{uuid.uuid4().hex[:8]}"
-    admin = db.make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
-        conn.execute(text(f"CREATE SCHEMA {role} AUTHORIZATION {role}"))
-    url = f"postgresql+psycopg://{role}@127.0.0.1:5432/test"
-    eng = db.make_engine(url, connect_args={"options": f"-csearch_path={role}"}, pool_pre_ping=True)
-    db.upgrade(eng)
-    try:
-        yield admin, db.session_factory(eng), role
-    finally:
-        eng.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f"ALTER ROLE {role} LOGIN"))
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
-            conn.execute(text(f"DROP SCHEMA {role} CASCADE"))
-            conn.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
+from registry.models import AcceptedRecord, Approval, DeadLetter, Incident, Item, JournalEntry, Venue
+from tests.controllers.conftest import OutageRegister
 
 
-def _count(factory: sessionmaker[Session]) -> int:
+def health(n: int) -> DeviceHealthChanged:
+    return DeviceHealthChanged(device=f"reader-{n}", health="online", reason=f"n={n}")
+
+
+def journaled(factory: sessionmaker[Session]) -> Counter[str]:
+    """Journal entries per record id, with the chain verified."""
     with factory() as session:
-        return session.execute(select(func.count()).select_from(JournalEntry)).scalar_one()
-
-
-def test_nothing_is_lost_while_the_database_is_away(
-    outage_db: tuple[Engine, sessionmaker[Session], str], tmp_path: Path
-) -> None:
-    admin, factory, role = outage_db
-    health: list[bool] = []
-    recorder = Recorder(factory, tmp_path / "spool.jsonl", on_db_health=lambda ok, _why: health.append(ok)).start()
-    try:
-        for n in range(50):
-            recorder.submit(Record("system", "test.before", f"n:{n}", {"n": n}))
-        assert recorder.flush(10)
-        with admin.connect() as conn:
-            conn.execute(text(f"ALTER ROLE {role} NOLOGIN"))
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
-        for n in range(50, 300):
-            recorder.submit(Record("system", "test.during", f"n:{n}", {"n": n}))
-        deadline = time.monotonic() + 10
-        while recorder.retries == 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert recorder.retries > 0 and health == [False]
-        assert (tmp_path / "spool.jsonl").read_text().count("\n") > 0  # the waiting batch is on disk
-        with admin.connect() as conn:
-            conn.execute(text(f"ALTER ROLE {role} LOGIN"))
-        assert recorder.flush(20)
-    finally:
-        recorder.stop()
-    assert health == [False, True]
-    with factory() as session:
-        entries = list(session.execute(select(JournalEntry).order_by(JournalEntry.seq)).scalars())
         assert journal.verify(session).ok
-    assert sorted(int(e.subject.split(":")[1]) for e in entries) == list(range(300))
+        rows = session.execute(select(JournalEntry.action, JournalEntry.payload)).all()
+    payloads = [json.loads(payload) for action, payload in rows if action != "record.dead_letter"]
+    return Counter(p["record"] for p in payloads if "record" in p)
 
 
-def test_a_spool_left_by_a_crash_is_replayed(tmp_path: Path) -> None:
-    eng = db.make_engine(f"sqlite:///{tmp_path / 'r.db'}")
-    db.upgrade(eng)
-    factory = db.session_factory(eng)
-    spool = tmp_path / "spool.jsonl"
-    spool.write_text('["system", "test.spooled", "a", {"n": 1}, ""]\n')
-    recorder = Recorder(factory, spool).start()
+def wait_for(condition: object, timeout_s: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_an_outage_with_a_stop_and_a_restart_inside_it_loses_nothing(
+    outage_register: OutageRegister, tmp_path: Path
+) -> None:
+    register = outage_register
+    log_dir = tmp_path / "log"
+    seen: list[bool] = []
+    recorder = Recorder(register.factory, log_dir, on_db_health=lambda ok, _why: seen.append(ok)).start()
+    ids = recorder.accept([health(n) for n in range(50)])
+    assert recorder.flush(10)
+    register.take_away()
+    for chunk in range(5):
+        ids += recorder.accept([health(n) for n in range(50 + 50 * chunk, 100 + 50 * chunk)])
+    assert wait_for(lambda: recorder.retries > 0), "the recorder never noticed the outage"
+    assert seen == [False]
+    assert recorder.stop() == 250, "a stop during the outage says how many records stay on disk"
+
+    again = Recorder(register.factory, log_dir).start()  # started inside the outage: it finds them on disk
+    assert again.backlog() == 250
+    ids += again.accept([health(n) for n in range(300, 400)])
+    assert wait_for(lambda: again.retries > 0)
+    assert again.stop() == 350
+
+    register.give_back()
+    last = Recorder(register.factory, log_dir).start()
+    assert last.flush(30), f"{last.backlog()} records still undelivered"
+    assert last.stop() == 0
+    assert len(set(ids)) == 400 and last.written == 350
+    assert journaled(register.factory) == Counter({str(i): 1 for i in ids})
+    assert not list(log_dir.glob("seg-*.log"))[1:], "delivered segments are released, the active one kept"
+
+
+def _frames(path: Path) -> list[tuple[int, int]]:
+    """(offset, length) of each frame in a segment, from the documented layout."""
+    data = path.read_bytes()
+    pos = 12 + struct.unpack_from("<I", data, 4)[0]
+    found = []
+    while pos < len(data):
+        length = struct.unpack_from("<I", data, pos + 4)[0]
+        found.append((pos, 12 + length))
+        pos += 12 + length
+    return found
+
+
+def test_a_torn_and_a_damaged_local_log_are_skipped_with_an_alarm(tmp_path: Path) -> None:
+    unreachable = db.session_factory(db.make_engine(f"sqlite:///{tmp_path}/missing/dir/register.db"))
+    log_dir = tmp_path / "log"
+    first = Recorder(unreachable, log_dir).start()
+    ids = first.accept([health(n) for n in range(100)])
+    assert first.stop() == 100
+    [segment] = log_dir.glob("seg-*.log")
+    frames = _frames(segment)
+    data = bytearray(segment.read_bytes())
+    offset, length = frames[40]
+    data[offset + length - 3] ^= 0xFF  # a flipped bit in record 41's payload
+    last_offset, last_length = frames[-1]
+    segment.write_bytes(bytes(data[: last_offset + last_length // 2]))  # the last write cut short
+
+    engine = db.make_engine(f"sqlite:///{tmp_path}/register.db")
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    alarms: list[tuple[str, str]] = []
+    recorder = Recorder(factory, log_dir, on_alarm=lambda k, detail: alarms.append((k, detail))).start()
+    [later] = recorder.accept([health(1000)])
     assert recorder.flush(10)
     recorder.stop()
+    assert [k for k, _ in alarms] == ["local_log_damaged", "local_log_damaged"]
+    assert "torn tail" in alarms[1][1] and "damaged frames" in alarms[0][1]
+    entries = journaled(factory)
+    intact = [i for n, i in enumerate(ids) if n not in (40, 99)]
+    assert all(entries[str(i)] == 1 for i in intact) and len(entries) == len(intact) + 3  # + alarms, + later
+    assert str(ids[40]) not in entries and str(ids[99]) not in entries
+    assert later.seq > ids[-1].seq, "an id lost to damage is never given again"
     with factory() as session:
-        assert [e.action for e in session.execute(select(JournalEntry)).scalars()] == ["test.spooled"]
-    assert spool.read_text() == ""
-    eng.dispose()
+        actions = session.execute(select(JournalEntry.action).where(JournalEntry.action.like("alarm.%"))).scalars()
+        assert list(actions) == ["alarm.local_log_damaged"] * 2
+    engine.dispose()
+    unreachable.kw["bind"].dispose()
+
+
+@kind
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmWithBrokenEffect(AlarmRaised):
+    """The product's alarm record with an effect that fails like a bug would (not a rule refusal)."""
+
+    KIND: ClassVar[str] = "test_alarm_with_broken_effect"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: object, record_id: RecordId) -> None:
+        tx.effect(lambda session: 1 / 0)  # type: ignore[attr-defined]
+
+
+def test_a_record_the_register_refuses_goes_to_the_dead_letters_and_the_rest_flow(
+    outage_register: OutageRegister, tmp_path: Path
+) -> None:
+    register = outage_register
+    alarms: list[str] = []
+    recorder = Recorder(register.factory, tmp_path / "log", on_alarm=lambda k, _detail: alarms.append(k)).start()
+    # A leak alarm at a portal the register does not know: its incident breaks a foreign key.
+    bad = AlarmRaised(alarm="destroyed_item_seen", source="gone", detail="", time_us=1, portal_id=999_999)
+    broken = AlarmWithBrokenEffect(alarm="x", source="y", detail="", time_us=2)
+    ids = recorder.accept([health(0), health(1), bad, health(2), broken, health(3)])
+    assert recorder.flush(20)
+    [after] = recorder.accept([health(4)])  # the loop carries on
+    assert recorder.flush(10)
+    recorder.stop()
+    assert alarms == ["record_dead_lettered", "record_dead_lettered"]
+    with register.factory() as session:
+        letters = {(d.seq, d.kind): d.error for d in session.execute(select(DeadLetter)).scalars()}
+        flagged = set(session.execute(select(AcceptedRecord.seq).where(AcceptedRecord.dead_letter)).scalars())
+        assert session.execute(select(func.count()).select_from(Incident)).scalar_one() == 0
+    assert set(letters) == {(ids[2].seq, "alarm"), (ids[4].seq, "test_alarm_with_broken_effect")}
+    assert "IntegrityError" in letters[(ids[2].seq, "alarm")]
+    assert "ZeroDivisionError" in letters[(ids[4].seq, "test_alarm_with_broken_effect")]
+    assert flagged == {ids[2].seq, ids[4].seq}
+    entries = journaled(register.factory)
+    assert entries == Counter({str(i): 1 for i in (*ids[:2], ids[3], ids[5], after)})
+    assert recorder.writer.dead_letters == 2
+
+
+def test_a_replay_of_records_the_register_holds_applies_nothing_twice(
+    site: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with site() as session:
+        approval = session.execute(select(Approval).where(Approval.ref == "A-2026-0001")).scalar_one()
+        item = session.execute(select(Item).where(Item.register_number == "S-2026-001")).scalar_one()
+        corridor = session.execute(select(Venue).where(Venue.code == "corridor")).scalar_one()
+        uses_before, item_id, corridor_id = approval.uses_left, item.id, corridor.id
+    records = [
+        ExitDecision(portal="archive-door", person="bob", allow=True, badge="20003", items=("S-2026-001/1",),
+                     reasons=(), approvals=(approval.id,), time_us=1),
+        ItemCrossed(item_id=item_id, item="S-2026-001/1", epc=item.epc, portal="archive-door", from_venue="archive",
+                    to_venue="corridor", to_venue_id=corridor_id, direction="exit", time_us=2,
+                    emergency_release=False),
+        AlarmRaised(alarm="possible_clone", source="main-exit", detail="too fast", time_us=3, item_id=item_id),
+    ]
+    log_dir = tmp_path / "log"
+    recorder = Recorder(site, log_dir).start()
+    ids = recorder.accept(records)
+    assert recorder.flush(10)
+    recorder.stop()
+    # A crash after the register's commit and before the cursor moved: the next start reads them again.
+    (log_dir / "cursor-register.json").unlink()
+    again = Recorder(site, log_dir).start()
+    assert again.backlog() == 3
+    assert again.flush(10)
+    again.stop()
+    assert again.written == 0
+    assert journaled(site) == Counter({str(i): 1 for i in ids})
+    with site() as session:
+        approval = session.get(Approval, approval.id)
+        assert approval is not None and approval.uses_left == uses_before - 1
+        used = session.execute(select(JournalEntry).where(JournalEntry.action == "approval.used")).scalars().all()
+        assert len(used) == 1
+        assert session.get(Item, item_id).venue_id == corridor_id  # type: ignore[union-attr]
+        assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["possible_clone"]
+
+
+def test_an_unexpected_error_in_the_loop_raises_an_alarm_and_the_loop_carries_on(tmp_path: Path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path}/register.db")
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    log_dir = tmp_path / "log"
+    (log_dir / "cursor-register.json").mkdir(parents=True)  # the cursor cannot be saved: IsADirectoryError
+    alarms: list[tuple[str, str]] = []
+    recorder = Recorder(factory, log_dir, on_alarm=lambda k, detail: alarms.append((k, detail))).start()
+    try:
+        ids = recorder.accept([health(n) for n in range(10)])
+        assert wait_for(lambda: len(alarms) >= 2), "no alarm for the failing loop"
+        assert {k for k, _ in alarms} == {"recorder_error"} and "IsADirectoryError" in alarms[0][1]
+        (log_dir / "cursor-register.json").rmdir()
+        ids += recorder.accept([health(10)])
+        assert recorder.flush(10)
+    finally:
+        recorder.stop()
+    assert journaled(factory) == Counter({str(i): 1 for i in ids}), "retried batches are written once"
+    engine.dispose()

@@ -142,7 +142,7 @@ def test_stop_writes_everything_decided(running: tuple[RunningSite, Traffic]) ->
     with site.runtime.factory() as session:
         actions = set(session.execute(select(JournalEntry.action)).scalars())
     assert {"exit.decision", "movement.crossed"} <= actions
-    assert site.runtime.recorder.pending() == 0
+    assert site.runtime.recorder.backlog() == 0
 
 
 def test_a_forced_door_alarms_and_a_door_held_open_alarms(running: tuple[RunningSite, Traffic]) -> None:

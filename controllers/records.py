@@ -1,0 +1,298 @@
+"""Typed records: what a site accepts for the register, one frozen dataclass per kind, each with its journal
+entry and its register effects.
+
+A record gets its id when the recorder accepts it: `RecordId(site, node, seq)`, assigned once, durable in
+the local log before anything acts on it, and stored by the register under a unique key, so a replayed
+record is a no-op (its effects too). The journal payload of a record is its fields plus `"record": id`,
+in canonical JSON: the bytes kept in the local log are the bytes the journal gets (plus a note when the
+register refuses an effect).
+
+Effects are methods (`commit`) that call the registry's services inside the recorder's transaction
+through a `RegisterTransaction`; a rule the register enforces refuses the effect, and the refusal is
+journaled with the record, which still goes in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
+
+from sqlalchemy.orm import Session
+
+from registry.journal import canonical_json
+from registry.models import Approval
+from registry.services import approvals, incidents, movements
+
+T = TypeVar("T")
+# Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
+INCIDENT_ALARMS = frozenset(
+    {"destroyed_item_seen", "possible_clone", "unauthorized_exit", "emergency_release_movement"}
+)
+
+
+class RecordId(NamedTuple):
+    """(site, node, seq): assigned once when accepted; also the id other transports publish it under."""
+
+    site: str
+    node: str
+    seq: int
+
+    def __str__(self) -> str:
+        return f"{self.site}/{self.node}/{self.seq}"
+
+
+class RegisterTransaction(Protocol):
+    """What a record's `commit` may do inside the recorder's transaction for its batch."""
+
+    def journal(self, actor: str, action: str, subject: str, payload: str) -> None:
+        """Journal the record's own entry (`payload` is canonical JSON)."""
+
+    def call(self, service: Callable[[Session], T]) -> T:
+        """Run a registry service that journals by itself (pending entries are written first)."""
+
+    def effect(self, service: Callable[[Session], object]) -> str | None:
+        """Run a service in a savepoint; a register rule refusing it is returned as text, not raised."""
+
+    def journaled(self, seq: int) -> None:
+        """The record's own entry is journal entry `seq` (written by a service through `call`)."""
+
+
+class Record:
+    """Base of every kind. Subclasses are frozen, slotted dataclasses registered with `@kind`."""
+
+    __slots__ = ()
+    KIND: ClassVar[str]
+
+    def entry(self) -> tuple[str, str, str]:
+        """(actor, action, subject) of the record's journal entry."""
+        raise NotImplementedError
+
+    def has_effects(self) -> bool:
+        """Whether committing it changes the register beyond its own journal entry."""
+        return False
+
+    def fields(self) -> dict[str, Any]:
+        names, values = _fields(type(self))
+        return dict(zip(names, values(self), strict=True))
+
+    def payload(self, record_id: RecordId) -> dict[str, Any]:
+        payload = self.fields()
+        payload["record"] = str(record_id)
+        return payload
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        tx.journal(*self.entry(), canonical_json(self.payload(record_id)))
+
+
+@functools.cache
+def _fields(cls: type[Record]) -> tuple[tuple[str, ...], Callable[[Record], tuple[Any, ...]]]:
+    """A kind's field names and a getter of all their values at once (records are encoded per event)."""
+    names = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    getter = operator.attrgetter(*names)
+    return names, getter if len(names) > 1 else (lambda record: (getter(record),))
+
+
+KINDS: dict[str, type[Record]] = {}
+R = TypeVar("R", bound=type[Record])
+
+
+def kind(cls: R) -> R:
+    """Register a record kind by its `KIND`, so the recorder can decode it from the local log."""
+    if KINDS.get(cls.KIND, cls) is not cls:
+        raise ValueError(f"record kind {cls.KIND} is taken by {KINDS[cls.KIND].__name__}")
+    KINDS[cls.KIND] = cls
+    return cls
+
+
+def decode(kind_name: str, payload: dict[str, Any]) -> Record:
+    """The typed record from its journal payload (JSON arrays become tuples)."""
+    cls = KINDS[kind_name]
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload.items() if k != "record"})
+
+
+def _with_refusals(record: Record, record_id: RecordId, refusals: list[str]) -> str:
+    payload = record.payload(record_id)
+    if refusals:
+        payload["effect_refused"] = "; ".join(refusals)
+    return canonical_json(payload)
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitDecision(Record):
+    """The engine's decision at a portal; an allowed exit uses one use of each approval it relied on."""
+
+    KIND: ClassVar[str] = "exit_decision"
+    portal: str
+    person: str
+    allow: bool
+    badge: str
+    items: tuple[str, ...]
+    reasons: tuple[str, ...]
+    approvals: tuple[int, ...]
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.person, "exit.decision", f"portal:{self.portal}"
+
+    def has_effects(self) -> bool:
+        return self.allow and bool(self.approvals)
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refusals = []
+        if self.allow:
+            for approval_id in self.approvals:
+                refused = tx.effect(lambda s, a=approval_id: self._use(s, a, record_id))
+                if refused:
+                    refusals.append(refused)
+        tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
+
+    def _use(self, session: Session, approval_id: int, record_id: RecordId) -> None:
+        approval = session.get(Approval, approval_id)
+        if approval is not None:
+            approvals.consume(session, self.person, approval, context=f"portal:{self.portal} ({record_id})")
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitOverride(Record):
+    """A guard let a blocked exit through (domain-rules 4.7): audited, and an incident is opened."""
+
+    KIND: ClassVar[str] = "exit_override"
+    portal: str
+    portal_id: int
+    guard: str
+    reason: str
+    badge: str
+    items: tuple[str, ...]
+    blocked_for: tuple[str, ...]
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.guard, "exit.override", f"portal:{self.portal}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        description = f"override at portal:{self.portal}: {', '.join(self.items)} {self.reason}".strip()
+        refused = tx.effect(
+            lambda s: incidents.open_incident(s, self.guard, "override", description, portal_id=self.portal_id)
+        )
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemCrossed(Record):
+    """An item crossed a portal: the register's movement service moves it and journals the crossing."""
+
+    KIND: ClassVar[str] = "item_crossed"
+    item_id: int
+    item: str
+    epc: str
+    portal: str
+    from_venue: str
+    to_venue: str
+    to_venue_id: int | None
+    direction: str
+    time_us: int
+    emergency_release: bool
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "movement.crossed", f"item:{self.item}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        crossing = movements.Crossing(**self.fields())
+        entry = tx.call(lambda s: movements.record_crossing(s, "system", crossing, record=str(record_id)))
+        tx.journaled(entry.seq)
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmRaised(Record):
+    """An alarm from the engine or the site; those suggesting a leak open an incident (24-hour clock)."""
+
+    KIND: ClassVar[str] = "alarm"
+    alarm: str  # the alarm's kind, e.g. "unregistered_tag"
+    source: str  # portal code, reader name or "site"
+    detail: str
+    time_us: int
+    item: str = ""
+    epc: str | None = None
+    item_id: int | None = None
+    portal_id: int | None = None
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", f"alarm.{self.alarm}", f"portal:{self.source}"
+
+    def has_effects(self) -> bool:
+        return self.alarm in INCIDENT_ALARMS
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refusals = []
+        if self.has_effects():
+            what = f"{self.alarm.replace('_', ' ')} at portal:{self.source}: {self.item} {self.detail}".strip()
+            refused = tx.effect(
+                lambda s: incidents.open_incident(
+                    s, "system", self.alarm, what, item_id=self.item_id, portal_id=self.portal_id
+                )
+            )
+            if refused:
+                refusals.append(refused)
+        tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DoorHeldOpen(Record):
+    KIND: ClassVar[str] = "door_held_open"
+    portal: str
+    open_since_us: int
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "alarm.door_held_open", f"portal:{self.portal}"
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireRelease(Record):
+    """Every door released by a fire-alarm input (life safety), or relocked when it cleared."""
+
+    KIND: ClassVar[str] = "fire_release"
+    panel: str  # the panel whose input raised or cleared the alarm
+    active: bool
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "site.fire_release" if self.active else "site.fire_relock", f"panel:{self.panel}"
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeviceHealthChanged(Record):
+    KIND: ClassVar[str] = "device_health"
+    device: str
+    health: str
+    reason: str
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "device.health", f"device:{self.device}"
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmAcknowledged(Record):
+    KIND: ClassVar[str] = "alarm_acknowledged"
+    alarm_id: int
+    user: str
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.user, "alarm.acknowledged", f"alarm:{self.alarm_id}"

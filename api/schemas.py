@@ -9,7 +9,7 @@ from fastapi import Path
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from registry.levels import Level
-from registry.models import ROLES
+from registry.models import DEVICE_KINDS, ROLES
 
 LevelName = Literal["unclassified", "internal", "confidential", "secret", "top_secret"]
 RoleName = Literal[ROLES]  # type: ignore[valid-type]  # the register's roles, one list for both
@@ -88,7 +88,7 @@ class AntennaCreate(Strict):
 
 class DeviceCreate(Strict):
     name: str = Code
-    kind: Literal["osdp_panel", "llrp_reader", "mercury_reader", "modbus_shredder", "modbus_degausser", "camera"]
+    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]  # the device-kind table, firmware_bridge.kinds
     portal: str | None = Field(default=None, max_length=64)
     venue: str | None = Field(default=None, max_length=64)
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)

@@ -66,6 +66,8 @@ KINDS: dict[str, DeviceKind] = {k.name: k for k in (
                _RFID, "LLRP_READER", "numba"),
     DeviceKind("mercury_reader", Role.HANDHELD, "mercury", "ThingMagic Mercury RFID module read on demand",
                _RFID, "MERCURY_READER", "pyserial"),
+    DeviceKind("mercury_portal", Role.PORTAL_READER, "mercury", "ThingMagic Mercury module streaming at a portal",
+               _RFID, "MERCURY_PORTAL", "pyserial"),
     DeviceKind("modbus_shredder", Role.MACHINE, "modbus", "shredder or disintegrator on Modbus TCP/RTU",
                "firmware_bridge.modbus.kind", "MODBUS_SHREDDER", "pymodbus"),
     DeviceKind("modbus_degausser", Role.MACHINE, "modbus", "degausser on Modbus TCP/RTU",

@@ -1,5 +1,6 @@
-"""The RFID device kinds: `llrp_reader` (fixed portal readers) and `mercury_reader` (Mercury modules read
-on demand), their settings, simulators, probes and drivers."""
+"""The RFID device kinds: `llrp_reader` (fixed portal readers), `mercury_reader` (Mercury modules read on
+demand) and `mercury_portal` (a Mercury module streaming at a portal), their settings, simulators, probes
+and drivers."""
 
 from __future__ import annotations
 
@@ -198,3 +199,5 @@ LLRP_READER: KindBackend[LlrpSettings] = KindBackend(LlrpSettings, open=_llrp_op
                                                      probe=_llrp_probe)
 MERCURY_READER: KindBackend[MercurySettings] = KindBackend(MercurySettings, open=_mercury_open,
                                                            simulate=_mercury_simulate, probe=_mercury_probe)
+# The same module and driver streaming at a portal: its role (PORTAL_READER) makes wiring start it.
+MERCURY_PORTAL: KindBackend[MercurySettings] = MERCURY_READER

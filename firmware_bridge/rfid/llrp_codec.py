@@ -1104,8 +1104,3 @@ def decode_set_reader_config(body: bytes) -> ReaderConfigRequest:
                     _need(body, ss, se, 3, "EventNotificationState")
                     events[_U16.unpack_from(body, ss)[0]] = bool(body[ss + 2] & 0x80)
     return ReaderConfigRequest(keepalive, events)
-
-
-def decode_keepalive_ms(body: bytes) -> int | None:
-    """The periodic keepalive a SET_READER_CONFIG asks for: None if absent, 0 if switched off."""
-    return decode_set_reader_config(body).keepalive_ms

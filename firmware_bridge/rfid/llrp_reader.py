@@ -133,7 +133,6 @@ class LlrpReader(TagReader):
         self._next_id = 1
         self._last_rx = 0.0
         self._plan: InventoryPlan | None = None
-        self._restarts_pending = 0
         self._ended_at: float | None = None
         self._rospec_started = False
         self.host_restarts = 0  # times the host had to restart the ROSpec
@@ -150,8 +149,7 @@ class LlrpReader(TagReader):
 
     def _read(self, timeout_s: float) -> None:
         for frame in self._pump(timeout_s):
-            if frame.msg_type == Msg.START_ROSPEC_RESPONSE:
-                self._restarts_pending = max(0, self._restarts_pending - 1)
+            if frame.msg_type == Msg.START_ROSPEC_RESPONSE:  # to a restart by the host
                 reply = llrp.decode_status(frame.body)
                 if not reply.ok:
                     raise ProtocolError(f"reader refused to restart the inventory: {reply}")
@@ -252,7 +250,6 @@ class LlrpReader(TagReader):
         self._checked(Msg.ENABLE_ROSPEC, llrp.rospec_id_body(ROSPEC_ID))
         self._ensure_started(fallbacks)
         self._plan = plan
-        self._restarts_pending = 0
         self._ended_at = None
         self._last_round = time.monotonic()
         self._round_alarm = False
@@ -292,7 +289,6 @@ class LlrpReader(TagReader):
         if ended is not None and time.monotonic() - ended > RESTART_GRACE_S:
             self._ended_at = None
             self._send(Msg.START_ROSPEC, llrp.rospec_id_body(ROSPEC_ID))
-            self._restarts_pending += 1
             self.host_restarts += 1
 
     def _watch_rounds(self) -> None:

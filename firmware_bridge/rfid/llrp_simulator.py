@@ -137,6 +137,7 @@ class LlrpSimulator:
         default_mode: int = 1,
         miss_probability: float = 0.0,
         seed: int = 0,
+        immediate_restart: bool = True,
     ) -> None:
         unknown = set(rejects) - FEATURES
         if unknown:
@@ -151,6 +152,7 @@ class LlrpSimulator:
         self.rejects = frozenset(rejects)
         self.default_mode = default_mode
         self.miss_probability = miss_probability
+        self.immediate_restart = immediate_restart  # False: an Immediate ROSpec runs once per ENABLE
         self._rng = random.Random(seed)
         self._walk = sorted(walk, key=lambda s: s.t_s)
         self._repeat_s = repeat_walk_s
@@ -637,7 +639,7 @@ class LlrpSimulator:
                         utc_us=wall_us)
             run.ai += 1
             if run.ai == len(run.spec.aispecs):
-                self._end_rospec(at, restart=run.spec.start is StartTrigger.IMMEDIATE)
+                self._end_rospec(at, restart=run.spec.start is StartTrigger.IMMEDIATE and self.immediate_restart)
                 return
             self._begin_aispec(run, at)
             return

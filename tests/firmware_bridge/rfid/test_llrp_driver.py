@@ -232,3 +232,12 @@ def test_round_watchdog_degrades_a_reader_that_never_ends_a_round() -> None:
             events = collect(reader, lambda ev: Health.DEGRADED in healths(ev), timeout_s=10)
             time.sleep(0.01)
     assert "no inventory round reported" in [e.reason for e in events if isinstance(e, HealthEvent)][-1]
+
+
+def test_a_reader_that_runs_an_immediate_rospec_only_once_is_restarted_by_the_host() -> None:
+    with LlrpSimulator(immediate_restart=False) as sim:
+        sim.place(FieldTag("3034257BF7194E4000001A85", 1, -50))
+        with LlrpReader("portal", "127.0.0.1", sim.port, antennas=(1, 2), backoff=FAST) as reader:
+            events = collect(reader, lambda ev: len(round_ends(ev)) >= 10)
+    assert reader.host_restarts >= 4  # one per pass over the two antennas
+    assert healths(events) == [Health.ONLINE]

@@ -57,6 +57,20 @@ def _u32(buf: np.ndarray, i: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
+def _u64(buf: np.ndarray, i: int) -> np.uint64:
+    return (np.uint64(_u32(buf, i)) << np.uint64(32)) | np.uint64(_u32(buf, i + 4))
+
+
+@numba.njit(cache=True, nogil=True)
+def _put_epc96(words: np.ndarray, row: int, buf: np.ndarray, start: int) -> None:
+    """The common case, a 96-bit EPC: two words, the second holding 4 bytes."""
+    words[row, 0] = _u64(buf, start)
+    words[row, 1] = np.uint64(_u32(buf, start + 8)) << np.uint64(32)
+    for w in range(2, words.shape[1]):
+        words[row, w] = 0
+
+
+@numba.njit(cache=True, nogil=True)
 def _put_bytes(words: np.ndarray, row: int, buf: np.ndarray, start: int, count: int) -> None:
     """Bytes buf[start:start+count] into row `row` of big-endian uint64 words (the row is zeroed first)."""
     for w in range(words.shape[1]):
@@ -140,7 +154,7 @@ def _scan(
                     if nxt > pend:
                         return pos, tags, n_others, 2
                     if t == 13:
-                        _put_bytes(epc_words, row, buf, j + 1, 12)
+                        _put_epc96(epc_words, row, buf, j + 1)
                         epc_bits[row] = 96
                     elif t == 1:
                         antenna[row] = _u16(buf, j + 1)

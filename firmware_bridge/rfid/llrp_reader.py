@@ -34,7 +34,7 @@ ACCESS_SPEC_ID = 1
 TID_WORDS = 6  # 96-bit TID: class id, vendor, model and the factory serial
 RESTART_GRACE_S = 0.05  # after an ROSpec end, how long to wait for the reader to restart it itself
 START_PROBE_S = 0.25  # after ENABLE_ROSPEC, how long to wait for the Immediate ROSpec's start event
-MAKERS = {llrp.IMPINJ_PEN: "Impinj", llrp.ZEBRA_PEN: "Zebra", 0: "generic LLRP"}
+MAKERS = {llrp.IMPINJ_PEN: "Impinj", llrp.ZEBRA_PEN: "Zebra"}
 SEARCH_MODES = {
     "dual_target": ImpinjSearchMode.DUAL_TARGET,
     "single_target": ImpinjSearchMode.SINGLE_TARGET,
@@ -442,7 +442,7 @@ def _simpler_plans(plan: InventoryPlan) -> list[tuple[InventoryPlan, str]]:
 
 
 def _identity(caps: llrp.Capabilities) -> ReaderIdentity:
-    maker = MAKERS.get(caps.manufacturer, f"PEN {caps.manufacturer}")
+    maker = MAKERS.get(caps.manufacturer) or (f"PEN {caps.manufacturer}" if caps.manufacturer else "reader")
     detail = f"{len(caps.modes)} RF modes" if caps.modes else ""
     return ReaderIdentity(f"LLRP {maker}", str(caps.model), caps.firmware, caps.antennas, detail)
 

@@ -66,14 +66,13 @@ def _put_epc96(words: np.ndarray, row: int, buf: np.ndarray, start: int) -> None
     """The common case, a 96-bit EPC: two words, the second holding 4 bytes."""
     words[row, 0] = _u64(buf, start)
     words[row, 1] = np.uint64(_u32(buf, start + 8)) << np.uint64(32)
-    for w in range(2, words.shape[1]):
-        words[row, w] = 0
 
 
 @numba.njit(cache=True, nogil=True)
 def _put_bytes(words: np.ndarray, row: int, buf: np.ndarray, start: int, count: int) -> None:
-    """Bytes buf[start:start+count] into row `row` of big-endian uint64 words (the row is zeroed first)."""
-    for w in range(words.shape[1]):
+    """Bytes buf[start:start+count] into the first words of row `row` (big-endian uint64; words past them
+    are left as they were: `_zero_past` clears them for the whole batch)."""
+    for w in range((count + 7) >> 3):
         words[row, w] = 0
     for k in range(count):
         shift = np.uint64(56 - 8 * (k & 7))
@@ -140,8 +139,6 @@ def _scan(
             seen[row] = 0
             tid_bits[row] = 0
             phase[row] = np.nan
-            for w in range(tid_words.shape[1]):
-                tid_words[row, w] = 0
             j = i + 4
             while j < pend:
                 b = buf[j]
@@ -212,9 +209,27 @@ def _scan(
     return pos, tags, n_others, 0
 
 
-def _width(bits: np.ndarray, minimum: int) -> int:
-    top = int(bits.max()) if len(bits) else 0
-    return max(minimum, (top + 63) // 64)
+@numba.njit(cache=True, nogil=True)
+def _summary(n: int, epc_bits: np.ndarray, tid_bits: np.ndarray, phase: np.ndarray,
+             seen: np.ndarray) -> tuple[int, int, int, int, bool, bool]:
+    """One pass over the decoded rows: (EPC words max, min; TID words max, min; any phase; any time missing)."""
+    epc_max, epc_min, tid_max, tid_min = 0, 1 << 30, 0, 1 << 30
+    any_phase, time_missing = False, False
+    for row in range(n):
+        e = (np.int64(epc_bits[row]) + 63) >> 6
+        t = (np.int64(tid_bits[row]) + 63) >> 6
+        epc_max, epc_min = max(epc_max, e), min(epc_min, e)
+        tid_max, tid_min = max(tid_max, t), min(tid_min, t)
+        any_phase = any_phase or not np.isnan(phase[row])
+        time_missing = time_missing or seen[row] == 0
+    return epc_max, epc_min, tid_max, tid_min, any_phase, time_missing
+
+
+def _zero_past(words: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Zero each row's words past its bits (the kernel writes only the words a value fills)."""
+    used = (bits.astype(np.int64) + 63) // 64
+    words[np.arange(words.shape[1])[None, :] >= used[:, None]] = 0
+    return words
 
 
 class LlrpStreamDecoder:
@@ -258,22 +273,18 @@ class LlrpStreamDecoder:
                now_us: int) -> TagBatch:
         if n == 0:
             return TagBatch.empty(self.reader)
-        epc_bits, tid_bits, phase, time_us = epc_bits[:n], tid_bits[:n], phase[:n], seen[:n]
-        if now_us and not time_us.all():
+        epc_max, epc_min, tid_max, tid_min, any_phase, time_missing = _summary(n, epc_bits, tid_bits, phase, seen)
+        time_us = seen[:n]
+        if now_us and time_missing:
             time_us = np.where(time_us == 0, now_us, time_us)
-        tid_w = _width(tid_bits, 0)
-        return TagBatch(
-            self.reader,
-            time_us,
-            antenna[:n],
-            np.ascontiguousarray(epc_words[:n, : _width(epc_bits, 1)]),
-            epc_bits,
-            rssi[:n],
-            np.ascontiguousarray(tid_words[:n, :tid_w]),
-            tid_bits,
-            np.zeros(n, bool),
-            None if np.isnan(phase).all() else phase,
-        )
+        epc = np.ascontiguousarray(epc_words[:n, : max(1, epc_max)])
+        tid = np.ascontiguousarray(tid_words[:n, :tid_max])
+        if epc_min < epc_max:  # mixed lengths: shorter rows have unwritten words
+            _zero_past(epc, epc_bits[:n])
+        if tid_min < tid_max:
+            _zero_past(tid, tid_bits[:n])
+        return TagBatch(self.reader, time_us, antenna[:n], epc, epc_bits[:n], rssi[:n], tid, tid_bits[:n],
+                        np.zeros(n, bool), phase[:n] if any_phase else None)
 
 
 def _frame(raw: bytes, at: int, length: int) -> llrp.Frame:

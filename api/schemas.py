@@ -10,7 +10,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
 from registry.levels import Level
-from registry.models import ROLES
+from registry.models import DEVICE_KINDS, ROLES
 
 LevelName = Literal["unclassified", "internal", "confidential", "secret", "top_secret"]
 RoleName = Literal[ROLES]  # type: ignore[valid-type]  # the register's roles, one list for both
@@ -114,7 +114,7 @@ class AntennaCreate(Strict):
 
 class DeviceCreate(Strict):
     name: str = Code
-    kind: Literal["osdp_panel", "llrp_reader", "mercury_reader", "modbus_shredder", "modbus_degausser", "camera"]
+    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]  # the device-kind table, firmware_bridge.kinds
     portal: Ref | None = None
     venue: Ref | None = None
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)

@@ -6,7 +6,8 @@ reports over loopback TCP. Measured, in one process:
   kernel    - the same decoder alone over the captured bytes in 64 KiB pieces (best of 3);
   python    - our plain-Python reference decoder over the same bytes;
   sllurp    - sllurp 3.0.5's LLRPMessage decoding exactly the same bytes;
-  driver    - the LlrpReader driver end to end, one TagRead event object per tag.
+  driver    - the LlrpReader driver end to end: socket, decode, one columnar TagBatch per receive;
+  to_engine - the same, each TagBatch also turned into the tracking engine's ReadBatch (the portal's ingest).
 The last line is JSON for one report per tag (the least favourable case): llrp_tags_per_s (loopback),
 sllurp_tags_per_s, ratio = our decoder / sllurp on the same bytes (like for like, both decode only) and
 loopback_ratio = loopback / sllurp (mixed: at one tag per report the loopback figure is bounded by the
@@ -19,17 +20,26 @@ import argparse
 import json
 import multiprocessing
 import socket
+import sys
 import threading
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
-from sllurp.llrp import LLRPMessage
+# run as a script, this file's folder comes first on sys.path and bench/tracking.py hides the package
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-from firmware_bridge.rfid import llrp_codec as llrp
-from firmware_bridge.rfid.llrp_codec import Msg
-from firmware_bridge.rfid.llrp_fast import LlrpStreamDecoder
-from firmware_bridge.rfid.llrp_reader import LlrpReader
-from firmware_bridge.rfid.llrp_simulator import LlrpSimulator, WalkStep
+from sllurp.llrp import LLRPMessage  # noqa: E402
+
+from controllers.tag_ingest import read_batch  # noqa: E402
+from firmware_bridge.events import TagBatch  # noqa: E402
+from firmware_bridge.rfid import llrp_codec as llrp  # noqa: E402
+from firmware_bridge.rfid.llrp_codec import InventoryPlan, Msg, RoundReporting  # noqa: E402
+from firmware_bridge.rfid.llrp_fast import LlrpStreamDecoder  # noqa: E402
+from firmware_bridge.rfid.llrp_reader import LlrpReader  # noqa: E402
+from firmware_bridge.rfid.llrp_simulator import LlrpSimulator, WalkStep  # noqa: E402
 
 
 def burst(tags: int) -> list[WalkStep]:
@@ -58,11 +68,11 @@ def capture(tags: int, per_report: int) -> tuple[float, list[bytes]]:
 
 def _capture_from(port: int, tags: int, per_report: int) -> tuple[float, list[bytes]]:
     with socket.create_connection(("127.0.0.1", port)) as sock:
+        plan = InventoryPlan(1, (1, 2, 3, 4), RoundReporting.NONE, tags_per_report=per_report)
         for msg_id, (kind, body) in enumerate([
             (Msg.SET_READER_CONFIG, llrp.set_reader_config_body(0)),
-            (Msg.ADD_ROSPEC, llrp.add_rospec_body(1, (1, 2, 3, 4), per_report)),
-            (Msg.ENABLE_ROSPEC, llrp.rospec_id_body(1)),
-            (Msg.START_ROSPEC, llrp.rospec_id_body(1)),
+            (Msg.ADD_ROSPEC, llrp.add_rospec_body(plan)),
+            (Msg.ENABLE_ROSPEC, llrp.rospec_id_body(1)),  # an Immediate ROSpec: it starts now
         ], start=1):
             sock.sendall(llrp.encode(kind, msg_id, body))
         decoder, received, stream = LlrpStreamDecoder(), 0, []
@@ -96,7 +106,7 @@ def decode_kernel(messages: list[bytes]) -> tuple[float, int]:
 
 def decode_python(messages: list[bytes]) -> tuple[float, int]:
     """The plain-Python reference decoder (framer + decode_ro_access_report), for scale."""
-    batch = llrp.TagBatch()
+    batch = llrp.ReportColumns()
     t0 = time.perf_counter()
     for frame in llrp.LlrpFramer().feed(b"".join(messages)):
         llrp.decode_ro_access_report(frame.body, batch)
@@ -109,17 +119,21 @@ def decode_sllurp(messages: list[bytes]) -> tuple[float, int]:
     return time.perf_counter() - t0, count
 
 
-def driver(tags: int, per_report: int) -> float:
-    """Tags/s through LlrpReader (socket, decode, one TagRead per tag), first to last tag."""
+def driver(tags: int, per_report: int, *, to_engine: bool = False) -> float:
+    """Tags/s through LlrpReader (socket, decode, TagBatch events), first to last tag; with `to_engine`
+    each batch is also made the engine's ReadBatch, as the portal controller's ingest does."""
     done = threading.Event()
     state = {"n": 0, "t0": 0.0, "t1": 0.0}
+    codes = {"bench": 0}
 
     def sink(event: object) -> None:
-        if hasattr(event, "epc"):
+        if isinstance(event, TagBatch) and len(event):
             if not state["n"]:
                 state["t0"] = time.perf_counter()
-            state["n"] += 1
-            if state["n"] == tags:
+            if to_engine:
+                read_batch(event, codes)
+            state["n"] += len(event)
+            if state["n"] >= tags:
                 state["t1"] = time.perf_counter()
                 done.set()
 
@@ -135,7 +149,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer tags (< 60 s)")
     args = parser.parse_args()
     tags = 20_000 if args.quick else 200_000
-    LlrpStreamDecoder().feed(llrp.encode(Msg.KEEPALIVE, 0))  # compile (or load) the kernel before timing
+    # Compile (or load) the kernel and warm the ingest before timing.
+    warm = LlrpStreamDecoder("bench").feed(llrp.encode(Msg.RO_ACCESS_REPORT, 0, llrp.tag_report_data(bytes(12), 1)))
+    read_batch(warm.tags, {"bench": 0})
     rows = []
     for per_report in (1, 100):
         loop_s, messages = capture(tags, per_report)
@@ -152,15 +168,17 @@ def main() -> None:
             "python_decode_tags_per_s": round(tags / py_s),
             "sllurp_tags_per_s": round(tags / sl_s),
             "driver_tags_per_s": round(driver(tags, per_report)),
+            "to_engine_tags_per_s": round(driver(tags, per_report, to_engine=True)),
         })
     print(f"{'tags/report':>11} {'tags':>8} {'loopback/s':>12} {'kernel/s':>12} {'python/s':>10} "
-          f"{'sllurp/s':>10} {'driver/s':>10} {'kernel/sllurp':>14} {'loopback/sllurp':>16}")
+          f"{'sllurp/s':>10} {'driver/s':>10} {'to_engine/s':>12} {'kernel/sllurp':>14} {'loopback/sllurp':>16}")
     for r in rows:
         kernel_ratio = r["kernel_decode_tags_per_s"] / r["sllurp_tags_per_s"]
         loop_ratio = r["loopback_tags_per_s"] / r["sllurp_tags_per_s"]
         print(f"{r['tags_per_report']:>11} {r['tags']:>8} {r['loopback_tags_per_s']:>12,} "
               f"{r['kernel_decode_tags_per_s']:>12,} {r['python_decode_tags_per_s']:>10,} "
-              f"{r['sllurp_tags_per_s']:>10,} {r['driver_tags_per_s']:>10,} {kernel_ratio:>13.1f}x "
+              f"{r['sllurp_tags_per_s']:>10,} {r['driver_tags_per_s']:>10,} {r['to_engine_tags_per_s']:>12,} "
+              f"{kernel_ratio:>13.1f}x "
               f"{loop_ratio:>15.1f}x")
     head = rows[0]
     print(json.dumps({

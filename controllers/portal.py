@@ -36,12 +36,12 @@ from controllers.records import (
     ItemCrossed,
     Record,
 )
+from controllers.tag_ingest import read_batch
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange
-from firmware_bridge.events import TagRead as WireTagRead
+from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange, InventoryRoundEnd, TagBatch
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
 from tracking.engine import Engine
-from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, TagRead
+from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput
 from tracking.results import Alarm, Decision, Movement
 
 log = logging.getLogger(__name__)
@@ -201,10 +201,10 @@ class PortalController:
 
     def _ingest(self, event: object) -> None:
         with self.engine_lock:
-            if isinstance(event, WireTagRead):
-                self.engine.on_read(
-                    TagRead(event.reader, event.antenna, event.epc, event.time_us, event.rssi_dbm, event.tid)
-                )
+            if isinstance(event, TagBatch):
+                self.engine.ingest(read_batch(event, self.engine.snapshot.reader_code))
+            elif isinstance(event, InventoryRoundEnd):
+                pass  # round ends reach the engine once it decides early (issue 12); the lead wires them
             elif isinstance(event, CardRead):
                 self._card(event)
             elif isinstance(event, InputChange):

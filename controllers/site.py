@@ -25,7 +25,9 @@ from controllers.destruction import DestructionStation
 from controllers.portal import DoorPanels, Names, PortalController, PortalWiring
 from controllers.recorder import Recorder
 from controllers.records import AlarmAcknowledged
+from firmware_bridge import kinds
 from firmware_bridge.events import HealthEvent
+from firmware_bridge.kinds import Role
 from registry import changes
 from registry.compile import site_model
 from registry.models import Device, Item, Person, Portal, Venue
@@ -61,13 +63,14 @@ def _wiring(session: Session) -> list[PortalWiring]:
     readers: dict[int, list[str]] = {}
     for device in session.execute(select(Device).where(Device.portal_id.is_not(None))).scalars():
         w = wiring[device.portal_id]  # type: ignore[index]
-        settings = json.loads(device.settings_json)
-        if device.kind == "osdp_panel":
+        role = kinds.kind(device.kind).role
+        if role is Role.PANEL:
             w.panel = device.name
-            w.strike_s = float(settings.get("strike_ms", 3000)) / 1000
-        elif device.kind in ("llrp_reader", "mercury_reader"):
+            settings = kinds.parse_device(device.name, device.kind, json.loads(device.settings_json)).settings
+            w.strike_s = settings.strike_ms / 1000
+        elif role in (Role.PORTAL_READER, Role.HANDHELD):
             readers.setdefault(w.portal_id, []).append(device.name)
-        elif device.kind == "camera":
+        elif role is Role.CAMERA:
             w.camera = device.name
     for portal_id, names in readers.items():
         wiring[portal_id].readers = tuple(names)

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from sqlalchemy import func, select
@@ -20,6 +20,9 @@ from registry.levels import Level
 from registry.models import Approval, Incident, Item, JournalEntry, Person, Portal, Venue
 from registry.services import approvals, lookup, people
 from registry.sitefile import SiteFileError, export, load
+
+if TYPE_CHECKING:
+    from firmware_bridge.kinds import Device
 
 app = typer.Typer(help="Custodian: physical control of classified media.", no_args_is_help=True)
 site_app = typer.Typer(help="Load and export the declarative site file.", no_args_is_help=True)
@@ -400,9 +403,12 @@ devices_app = typer.Typer(help="Device simulators and probes for the devices a s
 app.add_typer(devices_app, name="devices")
 
 
-def _device_tables(site_file: Path) -> list[dict[str, object]]:
-    """The site file's devices, with each panel key taken from the variable its `scbk_env` names."""
+def _site_devices(site_file: Path) -> list[Device[Any]]:
+    """The site file's devices, each parsed by its kind (a bad table stops here, naming the field)."""
     import tomllib
+
+    from firmware_bridge.errors import BridgeError
+    from firmware_bridge.kinds import device_from_table
 
     if not site_file.is_file():
         fail(f"{site_file}: no such file")
@@ -412,15 +418,13 @@ def _device_tables(site_file: Path) -> list[dict[str, object]]:
         fail(f"{site_file}: {exc}")
     devices = []
     for table in tables:
-        device = dict(table)
-        # The site file gives each antenna's side; the bridge only needs the antenna numbers.
-        if "antennas" in device:
-            device["antennas"] = [a["number"] if isinstance(a, dict) else a for a in device["antennas"]]
-        variable = str(device.pop("scbk_env", ""))
-        if variable and os.environ.get(variable):
-            device["scbk"] = os.environ[variable]
-        elif device.get("kind") == "osdp_panel":
-            typer.echo(f"{device['name']}: ${variable} is not set, the panel uses install mode", err=True)
+        try:
+            device = device_from_table(table)
+        except BridgeError as exc:
+            fail(f"{site_file}: {exc}")
+        variable = getattr(device.settings, "scbk_env", "")
+        if device.kind == "osdp_panel" and not (variable and os.environ.get(variable)):
+            typer.echo(f"{device.name}: ${variable or 'scbk_env'} is not set, the panel uses install mode", err=True)
         devices.append(device)
     return devices
 
@@ -428,15 +432,16 @@ def _device_tables(site_file: Path) -> list[dict[str, object]]:
 @devices_app.command("simulate")
 def devices_simulate(site_file: Path) -> None:
     """Start a simulator for every device the site file names (pty or loopback); run until Ctrl-C."""
-    from firmware_bridge import site as bridge_site
+    from firmware_bridge.errors import BridgeError
+    from firmware_bridge.site import SimulationOptions, start_simulators
 
-    devices = _device_tables(site_file)
+    devices = _site_devices(site_file)
     try:
-        handle = bridge_site.start_simulators(devices)
-    except (ValueError, OSError) as exc:
+        handle = start_simulators(devices, SimulationOptions(fixed_endpoints=True, fresh_keys=False, traffic=True))
+    except (BridgeError, OSError) as exc:
         fail(f"{site_file}: {exc}")
     with handle:
-        for name, endpoint in sorted(handle.endpoints().items()):
+        for name, endpoint in sorted(handle.endpoints.items()):
             typer.echo(f"{name:24} {endpoint}")
         typer.echo("simulators running; Ctrl-C stops them")
         from custodian.run import _stop_event
@@ -447,11 +452,11 @@ def devices_simulate(site_file: Path) -> None:
 @devices_app.command("probe")
 def devices_probe(site_file: Path, timeout: float = 3.0) -> None:
     """Connect to each device once and print its identity and health; exit 1 if any is offline."""
-    from firmware_bridge import site as bridge_site
+    from firmware_bridge.site import probe
 
-    results = bridge_site.probe(_device_tables(site_file), timeout_s=timeout)
+    results = probe(_site_devices(site_file), timeout_s=timeout)
     echo_rows(
-        [(r.name, r.kind, str(r.health), r.identity, r.detail) for r in results],
+        [(r.name, r.kind, str(r.health or "not probed"), r.identity, r.detail) for r in results],
         ("device", "kind", "health", "identity", "detail"),
     )
     if any(str(r.health) == "offline" for r in results):

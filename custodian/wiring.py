@@ -1,18 +1,19 @@
 """Wire a site together: the register's devices become drivers whose events feed the site runtime.
 
-With `simulate=True` every device gets a simulator speaking its protocol on a pty or loopback port first
-(OSDP panels, LLRP readers, Mercury readers, Modbus machines), and the drivers are pointed at them: the
-same code path as real hardware, only the endpoints differ.
+Devices are described by their kind (`firmware_bridge.kinds`): settings are parsed once, from the
+register's `settings_json`, and each kind's backend opens its driver and, with `simulate=True`, starts a
+simulator speaking its protocol on a pty or loopback port first: the same code path as real hardware,
+only the endpoints differ. Drivers are placed by role: panels drive the doors, portal readers stream into
+the portal controller, handhelds answer sweeps and destruction intakes, machines serve the stations.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -23,71 +24,27 @@ from controllers.bus import LiveBus
 from controllers.destruction import DestructionStation, StationConfig
 from controllers.portal import PeopleCount
 from controllers.site import SiteRuntime
+from firmware_bridge.kinds import Device, Role, parse_device
 from firmware_bridge.modbus.driver import ModbusDevice
-from firmware_bridge.modbus.model import DegausserModel
-from firmware_bridge.modbus.profile import Profile, load_profile
-from firmware_bridge.modbus.simulator import ModbusSimulator
-from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine, PanelConfig
-from firmware_bridge.osdp.simulator import PanelBus, PanelSimulator
+from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
-from firmware_bridge.rfid.llrp_reader import LlrpReader
-from firmware_bridge.rfid.llrp_simulator import LlrpSimulator
-from firmware_bridge.rfid.mercury_reader import MercuryReader
-from firmware_bridge.rfid.mercury_simulator import MercurySimulator
-from registry.models import Device, Venue
+from firmware_bridge.rfid.reader import TagReader
+from firmware_bridge.site import OpenContext, SimulationOptions, SimulatorHandle, open_drivers, start_simulators
+from registry.models import Device as DeviceRecord
+from registry.models import Venue
 from registry.services.inventory import CountResult
 from vision import particles, synthetic
 from vision.levels import find_level
 
-SIMULATED_DEGAUSSER_OE = 20000  # an evaluated HDD degausser class machine
 
-
-@dataclass(frozen=True, slots=True)
-class DeviceRow:
-    name: str
-    kind: str
-    portal: str | None
-    venue: str | None
-    settings: dict[str, object]
-    antennas: tuple[int, ...]
-
-    @property
-    def address(self) -> int:
-        """Bus address (OSDP) or unit id (Modbus)."""
-        return int(str(self.settings.get("address", 1)))
-
-    def profile(self) -> Profile:
-        """The Modbus device profile the site file names, or the generic one for the kind."""
-        return load_profile(str(self.settings.get("profile", self.kind.removeprefix("modbus_") + "_generic")))
-
-
-def device_rows(factory: sessionmaker[Session]) -> list[DeviceRow]:
+def site_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:
+    """The register's devices, each one's settings parsed (and checked) by its kind."""
     with factory() as session:
         return [
-            DeviceRow(
-                d.name,
-                d.kind,
-                d.portal.code if d.portal else None,
-                d.venue.code if d.venue else None,
-                json.loads(d.settings_json),
-                tuple(a.number for a in d.antennas),
-            )
-            for d in session.execute(select(Device).order_by(Device.name)).scalars()
+            parse_device(d.name, d.kind, json.loads(d.settings_json), antennas=[a.number for a in d.antennas],
+                         portal=d.portal.code if d.portal else None, venue=d.venue.code if d.venue else None)
+            for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars()
         ]
-
-
-def panel_key(row: DeviceRow, simulate: bool) -> bytes:
-    """The panel's Secure Channel key from the variable its `scbk_env` names; a fresh one for simulations."""
-    variable = str(row.settings.get("scbk_env", ""))
-    value = os.environ.get(variable) if variable else None
-    if value:
-        key = bytes.fromhex(value)
-        if len(key) != 16:
-            raise ValueError(f"{variable} must hold 32 hex digits")
-        return key
-    if simulate:
-        return secrets.token_bytes(16)
-    raise ValueError(f"{row.name}: set {variable or 'scbk_env'} to the panel's Secure Channel key")
 
 
 class PanelRouter:
@@ -110,36 +67,18 @@ class PanelRouter:
 
 
 @dataclass
-class Simulators:
-    panel_lines: dict[str, PanelBus] = field(default_factory=dict)
-    panels: dict[str, PanelSimulator] = field(default_factory=dict)
-    llrp: dict[str, LlrpSimulator] = field(default_factory=dict)
-    mercury: dict[str, MercurySimulator] = field(default_factory=dict)
-    machines: dict[str, ModbusSimulator] = field(default_factory=dict)
-
-    def stop(self) -> None:
-        for line in self.panel_lines.values():
-            line.close()
-        for sim in self.llrp.values():
-            sim.stop()
-        for msim in self.mercury.values():
-            msim.stop()
-        for machine in self.machines.values():
-            machine.close()
-
-
-@dataclass
 class RunningSite:
     runtime: SiteRuntime
     bus: LiveBus
-    lines: dict[str, OsdpLine] = field(default_factory=dict)
-    readers: dict[str, LlrpReader] = field(default_factory=dict)
-    handhelds: dict[str, MercuryReader] = field(default_factory=dict)
+    lines: dict[str, OsdpLine] = field(default_factory=dict)  # panel name -> its line
+    readers: dict[str, TagReader] = field(default_factory=dict)  # portal readers, streaming
+    handhelds: dict[str, TagReader] = field(default_factory=dict)  # readers read on demand
     handheld_venue: dict[str, str] = field(default_factory=dict)  # handheld reader -> venue it sweeps
     machines: dict[str, ModbusDevice] = field(default_factory=dict)
     stations: dict[str, DestructionStation] = field(default_factory=dict)
-    sims: Simulators | None = None
+    sims: SimulatorHandle | None = None
     output_trays: dict[str, bool] = field(default_factory=dict)  # station -> next tray has an oversized strip
+    devices: list[Device[Any]] = field(default_factory=list)
 
     def stop(self) -> None:
         """Stop reading devices, decide and persist what is queued, then close everything."""
@@ -151,13 +90,13 @@ class RunningSite:
         for machine in self.machines.values():
             machine.close()
         for handheld in self.handhelds.values():
-            handheld.close()
+            handheld.stop()
         if self.sims is not None:
             self.sims.stop()
 
     def wait_ready(self, timeout_s: float = 15.0) -> bool:
         """Until every panel and portal reader reports online (panels after Secure Channel is up)."""
-        watched = {d.name for d in self.runtime.devices() if d.kind in ("osdp_panel", "llrp_reader")}
+        watched = {d.name for d in self.devices if d.description.role in (Role.PANEL, Role.PORTAL_READER)}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             states = {d.name: d.health for d in self.runtime.devices() if d.name in watched}
@@ -174,48 +113,18 @@ class RunningSite:
         reader = next((self.handhelds[n] for n, v in self.handheld_venue.items() if v == venue), None)
         if reader is None:
             raise LookupError(f"no handheld reader is assigned to {venue}")
-        epcs = [t.epc for t in reader.inventory()]
         return inventory.sweep(
             self.runtime.reconcile,
             self.runtime.factory,
             self.bus,
             venue_code=venue,
-            epcs=epcs,
+            epcs=reader.inventory().epc_hex(),
             actor=actor,
             method="handheld",
         )
 
     def people_count(self, camera: str, count: int, frame_png: bytes | None = None) -> None:
         self.runtime.submit(PeopleCount(camera, count, time.time_ns() // 1000, frame_png))
-
-
-def _start_simulators(rows: list[DeviceRow], keys: dict[str, bytes]) -> tuple[Simulators, dict[str, str]]:
-    sims = Simulators()
-    endpoints: dict[str, str] = {}
-    try:
-        for row in rows:
-            if row.kind == "osdp_panel":
-                panel = PanelSimulator(row.address, keys[row.name])
-                line = PanelBus([panel]).start()
-                sims.panels[row.name], sims.panel_lines[row.name] = panel, line
-                endpoints[row.name] = line.path
-            elif row.kind == "llrp_reader":
-                sims.llrp[row.name] = LlrpSimulator(antennas=max(row.antennas or (4,))).start()
-                endpoints[row.name] = f"127.0.0.1:{sims.llrp[row.name].port}"
-            elif row.kind == "mercury_reader":
-                sims.mercury[row.name] = MercurySimulator().start()
-                endpoints[row.name] = sims.mercury[row.name].path
-            elif row.kind in ("modbus_shredder", "modbus_degausser"):
-                profile = row.profile()
-                model = DegausserModel(profile, 0.3, SIMULATED_DEGAUSSER_OE) if row.kind == "modbus_degausser" else None
-                transport = "rtu" if row.settings.get("transport") == "pty" else "tcp"
-                machine = ModbusSimulator(profile, transport=transport, model=model, unit_id=row.address).power_on()
-                sims.machines[row.name] = machine
-                endpoints[row.name] = machine.url
-    except BaseException:
-        sims.stop()
-        raise
-    return sims, endpoints
 
 
 def start_site(
@@ -226,26 +135,30 @@ def start_site(
     simulate: bool,
     backend: str = "numba",
 ) -> RunningSite:
-    rows = device_rows(factory)
-    keys = {r.name: panel_key(r, simulate) for r in rows if r.kind == "osdp_panel"}
-    sims, endpoints = _start_simulators(rows, keys) if simulate else (None, {})
+    devices = site_devices(factory)
+    sims = start_simulators(devices, SimulationOptions()) if simulate else None
     lines: dict[str, OsdpLine] = {}
     router = PanelRouter(lines)
-    runtime = SiteRuntime(factory, bus, state_dir / "spool", backend=backend, panels=router)  # type: ignore[arg-type]
-    site = RunningSite(runtime, bus, lines=lines, sims=sims)
+    try:
+        runtime = SiteRuntime(factory, bus, state_dir / "spool", backend=backend, panels=router)  # type: ignore[arg-type]
+    except BaseException:
+        if sims is not None:
+            sims.stop()
+        raise
+    site = RunningSite(runtime, bus, lines=lines, sims=sims, devices=devices)
     try:
         runtime.start()
-        for row in rows:
-            _open_driver(site, row, endpoints, keys, lines)
+        drivers = open_drivers(devices, OpenContext(runtime.submit, sims.endpoints if sims else {}))
+        _place(site, devices, drivers)
         for line in set(lines.values()):
             line.start()
         for reader in site.readers.values():
             reader.start()
-        _stations(site, factory, state_dir, rows)
+        _stations(site, factory, state_dir, devices)
         # The API names a station by its venue or by any machine in it.
         runtime.stations = {
             **site.stations,
-            **{r.name: site.stations[r.venue] for r in rows if r.venue in site.stations and r.name in site.machines},
+            **{d.name: site.stations[d.venue] for d in devices if d.venue in site.stations and d.name in site.machines},
         }
     except BaseException:
         site.stop()
@@ -253,58 +166,38 @@ def start_site(
     return site
 
 
-def _open_driver(
-    site: RunningSite, row: DeviceRow, endpoints: dict[str, str], keys: dict[str, bytes], lines: dict[str, OsdpLine]
-) -> None:
-    sink = site.runtime.submit
-    settings = row.settings
-    if row.kind == "osdp_panel":
-        url = endpoints.get(row.name) or str(settings.get("transport"))
-        config = PanelConfig(row.name, row.address, keys[row.name])
-        lines[row.name] = OsdpLine(url, [config], sink=sink)
-    elif row.kind == "llrp_reader":
-        host, port = (
-            endpoints[row.name].rsplit(":", 1)
-            if row.name in endpoints
-            else (str(settings.get("host", "127.0.0.1")), str(settings.get("port", 5084)))
-        )
-        site.readers[row.name] = LlrpReader(
-            row.name, host, int(port), antennas=row.antennas or (1, 2, 3, 4), keepalive_s=1.0, sink=sink
-        )
-    elif row.kind == "mercury_reader":
-        url = endpoints.get(row.name) or str(settings.get("transport"))
-        handheld = MercuryReader(row.name, url, reply_timeout_s=2.0, sink=sink)
-        handheld.open()
-        site.handhelds[row.name] = handheld
-        if row.venue:
-            site.handheld_venue[row.name] = row.venue
-    elif row.kind in ("modbus_shredder", "modbus_degausser"):
-        url = endpoints.get(row.name) or str(settings.get("transport"))
-        profile = row.profile()
-        site.machines[row.name] = ModbusDevice(
-            row.name,
-            url,
-            profile,
-            unit_id=row.address,
-            on_health=sink,
-        )
+def _place(site: RunningSite, devices: list[Device[Any]], drivers: dict[str, object]) -> None:
+    """Each driver where its role puts it."""
+    for device in devices:
+        driver = drivers.get(device.name)
+        role = device.description.role
+        if isinstance(driver, OsdpLine) and role is Role.PANEL:
+            site.lines[device.name] = driver
+        elif isinstance(driver, TagReader) and role is Role.PORTAL_READER:
+            site.readers[device.name] = driver
+        elif isinstance(driver, TagReader) and role is Role.HANDHELD:
+            site.handhelds[device.name] = driver
+            if device.venue:
+                site.handheld_venue[device.name] = device.venue
+        elif isinstance(driver, ModbusDevice) and role is Role.MACHINE:
+            site.machines[device.name] = driver
 
 
-def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, rows: list[DeviceRow]) -> None:
-    """One destruction station per destruction venue that has machines; its intake is a Mercury module there."""
+def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, devices: list[Device[Any]]) -> None:
+    """One destruction station per destruction venue that has machines; its intake is the handheld reader there."""
     with factory() as session:
         centres = [v.code for v in session.execute(select(Venue).where(Venue.destruction.is_(True))).scalars()]
     for centre in centres:
-        here = [r for r in rows if r.venue == centre]
-        shredder = next((site.machines[r.name] for r in here if r.kind == "modbus_shredder"), None)
-        degausser = next((site.machines[r.name] for r in here if r.kind == "modbus_degausser"), None)
-        intake = next((site.handhelds[r.name] for r in here if r.kind == "mercury_reader"), None)
+        here = [d for d in devices if d.venue == centre]
+        shredder = next((site.machines[d.name] for d in here if d.kind == "modbus_shredder"), None)
+        degausser = next((site.machines[d.name] for d in here if d.kind == "modbus_degausser"), None)
+        intake = next((site.handhelds[d.name] for d in here if d.name in site.handhelds), None)
         if shredder is None and degausser is None:
             continue
         site.output_trays[centre] = False
 
-        def read_intake(reader: MercuryReader | None = intake) -> set[str]:
-            return {t.epc for t in reader.inventory()} if reader is not None else set()
+        def read_intake(reader: TagReader | None = intake) -> set[str]:
+            return set(reader.inventory().epc_hex()) if reader is not None else set()
 
         def photograph(level: str, centre: str = centre) -> np.ndarray:
             # Simulated output camera: particles well inside the level, plus an oversized strip on request.

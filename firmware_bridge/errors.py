@@ -31,3 +31,29 @@ class ProtocolError(BridgeError):
 
 class ProfileError(BridgeError):
     """A device profile (TOML register map) is malformed or lacks a point the driver needs."""
+
+
+class DeviceRefused(ProtocolError):
+    """The device answered with an exception reply (e.g. Modbus ILLEGAL DATA ADDRESS), named by `name`."""
+
+    def __init__(self, message: str, *, code: int, name: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.name = name
+
+
+class DeviceBusy(DeviceRefused):
+    """The device is busy with a long command (Modbus SERVER DEVICE BUSY): the request may be retried."""
+
+
+class NoIdentification(ProtocolError):
+    """The device answers but has no identification objects to report."""
+
+
+class SettingsError(BridgeError, ValueError):
+    """A device's settings (site file table or register `settings_json`) are unusable; names the field."""
+
+    def __init__(self, device: str, setting: str, problem: str) -> None:
+        super().__init__(f"device {device!r}: setting {setting!r} {problem}")
+        self.device = device
+        self.setting = setting

@@ -1,46 +1,67 @@
-"""What `custodian devices simulate|probe` calls for the devices a site file names.
+"""The seam between a site's devices and the bridge: start simulators, probe, open drivers, by kind.
 
-Each device is a TOML table, e.g. `{name="vault-door", kind="osdp_panel", transport="pty", address=1,
-scbk="hex"}` or `{name="shredder-1", kind="modbus_shredder", transport="socket://127.0.0.1:1502",
-profile="shredder_generic"}`. Handled here: `osdp_panel`, `modbus_shredder`, `modbus_degausser`; RFID
-kinds are passed to `firmware_bridge.rfid.site` when that module is present.
+Everything here dispatches through `firmware_bridge.kinds`: the one simulator starter serves the demo and
+`custodian run --simulate` (ephemeral ports and unnamed ptys, fresh panel keys), `custodian devices
+simulate` (the endpoints the site file names, so another process can probe them) and the tests.
 
-`transport="pty"` means a simulated serial line found at a fixed path (`pty_link`), so a simulator
-started by one process can be probed from another. OSDP panels with the same transport share one
-line; for "pty" the optional `line` key groups them (default: one line per panel).
+Endpoints: `transport = "pty"` is a simulated serial line; with `SimulationOptions.fixed_endpoints` it is
+found at a fixed path (`pty_link`), so a simulator started by one process can be probed from another.
+Devices on real ports (a device path, a non-loopback host) are left alone: real hardware is there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import Any
 from urllib.parse import urlparse
 
-from firmware_bridge.errors import BridgeError
-from firmware_bridge.events import Health
+from firmware_bridge.events import DeviceEvent, Health
+from firmware_bridge.kinds import KINDS, Device, kind
 
-OSDP = "osdp_panel"
-MODBUS_KINDS = {"modbus_shredder": "shredder_generic", "modbus_degausser": "degausser_generic"}
-RFID_KINDS = {"llrp_reader", "mercury_reader"}
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
-if TYPE_CHECKING:
-    from firmware_bridge.modbus.profile import Profile
-    from firmware_bridge.modbus.simulator import ModbusSimulator
-    from firmware_bridge.osdp.simulator import PanelBus, PanelSimulator
 
-DeviceSpec = Mapping[str, object]
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What a driver opens: a path, `host:port` or pyserial URL, and a secret a simulation shares."""
+
+    url: str
+    secret: bytes | None = None  # e.g. an OSDP panel's Secure Channel key, generated for a simulation
+
+    def __str__(self) -> str:
+        return self.url
 
 
-class _RfidHandle(Protocol):
-    def endpoints(self) -> dict[str, str]: ...
-    def stop(self) -> None: ...
+@dataclass(frozen=True, slots=True)
+class SimulationOptions:
+    """How simulators are started (one starter, these knobs)."""
+
+    fixed_endpoints: bool = False  # the site file's ports and fixed pty paths (False: ephemeral, no clashes)
+    fresh_keys: bool = True  # a random Secure Channel key per simulated panel whose variable is unset
+    traffic: bool = False  # background tags for a person watching `devices simulate`
+    degausser_coil_oe: int = 20000  # simulated degaussers are evaluated HDD-class machines
+    cycle_s: float = 0.3  # simulated machines' cycle time
+
+
+@dataclass
+class Simulated:
+    """What a kind's simulators are: each device's endpoint and simulator object, and how to stop them."""
+
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    devices: dict[str, object] = field(default_factory=dict)  # device name -> the simulator a drill acts on
+    stops: list[Callable[[], None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenContext:
+    """What opening drivers needs besides the devices: where events go and the simulators' endpoints."""
+
+    sink: Callable[[DeviceEvent], None]
+    endpoints: Mapping[str, Endpoint] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,41 +70,71 @@ class ProbeResult:
 
     name: str
     kind: str
-    health: Health  # ONLINE / DEGRADED if it answered, OFFLINE with the reason otherwise
+    health: Health | None  # ONLINE / DEGRADED if it answered, OFFLINE with the reason; None: not probed
     identity: str  # what the device says it is; "" if it did not answer
     detail: str  # endpoint probed and health reason, or why the probe failed
 
 
-def pty_link(kind: str, name: str) -> Path:
-    """The fixed path of a simulated serial line (`kind` "osdp", "modbus" or "mercury")."""
-    return Path(tempfile.gettempdir()) / f"custodian-{kind}-{name}"
+def pty_link(family: str, name: str) -> Path:
+    """The fixed path of a simulated serial line (`family` "osdp", "modbus" or "mercury")."""
+    return Path(tempfile.gettempdir()) / f"custodian-{family}-{name}"
+
+
+def loopback_port(url: str) -> int | None:
+    """The port of a `socket://` URL or `host:port` on this machine (None: elsewhere, or not a socket)."""
+    parsed = urlparse(url if "://" in url else f"socket://{url}")
+    if parsed.hostname not in LOOPBACK:
+        return None
+    return parsed.port or 0
+
+
+def by_kind(devices: Iterable[Device[Any]]) -> dict[str, list[Device[Any]]]:
+    groups: dict[str, list[Device[Any]]] = defaultdict(list)
+    for device in devices:
+        groups[device.kind].append(device)
+    return groups
 
 
 @dataclass
 class SimulatorHandle:
     """Every simulator started for a site; `stop()` (or leaving the `with`) shuts them all down."""
 
-    panel_lines: dict[str, PanelBus] = field(default_factory=dict)  # line key -> its simulated line
-    panels: dict[str, PanelSimulator] = field(default_factory=dict)  # device name -> door panel
-    machines: dict[str, ModbusSimulator] = field(default_factory=dict)  # device name -> machine
-    rfid: _RfidHandle | None = None  # firmware_bridge.rfid.site.SimulatorHandle, loaded lazily
-    urls: dict[str, str] = field(default_factory=dict)  # device name -> what a driver opens
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)  # device name -> what its driver opens
+    devices: dict[str, object] = field(default_factory=dict)  # device name -> its simulator
+    kinds: dict[str, str] = field(default_factory=dict)  # device name -> kind
+    _stops: list[Callable[[], None]] = field(default_factory=list)
 
-    def endpoints(self) -> dict[str, str]:
-        rfid = self.rfid.endpoints() if self.rfid is not None else {}
-        return {**self.urls, **rfid}
+    def of_family(self, family: str) -> dict[str, Any]:
+        return {n: d for n, d in self.devices.items() if KINDS[self.kinds[n]].family == family}
+
+    @property
+    def panels(self) -> dict[str, Any]:  # name -> osdp.simulator.PanelSimulator
+        return self.of_family("osdp")
+
+    @property
+    def llrp(self) -> dict[str, Any]:  # name -> rfid.llrp_simulator.LlrpSimulator
+        return self.of_family("llrp")
+
+    @property
+    def mercury(self) -> dict[str, Any]:  # name -> rfid.mercury_simulator.MercurySimulator
+        return self.of_family("mercury")
+
+    @property
+    def machines(self) -> dict[str, Any]:  # name -> modbus.simulator.ModbusSimulator
+        return self.of_family("modbus")
+
+    def add(self, kind_name: str, simulated: Simulated) -> None:
+        self.endpoints.update(simulated.endpoints)
+        self.devices.update(simulated.devices)
+        self.kinds.update({name: kind_name for name in simulated.endpoints})
+        self._stops += simulated.stops
 
     def stop(self) -> None:
-        for bus in self.panel_lines.values():
-            bus.close()
-        for sim in self.machines.values():
-            sim.close()
-        if self.rfid is not None:
-            self.rfid.stop()
-        self.panel_lines.clear()
-        self.panels.clear()
-        self.machines.clear()
-        self.rfid = None
+        stops, self._stops = self._stops, []
+        for stop in reversed(stops):
+            stop()
+        self.devices.clear()
+        self.endpoints.clear()
 
     def __enter__(self) -> SimulatorHandle:
         return self
@@ -92,167 +143,44 @@ class SimulatorHandle:
         self.stop()
 
 
-def _rfid_site() -> ModuleType | None:
-    if importlib.util.find_spec("firmware_bridge.rfid.site") is None:
-        return None
-    return importlib.import_module("firmware_bridge.rfid.site")
+def start_simulators(devices: Sequence[Device[Any]], options: SimulationOptions | None = None) -> SimulatorHandle:
+    """Start a simulator for each device whose endpoint can be simulated (pty, loopback port).
 
-
-def _line_key(dev: DeviceSpec) -> str:
-    transport = str(dev.get("transport", "pty"))
-    return f"pty:{dev.get('line', dev['name'])}" if transport == "pty" else transport
-
-
-def _line_url(key: str) -> str:
-    return str(pty_link("osdp", key.removeprefix("pty:"))) if key.startswith("pty:") else key
-
-
-def _scbk(dev: DeviceSpec) -> bytes | None:
-    value = dev.get("scbk")
-    if value in (None, ""):
-        return None
-    key = bytes.fromhex(str(value))
-    if len(key) != 16:
-        raise ValueError(f"{dev['name']}: scbk must be 32 hex digits (16 bytes)")
-    return key
-
-
-def _int(dev: DeviceSpec, key: str, default: int) -> int:
-    value = dev.get(key, default)
-    if not isinstance(value, int | str):
-        raise ValueError(f"{dev.get('name')}: {key} must be an integer")
-    return int(value)
-
-
-def _profile(dev: DeviceSpec) -> Profile:
-    from firmware_bridge.modbus.profile import load_profile
-
-    return load_profile(str(dev.get("profile", MODBUS_KINDS[str(dev["kind"])])))
-
-
-def start_simulators(devices: Iterable[DeviceSpec]) -> SimulatorHandle:
-    """Start a simulator for each device whose transport is "pty" or a loopback `socket://` URL.
-
-    Devices on real ports are left alone (there is real hardware there). Raises ValueError for a
-    device entry that cannot be simulated as written.
+    Raises a BridgeError (SettingsError, BackendUnavailable, TransportError) or OSError for a device that
+    cannot be simulated as written; whatever had started is stopped first.
     """
-    devices = list(devices)
+    options = options or SimulationOptions()
     handle = SimulatorHandle()
     try:
-        panels_by_line: dict[str, list[DeviceSpec]] = {}
-        for dev in devices:
-            kind, transport = str(dev.get("kind")), str(dev.get("transport", "pty"))
-            if kind == OSDP and transport == "pty":
-                panels_by_line.setdefault(_line_key(dev), []).append(dev)
-            elif kind in MODBUS_KINDS:
-                _start_machine(handle, dev, transport)
-        for key, members in panels_by_line.items():
-            _start_panel_line(handle, key, members)
-        rfid = [d for d in devices if d.get("kind") in RFID_KINDS]
-        if rfid and (rfid_site := _rfid_site()) is not None:
-            handle.rfid = rfid_site.start_simulators(rfid)
+        for kind_name, group in by_kind(devices).items():
+            backend = kind(kind_name).backend()
+            if backend.simulate is not None:
+                handle.add(kind_name, backend.simulate(group, options))
     except BaseException:
         handle.stop()
         raise
     return handle
 
 
-def _start_panel_line(handle: SimulatorHandle, key: str, members: list[DeviceSpec]) -> None:
-    from firmware_bridge.osdp.simulator import PanelBus, PanelSimulator
-
-    sims = []
-    for dev in members:
-        scbk = _scbk(dev)
-        sim = PanelSimulator(_int(dev, "address", 1), scbk,
-                             install_mode=bool(dev.get("install_mode", scbk is None)))
-        handle.panels[str(dev["name"])] = sim
-        sims.append(sim)
-    bus = PanelBus(sims, link=Path(_line_url(key)))
-    handle.panel_lines[key] = bus
-    bus.start()
-    for dev in members:
-        handle.urls[str(dev["name"])] = bus.path
-
-
-def _start_machine(handle: SimulatorHandle, dev: DeviceSpec, transport: str) -> None:
-    from firmware_bridge.modbus.simulator import ModbusSimulator
-
-    name = str(dev["name"])
-    unit_id = _int(dev, "address", 1)
-    if transport == "pty":
-        sim = ModbusSimulator(_profile(dev), transport="rtu", link=pty_link("modbus", name), unit_id=unit_id)
-    elif transport.startswith("socket://"):
-        parsed = urlparse(transport)
-        if parsed.hostname not in LOOPBACK:
-            return  # a network device elsewhere: real hardware
-        sim = ModbusSimulator(_profile(dev), transport="tcp", port=parsed.port or 502, unit_id=unit_id)
-    else:
-        return
-    handle.machines[name] = sim
-    sim.power_on()
-    handle.urls[name] = sim.url
-
-
-def probe(devices: Iterable[DeviceSpec], *, timeout_s: float = 3.0) -> list[ProbeResult]:
+def probe(devices: Sequence[Device[Any]], *, timeout_s: float = 3.0) -> list[ProbeResult]:
     """Connect to each device once; report identity and health. Never raises for a dead device."""
-    devices = list(devices)
     results: dict[str, ProbeResult] = {}
-    lines: dict[str, list[DeviceSpec]] = {}
-    for dev in devices:
-        kind = str(dev.get("kind"))
-        if kind == OSDP:
-            lines.setdefault(_line_key(dev), []).append(dev)
-        elif kind in MODBUS_KINDS:
-            results[str(dev["name"])] = _probe_machine(dev, timeout_s)
-    for key, members in lines.items():
-        for result in _probe_panel_line(key, members, timeout_s):
+    for kind_name, group in by_kind(devices).items():
+        backend = kind(kind_name).backend()
+        if backend.probe is None:
+            for d in group:
+                results[d.name] = ProbeResult(d.name, kind_name, None, "", "not probed: no driver in the bridge")
+            continue
+        for result in backend.probe(group, timeout_s):
             results[result.name] = result
-    rfid = [d for d in devices if d.get("kind") in RFID_KINDS]
-    if rfid and (rfid_site := _rfid_site()) is not None:
-        for result in rfid_site.probe(rfid, timeout_s=timeout_s):
-            results[result.name] = result
-    order = [str(d["name"]) for d in devices]
-    return [results[name] for name in order if name in results]
+    return [results[d.name] for d in devices if d.name in results]
 
 
-def _probe_panel_line(key: str, members: list[DeviceSpec], timeout_s: float) -> list[ProbeResult]:
-    from firmware_bridge.osdp.driver import OsdpLine, PanelConfig
-
-    url = _line_url(key)
-    try:
-        configs = [PanelConfig(str(d["name"]), _int(d, "address", 1), _scbk(d),
-                               install_mode=bool(d.get("install_mode", False))) for d in members]
-    except ValueError as exc:
-        return [ProbeResult(str(d["name"]), OSDP, Health.OFFLINE, "", f"{url}: {exc}") for d in members]
-    results = []
-    with OsdpLine(url, configs) as line:
-        for config in configs:
-            line.wait_online(config.name, timeout_s)
-        for config in configs:
-            health, reason = line.health(config.name), line.health_reason(config.name)
-            identity = ""
-            if health is not Health.OFFLINE:
-                with contextlib.suppress(BridgeError):
-                    ident = line.identity(config.name)
-                    identity = (f"OSDP vendor {ident.vendor_code:06X} model {ident.model} "
-                                f"serial {ident.serial_number} firmware {ident.firmware_version:06X}")
-            results.append(ProbeResult(config.name, OSDP, health, identity, f"{url}: {reason}"))
-    return results
-
-
-def _probe_machine(dev: DeviceSpec, timeout_s: float) -> ProbeResult:
-    from firmware_bridge.modbus.driver import ModbusDevice
-
-    name, kind = str(dev["name"]), str(dev["kind"])
-    transport = str(dev.get("transport", "pty"))
-    url = str(pty_link("modbus", name)) if transport == "pty" else transport
-    try:
-        profile = _profile(dev)
-        with ModbusDevice(name, url, profile, unit_id=_int(dev, "address", 1),
-                          timeout_s=timeout_s) as device:
-            info = device.identify()
-            counter = device.read("cycle_counter")
-    except (BridgeError, ValueError) as exc:
-        return ProbeResult(name, kind, Health.OFFLINE, "", f"{url}: {exc}")
-    identity = f"{info.vendor} {info.product_code} rev {info.revision}, profile {profile.name}"
-    return ProbeResult(name, kind, Health.ONLINE, identity, f"{url}: cycle counter {counter}")
+def open_drivers(devices: Sequence[Device[Any]], context: OpenContext) -> dict[str, object]:
+    """Each device's driver, constructed but not started (device name -> driver; shared lines repeat)."""
+    drivers: dict[str, object] = {}
+    for kind_name, group in by_kind(devices).items():
+        backend = kind(kind_name).backend()
+        if backend.open is not None:
+            drivers.update(backend.open(group, context))
+    return drivers

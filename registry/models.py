@@ -24,6 +24,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from firmware_bridge import kinds as device_kinds
+
 
 class UtcDateTime(TypeDecorator[dt.datetime]):
     """Stores aware UTC datetimes; SQLite hands back naive ones, which are re-tagged as UTC."""
@@ -63,14 +65,7 @@ ROLES = (
 PERSON_STATUSES = ("active", "departing", "departed", "separation")
 APPROVAL_KINDS = ("carry_out", "transfer", "reproduce", "destroy", "abroad", "declassify")
 APPROVAL_STATES = ("requested", "approved", "refused", "used", "cancelled")
-DEVICE_KINDS = (
-    "osdp_panel",
-    "llrp_reader",
-    "mercury_reader",
-    "modbus_shredder",
-    "modbus_degausser",
-    "camera",
-)
+DEVICE_KINDS = device_kinds.names()  # one table of device kinds: firmware_bridge.kinds
 ANTENNA_SIDES = ("inside", "outside", "ignore")
 ACCESS_KINDS = ("custody", "read", "carry_out")
 INSPECTION_KINDS = ("on_site", "remote", "self_inspection")

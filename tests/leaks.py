@@ -1,4 +1,4 @@
-"""Leak guard shared by the driver and controller tests: threads, asyncio tasks, open fds, listening ports."""
+"""Leak guard for every test (autouse from tests/conftest.py): threads, asyncio tasks, open fds, listening ports."""
 
 from __future__ import annotations
 

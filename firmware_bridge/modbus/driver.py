@@ -2,7 +2,9 @@
 
 Reads and writes named points of its profile, tracks health, and runs one destruction cycle into a
 CycleReport: the evidence a destruction certificate needs (counter before/after, measured parameters,
-faults) and a verdict with reasons. Library errors are translated to firmware_bridge errors here only.
+faults) and a verdict with reasons. Library errors are translated to firmware_bridge errors here only:
+a device's exception reply becomes `DeviceRefused` named by its Modbus exception code (`DeviceBusy` for
+SERVER DEVICE BUSY, which a cycle retries within its time budget), silence becomes `DeviceTimeout`.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlparse
 
-from firmware_bridge.backends import require_module
 from firmware_bridge.backoff import Backoff, RetrySchedule
-from firmware_bridge.errors import DeviceOffline, DeviceTimeout, ProfileError, ProtocolError, TransportError
+from firmware_bridge.errors import (
+    DeviceBusy,
+    DeviceOffline,
+    DeviceRefused,
+    DeviceTimeout,
+    NoIdentification,
+    ProfileError,
+    ProtocolError,
+    TransportError,
+)
 from firmware_bridge.events import HealthEvent
 from firmware_bridge.health import HealthTracker, now_us
+from firmware_bridge.kinds import require_module
 from firmware_bridge.modbus.profile import Point, PointValue, Profile, Table
 
 pymodbus_client = require_module("pymodbus.client", "Modbus devices (pip package pymodbus)")
@@ -30,6 +41,23 @@ READ_METHODS = {Table.COIL: "read_coils", Table.DISCRETE: "read_discrete_inputs"
                 Table.HOLDING: "read_holding_registers", Table.INPUT: "read_input_registers"}
 SHREDDER_FAULT_FLAGS = {"jam": "jam", "bin_full": "bin full"}
 DEGAUSSER_FAULT_FLAGS = {"fault": "device fault"}
+# Modbus exception codes by their names in the Modbus Application Protocol specification.
+EXCEPTION_NAMES = {
+    0x01: "ILLEGAL FUNCTION",
+    0x02: "ILLEGAL DATA ADDRESS",
+    0x03: "ILLEGAL DATA VALUE",
+    0x04: "SERVER DEVICE FAILURE",
+    0x05: "ACKNOWLEDGE",
+    0x06: "SERVER DEVICE BUSY",
+    0x08: "MEMORY PARITY ERROR",
+    0x0A: "GATEWAY PATH UNAVAILABLE",
+    0x0B: "GATEWAY TARGET DEVICE FAILED TO RESPOND",
+}
+DEVICE_BUSY = 0x06
+
+
+def exception_name(code: int) -> str:
+    return EXCEPTION_NAMES.get(code, f"exception code {code:#04x}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +155,15 @@ class ModbusDevice:
             self.health.count("protocol_errors")
             raise ProtocolError(f"{self.name}: {what}: {exc}") from exc
         if response.isError():
+            code = int(getattr(response, "exception_code", 0))
+            name = exception_name(code)
             self.health.count("exception_replies")
-            self.health.degraded(f"device refused {what}")
-            raise ProtocolError(f"{self.name}: device answered {what} with {response}")
+            self._retry.succeeded()  # it answered: the link is fine
+            if code == DEVICE_BUSY:
+                self.health.count("busy_replies")
+                raise DeviceBusy(f"{self.name}: {what}: {name}", code=code, name=name)
+            self.health.degraded(f"device refused {what}: {name}")
+            raise DeviceRefused(f"{self.name}: {what}: {name}", code=code, name=name)
         self._retry.succeeded()
         self.health.online()
         return response
@@ -168,15 +202,28 @@ class ModbusDevice:
         return {name: self.read(name) for name in self.profile.points}
 
     def identify(self) -> DeviceInfo:
-        response = self._call("read device identification",
-                              lambda: self._client.read_device_information(device_id=self.unit_id))
+        """Vendor, product code and revision (Read Device Identification, basic objects 0-2).
+
+        Raises NoIdentification for a device that answers but has none (many PLCs do not implement
+        function 43/14, and answer ILLEGAL FUNCTION).
+        """
+        what = "read device identification"
+        try:
+            response = self._call(what, lambda: self._client.read_device_information(device_id=self.unit_id))
+        except DeviceRefused as exc:
+            if exc.code in (0x01, 0x02):
+                raise NoIdentification(f"{self.name}: no identification objects ({exc.name})") from exc
+            raise
         info: dict[int, bytes | str] = getattr(response, "information", {})
 
         def text(key: int) -> str:
             value = info.get(key, b"")
             return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
-        return DeviceInfo(text(0), text(1), text(2))
+        found = DeviceInfo(text(0), text(1), text(2))
+        if not (found.vendor or found.product_code or found.revision):
+            raise NoIdentification(f"{self.name}: the device reported no identification objects")
+        return found
 
     # ----- the cycle -----
 
@@ -196,10 +243,14 @@ class ModbusDevice:
         Degausser: `min_field_oe` is the field the medium needs (e.g. 2-3x its coercivity).
         A lost reply is retried; contact counts as lost after `contact_grace_s` without an answer.
         """
-        run = _CycleRun(self, poll_s, contact_grace_s)
+        run = _CycleRun(self, poll_s, contact_grace_s, time.monotonic() + timeout_s)
         started = now_us()
         try:
             run.execute(timeout_s, cut_size_mm)
+        except DeviceBusy as exc:
+            run.reasons.append(f"device busy beyond the cycle's {timeout_s:g} s: {exc.name}")
+        except DeviceRefused as exc:
+            run.reasons.append(f"device refused a request: {exc}")
         except (DeviceOffline, DeviceTimeout, TransportError, ProtocolError) as exc:
             run.reasons.append(f"lost contact with the device: {exc}")
         with contextlib.suppress(DeviceOffline, DeviceTimeout, TransportError, ProtocolError):
@@ -217,9 +268,10 @@ class ModbusDevice:
 class _CycleRun:
     """The mutable working state of one cycle; kept apart so `run_cycle` reads as the procedure it is."""
 
-    def __init__(self, device: ModbusDevice, poll_s: float, contact_grace_s: float) -> None:
+    def __init__(self, device: ModbusDevice, poll_s: float, contact_grace_s: float, budget_ends: float) -> None:
         self.device = device
         self.contact_grace_s = contact_grace_s
+        self.budget_ends = budget_ends  # monotonic time the cycle must be over by
         self.kind = device.profile.kind
         self.poll_s = poll_s
         self.start_point = "cycle_start" if self.kind == "shredder" else "start_cycle"
@@ -241,15 +293,20 @@ class _CycleRun:
         self._persist(lambda: self.device.write(point, value))  # writes here are idempotent
 
     def _persist(self, request: Callable[[], T]) -> T:
-        """One exchange, retried through lost replies (a noisy bus) until the contact grace runs out."""
+        """One exchange, retried through lost replies (a noisy bus) until the contact grace runs out, and
+        through SERVER DEVICE BUSY (the PLC is busy with the cycle) until the cycle's budget runs out."""
         deadline = time.monotonic() + self.contact_grace_s
         while True:
             try:
                 return request()
+            except DeviceBusy:
+                if time.monotonic() >= self.budget_ends:
+                    raise
+                deadline = time.monotonic() + self.contact_grace_s  # it answered: contact is not lost
             except (DeviceTimeout, TransportError, DeviceOffline):
                 if time.monotonic() >= deadline:
                     raise
-                time.sleep(self.poll_s)
+            time.sleep(self.poll_s)
 
     def _faults_now(self) -> list[str]:
         found: list[str] = []

@@ -3,6 +3,12 @@
 The served registers are the model's: every request first advances the model's clock, reads are
 answered from it and writes go to it. `power_off()` makes the server vanish (no listener, no replies)
 while the machine's state survives for `power_on()`, as after a real power cut.
+
+Each simulator answers Read Device Identification (43/14) with its own identity: pymodbus keeps one
+identity per process, so two simulated machines in one process would otherwise both claim the last
+one set. `identity=None` simulates a PLC without identification objects (ILLEGAL FUNCTION), and
+`refuse()` answers the next requests with an exception code (SERVER DEVICE BUSY during a long
+operation, SERVER DEVICE FAILURE, ...), as a PLC does.
 """
 
 from __future__ import annotations
@@ -10,15 +16,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from firmware_bridge.backends import require_module
+from firmware_bridge.kinds import require_module
 from firmware_bridge.modbus.model import DegausserModel, DeviceModel, Fault, ShredderModel
 from firmware_bridge.modbus.profile import Profile, Table
 from firmware_bridge.transport import NullModem
 
 pymodbus_server = require_module("pymodbus.server", "Modbus devices (pip package pymodbus)")
+from pymodbus.constants import DeviceInformation, ExcCodes  # noqa: E402
+from pymodbus.pdu import ExceptionResponse, ModbusPDU  # noqa: E402
 from pymodbus.pdu.device import ModbusDeviceIdentification  # noqa: E402
+from pymodbus.pdu.mei_message import ReadDeviceInformationRequest, ReadDeviceInformationResponse  # noqa: E402
 from pymodbus.server import ModbusBaseServer  # noqa: E402
 from pymodbus.simulator import DataType, SimData, SimDevice  # noqa: E402
 from pymodbus.simulator.simutils import SimUtils  # noqa: E402
@@ -29,10 +39,56 @@ FUNCTION_TABLES = {1: Table.COIL, 5: Table.COIL, 15: Table.COIL, 2: Table.DISCRE
 TABLE_ORDER = (Table.COIL, Table.DISCRETE, Table.HOLDING, Table.INPUT)  # pymodbus's block order
 
 
-def build_model(profile: Profile, cycle_s: float = 0.3) -> DeviceModel:
+def build_model(profile: Profile, cycle_s: float = 0.3, coil_rating_oe: int = 10000) -> DeviceModel:
+    """The machine a profile describes (a degausser with the given coil rating)."""
     if profile.kind == "shredder":
         return ShredderModel(profile, cycle_s)
-    return DegausserModel(profile, cycle_s)
+    return DegausserModel(profile, cycle_s, coil_rating_oe)
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Read Device Identification basic objects: vendor, product code, revision (and a model name)."""
+
+    vendor: str
+    product_code: str
+    revision: str
+    model: str = ""
+
+    def objects(self) -> dict[int, bytes]:
+        found = {0: self.vendor, 1: self.product_code, 2: self.revision, 7: self.model}
+        return {k: v.encode() for k, v in found.items() if v}
+
+
+def _identification_request(identity: Identity | None) -> type[ModbusPDU]:
+    """Function 43/14 answered from this device's identity (pymodbus's own reads a process-wide one)."""
+
+    class OwnIdentification(ReadDeviceInformationRequest):
+        sub_function_code = -1  # decoded here, not replaced by pymodbus's sub-function table
+
+        @classmethod
+        def decode_sub_function_code(cls, data: bytes) -> int:
+            return -1
+
+        def decode(self, data: bytes) -> None:
+            _mei, self.read_code, self.object_id = data[0], data[1], data[2]
+
+        async def datastore_update(self, context: object, device_id: int) -> ModbusPDU:
+            if identity is None:
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_FUNCTION)
+            objects = identity.objects()
+            if self.read_code == DeviceInformation.BASIC:
+                objects = {k: v for k, v in objects.items() if k <= 0x02}
+            elif self.read_code == DeviceInformation.SPECIFIC:
+                if self.object_id not in objects:
+                    return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+                objects = {self.object_id: objects[self.object_id]}
+            else:
+                objects = {k: v for k, v in objects.items() if k >= self.object_id}
+            return ReadDeviceInformationResponse(read_code=self.read_code, information=objects, dev_id=device_id,
+                                                 transaction_id=self.transaction_id)
+
+    return OwnIdentification
 
 
 class ModbusSimulator:
@@ -49,11 +105,15 @@ class ModbusSimulator:
         cycle_s: float = 0.3,
         model: DeviceModel | None = None,
         baudrate: int = 115200,
+        identity: Identity | str | None = "default",
     ) -> None:
         if transport not in ("tcp", "rtu"):
             raise ValueError("transport is 'tcp' or 'rtu'")
         self.profile = profile
         self.model = model or build_model(profile, cycle_s)
+        self.identity = Identity("Custodian simulator", profile.kind, "1.0", profile.name) \
+            if identity == "default" else identity
+        self._refusals: list[int] = []  # exception codes for the next requests
         self.transport = transport
         self.unit_id = unit_id
         self.baudrate = baudrate
@@ -149,26 +209,28 @@ class ModbusSimulator:
         loop.close()
 
     async def _listen(self) -> None:
-        identity = ModbusDeviceIdentification(info_name={
-            "VendorName": "Custodian simulator",
-            "ProductCode": self.profile.kind,
-            "ModelName": self.profile.name,
-            "MajorMinorRevision": "1.0",
-        })
-        device = SimDevice(self.unit_id, simdata=self._blocks(), identity=identity, action=self._action)
+        device = SimDevice(self.unit_id, simdata=self._blocks(), identity=ModbusDeviceIdentification(),
+                           action=self._action)
+        own = [_identification_request(self.identity)]
         if self._modem is not None:
             server = pymodbus_server.ModbusSerialServer(device, port=self._modem.path_a,
                                                         baudrate=self.baudrate, timeout=0.5,
-                                                        identity=identity, ignore_missing_devices=True,
-                                                        trace_packet=self._outgoing)
+                                                        ignore_missing_devices=True,
+                                                        trace_packet=self._outgoing, custom_pdu=own)
         else:
             server = pymodbus_server.ModbusTcpServer(device, address=("127.0.0.1", self.port),
-                                                     identity=identity, ignore_missing_devices=True,
-                                                     trace_packet=self._outgoing)
+                                                     ignore_missing_devices=True,
+                                                     trace_packet=self._outgoing, custom_pdu=own)
         await server.serve_forever(background=True)
         self._server = server
         if self._modem is None:
             self.port = server.transport.sockets[0].getsockname()[1]
+
+    def refuse(self, code: int, count: int = 1) -> None:
+        """Answer the next `count` register requests with Modbus exception `code` (e.g. 6, DEVICE BUSY);
+        a refused write does not take effect."""
+        with self.model.lock:
+            self._refusals += [code] * count
 
     def drop_replies(self, count: int) -> None:
         """Lose the next `count` replies on the wire, as a noisy bus does; the requests still take effect."""
@@ -200,13 +262,15 @@ class ModbusSimulator:
         return coils, discretes, holdings, inputs
 
     async def _action(self, function_code: int, start: int, address: int, count: int,
-                      registers: list[int], set_values: list[int] | list[bool] | None) -> None:
+                      registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
         """Serve pymodbus's register block from the model (and writes into it) for every request."""
         table = FUNCTION_TABLES.get(function_code)
         if table is None:
             return None
         self.requests += 1
         with self.model.lock:
+            if self._refusals:
+                return ExcCodes(self._refusals.pop(0))
             now = time.monotonic()
             self.model.advance(now)
             if set_values is not None:

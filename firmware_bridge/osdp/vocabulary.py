@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 
-from firmware_bridge.backends import require_module
+from firmware_bridge.kinds import require_module
 
 osdp = require_module("osdp", "OSDP access panels (pip package libosdp)")
 

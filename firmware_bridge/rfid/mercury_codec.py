@@ -54,7 +54,9 @@ class Status(enum.IntEnum):
 PROTOCOL_GEN2 = 0x05
 SET_PROTOCOL_GEN2 = PROTOCOL_GEN2.to_bytes(2, "big")
 BANK_TID = 0x02
-SEARCH_EMBEDDED_OP = 0x0004  # READ_TAG_MULTIPLE search flag: an embedded command follows
+# READ_TAG_MULTIPLE search flags (Mercury API's TMR_SR_SearchFlag).
+SEARCH_EMBEDDED_OP = 0x0004  # an embedded command (here: read the TID) follows
+SEARCH_LARGE_TAG_POPULATION = 0x0010  # the vendor library always sets it; M6e modules then count in 4 bytes
 # GET_TAG_BUFFER metadata: read count, RSSI, antenna, timestamp, embedded-read data.
 META_COUNT, META_RSSI, META_ANTENNA, META_TIMESTAMP, META_DATA = 0x0001, 0x0002, 0x0004, 0x0010, 0x0080
 METADATA = META_COUNT | META_RSSI | META_ANTENNA | META_TIMESTAMP | META_DATA
@@ -176,18 +178,28 @@ def decode_version(data: bytes) -> MercuryVersion:
     return MercuryVersion(*parts, protocols=int.from_bytes(data[16:20], "big"))
 
 
-def encode_read_multiple(timeout_ms: int, tid_words: int = 0) -> bytes:
+def encode_read_multiple(timeout_ms: int, tid_words: int = 0, *,
+                         flags: int = SEARCH_LARGE_TAG_POPULATION) -> bytes:
     """READ_TAG_MULTIPLE: option, search flags, timeout; with `tid_words`, an embedded TID read."""
     if not tid_words:
-        return struct.pack(">BHH", 0, 0, timeout_ms)
+        return struct.pack(">BHH", 0, flags, timeout_ms)
     embedded = struct.pack(">BHBBIB", Op.READ_TAG_DATA, timeout_ms, 0, BANK_TID, 0, tid_words)
-    return struct.pack(">BHHBB", 0, SEARCH_EMBEDDED_OP, timeout_ms, 1, len(embedded)) + embedded
+    return struct.pack(">BHHBB", 0, flags | SEARCH_EMBEDDED_OP, timeout_ms, 1, len(embedded)) + embedded
 
 
 @dataclass(frozen=True, slots=True)
 class ReadMultipleRequest:
     timeout_ms: int
     tid_words: int
+    flags: int = SEARCH_LARGE_TAG_POPULATION
+
+    @property
+    def embedded(self) -> bool:
+        return bool(self.flags & SEARCH_EMBEDDED_OP)
+
+    @property
+    def large_population(self) -> bool:
+        return bool(self.flags & SEARCH_LARGE_TAG_POPULATION)
 
 
 def decode_read_multiple(data: bytes) -> ReadMultipleRequest:
@@ -200,36 +212,86 @@ def decode_read_multiple(data: bytes) -> ReadMultipleRequest:
             raise FramingError("embedded command truncated")
         if data[7] == Op.READ_TAG_DATA and data[11] == BANK_TID:
             tid_words = data[16]
-    return ReadMultipleRequest(timeout_ms, tid_words)
+    return ReadMultipleRequest(timeout_ms, tid_words, flags)
 
 
-def encode_read_multiple_reply(tid_words: int, count: int) -> bytes:
-    return struct.pack(">BHI", 0, SEARCH_EMBEDDED_OP if tid_words else 0, count)
+@dataclass(frozen=True, slots=True)
+class ReadMultipleReply:
+    """A READ_TAG_MULTIPLE reply: tags found; with an embedded command, how often it worked and failed."""
+
+    count: int
+    select_option: int | None = None  # the ISO 18000-6B select option some firmware echoes
+    embedded_ok: int | None = None
+    embedded_failed: int | None = None
 
 
-def decode_read_multiple_reply(data: bytes) -> int:
-    if len(data) < 7:
-        raise FramingError("READ_TAG_MULTIPLE reply too short")
-    return int.from_bytes(data[3:7], "big")
+# Plain replies (option, search flags, then the count) come in four public forms, by data length:
+# 4: 1-byte count (modules without large-population support); 5: select option, 1-byte count;
+# 7: 4-byte count; 8: select option, 4-byte count. Embedded-command replies add the embedded command
+# count and opcode and two u16 counters after a count that is 4 bytes only with SEARCH_LARGE_TAG_POPULATION
+# (on M6e modules; others keep 1 byte even then).
+PLAIN_FORMS = (4, 5, 7, 8)
+EMBEDDED_NARROW, EMBEDDED_WIDE = 10, 13
+
+
+def encode_read_multiple_reply(request: ReadMultipleRequest, count: int, *, form: int | None = None,
+                               ok: int = 0, failed: int = 0, select_option: int = 0) -> bytes:
+    """The reply a module sends; `form` is the data length (see PLAIN_FORMS, EMBEDDED_*)."""
+    head = struct.pack(">BH", 0, request.flags)
+    if request.embedded:
+        form = form or (EMBEDDED_WIDE if request.large_population else EMBEDDED_NARROW)
+        counted = struct.pack(">I", count) if form == EMBEDDED_WIDE else struct.pack(">B", min(count, 255))
+        return head + counted + struct.pack(">BBHH", 1, Op.READ_TAG_DATA, ok, failed)
+    form = form or (7 if request.large_population else 4)
+    if form not in PLAIN_FORMS:
+        raise ValueError(f"no READ_TAG_MULTIPLE reply form of {form} bytes")
+    select = struct.pack(">B", select_option) if form in (5, 8) else b""
+    counted = struct.pack(">I", count) if form in (7, 8) else struct.pack(">B", min(count, 255))
+    return head + select + counted
+
+
+def decode_read_multiple_reply(data: bytes, request: ReadMultipleRequest | None = None) -> ReadMultipleReply:
+    """Decode any public form of the reply to `request` (default: a plain request)."""
+    embedded = request is not None and request.embedded
+    n = len(data)
+    if embedded:
+        if n == EMBEDDED_NARROW:
+            count = data[3]
+        elif n == EMBEDDED_WIDE and request is not None and request.large_population:
+            count = struct.unpack_from(">I", data, 3)[0]
+        else:
+            raise FramingError(f"embedded READ_TAG_MULTIPLE reply of {n} bytes")
+        at = 3 + (4 if n == EMBEDDED_WIDE else 1)
+        ok, failed = struct.unpack_from(">HH", data, at + 2)
+        return ReadMultipleReply(count, None, ok, failed)
+    if n == 4:
+        return ReadMultipleReply(data[3])
+    if n == 5:
+        return ReadMultipleReply(data[4], data[3])
+    if n == 7:
+        return ReadMultipleReply(struct.unpack_from(">I", data, 3)[0])
+    if n == 8:
+        return ReadMultipleReply(struct.unpack_from(">I", data, 4)[0], data[3])
+    raise FramingError(f"READ_TAG_MULTIPLE reply of {n} bytes is none of the public forms")
 
 
 @dataclass(frozen=True, slots=True)
 class BufferedTag:
     """One entry of the module's tag buffer."""
 
-    epc: str  # upper-case hex
+    epc: bytes
     antenna: int  # the receive port
     rssi_dbm: int
     read_count: int
     timestamp_ms: int  # since the READ_TAG_MULTIPLE that found it
-    tid: str | None
+    tid: bytes | None
 
 
 def encode_tag_buffer(tags: list[BufferedTag]) -> bytes:
     out = bytearray(struct.pack(">HBB", METADATA, 0, len(tags)))
     for t in tags:
-        tid = bytes.fromhex(t.tid) if t.tid else b""
-        epc = bytes.fromhex(t.epc)
+        tid = t.tid or b""
+        epc = t.epc
         pc = (len(epc) // 2) << 11  # EPC length in words, as the tag's protocol-control word says
         out += struct.pack(">BbBIH", t.read_count, t.rssi_dbm, (t.antenna << 4) | t.antenna, t.timestamp_ms,
                            len(tid) * 8)
@@ -255,13 +317,13 @@ def _decode_tag_buffer(data: bytes) -> list[BufferedTag]:
     for _ in range(count):
         read_count, rssi, ports, stamp, data_bits = struct.unpack_from(">BbBIH", data, i)
         i += 9
-        tid = data[i : i + data_bits // 8].hex().upper() if data_bits else None
+        tid = bytes(data[i : i + data_bits // 8]) if data_bits else None
         i += data_bits // 8
         epc_bits = struct.unpack_from(">H", data, i)[0]
         epc_len = epc_bits // 8 - 4  # minus the PC and CRC words
         if epc_len < 0 or i + 4 + epc_len + 2 > len(data):
             raise FramingError("EPC runs past the frame")
-        epc = data[i + 4 : i + 4 + epc_len].hex().upper()
+        epc = bytes(data[i + 4 : i + 4 + epc_len])
         i += 4 + epc_len + 2
         tags.append(BufferedTag(epc, ports & 0x0F, rssi, read_count, stamp, tid))
     if i != len(data):

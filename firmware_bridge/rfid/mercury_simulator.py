@@ -3,6 +3,9 @@
 Tags are placed in (and removed from) the field per antenna; READ_TAG_MULTIPLE copies the tags seen on
 the selected antenna into the module's tag buffer, GET_TAG_BUFFER hands them out (oldest first, as many
 as fit in one frame) and forgets them, so nothing found is lost if the host goes away in between.
+READ_TAG_MULTIPLE replies come in the form module firmware sends: `wide_counts` (M6e: 4-byte counts
+when the host sets the large-population flag) or not (M5e, Nano: 1-byte counts), or a forced
+`reply_form` (4, 5, 7 or 8 data bytes; see `mercury_codec.PLAIN_FORMS`).
 Faults for drills: stop answering (optionally right after a given opcode) and answer with garbage.
 """
 
@@ -33,9 +36,14 @@ class FieldTag:
 class MercurySimulator:
     """Serve the Mercury protocol on a pty; a driver opens `.path` (a symlink there when `link` is given)."""
 
-    def __init__(self, *, link: Path | None = None, antennas: int = 4) -> None:
+    def __init__(self, *, link: Path | None = None, antennas: int = 4, wide_counts: bool = True,
+                 reply_form: int | None = None) -> None:
+        if reply_form is not None and reply_form not in mc.PLAIN_FORMS:
+            raise ValueError(f"reply_form is one of {mc.PLAIN_FORMS}")
         self._link = link
         self.antennas = antennas
+        self.wide_counts = wide_counts
+        self.reply_form = reply_form
         self.region = Region.NA
         self.tx_port, self.rx_port = 1, 1
         self._field: dict[tuple[str, int], FieldTag] = {}
@@ -175,11 +183,17 @@ class MercurySimulator:
         started = time.monotonic()
         for tag in seen:
             tid = None
+            epc = bytes.fromhex(tag.epc)
             if request.tid_words:
-                tid_bytes = bytes.fromhex(tag.tid) if tag.tid else bytes.fromhex("E2003412") + \
-                    bytes.fromhex(tag.epc)[-8:]
-                tid = tid_bytes[: 2 * request.tid_words].hex().upper()
+                tid = (bytes.fromhex(tag.tid) if tag.tid else bytes.fromhex("E2003412") + epc[-8:])
+                tid = tid[: 2 * request.tid_words]
             stamp = int((time.monotonic() - started) * 1000)
-            self._buffer.append(BufferedTag(tag.epc, tag.antenna, tag.rssi_dbm, 1, stamp, tid))
-        return Status.OK, mc.encode_read_multiple_reply(request.tid_words, len(seen))
+            self._buffer.append(BufferedTag(epc, tag.antenna, tag.rssi_dbm, 1, stamp, tid))
+        wide = self.wide_counts and request.large_population
+        if request.embedded:
+            form = mc.EMBEDDED_WIDE if wide else mc.EMBEDDED_NARROW
+            ok = len(seen) if request.tid_words else 0
+            return Status.OK, mc.encode_read_multiple_reply(request, len(seen), form=form, ok=ok)
+        form = self.reply_form or (7 if wide else 4)
+        return Status.OK, mc.encode_read_multiple_reply(request, len(seen), form=form)
 

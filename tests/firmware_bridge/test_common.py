@@ -1,4 +1,4 @@
-"""Common layer: back-off, health tracking, backend registry, transports with reconnection, leak guard."""
+"""Common layer: back-off, health tracking, transports with reconnection, leak guard."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from firmware_bridge.backends import BACKENDS, load_backend, register_backend, require_module
 from firmware_bridge.backoff import Backoff, RetrySchedule
-from firmware_bridge.errors import BackendUnavailable, TransportError
+from firmware_bridge.errors import TransportError
 from firmware_bridge.events import Health, HealthEvent
 from firmware_bridge.health import HealthTracker
 from firmware_bridge.transport import PtyPair, ReconnectingPort, open_port
@@ -65,20 +64,6 @@ def test_health_publishes_only_on_change() -> None:
     ]
     assert all(e.device == "door-1" and e.time_us == 42 for e in seen)
     assert tracker.count("framing") == 1 and tracker.count("framing", 2) == 3
-
-
-def test_registry_gives_backend_unavailable_with_the_missing_library_named() -> None:
-    with pytest.raises(BackendUnavailable, match="no backend named 'nope'"):
-        load_backend("nope")
-    register_backend("test_missing_lib", "custodian_no_such_vendor_sdk", "Reader")
-    try:
-        with pytest.raises(BackendUnavailable, match="custodian_no_such_vendor_sdk"):
-            load_backend("test_missing_lib")
-    finally:
-        BACKENDS.pop("test_missing_lib")
-    with pytest.raises(BackendUnavailable, match="Mercury readers"):
-        require_module("custodian_no_such_vendor_sdk", "Mercury readers")
-    assert load_backend("osdp_panel").__name__ == "OsdpLine"
 
 
 def test_open_port_maps_failure_to_transport_error(tmp_path: Path) -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from firmware_bridge.errors import DeviceOffline, DeviceTimeout, ProfileError, ProtocolError, TransportError
+from firmware_bridge.errors import (
+    DeviceOffline,
+    DeviceRefused,
+    DeviceTimeout,
+    NoIdentification,
+    ProfileError,
+    ProtocolError,
+    TransportError,
+)
 from firmware_bridge.events import Health, HealthEvent
 from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.modbus.model import Fault
@@ -214,3 +222,64 @@ def test_lost_replies_mid_cycle_are_retried_not_fatal(shredder) -> None:
     assert report.ok, report.reasons
     assert (report.counter_before, report.counter_after) == (0, 1)
     assert dev.health.counters["comm_failures"] == 2
+
+
+def test_device_busy_mid_cycle_is_retried_and_the_cycle_completes(shredder) -> None:
+    sim, dev, _ = shredder
+    started = threading.Event()
+
+    def busy_once_running() -> None:
+        started.wait(5)
+        sim.refuse(0x06, count=3)  # SERVER DEVICE BUSY while the PLC runs the cycle
+
+    helper = threading.Thread(target=busy_once_running)
+    helper.start()
+    original = sim.model.on_start
+
+    def on_start(now: float) -> None:
+        original(now)
+        started.set()
+
+    sim.model.on_start = on_start  # type: ignore[method-assign]
+    try:
+        report = dev.run_cycle(poll_s=0.02)
+    finally:
+        helper.join()
+    assert report.ok, report.reasons
+    assert (report.counter_before, report.counter_after) == (0, 1)
+    assert dev.health.counters["busy_replies"] == 3
+    assert not sim.model.get("cycle_start")  # released once, after completion
+
+
+def test_device_busy_beyond_the_cycles_budget_is_reported_by_name(shredder) -> None:
+    sim, dev, _ = shredder
+    sim.refuse(0x06, count=10_000)
+    report = dev.run_cycle(poll_s=0.02, timeout_s=0.5)
+    assert not report.ok and "SERVER DEVICE BUSY" in report.reasons[0] and "lost contact" not in report.reasons[0]
+
+
+@pytest.mark.parametrize(("code", "name"), [(0x01, "ILLEGAL FUNCTION"), (0x02, "ILLEGAL DATA ADDRESS"),
+                                            (0x03, "ILLEGAL DATA VALUE"), (0x04, "SERVER DEVICE FAILURE")])
+def test_exception_replies_are_reported_by_their_name_not_as_lost_contact(shredder, code: int, name: str) -> None:
+    sim, dev, health = shredder
+    sim.refuse(code)
+    with pytest.raises(DeviceRefused) as caught:
+        dev.read("cycle_counter")
+    assert (caught.value.code, caught.value.name) == (code, name)
+    assert health[-1].health is Health.DEGRADED and name in health[-1].reason
+    sim.refuse(code, count=50)
+    report = dev.run_cycle(poll_s=0.02)
+    assert not report.ok and name in report.reasons[0] and "lost contact" not in report.reasons[0]
+
+
+def test_a_device_without_identification_objects_says_so() -> None:
+    with ModbusSimulator(SHREDDER, identity=None) as sim, ModbusDevice("plc", sim.url, SHREDDER) as dev:
+        with pytest.raises(NoIdentification, match="no identification objects"):
+            dev.identify()
+        assert dev.read("cycle_counter") == 0  # it answers everything else
+
+
+def test_two_machines_in_one_process_each_name_themselves() -> None:
+    with ModbusSimulator(SHREDDER) as a, ModbusSimulator(DEGAUSSER) as b, \
+            ModbusDevice("s", a.url, SHREDDER) as shredder, ModbusDevice("d", b.url, DEGAUSSER) as degausser:
+        assert (shredder.identify().product_code, degausser.identify().product_code) == ("shredder", "degausser")

@@ -100,20 +100,98 @@ def test_request_framer_reads_host_frames() -> None:
 
 def test_tag_buffer_round_trip_and_epc_crc() -> None:
     tags = [
-        BufferedTag("3034257BF7194E4000001A85", 2, -61, 3, 17, "E2003412013AF40000000001"),
-        BufferedTag("E2801170000020A0", 1, -45, 1, 0, None),
+        BufferedTag(bytes.fromhex("3034257BF7194E4000001A85"), 2, -61, 3, 17,
+                    bytes.fromhex("E2003412013AF40000000001")),
+        BufferedTag(bytes.fromhex("E2801170000020A0"), 1, -45, 1, 0, None),
     ]
     data = mc.encode_tag_buffer(tags)
     assert mc.decode_tag_buffer(data) == tags
     # The EPC block ends with the EPC's own CRC word, as a Gen2 tag backscatters it.
-    epc = bytes.fromhex(tags[1].epc)
+    epc = tags[1].epc
     assert data.endswith(epc + mc.crc(epc).to_bytes(2, "big"))
 
 
 def test_read_multiple_with_embedded_tid_read_round_trips() -> None:
     request = mc.decode_read_multiple(mc.encode_read_multiple(250, tid_words=6))
-    assert (request.timeout_ms, request.tid_words) == (250, 6)
-    assert mc.decode_read_multiple(mc.encode_read_multiple(90)) == mc.ReadMultipleRequest(90, 0)
+    assert (request.timeout_ms, request.tid_words, request.embedded, request.large_population) == (250, 6, True, True)
+    plain = mc.decode_read_multiple(mc.encode_read_multiple(90, flags=0))
+    assert plain == mc.ReadMultipleRequest(90, 0, 0) and not plain.large_population
+
+
+# READ_TAG_MULTIPLE replies as modules send them, hand-assembled after the vendor's public Mercury API
+# (serial_reader_l3.c): data = option, search flags, [select option], count; embedded-command replies add
+# the embedded command count and opcode, then the commands that worked and failed (u16 each).
+PLAIN = mc.ReadMultipleRequest(100, 0, mc.SEARCH_LARGE_TAG_POPULATION)
+NARROW_PLAIN = mc.ReadMultipleRequest(100, 0, 0)
+EMBEDDED = mc.ReadMultipleRequest(100, 6, mc.SEARCH_EMBEDDED_OP)
+EMBEDDED_WIDE = mc.ReadMultipleRequest(100, 6, mc.SEARCH_EMBEDDED_OP | mc.SEARCH_LARGE_TAG_POPULATION)
+REPLY_FORMS = [
+    # (form, the request it answers, data bytes, count, select option, embedded ok, embedded failed)
+    ("4: 1-byte count", NARROW_PLAIN, "00 0000 07", 7, None, None, None),
+    ("5: select option, 1-byte count", NARROW_PLAIN, "00 0000 01 07", 7, 1, None, None),
+    ("7: 4-byte count", PLAIN, "00 0010 00012345", 0x12345, None, None, None),
+    ("8: select option, 4-byte count", PLAIN, "00 0010 01 00012345", 0x12345, 1, None, None),
+    ("embedded, 1-byte count (flag 0x0010 unset)", EMBEDDED, "00 0004 05 01 28 0004 0001", 5, None, 4, 1),
+    ("embedded, 1-byte count (flag set, not an M6e)", EMBEDDED_WIDE, "00 0014 05 01 28 0005 0000", 5, None, 5, 0),
+    ("embedded, 4-byte count (flag 0x0010 set)", EMBEDDED_WIDE, "00 0014 00000105 01 28 0100 0005", 261, None,
+     256, 5),
+]
+
+
+def _pieces(frame: bytes, split: str) -> list[bytes]:
+    if split == "whole":
+        return [frame]
+    if split == "halves":
+        return [frame[: len(frame) // 2], frame[len(frame) // 2 :]]
+    return [frame[i : i + 1] for i in range(len(frame))]
+
+
+@pytest.mark.parametrize("split", ["whole", "halves", "bytewise"])
+@pytest.mark.parametrize(("form", "request_", "data", "count", "select", "ok", "failed"), REPLY_FORMS,
+                         ids=[f[0] for f in REPLY_FORMS])
+def test_every_read_multiple_reply_form_decodes_whole_split_and_byte_by_byte(
+    form: str, request_: mc.ReadMultipleRequest, data: str, count: int, select: int | None, ok: int | None,
+    failed: int | None, split: str
+) -> None:
+    frame = mc.encode_response(Op.READ_TAG_MULTIPLE, 0, bytes.fromhex(data))
+    framer = MercuryFramer(responses=True)
+    frames = [f for piece in _pieces(frame, split) for f in framer.feed(piece)]
+    assert len(frames) == 1 and framer.framing_errors == 0
+    reply = mc.decode_read_multiple_reply(frames[0].data, request_)
+    assert (reply.count, reply.select_option, reply.embedded_ok, reply.embedded_failed) == (count, select, ok, failed)
+
+
+@pytest.mark.parametrize(("form", "request_", "data", "count", "select", "ok", "failed"), REPLY_FORMS,
+                         ids=[f[0] for f in REPLY_FORMS])
+def test_every_reply_form_corrupted_is_skipped_and_truncated_is_refused(
+    form: str, request_: mc.ReadMultipleRequest, data: str, count: int, select: int | None, ok: int | None,
+    failed: int | None
+) -> None:
+    raw = bytes.fromhex(data)
+    frame = mc.encode_response(Op.READ_TAG_MULTIPLE, 0, raw)
+    framer = MercuryFramer(responses=True)
+    assert framer.feed(_corrupt_crc(frame)) == [] and framer.framing_errors >= 1
+    with pytest.raises(FramingError):
+        mc.decode_read_multiple_reply(raw[:3], request_)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 3, 6, 9, 10, 13])
+def test_plain_reply_lengths_that_are_no_public_form_are_refused(length: int) -> None:
+    with pytest.raises(FramingError):
+        mc.decode_read_multiple_reply(bytes(length), PLAIN)
+
+
+def test_our_encoder_writes_the_forms_the_table_describes() -> None:
+    for form, request_, data, count, select, ok, failed in REPLY_FORMS:
+        wide = len(bytes.fromhex(data))
+        encoded = mc.encode_read_multiple_reply(request_, count, form=wide, ok=ok or 0, failed=failed or 0,
+                                                select_option=select or 0)
+        assert encoded == bytes.fromhex(data), form
+
+
+def test_a_4_byte_count_is_refused_where_the_request_did_not_ask_for_it() -> None:
+    with pytest.raises(FramingError):
+        mc.decode_read_multiple_reply(bytes.fromhex("00 0004 00000105 01 28 0100 0005"), EMBEDDED)
 
 
 @given(st.binary(max_size=600))
@@ -132,3 +210,6 @@ def test_fuzz_payload_decoders_raise_only_framing_error(data: bytes) -> None:
     for decode in (mc.decode_version, mc.decode_tag_buffer, mc.decode_read_multiple, mc.decode_read_multiple_reply):
         with contextlib.suppress(FramingError):
             decode(data)
+    for request in (PLAIN, EMBEDDED, EMBEDDED_WIDE):
+        with contextlib.suppress(FramingError):
+            mc.decode_read_multiple_reply(data, request)

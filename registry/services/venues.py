@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from firmware_bridge import kinds as device_kinds
+from firmware_bridge.kinds import Role
 from registry import journal, rules, validate
 from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
@@ -38,12 +40,16 @@ from registry.services import lookup
 VENUE_FLAGS = ("top_secret_designated", "storage", "closed", "key_part", "destruction")
 # Secrets never enter the register or its exports: a setting names an environment variable instead.
 SECRET_KEYS = re.compile(r"(scbk|key|password|secret|token)$", re.IGNORECASE)
-READER_KINDS = ("llrp_reader", "mercury_reader")
+# Placement rules follow each kind's role in the one device-kind table (firmware_bridge.kinds).
+READER_KINDS = device_kinds.with_role(Role.PORTAL_READER, Role.HANDHELD)
 # A panel drives a door strike: it belongs to a portal. Destruction machines are stations in a room.
-PORTAL_ONLY_KINDS = ("osdp_panel",)
-VENUE_ONLY_KINDS = ("modbus_shredder", "modbus_degausser")
+PORTAL_ONLY_KINDS = device_kinds.with_role(Role.PANEL)
+VENUE_ONLY_KINDS = device_kinds.with_role(Role.MACHINE)
 # The portal controller drives one strike and reads one people count per door.
-ONE_PER_PORTAL = {"osdp_panel": "portal.one_panel", "camera": "portal.one_camera"}
+ONE_PER_PORTAL = {
+    **{name: "portal.one_panel" for name in device_kinds.with_role(Role.PANEL)},
+    **{name: "portal.one_camera" for name in device_kinds.with_role(Role.CAMERA)},
+}
 ANTENNA_NUMBERS = range(1, 65536)  # LLRP antenna ids are 16-bit, 0 meaning "all"
 PLAN_LIMIT_M = 1_000_000.0  # a site plan coordinate, metres
 

@@ -1,0 +1,260 @@
+"""The centre's side of the record path: one stream that sources every site stream across domains, and a
+durable consumer that hands batches to the register and acknowledges them only after the register committed.
+
+Exactly once, in practice: the site stream dropped republished ids (message dedup); the consumer acks with a
+double ack (`ack_sync`: the server confirmed the ack) after the sink's transaction committed; a crash between
+commit and ack redelivers the batch, and the sink, idempotent by record id (a unique constraint), keeps one
+copy. The ack policy is "all": one double ack on a batch's last message acknowledges the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from nats.errors import TimeoutError as NatsTimeout
+from nats.js import JetStreamContext, api
+from nats.js.errors import NotFoundError
+
+from multisite.envelope import CENTRE_STREAM, EnvelopeError, RecordEnvelope, check_site, site_api, site_stream
+from multisite.link import Link
+
+log = logging.getLogger(__name__)
+DURABLE = "register"
+
+
+class RecordSink(Protocol):
+    """Where the centre's records land (the register's record writer). `apply` commits the batch before it
+    returns, and ignores a record whose id it already holds (redeliveries happen). It may raise to refuse
+    the batch (the database is away): the consumer keeps the batch and retries."""
+
+    def apply(self, envelopes: Sequence[RecordEnvelope]) -> None: ...
+
+
+@dataclass(frozen=True)
+class CentreStreamConfig:
+    """max_age_s: how long the centre's copy stays in JetStream (the register is the system of record; the
+    edge keeps its own copy longer). duplicate_window_s: the centre stream drops a sourced duplicate too."""
+
+    name: str = CENTRE_STREAM
+    max_age_s: float = 7 * 86_400.0
+    duplicate_window_s: float = 3600.0
+
+
+def _source(site: str) -> api.StreamSource:
+    return api.StreamSource(name=site_stream(site), external=api.ExternalStream(api=site_api(check_site(site))))
+
+
+async def ensure_centre_stream(
+    js: JetStreamContext, sites: Sequence[str], config: CentreStreamConfig | None = None
+) -> None:
+    """Create the centre stream sourcing `sites`, or add the sites it does not source yet (idempotent;
+    a source already there keeps its position)."""
+    config = config or CentreStreamConfig()
+    try:
+        info = await js.stream_info(config.name)
+    except NotFoundError:
+        await js.add_stream(
+            api.StreamConfig(
+                name=config.name,
+                sources=[_source(s) for s in sites],
+                retention=api.RetentionPolicy.LIMITS,
+                storage=api.StorageType.FILE,
+                max_age=config.max_age_s,
+                duplicate_window=config.duplicate_window_s,
+                deny_delete=True,
+            )
+        )
+        return
+    existing = list(info.config.sources or [])
+    known = {s.name for s in existing}
+    added = [_source(s) for s in sites if site_stream(s) not in known]
+    if added:
+        await js.update_stream(info.config.evolve(sources=existing + added))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """How far the centre is behind one site. lag: records the site holds that the centre does not yet;
+    active_s: seconds since the centre last heard from that site's stream (None: never); error: the
+    server's complaint about the source, if any. A guard page shows these: sync lag is what PACS users
+    cannot see."""
+
+    site: str
+    lag: int
+    active_s: float | None
+    error: str = ""
+
+
+async def source_states(js: JetStreamContext, stream: str = CENTRE_STREAM) -> list[SourceState]:
+    info = await js.stream_info(stream)
+    states = []
+    for source in info.sources or []:
+        active = source.active if source.active is not None and source.active >= 0 else None
+        error = (source.error or {}).get("description", "") if source.error else ""
+        states.append(
+            SourceState(
+                site=source.name.removeprefix("SITE_"),
+                lag=int(source.lag or 0),
+                active_s=active / 1e9 if active is not None else None,
+                error=str(error),
+            )
+        )
+    return states
+
+
+class CentreConsumer:
+    """The durable pull consumer feeding the sink. `run()` fetches the next batch while the sink commits
+    the current one; a batch is acked (double ack) only after the sink returned."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        sink: RecordSink,
+        *,
+        stream: str = CENTRE_STREAM,
+        durable: str = DURABLE,
+        batch: int = 2000,
+        ack_wait_s: float = 60.0,
+        fetch_wait_s: float = 0.5,
+    ) -> None:
+        self._js = js
+        self._sink = sink
+        self._stream = stream
+        self._durable = durable
+        self._batch = batch
+        self._ack_wait_s = ack_wait_s
+        self._fetch_wait_s = fetch_wait_s
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self.applied = 0  # envelopes handed to the sink and acknowledged (redeliveries included)
+        self.malformed = 0
+
+    async def setup(self) -> None:
+        try:
+            await self._js.consumer_info(self._stream, self._durable)
+        except NotFoundError:
+            await self._js.add_consumer(
+                self._stream,
+                api.ConsumerConfig(
+                    durable_name=self._durable,
+                    ack_policy=api.AckPolicy.ALL,
+                    ack_wait=self._ack_wait_s,
+                    deliver_policy=api.DeliverPolicy.ALL,
+                    max_ack_pending=4 * self._batch,
+                    max_waiting=4,
+                ),
+            )
+        self._sub = await self._js.pull_subscribe_bind(self._durable, self._stream)
+
+    async def fetch(self) -> list:  # list[nats Msg]
+        assert self._sub is not None, "setup() first"
+        try:
+            return await self._sub.fetch(self._batch, timeout=self._fetch_wait_s)
+        except (TimeoutError, NatsTimeout):
+            return []
+
+    async def apply(self, msgs: list) -> int:
+        """Hand a fetched batch to the sink (retrying while it refuses), then double-ack it."""
+        if not msgs:
+            return 0
+        envelopes = []
+        for msg in msgs:
+            try:
+                envelopes.append(RecordEnvelope.from_message(msg.subject, msg.headers, msg.data))
+            except EnvelopeError as exc:  # kept in the centre stream, never handed on
+                self.malformed += 1
+                log.error("centre stream seq %s is not a record: %s", msg.metadata.sequence.stream, exc)
+        delay = 0.05
+        while True:
+            try:
+                await asyncio.to_thread(self._sink.apply, envelopes)
+                break
+            except Exception as exc:
+                log.warning("register refused a batch of %d, retrying in %.2f s: %s", len(envelopes), delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, 2.0)
+        await msgs[-1].ack_sync(timeout=10)
+        self.applied += len(envelopes)
+        return len(envelopes)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        next_batch = asyncio.ensure_future(self.fetch())
+        try:
+            while not stop.is_set():
+                msgs = await next_batch
+                next_batch = asyncio.ensure_future(self.fetch())
+                await self.apply(msgs)
+        finally:
+            next_batch.cancel()
+
+    async def pending(self) -> int:
+        """Records in the centre stream not yet acknowledged by this consumer."""
+        info = await self._js.consumer_info(self._stream, self._durable)
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+
+class CentreIngest:
+    """The centre's record path for threaded callers: the centre stream, the consumer running on its loop
+    thread, and the figures a guard page and the tests need (source lag, pending)."""
+
+    def __init__(
+        self,
+        url: str,
+        sink: RecordSink,
+        sites: Sequence[str],
+        *,
+        stream: CentreStreamConfig | None = None,
+        durable: str = DURABLE,
+        batch: int = 2000,
+    ) -> None:
+        self.link = Link(url, "centre-ingest")
+        self._stream = (stream or CentreStreamConfig()).name
+        self.consumer = CentreConsumer(self.link.js(), sink, stream=self._stream, durable=durable, batch=batch)
+        self._stop = asyncio.Event()
+        try:
+            self.link.run(ensure_centre_stream(self.link.js(), sites, stream))
+            self.link.run(self.consumer.setup())
+        except BaseException:
+            self.link.close()
+            raise
+        self._task = self.link.loop.spawn(self.consumer.run(self._stop))
+
+    def add_site(self, site: str) -> None:
+        self.link.run(ensure_centre_stream(self.link.js(), [site], CentreStreamConfig(name=self._stream)))
+
+    def sources(self) -> list[SourceState]:
+        return self.link.run(source_states(self.link.js(), self._stream))
+
+    def pending(self) -> int:
+        return self.link.run(self.consumer.pending())
+
+    def wait_drained(self, timeout_s: float = 30.0) -> bool:
+        """Until no source lags and the consumer has nothing pending (tests, shutdown, the backlog bench)."""
+
+        async def drained() -> bool:
+            deadline = asyncio.get_running_loop().time() + timeout_s
+            while asyncio.get_running_loop().time() < deadline:
+                states = await source_states(self.link.js(), self._stream)
+                if all(s.lag == 0 and s.active_s is not None for s in states) and await self.consumer.pending() == 0:
+                    return True
+                await asyncio.sleep(0.05)
+            return False
+
+        return self.link.run(drained(), timeout_s + 10)
+
+    def close(self) -> None:
+        self.link.loop.loop.call_soon_threadsafe(self._stop.set)
+        try:
+            self._task.result(15)
+        except Exception as exc:
+            log.debug("centre consumer ended: %s", exc)
+        self.link.close()
+
+    def __enter__(self) -> CentreIngest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -58,7 +58,8 @@ class NatsServer:
     restarts, so clients and leaf remotes reconnect to the same address.
 
     leaf_port: this server accepts leaf nodes there (the hub). remote_port: this server is a leaf node
-    dialling a hub's leaf port there (directly, or through a `LinkProxy`), retrying every second.
+    dialling a hub's leaf port there (directly, or through a `LinkProxy`), retrying every second, and only
+    there: the hub's advertised addresses are ignored, or a leaf would walk round a cut proxy.
     sync_always: fsync every JetStream write, so an ack survives a power cut and not only a process crash
     (the default sync interval is two minutes).
     """
@@ -97,7 +98,9 @@ class NatsServer:
             lines.append(f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port} }}")
         if self.remote_port is not None:
             lines.append(
-                f'leafnodes {{ reconnect: 1, remotes: [ {{ url: "nats-leaf://127.0.0.1:{self.remote_port}" }} ] }}'
+                "leafnodes { reconnect: 1, remotes: [ { "
+                f'url: "nats-leaf://127.0.0.1:{self.remote_port}", ignore_discovered_servers: true'
+                " } ] }"
             )
         return "\n".join(lines) + "\n"
 

@@ -15,10 +15,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from multisite.envelope import CENTRE_STREAM, EnvelopeError, RecordEnvelope, check_site, site_api, site_stream
+from multisite.envelope import (
+    CENTRE_STREAM,
+    RECORDS_PREFIX,
+    EnvelopeError,
+    RecordEnvelope,
+    check_site,
+    site_api,
+    site_stream,
+)
 from multisite.link import Link
 
 log = logging.getLogger(__name__)
@@ -77,28 +86,53 @@ async def ensure_centre_stream(
 
 @dataclass(frozen=True, slots=True)
 class SourceState:
-    """How far the centre is behind one site. lag: records the site holds that the centre does not yet;
-    active_s: seconds since the centre last heard from that site's stream (None: never); error: the
-    server's complaint about the source, if any. A guard page shows these: sync lag is what PACS users
-    cannot see."""
+    """How far the centre is behind one site (a guard page shows it: sync lag is what PACS users cannot see).
+
+    lag: the server's own figure, as of the source's last contact (it stays where it was while cut off).
+    active_s: seconds since the centre last heard from that site's stream (None: never). behind: records the
+    site's stream holds that the centre's has not sourced yet, asked of the site across the link now (None:
+    the site does not answer). error: the server's complaint about the source, if any."""
 
     site: str
     lag: int
     active_s: float | None
+    behind: int | None
     error: str = ""
 
 
-async def source_states(js: JetStreamContext, stream: str = CENTRE_STREAM) -> list[SourceState]:
-    info = await js.stream_info(stream)
+def _origin_seq(headers: dict[str, str] | None) -> int:
+    """The site-stream sequence of a sourced message (`Nats-Stream-Source: <stream:hash> <seq> ...`)."""
+    tokens = (headers or {}).get("Nats-Stream-Source", "").split()
+    return int(tokens[1]) if len(tokens) > 1 and tokens[1].isdigit() else 0
+
+
+async def site_behind(nc: Client, site: str, stream: str = CENTRE_STREAM, timeout_s: float = 2.0) -> int | None:
+    """Records site `site` holds that the centre stream has not sourced yet; None if the site cannot be asked."""
+    try:
+        remote = await nc.jetstream(domain=site, timeout=timeout_s).stream_info(site_stream(site))
+    except Exception:  # cut off, or the leaf is restarting
+        return None
+    try:
+        last = await nc.jetstream(timeout=timeout_s).get_last_msg(stream, f"{RECORDS_PREFIX}.{site}.>")
+        position = _origin_seq(last.headers)
+    except NotFoundError:
+        position = 0
+    return max(0, remote.state.last_seq - position)
+
+
+async def source_states(nc: Client, stream: str = CENTRE_STREAM) -> list[SourceState]:
+    info = await nc.jetstream(timeout=5).stream_info(stream)
     states = []
     for source in info.sources or []:
+        site = source.name.removeprefix("SITE_")
         active = source.active if source.active is not None and source.active >= 0 else None
         error = (source.error or {}).get("description", "") if source.error else ""
         states.append(
             SourceState(
-                site=source.name.removeprefix("SITE_"),
+                site=site,
                 lag=int(source.lag or 0),
                 active_s=active / 1e9 if active is not None else None,
+                behind=await site_behind(nc, site, stream),
                 error=str(error),
             )
         )
@@ -225,7 +259,7 @@ class CentreIngest:
         self.link.run(ensure_centre_stream(self.link.js(), [site], CentreStreamConfig(name=self._stream)))
 
     def sources(self) -> list[SourceState]:
-        return self.link.run(source_states(self.link.js(), self._stream))
+        return self.link.run(source_states(self.link.nc, self._stream))
 
     def pending(self) -> int:
         return self.link.run(self.consumer.pending())
@@ -236,8 +270,8 @@ class CentreIngest:
         async def drained() -> bool:
             deadline = asyncio.get_running_loop().time() + timeout_s
             while asyncio.get_running_loop().time() < deadline:
-                states = await source_states(self.link.js(), self._stream)
-                if all(s.lag == 0 and s.active_s is not None for s in states) and await self.consumer.pending() == 0:
+                states = await source_states(self.link.nc, self._stream)
+                if all(s.behind == 0 for s in states) and await self.consumer.pending() == 0:
                     return True
                 await asyncio.sleep(0.05)
             return False

@@ -190,7 +190,7 @@ class CentreCommands:
     async def _unreachable(self, command: Command, timeout_s: float) -> str:
         heard = ""
         try:
-            for state in await source_states(self._js):
+            for state in await source_states(self.link.nc):
                 if state.site == command.site:
                     heard = f"; last heard from the site {state.active_s:.1f} s ago" if state.active_s else ""
         except Exception:  # the explanation is a courtesy; the error stands without it

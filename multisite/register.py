@@ -457,6 +457,10 @@ class EdgeRegister:
     def pending_changes(self) -> list[RegisterChange]:
         return self.link.run(_call(self.follower.pending_changes))
 
+    def changes(self) -> list[RegisterChange]:
+        """Every change the edge knows of, in the order the centre made them."""
+        return self.link.run(_call(lambda: sorted(self.follower.changes.values(), key=lambda c: c.at_us)))
+
     def wait_initial(self, timeout_s: float = 10.0) -> bool:
         """Until the mirror's current content (as the leaf holds it) has been read once."""
 

@@ -2,9 +2,13 @@
 durable consumer that hands batches to the register and acknowledges them only after the register committed.
 
 Exactly once, in practice: the site stream dropped republished ids (message dedup); the consumer acks with a
-double ack (`ack_sync`: the server confirmed the ack) after the sink's transaction committed; a crash between
-commit and ack redelivers the batch, and the sink, idempotent by record id (a unique constraint), keeps one
-copy. The ack policy is "all": one double ack on a batch's last message acknowledges the batch.
+double ack after the sink's transaction committed; a crash between commit and ack redelivers the batch, and
+the sink, idempotent by record id (a unique constraint), keeps one copy.
+
+Acks are explicit, one per message: every message of the batch is acked, and the last one with `ack_sync`
+(the server's confirmation). One connection's acks reach the consumer in order, so that confirmation covers
+the batch. Not AckAll: a consumer killed with messages delivered to its pending pulls leaves them unacked
+until `ack_wait`, and the next process's ack-all would acknowledge them without their being written.
 """
 
 from __future__ import annotations
@@ -151,7 +155,7 @@ class CentreConsumer:
         stream: str = CENTRE_STREAM,
         durable: str = DURABLE,
         batch: int = 2000,
-        ack_wait_s: float = 60.0,
+        ack_wait_s: float = 30.0,
         fetch_wait_s: float = 0.5,
     ) -> None:
         self._js = js
@@ -173,7 +177,7 @@ class CentreConsumer:
                 self._stream,
                 api.ConsumerConfig(
                     durable_name=self._durable,
-                    ack_policy=api.AckPolicy.ALL,
+                    ack_policy=api.AckPolicy.EXPLICIT,
                     ack_wait=self._ack_wait_s,
                     deliver_policy=api.DeliverPolicy.ALL,
                     max_ack_pending=4 * self._batch,
@@ -209,6 +213,8 @@ class CentreConsumer:
                 log.warning("register refused a batch of %d, retrying in %.2f s: %s", len(envelopes), delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 2.0)
+        for msg in msgs[:-1]:
+            await msg.ack()
         await msgs[-1].ack_sync(timeout=10)
         self.applied += len(envelopes)
         return len(envelopes)
@@ -242,10 +248,13 @@ class CentreIngest:
         stream: CentreStreamConfig | None = None,
         durable: str = DURABLE,
         batch: int = 2000,
+        ack_wait_s: float = 30.0,
     ) -> None:
         self.link = Link(url, "centre-ingest")
         self._stream = (stream or CentreStreamConfig()).name
-        self.consumer = CentreConsumer(self.link.js(), sink, stream=self._stream, durable=durable, batch=batch)
+        self.consumer = CentreConsumer(
+            self.link.js(), sink, stream=self._stream, durable=durable, batch=batch, ack_wait_s=ack_wait_s
+        )
         self._stop = asyncio.Event()
         try:
             self.link.run(ensure_centre_stream(self.link.js(), sites, stream))

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from multisite.centre import CentreIngest
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import site_stream
@@ -16,6 +18,8 @@ from multisite.link import Link
 from multisite.pgsink import PostgresSink
 from multisite.register import CentreRegister, EdgeRegister, RegisterChange, now_us
 from tests.multisite.conftest import LONG, records, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 TOTAL = 40_000 if LONG else 6_000

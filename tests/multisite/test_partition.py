@@ -6,11 +6,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from multisite.centre import CentreIngest
 from multisite.edge import SyncEdgePublisher
 from multisite.pgsink import PostgresSink
 from multisite.register import CentreRegister, EdgeRegister, RegisterChange, now_us
 from tests.multisite.conftest import LONG, records, wait_until
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 N, M = (20_000, 50_000) if LONG else (2_000, 3_000)
 

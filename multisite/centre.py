@@ -282,7 +282,7 @@ class CentreIngest:
                 states = await source_states(self.link.nc, self._stream)
                 if all(s.behind == 0 for s in states) and await self.consumer.pending() == 0:
                     return True
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.2)  # the consumer shares this loop: ask rarely
             return False
 
         return self.link.run(drained(), timeout_s + 10)

@@ -145,7 +145,10 @@ async def source_states(nc: Client, stream: str = CENTRE_STREAM) -> list[SourceS
 
 class CentreConsumer:
     """The durable pull consumer feeding the sink. `run()` fetches the next batch while the sink commits
-    the current one; a batch is acked (double ack) only after the sink returned."""
+    the current one; a batch is acked (double ack) only after the sink returned.
+
+    sites: consume only these sites' records (a partition, with its own durable name), so that several
+    consumer processes share the centre's load; None: every site."""
 
     def __init__(
         self,
@@ -157,8 +160,10 @@ class CentreConsumer:
         batch: int = 2000,
         ack_wait_s: float = 30.0,
         fetch_wait_s: float = 0.5,
+        sites: Sequence[str] | None = None,
     ) -> None:
         self._js = js
+        self._filters = [f"{RECORDS_PREFIX}.{check_site(s)}.>" for s in sites] if sites else None
         self._sink = sink
         self._stream = stream
         self._durable = durable
@@ -182,6 +187,7 @@ class CentreConsumer:
                     deliver_policy=api.DeliverPolicy.ALL,
                     max_ack_pending=4 * self._batch,
                     max_waiting=4,
+                    filter_subjects=self._filters,
                 ),
             )
         self._sub = await self._js.pull_subscribe_bind(self._durable, self._stream)
@@ -249,11 +255,21 @@ class CentreIngest:
         durable: str = DURABLE,
         batch: int = 2000,
         ack_wait_s: float = 30.0,
+        consume: Sequence[str] | None = None,
     ) -> None:
+        """sites: those the centre stream sources (added if missing). consume: the partition this ingest
+        writes (default all; give each partition its own `durable`)."""
         self.link = Link(url, "centre-ingest")
         self._stream = (stream or CentreStreamConfig()).name
+        self._consume = list(consume) if consume else None
         self.consumer = CentreConsumer(
-            self.link.js(), sink, stream=self._stream, durable=durable, batch=batch, ack_wait_s=ack_wait_s
+            self.link.js(),
+            sink,
+            stream=self._stream,
+            durable=durable,
+            batch=batch,
+            ack_wait_s=ack_wait_s,
+            sites=self._consume,
         )
         self._stop = asyncio.Event()
         try:
@@ -279,7 +295,11 @@ class CentreIngest:
         async def drained() -> bool:
             deadline = asyncio.get_running_loop().time() + timeout_s
             while asyncio.get_running_loop().time() < deadline:
-                states = await source_states(self.link.nc, self._stream)
+                states = [
+                    s
+                    for s in await source_states(self.link.nc, self._stream)
+                    if self._consume is None or s.site in self._consume
+                ]
                 if all(s.behind == 0 for s in states) and await self.consumer.pending() == 0:
                     return True
                 await asyncio.sleep(0.2)  # the consumer shares this loop: ask rarely

@@ -84,3 +84,25 @@ def test_partition_loses_nothing_and_doubles_nothing(topology, pg, tmp_path: Pat
         register.close()
         ingest.close()
         sink.close()
+
+
+def test_partitioned_consumers_each_write_their_own_sites(topology, pg) -> None:
+    top = topology("site-a", "site-b")
+    sinks = {site: PostgresSink(pg.dsn, pg.schema) for site in ("site-a", "site-b")}
+    ingests = {
+        site: CentreIngest(top.hub.url, sink, ["site-a", "site-b"], durable=f"part-{site}", consume=[site])
+        for site, sink in sinks.items()
+    }
+    try:
+        for site, count in (("site-a", 700), ("site-b", 300)):
+            with SyncEdgePublisher(top.leaves[site].url, site) as publisher:
+                assert all(o.accepted for o in publisher.publish(records(site, "n1", 0, count)))
+        for ingest in ingests.values():
+            assert ingest.wait_drained(30)
+        assert (sinks["site-a"].inserted, sinks["site-b"].inserted) == (700, 300)
+        assert len(set(pg.ids())) == 1000
+    finally:
+        for ingest in ingests.values():
+            ingest.close()
+        for sink in sinks.values():
+            sink.close()

@@ -129,18 +129,32 @@ class EdgePublisher:
                 continue
             futures.append(future)
         sent = [f for f in futures if not isinstance(f, str)]
-        if sent:
-            _, late = await asyncio.wait(sent, timeout=self._ack_timeout_s)
-            for future in late:
-                future.cancel()
+        await self._await_acks(sent)
         self._waiting = {t: f for t, f in self._waiting.items() if not f.done()}
         return [self._outcome(env, f) for env, f in zip(envelopes, futures, strict=True)]
+
+    async def _await_acks(self, sent: list[asyncio.Future[bytes]]) -> None:
+        """Wait while acks keep coming: a slow server (an fsync per write) is not a lost one. Give up on the
+        rest once none has arrived for `ack_timeout_s`."""
+        acked = sum(f.done() for f in sent)
+        while acked < len(sent):
+            before = acked
+            # Acks come back in order: wait for the last outstanding one, then look at the progress made.
+            await asyncio.wait([f for f in sent if not f.done()][-1:], timeout=self._ack_timeout_s)
+            acked = sum(f.done() for f in sent)
+            if acked == before:
+                break
+        for future in sent:
+            if not future.done():
+                future.cancel()
 
     def _outcome(self, env: RecordEnvelope, future: asyncio.Future[bytes] | str) -> PublishOutcome:
         if isinstance(future, str):
             return PublishOutcome(env.record_id, False, error=future)
         if future.cancelled():
-            return PublishOutcome(env.record_id, False, error=f"no ack from the site stream in {self._ack_timeout_s} s")
+            return PublishOutcome(
+                env.record_id, False, error=f"no ack from the site stream for {self._ack_timeout_s} s"
+            )
         exc = future.exception()
         if exc is not None:
             return PublishOutcome(env.record_id, False, error=f"no site stream answered: {type(exc).__name__}")
@@ -174,8 +188,8 @@ class SyncEdgePublisher:
         self._timeout_s = ack_timeout_s
 
     def publish(self, envelopes: Sequence[RecordEnvelope]) -> list[PublishOutcome]:
-        # The loop-side wait is bounded by the ack timeout, twice: stalled window, then late acks.
-        return self.link.run(self._publisher.publish(envelopes), 2 * self._timeout_s + 10 + len(envelopes) / 1000)
+        # The loop side gives up by itself when acks stop coming; this bound only guards a wedged loop thread.
+        return self.link.run(self._publisher.publish(envelopes), 60 + self._timeout_s + len(envelopes) / 100)
 
     def close(self) -> None:
         self.link.close()

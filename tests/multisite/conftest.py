@@ -30,12 +30,16 @@ class Topology:
     links: dict[str, servers.LinkProxy] = field(default_factory=dict)
 
     def cut(self, site: str) -> None:
+        """Both ends have seen the link go."""
         self.links[site].cut()
         self.hub.wait_leaf_connections(len(self.leaves) - sum(p.is_cut for p in self.links.values()))
+        self.leaves[site].wait_leaf_connections(0)
 
     def heal(self, site: str) -> None:
+        """Both ends have the link back."""
         self.links[site].heal()
         self.hub.wait_leaf_connections(len(self.leaves) - sum(p.is_cut for p in self.links.values()))
+        self.leaves[site].wait_leaf_connections(1)
 
     def close(self) -> None:
         for server in self.leaves.values():

@@ -235,7 +235,7 @@ def main() -> None:
     pipeline = f"edges -> JetStream -> PostgreSQL, records/s ({len(partitions)} consumers)"
     print(f"{pipeline:58} {results['pipeline_per_s']:>12,.0f}")
     print(f"{'COPY of the same rows, records/s (reference)':58} {results['copy_per_s']:>12,.0f}")
-    print(f"{'PostgresSink.apply alone (COPY + INSERT ON CONFLICT), records/s':58} {results['sink_upsert_per_s']:>12,.0f}")
+    print(f"{'PostgresSink.apply alone (COPY + INSERT ON CONFLICT), rec/s':58} {results['sink_upsert_per_s']:>12,.0f}")
     print(f"{'  pipeline / COPY':58} {results['pipeline_per_s'] / results['copy_per_s']:>12.2f}")
     print(f"{f'drain of a {total:,}-record backlog after the partition, s':58} {results['drain_s']:>12.2f}")
     print(f"{f'edge-to-register lag p50 / p99, ms ({lag_rows:,} records)':58} "

@@ -148,6 +148,9 @@ def main() -> None:
     # fsync off at the bench's leaves so the backlog fills fast; the edge's fsync cost is measured apart.
     leaves = {s: servers.leaf(workdir / s, s, links[s].port, sync_always=False).start() for s in SITES}
     hub.wait_leaf_connections(len(SITES))
+    for s in SITES:  # the site streams before the centre's sources, which otherwise retry for ~10 s
+        with SyncEdgePublisher(leaves[s].url, s):
+            pass
     sink = PostgresSink(PG, schema)
     results: dict[str, float] = {}
     context = multiprocessing.get_context("spawn")

@@ -37,8 +37,8 @@ def test_override_is_acknowledged_by_a_connected_edge_and_fails_clearly_when_cut
     door = Door()
     sink = PostgresSink(pg.dsn, pg.schema)
     with (
+        EdgeCommands(top.leaves["site-a"].url, "site-a", door),  # first: it makes the site stream
         CentreIngest(top.hub.url, sink, ["site-a"]) as ingest,
-        EdgeCommands(top.leaves["site-a"].url, "site-a", door),
         CentreCommands(top.hub.url) as commands,
     ):
         result = commands.request("site-a", "override", "guard-1", b"main-exit", timeout_s=10)

@@ -16,16 +16,17 @@ from tests.multisite.conftest import LONG, records, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-N, M = (20_000, 50_000) if LONG else (2_000, 3_000)
+N, M = (20_000, 50_000) if LONG else (1_500, 2_500)
 
 
 def test_partition_loses_nothing_and_doubles_nothing(topology, pg, tmp_path: Path) -> None:
     top = topology("site-a", "site-b")
+    # The edges first: a source whose site stream does not exist yet waits out the server's retry (~10 s).
+    pub_a = SyncEdgePublisher(top.leaves["site-a"].url, "site-a")
+    pub_b = SyncEdgePublisher(top.leaves["site-b"].url, "site-b")
     sink = PostgresSink(pg.dsn, pg.schema)
     ingest = CentreIngest(top.hub.url, sink, ["site-a", "site-b"])
     register = CentreRegister(top.hub.url, beat_s=0.2)
-    pub_a = SyncEdgePublisher(top.leaves["site-a"].url, "site-a")
-    pub_b = SyncEdgePublisher(top.leaves["site-b"].url, "site-b")
     register.publish_snapshot("site-a", 1, now_us(), b"register v1")
     register.put_change(RegisterChange("site-a", "approval_granted", "A1", now_us()))
     edge = EdgeRegister(top.leaves["site-a"].url, "site-a", tmp_path / "cache-a")
@@ -88,6 +89,7 @@ def test_partition_loses_nothing_and_doubles_nothing(topology, pg, tmp_path: Pat
 
 def test_partitioned_consumers_each_write_their_own_sites(topology, pg) -> None:
     top = topology("site-a", "site-b")
+    publishers = {site: SyncEdgePublisher(top.leaves[site].url, site) for site in ("site-a", "site-b")}
     sinks = {site: PostgresSink(pg.dsn, pg.schema) for site in ("site-a", "site-b")}
     ingests = {
         site: CentreIngest(top.hub.url, sink, ["site-a", "site-b"], durable=f"part-{site}", consume=[site])
@@ -95,8 +97,7 @@ def test_partitioned_consumers_each_write_their_own_sites(topology, pg) -> None:
     }
     try:
         for site, count in (("site-a", 700), ("site-b", 300)):
-            with SyncEdgePublisher(top.leaves[site].url, site) as publisher:
-                assert all(o.accepted for o in publisher.publish(records(site, "n1", 0, count)))
+            assert all(o.accepted for o in publishers[site].publish(records(site, "n1", 0, count)))
         for ingest in ingests.values():
             assert ingest.wait_drained(30)
         assert (sinks["site-a"].inserted, sinks["site-b"].inserted) == (700, 300)
@@ -106,3 +107,5 @@ def test_partitioned_consumers_each_write_their_own_sites(topology, pg) -> None:
             ingest.close()
         for sink in sinks.values():
             sink.close()
+        for publisher in publishers.values():
+            publisher.close()

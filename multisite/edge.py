@@ -70,7 +70,7 @@ class EdgePublisher:
     back to back (one socket write per window, not per record) with replies to one wildcard inbox; nats-py's
     `publish_async` yields to the loop on every record, which caps it near 6 k records/s."""
 
-    def __init__(self, nc: Client, site: str, *, window: int = 4000, ack_timeout_s: float = 5.0) -> None:
+    def __init__(self, nc: Client, site: str, *, window: int = 4000, ack_timeout_s: float = 30.0) -> None:
         self._nc = nc
         self.site = check_site(site)
         self._stream = site_stream(site)
@@ -134,8 +134,9 @@ class EdgePublisher:
         return [self._outcome(env, f) for env, f in zip(envelopes, futures, strict=True)]
 
     async def _await_acks(self, sent: list[asyncio.Future[bytes]]) -> None:
-        """Wait while acks keep coming: a slow server (an fsync per write) is not a lost one. Give up on the
-        rest once none has arrived for `ack_timeout_s`."""
+        """Wait while acks keep coming: a slow server is not a lost one (with an fsync per write, acks come
+        in bursts seconds apart on a busy disk). Give up on the rest once none has arrived for
+        `ack_timeout_s` (30 s by default: it only has to tell a dead server from a slow one)."""
         acked = sum(f.done() for f in sent)
         while acked < len(sent):
             before = acked
@@ -175,7 +176,7 @@ class SyncEdgePublisher:
         site: str,
         *,
         window: int = 4000,
-        ack_timeout_s: float = 5.0,
+        ack_timeout_s: float = 30.0,
         stream: SiteStreamConfig | None = None,
     ) -> None:
         self.link = Link(url, f"edge-{site}")

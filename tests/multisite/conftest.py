@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from multisite import servers
-from multisite.envelope import RecordEnvelope
+from multisite.envelope import PublishOutcome, RecordEnvelope
 from tests.leaks import no_leaks  # noqa: F401  (autouse: fail a test that leaks threads, fds or ports)
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -91,6 +91,13 @@ def records(site: str, node: str, start: int, count: int, kind: str = "decision"
         RecordEnvelope(f"{site}:{node}:{seq}", site, kind, 1_700_000_000_000_000 + seq, f"body {seq}".encode())
         for seq in range(start, start + count)
     ]
+
+
+def accepted(outcomes: list[PublishOutcome], duplicate: bool | None = False) -> bool:
+    """All accepted (and, unless None, all with that duplicate flag); the first refusal in the message."""
+    wrong = [o for o in outcomes if not o.accepted or (duplicate is not None and o.duplicate != duplicate)]
+    assert not wrong, f"{len(wrong)} of {len(outcomes)} not as expected, first: {wrong[0]}"
+    return True
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition") -> None:

@@ -12,7 +12,7 @@ from multisite.centre import CentreIngest
 from multisite.edge import SyncEdgePublisher
 from multisite.pgsink import PostgresSink
 from multisite.register import CentreRegister, EdgeRegister, RegisterChange, now_us
-from tests.multisite.conftest import LONG, records, wait_until
+from tests.multisite.conftest import LONG, accepted, records, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -33,8 +33,8 @@ def test_partition_loses_nothing_and_doubles_nothing(topology, pg, tmp_path: Pat
     try:
         # Connected: N records from site-a and some from site-b reach the register.
         before = records("site-a", "n1", 0, N)
-        assert all(o.accepted and not o.duplicate for o in pub_a.publish(before))
-        assert all(o.accepted for o in pub_b.publish(records("site-b", "n1", 0, 500)))
+        assert accepted(pub_a.publish(before))
+        assert accepted(pub_b.publish(records("site-b", "n1", 0, 500)), duplicate=None)
         assert ingest.wait_drained(30)
         assert sink.count() == N + 500
         wait_until(lambda: edge.snapshot is not None and edge.pending_changes() != [], what="v1 and A1 at the edge")
@@ -43,8 +43,8 @@ def test_partition_loses_nothing_and_doubles_nothing(topology, pg, tmp_path: Pat
         top.cut("site-a")
         during = records("site-a", "n1", N, M)
         outcomes = pub_a.publish(during)
-        assert all(o.accepted and not o.duplicate for o in outcomes), "the edge accepts locally while cut off"
-        assert all(o.accepted for o in pub_b.publish(records("site-b", "n1", 500, 500))), "site-b unaffected"
+        assert accepted(outcomes), "the edge accepts locally while cut off"
+        assert accepted(pub_b.publish(records("site-b", "n1", 500, 500)), duplicate=None), "site-b unaffected"
 
         # The register changes at the centre meanwhile: a new snapshot and a revocation.
         revoked_at = now_us()
@@ -75,7 +75,7 @@ def test_partition_loses_nothing_and_doubles_nothing(topology, pg, tmp_path: Pat
 
         # Republished ids come back as duplicates, and the register still holds one copy of each.
         again = pub_a.publish(before[:5] + during[-5:])
-        assert all(o.accepted and o.duplicate for o in again)
+        assert accepted(again, duplicate=True)
         assert ingest.wait_drained(10)
         assert sink.count() == N + M + 1000
     finally:
@@ -97,7 +97,7 @@ def test_partitioned_consumers_each_write_their_own_sites(topology, pg) -> None:
     }
     try:
         for site, count in (("site-a", 700), ("site-b", 300)):
-            assert all(o.accepted for o in publishers[site].publish(records(site, "n1", 0, count)))
+            assert accepted(publishers[site].publish(records(site, "n1", 0, count)), duplicate=None)
         for ingest in ingests.values():
             assert ingest.wait_drained(30)
         assert (sinks["site-a"].inserted, sinks["site-b"].inserted) == (700, 300)

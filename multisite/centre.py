@@ -226,12 +226,22 @@ class CentreConsumer:
         return len(envelopes)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`: a failed fetch or ack (the hub restarting) is logged and the loop goes on; what was
+        not acknowledged comes back after `ack_wait` and the sink drops what it already holds."""
         next_batch = asyncio.ensure_future(self.fetch())
         try:
             while not stop.is_set():
-                msgs = await next_batch
+                try:
+                    msgs = await next_batch
+                except Exception as exc:
+                    log.warning("centre consumer fetch failed: %s", exc)
+                    msgs = []
+                    await asyncio.sleep(0.5)
                 next_batch = asyncio.ensure_future(self.fetch())
-                await self.apply(msgs)
+                try:
+                    await self.apply(msgs)
+                except Exception as exc:
+                    log.warning("centre consumer ack failed, the batch will be redelivered: %s", exc)
         finally:
             next_batch.cancel()
 

@@ -334,8 +334,8 @@ class RegisterFollower:
         return sorted((c for c in self.changes.values() if c.at_us >= since), key=lambda c: c.at_us)
 
     async def run(self) -> None:
-        """Watch the mirror for ever; a watch that fails (the leaf restarting) is started again, and what it
-        re-reads is applied idempotently."""
+        """Watch the mirror for ever; a watch that fails or goes quiet (the leaf restarting) is started
+        again, and what it re-reads is applied idempotently."""
         while True:
             try:
                 await self._watch()
@@ -348,12 +348,17 @@ class RegisterFollower:
     async def _watch(self) -> None:
         kv = await self._local.key_value(BUCKET)
         watcher = await kv.watch(">")
+        quiet = 0
         try:
             while True:
                 try:
                     entry = await watcher.updates(timeout=5.0)
+                    quiet = 0
                 except TimeoutError:
                     await self._retry_fetch()
+                    quiet += 1
+                    if quiet == 3:  # no beat for 15 s: cut off, or a watch lost with its leaf; watch again
+                        return
                     continue
                 if entry is None:
                     self.initial_done.set()

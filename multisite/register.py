@@ -47,6 +47,7 @@ KV_STREAM = f"KV_{BUCKET}"
 BEAT = "beat"
 ALL = "all"
 SUBJECT_TOKEN_MAX = 120
+QUIET_S = 5  # seconds without a beat before the edge starts its watch again (the centre beats every second)
 
 
 def now_us() -> int:
@@ -334,7 +335,7 @@ class RegisterFollower:
         return sorted((c for c in self.changes.values() if c.at_us >= since), key=lambda c: c.at_us)
 
     async def run(self) -> None:
-        """Watch the mirror for ever; a watch that fails or goes quiet (the leaf restarting) is started
+        """Watch the mirror for ever; a watch that fails or goes quiet for QUIET_S (the leaf restarting) is started
         again, and what it re-reads is applied idempotently."""
         while True:
             try:
@@ -352,12 +353,12 @@ class RegisterFollower:
         try:
             while True:
                 try:
-                    entry = await watcher.updates(timeout=5.0)
+                    entry = await watcher.updates(timeout=1.0)
                     quiet = 0
                 except TimeoutError:
                     await self._retry_fetch()
                     quiet += 1
-                    if quiet == 3:  # no beat for 15 s: cut off, or a watch lost with its leaf; watch again
+                    if quiet == QUIET_S:  # no beat: cut off, or the watch was lost with a restarted leaf
                         return
                     continue
                 if entry is None:

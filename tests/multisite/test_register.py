@@ -88,3 +88,17 @@ def test_change_names_are_checked() -> None:
         RegisterChange("all", "badge_revoked", "B 7", 0).check()
     with pytest.raises(RegisterError, match="kind"):
         RegisterChange("all", "badge.revoked", "B7", 0).check()
+
+
+def test_edge_follows_again_after_its_leaf_server_was_killed(topology, tmp_path: Path) -> None:
+    top = topology("site-a")
+    leaf = top.leaves["site-a"]
+    with CentreRegister(top.hub.url, beat_s=0.2) as register:
+        register.publish_snapshot("site-a", 1, now_us(), b"v1")
+        with EdgeRegister(leaf.url, "site-a", tmp_path / "cache") as edge:
+            wait_until(lambda: edge.snapshot is not None, what="v1")
+            leaf.kill()
+            leaf.start()
+            top.hub.wait_leaf_connections(1)
+            register.publish_snapshot("site-a", 2, now_us(), b"v2")
+            wait_until(lambda: edge.snapshot is not None and edge.snapshot.head.version == 2, 40, "v2 after restart")

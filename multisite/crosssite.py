@@ -1,0 +1,105 @@
+"""Checks only the centre can make, because they span sites: pure functions over records, typed in and out.
+
+- Clones: the same EPC read at two sites further apart than anyone could travel in the time between the reads.
+- An item held in two places: recorded as arriving at a site while no departure from another site was recorded.
+- A person present at two sites at once, by the same rule over entries and exits.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TagSighting:
+    epc: str
+    site: str
+    at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class CloneSuspect:
+    """Two consecutive reads of one EPC: travelling `distance_m` in `seconds` needs `speed_m_per_s`."""
+
+    epc: str
+    first: TagSighting
+    second: TagSighting
+    distance_m: float
+    seconds: float
+    speed_m_per_s: float
+
+
+def site_distance(distances_m: Mapping[frozenset[str], float], a: str, b: str) -> float:
+    if a == b:
+        return 0.0
+    try:
+        return distances_m[frozenset((a, b))]
+    except KeyError:
+        raise KeyError(f"no distance between sites {a} and {b}") from None
+
+
+def clone_suspects(
+    sightings: Iterable[TagSighting],
+    distances_m: Mapping[frozenset[str], float],
+    max_speed_m_per_s: float,
+) -> list[CloneSuspect]:
+    """Consecutive reads (per EPC, in time order) at different sites that would need more than
+    `max_speed_m_per_s` (door to door, including the time to pass through both sites' security). Two reads
+    at the same instant at different sites are always suspect."""
+    by_epc: dict[str, list[TagSighting]] = {}
+    for s in sightings:
+        by_epc.setdefault(s.epc, []).append(s)
+    found = []
+    for epc, reads in sorted(by_epc.items()):
+        reads.sort(key=lambda s: (s.at_us, s.site))
+        for first, second in itertools.pairwise(reads):
+            if first.site == second.site:
+                continue
+            distance = site_distance(distances_m, first.site, second.site)
+            seconds = (second.at_us - first.at_us) / 1e6
+            speed = distance / seconds if seconds > 0 else float("inf")
+            if speed > max_speed_m_per_s:
+                found.append(CloneSuspect(epc, first, second, distance, seconds, speed))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """`key` (an item's register number, a person's username) recorded at `site` at `at_us`: arriving
+    (inside the site: an entry, an inventory read, an intake) or leaving (an exit, a transfer out)."""
+
+    key: str
+    site: str
+    at_us: int
+    arriving: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TwoPlaces:
+    """`key` recorded as present at every site of `sites` at `at_us` (the arrival that made it two)."""
+
+    key: str
+    sites: tuple[str, ...]
+    at_us: int
+
+
+def in_two_places(events: Iterable[Presence]) -> list[TwoPlaces]:
+    """Every moment a key arrives at a site while still recorded at another (no departure recorded there).
+    For items this is an item in two custodies; for people, one person at two sites."""
+    by_key: dict[str, list[Presence]] = {}
+    for e in events:
+        by_key.setdefault(e.key, []).append(e)
+    found = []
+    for key, history in sorted(by_key.items()):
+        history.sort(key=lambda e: (e.at_us, e.arriving))  # a departure at the same instant counts first
+        present: set[str] = set()
+        for e in history:
+            if not e.arriving:
+                present.discard(e.site)
+                continue
+            if present - {e.site}:
+                found.append(TwoPlaces(key, tuple(sorted(present | {e.site})), e.at_us))
+            present.add(e.site)
+    return found

@@ -41,5 +41,5 @@ def test_ids_map_to_dense_indices() -> None:
     snapshot = build_snapshot(vault_site(items=(ItemSpec(7, "B" * 24, "T", 3, "seized", 1, (1, 2), (7,)),)))
     assert snapshot.item_ids.tolist() == [7] and snapshot.item_level.tolist() == [3]
     assert snapshot.item_venue.tolist() == [0]  # venue 1 is the first venue
-    assert snapshot.scope_ref.tolist() == [0, 1, 4]  # two people, then group 7 after the four people
+    assert snapshot.scope_ref.tolist() == [0, 1, 5]  # two people, then group 7 after the five people
     assert snapshot.array_bytes() > 0

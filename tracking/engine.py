@@ -306,7 +306,8 @@ class Engine:
             if trigger is not None and (next_input is None or trigger[1] <= next_input):
                 row, t = trigger  # reads at a portal with an armed decision: apply, then look again
                 end = int(reads.time_us.searchsorted(t, side="right"))
-                portals = set(self.snapshot.portal_ids[np.unique(reads.portal[row:end])].tolist())
+                live = reads.portal[row:end][~reads.stale[row:end]]
+                portals = set(self.snapshot.portal_ids[np.unique(live)].tolist())
                 self._apply_until(end)
                 for portal_id in sorted(portals & self._armed.keys()):
                     self._evaluate_portal(portal_id, t)
@@ -342,8 +343,10 @@ class Engine:
         if not len(reads.time_us):
             return None
         if not self._rows_at:
-            order = np.argsort(reads.portal, kind="stable")
-            ordered = reads.portal[order]
+            # stale reads are evidence for nothing: they trigger no decision either
+            portal = np.where(reads.stale, -1, reads.portal) if reads.stale.any() else reads.portal
+            order = np.argsort(portal, kind="stable")
+            ordered = portal[order]
             for portal_id in self._portal_index:
                 p = self._portal_index[portal_id]
                 lo, hi = ordered.searchsorted(p, "left"), ordered.searchsorted(p, "right")

@@ -629,14 +629,14 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, 
     """Every item within reach of portal p for a badge at badge_us (tracking.reference.decide), with
     its reasons, covering approval and V_* flags. Returns the item count."""
     n = 0
-    inside = ctx.portal_inside[p]
+    outside = ctx.portal_outside[p]
     for k in range(ctx.n_open[0]):
         i = ctx.open_items[k]
         if ctx.pass_portal[i] != p or ctx.pass_last[i] < badge_us - ctx.reach_us:
             continue
         flags = ctx.pass_flags[i]
         seen_in = (flags & F_SEEN_IN) != 0
-        if not (seen_in or ctx.venue[i] == inside):
+        if not seen_in and ctx.venue[i] == outside:
             continue  # read only outside, and outside it is
         if (flags & F_MOVED) and not (flags & F_FIRST_OUT):
             continue  # already left through this door

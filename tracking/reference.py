@@ -30,12 +30,12 @@ most reach_us before its first read, with the item last read inside at most door
 allow) raises unauthorized_exit.
 
 Exit decisions (rule 4.2). Within reach of portal P for a badge at time B: every item whose last
-pass is at P with a read at or after B - reach_us, read on the inside (or believed inside and read
-only outside), except an item that has already left through P. Per item: status, clearance,
+pass is at P with a read at or after B - reach_us, read on the inside (or read only outside while not
+known to be outside), except an item that has already left through P. Per item: status, clearance,
 two-person rule, border, approval (kind, person or group, route, time window, uses), destination
 ceiling (where the item will rest: the approval's destination when it has one, else the venue behind
 the door), knowledge scope. An item is *uncertain* when its inside burst is below presence_min_reads
-reads and no read reached presence_rssi_dbm, or when it was read only outside while believed inside.
+reads and no read reached presence_rssi_dbm, or when it was read only outside.
 
 Routes (rule 4.2). An approval leads to its destination venue; else, with a portal, through that
 portal; else a carry-out or abroad leads out of the unit; a transfer with neither covers any one
@@ -377,13 +377,13 @@ class ReferenceCore:
         """Every item within reach of the portal for a badge at badge_us, with its verdict."""
         c = self.config
         portal_id = int(self.snapshot.portal_ids[portal_index])
-        inside = self.portals[portal_id].inside_venue_id
+        outside = self.portals[portal_id].outside_venue_id
         verdicts = []
         for item_id, state in self.items.items():
             live = state.last_pass
             if live is None or live.portal_id != portal_id or live.last_us < badge_us - c.reach_us:
                 continue
-            if not (live.seen_inside or state.venue_id == inside):
+            if not live.seen_inside and state.venue_id == outside:
                 continue  # read only outside, and outside it is
             if live.moved and not live.first_outside:
                 continue  # already left through this door
@@ -392,7 +392,7 @@ class ReferenceCore:
                 clear = burst.reads >= c.presence_min_reads or \
                     (burst.peak_dbm != NO_RSSI and burst.peak_dbm >= c.presence_rssi_dbm)
             else:
-                clear = False  # believed inside, yet read only outside
+                clear = False  # read only outside, yet not known to be outside
             reasons, approval_id, new_use = 0, None, False
             if person_index >= 0:
                 reasons, approval_id, new_use = self._item_verdict(self.by_id[item_id], self.people[person_index],

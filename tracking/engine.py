@@ -18,7 +18,15 @@ never on how the stream was chopped into calls, as long as devices are late by a
 Events older than the processed horizon are late: a late read is reported as a ``late_read`` alarm
 and, like a read its reader flagged stale, is evidence for nothing (no allow, no movement) but
 raises, as of its own time and marked ``late``, every alarm that does not need the door (destroyed
-item seen, unregistered tag, possible clone); a late badge gets a refusal ('stale_badge').
+item seen, unregistered tag, possible clone). A badge held up in the host by at most
+late_badge_grace_us is decided from the moment it arrives (its reach still counts from its own
+time); a later one, or one its panel flagged stale, is refused ('stale_badge'). Late events are
+handled in arrival order, so only they depend on how the stream was chopped.
+
+reorder_us (default 20 ms) is part of every decision's latency: a decision at t comes out of the
+first advance with now >= t + reorder_us. It must cover how late a read can reach the engine
+(readers reporting each tag at once, e.g. LLRP ROReportSpec N=1, on a LAN take a few ms); reads
+later than that are only alarms, so a site that sees ``late_read`` notes should raise it.
 
 Deciding an exit (domain-rules.md 4.2, 4.8; sites.md "Deciding fast at a portal"). A badge arms a
 decision for its portal. It is re-examined at the badge, at every read at that portal, every round
@@ -137,6 +145,13 @@ class _Pending:
     badge: BadgePresentation
     seq: int
     done: bool = False
+
+
+@dataclass(frozen=True)
+class _LateBadge:
+    """A badge that arrived after its moment was processed, re-queued at the first free moment."""
+
+    badge: BadgePresentation
 
 
 @dataclass(frozen=True)
@@ -486,6 +501,8 @@ class Engine:
     def _input(self, event: object, t: int, late: bool) -> None:
         if isinstance(event, BadgePresentation):
             self._badge(event, late)
+        elif isinstance(event, _LateBadge):
+            self._badge(event.badge, False, t)
         elif isinstance(event, InventoryRound):
             self._round(event, late)
         elif isinstance(event, CameraCount):
@@ -550,7 +567,15 @@ class Engine:
         return bool(s.venue_ceiling[venue] >= s.venue_fail_secure[venue])
 
     # --- decisions ----------------------------------------------------------------------------
-    def _badge(self, badge: BadgePresentation, late: bool) -> None:
+    def _badge(self, badge: BadgePresentation, late: bool, arrived_us: int | None = None) -> None:
+        """Arm a decision for the badge (at arrived_us when it came late, else at its own time)."""
+        c = self.config
+        delay = self.horizon_us - badge.time_us
+        if late and not badge.stale and badge.portal_id in self._portal_index and delay <= c.late_badge_grace_us:
+            # held up in the host, not queued on its panel: decided from the first moment it has a place
+            self.stats["late_badge_retimed"] += 1
+            heapq.heappush(self._inputs, (self.horizon_us + 1, _INPUT, next(self._seq), _LateBadge(badge)))
+            return
         if badge.portal_id not in self._portal_index or late:
             # no place in the timeline (late) or unknown portal: refuse at once, never open
             person = self.snapshot.badge_person.get(badge.badge, -1)
@@ -558,16 +583,16 @@ class Engine:
                 (R_UNKNOWN_PORTAL if badge.portal_id not in self._portal_index else 0)
             self.stats["refused_unplaceable_badge"] += 1
             self._out.decisions.append(Decision(badge.portal_id, badge.time_us, badge.badge, self._person_id(person),
-                                                (), False, reason, (), decided_us=badge.time_us))
+                                                (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us)))
             return
+        now = badge.time_us if arrived_us is None else arrived_us
         self._badges[badge.portal_id].append((badge.time_us, badge.badge, not badge.stale))
         pending = _Pending(badge, next(self._seq))
         self._armed.setdefault(badge.portal_id, []).append(pending)
-        self._evaluate_portal(badge.portal_id, badge.time_us)  # also a second carrier for an earlier badge
+        self._evaluate_portal(badge.portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
-            c = self.config
-            heapq.heappush(self._inputs, (badge.time_us + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
-            heapq.heappush(self._inputs, (badge.time_us + c.settle_us, _CHECK, next(self._seq), (pending, True)))
+            heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
+            heapq.heappush(self._inputs, (now + c.settle_us, _CHECK, next(self._seq), (pending, True)))
 
     def _person_id(self, person: int) -> int | None:
         return int(self.snapshot.person_ids[person]) if person >= 0 else None

@@ -164,6 +164,7 @@ class EngineConfig:
     Time and decisions (domain-rules.md 4.2, 4.8):
     settle_us: a pass ends after this long without reads; also the cap on the wait after a badge.
     reorder_us: reorder buffer depth; events older than the processed horizon are late.
+    late_badge_grace_us: a badge late by at most this (and not flagged stale) is decided on arrival.
     reach_us: an item read at the portal at most this long before the badge (or after it) is within
         reach of the door and part of the decision, however long it has rested there.
     association_us: an item read at the portal since more than this before the badge is reported as
@@ -191,6 +192,7 @@ class EngineConfig:
 
     settle_us: int = 300_000
     reorder_us: int = 20_000
+    late_badge_grace_us: int = 500_000
     reach_us: int = 1_000_000
     association_us: int = 5_000_000
     decision_floor_us: int = 20_000

@@ -182,6 +182,19 @@ def test_late_badge_is_stale(backend: str) -> None:
     assert not decision.allow and "stale_badge" in decision.reason_names
 
 
+def test_a_badge_held_up_in_the_host_is_decided_when_it_arrives(backend: str) -> None:
+    site = vault_site(items=(item(1), item(2)), approvals=(carry_out(1),))
+    for epc, allowed in ((epc_for(1), True), (epc_for(2), False)):
+        engine = Engine(build_snapshot(site), CONFIG, backend)
+        carry(engine, 20, [epc], T0)
+        engine.advance(T0 + 100_000)
+        engine.on_badge(BadgePresentation(20, "alice", T0 + 50_000))  # 30 ms older than the horizon
+        out = engine.advance(T0 + SECOND)
+        decision = last_decision(out)
+        assert decision.allow is allowed and decision.time_us == T0 + 50_000
+        assert decision.decided_us > T0 + 100_000 - CONFIG.reorder_us and engine.stats["late_badge_retimed"] == 1
+
+
 def test_unknown_badge(backend: str) -> None:
     _, out = exit_with(vault_site(), backend, 40, [], ["mallory"])
     decision = last_decision(out)

@@ -85,6 +85,7 @@ from typing import Literal
 import numpy as np
 
 from tracking import kernels as k
+from tracking.collect import Collector, build_movements
 from tracking.epc import words_to_epc
 from tracking.events import (
     BadgePresentation,
@@ -119,14 +120,13 @@ from tracking.results import (
     R_UNCERTAIN,
     R_UNKNOWN_BADGE,
     R_UNKNOWN_PORTAL,
-    Alarm,
     Decision,
     InventoryResult,
     Movement,
     Output,
 )
 from tracking.snapshot import Snapshot
-from tracking.types import CoreEvents, ItemVerdict, ValidReads
+from tracking.types import NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
 
 Backend = Literal["numba", "reference"]
 _DQ_NAMES = {k.READ_BAD_RSSI: "bad_rssi", k.READ_UNKNOWN_ANTENNA: "unknown_reader_or_antenna",
@@ -135,7 +135,8 @@ _DQ_NAMES = {k.READ_BAD_RSSI: "bad_rssi", k.READ_UNKNOWN_ANTENNA: "unknown_reade
 _MAX_REMEMBERED = 100_000
 # control-point classes at equal timestamps: inputs, then decision checks, then return deadlines
 _INPUT, _CHECK, _OVERDUE = 0, 1, 2
-_NO_CALLS = CoreEvents()
+_KIND = {name: k for k, name in enumerate(ALARM_KINDS)}
+_DETAIL = {0: "", **CLONE_DETAIL}  # kernel detail codes (non-zero only for possible_clone)
 
 
 @dataclass
@@ -194,10 +195,11 @@ class Engine:
         self._unregistered_last: dict[str, int] = {}
         self._late_last: dict[tuple[int, int, int], int] = {}
         self._dq_last: dict[tuple[str, str], int] = {}
-        self._out = Output([], [], [])
-        self._reads = _empty_reads()
+        self._out = Collector()
+        self._reads = _EMPTY_READS
         self._row = 0
         self._rows_at: dict[int, np.ndarray] = {}
+        self._no_stale = np.zeros(1024, np.bool_)
         for due in snapshot.site.pending_returns:
             self._add_due(due.item_id, due.return_by_us, due.approval_id)
 
@@ -308,7 +310,7 @@ class Engine:
                 gc.enable()
 
     def _advance(self, now_us: int) -> Output:
-        self._out = Output([], [], [])
+        self._out = Collector()
         horizon = max(now_us - self.config.reorder_us, self.horizon_us)
         self._flush_single_reads()
         reads, late = self._take_reads(horizon)
@@ -317,25 +319,26 @@ class Engine:
         self._reads, self._row, self._rows_at = reads, 0, {}
         while True:
             next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
-            trigger = self._next_trigger() if self._armed else None
-            if trigger is not None and (next_input is None or trigger[1] <= next_input):
-                row, t = trigger  # reads at a portal with an armed decision: apply, then look again
+            t = self._next_trigger() if self._armed else None
+            if t is not None and (next_input is None or t <= next_input):
+                # reads at a portal with an armed decision: apply those up to t, then look again
                 end = int(reads.time_us.searchsorted(t, side="right"))
-                live = reads.portal[row:end][~reads.stale[row:end]]
-                portals = set(self.snapshot.portal_ids[np.unique(live)].tolist())
                 self._apply_until(end)
-                for portal_id in sorted(portals & self._armed.keys()):
-                    self._evaluate_portal(portal_id, t)
+                for portal_id in sorted(self._armed):
+                    # only a new tag, or one now clearly there, can make a decision refuse at once
+                    if self.core.portal_changed(self._portal_index[portal_id]) == t:
+                        self._evaluate_portal(portal_id, t)
                 continue
             if next_input is None:
                 break
             t, cls, _, payload = heapq.heappop(self._inputs)
-            self._apply_until(int(reads.time_us.searchsorted(t, side="right")))
+            if self._row < len(reads.time_us) and reads.time_us[self._row] <= t:
+                self._apply_until(int(reads.time_us.searchsorted(t, side="right")))
             if cls == _CHECK:
                 assert isinstance(payload, tuple)
                 pending, final = payload
                 if not pending.done:
-                    self._evaluate(pending, t, final)
+                    self._evaluate(pending, t, final, allow_only=not final)
             elif cls == _OVERDUE:
                 assert isinstance(payload, tuple)
                 self._overdue(payload, t)
@@ -344,47 +347,42 @@ class Engine:
         self._apply_until(len(reads.time_us))
         self._core_events(self.core.settle_due(horizon), reads)
         self.horizon_us = horizon
-        self._reads = _empty_reads()
-        out = self._out
-        out.movements.sort(key=attrgetter("time_us", "item_id", "portal_id"))
-        out.decisions.sort(key=lambda d: (d.time_us, d.portal_id, d.badge, d.decided_us))
-        out.alarms.sort(key=lambda a: (a.time_us, a.kind, a.portal_id or -1, a.item_id or -1, a.detail,
-                                       a.reader or "", a.epc or "", a.late))
-        return out
+        self._reads = _EMPTY_READS
+        return self._out.output()
 
-    def _next_trigger(self) -> tuple[int, int] | None:
-        """(row, time) of the next due read, from the current row, at a portal with an armed decision."""
-        reads, best = self._reads, None
-        if not len(reads.time_us):
+    def _next_trigger(self) -> int | None:
+        """Time of the next due read, from the current row, at a portal with an armed decision."""
+        reads, row, best = self._reads, self._row, None
+        n = len(reads.time_us)
+        if row >= n:
             return None
-        if not self._rows_at:
-            # stale reads are evidence for nothing: they trigger no decision either
-            portal = np.where(reads.stale, -1, reads.portal) if reads.stale.any() else reads.portal
-            order = np.argsort(portal, kind="stable")
-            ordered = portal[order]
-            for portal_id in self._portal_index:
-                p = self._portal_index[portal_id]
-                lo, hi = ordered.searchsorted(p, "left"), ordered.searchsorted(p, "right")
-                if hi > lo:
-                    self._rows_at[portal_id] = order[lo:hi]
-            self._rows_at[-1] = order[:0]  # built: not empty any more
+        if n - row <= 32:  # the on-line path: a few reads per tick, cheaper in Python than in numpy
+            armed = {self._portal_index[portal_id] for portal_id in self._armed}
+            portals, stale = reads.portal[row:].tolist(), reads.stale[row:].tolist()
+            for k, (p, is_stale) in enumerate(zip(portals, stale, strict=True)):
+                if p in armed and not is_stale:
+                    return int(reads.time_us[row + k])
+            return None
         for portal_id in self._armed:
             rows = self._rows_at.get(portal_id)
             if rows is None:
-                continue
-            i = int(rows.searchsorted(self._row))
+                here = reads.portal == self._portal_index[portal_id]
+                if reads.stale.any():
+                    here &= ~reads.stale  # stale reads are evidence for nothing: they trigger nothing either
+                rows = self._rows_at[portal_id] = np.flatnonzero(here)
+            i = int(rows.searchsorted(row))
             if i < len(rows) and (best is None or rows[i] < best):
                 best = int(rows[i])
-        return None if best is None else (best, int(reads.time_us[best]))
+        return None if best is None else int(reads.time_us[best])
 
     def _take_reads(self, horizon: int) -> tuple[ValidReads, ValidReads | None]:
         """Split queued reads into due (time-ordered, valid), late (valid, for alarms only) and still
         pending; report bad and late ones."""
         if not self._batches:
-            return _empty_reads(), None
+            return _EMPTY_READS, None
         batch = _concat(self._batches) if len(self._batches) > 1 else self._batches[0]
         self._batches = []
-        if not k.is_sorted(batch.time_us):
+        if len(batch) > 1 and not k.is_sorted(batch.time_us):
             batch = batch.take(np.argsort(batch.time_us, kind="stable"))
         cut = int(batch.time_us.searchsorted(horizon, side="right"))
         if cut < len(batch):
@@ -400,8 +398,12 @@ class Engine:
                                batch.antenna.astype(np.int32, copy=False), batch.epc_bits, rssi,
                                self.config.rssi_min_dbm, self.config.rssi_max_dbm, portal, side, code)
         self.stats["reads"] += n
-        stale = batch.stale_flags()
-        if batch.stale is not None:
+        if batch.stale is None:
+            if len(self._no_stale) < n:
+                self._no_stale = np.zeros(max(n, 2 * len(self._no_stale)), np.bool_)
+            stale = self._no_stale[:n]  # read only
+        else:
+            stale = batch.stale
             self.stats["stale_read"] += int(stale.sum())
         late_reads = None
         if bad or (n and batch.time_us[0] <= self.horizon_us):  # sorted: only the first can tell
@@ -447,15 +449,26 @@ class Engine:
             self._row = end
 
     def _core_events(self, events: CoreEvents, reads: ValidReads) -> None:
-        self._out.movements.extend(events.movements)
+        if events is NO_EVENTS:
+            return
+        out = self._out
+        out.movements(events.movements)
+        for block in events.movement_columns:
+            out.movement_block(block)  # type: ignore[arg-type]
         if self._fire_periods or self._fire_since is not None or self._due:
-            for m in events.movements:
+            for m in events.movements + [m for b in events.movement_columns for m in build_movements(*b)]:
                 self._after_movement(m)
         for kind, t, portal_id, item_id, detail, late in events.alarms:
-            if late and not self._late_once((kind, item_id, detail), t):
-                continue
-            self._out.alarms.append(Alarm(ALARM_KINDS[kind], t, portal_id, item_id,
-                                          CLONE_DETAIL.get(detail, "") if kind == A_CLONE else "", late=late))
+            if not late or self._late_once((kind, item_id, detail), t):
+                out.alarm(kind, t, portal_id, item_id, _DETAIL[detail] if kind == A_CLONE else "", late=late)
+        for kinds, times, portals, items, details, late in events.alarm_columns:
+            if late.any():  # alarms raised by late reads repeat at most once per period
+                keep = np.array([not stale or self._late_once((kind, item_id, detail), t) for kind, t, item_id, detail,
+                                 stale in zip(kinds.tolist(), times.tolist(), items.tolist(), details.tolist(),
+                                              late.tolist(), strict=True)], np.bool_)
+                kinds, times, portals, items, details, late = (c[keep] for c in (kinds, times, portals, items,
+                                                                                 details, late))
+            out.alarm_block(kinds, times, portals, items, list(map(_DETAIL.__getitem__, details.tolist())), late)
         if events.unknown_rows:
             self._unregistered(events.unknown_rows, reads)
 
@@ -495,7 +508,7 @@ class Engine:
 
     def _alarm(self, kind: str, t: int, portal_id: int | None, item_id: int | None, detail: str = "",
                reader: str | None = None, epc: str | None = None, late: bool = False) -> None:
-        self._out.alarms.append(Alarm(kind, t, portal_id, item_id, detail, reader, epc, late))
+        self._out.alarm(_KIND[kind], t, portal_id, item_id, detail, reader, epc, late)
 
     # --- portal inputs ------------------------------------------------------------------------
     def _input(self, event: object, t: int, late: bool) -> None:
@@ -547,7 +560,13 @@ class Engine:
             ends.append(event.time_us)
             portals.add(int(self.snapshot.portal_ids[ant_portal[antenna]]))
         for portal_id in sorted(portals):
-            self._evaluate_portal(portal_id, event.time_us)
+            self._evaluate_portal(portal_id, event.time_us, allow_only=True)
+
+    def _may_allow_early(self, badge: BadgePresentation, portal_index: int, t: int) -> bool:
+        """Past the floor, with whole rounds on every antenna since the badge and the last new tag?"""
+        if t < badge.time_us + self.config.decision_floor_us:
+            return False
+        return self._rounds_done(portal_index, max(badge.time_us, self.core.portal_new(portal_index)))
 
     def _rounds_done(self, portal_index: int, since_us: int) -> bool:
         """Has every non-ignored antenna of the portal completed the required whole rounds since?"""
@@ -597,17 +616,23 @@ class Engine:
     def _person_id(self, person: int) -> int | None:
         return int(self.snapshot.person_ids[person]) if person >= 0 else None
 
-    def _evaluate_portal(self, portal_id: int, t: int) -> None:
+    def _evaluate_portal(self, portal_id: int, t: int, allow_only: bool = False) -> None:
         for pending in list(self._armed.get(portal_id, ())):
             if not pending.done:
-                self._evaluate(pending, t, final=False)
+                self._evaluate(pending, t, final=False, allow_only=allow_only)
 
-    def _evaluate(self, pending: _Pending, t: int, final: bool) -> None:
-        """Refuse, allow, or keep holding the door shut (module docstring)."""
+    def _evaluate(self, pending: _Pending, t: int, final: bool, allow_only: bool = False) -> None:
+        """Refuse, allow, or keep holding the door shut (module docstring).
+
+        allow_only: the trigger (a round end, the floor) can only make an early allow possible; the
+        reasons to refuse cannot have changed since the last look, which was at an event.
+        """
         badge, s, c = pending.badge, self.snapshot, self.config
         portal_index = self._portal_index.get(badge.portal_id, -1)
         if portal_index < 0:  # the portal left the register while the badge waited
             self._finish(pending, t, -1, -1, [], R_UNKNOWN_PORTAL)
+            return
+        if allow_only and not self._may_allow_early(badge, portal_index, t):
             return
         self._core_events(self.core.settle_due(t), self._reads)  # the item state as of t
         person = s.badge_person.get(badge.badge, -1)
@@ -640,8 +665,7 @@ class Engine:
         if not (refuse_now or final):
             if any(v.reasons for v in verdicts):
                 return  # uncertain reads, or waiting for a second carrier: hold until the cap
-            since = max(badge.time_us, self.core.portal_new(portal_index))
-            if t < badge.time_us + c.decision_floor_us or not self._rounds_done(portal_index, since):
+            if not self._may_allow_early(badge, portal_index, t):
                 return
         for v in verdicts:
             reasons |= _item_mask(v)
@@ -657,9 +681,11 @@ class Engine:
             del self._armed[badge.portal_id]
         verdicts = sorted(verdicts, key=attrgetter("item_id"))
         items = tuple(v.item_id for v in verdicts)
-        new_uses = tuple(sorted({v.approval_id for v in verdicts if v.approval_id is not None and v.new_use}))
-        route = tuple(sorted({v.approval_id for v in verdicts if v.approval_id is not None and not v.new_use}
-                             - set(new_uses)))
+        used, carried = set(), set()
+        for v in verdicts:
+            if v.approval_id is not None:
+                (used if v.new_use else carried).add(v.approval_id)
+        new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
         allow = reasons == 0
         if allow:
             for approval_id in new_uses:
@@ -750,10 +776,9 @@ def _recent(last_seen: dict[str, int], since_us: int) -> dict[str, int]:
     return {key: t for key, t in last_seen.items() if t >= since_us}
 
 
-def _empty_reads() -> ValidReads:
-    return ValidReads(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
-                      np.zeros((0, 1), np.uint64), np.zeros(0, np.int16), np.zeros(0, np.uint64),
-                      np.zeros(0, np.float64), np.zeros(0, np.bool_))
+_EMPTY_READS = ValidReads(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
+                          np.zeros((0, 1), np.uint64), np.zeros(0, np.int16), np.zeros(0, np.uint64),
+                          np.zeros(0, np.float64), np.zeros(0, np.bool_))
 
 
 def _concat(batches: list[ReadBatch]) -> ReadBatch:

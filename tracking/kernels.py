@@ -104,7 +104,7 @@ def _fill_table(table: np.ndarray, ptr: np.ndarray, words: np.ndarray, bits: np.
     return -1
 
 
-# pass_flags bits; F_MOVED: the pass settled into a movement
+# PASS_DTYPE.flags bits; F_MOVED: the pass settled into a movement
 F_OPEN, F_SEEN_IN, F_SEEN_OUT, F_FIRST_OUT, F_LAST_OUT, F_TID_ALARMED, F_LISTED, F_MOVED = 1, 2, 4, 8, 16, 32, 64, 128
 DESTROYED, SEIZED, DECLASSIFIED = STATUS_CODE["destroyed"], STATUS_CODE["seized"], STATUS_CODE["declassified"]
 K_CARRY_OUT, K_TRANSFER, K_ABROAD = KIND_CODE["carry_out"], KIND_CODE["transfer"], KIND_CODE["abroad"]
@@ -115,6 +115,21 @@ NO_RSSI = -128  # a burst with no plausible RSSI (whole dBm, int8)
 MAX_BURST = 255  # burst read counts saturate here (uint8)
 # decide_items flags
 V_UNCERTAIN, V_NEW_USE, V_RESTING = 1, 2, 4
+# One record per item: its current or last pass. 32 bytes, aligned: a read touches one cache line of
+# state instead of one per field (the reads of a bulk batch hit items at random).
+PASS_DTYPE = np.dtype([
+    ("flags", np.uint8),  # F_*
+    ("burst_in", np.uint8),  # reads in the inside burst (saturating at MAX_BURST)
+    ("burst_out", np.uint8),
+    ("peak_in", np.int8),  # strongest RSSI of the inside burst, whole dBm, NO_RSSI = none
+    ("peak_out", np.int8),
+    ("pad", np.uint8),
+    ("portal", np.int16),  # portal index of the pass, -1 = never read
+    ("last", np.int64),  # last read
+    ("other", np.int64),  # last read on the side opposite to the last read's
+    ("first", np.int64),  # first read
+])
+MAX_PORTALS = 2**15 - 1  # PASS_DTYPE.portal
 
 
 class KSnap(NamedTuple):
@@ -153,15 +168,7 @@ class KSnap(NamedTuple):
 
 
 class KState(NamedTuple):
-    pass_portal: np.ndarray  # int32, portal of the current or last pass, -1 = never read
-    pass_first: np.ndarray  # int64
-    pass_last: np.ndarray  # int64
-    pass_other: np.ndarray  # int64, last read on the side opposite to the last read's
-    burst_in: np.ndarray  # uint8, reads in the inside burst (saturating)
-    burst_out: np.ndarray  # uint8
-    peak_in: np.ndarray  # int8, strongest RSSI of the inside burst, whole dBm, NO_RSSI = none
-    peak_out: np.ndarray  # int8
-    pass_flags: np.ndarray  # uint8, F_*
+    passes: np.ndarray  # PASS_DTYPE, one per item
     venue: np.ndarray  # int32, current venue index
     allow_portal: np.ndarray  # int32, portal of the last allow covering the item
     allow_us: np.ndarray  # int64
@@ -170,6 +177,12 @@ class KState(NamedTuple):
     n_open: np.ndarray  # int64[1]
     appr_uses: np.ndarray  # int32
     portal_new: np.ndarray  # int64 per portal: when a pass last opened there
+    portal_change: np.ndarray  # int64 per portal: last read there that opened a pass or made an item clear
+    dec_item: np.ndarray  # decide_items output, one row per item within reach: item index
+    dec_reasons: np.ndarray  # int64 reasons mask
+    dec_approval: np.ndarray  # int32 covering approval index, -1 = none
+    dec_flags: np.ndarray  # int8 V_*
+    dec_since: np.ndarray  # int64 first read of its pass
 
 
 class KConfig(NamedTuple):
@@ -360,24 +373,34 @@ def _in_transit(ctx: KCtx, i: int, src: int, dst: int) -> bool:
 
 
 @njit(cache=True, inline="always")
+def _clear(ctx: KCtx, rec: np.void) -> bool:
+    """Is the item of this pass clearly present inside (tracking.reference, rule 4.8)?"""
+    if not (rec.flags & F_SEEN_IN):
+        return False
+    peak = int(rec.peak_in)
+    return rec.burst_in >= ctx.presence_min_reads or (peak != NO_RSSI and peak >= ctx.presence_rssi_dbm)
+
+
+@njit(cache=True, inline="always")
 def _settle(ctx: KCtx, i: int) -> None:
     """Close item i's open pass: a movement if both sides give enough evidence in order (rule 4.10)."""
-    flags = ctx.pass_flags[i] & ~np.uint8(F_OPEN)
-    ctx.pass_flags[i] = flags
+    rec = ctx.passes[i]
+    flags = rec.flags & ~np.uint8(F_OPEN)
+    rec.flags = flags
     both = (flags & F_SEEN_IN) != 0 and (flags & F_SEEN_OUT) != 0
     crossed = ((flags & F_FIRST_OUT) != 0) != ((flags & F_LAST_OUT) != 0)
     if not (both and crossed):
         return
-    n_in = int(ctx.burst_in[i])
-    n_out = int(ctx.burst_out[i])
+    n_in = int(rec.burst_in)
+    n_out = int(rec.burst_out)
     if n_in + n_out < ctx.min_reads:
         return
-    confidence = min(_strength(ctx, n_in, int(ctx.peak_in[i])), _strength(ctx, n_out, int(ctx.peak_out[i])))
+    confidence = min(_strength(ctx, n_in, int(rec.peak_in)), _strength(ctx, n_out, int(rec.peak_out)))
     if confidence < ctx.movement_confidence_min:
         return
-    ctx.pass_flags[i] = flags | np.uint8(F_MOVED)
-    p = ctx.pass_portal[i]
-    t = ctx.pass_last[i]
+    rec.flags = flags | np.uint8(F_MOVED)
+    p = int(rec.portal)
+    t = rec.last
     is_exit = (flags & F_FIRST_OUT) == 0
     vi = ctx.portal_inside[p]
     vo = ctx.portal_outside[p]
@@ -397,8 +420,8 @@ def _settle(ctx: KCtx, i: int) -> None:
         _alarm(ctx, A_VENUE_CEILING, t, p, i, 0, False)
     if is_exit and _needs_approval(ctx, p, level):
         allow = ctx.allow_us[i]
-        covered = ctx.allow_portal[i] == p and ctx.pass_first[i] - ctx.reach_us <= allow and \
-            ctx.pass_other[i] <= allow + ctx.door_grant_us
+        covered = ctx.allow_portal[i] == p and rec.first - ctx.reach_us <= allow and \
+            rec.other <= allow + ctx.door_grant_us
         if not covered:
             _alarm(ctx, A_UNAUTHORIZED_EXIT, t, p, i, 0, False)
 
@@ -413,10 +436,10 @@ def _too_far(ctx: KCtx, a: int, b: int, gap_us: int) -> bool:
 @njit(cache=True, inline="always")
 def _stale_read(ctx: KCtx, i: int, p: int, t: int, tid: np.uint64) -> None:
     """Alarms of a late or stale read as of its own time; it changes no state (rule 4.9)."""
-    prev = ctx.pass_portal[i]
+    rec = ctx.passes[i]
+    prev = int(rec.portal)
     if prev >= 0 and prev != p:
-        first = ctx.pass_first[i]
-        gap = first - t if t < first else max(0, t - ctx.pass_last[i])
+        gap = rec.first - t if t < rec.first else max(0, t - rec.last)
         if _too_far(ctx, prev, p, gap):
             _alarm(ctx, A_CLONE, t, p, i, CLONE_TRAVEL, True)
     if ctx.item_status[i] == DESTROYED:
@@ -439,9 +462,7 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
     flat = words.reshape(-1)
     # hoisted: inside the loop Numba reloads a KCtx field at every use (array writes might alias it)
     counts, table, epc_ptr, epc_words, epc_bits = ctx.counts, ctx.table, ctx.epc_ptr, ctx.epc_words, ctx.epc_bits
-    pass_flags, pass_portal, pass_last, pass_other = ctx.pass_flags, ctx.pass_portal, ctx.pass_last, ctx.pass_other
-    burst_in, burst_out, peak_in, peak_out = ctx.burst_in, ctx.burst_out, ctx.peak_in, ctx.peak_out
-    item_tid, settle_us, burst_gap = ctx.item_tid, ctx.settle_us, ctx.burst_gap_us
+    passes, item_tid, settle_us, burst_gap = ctx.passes, ctx.item_tid, ctx.settle_us, ctx.burst_gap_us
     for r in range(start, len(time_us)):
         if counts[0] + 1 > cap_mov or counts[1] + ALARMS_PER_READ > cap_al or counts[2] >= cap_unknown:
             return r
@@ -455,58 +476,64 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
         if stale[r]:
             _stale_read(ctx, i, p, t, tid[r])
             continue
+        rec = passes[i]
         outside = side[r] == SIDE_OUTSIDE
         dbm = _dbm(ctx, rssi[r])
-        flags = pass_flags[i]
+        flags = rec.flags
         out_side = np.uint8(F_LAST_OUT) if outside else np.uint8(0)
         seen = np.uint8(F_SEEN_OUT) if outside else np.uint8(F_SEEN_IN)
-        if (flags & F_OPEN) and pass_portal[i] == p and t - pass_last[i] <= settle_us:
+        if (flags & F_OPEN) and rec.portal == p and t - rec.last <= settle_us:
+            was_clear = _clear(ctx, rec)
             if outside == ((flags & F_LAST_OUT) != 0):
-                side_last = pass_last[i]
+                side_last = rec.last
             else:
-                side_last = pass_other[i]
-                pass_other[i] = pass_last[i]
+                side_last = rec.other
+                rec.other = rec.last
             if outside:
-                if burst_out[i] == 0 or t - side_last > burst_gap:
-                    burst_out[i] = 1
-                    peak_out[i] = dbm
+                if rec.burst_out == 0 or t - side_last > burst_gap:
+                    rec.burst_out = 1
+                    rec.peak_out = dbm
                 else:
-                    burst_out[i] = min(int(burst_out[i]) + 1, MAX_BURST)
-                    peak_out[i] = max(int(peak_out[i]), dbm)
-            elif burst_in[i] == 0 or t - side_last > burst_gap:
-                burst_in[i] = 1
-                peak_in[i] = dbm
+                    rec.burst_out = min(int(rec.burst_out) + 1, MAX_BURST)
+                    rec.peak_out = max(int(rec.peak_out), dbm)
+            elif rec.burst_in == 0 or t - side_last > burst_gap:
+                rec.burst_in = 1
+                rec.peak_in = dbm
             else:
-                burst_in[i] = min(int(burst_in[i]) + 1, MAX_BURST)
-                peak_in[i] = max(int(peak_in[i]), dbm)
-            pass_last[i] = t
+                rec.burst_in = min(int(rec.burst_in) + 1, MAX_BURST)
+                rec.peak_in = max(int(rec.peak_in), dbm)
+            rec.last = t
             flags = (flags & ~np.uint8(F_LAST_OUT)) | out_side | seen
+            rec.flags = flags
+            if not was_clear and _clear(ctx, rec):
+                ctx.portal_change[p] = t
         else:
             if flags & F_OPEN:
                 _settle(ctx, i)
-            prev = pass_portal[i]
-            if prev >= 0 and prev != p and _too_far(ctx, prev, p, t - pass_last[i]):
+            prev = int(rec.portal)
+            if prev >= 0 and prev != p and _too_far(ctx, prev, p, t - rec.last):
                 _alarm(ctx, A_CLONE, t, p, i, CLONE_TRAVEL, False)
             if ctx.item_status[i] == DESTROYED:
                 _alarm(ctx, A_DESTROYED_SEEN, t, p, i, 0, False)
-            if not (pass_flags[i] & F_LISTED):
+            if not (rec.flags & F_LISTED):
                 ctx.open_items[ctx.n_open[0]] = i
                 ctx.n_open[0] += 1
-            pass_portal[i] = p
-            ctx.pass_first[i] = t
-            pass_last[i] = t
-            pass_other[i] = t
+            rec.portal = p
+            rec.first = t
+            rec.last = t
+            rec.other = t
             if outside:
-                burst_out[i], peak_out[i], burst_in[i], peak_in[i] = 1, dbm, 0, NO_RSSI
+                rec.burst_out, rec.peak_out, rec.burst_in, rec.peak_in = 1, dbm, 0, NO_RSSI
             else:
-                burst_in[i], peak_in[i], burst_out[i], peak_out[i] = 1, dbm, 0, NO_RSSI
+                rec.burst_in, rec.peak_in, rec.burst_out, rec.peak_out = 1, dbm, 0, NO_RSSI
             ctx.portal_new[p] = t
+            ctx.portal_change[p] = t
             first_out = np.uint8(F_FIRST_OUT) if outside else np.uint8(0)
             flags = np.uint8(F_OPEN | F_LISTED) | first_out | out_side | seen
         if tid[r] != 0 and item_tid[i] != 0 and tid[r] != item_tid[i] and not (flags & F_TID_ALARMED):
             _alarm(ctx, A_CLONE, t, p, i, CLONE_TID, False)
             flags |= np.uint8(F_TID_ALARMED)
-        pass_flags[i] = flags
+        rec.flags = flags
     return len(time_us)
 
 
@@ -524,24 +551,26 @@ def settle_due(ctx: KCtx, horizon_us: int) -> tuple[bool, int]:
     done = True
     oldest = NO_OPEN_PASS
     listed_us = ctx.reach_us + ctx.settle_us
+    passes = ctx.passes
     for k in range(n):
         i = ctx.open_items[k]
-        flags = ctx.pass_flags[i]
-        if done and (flags & F_OPEN) and horizon_us - ctx.pass_last[i] > ctx.settle_us:
+        rec = passes[i]
+        flags = rec.flags
+        if done and (flags & F_OPEN) and horizon_us - rec.last > ctx.settle_us:
             if ctx.counts[0] + 1 > len(ctx.mov_item) or ctx.counts[1] + 2 > len(ctx.al_kind):
                 done = False
             else:
                 _settle(ctx, i)
-                flags = ctx.pass_flags[i]
+                flags = rec.flags
         if flags & F_OPEN:
             ctx.open_items[keep] = i
             keep += 1
-            oldest = min(oldest, ctx.pass_last[i])
-        elif horizon_us - ctx.pass_last[i] <= listed_us:
+            oldest = min(oldest, rec.last)
+        elif horizon_us - rec.last <= listed_us:
             ctx.open_items[keep] = i
             keep += 1
         else:
-            ctx.pass_flags[i] = flags & ~np.uint8(F_LISTED)
+            rec.flags = flags & ~np.uint8(F_LISTED)
     ctx.n_open[0] = keep
     return done, oldest
 
@@ -579,7 +608,8 @@ def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int, ts_peopl
         reasons |= R_BORDER
     custody = ctx.custody[i]
     allow = ctx.allow_us[i]
-    if ctx.allow_portal[i] == p and allow >= badge_us - ctx.two_person_us and allow >= ctx.pass_first[i] - ctx.reach_us:
+    during = allow >= ctx.passes[i].first - ctx.reach_us
+    if ctx.allow_portal[i] == p and allow >= badge_us - ctx.two_person_us and during:
         # already allowed out in this crossing (during this pass, within the two-person window):
         # a companion needs no second approval or scope
         chosen = custody if custody >= 0 and _on_route(ctx, custody, p) else -1
@@ -624,32 +654,30 @@ def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int, ts_peopl
 
 
 @njit(cache=True, nogil=True)
-def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, items: np.ndarray,
-                 reasons: np.ndarray, approvals: np.ndarray, flags_out: np.ndarray, since: np.ndarray) -> int:
+def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int) -> int:
     """Every item within reach of portal p for a badge at badge_us (tracking.reference.decide), with
-    its reasons, covering approval and V_* flags. Returns the item count."""
+    its reasons, covering approval and V_* flags, into the dec_* arrays. Returns the item count."""
+    items, reasons, approvals, flags_out, since = ctx.dec_item, ctx.dec_reasons, ctx.dec_approval, ctx.dec_flags, \
+        ctx.dec_since
     n = 0
     outside = ctx.portal_outside[p]
     for k in range(ctx.n_open[0]):
         i = ctx.open_items[k]
-        if ctx.pass_portal[i] != p or ctx.pass_last[i] < badge_us - ctx.reach_us:
+        rec = ctx.passes[i]
+        if rec.portal != p or rec.last < badge_us - ctx.reach_us:
             continue
-        flags = ctx.pass_flags[i]
-        seen_in = (flags & F_SEEN_IN) != 0
-        if not seen_in and ctx.venue[i] == outside:
+        flags = rec.flags
+        if not (flags & F_SEEN_IN) and ctx.venue[i] == outside:
             continue  # read only outside, and outside it is
         if (flags & F_MOVED) and not (flags & F_FIRST_OUT):
             continue  # already left through this door
-        clear = False
-        if seen_in:
-            peak = int(ctx.peak_in[i])
-            clear = ctx.burst_in[i] >= ctx.presence_min_reads or (peak != NO_RSSI and peak >= ctx.presence_rssi_dbm)
+        clear = _clear(ctx, rec)
         mask = 0
         chosen = -1
         new_use = False
         if person >= 0:
             mask, chosen, new_use = item_reasons(ctx, i, person, p, badge_us, ts_people)
-        first = ctx.pass_first[i]
+        first = rec.first
         items[n] = i
         reasons[n] = mask
         approvals[n] = chosen

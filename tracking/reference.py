@@ -127,6 +127,7 @@ class ReferenceCore:
     items: dict[int, _ItemState] = field(default_factory=dict)
     uses: dict[int, int] = field(default_factory=dict)
     portal_new_us: dict[int, int] = field(default_factory=dict)
+    portal_change_us: dict[int, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.swap(self.snapshot, keep_state=False)
@@ -161,6 +162,8 @@ class ReferenceCore:
             self.items[it.item_id] = state
         self.uses = {a.approval_id: a.uses_left for a in site.approvals}
         self.portal_new_us = {p: t for p, t in self.portal_new_us.items() if p in portal_ids} if keep_state else {}
+        self.portal_change_us = {p: t for p, t in self.portal_change_us.items() if p in portal_ids} \
+            if keep_state else {}
 
     def _level(self, item: ItemSpec) -> int:
         return 0 if item.status == "declassified" else item.level
@@ -262,6 +265,7 @@ class ReferenceCore:
         current = state.last_pass
         if current and current.is_open and current.portal_id == portal_id and \
                 t - current.last_us <= self.config.settle_us:
+            was_clear = self._clear(current)
             burst = current.outside if outside else current.inside
             if outside == current.last_outside:
                 side_last = current.last_us
@@ -277,6 +281,8 @@ class ReferenceCore:
             current.seen_outside |= outside
             current.seen_inside |= not outside
             current.last_outside = outside
+            if not was_clear and self._clear(current):
+                self.portal_change_us[portal_id] = t
         else:
             if current and current.is_open:
                 self._settle(item, state, events)
@@ -289,6 +295,7 @@ class ReferenceCore:
                             there if outside else here, here if outside else there, t)
             state.last_pass = current
             self.portal_new_us[portal_id] = t
+            self.portal_change_us[portal_id] = t
         registered_tid = tid_hash(item.tid)
         if tid and registered_tid and tid != registered_tid and not current.tid_alarmed:
             events.alarms.append((A_CLONE, t, portal_id, item.item_id, CLONE_TID, False))
@@ -387,12 +394,7 @@ class ReferenceCore:
                 continue  # read only outside, and outside it is
             if live.moved and not live.first_outside:
                 continue  # already left through this door
-            if live.seen_inside:
-                burst = live.inside
-                clear = burst.reads >= c.presence_min_reads or \
-                    (burst.peak_dbm != NO_RSSI and burst.peak_dbm >= c.presence_rssi_dbm)
-            else:
-                clear = False  # read only outside, yet not known to be outside
+            clear = self._clear(live)  # read only outside, yet not known to be outside: not clear
             reasons, approval_id, new_use = 0, None, False
             if person_index >= 0:
                 reasons, approval_id, new_use = self._item_verdict(self.by_id[item_id], self.people[person_index],
@@ -400,6 +402,12 @@ class ReferenceCore:
             verdicts.append(ItemVerdict(item_id, reasons, approval_id, new_use, not clear, live.first_us,
                                         live.first_us < badge_us - c.association_us))
         return verdicts
+
+    def _clear(self, live: _Pass) -> bool:
+        """Is the item clearly present inside: enough reads in its inside burst, or one strong read?"""
+        burst, c = live.inside, self.config
+        return live.seen_inside and (burst.reads >= c.presence_min_reads
+                                     or (burst.peak_dbm != NO_RSSI and burst.peak_dbm >= c.presence_rssi_dbm))
 
     def _item_verdict(self, item: ItemSpec, person: PersonSpec, portal_id: int, badge_us: int,
                       ts_people: int) -> tuple[int, int | None, bool]:
@@ -477,6 +485,10 @@ class ReferenceCore:
     def portal_new(self, portal_index: int) -> int:
         """When a tag last newly appeared at the portal (opened a pass there)."""
         return self.portal_new_us.get(int(self.snapshot.portal_ids[portal_index]), -(2**62))
+
+    def portal_changed(self, portal_index: int) -> int:
+        """When a read at the portal last opened a pass or made an item's presence clear."""
+        return self.portal_change_us.get(int(self.snapshot.portal_ids[portal_index]), -(2**62))
 
     def consume(self, approval_id: int, uses: int = 1) -> None:
         self.uses[approval_id] = max(0, self.uses[approval_id] - uses)

@@ -6,8 +6,12 @@ kernels use the integer codes, everything outside the core uses the names.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any, Generic, TypeVar, overload
+
+R = TypeVar("R")
 
 # Decision reasons, one bit each. The names are stable ids stored in the journal.
 REASON_NAMES: tuple[str, ...] = (
@@ -160,13 +164,72 @@ class Alarm:
     late: bool = False
 
 
+class Rows(Sequence[R], Generic[R]):
+    """An immutable list of results kept as columns; the result objects are built when first read.
+
+    The bulk path settles hundreds of thousands of movements per call; building a dataclass for each
+    would cost more than finding them. A caller that iterates, indexes or compares gets the objects
+    (built once, then kept); one that only counts, or reads ``columns``, never pays for them.
+    """
+
+    __slots__ = ("_build", "_columns", "_length", "_objects")
+
+    def __init__(self, build: Callable[..., list[R]], columns: tuple[Any, ...], length: int) -> None:
+        self._build = build  # columns -> objects
+        self._columns = columns
+        self._objects: list[R] | None = None if length else []
+        self._length = length
+
+    @property
+    def columns(self) -> tuple[Any, ...]:
+        """The columns (numpy arrays or lists) in the order of the result's fields."""
+        return self._columns
+
+    def _all(self) -> list[R]:
+        if self._objects is None:
+            self._objects = self._build(*self._columns)
+        return self._objects
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[R]: ...
+    def __getitem__(self, index: int | slice) -> R | list[R]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Rows | list | tuple):
+            return self._all() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[R]) -> list[R]:
+        return self._all() + list(other)
+
+    def __radd__(self, other: Sequence[R]) -> list[R]:
+        return list(other) + self._all()
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
 @dataclass(frozen=True)
 class Output:
-    """Everything settled by one advance()/process() call, each list sorted by time."""
+    """Everything settled by one advance()/process() call, each sequence sorted by time.
 
-    movements: list[Movement]
+    movements and alarms are Rows (immutable lists, built on first read); decisions a list.
+    """
+
+    movements: Sequence[Movement]
     decisions: list[Decision]
-    alarms: list[Alarm]
+    alarms: Sequence[Alarm]
 
 
 @dataclass(frozen=True)

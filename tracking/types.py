@@ -55,9 +55,16 @@ class ItemVerdict:
 
 @dataclass
 class CoreEvents:
-    """What a core produced: movements, alarms as (kind, time, portal_id, item_id, detail, late) and
-    the rows of the applied reads whose EPC is not in the register."""
+    """What a core produced: movements, alarms and the rows of the applied reads whose EPC is not in
+    the register. The reference core gives objects and (kind, time, portal_id, item_id, detail, late)
+    tuples; the Numba core gives columns (tracking.collect: a movement block, and alarm columns
+    kind, time, portal_id, item_id, detail code, late)."""
 
     movements: list[Movement] = field(default_factory=list)
     alarms: list[tuple[int, int, int, int, int, bool]] = field(default_factory=list)
     unknown_rows: list[int] = field(default_factory=list)
+    movement_columns: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    alarm_columns: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+
+NO_EVENTS = CoreEvents()  # what a core returns when nothing happened; never modified

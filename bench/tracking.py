@@ -4,8 +4,13 @@
 
 Synthetic site (tracking.synthetic): 100k items, 200 portals, 10k people. Prints a table, then one
 JSON line. Speeds are medians of several runs, each after a JIT warm-up, one thread. The DuckDB
-figure is the same read -> pass -> movement reconciliation written as SQL window queries, over the
-same reads in the same run; its movement count is printed next to the engine's as a cross-check.
+figure is the same read -> pass -> movement reconciliation written as SQL window queries (the rule
+of tracking.reference: passes, per-side bursts, two-sided evidence with a confidence threshold),
+over the same reads in the same run; its movement count is printed next to the engine's as a
+cross-check. End to end means the engine's whole process() call, results included: movements and
+alarms are handed out as columns (tracking.results.Rows) and become objects when a caller reads
+them. The decision latency is one badge with reads at its portal and no round reports, so it is
+decided at the cap (two evaluations and the allow or refusal).
 """
 
 from __future__ import annotations

@@ -374,11 +374,10 @@ def _in_transit(ctx: KCtx, i: int, src: int, dst: int) -> bool:
 
 @njit(cache=True, inline="always")
 def _clear(ctx: KCtx, rec: np.void) -> bool:
-    """Is the item of this pass clearly present inside (tracking.reference, rule 4.8)?"""
-    if not (rec.flags & F_SEEN_IN):
-        return False
-    peak = int(rec.peak_in)
-    return rec.burst_in >= ctx.presence_min_reads or (peak != NO_RSSI and peak >= ctx.presence_rssi_dbm)
+    """Is the item of this pass clearly present inside (tracking.reference, rule 4.8)? NO_RSSI is
+    below any presence_rssi_dbm, so a burst without RSSI is clear by its count only."""
+    return (rec.flags & F_SEEN_IN) != 0 and (rec.burst_in >= ctx.presence_min_reads
+                                             or rec.peak_in >= ctx.presence_rssi_dbm)
 
 
 @njit(cache=True, inline="always")
@@ -463,6 +462,7 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
     # hoisted: inside the loop Numba reloads a KCtx field at every use (array writes might alias it)
     counts, table, epc_ptr, epc_words, epc_bits = ctx.counts, ctx.table, ctx.epc_ptr, ctx.epc_words, ctx.epc_bits
     passes, item_tid, settle_us, burst_gap = ctx.passes, ctx.item_tid, ctx.settle_us, ctx.burst_gap_us
+    min_reads, min_dbm = ctx.presence_min_reads, ctx.presence_rssi_dbm
     for r in range(start, len(time_us)):
         if counts[0] + 1 > cap_mov or counts[1] + ALARMS_PER_READ > cap_al or counts[2] >= cap_unknown:
             return r
@@ -483,7 +483,6 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
         out_side = np.uint8(F_LAST_OUT) if outside else np.uint8(0)
         seen = np.uint8(F_SEEN_OUT) if outside else np.uint8(F_SEEN_IN)
         if (flags & F_OPEN) and rec.portal == p and t - rec.last <= settle_us:
-            was_clear = _clear(ctx, rec)
             if outside == ((flags & F_LAST_OUT) != 0):
                 side_last = rec.last
             else:
@@ -496,17 +495,18 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
                 else:
                     rec.burst_out = min(int(rec.burst_out) + 1, MAX_BURST)
                     rec.peak_out = max(int(rec.peak_out), dbm)
-            elif rec.burst_in == 0 or t - side_last > burst_gap:
-                rec.burst_in = 1
-                rec.peak_in = dbm
-            else:
-                rec.burst_in = min(int(rec.burst_in) + 1, MAX_BURST)
-                rec.peak_in = max(int(rec.peak_in), dbm)
+            else:  # only an inside read can make the item clearly present (_clear)
+                was_clear = (flags & F_SEEN_IN) != 0 and (rec.burst_in >= min_reads or rec.peak_in >= min_dbm)
+                if rec.burst_in == 0 or t - side_last > burst_gap:
+                    rec.burst_in = 1
+                    rec.peak_in = dbm
+                else:
+                    rec.burst_in = min(int(rec.burst_in) + 1, MAX_BURST)
+                    rec.peak_in = max(int(rec.peak_in), dbm)
+                if not was_clear and (rec.burst_in >= min_reads or rec.peak_in >= min_dbm):
+                    ctx.portal_change[p] = t
             rec.last = t
             flags = (flags & ~np.uint8(F_LAST_OUT)) | out_side | seen
-            rec.flags = flags
-            if not was_clear and _clear(ctx, rec):
-                ctx.portal_change[p] = t
         else:
             if flags & F_OPEN:
                 _settle(ctx, i)

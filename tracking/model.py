@@ -222,3 +222,5 @@ class EngineConfig:
             raise ValueError("rssi_weak_dbm must be below rssi_strong_dbm")
         if self.side_reads_full < 1:
             raise ValueError("side_reads_full must be at least 1")
+        if not -127 <= self.presence_rssi_dbm <= 127:
+            raise ValueError("presence_rssi_dbm must be a whole-dBm RSSI a reader can report (-127..127)")

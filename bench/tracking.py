@@ -72,8 +72,8 @@ def core_rate(snapshot: Snapshot, batch: ReadBatch, runs: int) -> float:
 
     def once() -> None:
         core = NumbaCore(snapshot, CONFIG)
-        k.validate_reads(snapshot.ant_portal, snapshot.ant_side, batch.reader, batch.antenna, batch.epc_bits,
-                         batch.rssi, CONFIG.rssi_min_dbm, CONFIG.rssi_max_dbm, portal, side, code)
+        k.validate_reads(snapshot.ant_portal, snapshot.ant_side, batch.time_us, batch.reader, batch.antenna,
+                         batch.epc_bits, batch.rssi, CONFIG.rssi_min_dbm, CONFIG.rssi_max_dbm, portal, side, code)
         reads = ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash,
                            batch.rssi, stale)
         row = 0

@@ -86,7 +86,7 @@ import numpy as np
 
 from tracking import kernels as k
 from tracking.collect import Collector, build_movements
-from tracking.epc import words_to_epc
+from tracking.epc import words_to_epc, words_to_epcs
 from tracking.events import (
     BadgePresentation,
     CameraCount,
@@ -136,7 +136,7 @@ _MAX_REMEMBERED = 100_000
 # control-point classes at equal timestamps: inputs, then decision checks, then return deadlines
 _INPUT, _CHECK, _OVERDUE = 0, 1, 2
 _KIND = {name: k for k, name in enumerate(ALARM_KINDS)}
-_DETAIL = {0: "", **CLONE_DETAIL}  # kernel detail codes (non-zero only for possible_clone)
+_DETAIL = {0: "", **CLONE_DETAIL}  # the reference core's detail codes (non-zero only for possible_clone)
 
 
 @dataclass
@@ -382,21 +382,17 @@ class Engine:
             return _EMPTY_READS, None
         batch = _concat(self._batches) if len(self._batches) > 1 else self._batches[0]
         self._batches = []
-        if len(batch) > 1 and not k.is_sorted(batch.time_us):
+        bad, portal, side, code, ordered = self._validate(batch)
+        if not ordered:
             batch = batch.take(np.argsort(batch.time_us, kind="stable"))
+            bad, portal, side, code, _ = self._validate(batch)
         cut = int(batch.time_us.searchsorted(horizon, side="right"))
-        if cut < len(batch):
+        if cut < len(batch):  # not due yet: validated again with the next advance
             self._batches = [batch.rows(cut, len(batch))]
-            batch = batch.rows(0, cut)
+            batch, portal, side, code = batch.rows(0, cut), portal[:cut], side[:cut], code[:cut]
+            bad = int(np.count_nonzero(code)) if bad else 0
         n = len(batch)
-        portal = np.empty(n, np.int32)
-        side = np.empty(n, np.int8)
-        code = np.empty(n, np.int8)
-        s = self.snapshot
         rssi = batch.rssi.astype(np.float64, copy=False)
-        bad = k.validate_reads(s.ant_portal, s.ant_side, batch.reader.astype(np.int32, copy=False),
-                               batch.antenna.astype(np.int32, copy=False), batch.epc_bits, rssi,
-                               self.config.rssi_min_dbm, self.config.rssi_max_dbm, portal, side, code)
         self.stats["reads"] += n
         if batch.stale is None:
             if len(self._no_stale) < n:
@@ -419,6 +415,16 @@ class Engine:
             batch, portal, side, rssi, stale = batch.take(keep), portal[keep], side[keep], rssi[keep], stale[keep]
         return ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash, rssi,
                           stale), late_reads
+
+    def _validate(self, batch: ReadBatch) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """(reads not READ_OK, portal, side, code, in time order) of a batch (kernels.validate_reads)."""
+        n, s = len(batch), self.snapshot
+        portal, side, code = np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
+        bad, ordered = k.validate_reads(
+            s.ant_portal, s.ant_side, batch.time_us, batch.reader.astype(np.int32, copy=False),
+            batch.antenna.astype(np.int32, copy=False), batch.epc_bits, batch.rssi.astype(np.float64, copy=False),
+            self.config.rssi_min_dbm, self.config.rssi_max_dbm, portal, side, code)
+        return bad, portal, side, code, ordered
 
     def _report_bad(self, batch: ReadBatch, code: np.ndarray, late: np.ndarray) -> None:
         names = {c: n for n, c in self.snapshot.reader_code.items()}
@@ -468,7 +474,7 @@ class Engine:
                                               late.tolist(), strict=True)], np.bool_)
                 kinds, times, portals, items, details, late = (c[keep] for c in (kinds, times, portals, items,
                                                                                  details, late))
-            out.alarm_block(kinds, times, portals, items, list(map(_DETAIL.__getitem__, details.tolist())), late)
+            out.alarm_block(kinds, times, portals, items, details, late)
         if events.unknown_rows:
             self._unregistered(events.unknown_rows, reads)
 
@@ -484,13 +490,11 @@ class Engine:
 
     def _unregistered(self, rows: list[int], reads: ValidReads) -> None:
         """One unregistered_tag alarm per EPC per unregistered_repeat_us (of read time)."""
-        times, bits = reads.time_us[rows].tolist(), reads.epc_bits[rows].tolist()
-        words, portals = reads.epc_words[rows].tolist(), self.snapshot.portal_ids[reads.portal[rows]].tolist()
-        stale = reads.stale[rows].tolist()
+        times, epcs = reads.time_us[rows].tolist(), words_to_epcs(reads.epc_words[rows], reads.epc_bits[rows])
+        portals, stale = self.snapshot.portal_ids[reads.portal[rows]].tolist(), reads.stale[rows].tolist()
         self.stats["unregistered_read"] += len(rows)
         repeat = self.config.unregistered_repeat_us
-        for t, row_bits, row_words, portal_id, late in zip(times, bits, words, portals, stale, strict=True):
-            epc = words_to_epc(row_words, row_bits)
+        for t, epc, portal_id, late in zip(times, epcs, portals, stale, strict=True):
             last = self._unregistered_last.get(epc)
             if last is None or abs(t - last) >= repeat:
                 if len(self._unregistered_last) >= _MAX_REMEMBERED:

@@ -704,16 +704,20 @@ READ_OK, READ_BAD_RSSI, READ_IGNORED, READ_UNKNOWN_ANTENNA, READ_BAD_EPC = 0, 1,
 
 
 @njit(cache=True, nogil=True)
-def validate_reads(ant_portal: np.ndarray, ant_side: np.ndarray, reader: np.ndarray, antenna: np.ndarray,
-                   bits: np.ndarray, rssi: np.ndarray, rssi_min: float, rssi_max: float,
-                   portal: np.ndarray, side: np.ndarray, code: np.ndarray) -> int:
-    """Map each read to (portal, side) and a READ_* code; returns how many are not READ_OK.
+def validate_reads(ant_portal: np.ndarray, ant_side: np.ndarray, time_us: np.ndarray, reader: np.ndarray,
+                   antenna: np.ndarray, bits: np.ndarray, rssi: np.ndarray, rssi_min: float, rssi_max: float,
+                   portal: np.ndarray, side: np.ndarray, code: np.ndarray) -> tuple[int, bool]:
+    """Map each read to (portal, side) and a READ_* code; returns (how many are not READ_OK, whether
+    the reads are in time order), in one pass over the batch.
 
     A read with an implausible RSSI is still tracked (READ_BAD_RSSI): only its RSSI is suspect.
     """
     bad = 0
+    ordered = True
     n_readers, n_antennas = ant_portal.shape
     for r in range(len(reader)):
+        if r and time_us[r] < time_us[r - 1]:
+            ordered = False
         rd = reader[r]
         an = antenna[r]
         c = READ_OK
@@ -735,12 +739,4 @@ def validate_reads(ant_portal: np.ndarray, ant_side: np.ndarray, reader: np.ndar
         code[r] = c
         if c != READ_OK:
             bad += 1
-    return bad
-
-
-@njit(cache=True, nogil=True)
-def is_sorted(values: np.ndarray) -> bool:
-    for r in range(1, len(values)):  # noqa: SIM110 (Numba: plain loop, no generator)
-        if values[r] < values[r - 1]:
-            return False
-    return True
+    return bad, ordered

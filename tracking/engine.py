@@ -614,7 +614,9 @@ class Engine:
         self._armed.setdefault(badge.portal_id, []).append(pending)
         self._evaluate_portal(badge.portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
-            heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
+            if all(key in self._rounds for key in self.snapshot.portal_antennas[self._portal_index[badge.portal_id]]):
+                # rounds may be complete before the floor: look again then (else the round ends will)
+                heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
             heapq.heappush(self._inputs, (now + c.settle_us, _CHECK, next(self._seq), (pending, True)))
 
     def _person_id(self, person: int) -> int | None:

@@ -56,7 +56,8 @@ Approvals: an allow consumes one use of each approval in ``Decision.approval_ids
 should record it from the decision); an approval covering an item on its route without a new use is
 in ``route_approval_ids``. ``consume`` uses one up for actions decided elsewhere. Overrides
 (``on_override``) apply only to the latest block at the portal, at most override_max_age_us old,
-never to a top-secret item at a border portal, never by the blocked person; a valid one is a
+never to a top-secret item at a border portal, never by the blocked person or one who badged at that
+door with them (a member of the exiting party); a valid one is a
 Decision with override_by set, allow True and the overridden reasons, it consumes nothing and covers
 the blocked items' crossing; an invalid one is a Decision with allow False and an override_* reason.
 
@@ -267,6 +268,7 @@ class Engine:
         self._portal_index = {int(p): i for i, p in enumerate(snapshot.portal_ids)}
         self._person_index = {int(p): i for i, p in enumerate(snapshot.person_ids)}
         self._approvals = {a.approval_id: a for a in site.approvals}
+        self._item_ids = {it.item_id for it in site.items}
         self._top_secret = {it.item_id for it in site.items if it.level == TOP_SECRET and it.status != "declassified"}
         self._reader_portals: dict[str, set[int]] = defaultdict(set)
         for p in site.portals:
@@ -731,7 +733,7 @@ class Engine:
             reason = R_OVERRIDE_TOO_OLD
         elif block is not None and block.top_secret_at_border:
             reason = R_OVERRIDE_BORDER_TS
-        elif blocked.person_id == request.guard_person_id:
+        elif blocked.person_id == request.guard_person_id or self._badged_with(request, blocked, guard):
             reason = R_OVERRIDE_BY_BLOCKED
         self.stats["override_refused" if reason else "override"] += 1
         if reason or blocked is None:
@@ -741,8 +743,11 @@ class Engine:
                 override_by=request.guard_person_id, override_reason=request.reason,
             ))
             return
-        # the guard's decision covers the blocked items' crossing: no second unauthorized_exit
-        self.core.commit_allow(list(blocked.item_ids), [None] * len(blocked.item_ids), portal_index, t)
+        # the guard's decision covers the blocked items' crossing: no second unauthorized_exit (a
+        # crossing that ended more than settle_us before is settled, and alarmed, first)
+        self._core_events(self.core.settle_due(t), self._reads)
+        still = [i for i in blocked.item_ids if i in self._item_ids]  # the register may have changed since
+        self.core.commit_allow(still, [None] * len(still), portal_index, t)
         self._last_allow[request.portal_id] = t
         del self._blocks[request.portal_id]
         self._out.decisions.append(Decision(
@@ -750,6 +755,12 @@ class Engine:
             blocked.item_reasons, blocked.resting, blocked.uncertain, decided_us=t,
             override_by=request.guard_person_id, override_reason=request.reason,
         ))
+
+    def _badged_with(self, request: OverrideRequest, blocked: Decision, guard: int) -> bool:
+        """Did the guard badge at that door with the blocked person (one of the exiting party)?"""
+        since = blocked.time_us - self.config.two_person_us
+        return any(since <= t <= request.time_us and self.snapshot.badge_person.get(badge, -1) == guard
+                   for t, badge, _ in self._badges.get(request.portal_id, ()))
 
     # --- return deadlines ---------------------------------------------------------------------
     def _track_returns(self, verdicts: list[ItemVerdict]) -> None:

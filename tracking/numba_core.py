@@ -197,8 +197,12 @@ class NumbaCore:
         return verdicts
 
     def _item_indices(self, item_ids: list[int]) -> np.ndarray:
-        found = np.searchsorted(self.snapshot.item_ids, np.array(item_ids, np.int64), sorter=self._id_order)
-        return self._id_order[found]
+        ids = np.array(item_ids, np.int64)
+        found = np.searchsorted(self.snapshot.item_ids, ids, sorter=self._id_order)
+        idx = self._id_order[np.minimum(found, max(len(self._id_order) - 1, 0))] if len(self._id_order) else found
+        if len(ids) and (len(self._id_order) == 0 or (self.snapshot.item_ids[idx] != ids).any()):
+            raise KeyError(f"items not in the register: {sorted(set(item_ids) - set(self.snapshot.item_ids.tolist()))}")
+        return idx
 
     def commit_allow(self, item_ids: list[int], approval_ids: list[int | None], portal_index: int,
                      allow_us: int) -> None:

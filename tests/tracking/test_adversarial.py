@@ -129,11 +129,12 @@ def _check_overrides(site: SiteModel, out: Output) -> None:
         before = [d for d in out.decisions if d.portal_id == o.portal_id and d is not o
                   and d.decided_us <= o.decided_us and (d.override_by is None or d.allow)]
         assert before, f"override without a block: {o}"
-        latest = max(before, key=lambda d: d.decided_us)
-        assert not latest.allow and latest.override_by is None, f"{o} after {latest}"
-        assert o.decided_us - latest.decided_us <= CONFIG.override_max_age_us
-        assert o.item_ids == latest.item_ids and o.approval_ids == ()
-        assert o.override_by != latest.person_id
+        moment = max(d.decided_us for d in before)  # decisions of one moment: any of them may be the latest
+        latest = [d for d in before if d.decided_us == moment]
+        assert any(not d.allow and d.override_by is None and (d.badge, d.item_ids) == (o.badge, o.item_ids)
+                   for d in latest), f"{o} after {latest}"
+        assert o.decided_us - moment <= CONFIG.override_max_age_us and o.approval_ids == ()
+        assert o.override_by not in {d.person_id for d in latest}, f"{o} overridden by one of {latest}"
         if portals[o.portal_id].border:
             assert all(_level(site, i) < TOP_SECRET for i in o.item_ids)
 

@@ -376,6 +376,17 @@ def test_the_blocked_person_and_unknown_guards_cannot_override(backend: str) -> 
         ("override_by_blocked_person",), ("override_unknown_guard",), ("override_unknown_guard",)]
 
 
+def test_a_guard_who_badged_with_the_blocked_person_cannot_override(backend: str) -> None:
+    engine = engine_for(vault_site(items=(item(1, scope=(5,)),)), backend)
+    rest(engine, 40, epc_for(1), T0, T0 + 1500 * MS)
+    badge(engine, 40, "gus", T0 + 400 * MS)  # gus may take it and goes first...
+    badge(engine, 40, "carol", T0 + 800 * MS)  # ...carol, of the same party, may not
+    engine.on_override(OverrideRequest(40, 5, T0 + 2 * SECOND, "she is with me"))
+    out = engine.advance(T0 + 3 * SECOND)
+    assert [(d.badge, d.allow) for d in out.decisions if d.override_by is None] == [("gus", True), ("carol", False)]
+    assert [d.reason_names for d in out.decisions if d.override_by is not None] == [("override_by_blocked_person",)]
+
+
 def test_readers_offline_fail_secure_refuses_until_they_are_back(backend: str) -> None:
     site = vault_site(items=(item(1),), approvals=(carry_out(1, uses=2),))
     engine = engine_for(site, backend)

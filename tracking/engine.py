@@ -29,9 +29,11 @@ first advance with now >= t + reorder_us. It must cover how late a read can reac
 later than that are only alarms, so a site that sees ``late_read`` notes should raise it.
 
 Deciding an exit (domain-rules.md 4.2, 4.8; sites.md "Deciding fast at a portal"). A badge arms a
-decision for its portal. It is re-examined at the badge, at every read at that portal, every round
-end of its antennas, camera count, reader health change and badge there, at the floor and at the
-cap; each time, over every item within reach of the door (see tracking.reference):
+decision for its portal. It is examined at the badge, at every camera count, reader health change
+and badge at that portal and at the cap, over every item within reach of the door (see
+tracking.reference); between those, a read at the portal that brings a new tag or makes a tag
+clearly present is a reason to look again (anything else a read changes can only make an allow
+possible), and so are a round end of its antennas and the floor, once whole rounds are complete:
 - refuse at once on a person-level reason (stale, unknown or inactive badge, tailgating, readers
   offline) or on an item that would be refused and whose presence is clear;
 - hold while an item that would be refused is uncertain (weak or one-sided reads), or its only

@@ -185,15 +185,14 @@ class NumbaCore:
         n = k.decide_items(self.ctx, portal_index, person_index, badge_us, ts_people)
         if not n:
             return []
-        st, s = self.state, self.snapshot
-        items, approvals = s.item_ids[st.dec_item[:n]].tolist(), st.dec_approval[:n].tolist()
-        reasons, flags, since = st.dec_reasons[:n].tolist(), st.dec_flags[:n].tolist(), st.dec_since[:n].tolist()
+        st = self.state
+        item_ids, appr_ids = self.snapshot.item_ids, self.snapshot.appr_ids
         verdicts = []
-        for j in range(n):
-            a, f = approvals[j], flags[j]
-            approval = None if a < 0 else int(s.appr_ids[a])
-            verdicts.append(ItemVerdict(items[j], reasons[j], approval, bool(f & k.V_NEW_USE),
-                                        bool(f & k.V_UNCERTAIN), since[j], bool(f & k.V_RESTING)))
+        for i, r, a, f, since in zip(st.dec_item[:n].tolist(), st.dec_reasons[:n].tolist(),
+                                     st.dec_approval[:n].tolist(), st.dec_flags[:n].tolist(),
+                                     st.dec_since[:n].tolist(), strict=True):
+            verdicts.append(ItemVerdict(int(item_ids[i]), r, None if a < 0 else int(appr_ids[a]),
+                                        bool(f & k.V_NEW_USE), bool(f & k.V_UNCERTAIN), since, bool(f & k.V_RESTING)))
         return verdicts
 
     def _item_indices(self, item_ids: list[int]) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,9 +35,8 @@ class ValidReads:
                           self.rssi[start:stop], self.stale[start:stop])
 
 
-@dataclass(frozen=True)
-class ItemVerdict:
-    """One item within reach of an exit.
+class ItemVerdict(NamedTuple):
+    """One item within reach of an exit (a named tuple: a decision builds one per item, each time).
 
     reasons: its reasons mask. approval_id: the approval covering it (None = none); new_use: whether
     the exit spends a use of it (False when the item is already in custody under it, on its route).

@@ -330,7 +330,8 @@ class Engine:
                 self._apply_until(end)
                 for portal_id in sorted(self._armed):
                     # only a new tag, or one now clearly there, can make a decision refuse at once
-                    if self.core.portal_changed(self._portal_index[portal_id]) == t:
+                    p = self._portal_index.get(portal_id, -1)
+                    if p >= 0 and self.core.portal_changed(p) == t:
                         self._evaluate_portal(portal_id, t)
                 continue
             if next_input is None:
@@ -361,7 +362,7 @@ class Engine:
         if row >= n:
             return None
         if n - row <= 32:  # the on-line path: a few reads per tick, cheaper in Python than in numpy
-            armed = {self._portal_index[portal_id] for portal_id in self._armed}
+            armed = {self._portal_index.get(portal_id, -1) for portal_id in self._armed}
             portals, stale = reads.portal[row:].tolist(), reads.stale[row:].tolist()
             for k, (p, is_stale) in enumerate(zip(portals, stale, strict=True)):
                 if p in armed and not is_stale:
@@ -370,7 +371,7 @@ class Engine:
         for portal_id in self._armed:
             rows = self._rows_at.get(portal_id)
             if rows is None:
-                here = reads.portal == self._portal_index[portal_id]
+                here = reads.portal == self._portal_index.get(portal_id, -1)
                 if reads.stale.any():
                     here &= ~reads.stale  # stale reads are evidence for nothing: they trigger nothing either
                 rows = self._rows_at[portal_id] = np.flatnonzero(here)

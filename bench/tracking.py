@@ -4,8 +4,13 @@
 
 Synthetic site (tracking.synthetic): 100k items, 200 portals, 10k people. Prints a table, then one
 JSON line. Speeds are medians of several runs, each after a JIT warm-up, one thread. The DuckDB
-figure is the same read -> pass -> movement reconciliation written as SQL window queries, over the
-same reads in the same run; its movement count is printed next to the engine's as a cross-check.
+figure is the same read -> pass -> movement reconciliation written as SQL window queries (the rule
+of tracking.reference: passes, per-side bursts, two-sided evidence with a confidence threshold),
+over the same reads in the same run; its movement count is printed next to the engine's as a
+cross-check. End to end means the engine's whole process() call, results included: movements and
+alarms are handed out as columns (tracking.results.Rows) and become objects when a caller reads
+them. The decision latency is one badge with reads at its portal and no round reports, so it is
+decided at the cap (two evaluations and the allow or refusal).
 """
 
 from __future__ import annotations
@@ -63,16 +68,18 @@ def core_rate(snapshot: Snapshot, batch: ReadBatch, runs: int) -> float:
     """Kernels only: validation, read application and settling, no Python objects per result."""
     n = len(batch)
     portal, side, code = np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
+    stale = batch.stale_flags()
 
     def once() -> None:
         core = NumbaCore(snapshot, CONFIG)
-        k.validate_reads(snapshot.ant_portal, snapshot.ant_side, batch.reader, batch.antenna, batch.epc_bits,
-                         batch.rssi, CONFIG.rssi_min_dbm, CONFIG.rssi_max_dbm, portal, side, code)
-        reads = ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash)
+        k.validate_reads(snapshot.ant_portal, snapshot.ant_side, batch.time_us, batch.reader, batch.antenna,
+                         batch.epc_bits, batch.rssi, CONFIG.rssi_min_dbm, CONFIG.rssi_max_dbm, portal, side, code)
+        reads = ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash,
+                           batch.rssi, stale)
         row = 0
         while row < n:
             row = k.apply_reads(core.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
-                                reads.epc_bits, reads.tid_hash)
+                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
             core.out.counts[:] = 0
         while not k.settle_due(core.ctx, 2**62)[0]:
             core.out.counts[:] = 0
@@ -88,28 +95,57 @@ def duckdb_rate(snapshot: Snapshot, batch: ReadBatch, runs: int) -> tuple[float,
     readers, antennas = np.nonzero(snapshot.ant_portal >= 0)
     ant_np = {"reader": readers.astype(np.int32), "antenna": antennas.astype(np.int32),
               "portal": snapshot.ant_portal[readers, antennas], "side": snapshot.ant_side[readers, antennas]}
-    reads_np = {"t": batch.time_us, "reader": batch.reader, "antenna": batch.antenna,
+    reads_np = {"seq": np.arange(len(batch), dtype=np.int64), "t": batch.time_us, "reader": batch.reader,
+                "antenna": batch.antenna, "rssi": batch.rssi,
                 "w0": np.ascontiguousarray(batch.epc_words[:, 0]), "w1": np.ascontiguousarray(batch.epc_words[:, 1])}
     for name, columns in (("items", items_np), ("ant", ant_np), ("reads", reads_np)):
         con.register(f"{name}_np", columns)
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_np")
+    c = CONFIG
+    # the movement rule of tracking.reference: passes (same portal, gaps <= settle_us); per side the
+    # last burst (same-side gaps <= burst_gap_us) gives a strength from its read count and peak dBm
+    strength = ("least(1.0, n_{s} / {full}) * CASE WHEN pk_{s} IS NULL THEN 1.0 "
+                "ELSE least(1.0, greatest(0.0, (pk_{s} - ({weak})) / ({span}))) END")
+    q = {s: strength.format(s=s, full=float(c.side_reads_full), weak=c.rssi_weak_dbm,
+                            span=c.rssi_strong_dbm - c.rssi_weak_dbm) for s in ("in", "out")}
     query = f"""
         WITH r AS (
-            SELECT i.item, a.portal, a.side, rd.t
+            SELECT i.item, a.portal, a.side, rd.t, rd.seq,
+                   CASE WHEN rd.rssi BETWEEN {c.rssi_min_dbm} AND {c.rssi_max_dbm}
+                        THEN greatest(-127, least(127, floor(rd.rssi + 0.5))) END AS dbm
             FROM reads rd JOIN ant a USING (reader, antenna) JOIN items i USING (w0, w1)
             WHERE a.side IN (1, 2)
         ), g AS (
             SELECT *, CASE WHEN lag(portal) OVER w IS DISTINCT FROM portal
-                            OR t - lag(t) OVER w > {CONFIG.settle_us} THEN 1 ELSE 0 END AS brk
-            FROM r WINDOW w AS (PARTITION BY item ORDER BY t)
+                            OR t - lag(t) OVER w > {c.settle_us} THEN 1 ELSE 0 END AS brk,
+                   row_number() OVER w AS ord
+            FROM r WINDOW w AS (PARTITION BY item ORDER BY t, seq)
         ), p AS (
-            SELECT *, sum(brk) OVER (PARTITION BY item ORDER BY t ROWS UNBOUNDED PRECEDING) AS pass_no FROM g
-        )
-        SELECT count(*) FROM (
-            SELECT count(*) AS n, arg_min(side, t) AS first_side, arg_max(side, t) AS last_side,
-                   bool_or(side = 1) AS seen_in, bool_or(side = 2) AS seen_out
+            SELECT *, sum(brk) OVER (PARTITION BY item ORDER BY t, seq ROWS UNBOUNDED PRECEDING) AS pass_no FROM g
+        ), b AS (
+            SELECT *, CASE WHEN t - lag(t) OVER s IS NULL OR t - lag(t) OVER s > {c.burst_gap_us}
+                           THEN 1 ELSE 0 END AS bbrk
+            FROM p WINDOW s AS (PARTITION BY item, pass_no, side ORDER BY t, seq)
+        ), bn AS (
+            SELECT *, sum(bbrk) OVER (PARTITION BY item, pass_no, side ORDER BY t, seq ROWS UNBOUNDED PRECEDING)
+                      AS burst_no
+            FROM b
+        ), last_burst AS (
+            SELECT item, pass_no, side, count(*) AS n, max(dbm) AS pk
+            FROM (SELECT *, max(burst_no) OVER (PARTITION BY item, pass_no, side) AS last_no FROM bn)
+            WHERE burst_no = last_no
+            GROUP BY item, pass_no, side
+        ), passes AS (
+            SELECT item, pass_no, arg_min(side, ord) AS first_side, arg_max(side, ord) AS last_side
             FROM p GROUP BY item, pass_no
-        ) WHERE n >= {CONFIG.min_reads} AND seen_in AND seen_out AND first_side <> last_side
+        ), m AS (
+            SELECT ps.*, li.n AS n_in, li.pk AS pk_in, lo.n AS n_out, lo.pk AS pk_out
+            FROM passes ps
+            JOIN last_burst li ON li.item = ps.item AND li.pass_no = ps.pass_no AND li.side = 1
+            JOIN last_burst lo ON lo.item = ps.item AND lo.pass_no = ps.pass_no AND lo.side = 2
+            WHERE first_side <> last_side AND li.n + lo.n >= {c.min_reads}
+        )
+        SELECT count(*) FROM m WHERE least({q["in"]}, {q["out"]}) >= {c.movement_confidence_min}
     """
     result = []
     rate = median_rate(lambda: result.append(con.execute(query).fetchone()[0]), len(batch), runs)

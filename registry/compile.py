@@ -1,4 +1,8 @@
-"""Compile the register into the plain site model the tracking core turns into arrays."""
+"""Compile the register into the plain site model the tracking core turns into arrays.
+
+Besides the register's current state it carries what the engine must not forget across a restart:
+the return deadlines of items carried out under an approval and not yet back (``overdue``).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from tracking.model import (
     AntennaSpec,
     ApprovalSpec,
     ItemSpec,
+    PendingReturn,
     PersonSpec,
     PortalSpec,
     SiteModel,
@@ -20,6 +25,8 @@ from tracking.model import (
 
 # Approval kinds that let an item through a portal; the others act at stations, not doors.
 EXIT_KINDS = ("carry_out", "transfer", "abroad")
+# A person's badges open doors only while the person is in one of these states.
+PRESENT_STATUSES = ("active", "departing")
 
 
 def to_us(moment: dt.datetime) -> int:
@@ -51,6 +58,7 @@ def site_model(session: Session) -> SiteModel:
             closed=v.closed,
             key_part=v.key_part,
             destruction=v.destruction,
+            fail_secure_level=v.fail_secure_level,
         )
         for v in session.execute(select(Venue).order_by(Venue.id)).scalars()
     )
@@ -73,15 +81,7 @@ def site_model(session: Session) -> SiteModel:
         for p in session.execute(select(Portal).order_by(Portal.id)).scalars()
     )
     people = tuple(
-        PersonSpec(
-            person_id=p.id,
-            badge=badge.number,
-            clearance=p.clearance,
-            group_ids=tuple(sorted(g.id for g in p.groups)),
-            active=badge.active and p.status in ("active", "departing"),
-        )
-        for p in session.execute(select(Person).order_by(Person.id)).scalars()
-        for badge in p.badges
+        _person(p) for p in session.execute(select(Person).order_by(Person.id)).scalars() if p.badges
     )
     approvals = tuple(
         ApprovalSpec(
@@ -102,4 +102,42 @@ def site_model(session: Session) -> SiteModel:
         ).scalars()
     )
     groups = tuple(session.execute(select(Group.id).order_by(Group.id)).scalars())
-    return SiteModel(items=items, venues=venues, portals=portals, people=people, approvals=approvals, groups=groups)
+    return SiteModel(items=items, venues=venues, portals=portals, people=people, approvals=approvals, groups=groups,
+                     pending_returns=pending_returns(session))
+
+
+def _person(p: Person) -> PersonSpec:
+    """One entry per person, however many badges: the two-person rule counts people, not cards."""
+    badges = sorted(p.badges, key=lambda b: b.number)
+    first = next((b.number for b in badges if b.active), badges[0].number)
+    return PersonSpec(
+        person_id=p.id,
+        badge=first,
+        clearance=p.clearance,
+        group_ids=tuple(sorted(g.id for g in p.groups)),
+        active=p.status in PRESENT_STATUSES,
+        badges=tuple(b.number for b in badges if b.number != first),
+        inactive_badges=tuple(b.number for b in badges if not b.active),
+    )
+
+
+def pending_returns(session: Session) -> tuple[PendingReturn, ...]:
+    """Items out of the unit under an exit approval with a return time that has been used: they are due back.
+
+    The register moves an item to "outside" (no venue) when the engine records its exit, and back into a
+    venue when it returns, so an item still without a venue is not back yet.
+    """
+    approvals = session.execute(
+        select(Approval)
+        .where(Approval.kind.in_(EXIT_KINDS), Approval.return_by.is_not(None), Approval.state.in_(("approved", "used")),
+               Approval.uses_left < Approval.uses_total)
+        .order_by(Approval.id)
+    ).scalars()
+    due: dict[int, PendingReturn] = {}
+    for a in approvals:
+        assert a.return_by is not None
+        for item in a.items:
+            if item.venue_id is None and item.status in ("active", "in_transit"):
+                # the latest approval that could have taken it out is the one it must come back by
+                due[item.id] = PendingReturn(item.id, a.id, to_us(a.return_by))
+    return tuple(due[i] for i in sorted(due))

@@ -4,34 +4,75 @@ How a portal controller uses it::
 
     engine = Engine(build_snapshot(site), EngineConfig())
     engine.on_badge(BadgePresentation(portal_id, badge, t_us))    # as events arrive
-    engine.on_read(TagRead(...)); engine.on_camera(CameraCount(...))
-    out = engine.advance(now_us)                                    # every ~20 ms
+    engine.on_read(TagRead(...)); engine.on_round(InventoryRound(reader, antenna, t_us))
+    engine.on_camera(...); engine.on_door(...); engine.on_reader_health(ReaderHealth(...))
+    engine.on_override(OverrideRequest(portal_id, guard_person_id, t_us, reason))
+    out = engine.advance(now_us)                                    # every tick, and after a round end
     for d in out.decisions: pulse the door only if d.allow
 
 Time model. Events are buffered; ``advance(now_us)`` processes, in timestamp order, everything up to
 the horizon ``now_us - reorder_us`` (the reorder buffer absorbs slightly out-of-order devices).
-At equal timestamps reads come first, then badge/camera/door/fire inputs, then decisions. A badge
-presented at ``t`` is decided at ``t + settle_us`` (rule 8: wait for the reads to settle) from the
-state at that moment, so the earliest decision for a badge comes from the first ``advance`` with
-``now_us >= t + settle_us + reorder_us``. Results depend only on event timestamps and arrival order,
+At equal timestamps reads come first, then inputs (badge, round end, camera, door, fire, reader
+health, override), then decision checks. Results depend only on event timestamps and arrival order,
 never on how the stream was chopped into calls, as long as devices are late by at most reorder_us.
 Events older than the processed horizon are late: a late read is reported as a ``late_read`` alarm
-(never silently dropped, never tracked out of order); a late badge gets a refusal ('stale_badge').
+and, like a read its reader flagged stale, is evidence for nothing (no allow, no movement) but
+raises, as of its own time and marked ``late``, every alarm that does not need the door (destroyed
+item seen, unregistered tag, possible clone). A badge held up in the host by at most
+late_badge_grace_us is decided from the moment it arrives (its reach still counts from its own
+time); a later one, or one its panel flagged stale, is refused ('stale_badge'). Late events are
+handled in arrival order, so only they depend on how the stream was chopped.
 
-Two-person rule: each badge gets its own decision. The first of two top-secret carriers is refused
-with 'two_person_rule' alone (the door stays shut); the second badge, inside two_person_us, gets the
-allow. A controller may show a 'two_person_rule'-only refusal as "waiting for the second badge".
+reorder_us (default 20 ms) is part of every decision's latency: a decision at t comes out of the
+first advance with now >= t + reorder_us. It must cover how late a read can reach the engine
+(readers reporting each tag at once, e.g. LLRP ROReportSpec N=1, on a LAN take a few ms); reads
+later than that are only alarms, so a site that sees ``late_read`` notes should raise it.
+
+Deciding an exit (domain-rules.md 4.2, 4.8; sites.md "Deciding fast at a portal"). A badge arms a
+decision for its portal. It is examined at the badge, at every camera count, reader health change
+and badge at that portal and at the cap, over every item within reach of the door (see
+tracking.reference); between those, a read at the portal that brings a new tag or makes a tag
+clearly present is a reason to look again (anything else a read changes can only make an allow
+possible), and so are a round end of its antennas and the floor, once whole rounds are complete:
+- refuse at once on a person-level reason (stale, unknown or inactive badge, tailgating, readers
+  offline) or on an item that would be refused and whose presence is clear;
+- hold while an item that would be refused is uncertain (weak or one-sided reads), or its only
+  reason is the two-person rule (a second cleared person may still badge);
+- allow early only after decision_floor_us and once every non-ignored antenna of the portal has
+  completed rounds_for_allow whole inventory rounds (a round is whole when the previous round end on
+  that antenna is at or after the later of the badge and the last tag newly seen at the portal);
+- at the cap (badge + settle_us) decide from what is known: uncertain items that would be refused
+  refuse with 'uncertain_reads', two-person waits refuse with 'two_person_rule'. A portal whose
+  readers report no round ends is therefore always decided at the cap.
+What the early allow assumes of the reader: every tag present in an antenna's field answers in every
+round of that antenna (Impinj dual-target search or a Gen2 Select at badge time, not single-target
+sessions 2/3, where a tag read once stays silent), so k clean rounds miss a present tag with
+probability p^k for a per-round miss probability p (measure p on site). The door keeps being watched
+after the allow: an item that crosses without being covered by it raises ``unauthorized_exit``.
+
+Two-person rule: each badge gets its own decision; people are counted, not badges. A first top-
+secret carrier's decision holds until a second cleared person badges (then both allow; the approval
+is used once, the companion's exit covered by the first allow) or refuses at the cap.
 
 Approvals: an allow consumes one use of each approval in ``Decision.approval_ids`` (the register
-should record it from the decision); ``consume`` uses one up for actions decided elsewhere.
-``swap_snapshot`` takes effect for every event not yet processed: open passes, clone history and
-allows carry over by register id; item venues and approval uses come from the new register.
+should record it from the decision); an approval covering an item on its route without a new use is
+in ``route_approval_ids``. ``consume`` uses one up for actions decided elsewhere. Overrides
+(``on_override``) apply only to the latest block at the portal, at most override_max_age_us old,
+never to a top-secret item at a border portal, never by the blocked person or one who badged at that
+door with them (a member of the exiting party); a valid one is a
+Decision with override_by set, allow True and the overridden reasons, it consumes nothing and covers
+the blocked items' crossing; an invalid one is a Decision with allow False and an override_* reason.
 
-Latency path: feed the badge with ``on_badge`` and call ``advance(now)`` as soon as
-``now >= t + settle_us + reorder_us``; that call returns the decision.
+Restarts: return deadlines come from the register (SiteModel.pending_returns) as well as from this
+engine's allows. ``swap_snapshot`` takes effect for every event not yet processed: open passes,
+custody, clone history, allows and armed decisions carry over by register id; item venues and
+approval uses come from the new register, and the register's return deadlines are added for items
+this engine also believes are out of the unit (it may have seen one come back before the register).
 
-``process(batch)`` is the bulk path: ingest a columnar ReadBatch and advance to its last timestamp.
-Both backends ('numba', 'reference') share this module; they differ only in the core.
+Latency path: feed events with ``on_*`` and call ``advance(now)``; a decision comes out of the first
+call whose horizon reaches the moment it was decided. ``process(batch)`` is the bulk path: ingest a
+columnar ReadBatch and advance to its last timestamp. Both backends ('numba', 'reference') share this
+module; they differ only in the core.
 """
 
 from __future__ import annotations
@@ -47,8 +88,19 @@ from typing import Literal
 import numpy as np
 
 from tracking import kernels as k
-from tracking.epc import words_to_epc
-from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, ReadBatch, TagRead
+from tracking.collect import Collector, build_movements
+from tracking.epc import words_to_epc, words_to_epcs
+from tracking.events import (
+    BadgePresentation,
+    CameraCount,
+    DoorInput,
+    FireAlarmInput,
+    InventoryRound,
+    OverrideRequest,
+    ReadBatch,
+    ReaderHealth,
+    TagRead,
+)
 from tracking.inventory import reconcile
 from tracking.model import TOP_SECRET, EngineConfig
 from tracking.numba_core import NumbaCore
@@ -57,34 +109,61 @@ from tracking.results import (
     A_CLONE,
     ALARM_KINDS,
     CLONE_DETAIL,
+    R_OVERRIDE_BORDER_TS,
+    R_OVERRIDE_BY_BLOCKED,
+    R_OVERRIDE_LATE,
+    R_OVERRIDE_NO_BLOCK,
+    R_OVERRIDE_TOO_OLD,
+    R_OVERRIDE_UNKNOWN_GUARD,
     R_PERSON_INACTIVE,
+    R_READERS_OFFLINE,
     R_STALE_BADGE,
     R_TAILGATING,
+    R_TWO_PERSON,
+    R_UNCERTAIN,
     R_UNKNOWN_BADGE,
     R_UNKNOWN_PORTAL,
-    Alarm,
     Decision,
     InventoryResult,
     Movement,
     Output,
 )
 from tracking.snapshot import Snapshot
-from tracking.types import CoreEvents, ItemVerdict, ValidReads
+from tracking.types import NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
 
 Backend = Literal["numba", "reference"]
 _DQ_NAMES = {k.READ_BAD_RSSI: "bad_rssi", k.READ_UNKNOWN_ANTENNA: "unknown_reader_or_antenna",
              k.READ_BAD_EPC: "bad_epc_length"}
 # a flood of distinct foreign EPCs must not grow memory without bound
 _MAX_REMEMBERED = 100_000
-# control-point classes at equal timestamps: inputs, then decisions, then return deadlines
-_INPUT, _DECIDE, _OVERDUE = 0, 1, 2
+# control-point classes at equal timestamps: inputs, then decision checks, then return deadlines
+_INPUT, _CHECK, _OVERDUE = 0, 1, 2
+_KIND = {name: k for k, name in enumerate(ALARM_KINDS)}
+_DETAIL = {0: "", **CLONE_DETAIL}  # the reference core's detail codes (non-zero only for possible_clone)
+
+
+@dataclass
+class _Pending:
+    """An armed exit decision: one badge presentation not yet decided."""
+
+    badge: BadgePresentation
+    seq: int
+    done: bool = False
 
 
 @dataclass(frozen=True)
-class _PendingDecision:
+class _LateBadge:
+    """A badge that arrived after its moment was processed, re-queued at the first free moment."""
+
     badge: BadgePresentation
-    portal_index: int
-    person_index: int
+
+
+@dataclass(frozen=True)
+class _Block:
+    """The latest refusal at a portal, as a guard may override it."""
+
+    decision: Decision
+    top_secret_at_border: bool
 
 
 class Engine:
@@ -106,15 +185,26 @@ class Engine:
         self._batches: list[ReadBatch] = []
         self._single_reads: list[TagRead] = []
         self._inputs: list[tuple[int, int, int, object]] = []  # heap of (time, class, seq, payload)
-        self._badges: dict[int, deque[tuple[int, int, bool]]] = defaultdict(deque)  # portal -> (t, person, stale)
+        self._badges: dict[int, deque[tuple[int, str, bool]]] = defaultdict(deque)  # portal -> (t, badge, fresh)
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
+        self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
+        self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
+        self._offline: set[str] = set()  # readers reported offline
+        self._blocks: dict[int, _Block] = {}  # portal id -> latest refusal there
         self._last_allow: dict[int, int] = {}  # portal id -> time of the last allow
         self._fire_since: int | None = None
         self._fire_periods: list[tuple[int, int]] = []
         self._due: dict[int, tuple[int, int]] = {}  # item id -> (return_by_us, approval id)
         self._unregistered_last: dict[str, int] = {}
+        self._late_last: dict[tuple[int, int, int], int] = {}
         self._dq_last: dict[tuple[str, str], int] = {}
-        self._out = Output([], [], [])
+        self._out = Collector()
+        self._reads = _EMPTY_READS
+        self._row = 0
+        self._rows_at: dict[int, np.ndarray] = {}
+        self._no_stale = np.zeros(1024, np.bool_)
+        for due in snapshot.site.pending_returns:
+            self._add_due(due.item_id, due.return_by_us, due.approval_id)
 
     # --- ingest -------------------------------------------------------------------------------
     def on_read(self, read: TagRead) -> None:
@@ -127,16 +217,30 @@ class Engine:
             self._batches.append(batch)
 
     def on_badge(self, badge: BadgePresentation) -> None:
-        heapq.heappush(self._inputs, (badge.time_us, _INPUT, next(self._seq), badge))
+        self._push_input(badge.time_us, badge)
 
     def on_camera(self, count: CameraCount) -> None:
-        heapq.heappush(self._inputs, (count.time_us, _INPUT, next(self._seq), count))
+        self._push_input(count.time_us, count)
 
     def on_door(self, door: DoorInput) -> None:
-        heapq.heappush(self._inputs, (door.time_us, _INPUT, next(self._seq), door))
+        self._push_input(door.time_us, door)
 
     def on_fire_alarm(self, fire: FireAlarmInput) -> None:
-        heapq.heappush(self._inputs, (fire.time_us, _INPUT, next(self._seq), fire))
+        self._push_input(fire.time_us, fire)
+
+    def on_round(self, round_end: InventoryRound) -> None:
+        """A reader finished an inventory round (what an early allow waits for)."""
+        self._push_input(round_end.time_us, round_end)
+
+    def on_reader_health(self, health: ReaderHealth) -> None:
+        self._push_input(health.time_us, health)
+
+    def on_override(self, request: OverrideRequest) -> None:
+        """A guard, authenticated outside the engine, overrides the current block at a portal."""
+        self._push_input(request.time_us, request)
+
+    def _push_input(self, time_us: int, event: object) -> None:
+        heapq.heappush(self._inputs, (time_us, _INPUT, next(self._seq), event))
 
     def _flush_single_reads(self) -> None:
         if self._single_reads:
@@ -147,20 +251,34 @@ class Engine:
     def swap_snapshot(self, snapshot: Snapshot) -> None:
         """Use a new register from the next processed event on (queued reads are re-coded to it)."""
         self._flush_single_reads()
+        # the register's return deadlines for items that, as far as this engine saw, are still out
+        known = {it.item_id for it in self.snapshot.site.items}
+        still_out = [due for due in snapshot.site.pending_returns if due.item_id not in self._due
+                     and (due.item_id not in known or self.core.venue_of(due.item_id) is None)]
         old_names = {code: name for name, code in self.snapshot.reader_code.items()}
         table = np.array([snapshot.reader_code.get(old_names[c], -1) for c in range(len(old_names))] + [-1],
                          np.int32)
         self._batches = [_with_readers(b, table) for b in self._batches]
         self.core.swap(snapshot)
         self._use(snapshot)
+        for due in still_out:
+            self._add_due(due.item_id, due.return_by_us, due.approval_id)
 
     def _use(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
+        site = snapshot.site
         self._portal_index = {int(p): i for i, p in enumerate(snapshot.portal_ids)}
-        self._approvals = {a.approval_id: a for a in snapshot.site.approvals}
+        self._person_index = {int(p): i for i, p in enumerate(snapshot.person_ids)}
+        self._approvals = {a.approval_id: a for a in site.approvals}
+        self._item_ids = {it.item_id for it in site.items}
+        self._top_secret = {it.item_id for it in site.items if it.level == TOP_SECRET and it.status != "declassified"}
+        self._reader_portals: dict[str, set[int]] = defaultdict(set)
+        for p in site.portals:
+            for antenna in p.antennas:
+                self._reader_portals[antenna.reader].add(p.portal_id)
 
     def consume(self, approval_id: int, uses: int = 1) -> None:
-        """Use up `uses` of an approval decided outside the engine (e.g. a guard override)."""
+        """Use up `uses` of an approval decided outside the engine."""
         self.core.consume(approval_id, uses)
 
     def uses_left(self, approval_id: int) -> int:
@@ -196,65 +314,122 @@ class Engine:
                 gc.enable()
 
     def _advance(self, now_us: int) -> Output:
-        self._out = Output([], [], [])
+        self._out = Collector()
         horizon = max(now_us - self.config.reorder_us, self.horizon_us)
         self._flush_single_reads()
-        reads = self._take_reads(horizon)
-        row = 0
-        while self._inputs and self._inputs[0][0] <= horizon:
+        reads, late = self._take_reads(horizon)
+        if late is not None:
+            self._core_events(self.core.apply_reads(late), late)
+        self._reads, self._row, self._rows_at = reads, 0, {}
+        while True:
+            next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
+            t = self._next_trigger() if self._armed else None
+            if t is not None and (next_input is None or t <= next_input):
+                # reads at a portal with an armed decision: apply those up to t, then look again
+                end = int(reads.time_us.searchsorted(t, side="right"))
+                self._apply_until(end)
+                for portal_id in sorted(self._armed):
+                    # only a new tag, or one now clearly there, can make a decision refuse at once
+                    p = self._portal_index.get(portal_id, -1)
+                    if p >= 0 and self.core.portal_changed(p) == t:
+                        self._evaluate_portal(portal_id, t)
+                continue
+            if next_input is None:
+                break
             t, cls, _, payload = heapq.heappop(self._inputs)
-            if cls != _INPUT or isinstance(payload, FireAlarmInput):
-                # badge, camera and door inputs neither read nor change the item state, so reads
-                # need applying only up to decisions, deadlines and fire inputs (movements check it)
-                end = max(row, int(reads.time_us.searchsorted(t, side="right")))
-                self._apply(reads, row, end)
-                row = end
-            if cls == _DECIDE:
-                assert isinstance(payload, _PendingDecision)
-                self._decide(payload, t)
+            if self._row < len(reads.time_us) and reads.time_us[self._row] <= t:
+                self._apply_until(int(reads.time_us.searchsorted(t, side="right")))
+            if cls == _CHECK:
+                assert isinstance(payload, tuple)
+                pending, final = payload
+                if not pending.done:
+                    self._evaluate(pending, t, final, allow_only=not final)
             elif cls == _OVERDUE:
                 assert isinstance(payload, tuple)
-                self._overdue(payload, t, reads)
+                self._overdue(payload, t)
             else:
-                self._input(payload, late=t <= self.horizon_us)
-        self._apply(reads, row, len(reads.time_us))
+                self._input(payload, t, late=t <= self.horizon_us)
+        self._apply_until(len(reads.time_us))
         self._core_events(self.core.settle_due(horizon), reads)
         self.horizon_us = horizon
-        out = self._out
-        out.movements.sort(key=attrgetter("time_us", "item_id", "portal_id"))
-        out.decisions.sort(key=lambda d: (d.time_us, d.portal_id, d.badge))
-        out.alarms.sort(key=lambda a: (a.time_us, a.kind, a.portal_id or -1, a.item_id or -1, a.detail,
-                                       a.reader or "", a.epc or ""))
-        return out
+        self._reads = _EMPTY_READS
+        return self._out.output()
 
-    def _take_reads(self, horizon: int) -> ValidReads:
-        """Split queued reads into due (time-ordered, valid) and still pending; report bad/late ones."""
+    def _next_trigger(self) -> int | None:
+        """Time of the next due read, from the current row, at a portal with an armed decision."""
+        reads, row, best = self._reads, self._row, None
+        n = len(reads.time_us)
+        if row >= n:
+            return None
+        if n - row <= 32:  # the on-line path: a few reads per tick, cheaper in Python than in numpy
+            armed = {self._portal_index.get(portal_id, -1) for portal_id in self._armed}
+            portals, stale = reads.portal[row:].tolist(), reads.stale[row:].tolist()
+            for k, (p, is_stale) in enumerate(zip(portals, stale, strict=True)):
+                if p in armed and not is_stale:
+                    return int(reads.time_us[row + k])
+            return None
+        for portal_id in self._armed:
+            rows = self._rows_at.get(portal_id)
+            if rows is None:
+                here = reads.portal == self._portal_index.get(portal_id, -1)
+                if reads.stale.any():
+                    here &= ~reads.stale  # stale reads are evidence for nothing: they trigger nothing either
+                rows = self._rows_at[portal_id] = np.flatnonzero(here)
+            i = int(rows.searchsorted(row))
+            if i < len(rows) and (best is None or rows[i] < best):
+                best = int(rows[i])
+        return None if best is None else int(reads.time_us[best])
+
+    def _take_reads(self, horizon: int) -> tuple[ValidReads, ValidReads | None]:
+        """Split queued reads into due (time-ordered, valid), late (valid, for alarms only) and still
+        pending; report bad and late ones."""
         if not self._batches:
-            return _empty_reads()
+            return _EMPTY_READS, None
         batch = _concat(self._batches) if len(self._batches) > 1 else self._batches[0]
         self._batches = []
-        if not k.is_sorted(batch.time_us):
+        bad, portal, side, code, ordered = self._validate(batch)
+        if not ordered:
             batch = batch.take(np.argsort(batch.time_us, kind="stable"))
+            bad, portal, side, code, _ = self._validate(batch)
         cut = int(batch.time_us.searchsorted(horizon, side="right"))
-        if cut < len(batch):
+        if cut < len(batch):  # not due yet: validated again with the next advance
             self._batches = [batch.rows(cut, len(batch))]
-            batch = batch.rows(0, cut)
+            batch, portal, side, code = batch.rows(0, cut), portal[:cut], side[:cut], code[:cut]
+            bad = int(np.count_nonzero(code)) if bad else 0
         n = len(batch)
-        portal = np.empty(n, np.int32)
-        side = np.empty(n, np.int8)
-        code = np.empty(n, np.int8)
-        s = self.snapshot
-        bad = k.validate_reads(s.ant_portal, s.ant_side, batch.reader.astype(np.int32, copy=False),
-                               batch.antenna.astype(np.int32, copy=False), batch.epc_bits,
-                               batch.rssi.astype(np.float64, copy=False), self.config.rssi_min_dbm,
-                               self.config.rssi_max_dbm, portal, side, code)
+        rssi = batch.rssi.astype(np.float64, copy=False)
         self.stats["reads"] += n
+        if batch.stale is None:
+            if len(self._no_stale) < n:
+                self._no_stale = np.zeros(max(n, 2 * len(self._no_stale)), np.bool_)
+            stale = self._no_stale[:n]  # read only
+        else:
+            stale = batch.stale
+            self.stats["stale_read"] += int(stale.sum())
+        late_reads = None
         if bad or (n and batch.time_us[0] <= self.horizon_us):  # sorted: only the first can tell
             late = batch.time_us <= self.horizon_us
             self._report_bad(batch, code, late)
-            keep = np.nonzero(((code == k.READ_OK) | (code == k.READ_BAD_RSSI)) & ~late)[0]
-            batch, portal, side = batch.take(keep), portal[keep], side[keep]
-        return ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash)
+            valid = (code == k.READ_OK) | (code == k.READ_BAD_RSSI)
+            gone = np.nonzero(valid & late)[0]
+            if len(gone):
+                late_reads = ValidReads(batch.time_us[gone], portal[gone], side[gone], batch.epc_words[gone],
+                                        batch.epc_bits[gone], batch.tid_hash[gone], rssi[gone],
+                                        np.ones(len(gone), np.bool_))
+            keep = np.nonzero(valid & ~late)[0]
+            batch, portal, side, rssi, stale = batch.take(keep), portal[keep], side[keep], rssi[keep], stale[keep]
+        return ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash, rssi,
+                          stale), late_reads
+
+    def _validate(self, batch: ReadBatch) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, bool]:
+        """(reads not READ_OK, portal, side, code, in time order) of a batch (kernels.validate_reads)."""
+        n, s = len(batch), self.snapshot
+        portal, side, code = np.empty(n, np.int32), np.empty(n, np.int8), np.empty(n, np.int8)
+        bad, ordered = k.validate_reads(
+            s.ant_portal, s.ant_side, batch.time_us, batch.reader.astype(np.int32, copy=False),
+            batch.antenna.astype(np.int32, copy=False), batch.epc_bits, batch.rssi.astype(np.float64, copy=False),
+            self.config.rssi_min_dbm, self.config.rssi_max_dbm, portal, side, code)
+        return bad, portal, side, code, ordered
 
     def _report_bad(self, batch: ReadBatch, code: np.ndarray, late: np.ndarray) -> None:
         names = {c: n for n, c in self.snapshot.reader_code.items()}
@@ -264,7 +439,7 @@ class Engine:
             if late[r]:
                 self.stats["late_read"] += 1
                 self._alarm("late_read", t, None, None, f"read older than the horizon by "
-                            f"{self.horizon_us - t} us", reader, epc)
+                            f"{self.horizon_us - t} us", reader, epc, late=True)
                 continue
             if code[r] == k.READ_IGNORED:
                 self.stats["ignored_antenna"] += 1
@@ -276,36 +451,61 @@ class Engine:
                 self._dq_last[(kind, reader)] = t
                 self._alarm("data_quality", t, None, None, kind, reader, epc)
 
-    def _apply(self, reads: ValidReads, start: int, end: int) -> None:
+    def _apply_until(self, end: int) -> None:
+        """Apply the due reads from the current row up to (not including) row `end`."""
+        reads, start = self._reads, self._row
         if end > start:
             part = reads if start == 0 and end == len(reads.time_us) else reads.rows(start, end)
             self._core_events(self.core.apply_reads(part), part)
+            self._row = end
 
     def _core_events(self, events: CoreEvents, reads: ValidReads) -> None:
-        self._out.movements.extend(events.movements)
+        if events is NO_EVENTS:
+            return
+        out = self._out
+        out.movements(events.movements)
+        for block in events.movement_columns:
+            out.movement_block(block)  # type: ignore[arg-type]
         if self._fire_periods or self._fire_since is not None or self._due:
-            for m in events.movements:
+            for m in events.movements + [m for b in events.movement_columns for m in build_movements(*b)]:
                 self._after_movement(m)
-        self._out.alarms.extend(
-            Alarm(ALARM_KINDS[kind], t, portal_id, item_id, CLONE_DETAIL.get(detail, "") if kind == A_CLONE else "")
-            for kind, t, portal_id, item_id, detail in events.alarms
-        )
+        for kind, t, portal_id, item_id, detail, late in events.alarms:
+            if not late or self._late_once((kind, item_id, detail), t):
+                out.alarm(kind, t, portal_id, item_id, _DETAIL[detail] if kind == A_CLONE else "", late=late)
+        for kinds, times, portals, items, details, late in events.alarm_columns:
+            if late.any():  # alarms raised by late reads repeat at most once per period
+                keep = np.array([not stale or self._late_once((kind, item_id, detail), t) for kind, t, item_id, detail,
+                                 stale in zip(kinds.tolist(), times.tolist(), items.tolist(), details.tolist(),
+                                              late.tolist(), strict=True)], np.bool_)
+                kinds, times, portals, items, details, late = (c[keep] for c in (kinds, times, portals, items,
+                                                                                 details, late))
+            out.alarm_block(kinds, times, portals, items, details, late)
         if events.unknown_rows:
             self._unregistered(events.unknown_rows, reads)
 
+    def _late_once(self, key: tuple[int, int, int], t: int) -> bool:
+        """Alarms raised by late reads repeat at most once per unregistered_repeat_us of read time."""
+        last = self._late_last.get(key)
+        if last is not None and abs(t - last) < self.config.unregistered_repeat_us:
+            return False
+        if len(self._late_last) >= _MAX_REMEMBERED:
+            self._late_last.clear()
+        self._late_last[key] = t
+        return True
+
     def _unregistered(self, rows: list[int], reads: ValidReads) -> None:
-        """One unregistered_tag alarm per EPC per unregistered_repeat_us."""
-        times, bits = reads.time_us[rows].tolist(), reads.epc_bits[rows].tolist()
-        words, portals = reads.epc_words[rows].tolist(), self.snapshot.portal_ids[reads.portal[rows]].tolist()
+        """One unregistered_tag alarm per EPC per unregistered_repeat_us (of read time)."""
+        times, epcs = reads.time_us[rows].tolist(), words_to_epcs(reads.epc_words[rows], reads.epc_bits[rows])
+        portals, stale = self.snapshot.portal_ids[reads.portal[rows]].tolist(), reads.stale[rows].tolist()
         self.stats["unregistered_read"] += len(rows)
-        for t, row_bits, row_words, portal_id in zip(times, bits, words, portals, strict=True):
-            epc = words_to_epc(row_words, row_bits)
+        repeat = self.config.unregistered_repeat_us
+        for t, epc, portal_id, late in zip(times, epcs, portals, stale, strict=True):
             last = self._unregistered_last.get(epc)
-            if last is None or t - last >= self.config.unregistered_repeat_us:
+            if last is None or abs(t - last) >= repeat:
                 if len(self._unregistered_last) >= _MAX_REMEMBERED:
-                    self._unregistered_last = _recent(self._unregistered_last, t - self.config.unregistered_repeat_us)
-                self._unregistered_last[epc] = t
-                self._alarm("unregistered_tag", t, portal_id, None, "EPC not in the register", epc=epc)
+                    self._unregistered_last = _recent(self._unregistered_last, t - repeat)
+                self._unregistered_last[epc] = t if last is None else max(t, last)
+                self._alarm("unregistered_tag", t, portal_id, None, "EPC not in the register", epc=epc, late=late)
 
     def _after_movement(self, m: Movement) -> None:
         fire = self._fire_since is not None and m.time_us >= self._fire_since
@@ -316,18 +516,23 @@ class Engine:
             del self._due[m.item_id]
 
     def _alarm(self, kind: str, t: int, portal_id: int | None, item_id: int | None, detail: str = "",
-               reader: str | None = None, epc: str | None = None) -> None:
-        self._out.alarms.append(Alarm(kind, t, portal_id, item_id, detail, reader, epc))
+               reader: str | None = None, epc: str | None = None, late: bool = False) -> None:
+        self._out.alarm(_KIND[kind], t, portal_id, item_id, detail, reader, epc, late)
 
-    # --- portal inputs and decisions ----------------------------------------------------------
-    def _input(self, event: object, late: bool) -> None:
+    # --- portal inputs ------------------------------------------------------------------------
+    def _input(self, event: object, t: int, late: bool) -> None:
         if isinstance(event, BadgePresentation):
             self._badge(event, late)
+        elif isinstance(event, _LateBadge):
+            self._badge(event.badge, False, t)
+        elif isinstance(event, InventoryRound):
+            self._round(event, late)
         elif isinstance(event, CameraCount):
             counts = self._camera[event.portal_id]
             counts.append((event.time_us, event.count))
             while counts[0][0] < event.time_us - self.config.two_person_us - self.config.settle_us:
                 counts.popleft()
+            self._evaluate_portal(event.portal_id, t)
         elif isinstance(event, DoorInput):
             last = self._last_allow.get(event.portal_id)
             granted = last is not None and event.time_us - last <= self.config.door_grant_us
@@ -339,79 +544,251 @@ class Engine:
             elif not event.active and self._fire_since is not None:
                 self._fire_periods.append((self._fire_since, event.time_us))
                 self._fire_since = None
+        elif isinstance(event, ReaderHealth):
+            (self._offline.discard if event.online else self._offline.add)(event.reader)
+            for portal_id in sorted(self._reader_portals.get(event.reader, ())):
+                self._evaluate_portal(portal_id, t)
+        elif isinstance(event, OverrideRequest):
+            self._override(event, late)
 
-    def _badge(self, badge: BadgePresentation, late: bool) -> None:
-        portal_index = self._portal_index.get(badge.portal_id, -1)
-        person = self.snapshot.badge_person.get(badge.badge, -1)
-        stale = badge.stale or late
-        if portal_index < 0 or late:
-            # no place in the timeline (late) or unknown portal: refuse at once, never open
-            reason = (R_STALE_BADGE if stale else 0) | (R_UNKNOWN_PORTAL if portal_index < 0 else 0)
-            self.stats["refused_unplaceable_badge"] += 1
-            self._out.decisions.append(self._decision(badge, person, (), False, reason, ()))
+    def _round(self, event: InventoryRound, late: bool) -> None:
+        code = self.snapshot.reader_code.get(event.reader)
+        if code is None or late:
+            self.stats["late_round" if late else "unknown_round"] += 1
             return
-        self._badges[badge.portal_id].append((badge.time_us, person, stale))
-        pending = _PendingDecision(badge, portal_index, person)
-        heapq.heappush(self._inputs, (badge.time_us + self.config.settle_us, _DECIDE, next(self._seq), pending))
+        ant_portal = self.snapshot.ant_portal[code]
+        antennas = [event.antenna] if event.antenna else [a for a in range(len(ant_portal)) if ant_portal[a] >= 0]
+        portals = set()
+        for antenna in antennas:
+            if not 0 <= antenna < len(ant_portal) or ant_portal[antenna] < 0:
+                self.stats["unknown_round"] += 1
+                continue
+            ends = self._rounds.get((event.reader, antenna))
+            if ends is None:
+                ends = self._rounds[(event.reader, antenna)] = deque(maxlen=self.config.rounds_for_allow + 1)
+            ends.append(event.time_us)
+            portals.add(int(self.snapshot.portal_ids[ant_portal[antenna]]))
+        for portal_id in sorted(portals):
+            self._evaluate_portal(portal_id, event.time_us, allow_only=True)
 
-    def _decision(self, badge: BadgePresentation, person: int, items: tuple[int, ...], allow: bool,
-                  reasons: int, approvals: tuple[int, ...],
-                  item_reasons: tuple[tuple[int, int], ...] = ()) -> Decision:
-        person_id = int(self.snapshot.person_ids[person]) if person >= 0 else None
-        return Decision(badge.portal_id, badge.time_us, badge.badge, person_id, items, allow, reasons,
-                        approvals, item_reasons)
+    def _may_allow_early(self, badge: BadgePresentation, portal_index: int, t: int) -> bool:
+        """Past the floor, with whole rounds on every antenna since the badge and the last new tag?"""
+        if t < badge.time_us + self.config.decision_floor_us:
+            return False
+        return self._rounds_done(portal_index, max(badge.time_us, self.core.portal_new(portal_index)))
 
-    def _decide(self, pending: _PendingDecision, decide_us: int) -> None:
-        badge, person, s = pending.badge, pending.person_index, self.snapshot
-        window_start = decide_us - self.config.two_person_us
+    def _rounds_done(self, portal_index: int, since_us: int) -> bool:
+        """Has every non-ignored antenna of the portal completed the required whole rounds since?"""
+        antennas = self.snapshot.portal_antennas[portal_index]
+        need = self.config.rounds_for_allow
+        for key in antennas:
+            ends = self._rounds.get(key)
+            if ends is None or len(ends) <= need or ends[-need - 1] < since_us:
+                return False
+        return bool(antennas)
+
+    def _fail_secure(self, portal_index: int) -> bool:
+        s = self.snapshot
+        if not (self._offline and self._offline & s.portal_readers[portal_index]):
+            return False
+        venue = s.portal_inside[portal_index]
+        return bool(s.venue_ceiling[venue] >= s.venue_fail_secure[venue])
+
+    # --- decisions ----------------------------------------------------------------------------
+    def _badge(self, badge: BadgePresentation, late: bool, arrived_us: int | None = None) -> None:
+        """Arm a decision for the badge (at arrived_us when it came late, else at its own time)."""
+        c = self.config
+        delay = self.horizon_us - badge.time_us
+        if late and not badge.stale and badge.portal_id in self._portal_index and delay <= c.late_badge_grace_us:
+            # held up in the host, not queued on its panel: decided from the first moment it has a place
+            self.stats["late_badge_retimed"] += 1
+            heapq.heappush(self._inputs, (self.horizon_us + 1, _INPUT, next(self._seq), _LateBadge(badge)))
+            return
+        if badge.portal_id not in self._portal_index or late:
+            # no place in the timeline (late) or unknown portal: refuse at once, never open
+            person = self.snapshot.badge_person.get(badge.badge, -1)
+            reason = (R_STALE_BADGE if badge.stale or late else 0) | \
+                (R_UNKNOWN_PORTAL if badge.portal_id not in self._portal_index else 0)
+            self.stats["refused_unplaceable_badge"] += 1
+            self._out.decisions.append(Decision(badge.portal_id, badge.time_us, badge.badge, self._person_id(person),
+                                                (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us)))
+            return
+        now = badge.time_us if arrived_us is None else arrived_us
+        self._badges[badge.portal_id].append((badge.time_us, badge.badge, not badge.stale))
+        pending = _Pending(badge, next(self._seq))
+        self._armed.setdefault(badge.portal_id, []).append(pending)
+        self._evaluate_portal(badge.portal_id, now)  # also a second carrier for an earlier badge
+        if not pending.done:
+            if all(key in self._rounds for key in self.snapshot.portal_antennas[self._portal_index[badge.portal_id]]):
+                # rounds may be complete before the floor: look again then (else the round ends will)
+                heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
+            heapq.heappush(self._inputs, (now + c.settle_us, _CHECK, next(self._seq), (pending, True)))
+
+    def _person_id(self, person: int) -> int | None:
+        return int(self.snapshot.person_ids[person]) if person >= 0 else None
+
+    def _evaluate_portal(self, portal_id: int, t: int, allow_only: bool = False) -> None:
+        for pending in list(self._armed.get(portal_id, ())):
+            if not pending.done:
+                self._evaluate(pending, t, final=False, allow_only=allow_only)
+
+    def _evaluate(self, pending: _Pending, t: int, final: bool, allow_only: bool = False) -> None:
+        """Refuse, allow, or keep holding the door shut (module docstring).
+
+        allow_only: the trigger (a round end, the floor) can only make an early allow possible; the
+        reasons to refuse cannot have changed since the last look, which was at an event.
+        """
+        badge, s, c = pending.badge, self.snapshot, self.config
+        portal_index = self._portal_index.get(badge.portal_id, -1)
+        if portal_index < 0:  # the portal left the register while the badge waited
+            self._finish(pending, t, -1, -1, [], R_UNKNOWN_PORTAL)
+            return
+        if allow_only and not self._may_allow_early(badge, portal_index, t):
+            return
+        self._core_events(self.core.settle_due(t), self._reads)  # the item state as of t
+        person = s.badge_person.get(badge.badge, -1)
+        window_start = t - c.two_person_us
         history = self._badges[badge.portal_id]
-        while history and history[0][0] < window_start - self.config.settle_us:
+        while history and history[0][0] < window_start - c.settle_us:
             history.popleft()
-        present = {p for t, p, stale in history if t >= window_start and p >= 0 and not stale
-                   and s.person_active[p]}
-        ts_badges = sum(1 for p in present if s.person_clearance[p] >= TOP_SECRET)
+        present = set()
+        for bt, other_badge, fresh in history:
+            q = s.badge_person.get(other_badge, -1)
+            if window_start <= bt <= t and fresh and q >= 0 and s.person_active[q] \
+                    and other_badge not in s.inactive_badges:
+                present.add(q)
+        ts_people = sum(1 for q in present if s.person_clearance[q] >= TOP_SECRET)
         reasons = 0
         if badge.stale:
             reasons |= R_STALE_BADGE
         if person < 0:
             reasons |= R_UNKNOWN_BADGE
-        elif not s.person_active[person]:
+        elif not s.person_active[person] or badge.badge in s.inactive_badges:
             reasons |= R_PERSON_INACTIVE
-        counts = [c for t, c in self._camera[badge.portal_id] if window_start <= t <= decide_us]
+        counts = [n for ct, n in self._camera[badge.portal_id] if window_start <= ct <= t]
         if counts and counts[-1] > len(present):
             reasons |= R_TAILGATING
-        verdicts = sorted(self.core.decide(pending.portal_index, person, badge.time_us, decide_us, ts_badges),
-                          key=lambda v: v.item_id)
+        if self._fail_secure(portal_index):
+            reasons |= R_READERS_OFFLINE
+        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people)
+        refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
+                                         for v in verdicts)
+        if not (refuse_now or final):
+            if any(v.reasons for v in verdicts):
+                return  # uncertain reads, or waiting for a second carrier: hold until the cap
+            if not self._may_allow_early(badge, portal_index, t):
+                return
         for v in verdicts:
-            reasons |= v.reasons
-        approvals = tuple(sorted({v.approval_id for v in verdicts if v.approval_id is not None}))
+            reasons |= _item_mask(v)
+        self._finish(pending, t, portal_index, person, verdicts, reasons)
+
+    def _finish(self, pending: _Pending, t: int, portal_index: int, person: int, verdicts: list[ItemVerdict],
+                reasons: int) -> None:
+        badge = pending.badge
+        pending.done = True
+        armed = self._armed[badge.portal_id]
+        armed.remove(pending)
+        if not armed:
+            del self._armed[badge.portal_id]
+        verdicts = sorted(verdicts, key=attrgetter("item_id"))
         items = tuple(v.item_id for v in verdicts)
+        used, carried = set(), set()
+        for v in verdicts:
+            if v.approval_id is not None:
+                (used if v.new_use else carried).add(v.approval_id)
+        new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
         allow = reasons == 0
         if allow:
-            for approval_id in approvals:
+            for approval_id in new_uses:
                 self.core.consume(approval_id)
-            self.core.commit_allow(list(items), pending.portal_index, decide_us)
-            self._last_allow[badge.portal_id] = decide_us
+            self.core.commit_allow(list(items), [v.approval_id for v in verdicts], portal_index, t)
+            self._last_allow[badge.portal_id] = t
             self._track_returns(verdicts)
-        item_reasons = tuple((v.item_id, v.reasons) for v in verdicts if v.reasons)
-        self._out.decisions.append(self._decision(badge, person, items, allow, reasons, approvals, item_reasons))
+        decision = Decision(
+            badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
+            tuple((v.item_id, _item_mask(v)) for v in verdicts if v.reasons),
+            tuple((v.item_id, v.since_us) for v in verdicts if v.resting),
+            tuple(v.item_id for v in verdicts if v.uncertain), route, decided_us=t,
+        )
+        self._out.decisions.append(decision)
+        if allow:
+            self._blocks.pop(badge.portal_id, None)
+        else:
+            border = portal_index >= 0 and bool(self.snapshot.portal_border[portal_index])
+            self._blocks[badge.portal_id] = _Block(decision, border and bool(self._top_secret.intersection(items)))
 
+    def _override(self, request: OverrideRequest, late: bool) -> None:
+        t, c = request.time_us, self.config
+        portal_index = self._portal_index.get(request.portal_id, -1)
+        guard = self._person_index.get(request.guard_person_id, -1)
+        block = self._blocks.get(request.portal_id)
+        blocked = block.decision if block is not None else None
+        reason = 0
+        if late:
+            reason = R_OVERRIDE_LATE
+        elif portal_index < 0:
+            reason = R_UNKNOWN_PORTAL
+        elif guard < 0 or not self.snapshot.person_active[guard]:
+            reason = R_OVERRIDE_UNKNOWN_GUARD
+        elif blocked is None or request.block_time_us not in (None, blocked.time_us):
+            reason = R_OVERRIDE_NO_BLOCK
+        elif t - blocked.decided_us > c.override_max_age_us:
+            reason = R_OVERRIDE_TOO_OLD
+        elif block is not None and block.top_secret_at_border:
+            reason = R_OVERRIDE_BORDER_TS
+        elif blocked.person_id == request.guard_person_id or self._badged_with(request, blocked, guard):
+            reason = R_OVERRIDE_BY_BLOCKED
+        self.stats["override_refused" if reason else "override"] += 1
+        if reason or blocked is None:
+            self._out.decisions.append(Decision(
+                request.portal_id, t, blocked.badge if blocked else "", blocked.person_id if blocked else None,
+                blocked.item_ids if blocked else (), False, reason, (), decided_us=t,
+                override_by=request.guard_person_id, override_reason=request.reason,
+            ))
+            return
+        # the guard's decision covers the blocked items' crossing: no second unauthorized_exit (a
+        # crossing that ended more than settle_us before is settled, and alarmed, first)
+        self._core_events(self.core.settle_due(t), self._reads)
+        still = [i for i in blocked.item_ids if i in self._item_ids]  # the register may have changed since
+        self.core.commit_allow(still, [None] * len(still), portal_index, t)
+        self._last_allow[request.portal_id] = t
+        del self._blocks[request.portal_id]
+        self._out.decisions.append(Decision(
+            request.portal_id, t, blocked.badge, blocked.person_id, blocked.item_ids, True, blocked.reasons, (),
+            blocked.item_reasons, blocked.resting, blocked.uncertain, decided_us=t,
+            override_by=request.guard_person_id, override_reason=request.reason,
+        ))
+
+    def _badged_with(self, request: OverrideRequest, blocked: Decision, guard: int) -> bool:
+        """Did the guard badge at that door with the blocked person (one of the exiting party)?"""
+        since = blocked.time_us - self.config.two_person_us
+        return any(since <= t <= request.time_us and self.snapshot.badge_person.get(badge, -1) == guard
+                   for t, badge, _ in self._badges.get(request.portal_id, ()))
+
+    # --- return deadlines ---------------------------------------------------------------------
     def _track_returns(self, verdicts: list[ItemVerdict]) -> None:
         for v in verdicts:
-            approval = self._approvals.get(v.approval_id) if v.approval_id is not None else None
+            approval = self._approvals.get(v.approval_id) if v.approval_id is not None and v.new_use else None
             if approval is not None and approval.return_by_us is not None:
-                entry = (v.item_id, approval.return_by_us, approval.approval_id)
-                self._due[v.item_id] = entry[1:]
-                # checked one settle period after the deadline, so a return just before it has settled
-                deadline = approval.return_by_us + self.config.settle_us + 1
-                heapq.heappush(self._inputs, (deadline, _OVERDUE, next(self._seq), entry))
+                self._add_due(v.item_id, approval.return_by_us, approval.approval_id)
 
-    def _overdue(self, entry: tuple[int, int, int], deadline: int, reads: ValidReads) -> None:
+    def _add_due(self, item_id: int, return_by_us: int, approval_id: int) -> None:
+        self._due[item_id] = (return_by_us, approval_id)
+        # checked one settle period after the deadline, so a return just before it has settled
+        deadline = return_by_us + self.config.settle_us + 1
+        heapq.heappush(self._inputs, (deadline, _OVERDUE, next(self._seq), (item_id, return_by_us, approval_id)))
+
+    def _overdue(self, entry: tuple[int, int, int], deadline: int) -> None:
         item_id, due, approval_id = entry
-        self._core_events(self.core.settle_due(deadline), reads)  # a return before `due` is now known
+        self._core_events(self.core.settle_due(deadline), self._reads)  # a return before `due` is now known
         if self._due.get(item_id) == (due, approval_id):
             del self._due[item_id]
             self._alarm("overdue", due, None, item_id, f"not back by the return time of approval {approval_id}")
+
+
+def _item_mask(verdict: ItemVerdict) -> int:
+    """An item's reasons, marked uncertain when its reads did not settle that it is there."""
+    return verdict.reasons | (R_UNCERTAIN if verdict.uncertain and verdict.reasons else 0)
 
 
 def _recent(last_seen: dict[str, int], since_us: int) -> dict[str, int]:
@@ -419,18 +796,19 @@ def _recent(last_seen: dict[str, int], since_us: int) -> dict[str, int]:
     return {key: t for key, t in last_seen.items() if t >= since_us}
 
 
-def _empty_reads() -> ValidReads:
-    return ValidReads(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
-                      np.zeros((0, 1), np.uint64), np.zeros(0, np.int16), np.zeros(0, np.uint64))
+_EMPTY_READS = ValidReads(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
+                          np.zeros((0, 1), np.uint64), np.zeros(0, np.int16), np.zeros(0, np.uint64),
+                          np.zeros(0, np.float64), np.zeros(0, np.bool_))
 
 
 def _concat(batches: list[ReadBatch]) -> ReadBatch:
     width = max(b.epc_words.shape[1] for b in batches)
     words = np.concatenate([np.pad(b.epc_words, ((0, 0), (0, width - b.epc_words.shape[1]))) for b in batches])
+    stale = None if all(b.stale is None for b in batches) else np.concatenate([b.stale_flags() for b in batches])
     return ReadBatch(
         np.concatenate([b.time_us for b in batches]), np.concatenate([b.reader for b in batches]),
         np.concatenate([b.antenna for b in batches]), words, np.concatenate([b.epc_bits for b in batches]),
-        np.concatenate([b.rssi for b in batches]), np.concatenate([b.tid_hash for b in batches]),
+        np.concatenate([b.rssi for b in batches]), np.concatenate([b.tid_hash for b in batches]), stale,
     )
 
 
@@ -439,4 +817,4 @@ def _with_readers(batch: ReadBatch, table: np.ndarray) -> ReadBatch:
     codes = batch.reader.astype(np.int64)
     codes = np.where((codes >= 0) & (codes < len(table) - 1), codes, len(table) - 1)
     return ReadBatch(batch.time_us, table[codes], batch.antenna, batch.epc_words, batch.epc_bits, batch.rssi,
-                     batch.tid_hash)
+                     batch.tid_hash, batch.stale)

@@ -39,6 +39,13 @@ def words_to_epc(words: np.ndarray | list[int], bits: int) -> str:
     return text[: bits // 4]
 
 
+def words_to_epcs(words: np.ndarray, bits: np.ndarray) -> list[str]:
+    """words_to_epc of every row of words uint64[n, w] with its bit length, in one conversion."""
+    step = 16 * words.shape[1]
+    text = np.ascontiguousarray(words, dtype=">u8").tobytes().hex().upper()
+    return [text[k * step: k * step + b // 4] for k, b in enumerate(bits.tolist())]
+
+
 def tid_hash(tid: str | None) -> int:
     """A non-zero 64-bit fingerprint of a TID (0 means 'no TID'); identical TIDs give identical values.
 

@@ -11,7 +11,11 @@ from tracking.epc import encode_epcs, tid_hash
 
 @dataclass(frozen=True)
 class TagRead:
-    """One RFID tag report. rssi in dBm (NaN when the reader gave none); tid None when not reported."""
+    """One RFID tag report. rssi in dBm (NaN when the reader gave none); tid None when not reported.
+
+    stale: the reader queued it while its link was down (firmware_bridge TagRead.stale): never
+    evidence for an exit or a movement, but it still raises the alarms it would have raised on time.
+    """
 
     reader: str
     antenna: int
@@ -19,6 +23,7 @@ class TagRead:
     time_us: int
     rssi: float = float("nan")
     tid: str | None = None
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,51 @@ class FireAlarmInput:
 
 
 @dataclass(frozen=True)
+class InventoryRound:
+    """A reader finished an inventory round on an antenna at time_us (antenna 0: on every antenna).
+
+    The engine assumes every tag present in the antenna's field answered in that round (the portal's
+    reader mode: dual-target search, or a Gen2 Select at badge time); see tracking.engine.
+    """
+
+    reader: str
+    antenna: int
+    time_us: int
+
+
+@dataclass(frozen=True)
+class ReaderHealth:
+    """A reader went offline or came back (from the driver's health events)."""
+
+    reader: str
+    online: bool
+    time_us: int
+
+
+@dataclass(frozen=True)
+class OverrideRequest:
+    """An authenticated guard lets the current block at a portal through (rule 4.7).
+
+    The guard's credentials are checked before this reaches the engine; guard_person_id is the
+    register id of that guard. block_time_us: the badge time of the block the guard was shown; when
+    given, the override applies only if that is still the latest block at the portal.
+    """
+
+    portal_id: int
+    guard_person_id: int
+    time_us: int
+    reason: str
+    block_time_us: int | None = None
+
+
+@dataclass(frozen=True)
 class ReadBatch:
     """Tag reads as columns, for the bulk path.
 
     reader: int32 reader codes of the snapshot the batch is meant for (Snapshot.reader_code; -1 =
     unknown reader). epc_words uint64[n, w] and epc_bits int16[n] (0 = malformed) come from
-    epc.encode_epcs; rssi float64 dBm (NaN = none); tid_hash uint64 from epc.tid_hash (0 = no TID).
+    epc.encode_epcs; rssi float64 dBm (NaN = none); tid_hash uint64 from epc.tid_hash (0 = no TID);
+    stale bool[n], None = all False (see TagRead.stale).
     """
 
     time_us: np.ndarray
@@ -73,9 +117,14 @@ class ReadBatch:
     epc_bits: np.ndarray
     rssi: np.ndarray
     tid_hash: np.ndarray
+    stale: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.time_us)
+
+    def stale_flags(self) -> np.ndarray:
+        """The stale column, all False when the batch has none."""
+        return np.zeros(len(self), np.bool_) if self.stale is None else self.stale
 
     @classmethod
     def from_reads(cls, reads: list[TagRead], reader_code: dict[str, int]) -> ReadBatch:
@@ -88,6 +137,7 @@ class ReadBatch:
             epc_bits=bits,
             rssi=np.array([r.rssi for r in reads], dtype=np.float64),
             tid_hash=np.array([tid_hash(r.tid) for r in reads], dtype=np.uint64),
+            stale=np.array([r.stale for r in reads], dtype=np.bool_) if any(r.stale for r in reads) else None,
         )
 
     def rows(self, start: int, stop: int) -> ReadBatch:
@@ -95,7 +145,7 @@ class ReadBatch:
         return ReadBatch(
             self.time_us[start:stop], self.reader[start:stop], self.antenna[start:stop],
             self.epc_words[start:stop], self.epc_bits[start:stop], self.rssi[start:stop],
-            self.tid_hash[start:stop],
+            self.tid_hash[start:stop], None if self.stale is None else self.stale[start:stop],
         )
 
     def take(self, index: np.ndarray) -> ReadBatch:
@@ -103,4 +153,5 @@ class ReadBatch:
         return ReadBatch(
             self.time_us[index], self.reader[index], self.antenna[index], self.epc_words[index],
             self.epc_bits[index], self.rssi[index], self.tid_hash[index],
+            None if self.stale is None else self.stale[index],
         )

@@ -22,8 +22,8 @@ from numba import njit, types
 from numba.core.extending import overload
 from numba.experimental import structref
 
-from tracking.codes import KIND_CODE, SIDE_IGNORE, SIDE_NONE, SIDE_OUTSIDE, STATUS_CODE
-from tracking.model import TOP_SECRET
+from tracking.codes import FINAL_NEXT, FINAL_OUTSIDE, KIND_CODE, SIDE_IGNORE, SIDE_NONE, SIDE_OUTSIDE, STATUS_CODE
+from tracking.model import INTERNAL, TOP_SECRET
 from tracking.results import (
     A_CLONE,
     A_DESTROYED_SEEN,
@@ -104,12 +104,32 @@ def _fill_table(table: np.ndarray, ptr: np.ndarray, words: np.ndarray, bits: np.
     return -1
 
 
-# pass_flags bits
-F_OPEN, F_SEEN_IN, F_SEEN_OUT, F_FIRST_OUT, F_LAST_OUT, F_TID_ALARMED, F_LISTED = 1, 2, 4, 8, 16, 32, 64
+# PASS_DTYPE.flags bits; F_MOVED: the pass settled into a movement
+F_OPEN, F_SEEN_IN, F_SEEN_OUT, F_FIRST_OUT, F_LAST_OUT, F_TID_ALARMED, F_LISTED, F_MOVED = 1, 2, 4, 8, 16, 32, 64, 128
 DESTROYED, SEIZED, DECLASSIFIED = STATUS_CODE["destroyed"], STATUS_CODE["seized"], STATUS_CODE["declassified"]
 K_CARRY_OUT, K_TRANSFER, K_ABROAD = KIND_CODE["carry_out"], KIND_CODE["transfer"], KIND_CODE["abroad"]
 NO_OPEN_PASS = 2**62  # settle_due's "oldest" when no pass is open
-ALARMS_PER_READ = 4  # worst case: a settled pass (2) plus clone travel and destroyed (2)
+# worst case per read: a settled pass (2), then clone travel, destroyed and TID (3)
+ALARMS_PER_READ = 5
+NO_RSSI = -128  # a burst with no plausible RSSI (whole dBm, int8)
+MAX_BURST = 255  # burst read counts saturate here (uint8)
+# decide_items flags
+V_UNCERTAIN, V_NEW_USE, V_RESTING = 1, 2, 4
+# One record per item: its current or last pass. 32 bytes, aligned: a read touches one cache line of
+# state instead of one per field (the reads of a bulk batch hit items at random).
+PASS_DTYPE = np.dtype([
+    ("flags", np.uint8),  # F_*
+    ("burst_in", np.uint8),  # reads in the inside burst (saturating at MAX_BURST)
+    ("burst_out", np.uint8),
+    ("peak_in", np.int8),  # strongest RSSI of the inside burst, whole dBm, NO_RSSI = none
+    ("peak_out", np.int8),
+    ("pad", np.uint8),
+    ("portal", np.int16),  # portal index of the pass, -1 = never read
+    ("last", np.int64),  # last read
+    ("other", np.int64),  # last read on the side opposite to the last read's
+    ("first", np.int64),  # first read
+])
+MAX_PORTALS = 2**15 - 1  # PASS_DTYPE.portal
 
 
 class KSnap(NamedTuple):
@@ -124,6 +144,7 @@ class KSnap(NamedTuple):
     table: np.ndarray
     venue_ceiling: np.ndarray
     venue_ts: np.ndarray
+    n_venues: int
     portal_inside: np.ndarray
     portal_outside: np.ndarray
     portal_border: np.ndarray
@@ -136,31 +157,51 @@ class KSnap(NamedTuple):
     appr_from: np.ndarray
     appr_until: np.ndarray
     appr_portal: np.ndarray
-    appr_dest: np.ndarray
     appr_ref_ptr: np.ndarray
     appr_ref: np.ndarray
     item_appr_ptr: np.ndarray
     item_appr: np.ndarray
+    route_dist: np.ndarray
+    appr_row_target: np.ndarray
+    appr_row_portal: np.ndarray
+    appr_final: np.ndarray
 
 
 class KState(NamedTuple):
-    pass_portal: np.ndarray  # int32, portal of the current or last pass, -1 = never read
-    pass_first: np.ndarray  # int64
-    pass_last: np.ndarray  # int64
-    pass_reads: np.ndarray  # int16, saturating
-    pass_flags: np.ndarray  # uint8, F_*
+    passes: np.ndarray  # PASS_DTYPE, one per item
     venue: np.ndarray  # int32, current venue index
     allow_portal: np.ndarray  # int32, portal of the last allow covering the item
     allow_us: np.ndarray  # int64
+    custody: np.ndarray  # int32, approval the item is carried under along its route, -1 = none
     open_items: np.ndarray  # int32, items with F_LISTED (compacted by settle_due)
     n_open: np.ndarray  # int64[1]
     appr_uses: np.ndarray  # int32
+    portal_new: np.ndarray  # int64 per portal: when a pass last opened there
+    portal_change: np.ndarray  # int64 per portal: last read there that opened a pass or made an item clear
+    dec_item: np.ndarray  # decide_items output, one row per item within reach: item index
+    dec_reasons: np.ndarray  # int64 reasons mask
+    dec_approval: np.ndarray  # int32 covering approval index, -1 = none
+    dec_flags: np.ndarray  # int8 V_*
+    dec_since: np.ndarray  # int64 first read of its pass
 
 
 class KConfig(NamedTuple):
     settle_us: int
     association_us: int
+    reach_us: int
+    two_person_us: int
+    door_grant_us: int
+    burst_gap_us: int
     min_reads: int
+    side_reads_full: int
+    rssi_weak_dbm: float
+    rssi_strong_dbm: float
+    rssi_min_dbm: float
+    rssi_max_dbm: float
+    movement_confidence_min: float
+    presence_min_reads: int
+    presence_rssi_dbm: float
+    internal_needs_approval: bool
     max_speed_m_per_s: float
 
 
@@ -171,11 +212,13 @@ class KOut(NamedTuple):
     mov_time: np.ndarray
     mov_from: np.ndarray
     mov_to: np.ndarray
+    mov_conf: np.ndarray
     al_kind: np.ndarray
     al_time: np.ndarray
     al_portal: np.ndarray
     al_item: np.ndarray
     al_detail: np.ndarray
+    al_late: np.ndarray
     unknown_rows: np.ndarray
     counts: np.ndarray  # int64[3]: movements, alarms, unknown rows
 
@@ -191,7 +234,7 @@ class KCtxType(types.StructRef):
 class KCtx(structref.StructRefProxy):
     """Every array and setting of KSnap, KState, KConfig and KOut as a field of one object.
 
-    Why: a call from Python unboxes each array it is given (~0.25 us each, ~10 us for the ~55 of the
+    Why: a call from Python unboxes each array it is given (~0.25 us each, ~15 us for the ~80 of the
     four tuples), and a tuple handed to a helper inside a kernel costs a reference-count update per
     member, which Numba does not always elide in loops. A KCtx unboxes as one pointer and its fields
     are reached one at a time. It holds the same array objects as the tuples, so in-place writes
@@ -234,35 +277,129 @@ def _level(ctx: KCtx, i: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _alarm(ctx: KCtx, kind: int, t: int, p: int, i: int, detail: int) -> None:
+def _alarm(ctx: KCtx, kind: int, t: int, p: int, i: int, detail: int, late: bool) -> None:
     k = ctx.counts[1]
     ctx.al_kind[k] = kind
     ctx.al_time[k] = t
     ctx.al_portal[k] = p
     ctx.al_item[k] = i
     ctx.al_detail[k] = detail
+    ctx.al_late[k] = late
     ctx.counts[1] = k + 1
 
 
 @njit(cache=True, inline="always")
 def _needs_approval(ctx: KCtx, p: int, level: int) -> bool:
+    if level == 0 or (level == INTERNAL and not ctx.internal_needs_approval):
+        return False
     vi = ctx.portal_inside[p]
     vo = ctx.portal_outside[p]
     lower = vo < 0 or ctx.venue_ceiling[vo] < ctx.venue_ceiling[vi]
-    return lower or (ctx.portal_border[p] and level >= 1)
+    return lower or ctx.portal_border[p]
+
+
+@njit(cache=True, inline="always")
+def _rejects(ctx: KCtx, v: int, level: int) -> bool:
+    """Would venue v (-1: the outside of the unit) refuse an item of this level?"""
+    return v >= 0 and (level > ctx.venue_ceiling[v] or (level == TOP_SECRET and not ctx.venue_ts[v]))
+
+
+@njit(cache=True, inline="always")
+def _node(ctx: KCtx, v: int) -> int:
+    """Route node of a venue index (-1, the outside of the unit, is node n_venues)."""
+    return ctx.n_venues if v < 0 else v
+
+
+@njit(cache=True, inline="always")
+def _dbm(ctx: KCtx, rssi: float) -> int:
+    if not (ctx.rssi_min_dbm <= rssi <= ctx.rssi_max_dbm):  # NaN fails too
+        return NO_RSSI
+    return max(-127, min(127, int(np.floor(rssi + 0.5))))
+
+
+@njit(cache=True, inline="always")
+def _strength(ctx: KCtx, reads: int, peak: int) -> float:
+    count = min(1.0, reads / ctx.side_reads_full)
+    if peak == NO_RSSI:
+        return count
+    span = ctx.rssi_strong_dbm - ctx.rssi_weak_dbm
+    return count * min(1.0, max(0.0, (peak - ctx.rssi_weak_dbm) / span))
+
+
+@njit(cache=True, inline="always")
+def _on_route(ctx: KCtx, a: int, p: int) -> bool:
+    """Is crossing portal p a step along approval a's route? (tracking.reference._on_route)"""
+    src = ctx.portal_inside[p]
+    dst = _node(ctx, ctx.portal_outside[p])
+    dist = ctx.route_dist
+    rt = ctx.appr_row_target[a]
+    toward = rt < 0 or dist[rt, dst] < dist[rt, src]
+    x = ctx.appr_portal[a]
+    if x < 0 or x == p:
+        return toward
+    rx = ctx.appr_row_portal[a]
+    if dist[rx, dst] < dist[rx, src]:
+        return True  # on the way to the approval's portal
+    if rt < 0:
+        return False
+    return dist[rt, src] < dist[rt, ctx.portal_inside[x]] and toward
+
+
+@njit(cache=True, inline="always")
+def _ceiling(ctx: KCtx, a: int, next_venue: int, level: int) -> int:
+    """destination_ceiling where the item comes to rest: approval a's destination, else next_venue."""
+    rest = next_venue
+    if a >= 0:
+        final = ctx.appr_final[a]
+        if final == FINAL_OUTSIDE:
+            rest = -1
+        elif final != FINAL_NEXT:
+            rest = final
+    return R_DESTINATION_CEILING if _rejects(ctx, rest, level) else 0
+
+
+@njit(cache=True, inline="always")
+def _in_transit(ctx: KCtx, i: int, src: int, dst: int) -> bool:
+    """Is item i carried on through dst in custody on its route? Ends the custody otherwise."""
+    a = ctx.custody[i]
+    if a >= 0:
+        rt = ctx.appr_row_target[a]
+        if rt >= 0:
+            d = ctx.route_dist[rt, _node(ctx, dst)]
+            if d != 0 and d < ctx.route_dist[rt, _node(ctx, src)]:
+                return True
+    ctx.custody[i] = -1
+    return False
+
+
+@njit(cache=True, inline="always")
+def _clear(ctx: KCtx, rec: np.void) -> bool:
+    """Is the item of this pass clearly present inside (tracking.reference, rule 4.8)? NO_RSSI is
+    below any presence_rssi_dbm, so a burst without RSSI is clear by its count only."""
+    return (rec.flags & F_SEEN_IN) != 0 and (rec.burst_in >= ctx.presence_min_reads
+                                             or rec.peak_in >= ctx.presence_rssi_dbm)
 
 
 @njit(cache=True, inline="always")
 def _settle(ctx: KCtx, i: int) -> None:
-    """Close item i's open pass: a movement if both sides saw it in order, else nothing (rule 8)."""
-    flags = ctx.pass_flags[i]
-    ctx.pass_flags[i] = flags & ~np.uint8(F_OPEN)
+    """Close item i's open pass: a movement if both sides give enough evidence in order (rule 4.10)."""
+    rec = ctx.passes[i]
+    flags = rec.flags & ~np.uint8(F_OPEN)
+    rec.flags = flags
     both = (flags & F_SEEN_IN) != 0 and (flags & F_SEEN_OUT) != 0
     crossed = ((flags & F_FIRST_OUT) != 0) != ((flags & F_LAST_OUT) != 0)
-    if not (both and crossed and ctx.pass_reads[i] >= ctx.min_reads):
+    if not (both and crossed):
         return
-    p = ctx.pass_portal[i]
-    t = ctx.pass_last[i]
+    n_in = int(rec.burst_in)
+    n_out = int(rec.burst_out)
+    if n_in + n_out < ctx.min_reads:
+        return
+    confidence = min(_strength(ctx, n_in, int(rec.peak_in)), _strength(ctx, n_out, int(rec.peak_out)))
+    if confidence < ctx.movement_confidence_min:
+        return
+    rec.flags = flags | np.uint8(F_MOVED)
+    p = int(rec.portal)
+    t = rec.last
     is_exit = (flags & F_FIRST_OUT) == 0
     vi = ctx.portal_inside[p]
     vo = ctx.portal_outside[p]
@@ -274,19 +411,45 @@ def _settle(ctx: KCtx, i: int) -> None:
     ctx.mov_time[k] = t
     ctx.mov_from[k] = src
     ctx.mov_to[k] = dst
+    ctx.mov_conf[k] = confidence
     ctx.counts[0] = k + 1
     ctx.venue[i] = dst
     level = _level(ctx, i)
-    if dst >= 0 and (level > ctx.venue_ceiling[dst] or (level == TOP_SECRET and not ctx.venue_ts[dst])):
-        _alarm(ctx, A_VENUE_CEILING, t, p, i, 0)
-    covered = ctx.allow_portal[i] == p and ctx.allow_us[i] >= ctx.pass_first[i] - ctx.association_us
-    if is_exit and _needs_approval(ctx, p, level) and not covered:
-        _alarm(ctx, A_UNAUTHORIZED_EXIT, t, p, i, 0)
+    if not _in_transit(ctx, i, src, dst) and _rejects(ctx, dst, level):
+        _alarm(ctx, A_VENUE_CEILING, t, p, i, 0, False)
+    if is_exit and _needs_approval(ctx, p, level):
+        allow = ctx.allow_us[i]
+        covered = ctx.allow_portal[i] == p and rec.first - ctx.reach_us <= allow and \
+            rec.other <= allow + ctx.door_grant_us
+        if not covered:
+            _alarm(ctx, A_UNAUTHORIZED_EXIT, t, p, i, 0, False)
+
+
+@njit(cache=True, inline="always")
+def _too_far(ctx: KCtx, a: int, b: int, gap_us: int) -> bool:
+    dx = ctx.portal_xy[b, 0] - ctx.portal_xy[a, 0]
+    dy = ctx.portal_xy[b, 1] - ctx.portal_xy[a, 1]
+    return gap_us * ctx.max_speed_m_per_s < np.sqrt(dx * dx + dy * dy) * 1e6
+
+
+@njit(cache=True, inline="always")
+def _stale_read(ctx: KCtx, i: int, p: int, t: int, tid: np.uint64) -> None:
+    """Alarms of a late or stale read as of its own time; it changes no state (rule 4.9)."""
+    rec = ctx.passes[i]
+    prev = int(rec.portal)
+    if prev >= 0 and prev != p:
+        gap = rec.first - t if t < rec.first else max(0, t - rec.last)
+        if _too_far(ctx, prev, p, gap):
+            _alarm(ctx, A_CLONE, t, p, i, CLONE_TRAVEL, True)
+    if ctx.item_status[i] == DESTROYED:
+        _alarm(ctx, A_DESTROYED_SEEN, t, p, i, 0, True)
+    if tid != 0 and ctx.item_tid[i] != 0 and tid != ctx.item_tid[i]:
+        _alarm(ctx, A_CLONE, t, p, i, CLONE_TID, True)
 
 
 @njit(cache=True, nogil=True)
 def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, side: np.ndarray,
-                words: np.ndarray, bits: np.ndarray, tid: np.ndarray) -> int:
+                words: np.ndarray, bits: np.ndarray, tid: np.ndarray, rssi: np.ndarray, stale: np.ndarray) -> int:
     """Apply time-ordered valid reads from row `start`; returns the first row not applied.
 
     Stops early when an output buffer could overflow; the caller drains it and calls again.
@@ -298,51 +461,79 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
     flat = words.reshape(-1)
     # hoisted: inside the loop Numba reloads a KCtx field at every use (array writes might alias it)
     counts, table, epc_ptr, epc_words, epc_bits = ctx.counts, ctx.table, ctx.epc_ptr, ctx.epc_words, ctx.epc_bits
-    pass_flags, pass_portal, pass_last, pass_reads = ctx.pass_flags, ctx.pass_portal, ctx.pass_last, ctx.pass_reads
-    item_tid, settle_us = ctx.item_tid, ctx.settle_us
+    passes, item_tid, settle_us, burst_gap = ctx.passes, ctx.item_tid, ctx.settle_us, ctx.burst_gap_us
+    min_reads, min_dbm = ctx.presence_min_reads, ctx.presence_rssi_dbm
     for r in range(start, len(time_us)):
         if counts[0] + 1 > cap_mov or counts[1] + ALARMS_PER_READ > cap_al or counts[2] >= cap_unknown:
             return r
         t = time_us[r]
         p = portal[r]
-        s = side[r]
         i = find_item(table, epc_ptr, epc_words, epc_bits, flat, r * width, bits[r])
         if i < 0:
             ctx.unknown_rows[counts[2]] = r
             counts[2] += 1
             continue
-        flags = pass_flags[i]
-        out_side = np.uint8(F_LAST_OUT) if s == SIDE_OUTSIDE else np.uint8(0)
-        seen = np.uint8(F_SEEN_OUT) if s == SIDE_OUTSIDE else np.uint8(F_SEEN_IN)
-        if (flags & F_OPEN) and pass_portal[i] == p and t - pass_last[i] <= settle_us:
-            pass_last[i] = t
-            if pass_reads[i] < 32767:
-                pass_reads[i] += 1
+        if stale[r]:
+            _stale_read(ctx, i, p, t, tid[r])
+            continue
+        rec = passes[i]
+        outside = side[r] == SIDE_OUTSIDE
+        dbm = _dbm(ctx, rssi[r])
+        flags = rec.flags
+        out_side = np.uint8(F_LAST_OUT) if outside else np.uint8(0)
+        seen = np.uint8(F_SEEN_OUT) if outside else np.uint8(F_SEEN_IN)
+        if (flags & F_OPEN) and rec.portal == p and t - rec.last <= settle_us:
+            if outside == ((flags & F_LAST_OUT) != 0):
+                side_last = rec.last
+            else:
+                side_last = rec.other
+                rec.other = rec.last
+            if outside:
+                if rec.burst_out == 0 or t - side_last > burst_gap:
+                    rec.burst_out = 1
+                    rec.peak_out = dbm
+                else:
+                    rec.burst_out = min(int(rec.burst_out) + 1, MAX_BURST)
+                    rec.peak_out = max(int(rec.peak_out), dbm)
+            else:  # only an inside read can make the item clearly present (_clear)
+                was_clear = (flags & F_SEEN_IN) != 0 and (rec.burst_in >= min_reads or rec.peak_in >= min_dbm)
+                if rec.burst_in == 0 or t - side_last > burst_gap:
+                    rec.burst_in = 1
+                    rec.peak_in = dbm
+                else:
+                    rec.burst_in = min(int(rec.burst_in) + 1, MAX_BURST)
+                    rec.peak_in = max(int(rec.peak_in), dbm)
+                if not was_clear and (rec.burst_in >= min_reads or rec.peak_in >= min_dbm):
+                    ctx.portal_change[p] = t
+            rec.last = t
             flags = (flags & ~np.uint8(F_LAST_OUT)) | out_side | seen
         else:
             if flags & F_OPEN:
                 _settle(ctx, i)
-            prev = pass_portal[i]
-            if prev >= 0 and prev != p:
-                dx = ctx.portal_xy[p, 0] - ctx.portal_xy[prev, 0]
-                dy = ctx.portal_xy[p, 1] - ctx.portal_xy[prev, 1]
-                if (t - pass_last[i]) * ctx.max_speed_m_per_s < np.sqrt(dx * dx + dy * dy) * 1e6:
-                    _alarm(ctx, A_CLONE, t, p, i, CLONE_TRAVEL)
+            prev = int(rec.portal)
+            if prev >= 0 and prev != p and _too_far(ctx, prev, p, t - rec.last):
+                _alarm(ctx, A_CLONE, t, p, i, CLONE_TRAVEL, False)
             if ctx.item_status[i] == DESTROYED:
-                _alarm(ctx, A_DESTROYED_SEEN, t, p, i, 0)
-            if not (pass_flags[i] & F_LISTED):
+                _alarm(ctx, A_DESTROYED_SEEN, t, p, i, 0, False)
+            if not (rec.flags & F_LISTED):
                 ctx.open_items[ctx.n_open[0]] = i
                 ctx.n_open[0] += 1
-            pass_portal[i] = p
-            ctx.pass_first[i] = t
-            pass_last[i] = t
-            pass_reads[i] = 1
-            first_out = np.uint8(F_FIRST_OUT) if s == SIDE_OUTSIDE else np.uint8(0)
+            rec.portal = p
+            rec.first = t
+            rec.last = t
+            rec.other = t
+            if outside:
+                rec.burst_out, rec.peak_out, rec.burst_in, rec.peak_in = 1, dbm, 0, NO_RSSI
+            else:
+                rec.burst_in, rec.peak_in, rec.burst_out, rec.peak_out = 1, dbm, 0, NO_RSSI
+            ctx.portal_new[p] = t
+            ctx.portal_change[p] = t
+            first_out = np.uint8(F_FIRST_OUT) if outside else np.uint8(0)
             flags = np.uint8(F_OPEN | F_LISTED) | first_out | out_side | seen
         if tid[r] != 0 and item_tid[i] != 0 and tid[r] != item_tid[i] and not (flags & F_TID_ALARMED):
-            _alarm(ctx, A_CLONE, t, p, i, CLONE_TID)
+            _alarm(ctx, A_CLONE, t, p, i, CLONE_TID, False)
             flags |= np.uint8(F_TID_ALARMED)
-        pass_flags[i] = flags
+        rec.flags = flags
     return len(time_us)
 
 
@@ -350,28 +541,36 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
 def settle_due(ctx: KCtx, horizon_us: int) -> tuple[bool, int]:
     """Settle passes whose last read is more than settle_us before the horizon; compact the list.
 
-    Returns (done, oldest): done False when it stopped early because an output buffer is nearly
-    full; oldest, the earliest last read of the passes still open (NO_OPEN_PASS when none).
+    A settled pass stays listed while it may still be within reach of a decision (reach_us before a
+    badge, decided at most settle_us after it). Returns (done, oldest): done False when it stopped
+    early because an output buffer is nearly full; oldest, the earliest last read of the passes still
+    open (NO_OPEN_PASS when none).
     """
     keep = 0
     n = ctx.n_open[0]
     done = True
     oldest = NO_OPEN_PASS
+    listed_us = ctx.reach_us + ctx.settle_us
+    passes = ctx.passes
     for k in range(n):
         i = ctx.open_items[k]
-        flags = ctx.pass_flags[i]
-        if done and (flags & F_OPEN) and horizon_us - ctx.pass_last[i] > ctx.settle_us:
+        rec = passes[i]
+        flags = rec.flags
+        if done and (flags & F_OPEN) and horizon_us - rec.last > ctx.settle_us:
             if ctx.counts[0] + 1 > len(ctx.mov_item) or ctx.counts[1] + 2 > len(ctx.al_kind):
                 done = False
             else:
                 _settle(ctx, i)
-                flags = ctx.pass_flags[i]
+                flags = rec.flags
         if flags & F_OPEN:
             ctx.open_items[keep] = i
             keep += 1
-            oldest = min(oldest, ctx.pass_last[i])
+            oldest = min(oldest, rec.last)
+        elif horizon_us - rec.last <= listed_us:
+            ctx.open_items[keep] = i
+            keep += 1
         else:
-            ctx.pass_flags[i] = flags & ~np.uint8(F_LISTED)
+            rec.flags = flags & ~np.uint8(F_LISTED)
     ctx.n_open[0] = keep
     return done, oldest
 
@@ -391,13 +590,9 @@ def _covered(ptr: np.ndarray, refs: np.ndarray, row: int, ctx: KCtx, person: int
 
 
 @njit(cache=True)
-def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int,
-                 ts_badges: int) -> tuple[int, int]:
-    """Reasons mask and chosen approval index (-1 = none) for item i leaving through portal p.
-
-    An item already allowed out in this crossing (a companion badged first) needs no second
-    approval and no scope check for the companion.
-    """
+def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int, ts_people: int) -> tuple[int, int, bool]:
+    """(reasons mask, covering approval index or -1, whether it spends a use) for item i leaving
+    through portal p (tracking.reference._item_verdict)."""
     level = _level(ctx, i)
     reasons = 0
     status = ctx.item_status[i]
@@ -405,71 +600,90 @@ def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int,
         reasons |= R_ITEM_STATUS
     if level > ctx.person_clearance[person]:
         reasons |= R_CLEARANCE
-    if level == TOP_SECRET and ts_badges < 2:
+    if level == TOP_SECRET and ts_people < 2:
         reasons |= R_TWO_PERSON
     vo = ctx.portal_outside[p]
-    if vo >= 0 and (level > ctx.venue_ceiling[vo] or (level == TOP_SECRET and not ctx.venue_ts[vo])):
-        reasons |= R_DESTINATION_CEILING
     border = ctx.portal_border[p]
     if border and level == TOP_SECRET:
         reasons |= R_BORDER
+    custody = ctx.custody[i]
+    allow = ctx.allow_us[i]
+    during = allow >= ctx.passes[i].first - ctx.reach_us
+    if ctx.allow_portal[i] == p and allow >= badge_us - ctx.two_person_us and during:
+        # already allowed out in this crossing (during this pass, within the two-person window):
+        # a companion needs no second approval or scope
+        chosen = custody if custody >= 0 and _on_route(ctx, custody, p) else -1
+        return reasons | _ceiling(ctx, chosen, vo, level), chosen, False
+    abroad = border and level >= 1
+    matching = False
+    usable = False
+    custody_ok = False
+    first_valid = -1
+    for k in range(ctx.item_appr_ptr[i], ctx.item_appr_ptr[i + 1]):
+        a = ctx.item_appr[k]
+        kind = ctx.appr_kind[a]
+        kind_ok = kind == K_ABROAD if abroad else (kind == K_CARRY_OUT or kind == K_TRANSFER or kind == K_ABROAD)  # noqa: SIM109
+        if not kind_ok or not _covered(ctx.appr_ref_ptr, ctx.appr_ref, a, ctx, person) or not _on_route(ctx, a, p):
+            continue
+        matching = True
+        timely = ctx.appr_from[a] <= badge_us < ctx.appr_until[a]
+        if a == custody and timely:
+            custody_ok = True
+        if ctx.appr_uses[a] > 0:
+            usable = True
+            if timely and first_valid < 0:
+                first_valid = a
     chosen = -1
-    already = ctx.allow_portal[i] == p and ctx.allow_us[i] >= ctx.pass_first[i] - ctx.association_us
-    if already:
-        return reasons, chosen
-    if _needs_approval(ctx, p, level):
-        abroad = border and level >= 1
-        expired = False
-        used_up = False
-        for k in range(ctx.item_appr_ptr[i], ctx.item_appr_ptr[i + 1]):
-            a = ctx.item_appr[k]
-            kind = ctx.appr_kind[a]
-            kind_ok = kind == K_ABROAD if abroad else (kind == K_CARRY_OUT or kind == K_TRANSFER)  # noqa: SIM109
-            if not kind_ok or not _covered(ctx.appr_ref_ptr, ctx.appr_ref, a, ctx, person):
-                continue
-            if ctx.appr_portal[a] >= 0 and ctx.appr_portal[a] != p:
-                continue
-            if ctx.appr_dest[a] >= 0 and ctx.appr_dest[a] != vo:
-                continue
-            if ctx.appr_uses[a] <= 0:
-                used_up = True
-            elif not (ctx.appr_from[a] <= badge_us < ctx.appr_until[a]):
-                expired = True
-            else:
-                chosen = a
-                break
-        if chosen < 0:
-            if expired:
-                reasons |= R_APPROVAL_EXPIRED
-            elif used_up:
-                reasons |= R_APPROVAL_USED_UP
-            else:
-                reasons |= R_ABROAD_MISSING if abroad else R_APPROVAL_MISSING
+    new_use = False
+    if custody_ok:
+        chosen = custody  # carried on along its route: no second use
+    elif _needs_approval(ctx, p, level):
+        if first_valid >= 0:
+            chosen = first_valid
+            new_use = True
+        elif usable:
+            reasons |= R_APPROVAL_EXPIRED
+        elif matching:
+            reasons |= R_APPROVAL_USED_UP
+        else:
+            reasons |= R_ABROAD_MISSING if abroad else R_APPROVAL_MISSING
+    reasons |= _ceiling(ctx, chosen, vo, level)
     if level >= 1 and chosen < 0 and not _covered(ctx.scope_ptr, ctx.scope_ref, i, ctx, person):
         reasons |= R_SCOPE
-    return reasons, chosen
+    return reasons, chosen, new_use
 
 
 @njit(cache=True, nogil=True)
-def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, decide_us: int, ts_badges: int,
-                 items: np.ndarray, reasons: np.ndarray, approvals: np.ndarray) -> int:
-    """Items associated with an exit at portal p (live pass begun within the association window,
-    seen on the inside) and, for each, its reasons and chosen approval. Returns the item count."""
+def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int) -> int:
+    """Every item within reach of portal p for a badge at badge_us (tracking.reference.decide), with
+    its reasons, covering approval and V_* flags, into the dec_* arrays. Returns the item count."""
+    items, reasons, approvals, flags_out, since = ctx.dec_item, ctx.dec_reasons, ctx.dec_approval, ctx.dec_flags, \
+        ctx.dec_since
     n = 0
+    outside = ctx.portal_outside[p]
     for k in range(ctx.n_open[0]):
         i = ctx.open_items[k]
-        flags = ctx.pass_flags[i]
-        if not (flags & F_OPEN) or ctx.pass_portal[i] != p or not (flags & F_SEEN_IN):
+        rec = ctx.passes[i]
+        if rec.portal != p or rec.last < badge_us - ctx.reach_us:
             continue
-        if decide_us - ctx.pass_last[i] > ctx.settle_us or ctx.pass_first[i] < badge_us - ctx.association_us:
-            continue
-        items[n] = i
-        reasons[n] = 0
-        approvals[n] = -1
+        flags = rec.flags
+        if not (flags & F_SEEN_IN) and ctx.venue[i] == outside:
+            continue  # read only outside, and outside it is
+        if (flags & F_MOVED) and not (flags & F_FIRST_OUT):
+            continue  # already left through this door
+        clear = _clear(ctx, rec)
+        mask = 0
+        chosen = -1
+        new_use = False
         if person >= 0:
-            mask, chosen = item_reasons(ctx, i, person, p, badge_us, ts_badges)
-            reasons[n] = mask
-            approvals[n] = chosen
+            mask, chosen, new_use = item_reasons(ctx, i, person, p, badge_us, ts_people)
+        first = rec.first
+        items[n] = i
+        reasons[n] = mask
+        approvals[n] = chosen
+        flags_out[n] = (0 if clear else V_UNCERTAIN) | (V_NEW_USE if new_use else 0) | \
+            (V_RESTING if first < badge_us - ctx.association_us else 0)
+        since[n] = first
         n += 1
     return n
 
@@ -490,16 +704,20 @@ READ_OK, READ_BAD_RSSI, READ_IGNORED, READ_UNKNOWN_ANTENNA, READ_BAD_EPC = 0, 1,
 
 
 @njit(cache=True, nogil=True)
-def validate_reads(ant_portal: np.ndarray, ant_side: np.ndarray, reader: np.ndarray, antenna: np.ndarray,
-                   bits: np.ndarray, rssi: np.ndarray, rssi_min: float, rssi_max: float,
-                   portal: np.ndarray, side: np.ndarray, code: np.ndarray) -> int:
-    """Map each read to (portal, side) and a READ_* code; returns how many are not READ_OK.
+def validate_reads(ant_portal: np.ndarray, ant_side: np.ndarray, time_us: np.ndarray, reader: np.ndarray,
+                   antenna: np.ndarray, bits: np.ndarray, rssi: np.ndarray, rssi_min: float, rssi_max: float,
+                   portal: np.ndarray, side: np.ndarray, code: np.ndarray) -> tuple[int, bool]:
+    """Map each read to (portal, side) and a READ_* code; returns (how many are not READ_OK, whether
+    the reads are in time order), in one pass over the batch.
 
     A read with an implausible RSSI is still tracked (READ_BAD_RSSI): only its RSSI is suspect.
     """
     bad = 0
+    ordered = True
     n_readers, n_antennas = ant_portal.shape
     for r in range(len(reader)):
+        if r and time_us[r] < time_us[r - 1]:
+            ordered = False
         rd = reader[r]
         an = antenna[r]
         c = READ_OK
@@ -521,12 +739,4 @@ def validate_reads(ant_portal: np.ndarray, ant_side: np.ndarray, reader: np.ndar
         code[r] = c
         if c != READ_OK:
             bad += 1
-    return bad
-
-
-@njit(cache=True, nogil=True)
-def is_sorted(values: np.ndarray) -> bool:
-    for r in range(1, len(values)):  # noqa: SIM110 (Numba: plain loop, no generator)
-        if values[r] < values[r - 1]:
-            return False
-    return True
+    return bad, ordered

@@ -15,9 +15,8 @@ from typing import Literal
 UNCLASSIFIED, INTERNAL, CONFIDENTIAL, SECRET, TOP_SECRET = 0, 1, 2, 3, 4
 
 ITEM_STATUSES: tuple[str, ...] = ("active", "in_transit", "destroyed", "declassified", "seized")
-APPROVAL_KINDS: tuple[str, ...] = (
-    "carry_out", "transfer", "abroad", "reproduction", "destruction", "declassification",
-)
+# The register's vocabulary (registry.models.APPROVAL_KINDS); carry_out, transfer and abroad act at doors.
+APPROVAL_KINDS: tuple[str, ...] = ("carry_out", "transfer", "reproduce", "destroy", "abroad", "declassify")
 
 Side = Literal["inside", "outside", "ignore"]
 
@@ -47,7 +46,11 @@ class ItemSpec:
 
 @dataclass(frozen=True)
 class VenueSpec:
-    """A secured room: its level ceiling and flags (domain-rules.md section 3)."""
+    """A secured room: its level ceiling and flags (domain-rules.md section 3).
+
+    fail_secure_level: while a reader of a portal out of this venue is offline, exits are refused
+    ('readers_offline_fail_secure') if the venue's ceiling is at least this level.
+    """
 
     venue_id: int
     ceiling: int
@@ -56,6 +59,7 @@ class VenueSpec:
     closed: bool = False
     key_part: bool = False
     destruction: bool = False
+    fail_secure_level: int = 3
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,24 @@ class PortalSpec:
 
 @dataclass(frozen=True)
 class PersonSpec:
-    """A badge holder. clearance uses the item levels 0..4; inactive people are always refused."""
+    """A person with one or more badges. clearance uses the item levels 0..4.
+
+    badge: a badge of the person; badges: further badges of the same person (one person counts once,
+    however many badges they present). inactive_badges: badges of this person that are revoked or
+    lost; presenting one is refused like an inactive person. Inactive people are always refused.
+    """
 
     person_id: int
     badge: str
     clearance: int
     group_ids: tuple[int, ...] = ()
     active: bool = True
+    badges: tuple[str, ...] = ()
+    inactive_badges: tuple[str, ...] = ()
+
+    @property
+    def all_badges(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.badge, *self.badges, *self.inactive_badges)))
 
 
 @dataclass(frozen=True)
@@ -118,8 +133,20 @@ class ApprovalSpec:
 
 
 @dataclass(frozen=True)
+class PendingReturn:
+    """An item the register says is out under an approval and due back by return_by_us ('overdue')."""
+
+    item_id: int
+    approval_id: int
+    return_by_us: int
+
+
+@dataclass(frozen=True)
 class SiteModel:
-    """Everything the core needs about a site, as plain values."""
+    """Everything the core needs about a site, as plain values.
+
+    pending_returns: return deadlines that must survive an engine restart (from the register).
+    """
 
     items: tuple[ItemSpec, ...]
     venues: tuple[VenueSpec, ...]
@@ -127,32 +154,73 @@ class SiteModel:
     people: tuple[PersonSpec, ...] = ()
     approvals: tuple[ApprovalSpec, ...] = ()
     groups: tuple[int, ...] = ()
+    pending_returns: tuple[PendingReturn, ...] = ()
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Engine settings; all times in microseconds.
+    """Engine settings; all times in microseconds, RSSI in dBm.
 
-    settle_us: wait after the last read of a pass (and after a badge) before deciding (rule 8).
-    two_person_us: window in which two top-secret badges must be presented (rule 3).
-    association_us: items whose pass at the portal began at most this long before the badge belong
-        to that exit; items resting longer at the portal are strays and are not associated.
+    Time and decisions (domain-rules.md 4.2, 4.8):
+    settle_us: a pass ends after this long without reads; also the cap on the wait after a badge.
     reorder_us: reorder buffer depth; events older than the processed horizon are late.
-    min_reads: reads a pass needs before it can count as a crossing.
-    max_speed_m_per_s: faster travel between two portals means a possible cloned tag.
-    unregistered_repeat_us / data_quality_repeat_us: one alarm per EPC / per (kind, reader) per period.
-    door_grant_us: a door opening this long after an allow at the portal is not forced.
+    late_badge_grace_us: a badge late by at most this (and not flagged stale) is decided on arrival.
+    reach_us: an item read at the portal at most this long before the badge (or after it) is within
+        reach of the door and part of the decision, however long it has rested there.
+    association_us: an item read at the portal since more than this before the badge is reported as
+        resting (Decision.resting); it is still part of the decision.
+    decision_floor_us: no allow earlier than this after the badge.
+    rounds_for_allow: whole inventory rounds every antenna of the portal must complete after the badge
+        and after the last new tag before an early allow (k >= 2; see tracking.engine).
+    two_person_us: window in which two top-secret cleared people must badge (rule 3).
+    door_grant_us: a door opening, or a crossing, this long after an allow is covered by it.
+    override_max_age_us: a block older than this cannot be overridden.
+    internal_needs_approval: site policy for `internal` items (unclassified items never need one).
+
+    Evidence (rules 4.8, 4.10): reads of a pass are grouped per side into bursts (reads on that side
+    at most burst_gap_us apart); a side's strength is min(1, reads / side_reads_full) times an RSSI
+    factor rising linearly from rssi_weak_dbm (0) to rssi_strong_dbm (1), 1 when the reader gives no
+    RSSI. A crossing is a movement when min(inside, outside) >= movement_confidence_min and the pass has
+    >= min_reads reads in those bursts. An item is clearly present inside with >= presence_min_reads
+    reads in its inside burst or one read at >= presence_rssi_dbm; otherwise its reads are uncertain.
     rssi_min_dbm / rssi_max_dbm: plausible RSSI; outside it (or NaN) the RSSI is treated as missing.
+
+    Alarms: max_speed_m_per_s: faster travel between two portals means a possible cloned tag;
+    unregistered_repeat_us / data_quality_repeat_us: one alarm per EPC / per (kind, reader) per period
+    (the same period bounds repeats of alarms raised by late reads).
     """
 
     settle_us: int = 300_000
-    two_person_us: int = 10_000_000
+    reorder_us: int = 20_000
+    late_badge_grace_us: int = 500_000
+    reach_us: int = 1_000_000
     association_us: int = 5_000_000
-    reorder_us: int = 50_000
+    decision_floor_us: int = 20_000
+    rounds_for_allow: int = 2
+    two_person_us: int = 10_000_000
+    door_grant_us: int = 10_000_000
+    override_max_age_us: int = 60_000_000
+    internal_needs_approval: bool = True
+    burst_gap_us: int = 300_000
+    side_reads_full: int = 3
+    rssi_weak_dbm: float = -80.0
+    rssi_strong_dbm: float = -60.0
+    movement_confidence_min: float = 0.5
     min_reads: int = 2
+    presence_min_reads: int = 2
+    presence_rssi_dbm: float = -65.0
     max_speed_m_per_s: float = 5.0
     unregistered_repeat_us: int = 60_000_000
     data_quality_repeat_us: int = 60_000_000
-    door_grant_us: int = 10_000_000
     rssi_min_dbm: float = -120.0
     rssi_max_dbm: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.rounds_for_allow < 2:
+            raise ValueError("rounds_for_allow must be at least 2 (a tag missed by one round is seen by the next)")
+        if not self.rssi_weak_dbm < self.rssi_strong_dbm:
+            raise ValueError("rssi_weak_dbm must be below rssi_strong_dbm")
+        if self.side_reads_full < 1:
+            raise ValueError("side_reads_full must be at least 1")
+        if not -127 <= self.presence_rssi_dbm <= 127:
+            raise ValueError("presence_rssi_dbm must be a whole-dBm RSSI a reader can report (-127..127)")

@@ -11,47 +11,65 @@ import numpy as np
 from tracking import kernels as k
 from tracking.codes import STATUS_CODE
 from tracking.model import EngineConfig
-from tracking.results import Movement
 from tracking.snapshot import Snapshot
-from tracking.types import CoreEvents, ItemVerdict, ValidReads
+from tracking.types import NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
 
 _BUFFER = 65_536
-_DIRECTION = ("entry", "exit")  # by KOut.mov_exit
 
 
 def _ksnap(s: Snapshot) -> k.KSnap:
     return k.KSnap(
         s.item_level, s.item_status, s.item_tid, s.scope_ptr, s.scope_ref, s.epc_ptr, s.epc_words,
-        s.epc_bits, s.table, s.venue_ceiling, s.venue_ts, s.portal_inside, s.portal_outside,
+        s.epc_bits, s.table, s.venue_ceiling, s.venue_ts, len(s.venue_ids), s.portal_inside, s.portal_outside,
         s.portal_border, s.portal_xy, s.person_clearance, s.pgroup_ptr, s.pgroup_idx, len(s.person_ids),
-        s.appr_kind, s.appr_from, s.appr_until, s.appr_portal, s.appr_dest, s.appr_ref_ptr, s.appr_ref,
-        s.item_appr_ptr, s.item_appr,
+        s.appr_kind, s.appr_from, s.appr_until, s.appr_portal, s.appr_ref_ptr, s.appr_ref,
+        s.item_appr_ptr, s.item_appr, s.route_dist, s.appr_row_target, s.appr_row_portal, s.appr_final,
     )
+
+
+def _kconfig(c: EngineConfig) -> k.KConfig:
+    return k.KConfig(
+        c.settle_us, c.association_us, c.reach_us, c.two_person_us, c.door_grant_us, c.burst_gap_us, c.min_reads,
+        c.side_reads_full, float(c.rssi_weak_dbm), float(c.rssi_strong_dbm), float(c.rssi_min_dbm),
+        float(c.rssi_max_dbm), float(c.movement_confidence_min), c.presence_min_reads, float(c.presence_rssi_dbm),
+        bool(c.internal_needs_approval), float(c.max_speed_m_per_s),
+    )
+
+
+def _no_passes(n: int) -> np.ndarray:
+    passes = np.zeros(n, dtype=k.PASS_DTYPE)
+    passes["portal"] = -1
+    passes["peak_in"] = passes["peak_out"] = k.NO_RSSI
+    return passes
 
 
 def _fresh_state(s: Snapshot) -> k.KState:
     n = s.n_items
     return k.KState(
-        pass_portal=np.full(n, -1, dtype=np.int32),
-        pass_first=np.zeros(n, dtype=np.int64),
-        pass_last=np.zeros(n, dtype=np.int64),
-        pass_reads=np.zeros(n, dtype=np.int16),
-        pass_flags=np.zeros(n, dtype=np.uint8),
+        passes=_no_passes(n),
         venue=s.item_venue.copy(),
         allow_portal=np.full(n, -1, dtype=np.int32),
         allow_us=np.full(n, -1, dtype=np.int64),
+        custody=np.full(n, -1, dtype=np.int32),
         open_items=np.zeros(n, dtype=np.int32),
         n_open=np.zeros(1, dtype=np.int64),
         appr_uses=s.appr_uses.copy(),
+        portal_new=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
+        portal_change=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
+        dec_item=np.zeros(max(n, 1), np.int32),
+        dec_reasons=np.zeros(max(n, 1), np.int64),
+        dec_approval=np.zeros(max(n, 1), np.int32),
+        dec_flags=np.zeros(max(n, 1), np.int8),
+        dec_since=np.zeros(max(n, 1), np.int64),
     )
 
 
 def _out_buffers(size: int) -> k.KOut:
     return k.KOut(
         np.zeros(size, np.int32), np.zeros(size, np.int32), np.zeros(size, np.bool_), np.zeros(size, np.int64),
-        np.zeros(size, np.int32), np.zeros(size, np.int32),
+        np.zeros(size, np.int32), np.zeros(size, np.int32), np.zeros(size, np.float64),
         np.zeros(size, np.int8), np.zeros(size, np.int64), np.zeros(size, np.int32), np.zeros(size, np.int32),
-        np.zeros(size, np.int8), np.zeros(size, np.int64), np.zeros(3, np.int64),
+        np.zeros(size, np.int8), np.zeros(size, np.bool_), np.zeros(size, np.int64), np.zeros(3, np.int64),
     )
 
 
@@ -60,28 +78,28 @@ class NumbaCore:
 
     def __init__(self, snapshot: Snapshot, config: EngineConfig) -> None:
         self.config = config
-        self.kcfg = k.KConfig(config.settle_us, config.association_us, config.min_reads,
-                              float(config.max_speed_m_per_s))
+        self.kcfg = _kconfig(config)
         self.out = _out_buffers(_BUFFER)
         self._install(snapshot, _fresh_state(snapshot))
 
     def _install(self, snapshot: Snapshot, state: k.KState) -> None:
+        if len(snapshot.portal_ids) > k.MAX_PORTALS:
+            raise ValueError(f"the Numba core tracks at most {k.MAX_PORTALS} portals")
         self.snapshot = snapshot
         self.ksnap = _ksnap(snapshot)
         self.state = state
         self.ctx = k.make_ctx(self.ksnap, state, self.kcfg, self.out)
-        # venue index -> register id; index -1 (the outside of the unit) -> None
-        self._venue_id_or_none = (*snapshot.venue_ids.tolist(), None)
-        self.decision_items = np.zeros(max(snapshot.n_items, 1), np.int32)
-        self.decision_reasons = np.zeros(max(snapshot.n_items, 1), np.int64)
-        self.decision_approvals = np.zeros(max(snapshot.n_items, 1), np.int32)
+        # venue index -> register id; index -1 (the outside of the unit) -> -1
+        self._venue_id_or_outside = np.append(snapshot.venue_ids, -1).astype(np.int64)
         self._id_order = np.argsort(snapshot.item_ids)
         # a lower bound on the last read of every open pass: no sweep is needed before it expires
         self._oldest_last = -(2**62)
         self._approval_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
 
     def state_bytes(self) -> int:
-        return sum(a.nbytes for a in self.state if isinstance(a, np.ndarray))
+        """Bytes of tracking state (the dec_* scratch rows of decide_items are not state)."""
+        return sum(a.nbytes for name, a in self.state._asdict().items()
+                   if isinstance(a, np.ndarray) and not name.startswith("dec_"))
 
     def swap(self, snapshot: Snapshot) -> None:
         """Use a new register: venues and approval uses come from it; passes carry over by id."""
@@ -99,84 +117,113 @@ class NumbaCore:
         portal_map = np.array([portal_pos.get(pid, -1) for pid in old_snap.portal_ids.tolist()] + [-1], np.int32)
         keep = item_map >= 0
         src, dst = np.nonzero(keep)[0], item_map[keep]
-        pass_ok = portal_map[old.pass_portal[src]] >= 0
+        old_portal = old.passes["portal"].astype(np.int64)
+        pass_ok = portal_map[old_portal[src]] >= 0
         s2, d2 = src[pass_ok], dst[pass_ok]
-        new.pass_portal[d2] = portal_map[old.pass_portal[s2]]
-        new.pass_first[d2] = old.pass_first[s2]
-        new.pass_last[d2] = old.pass_last[s2]
-        new.pass_reads[d2] = old.pass_reads[s2]
-        new.pass_flags[d2] = old.pass_flags[s2] & ~np.uint8(k.F_LISTED)
+        new.passes[d2] = old.passes[s2]
+        new.passes["portal"][d2] = portal_map[old_portal[s2]]
         allow_ok = portal_map[old.allow_portal[src]] >= 0
         s3, d3 = src[allow_ok], dst[allow_ok]
         new.allow_portal[d3] = portal_map[old.allow_portal[s3]]
         new.allow_us[d3] = old.allow_us[s3]
-        listed = np.nonzero(new.pass_flags & k.F_OPEN)[0]
+        appr_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
+        appr_map = np.array([appr_pos.get(int(a), -1) for a in old_snap.appr_ids] + [-1], np.int32)
+        new.custody[dst] = appr_map[old.custody[src]]
+        listed = np.nonzero(new.passes["flags"] & k.F_LISTED)[0]  # open passes and those still within reach
         new.open_items[: len(listed)] = listed
         new.n_open[0] = len(listed)
-        new.pass_flags[listed] |= np.uint8(k.F_LISTED)
+        for p_old, p_new in enumerate(portal_map[:-1].tolist()):
+            if p_new >= 0:
+                new.portal_new[p_new] = old.portal_new[p_old]
+                new.portal_change[p_new] = old.portal_change[p_old]
         self._install(snapshot, new)
 
     def _drain(self, events: CoreEvents) -> None:
+        """Copy the kernels' output buffers into events as columns of register ids."""
         out, s = self.out, self.snapshot
         n_mov, n_al, n_unk = out.counts.tolist()
         if not (n_mov or n_al or n_unk):
             return
         if n_mov:
-            venue = self._venue_id_or_none.__getitem__
-            events.movements.extend(map(
-                Movement, s.item_ids[out.mov_item[:n_mov]].tolist(), s.portal_ids[out.mov_portal[:n_mov]].tolist(),
-                map(_DIRECTION.__getitem__, out.mov_exit[:n_mov].tolist()), out.mov_time[:n_mov].tolist(),
-                map(venue, out.mov_from[:n_mov].tolist()), map(venue, out.mov_to[:n_mov].tolist()),
+            venue = self._venue_id_or_outside
+            events.movement_columns.append((
+                s.item_ids[out.mov_item[:n_mov]], s.portal_ids[out.mov_portal[:n_mov]], out.mov_exit[:n_mov].copy(),
+                out.mov_time[:n_mov].copy(), venue[out.mov_from[:n_mov]], venue[out.mov_to[:n_mov]],
+                out.mov_conf[:n_mov].copy(),
             ))
         if n_al:
-            events.alarms.extend(zip(out.al_kind[:n_al].tolist(), out.al_time[:n_al].tolist(),
-                                     s.portal_ids[out.al_portal[:n_al]].tolist(),
-                                     s.item_ids[out.al_item[:n_al]].tolist(), out.al_detail[:n_al].tolist(),
-                                     strict=True))
+            events.alarm_columns.append((
+                out.al_kind[:n_al].copy(), out.al_time[:n_al].copy(), s.portal_ids[out.al_portal[:n_al]],
+                s.item_ids[out.al_item[:n_al]], out.al_detail[:n_al].copy(), out.al_late[:n_al].copy(),
+            ))
         events.unknown_rows.extend(out.unknown_rows[:n_unk].tolist())
         out.counts[:] = 0
 
     def apply_reads(self, reads: ValidReads) -> CoreEvents:
         events = CoreEvents()
         n = len(reads.time_us)
-        if n:
+        if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
             self._oldest_last = min(self._oldest_last, int(reads.time_us[0]))
         row = 0
         while row < n:
             row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
-                                reads.epc_bits, reads.tid_hash)
+                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
             self._drain(events)
         return events
 
     def settle_due(self, horizon_us: int) -> CoreEvents:
-        events = CoreEvents()
         if horizon_us - self.config.settle_us <= self._oldest_last:
-            return events
+            return NO_EVENTS  # no open pass can be due yet
+        events = CoreEvents()
         done = False
         while not done:
             done, self._oldest_last = k.settle_due(self.ctx, horizon_us)
             self._drain(events)
         return events
 
-    def decide(self, portal_index: int, person_index: int, badge_us: int, decide_us: int,
-               ts_badges: int) -> list[ItemVerdict]:
-        n = k.decide_items(self.ctx, portal_index, person_index, badge_us, decide_us, ts_badges,
-                           self.decision_items, self.decision_reasons, self.decision_approvals)
-        s = self.snapshot
-        return [
-            ItemVerdict(int(s.item_ids[i]), int(r), None if a < 0 else int(s.appr_ids[a]))
-            for i, r, a in zip(self.decision_items[:n], self.decision_reasons[:n], self.decision_approvals[:n],
-                               strict=True)
-        ]
+    def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int) -> list[ItemVerdict]:
+        n = k.decide_items(self.ctx, portal_index, person_index, badge_us, ts_people)
+        if not n:
+            return []
+        st = self.state
+        item_ids, appr_ids = self.snapshot.item_ids, self.snapshot.appr_ids
+        verdicts = []
+        for i, r, a, f, since in zip(st.dec_item[:n].tolist(), st.dec_reasons[:n].tolist(),
+                                     st.dec_approval[:n].tolist(), st.dec_flags[:n].tolist(),
+                                     st.dec_since[:n].tolist(), strict=True):
+            verdicts.append(ItemVerdict(int(item_ids[i]), r, None if a < 0 else int(appr_ids[a]),
+                                        bool(f & k.V_NEW_USE), bool(f & k.V_UNCERTAIN), since, bool(f & k.V_RESTING)))
+        return verdicts
 
     def _item_indices(self, item_ids: list[int]) -> np.ndarray:
-        found = np.searchsorted(self.snapshot.item_ids, np.array(item_ids, np.int64), sorter=self._id_order)
-        return self._id_order[found]
+        ids = np.array(item_ids, np.int64)
+        found = np.searchsorted(self.snapshot.item_ids, ids, sorter=self._id_order)
+        idx = self._id_order[np.minimum(found, max(len(self._id_order) - 1, 0))] if len(self._id_order) else found
+        if len(ids) and (len(self._id_order) == 0 or (self.snapshot.item_ids[idx] != ids).any()):
+            raise KeyError(f"items not in the register: {sorted(set(item_ids) - set(self.snapshot.item_ids.tolist()))}")
+        return idx
 
-    def commit_allow(self, item_ids: list[int], portal_index: int, decide_us: int) -> None:
+    def commit_allow(self, item_ids: list[int], approval_ids: list[int | None], portal_index: int,
+                     allow_us: int) -> None:
+        """The items leave through the portal; an approval with a destination takes them into custody."""
+        if not item_ids:
+            return
         idx = self._item_indices(item_ids)
         self.state.allow_portal[idx] = portal_index
-        self.state.allow_us[idx] = decide_us
+        self.state.allow_us[idx] = allow_us
+        for i, approval_id in zip(idx.tolist(), approval_ids, strict=True):
+            if approval_id is not None:
+                a = self._approval_index(approval_id)
+                if self.snapshot.appr_row_target[a] >= 0:
+                    self.state.custody[i] = a
+
+    def portal_new(self, portal_index: int) -> int:
+        """When a tag last newly appeared at the portal (opened a pass there)."""
+        return int(self.state.portal_new[portal_index])
+
+    def portal_changed(self, portal_index: int) -> int:
+        """When a read at the portal last opened a pass or made an item's presence clear."""
+        return int(self.state.portal_change[portal_index])
 
     def _approval_index(self, approval_id: int) -> int:
         return self._approval_pos[approval_id]

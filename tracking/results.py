@@ -6,8 +6,12 @@ kernels use the integer codes, everything outside the core uses the names.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any, Generic, TypeVar, overload
+
+R = TypeVar("R")
 
 # Decision reasons, one bit each. The names are stable ids stored in the journal.
 REASON_NAMES: tuple[str, ...] = (
@@ -26,6 +30,14 @@ REASON_NAMES: tuple[str, ...] = (
     "person_inactive",
     "item_status",
     "unknown_portal",
+    "uncertain_reads",
+    "readers_offline_fail_secure",
+    "override_no_block",
+    "override_block_too_old",
+    "override_border_top_secret",
+    "override_by_blocked_person",
+    "override_unknown_guard",
+    "override_late",
 )
 REASON_BIT: dict[str, int] = {name: 1 << k for k, name in enumerate(REASON_NAMES)}
 R_APPROVAL_MISSING = REASON_BIT["approval_missing"]
@@ -43,6 +55,14 @@ R_UNKNOWN_BADGE = REASON_BIT["unknown_badge"]
 R_PERSON_INACTIVE = REASON_BIT["person_inactive"]
 R_ITEM_STATUS = REASON_BIT["item_status"]
 R_UNKNOWN_PORTAL = REASON_BIT["unknown_portal"]
+R_UNCERTAIN = REASON_BIT["uncertain_reads"]
+R_READERS_OFFLINE = REASON_BIT["readers_offline_fail_secure"]
+R_OVERRIDE_NO_BLOCK = REASON_BIT["override_no_block"]
+R_OVERRIDE_TOO_OLD = REASON_BIT["override_block_too_old"]
+R_OVERRIDE_BORDER_TS = REASON_BIT["override_border_top_secret"]
+R_OVERRIDE_BY_BLOCKED = REASON_BIT["override_by_blocked_person"]
+R_OVERRIDE_UNKNOWN_GUARD = REASON_BIT["override_unknown_guard"]
+R_OVERRIDE_LATE = REASON_BIT["override_late"]
 
 # Alarm kinds; the kernels emit the index into this tuple.
 ALARM_KINDS: tuple[str, ...] = (
@@ -64,7 +84,7 @@ CLONE_TRAVEL, CLONE_TID = 1, 2
 CLONE_DETAIL = {CLONE_TRAVEL: "impossible travel between portals", CLONE_TID: "TID does not match register"}
 
 
-@cache  # at most 2**15 masks; every Decision needs its names
+@cache  # the masks that really occur are few; every Decision needs its names
 def reason_names(mask: int) -> tuple[str, ...]:
     """The stable ids of the bits set in a reasons mask, in bit order."""
     return tuple(name for name, bit in REASON_BIT.items() if mask & bit)
@@ -75,6 +95,8 @@ class Movement:
     """An item crossed a portal. direction: 'exit' (inside -> outside) or 'entry'.
 
     to_venue_id None means the outside of the unit. time_us: last read of the crossing.
+    confidence: strength of the weaker side's evidence, 0..1 (EngineConfig); a crossing below
+    movement_confidence_min is not a movement at all (rule 4.10).
     """
 
     item_id: int
@@ -83,15 +105,24 @@ class Movement:
     time_us: int
     from_venue_id: int | None
     to_venue_id: int | None
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Exit decision for one badge presentation; the door is pulsed only when allow is True.
+    """Exit decision for one badge presentation (or one guard override); the door is pulsed only
+    when allow is True.
 
-    person_id is None for an unknown badge. item_ids: the items associated with this exit.
-    approval_ids: approvals this exit consumed (one use each). item_reasons: (item_id, mask) for
-    items with item-level reasons, so the guard sees which item failed which rule.
+    time_us: the badge time (for an override, the override's time). person_id is None for an
+    unknown badge. item_ids: every item within reach of the door. approval_ids: approvals this exit
+    consumed (one use each). item_reasons: (item_id, mask) for items with item-level reasons, so the
+    guard sees which item failed which rule. resting: (item_id, since_us) of items that were resting
+    by the door before the badge (they are part of the decision; the guard can have them moved).
+    uncertain: items whose reads were uncertain (weak, one-sided). route_approval_ids: approvals
+    that covered items on their route without a new use (the item is in custody under them).
+    decided_us: when the engine decided (timeline time). override_by: the guard's person id when
+    this is an override: allow True with the overridden block's reasons, or allow False with an
+    override_* reason when the override was refused; override_reason: the guard's written reason.
     """
 
     portal_id: int
@@ -103,6 +134,12 @@ class Decision:
     reasons: int
     approval_ids: tuple[int, ...]
     item_reasons: tuple[tuple[int, int], ...] = ()
+    resting: tuple[tuple[int, int], ...] = ()
+    uncertain: tuple[int, ...] = ()
+    route_approval_ids: tuple[int, ...] = ()
+    decided_us: int = 0
+    override_by: int | None = None
+    override_reason: str = ""
     reason_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -111,7 +148,11 @@ class Decision:
 
 @dataclass(frozen=True)
 class Alarm:
-    """Something a guard must see. portal_id / reader / item_id are None when not applicable."""
+    """Something a guard must see. portal_id / reader / item_id are None when not applicable.
+
+    late: raised by a read that arrived late or flagged stale by its device; time_us is the read's
+    own time (rule 4.9).
+    """
 
     kind: str
     time_us: int
@@ -120,15 +161,75 @@ class Alarm:
     detail: str = ""
     reader: str | None = None
     epc: str | None = None
+    late: bool = False
+
+
+class Rows(Sequence[R], Generic[R]):
+    """An immutable list of results kept as columns; the result objects are built when first read.
+
+    The bulk path settles hundreds of thousands of movements per call; building a dataclass for each
+    would cost more than finding them. A caller that iterates, indexes or compares gets the objects
+    (built once, then kept); one that only counts, or reads ``columns``, never pays for them.
+    """
+
+    __slots__ = ("_build", "_columns", "_length", "_objects")
+
+    def __init__(self, build: Callable[..., list[R]], columns: tuple[Any, ...], length: int) -> None:
+        self._build = build  # columns -> objects
+        self._columns = columns
+        self._objects: list[R] | None = None if length else []
+        self._length = length
+
+    @property
+    def columns(self) -> tuple[Any, ...]:
+        """The columns (numpy arrays or lists) in the order of the result's fields."""
+        return self._columns
+
+    def _all(self) -> list[R]:
+        if self._objects is None:
+            self._objects = self._build(*self._columns)
+        return self._objects
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> R: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[R]: ...
+    def __getitem__(self, index: int | slice) -> R | list[R]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[R]:
+        return iter(self._all())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Rows | list | tuple):
+            return self._all() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[R]) -> list[R]:
+        return self._all() + list(other)
+
+    def __radd__(self, other: Sequence[R]) -> list[R]:
+        return list(other) + self._all()
+
+    def __repr__(self) -> str:
+        return repr(self._all())
 
 
 @dataclass(frozen=True)
 class Output:
-    """Everything settled by one advance()/process() call, each list sorted by time."""
+    """Everything settled by one advance()/process() call, each sequence sorted by time.
 
-    movements: list[Movement]
+    movements and alarms are Rows (immutable lists, built on first read); decisions a list.
+    """
+
+    movements: Sequence[Movement]
     decisions: list[Decision]
-    alarms: list[Alarm]
+    alarms: Sequence[Alarm]
 
 
 @dataclass(frozen=True)

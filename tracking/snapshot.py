@@ -4,6 +4,11 @@ Items, venues, portals, people and approvals get dense indices (their order in t
 Many-to-many relations are CSR pairs (``*_ptr`` offsets into a flat index array). People and groups
 share one index space in scope/approval lists: a person is ``p``, a group is ``n_people + g``.
 EPCs live in one flat word array with per-item offsets, found through an open-addressing hash table.
+
+Routes: venues and the outside of the unit (node ``n_venues``) are the nodes of a graph whose edges
+are the portals. For every node an approval can lead to, ``route_dist`` holds the number of doors
+from each node to it along paths that stay inside the unit (the outside is a destination, never a
+way through). A door is on an approval's route when crossing it brings the item strictly closer.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from operator import attrgetter
 
 import numpy as np
 
-from tracking.codes import KIND_CODE, SIDE_CODE, STATUS_CODE
+from tracking.codes import FINAL_NEXT, FINAL_OUTSIDE, KIND_CODE, ROUTE_FAR, SIDE_CODE, SIDE_IGNORE, STATUS_CODE
 from tracking.epc import EPC_MAX_BITS, EPC_MIN_BITS, epc_bits, epc_words, tid_hash
 from tracking.kernels import _fill_table, find_item
 from tracking.model import SiteModel
@@ -41,6 +46,7 @@ class Snapshot:
     venue_ids: np.ndarray
     venue_ceiling: np.ndarray  # int8
     venue_ts: np.ndarray  # bool, top_secret_designated
+    venue_fail_secure: np.ndarray  # int8, fail_secure_level
     # portals
     portal_ids: np.ndarray
     portal_inside: np.ndarray  # int32 venue index
@@ -50,13 +56,16 @@ class Snapshot:
     ant_portal: np.ndarray  # int32[readers, antennas], -1 = unknown
     ant_side: np.ndarray  # int8[readers, antennas], SIDE_*
     reader_code: dict[str, int]
-    # people
+    portal_antennas: tuple[tuple[tuple[str, int], ...], ...]  # per portal: (reader, antenna), not ignored
+    portal_readers: tuple[frozenset[str], ...]  # per portal
+    # people (one entry per person, however many badges)
     person_ids: np.ndarray
     person_clearance: np.ndarray  # int8
     person_active: np.ndarray  # bool
     pgroup_ptr: np.ndarray  # int32[q+1]
     pgroup_idx: np.ndarray  # int32 group index
-    badge_person: dict[str, int]
+    badge_person: dict[str, int]  # every badge -> person index
+    inactive_badges: frozenset[str]
     # approvals
     appr_ids: np.ndarray
     appr_kind: np.ndarray  # int8, index into APPROVAL_KINDS
@@ -69,6 +78,11 @@ class Snapshot:
     appr_ref: np.ndarray  # int32 person or n_people + group
     item_appr_ptr: np.ndarray  # int32[n+1]
     item_appr: np.ndarray  # int32 approval indices, ascending
+    # routes (module docstring)
+    route_dist: np.ndarray  # int32[targets, n_venues + 1], ROUTE_FAR = unreachable
+    appr_row_target: np.ndarray  # int32 route_dist row of the approval's destination, -1 = any next venue
+    appr_row_portal: np.ndarray  # int32 route_dist row of the approval portal's inside venue, -1 = none
+    appr_final: np.ndarray  # int32 where the item comes to rest: venue index, -1 outside, -2 next venue
 
     @property
     def n_items(self) -> int:
@@ -123,6 +137,55 @@ def _ref_csr(persons: list[tuple[int, ...]], groups: list[tuple[int, ...]], pers
     rows, refs = np.concatenate([p_rows, g_rows]), np.concatenate([p_idx, g_idx])
     keep = refs >= 0
     return _pairs_csr(rows[keep], refs[keep], len(persons))
+
+
+def _route_rows(site: SiteModel, venue_index: dict[int, int], portal_index: dict[int, int]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(route_dist, appr_row_target, appr_row_portal, appr_final); see the module docstring."""
+    n = len(site.venues)
+    outside = n
+    neighbours: list[list[int]] = [[] for _ in range(n + 1)]
+    ends = []
+    for portal in site.portals:
+        a = venue_index[portal.inside_venue_id]
+        b = outside if portal.outside_venue_id is None else venue_index[portal.outside_venue_id]
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+        ends.append((a, b))
+    rows: dict[int, int] = {}
+
+    def row(node: int) -> int:
+        return rows.setdefault(node, len(rows))
+
+    targets, portal_rows, finals = [], [], []
+    for a in site.approvals:
+        x = -1 if a.portal_id is None else portal_index[a.portal_id]
+        if a.destination_venue_id is not None:
+            node = venue_index[a.destination_venue_id]
+        elif x >= 0:
+            node = ends[x][1]
+        elif a.kind in ("carry_out", "abroad"):
+            node = outside
+        else:
+            node = -1
+        targets.append(row(node) if node >= 0 else -1)
+        portal_rows.append(row(ends[x][0]) if x >= 0 else -1)
+        finals.append(FINAL_NEXT if node < 0 else FINAL_OUTSIDE if node == outside else node)
+    dist = np.full((len(rows), n + 1), ROUTE_FAR, dtype=np.int32)
+    for node, r in rows.items():
+        dist[r, node] = 0
+        frontier = [node]
+        while frontier:
+            nxt = []
+            for v in frontier:
+                if v == outside and v != node:
+                    continue  # the outside of the unit is an end, never a way through
+                for w in neighbours[v]:
+                    if dist[r, w] == ROUTE_FAR:
+                        dist[r, w] = dist[r, v] + 1
+                        nxt.append(w)
+            frontier = nxt
+    return (dist, np.array(targets, np.int32), np.array(portal_rows, np.int32), np.array(finals, np.int32))
 
 
 def _column(objects: tuple, name: str, dtype: type) -> np.ndarray:
@@ -216,6 +279,12 @@ def build_snapshot(site: SiteModel, config: object = None) -> Snapshot:
 
     approvals = site.approvals
     pgroups = _ref_csr([() for _ in site.people], [p.group_ids for p in site.people], np.zeros(0, np.int64), group_ids)
+    badge_person: dict[str, int] = {}
+    for k, person in enumerate(site.people):
+        for badge in person.all_badges:
+            if badge_person.setdefault(badge, k) != k:
+                raise ValueError(f"badge {badge!r} belongs to two people")
+    route_dist, appr_row_target, appr_row_portal, appr_final = _route_rows(site, venue_index, portal_index)
     return Snapshot(
         site=site,
         item_ids=item_ids,
@@ -228,18 +297,23 @@ def build_snapshot(site: SiteModel, config: object = None) -> Snapshot:
         venue_ids=np.array([v.venue_id for v in site.venues], dtype=np.int64),
         venue_ceiling=np.array([v.ceiling for v in site.venues], dtype=np.int8),
         venue_ts=np.array([v.top_secret_designated for v in site.venues], dtype=np.bool_),
+        venue_fail_secure=np.array([v.fail_secure_level for v in site.venues], dtype=np.int8),
         portal_ids=np.array([p.portal_id for p in site.portals], dtype=np.int64),
         portal_inside=np.array([vidx(p.inside_venue_id) for p in site.portals], dtype=np.int32),
         portal_outside=np.array([vidx(p.outside_venue_id) for p in site.portals], dtype=np.int32),
         portal_border=np.array([p.border for p in site.portals], dtype=np.bool_),
         portal_xy=np.array([(p.x_m, p.y_m) for p in site.portals], dtype=np.float64).reshape(-1, 2),
         ant_portal=ant_portal, ant_side=ant_side, reader_code=reader_code,
+        portal_antennas=tuple(tuple(dict.fromkeys((a.reader, a.antenna) for a in p.antennas
+                                                  if SIDE_CODE[a.side] != SIDE_IGNORE)) for p in site.portals),
+        portal_readers=tuple(frozenset(a.reader for a in p.antennas) for p in site.portals),
         person_ids=person_ids,
         person_clearance=np.array([p.clearance for p in site.people], dtype=np.int8),
         person_active=np.array([p.active for p in site.people], dtype=np.bool_),
         pgroup_ptr=pgroups[0],
         pgroup_idx=pgroups[1],
-        badge_person={p.badge: k for k, p in enumerate(site.people)},
+        badge_person=badge_person,
+        inactive_badges=frozenset(b for p in site.people for b in p.inactive_badges),
         appr_ids=np.array([a.approval_id for a in approvals], dtype=np.int64),
         appr_kind=np.array([KIND_CODE[a.kind] for a in approvals], dtype=np.int8),
         appr_from=np.array([a.valid_from_us for a in approvals], dtype=np.int64),
@@ -249,4 +323,6 @@ def build_snapshot(site: SiteModel, config: object = None) -> Snapshot:
         appr_dest=np.array([vidx(a.destination_venue_id) for a in approvals], dtype=np.int32),
         appr_ref_ptr=appr_ref_ptr, appr_ref=appr_ref,
         item_appr_ptr=item_appr_ptr, item_appr=item_appr,
+        route_dist=route_dist, appr_row_target=appr_row_target, appr_row_portal=appr_row_portal,
+        appr_final=appr_final,
     )

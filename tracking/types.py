@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -13,7 +14,9 @@ from tracking.results import Movement
 class ValidReads:
     """Validated, time-ordered tag reads mapped to portals: what a core applies.
 
-    portal: snapshot portal index; side: SIDE_INSIDE or SIDE_OUTSIDE; the rest as in ReadBatch.
+    portal: snapshot portal index; side: SIDE_INSIDE or SIDE_OUTSIDE; rssi: as reported (the cores
+    treat NaN or an implausible value as missing); stale: alarms only, never evidence (rule 4.9).
+    The rest as in ReadBatch.
     """
 
     time_us: np.ndarray  # int64
@@ -22,28 +25,46 @@ class ValidReads:
     epc_words: np.ndarray  # uint64[n, w]
     epc_bits: np.ndarray  # int16
     tid_hash: np.ndarray  # uint64
+    rssi: np.ndarray  # float64
+    stale: np.ndarray  # bool
 
     def rows(self, start: int, stop: int) -> ValidReads:
         """Rows start..stop-1 as views (no copy)."""
         return ValidReads(self.time_us[start:stop], self.portal[start:stop], self.side[start:stop],
-                          self.epc_words[start:stop], self.epc_bits[start:stop], self.tid_hash[start:stop])
+                          self.epc_words[start:stop], self.epc_bits[start:stop], self.tid_hash[start:stop],
+                          self.rssi[start:stop], self.stale[start:stop])
 
 
-@dataclass(frozen=True)
-class ItemVerdict:
-    """One item of an exit: its reasons mask and the approval it would consume (None = none)."""
+class ItemVerdict(NamedTuple):
+    """One item within reach of an exit (a named tuple: a decision builds one per item, each time).
+
+    reasons: its reasons mask. approval_id: the approval covering it (None = none); new_use: whether
+    the exit spends a use of it (False when the item is already in custody under it, on its route).
+    uncertain: its reads do not settle that it is there (rule 4.8). since_us: first read of its pass
+    at the portal; resting: that was more than association_us before the badge.
+    """
 
     item_id: int
     reasons: int
     approval_id: int | None
+    new_use: bool = True
+    uncertain: bool = False
+    since_us: int = 0
+    resting: bool = False
 
 
 @dataclass
 class CoreEvents:
-    """What a core produced: movements, alarms as (kind, time, portal_id, item_id, detail) and the
-    rows of the applied reads whose EPC is not in the register."""
+    """What a core produced: movements, alarms and the rows of the applied reads whose EPC is not in
+    the register. The reference core gives objects and (kind, time, portal_id, item_id, detail, late)
+    tuples; the Numba core gives columns (tracking.collect: a movement block, and alarm columns
+    kind, time, portal_id, item_id, detail code, late)."""
 
     movements: list[Movement] = field(default_factory=list)
-    alarms: list[tuple[int, int, int, int, int]] = field(default_factory=list)
+    alarms: list[tuple[int, int, int, int, int, bool]] = field(default_factory=list)
     unknown_rows: list[int] = field(default_factory=list)
+    movement_columns: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+    alarm_columns: list[tuple[np.ndarray, ...]] = field(default_factory=list)
 
+
+NO_EVENTS = CoreEvents()  # what a core returns when nothing happened; never modified

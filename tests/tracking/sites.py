@@ -7,7 +7,16 @@ from dataclasses import replace
 from hypothesis import strategies as st
 
 from tracking.engine import Engine
-from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, TagRead
+from tracking.events import (
+    BadgePresentation,
+    CameraCount,
+    DoorInput,
+    FireAlarmInput,
+    InventoryRound,
+    OverrideRequest,
+    ReaderHealth,
+    TagRead,
+)
 from tracking.model import (
     AntennaSpec,
     ApprovalSpec,
@@ -20,7 +29,8 @@ from tracking.model import (
 )
 from tracking.results import Output
 
-Event = TagRead | BadgePresentation | CameraCount | DoorInput | FireAlarmInput
+Event = (TagRead | BadgePresentation | CameraCount | DoorInput | FireAlarmInput | InventoryRound | ReaderHealth
+         | OverrideRequest)
 SECOND = 1_000_000
 
 
@@ -36,7 +46,9 @@ def epc_for(n: int) -> str:
 def vault_site(items: tuple[ItemSpec, ...] = (), approvals: tuple[ApprovalSpec, ...] = (),
                people: tuple[PersonSpec, ...] = ()) -> SiteModel:
     """A top-secret vault (1) -> secret office (2) via portal 10; office -> outside via portal 20
-    (100 m away); portal 30 is a border exit from the office; portal 40 joins two secret rooms."""
+    (100 m away); portal 30 is a border exit from the office; portal 40 joins two secret rooms.
+    People: alice (top secret, group 7), bob (top secret), carol (confidential), dave (inactive),
+    gus (a guard, secret)."""
     venues = (VenueSpec(1, 4, top_secret_designated=True), VenueSpec(2, 3), VenueSpec(3, 3))
     portals = (
         PortalSpec(10, 1, 2, antennas=antennas(10)),
@@ -46,7 +58,7 @@ def vault_site(items: tuple[ItemSpec, ...] = (), approvals: tuple[ApprovalSpec, 
     )
     people = people or (
         PersonSpec(1, "alice", 4, (7,)), PersonSpec(2, "bob", 4), PersonSpec(3, "carol", 2),
-        PersonSpec(4, "dave", 4, active=False),
+        PersonSpec(4, "dave", 4, active=False), PersonSpec(5, "gus", 3),
     )
     return SiteModel(items, venues, portals, people, approvals, (7,))
 
@@ -89,8 +101,22 @@ def feed(engine: Engine, event: Event) -> None:
         engine.on_camera(event)
     elif isinstance(event, DoorInput):
         engine.on_door(event)
+    elif isinstance(event, InventoryRound):
+        engine.on_round(event)
+    elif isinstance(event, ReaderHealth):
+        engine.on_reader_health(event)
+    elif isinstance(event, OverrideRequest):
+        engine.on_override(event)
     else:
         engine.on_fire_alarm(event)
+
+
+def rounds(engine: Engine, portal_id: int, start_us: int, end_us: int, every_us: int = 10_000,
+           antennas: tuple[int, ...] = (1, 2)) -> None:
+    """The portal's reader reports an inventory round end on each antenna every `every_us`."""
+    for t in range(start_us, end_us + 1, every_us):
+        for antenna in antennas:
+            engine.on_round(InventoryRound(f"R{portal_id}", antenna, t))
 
 
 # --- random sites and streams -----------------------------------------------------------------
@@ -102,7 +128,8 @@ CONFIG = EngineConfig(settle_us=300_000, two_person_us=2 * SECOND, association_u
 @st.composite
 def sites(draw: st.DrawFn) -> SiteModel:
     n_venues = draw(st.integers(2, 4))
-    venues = tuple(VenueSpec(v, draw(st.integers(0, 4)), draw(st.booleans())) for v in range(n_venues))
+    venues = tuple(VenueSpec(v, draw(st.integers(0, 4)), draw(st.booleans()), fail_secure_level=draw(st.integers(0, 5)))
+                   for v in range(n_venues))
     n_portals = draw(st.integers(1, 3))
     portals = tuple(
         PortalSpec(
@@ -114,7 +141,9 @@ def sites(draw: st.DrawFn) -> SiteModel:
     n_people = draw(st.integers(1, 4))
     people = tuple(
         PersonSpec(200 + q, f"B{q}", draw(st.integers(0, 4)), tuple(draw(st.sets(st.integers(0, 1)))),
-                   draw(st.booleans() | st.just(True)))
+                   draw(st.booleans() | st.just(True)),
+                   badges=(f"B{q}x",) if draw(st.booleans()) else (),
+                   inactive_badges=(f"B{q}lost",) if draw(st.booleans()) else ())
         for q in range(n_people)
     )
     person_ids = [p.person_id for p in people]
@@ -145,27 +174,39 @@ def sites(draw: st.DrawFn) -> SiteModel:
     return SiteModel(items, venues, portals, people, approvals, (0, 1))
 
 
+RSSI = st.sampled_from([-50.0, -50.0, -58.0, -66.0, -74.0, -79.0, float("nan")])
+
+
 @st.composite
 def streams(draw: st.DrawFn, site: SiteModel, max_events: int = 60) -> list[Event]:
-    """Time-ordered events; bursts of reads so that passes and crossings actually happen."""
+    """Time-ordered events; bursts of reads so that passes and crossings actually happen, with the
+    adversary's moves mixed in: dwelling at the door, weak, one-sided and bleed reads, stale reads,
+    second badges, round reports, readers dropping out, overrides of fresh and old blocks."""
     portal_ids = [p.portal_id for p in site.portals]
     epcs = [it.epc for it in site.items] + ["DEADBEEF" * 3, "ABC"]
-    badges = [p.badge for p in site.people] + ["stranger"]
+    badges = [b for p in site.people for b in p.all_badges] + ["stranger"]
+    guards = [p.person_id for p in site.people] + [999]
     events: list[Event] = []
     t = 0
     for _ in range(draw(st.integers(1, max_events))):
         t += draw(st.integers(0, 400_000))
-        kind = draw(st.sampled_from(["exit", "exit", "burst", "burst", "read", "badge", "camera", "door", "fire"]))
+        kind = draw(st.sampled_from(["exit", "exit", "burst", "burst", "read", "badge", "camera", "door", "fire",
+                                     "dwell", "bleed", "rounds", "health", "override"]))
         portal = draw(st.sampled_from(portal_ids))
+        reader = f"R{portal}"
         if kind == "exit":
             carried = draw(st.lists(st.sampled_from(epcs), min_size=1, max_size=3, unique=True))
             outward = draw(st.booleans())
-            for k in range(6):
-                antenna = (1 if k < 3 else 2) if outward else (2 if k < 3 else 1)
-                events += [TagRead(f"R{portal}", antenna, epc, t + 60_000 * k, -50.0) for epc in carried]
+            per_side = draw(st.sampled_from([1, 2, 3, 3]))
+            rssi = draw(RSSI)
+            stale = draw(st.sampled_from([False, False, False, True]))
+            for k in range(2 * per_side):
+                antenna = (1 if k < per_side else 2) if outward else (2 if k < per_side else 1)
+                events += [TagRead(reader, antenna, epc, t + 60_000 * k, rssi, stale=stale) for epc in carried]
             for n in range(draw(st.integers(1, 2))):
-                stale = draw(st.sampled_from([False, False, False, True]))
-                events.append(BadgePresentation(portal, draw(st.sampled_from(badges)), t + 40_000 + 1000 * n, stale))
+                stale_badge = draw(st.sampled_from([False, False, False, True]))
+                events.append(BadgePresentation(portal, draw(st.sampled_from(badges)), t + 40_000 + 1000 * n,
+                                                stale_badge))
             if draw(st.booleans()):
                 events.append(CameraCount(portal, draw(st.integers(0, 2)), t + 30_000))
             t += 400_000
@@ -175,8 +216,30 @@ def streams(draw: st.DrawFn, site: SiteModel, max_events: int = 60) -> list[Even
             for k in range(draw(st.integers(1, 6))):
                 antenna = first if k < 2 else draw(st.sampled_from([1, 2]))
                 tid = draw(st.none() | st.sampled_from(["T1", "T2"]))
-                events.append(TagRead(f"R{portal}", antenna, epc, t + 60_000 * k, -50.0, tid))
+                events.append(TagRead(reader, antenna, epc, t + 60_000 * k, draw(RSSI), tid,
+                                      stale=draw(st.sampled_from([False, False, False, True]))))
             t += 10_000
+        elif kind == "dwell":  # resting by the inside antennas for a while, then a badge
+            epc = draw(st.sampled_from(epcs))
+            reads = draw(st.integers(2, 40))
+            events += [TagRead(reader, 1, epc, t + 100_000 * k, draw(RSSI)) for k in range(reads)]
+            events.append(BadgePresentation(portal, draw(st.sampled_from(badges)), t + 100_000 * reads - 50_000))
+            t += 100_000 * reads
+        elif kind == "bleed":  # strong inside, a weak glimpse outside
+            epc = draw(st.sampled_from(epcs))
+            events += [TagRead(reader, 1, epc, t + 50_000 * k, -50.0) for k in range(draw(st.integers(1, 8)))]
+            events += [TagRead(reader, 2, epc, t + 400_000 + 20_000 * k, draw(RSSI))
+                       for k in range(draw(st.integers(1, 2)))]
+            t += 500_000
+        elif kind == "rounds":
+            every = draw(st.sampled_from([5_000, 20_000, 70_000]))
+            for k in range(draw(st.integers(1, 8))):
+                events.append(InventoryRound(reader, draw(st.sampled_from([0, 1, 2, 9])), t + every * k))
+        elif kind == "health":
+            events.append(ReaderHealth(draw(st.sampled_from([reader, "ghost"])), draw(st.booleans()), t))
+        elif kind == "override":
+            events.append(OverrideRequest(portal, draw(st.sampled_from(guards)), t, "escorted",
+                                          draw(st.none() | st.integers(0, t))))
         elif kind == "read":
             events.append(TagRead(draw(st.sampled_from([f"R{portal}", "ghost"])), draw(st.integers(0, 4)),
                                   draw(st.sampled_from(epcs)), t,

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.tracking.sites import vault_site
-from tracking.model import ItemSpec
+from tracking.model import ApprovalSpec, ItemSpec, PersonSpec
 from tracking.snapshot import build_snapshot
 
 epcs = st.integers(6, 31).flatmap(lambda words: st.text("0123456789ABCDEF", min_size=4 * words,
@@ -41,5 +41,26 @@ def test_ids_map_to_dense_indices() -> None:
     snapshot = build_snapshot(vault_site(items=(ItemSpec(7, "B" * 24, "T", 3, "seized", 1, (1, 2), (7,)),)))
     assert snapshot.item_ids.tolist() == [7] and snapshot.item_level.tolist() == [3]
     assert snapshot.item_venue.tolist() == [0]  # venue 1 is the first venue
-    assert snapshot.scope_ref.tolist() == [0, 1, 4]  # two people, then group 7 after the four people
+    assert snapshot.scope_ref.tolist() == [0, 1, 5]  # two people, then group 7 after the five people
     assert snapshot.array_bytes() > 0
+
+
+def test_a_badge_belongs_to_one_person() -> None:
+    people = (PersonSpec(1, "alice", 4, badges=("shared",)), PersonSpec(2, "bob", 4, inactive_badges=("shared",)))
+    with pytest.raises(ValueError, match="two people"):
+        build_snapshot(vault_site(people=people))
+    snapshot = build_snapshot(vault_site(people=(PersonSpec(1, "alice", 4, badges=("a2",), inactive_badges=("a0",)),)))
+    assert snapshot.badge_person == {"alice": 0, "a2": 0, "a0": 0} and snapshot.inactive_badges == {"a0"}
+
+
+def test_route_distances_count_doors_inside_the_unit() -> None:
+    # vault 1 -10- office 2 -40- room 3; the office leaves the unit by 20 and 30
+    approvals = (ApprovalSpec(1, "transfer", (), destination_venue_id=3), ApprovalSpec(2, "carry_out", ()),
+                 ApprovalSpec(3, "transfer", ()), ApprovalSpec(4, "transfer", (), portal_id=40))
+    s = build_snapshot(vault_site(approvals=approvals))
+    outside = len(s.venue_ids)
+    to_room, to_out = s.route_dist[s.appr_row_target[0]], s.route_dist[s.appr_row_target[1]]
+    assert to_room.tolist()[:3] == [2, 1, 0] and to_room[outside] == 2  # the outside is an end, never a way
+    assert to_out.tolist() == [2, 1, 2, 0]
+    assert s.appr_row_target[2] == -1 and s.appr_final.tolist() == [2, -1, -2, 2]
+    assert s.route_dist[s.appr_row_portal[3]].tolist()[:3] == [1, 0, 1]  # to portal 40's inside: the office

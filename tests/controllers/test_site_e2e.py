@@ -206,7 +206,9 @@ def test_a_station_is_reached_by_its_venue_or_any_machine_in_it(running: tuple[R
 
 def test_a_new_approval_applies_without_a_restart(running: tuple[RunningSite, Traffic]) -> None:
     site, traffic = running
-    plan = "E28011700000020000000001"  # U-2026-001, the evacuation plan, kept in the corridor
+    # I-2026-001, the internal telephone directory: work secrets need a carry-out approval by default
+    # (unclassified items never do, rule 4.2)
+    plan = "E28011700000020000000002"
     assert not traffic.exit_attempt("main-exit", ["20004"], [plan], people=1)
     with db.transaction(site.runtime.factory) as session:
         approval = approvals.request(
@@ -215,7 +217,7 @@ def test_a_new_approval_applies_without_a_restart(running: tuple[RunningSite, Tr
             approvals.ApprovalRequest(
                 ref="A-LIVE",
                 kind="carry_out",
-                items=("U-2026-001",),
+                items=("I-2026-001",),
                 people=("carol",),
                 valid_from=dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1),
                 valid_until=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),

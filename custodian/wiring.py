@@ -37,7 +37,7 @@ from firmware_bridge.rfid.mercury_simulator import MercurySimulator
 from registry.models import Device, Venue
 from registry.services.inventory import CountResult
 from vision import particles, synthetic
-from vision.levels import find_level
+from vision.shred_levels import find_level
 
 SIMULATED_DEGAUSSER_OE = 20000  # an evaluated HDD degausser class machine
 

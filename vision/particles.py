@@ -14,8 +14,8 @@ import numpy as np
 
 from vision.calibration import Calibration, MarkerSpec, calibrate
 from vision.images import ImageInput, load_gray
-from vision.levels import LEVELS, SecurityLevel, find_level
 from vision.segmentation import Blob, blobs, foreground, separate
+from vision.shred_levels import LEVELS, SecurityLevel, find_level
 
 Verdict = Literal["pass", "fail", "cannot_verify"]
 
@@ -142,7 +142,7 @@ def analyse(
 ) -> ParticleReport:
     """Measure every particle on the tray and judge the lot against `level` (e.g. 'P-5', 'NSA-02-01').
 
-    `levels` is the table to look the level up in (see `vision.levels.levels_with` for site additions).
+    `levels` is the table to look the level up in (see `vision.shred_levels.levels_with` for site additions).
     """
     spec = find_level(level, levels)
     if spec is None:

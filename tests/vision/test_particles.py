@@ -6,8 +6,8 @@ from hypothesis import strategies as st
 
 from vision.calibration import MarkerSpec
 from vision.labels import LabelData
-from vision.levels import levels_with
 from vision.particles import ParticleReport, TraySetup, analyse
+from vision.shred_levels import levels_with
 from vision.synthetic import ShredTray, _fill_exact, label_photo, shred_tray
 
 SMALL_MARKER = MarkerSpec(side_mm=30.0)

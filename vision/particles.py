@@ -195,13 +195,15 @@ def _analyse(colour: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> Parti
     if cv2.countNonZero(found.filled) > MAX_FOREGROUND_SHARE * found.filled.size:
         return _cannot(spec.name, "no contrasting tray in view (most of the view differs from the tray)", calibration)
     mm2_per_px = calibration.mm_per_px**2
-    unsure = _unclassified(tray, found, zone, max(24.0, UNSURE_SHARE * (spec.max_area_mm2 or 1e9) / mm2_per_px))
+    unsure = _unclassified(tray, found, zone, ring, max(24.0, UNSURE_SHARE * (spec.max_area_mm2 or 1e9) / mm2_per_px))
     if found.n == 0:
         return _cannot(spec.name, "no particles found on the tray", calibration, ambiguous_outlines=unsure)
     return _judge(colour, spec, calibration, tray, found, unsure)
 
 
-def _unclassified(tray: TrayFit, found: Components, zone: np.ndarray, min_px: float) -> tuple[np.ndarray, ...]:
+def _unclassified(
+    tray: TrayFit, found: Components, zone: np.ndarray, ring: np.ndarray, min_px: float
+) -> tuple[np.ndarray, ...]:
     """Outlines (image pixels) of regions that are neither clearly tray nor clearly a particle.
 
     Judged at the scale of the smallest region that matters (`min_px`): the distance is averaged over
@@ -210,7 +212,10 @@ def _unclassified(tray: TrayFit, found: Components, zone: np.ndarray, min_px: fl
     h, w = tray.distance.shape
     half = (max(1, w // 2), max(1, h // 2))
     distance = cv2.resize(tray.distance, half, interpolation=cv2.INTER_AREA)
-    particles = cv2.resize(found.filled, half, interpolation=cv2.INTER_NEAREST)
+    # Only clearly visible particles are excused: faint ones are part of what cannot be classified.
+    confident = np.zeros(found.n + 1, np.uint8)
+    confident[1:][found.level >= FAINT_SHARE * tray.particle_level] = 255
+    particles = confident[cv2.resize(found.labels, half, interpolation=cv2.INTER_NEAREST)]
     near = cv2.dilate(particles, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
     valid = ((near == 0) & (cv2.resize(zone, half, interpolation=cv2.INTER_NEAREST) == 0)).astype(np.float32)
     side = max(3, int(np.sqrt(min_px / 4.0)))
@@ -219,8 +224,14 @@ def _unclassified(tray: TrayFit, found: Components, zone: np.ndarray, min_px: fl
     usable = (weight > 0.5) & (valid > 0)
     if not usable.any():
         return ()
-    spread = float(np.percentile(mean[usable], 99.9))
-    level = max(tray.tray_level, 1.5 * spread)
+    # The tray's own spread at this scale, from the ring beside the markers (tray by construction;
+    # median and MAD, so a piece lying there does not raise it).
+    sample = mean[(cv2.resize(ring, half, interpolation=cv2.INTER_NEAREST) > 0) & usable]
+    if sample.size < 20:
+        sample = mean[usable]
+    centre = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - centre)))
+    level = centre + max(5.0 * spread, 2.0)
     unsure = ((mean > level) & usable).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(unsure, connectivity=8)
     outlines = []

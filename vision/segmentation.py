@@ -9,8 +9,6 @@ kinds of evidence: a seam (a line darker than the paper on both sides) and a nec
 
 from dataclasses import dataclass, field
 
-import os as _os
-
 import cv2
 import numba
 import numpy as np
@@ -24,7 +22,9 @@ CORE_LEVEL = 0.8
 SEAM_LEVEL = 0.6
 SHADOW_LEVEL = 0.75
 INK_LEVEL = 0.3
-CORE_SHARE = 0.5  # a piece's core: thicker than this share of the region's greatest half-width
+CORE_SHARE = 0.25  # a piece's core: thicker than this share of the region's greatest half-width
+SAME_PIECE = 0.88  # parts whose union is this solid (and no thicker) are one piece
+SOLID = 0.8  # a piece's area over its convex hull's: a simple piece; a T, L or X of two is below
 NECK_SHARE = 0.5  # a neck: the union's half-thickness at a cut, as a share of the thinner piece's
 POINT_SHARE = 0.25  # a point contact: a neck this narrow
 MIN_TURN = np.radians(20)  # pieces this far apart in direction are not one straight piece
@@ -247,39 +247,37 @@ def split(mask: np.ndarray, distance: np.ndarray, level: float) -> Split:
     whole = Split((mask,), False)
     union_dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
     bright = distance >= CORE_LEVEL * level
-    cores = ((union_dt > CORE_SHARE * float(union_dt.max())) & bright).astype(np.uint8)
+    cores = ((union_dt > max(1.5, CORE_SHARE * float(union_dt.max()))) & bright).astype(np.uint8)
     n, parts, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
     big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= MIN_PARTICLE_PX]
     if len(big) < 2:
-        if _os.environ.get("SPLIT_TRACE"):
-            print("one core", [stats[i, cv2.CC_STAT_AREA] for i in range(1, n)])
         return whole
     seeds = np.zeros(mask.shape, np.uint8)
     for k, i in enumerate(big, 1):
         seeds[parts == i] = k
-    # Every pixel of the region joins its nearest core: the cut falls across the neck between them.
-    _, nearest = cv2.distanceTransformWithLabels(
-        (seeds == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    seed_at = np.zeros(int(nearest.max()) + 1, np.int32)
-    ys, xs = np.nonzero(seeds)
-    seed_at[nearest[ys, xs]] = seeds[ys, xs]
-    owner = np.where(mask > 0, seed_at[nearest], 0)
-    k_parts = len(big)
-    half_width = [float(cv2.distanceTransform((owner == k).astype(np.uint8), cv2.DIST_L2, 5).max()) for k in range(1, k_parts + 1)]
-    angles = [_orientation((owner == k).astype(np.uint8)) for k in range(1, k_parts + 1)]
-    parent = list(range(k_parts + 1))
-
-    def root(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
+    # The region floods from its cores across the paper: the cuts settle on seams (dark lines),
+    # where the pieces meet.
+    relief = np.clip(255.0 - distance * (255.0 / max(level, 1.0)), 0, 255).astype(np.uint8)
+    markers = seeds.astype(np.int32)
+    markers[mask == 0] = len(big) + 1  # the tray floods too, so the region's outline stays put
+    cv2.watershed(cv2.merge([relief, relief, relief]), markers)
+    owner = np.where((mask > 0) & (markers >= 1) & (markers <= len(big)), markers, 0)
+    # Watershed lines (-1) inside the region go to the nearest part.
+    lines = (mask > 0) & (owner == 0)
+    if lines.any():
+        _, nearest = cv2.distanceTransformWithLabels(
+            (owner == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        label_of = np.zeros(int(nearest.max()) + 1, np.int32)
+        ys, xs = np.nonzero(owner)
+        label_of[nearest[ys, xs]] = owner[ys, xs]
+        owner[lines] = label_of[nearest[lines]]
     cuts: dict[tuple[int, int], list[tuple[float, float]]] = {}
     rows, cols = owner.shape
     # A seam is a line a pixel or two wide; the cut between cores runs within a pixel or two of it.
-    darkest = cv2.erode(distance, np.ones((5, 5), np.uint8))
+    # Only the region's own pixels count: at a narrow bridge the tray beside it is no seam.
+    inside = np.where(mask > 0, distance, np.float32(1e6)).astype(np.float32)
+    darkest = cv2.erode(inside, np.ones((5, 5), np.uint8))
     for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
         a = owner[0 : rows - dy, max(0, -dx) : cols - max(0, dx)]
         b = owner[dy:rows, max(0, dx) : cols - max(0, -dx)]
@@ -287,32 +285,100 @@ def split(mask: np.ndarray, distance: np.ndarray, level: float) -> Split:
         for p, q, y, x in zip(a[ty, tx], b[ty, tx], ty, tx + max(0, -dx), strict=True):
             key = (int(min(p, q)), int(max(p, q)))
             cuts.setdefault(key, []).append((float(union_dt[y, x]), float(darkest[y, x])))
+    groups = [(owner == k).astype(np.uint8) for k in range(1, len(big) + 1)]
+    members = [{k} for k in range(1, len(big) + 1)]
     seams = False
-    for (p, q), samples in cuts.items():
-        thick = max(t for t, _ in samples)
-        neck = thick / max(min(half_width[p - 1], half_width[q - 1]), 1.0)
-        seam = float(np.median([d for _, d in samples])) / max(level, 1.0)
-        turn = _turn(angles[p - 1], angles[q - 1])
-        shadow = INK_LEVEL < seam <= SHADOW_LEVEL
-        separate = (
-            (neck <= NECK_SHARE and seam <= SEAM_LEVEL)  # a narrow contact with a dark line across it
-            or (neck <= POINT_SHARE and turn >= MIN_TURN)  # a point contact between pieces at an angle
-            # A seam or a gap between pieces lying at an angle (T, L, X). A dark line between collinear
-            # parts may be print across one strip: that stays one piece.
-            or (seam <= SHADOW_LEVEL and turn >= MIN_TURN)
-        )
-        if _os.environ.get("SPLIT_TRACE"):
-            print("cut", p, q, f"neck={neck:.2f} seam={seam:.2f} turn={np.degrees(turn):.0f} sep={separate} n={len(samples)} hw={half_width[p-1]:.1f},{half_width[q-1]:.1f}")
-        if not separate:
-            seams |= shadow
-            parent[root(p)] = root(q)
-    groups: dict[int, np.ndarray] = {}
-    for k in range(1, k_parts + 1):
-        r = root(k)
-        groups[r] = groups.get(r, np.zeros(mask.shape, np.uint8)) | (owner == k).astype(np.uint8)
+
+    def between(i: int, j: int) -> list[tuple[float, float]]:
+        return [t for p in members[i] for q in members[j] for t in cuts.get((min(p, q), max(p, q)), [])]
+
+    def merge(i: int, j: int) -> None:
+        groups[i] = groups[i] | groups[j]
+        members[i] |= members[j]
+        del groups[j], members[j]
+
+    # First the parts of one piece: print across a strip cuts its core, but together they are one
+    # simple piece. Most solid union first, so a fragment joins its own strip, not the piece it touches.
+    while True:
+        pairs = [(i, j) for i in range(len(groups)) for j in range(i + 1, len(groups)) if between(i, j)]
+        scored = [(_solidity(groups[i] | groups[j]), i, j) for i, j in pairs if _same_width(groups[i], groups[j])]
+        best = max(scored, default=None)
+        if best is None or best[0] < SAME_PIECE:
+            break
+        _, i, j = best
+        seams |= _is_shadow(between(i, j), level)
+        merge(i, j)
+    # A compact fragment (print cut it off its strip) joins the neighbour it makes the most solid.
+    while True:
+        compact = [i for i in range(len(groups)) if _orientation(groups[i]) is None and len(groups) > 1]
+        options = [
+            (_solidity(groups[i] | groups[j]), i, j) for i in compact for j in range(len(groups)) if j != i and between(i, j)
+        ]
+        if not options:
+            break
+        _, i, j = max(options)
+        seams |= _is_shadow(between(i, j), level)
+        merge(min(i, j), max(i, j))
+    # Then the contacts between pieces: kept apart only on the evidence, otherwise one region.
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                samples = between(i, j)
+                if samples and not _separate(groups[i], groups[j], samples, level):
+                    seams |= _is_shadow(samples, level)
+                    merge(i, j)
+                    changed = True
+                    break
+            if changed:
+                break
     if len(groups) == 1:
         return Split((mask,), seams)
-    return Split(_rejoin_covered(list(groups.values()), cuts, root), seams)
+    return Split(_rejoin_covered(groups), seams)
+
+
+def _same_width(a: np.ndarray, b: np.ndarray) -> bool:
+    """Parts of one strip: their union is no thicker than the thicker part."""
+    widths = [float(cv2.distanceTransform(m, cv2.DIST_L2, 5).max()) for m in (a, b, a | b)]
+    return widths[2] <= 1.15 * max(widths[0], widths[1]) + 0.5
+
+
+def _seam(samples: list[tuple[float, float]], level: float) -> float:
+    return float(np.median([d for _, d in samples])) / max(level, 1.0)
+
+
+def _is_shadow(samples: list[tuple[float, float]], level: float) -> bool:
+    return INK_LEVEL < _seam(samples, level) <= SHADOW_LEVEL
+
+
+def _separate(a: np.ndarray, b: np.ndarray, samples: list[tuple[float, float]], level: float) -> bool:
+    half_a = float(cv2.distanceTransform(a, cv2.DIST_L2, 5).max())
+    half_b = float(cv2.distanceTransform(b, cv2.DIST_L2, 5).max())
+    neck = max(t for t, _ in samples) / max(min(half_a, half_b), 1.0)
+    seam = _seam(samples, level)
+    turn = _turn(_orientation(a), _orientation(b))
+    separate = (
+        (neck <= NECK_SHARE and seam <= SEAM_LEVEL)  # a narrow contact with a dark line across it
+        or (neck <= POINT_SHARE and turn >= MIN_TURN)  # a point contact between pieces at an angle
+        # A seam between two simple pieces lying at an angle, their union no simple piece (T, L, X).
+        or (
+            seam <= SHADOW_LEVEL
+            and turn >= MIN_TURN
+            and _solidity(a) >= SOLID
+            and _solidity(b) >= SOLID
+            and _solidity(a | b) < SOLID
+        )
+    )
+    return bool(separate)
+
+
+def _solidity(region: np.ndarray) -> float:
+    points = np.argwhere(region)[:, ::-1].astype(np.int32)
+    if len(points) < 3:
+        return 1.0
+    hull = cv2.convexHull(points)
+    return float(len(points) / max(cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1, 1.0))
 
 
 def _turn(a: float | None, b: float | None) -> float:
@@ -321,7 +387,7 @@ def _turn(a: float | None, b: float | None) -> float:
     return abs((a - b + np.pi / 2) % np.pi - np.pi / 2)
 
 
-def _rejoin_covered(groups: list[np.ndarray], cuts: dict, root) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
+def _rejoin_covered(groups: list[np.ndarray]) -> tuple[np.ndarray, ...]:
     """A piece lying across another shows the lower one as two collinear ends: they are one piece,
     measured with the covered middle (the convex hull of both ends), never as two short ones."""
     merged = list(groups)

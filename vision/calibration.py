@@ -39,6 +39,8 @@ class MarkerBoard:
     markers: tuple[BoardMarker, ...] = (BoardMarker(0, 50.0),)
     dictionary: int = cv2.aruco.DICT_4X4_50
     quiet_zone: float = 0.35
+    # The tray's own extent on the board (x0, y0, x1, y1 in mm); beyond it is no tray. None: the whole view.
+    tray_mm: tuple[float, float, float, float] | None = None
 
     @classmethod
     def single(cls, side_mm: float = 50.0, marker_id: int = 0) -> "MarkerBoard":
@@ -51,7 +53,8 @@ class MarkerBoard:
         """Markers 0..3 clockwise from the top-left corner of a tray of the given size."""
         far_x, far_y = width_mm - inset_mm - side_mm, height_mm - inset_mm - side_mm
         places = ((inset_mm, inset_mm), (far_x, inset_mm), (far_x, far_y), (inset_mm, far_y))
-        return cls(tuple(BoardMarker(i, side_mm, x, y) for i, (x, y) in enumerate(places)), quiet_zone=quiet_zone)
+        markers = tuple(BoardMarker(i, side_mm, x, y) for i, (x, y) in enumerate(places))
+        return cls(markers, quiet_zone=quiet_zone, tray_mm=(0.0, 0.0, width_mm, height_mm))
 
     def by_id(self) -> dict[int, BoardMarker]:
         return {m.marker_id: m for m in self.markers}
@@ -112,10 +115,17 @@ class Calibration:
         return np.maximum(scales.std(axis=0) / scales.mean(axis=0), 1e-4)
 
     def marker_zone_mask(self, shape: tuple[int, int]) -> np.ndarray:
-        """Every board marker (found or not, where the homography puts it) grown by its quiet zone."""
+        """Every board marker (found or not, where the homography puts it) grown by its quiet zone,
+        and whatever lies beyond the tray's extent."""
         assert self.homography is not None
         mask = np.zeros(shape, dtype=np.uint8)
         inverse = np.linalg.inv(self.homography)
+        if self.board.tray_mm is not None:
+            x0, y0, x1, y1 = self.board.tray_mm
+            corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
+            px = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), inverse).reshape(-1, 2)
+            mask[:] = 255
+            cv2.fillConvexPoly(mask, np.round(px).astype(np.int32), 0)
         for marker in self.board.markers:
             corners = marker.corners_mm()
             centre = corners.mean(axis=0)

@@ -130,7 +130,12 @@ def _cannot(level: str, reason: str, calibration: Calibration | None = None, **e
     mm = calibration.mm_per_px if calibration else 0.0
     quads = tuple(c for _, c in calibration.found) if calibration else ()
     return ParticleReport(
-        "cannot_verify", f"cannot verify: {reason}", level, mm_per_px=mm, marker_outlines=quads, **extra  # type: ignore[arg-type]
+        "cannot_verify",
+        f"cannot verify: {reason}",
+        level,
+        mm_per_px=mm,
+        marker_outlines=quads,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -197,7 +202,7 @@ def _analyse(colour: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> Parti
     mm2_per_px = calibration.mm_per_px**2
     unsure = _unclassified(tray, found, zone, ring, max(24.0, UNSURE_SHARE * (spec.max_area_mm2 or 1e9) / mm2_per_px))
     if found.n == 0:
-        return _cannot(spec.name, "no particles found on the tray", calibration, ambiguous_outlines=unsure)
+        return _cannot(spec.name, "no particles found on the tray", calibration, ambiguous_outlines=_pixels(unsure))
     return _judge(colour, spec, calibration, tray, found, unsure)
 
 
@@ -241,7 +246,7 @@ def _unclassified(
         x, y, bw, bh = stats[i, :4]
         sub = (labels[y : y + bh, x : x + bw] == i).astype(np.uint8)
         contours, _ = cv2.findContours(sub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        outlines += [(c.reshape(-1, 2).astype(np.float64) + [x, y]) * 2.0 for c in contours]
+        outlines += [([*c.reshape(-1, 2).astype(np.float64), x, y]) * 2.0 for c in contours]
     return tuple(outlines)
 
 
@@ -348,9 +353,10 @@ def _measure_mask(
 
 def _concat(parts: list[_Measured]) -> _Measured:
     return _Measured(
-        *(np.concatenate([getattr(p, name) for p in parts]) for name in (
-            "area", "width", "length", "area_sigma", "width_sigma", "length_sigma"
-        )),
+        *(
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("area", "width", "length", "area_sigma", "width_sigma", "length_sigma")
+        ),
         centres_px=np.concatenate([p.centres_px for p in parts]),
         outlines=tuple(o for p in parts for o in p.outlines),
     )
@@ -393,6 +399,8 @@ def _judge(
     keep = ~closer
     parts = [_take(measured, keep)]
     for index in np.flatnonzero(closer):
+        if found.clipped[index]:
+            continue  # cut off: only part of it is in view, it cannot be judged (reported as clipped)
         mask, offset = piece_mask(found, int(index))
         ys, xs, _ = roi(found, int(index))
         level = float(found.level[index])
@@ -409,7 +417,6 @@ def _judge(
     result = _concat(parts)
     over, near = _status(result, limits)
     clipped_idx = np.flatnonzero(found.clipped)
-    clipped_ok = [i for i in clipped_idx if not ((measured.area[i] > limits[0]) or (measured.width[i] > limits[1]))]
     offenders = int(over.sum())
     n_near = int(near.sum())
     outlines = result.outlines
@@ -421,9 +428,9 @@ def _judge(
     elif ambiguous:
         verdict = "cannot_verify"
         reason = f"cannot verify: {len(ambiguous)} region(s) could not be classified or separated with confidence"
-    elif clipped_ok:
+    elif len(clipped_idx):
         verdict = "cannot_verify"
-        reason = f"cannot verify: {len(clipped_ok)} particle(s) cut off at the image edge or a marker"
+        reason = f"cannot verify: {len(clipped_idx)} particle(s) cut off at the edge of the view, the tray or a marker"
     elif n_near:
         verdict = "cannot_verify"
         reason = f"cannot verify: {n_near} particle(s) within the measurement uncertainty of {spec.name}"
@@ -452,11 +459,16 @@ def _judge(
         widths_mm=result.width,
         lengths_mm=result.length,
         centres_mm=calibration.to_mm(result.centres_px),
-        offender_outlines=offender_outlines,
-        near_limit_outlines=near_outlines,
-        ambiguous_outlines=tuple(ambiguous),
+        offender_outlines=_pixels(offender_outlines),
+        near_limit_outlines=_pixels(near_outlines),
+        ambiguous_outlines=_pixels(ambiguous),
         marker_outlines=tuple(c for _, c in calibration.found),
     )
+
+
+def _pixels(outlines: "tuple[np.ndarray, ...] | list[np.ndarray]") -> tuple[np.ndarray, ...]:
+    """Outlines as OpenCV contours (int32 pixel coordinates)."""
+    return tuple(np.round(o).astype(np.int32).reshape(-1, 2) for o in outlines)
 
 
 def _take(m: _Measured, keep: np.ndarray) -> _Measured:

@@ -77,9 +77,7 @@ class PeopleCounter:
         self._relearn()
 
     def _relearn(self) -> None:
-        self._subtractor = cv2.createBackgroundSubtractorMOG2(
-            history=300, varThreshold=24, detectShadows=False
-        )
+        self._subtractor = cv2.createBackgroundSubtractorMOG2(history=300, varThreshold=24, detectShadows=False)
         self._frames = 0
         self._tracks = []
 

@@ -23,6 +23,7 @@ SEAM_LEVEL = 0.6
 SHADOW_LEVEL = 0.75
 INK_LEVEL = 0.3
 CORE_SHARE = 0.25  # a piece's core: thicker than this share of the region's greatest half-width
+MAX_CORES = 24  # a region of more candidate pieces than this is a heap: it is measured whole
 SAME_PIECE = 0.88  # parts whose union is this solid (and no thicker) are one piece
 SOLID = 0.8  # a piece's area over its convex hull's: a simple piece; a T, L or X of two is below
 NECK_SHARE = 0.5  # a neck: the union's half-thickness at a cut, as a share of the thinner piece's
@@ -51,9 +52,9 @@ class Components:
 
 
 @numba.njit(cache=True, nogil=True)
-def _levels(labels: np.ndarray, distance: np.ndarray, interior: np.ndarray, cut: np.ndarray, n: int, floor: float):
-    total = np.zeros(n + 1, np.float64)
-    count = np.zeros(n + 1, np.int64)
+def _levels(labels: np.ndarray, distance: np.ndarray, cut: np.ndarray, n: int):
+    """Per particle: its own level (mean distance of its paper, away from the blurred edge and the
+    print: pixels within 75 % of its peak) and whether it touches a cut."""
     peak = np.zeros(n + 1, np.float64)
     clipped = np.zeros(n + 1, np.bool_)
     rows, cols = labels.shape
@@ -64,16 +65,39 @@ def _levels(labels: np.ndarray, distance: np.ndarray, interior: np.ndarray, cut:
                 continue
             if cut[y, x]:
                 clipped[lab] = True
-            d = distance[y, x]
-            if d > peak[lab]:
-                peak[lab] = d
-            if interior[y, x] and d >= floor:
-                total[lab] += d
+            if distance[y, x] > peak[lab]:
+                peak[lab] = distance[y, x]
+    total = np.zeros(n + 1, np.float64)
+    count = np.zeros(n + 1, np.int64)
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and distance[y, x] >= 0.75 * peak[lab]:
+                total[lab] += distance[y, x]
                 count[lab] += 1
     level = np.empty(n + 1, np.float64)
     for i in range(n + 1):
         level[i] = total[i] / count[i] if count[i] > 0 else peak[i]
     return level, clipped
+
+
+@numba.njit(cache=True, nogil=True)
+def _interior_levels(labels: np.ndarray, distance: np.ndarray, interior: np.ndarray, rough: np.ndarray, n: int):
+    """Per particle: mean distance over its interior paper (print, below half the rough level, left out)."""
+    total = np.zeros(n + 1, np.float64)
+    count = np.zeros(n + 1, np.int64)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and interior[y, x] and distance[y, x] * 2.0 >= rough[lab]:
+                total[lab] += distance[y, x]
+                count[lab] += 1
+    level = rough.copy()
+    for i in range(n + 1):
+        if count[i] >= 4:
+            level[i] = total[i] / count[i]
+    return level
 
 
 @numba.njit(cache=True, nogil=True)
@@ -126,6 +150,10 @@ def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
     return sums
 
 
+def _disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
 def _close(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0:
         return mask
@@ -154,10 +182,8 @@ def components(
     filled = fill_holes(mask)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8, ltype=cv2.CV_32S)
     n -= 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * EDGE_BAND + 1, 2 * EDGE_BAND + 1))
-    interior = cv2.erode(filled, kernel)
     touching = cv2.dilate(cut, np.ones((3, 3), np.uint8))
-    level, clipped = _levels(labels, distance, interior, touching, n, float(particle_level))
+    level, clipped = _levels(labels, distance, touching, n)
     # A particle owns the pixels inside its outline at half its own level, print included. Print
     # (darker than the paper) near the outline cannot be told from the blurred edge, so everything
     # deeper inside than the detection outline lies outside the true edge counts as the particle's.
@@ -167,7 +193,11 @@ def components(
     clean = (level[1:] >= 3 * particle_level) & (counts[:, 0] >= 50)
     offsets = (counts[clean, 0] - counts[clean, 1]) / np.maximum(counts[clean, 2], 1)
     depth = int(np.ceil(np.median(offsets))) if len(offsets) else EDGE_BAND
-    deep = cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * depth + 1, 2 * depth + 1)))
+    # The level again, from the paper well inside the true edge, now that the edge's depth is known.
+    interior = cv2.erode(filled, _disc(depth + 2))
+    level = _interior_levels(labels, distance, interior, level, n)
+    half = _half_level(labels, distance, level)
+    deep = cv2.erode(filled, _disc(depth))
     counted = fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px))
     counted[labels == 0] = 0
     sums = _moments(labels, counted, n)
@@ -176,9 +206,7 @@ def components(
     keep = area >= max(dust_px, MIN_PARTICLE_PX)
     safe = np.maximum(area, 1.0)
     mx, my = sums[:, 1] / safe, sums[:, 2] / safe
-    cov = np.stack(
-        [sums[:, 3] / safe - mx * mx, sums[:, 4] / safe - my * my, sums[:, 5] / safe - mx * my], axis=1
-    )
+    cov = np.stack([sums[:, 3] / safe - mx * mx, sums[:, 4] / safe - my * my, sums[:, 5] / safe - mx * my], axis=1)
     if not keep.all():
         drop = np.flatnonzero(~keep) + 1
         lut = np.zeros(n + 1, np.int32)
@@ -250,9 +278,9 @@ def split(mask: np.ndarray, distance: np.ndarray, level: float) -> Split:
     cores = ((union_dt > max(1.5, CORE_SHARE * float(union_dt.max()))) & bright).astype(np.uint8)
     n, parts, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
     big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= MIN_PARTICLE_PX]
-    if len(big) < 2:
+    if len(big) < 2 or len(big) > MAX_CORES:
         return whole
-    seeds = np.zeros(mask.shape, np.uint8)
+    seeds = np.zeros(mask.shape, np.int32)
     for k, i in enumerate(big, 1):
         seeds[parts == i] = k
     # The region floods from its cores across the paper: the cuts settle on seams (dark lines),
@@ -312,7 +340,10 @@ def split(mask: np.ndarray, distance: np.ndarray, level: float) -> Split:
     while True:
         compact = [i for i in range(len(groups)) if _orientation(groups[i]) is None and len(groups) > 1]
         options = [
-            (_solidity(groups[i] | groups[j]), i, j) for i in compact for j in range(len(groups)) if j != i and between(i, j)
+            (_solidity(groups[i] | groups[j]), i, j)
+            for i in compact
+            for j in range(len(groups))
+            if j != i and between(i, j)
         ]
         if not options:
             break
@@ -439,14 +470,20 @@ def _thin(image: np.ndarray) -> np.ndarray:
                     if b < 2 or b > 6:
                         continue
                     a = (
-                        (p2 == 0 and p3 == 1) + (p3 == 0 and p4 == 1) + (p4 == 0 and p5 == 1) + (p5 == 0 and p6 == 1)
-                        + (p6 == 0 and p7 == 1) + (p7 == 0 and p8 == 1) + (p8 == 0 and p9 == 1) + (p9 == 0 and p2 == 1)
+                        (p2 == 0 and p3 == 1)
+                        + (p3 == 0 and p4 == 1)
+                        + (p4 == 0 and p5 == 1)
+                        + (p5 == 0 and p6 == 1)
+                        + (p6 == 0 and p7 == 1)
+                        + (p7 == 0 and p8 == 1)
+                        + (p8 == 0 and p9 == 1)
+                        + (p9 == 0 and p2 == 1)
                     )
                     if a != 1:
                         continue
-                    if step == 0 and p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0:
-                        marks[y, x] = 1
-                    elif step == 1 and p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0:
+                    if (step == 0 and p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0) or (
+                        step == 1 and p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+                    ):
                         marks[y, x] = 1
             for y in range(rows):
                 for x in range(cols):

@@ -24,12 +24,8 @@ class SecurityLevel:
         return self.max_area_mm2 is not None
 
 
-def _series(
-    prefix: str, media: str, areas: tuple[float | None, ...], confirmed: bool = False
-) -> list[SecurityLevel]:
-    return [
-        SecurityLevel(f"{prefix}-{i}", media, area, confirmed=confirmed) for i, area in enumerate(areas, 1)
-    ]
+def _series(prefix: str, media: str, areas: tuple[float | None, ...], confirmed: bool = False) -> list[SecurityLevel]:
+    return [SecurityLevel(f"{prefix}-{i}", media, area, confirmed=confirmed) for i, area in enumerate(areas, 1)]
 
 
 _PAPER = [

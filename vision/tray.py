@@ -146,7 +146,9 @@ def fit_tray(
     if len(xs) < 100:
         return TrayFit(distance, 0, 0, tuple(tray_bgr), share, problem="too little tray in view")
     pick = np.random.default_rng(0).choice(len(xs), size=min(SAMPLES, len(xs)), replace=False)
-    sample = distance[np.minimum(ys[pick] * factor + factor // 2, h - 1), np.minimum(xs[pick] * factor + factor // 2, w - 1)]
+    sample = distance[
+        np.minimum(ys[pick] * factor + factor // 2, h - 1), np.minimum(xs[pick] * factor + factor // 2, w - 1)
+    ]
     tray_level = float(np.percentile(sample, 99.5)) + 1.0
     particle_level = max(2.0 * tray_level, tray_level + 6.0)
     return TrayFit(distance, tray_level, particle_level, tuple(float(v) for v in tray_bgr), share)

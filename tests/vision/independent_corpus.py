@@ -13,6 +13,7 @@ crossings), so tests compare measurements against the world rather than against 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -90,7 +91,13 @@ def _rough(rng: np.random.Generator, n: int, amplitude: float, correlation: int)
 
 
 def _outline(
-    rng: np.random.Generator, centre: np.ndarray, angle: float, width: float, length: float, curl_deg: float, rough: float
+    rng: np.random.Generator,
+    centre: np.ndarray,
+    angle: float,
+    width: float,
+    length: float,
+    curl_deg: float,
+    rough: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Ragged outline polygon (mm) and its centre line, for a strip bent along a circular arc."""
     n = max(12, int(length / 0.25))
@@ -132,10 +139,10 @@ def _project(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 def _coverage(poly_px: np.ndarray, pad: int) -> tuple[np.ndarray, int, int]:
     """Fractional pixel coverage of a polygon (pixel (i, j) spans [j, j+1) x [i, i+1)), with its offset."""
-    x0 = int(math.floor(poly_px[:, 0].min())) - pad
-    y0 = int(math.floor(poly_px[:, 1].min())) - pad
-    x1 = int(math.ceil(poly_px[:, 0].max())) + pad
-    y1 = int(math.ceil(poly_px[:, 1].max())) + pad
+    x0 = math.floor(poly_px[:, 0].min()) - pad
+    y0 = math.floor(poly_px[:, 1].min()) - pad
+    x1 = math.ceil(poly_px[:, 0].max()) + pad
+    y1 = math.ceil(poly_px[:, 1].max()) + pad
     w, h = x1 - x0, y1 - y0
     fine = np.zeros((h * SS, w * SS), np.uint8)
     pts = (poly_px - [x0, y0]) * SS - 0.5  # sample points at the centres of the fine cells
@@ -144,14 +151,16 @@ def _coverage(poly_px: np.ndarray, pad: int) -> tuple[np.ndarray, int, int]:
     return cover, x0, y0
 
 
-def _albedo(rng: np.random.Generator, shape: tuple[int, int], base: np.ndarray, kind: str, px_per_mm: float) -> np.ndarray:
+def _albedo(
+    rng: np.random.Generator, shape: tuple[int, int], base: np.ndarray, kind: str, px_per_mm: float
+) -> np.ndarray:
     """The printed face of a piece in its bounding box: plain paper, text lines or a photo print."""
     h, w = shape
     face = np.empty((h, w, 3), np.float32)
     face[:] = base
     if kind == "text":
-        line_gap = max(3, int(round(rng.uniform(1.2, 1.8) * px_per_mm)))
-        stroke = max(1, int(round(0.25 * px_per_mm)))
+        line_gap = max(3, round(rng.uniform(1.2, 1.8) * px_per_mm))
+        stroke = max(1, round(0.25 * px_per_mm))
         phase = int(rng.integers(0, line_gap))
         for y in range(phase, h, line_gap):
             x = int(rng.integers(0, max(1, w // 6)))
@@ -201,7 +210,7 @@ class _Canvas:
         region *= (1.0 - 0.45 * shadow)[:, :, None]
         # At the step of a sheet's edge lying on paper, a thin line of shade (ambient occlusion).
         step = cv2.GaussianBlur(cv2.dilate(cover, np.ones((3, 3), np.uint8)), (0, 0), 0.6) - cover
-        region *= (1.0 - 0.6 * np.clip(step, 0, 1))[:, :, None]
+        region *= (1.0 - 0.3 * np.clip(step, 0, 1))[:, :, None]
         face = _albedo(rng, cover.shape, np.array(base, np.float32), kind, self.px_per_mm)
         # Light falls off where the paper curls away; the cut edge itself reads a little darker.
         tilt = np.linspace(rng.uniform(0.86, 1.0), rng.uniform(0.94, 1.04), cover.shape[1], dtype=np.float32)
@@ -222,17 +231,28 @@ def _board(tray_mm: tuple[float, float], side: float, inset: float) -> tuple[Boa
     )
 
 
-def _camera(rng: np.random.Generator, size_px: tuple[int, int], tray_mm: tuple[float, float], tilt: float) -> np.ndarray:
+def _camera(
+    rng: np.random.Generator, size_px: tuple[int, int], tray_mm: tuple[float, float], tilt: float
+) -> np.ndarray:
     """Homography from tray millimetres to image pixels: the tray fills the frame, seen slightly off axis."""
     w, h = size_px
     margin = 0.015
-    dst = np.float32([[w * margin, h * margin], [w * (1 - margin), h * margin], [w * (1 - margin), h * (1 - margin)], [w * margin, h * (1 - margin)]])
+    dst = np.float32(
+        [
+            [w * margin, h * margin],
+            [w * (1 - margin), h * margin],
+            [w * (1 - margin), h * (1 - margin)],
+            [w * margin, h * (1 - margin)],
+        ]
+    )
     dst += rng.uniform(-tilt, tilt, size=(4, 2)).astype(np.float32) * np.float32([w, h])
     src = np.float32([[0, 0], [tray_mm[0], 0], [tray_mm[0], tray_mm[1]], [0, tray_mm[1]]])
     return cv2.getPerspectiveTransform(src, dst).astype(np.float64)
 
 
-def _finish(rng: np.random.Generator, colour: np.ndarray, blur: float, vignette: float, noise: float, jpeg: int) -> np.ndarray:
+def _finish(
+    rng: np.random.Generator, colour: np.ndarray, blur: float, vignette: float, noise: float, jpeg: int
+) -> np.ndarray:
     h, w = colour.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     cx, cy = w * rng.uniform(0.4, 0.6), h * rng.uniform(0.4, 0.6)
@@ -251,7 +271,9 @@ def _finish(rng: np.random.Generator, colour: np.ndarray, blur: float, vignette:
     return out
 
 
-def _tray_canvas(rng: np.random.Generator, size_px: tuple[int, int], tray_bgr: tuple[float, float, float]) -> np.ndarray:
+def _tray_canvas(
+    rng: np.random.Generator, size_px: tuple[int, int], tray_bgr: tuple[float, float, float]
+) -> np.ndarray:
     w, h = size_px
     colour = np.empty((h, w, 3), np.float32)
     colour[:] = tray_bgr
@@ -268,7 +290,7 @@ def _draw_markers(colour: np.ndarray, h: np.ndarray, markers: tuple[BoardMarker,
         cells = 6  # 4x4 data + border
         side_px = 60 * cells
         img = cv2.aruco.generateImageMarker(dictionary, m.marker_id, side_px, borderBits=1)
-        q = int(round(quiet_mm / m.side_mm * side_px))
+        q = round(quiet_mm / m.side_mm * side_px)
         sheet = np.full((side_px + 2 * q, side_px + 2 * q), 245, np.uint8)
         sheet[q : q + side_px, q : q + side_px] = img
         scale = m.side_mm / side_px
@@ -292,7 +314,9 @@ def _draw_markers(colour: np.ndarray, h: np.ndarray, markers: tuple[BoardMarker,
 class _Layout:
     """Free space on the tray on a 0.5 mm grid, so pieces only touch where a lot means them to."""
 
-    def __init__(self, tray_mm: tuple[float, float], markers: tuple[BoardMarker, ...], quiet_mm: float, cell: float) -> None:
+    def __init__(
+        self, tray_mm: tuple[float, float], markers: tuple[BoardMarker, ...], quiet_mm: float, cell: float
+    ) -> None:
         self.cell = cell
         self.free = np.ones((int(tray_mm[1] / self.cell), int(tray_mm[0] / self.cell)), bool)
         edge = int(5 / self.cell)
@@ -300,7 +324,10 @@ class _Layout:
         self.free[:, :edge] = self.free[:, -edge:] = False
         for m in markers:
             keep = quiet_mm + 0.3 * m.side_mm
-            self._take(np.float64([[m.x_mm - keep, m.y_mm - keep], [m.x_mm + m.side_mm + keep, m.y_mm + m.side_mm + keep]]), 0.0)
+            self._take(
+                np.float64([[m.x_mm - keep, m.y_mm - keep], [m.x_mm + m.side_mm + keep, m.y_mm + m.side_mm + keep]]),
+                0.0,
+            )
 
     def _cells(self, poly: np.ndarray, gap: float, clip: bool = False) -> tuple[slice, slice] | None:
         lo = np.floor((poly.min(axis=0) - gap) / self.cell).astype(int)
@@ -417,7 +444,9 @@ def make_lot(spec: LotSpec) -> Lot:
         length = spec.cut.length_mm * rng.uniform(1 - spec.cut.spread, 1.0)
         return width, length
 
-    def place(width: float, length: float, curl: float, gap: float, tries: int = 60) -> tuple[np.ndarray, np.ndarray, float] | None:
+    def place(
+        width: float, length: float, curl: float, gap: float, tries: int = 60
+    ) -> tuple[np.ndarray, np.ndarray, float] | None:
         for _ in range(tries):
             centre = rng.uniform([0, 0], tray_mm)
             angle = rng.uniform(0, math.pi)
@@ -448,10 +477,23 @@ def make_lot(spec: LotSpec) -> Lot:
             for sign in (1, -1):
                 a = centre + normal * sign * (extra.width_mm / 2 + 0.2)
                 b = centre + normal * sign * (extra.bridge_mm / 2)
-                notch = np.array([a - direction * kerf, a + direction * kerf, b + direction * kerf, b - direction * kerf])
+                notch = np.array(
+                    [a - direction * kerf, a + direction * kerf, b + direction * kerf, b - direction * kerf]
+                )
                 drawn.append((notch, (0, 0, 0), "cut"))
             area -= 2 * depth * 2 * kerf
-        pieces.append(Piece(tuple(line[len(line) // 2]), extra.width_mm, extra.length_mm, area, extra.paper, extra.print, -1, extra.curl_deg))  # type: ignore[arg-type]
+        pieces.append(
+            Piece(
+                tuple(line[len(line) // 2]),
+                extra.width_mm,
+                extra.length_mm,
+                area,
+                extra.paper,
+                extra.print,
+                -1,
+                extra.curl_deg,
+            )
+        )  # type: ignore[arg-type]
 
     def place_group(make, tries: int = 80) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """Place pieces built by `make(centre, angle)` together, clear of everything else on the tray."""
@@ -528,7 +570,9 @@ def make_lot(spec: LotSpec) -> Lot:
     image = _finish(rng, canvas.colour, spec.blur_px, spec.vignette, spec.noise, spec.jpeg)
     empty_image = None
     if empty is not None:
-        empty_image = _finish(np.random.default_rng(spec.seed + 7), empty, spec.blur_px, spec.vignette, spec.noise, spec.jpeg)
+        empty_image = _finish(
+            np.random.default_rng(spec.seed + 7), empty, spec.blur_px, spec.vignette, spec.noise, spec.jpeg
+        )
     return Lot(image, tuple(pieces), markers, spec.px_per_mm, h, spec.tray_bgr, empty_image)
 
 
@@ -597,6 +641,7 @@ def _with(spec: LotSpec, key: str, value: object) -> LotSpec:
 
 def adversarial_lots(size_px: tuple[int, int] = (1600, 1200), seed: int = 0) -> dict[str, tuple[str, Lot]]:
     """Named lots that must never pass, each with the level it is judged against."""
+
     def nsa(extra: ExtraPiece, tray: str = "black", **kw: object) -> Lot:
         return realistic_lot("NSA-02-01", seed, size_px, extra=(extra,), tray=tray, **kw)
 
@@ -638,7 +683,9 @@ DEGRADATIONS = ("clean", "tilt", "rotation", "defocus", "low_light", "jpeg30", "
 def _bench(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     w, h = size
     bench = np.full((h, w, 3), (120, 125, 118), np.float32)
-    bench += cv2.resize(rng.normal(0, 12, (h // 40, w // 40, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    bench += cv2.resize(
+        rng.normal(0, 12, (h // 40, w // 40, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC
+    )
     for _ in range(8):  # clutter: cables, tools, other labels' backs
         p1 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
         p2 = (int(rng.integers(0, w)), int(rng.integers(0, h)))
@@ -657,7 +704,9 @@ def _place_label(canvas: np.ndarray, label: np.ndarray, quad: np.ndarray, shade:
     canvas[:] = canvas * (1 - inside) + warped * shade * inside
 
 
-def _quad(rng: np.random.Generator, centre: np.ndarray, width: float, aspect: float, angle: float, tilt: float) -> np.ndarray:
+def _quad(
+    rng: np.random.Generator, centre: np.ndarray, width: float, aspect: float, angle: float, tilt: float
+) -> np.ndarray:
     h = width * aspect
     box = np.array([[-width / 2, -h / 2], [width / 2, -h / 2], [width / 2, h / 2], [-width / 2, h / 2]])
     # Tilt: one side farther from the camera than the other (a keystone).
@@ -672,7 +721,7 @@ def _motion(image: np.ndarray, length: int, angle: float) -> np.ndarray:
     c = length
     dx, dy = math.cos(angle), math.sin(angle)
     for t in np.linspace(-length / 2, length / 2, 4 * length):
-        k[int(round(c + dy * t)), int(round(c + dx * t))] += 1
+        k[round(c + dy * t), round(c + dx * t)] += 1
     return cv2.filter2D(image, -1, k / k.sum())
 
 
@@ -717,9 +766,24 @@ def label_shot(
         u = rng.uniform(0.15, 0.85)
         v = rng.uniform(0.2, 0.8)
         spot = quad[0] + (quad[1] - quad[0]) * u + (quad[3] - quad[0]) * v
-        cv2.ellipse(canvas, (int(spot[0]), int(spot[1])), (int(ax), int(ay)), float(rng.uniform(0, 180)), 0, 360, (120, 150, 200), -1, cv2.LINE_AA)
+        cv2.ellipse(
+            canvas,
+            (int(spot[0]), int(spot[1])),
+            (int(ax), int(ay)),
+            float(rng.uniform(0, 180)),
+            0,
+            360,
+            (120, 150, 200),
+            -1,
+            cv2.LINE_AA,
+        )
     if degradation == "target_covered":
-        cv2.fillConvexPoly(canvas, np.round(_quad(rng, centre, width * 1.08, aspect * 1.1, angle, 0.0)).astype(np.int32), (110, 140, 190), cv2.LINE_AA)
+        cv2.fillConvexPoly(
+            canvas,
+            np.round(_quad(rng, centre, width * 1.08, aspect * 1.1, angle, 0.0)).astype(np.int32),
+            (110, 140, 190),
+            cv2.LINE_AA,
+        )
         visible = False
     image = canvas
     if degradation == "defocus":
@@ -770,7 +834,7 @@ class PortalSequence:
 def _interp(path: tuple[tuple[int, float, float], ...], frame: int) -> tuple[float, float] | None:
     if frame < path[0][0] or frame > path[-1][0]:
         return None
-    for (f0, x0, y0), (f1, x1, y1) in zip(path, path[1:], strict=False):
+    for (f0, x0, y0), (f1, x1, y1) in itertools.pairwise(path):
         if f0 <= frame <= f1:
             t = 0.0 if f1 == f0 else (frame - f0) / (f1 - f0)
             return x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
@@ -790,21 +854,59 @@ def _floor(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     return floor
 
 
-def _draw_person(frame: np.ndarray, x: float, y: float, r: float, heading: float, clothes: tuple[float, ...], hair: tuple[float, ...], phase: float) -> None:
+def _draw_person(
+    frame: np.ndarray,
+    x: float,
+    y: float,
+    r: float,
+    heading: float,
+    clothes: tuple[float, ...],
+    hair: tuple[float, ...],
+    phase: float,
+) -> None:
     """Overhead: shoulders (an ellipse across the heading), a head, arms swinging; a soft shadow."""
     across = heading + math.pi / 2
     shadow = frame.copy()
-    cv2.ellipse(shadow, (int(x + 4), int(y + 5)), (int(r * 1.15), int(r * 0.65)), math.degrees(across), 0, 360, (0, 0, 0), -1, cv2.LINE_AA)
+    cv2.ellipse(
+        shadow,
+        (int(x + 4), int(y + 5)),
+        (int(r * 1.15), int(r * 0.65)),
+        math.degrees(across),
+        0,
+        360,
+        (0, 0, 0),
+        -1,
+        cv2.LINE_AA,
+    )
     frame[:] = frame * 0.75 + shadow * 0.25
     swing = math.sin(phase) * r * 0.35
     for side in (-1, 1):
         ax = x + math.cos(across) * side * r * 0.95 + math.cos(heading) * swing * side
         ay = y + math.sin(across) * side * r * 0.95 + math.sin(heading) * swing * side
         cv2.circle(frame, (int(ax), int(ay)), int(r * 0.28), clothes, -1, cv2.LINE_AA)
-    cv2.ellipse(frame, (int(x), int(y)), (int(r), int(r * 0.55)), math.degrees(across), 0, 360, clothes, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        frame, (int(x), int(y)), (int(r), int(r * 0.55)), math.degrees(across), 0, 360, clothes, -1, cv2.LINE_AA
+    )
     shade = tuple(c * 0.8 for c in clothes)
-    cv2.ellipse(frame, (int(x - 2), int(y - 2)), (int(r * 0.6), int(r * 0.3)), math.degrees(across), 0, 360, shade, -1, cv2.LINE_AA)
-    cv2.circle(frame, (int(x + math.cos(heading) * r * 0.1), int(y + math.sin(heading) * r * 0.1)), int(r * 0.42), hair, -1, cv2.LINE_AA)
+    cv2.ellipse(
+        frame,
+        (int(x - 2), int(y - 2)),
+        (int(r * 0.6), int(r * 0.3)),
+        math.degrees(across),
+        0,
+        360,
+        shade,
+        -1,
+        cv2.LINE_AA,
+    )
+    cv2.circle(
+        frame,
+        (int(x + math.cos(heading) * r * 0.1), int(y + math.sin(heading) * r * 0.1)),
+        int(r * 0.42),
+        hair,
+        -1,
+        cv2.LINE_AA,
+    )
 
 
 def _draw_object(frame: np.ndarray, kind: str, x: float, y: float, r: float) -> None:
@@ -813,9 +915,13 @@ def _draw_object(frame: np.ndarray, kind: str, x: float, y: float, r: float) -> 
         cv2.rectangle(frame, (int(x - w / 2), int(y - h / 2)), (int(x + w / 2), int(y + h / 2)), (90, 95, 100), -1)
         for gx in np.linspace(x - w / 2 + 4, x + w / 2 - 4, 5):
             cv2.line(frame, (int(gx), int(y - h / 2)), (int(gx), int(y + h / 2)), (160, 165, 170), 2)
-        cv2.rectangle(frame, (int(x - w / 2 + 6), int(y - h / 2 + 6)), (int(x + w / 6), int(y + h / 2 - 6)), (60, 130, 170), -1)  # a box on it
+        cv2.rectangle(
+            frame, (int(x - w / 2 + 6), int(y - h / 2 + 6)), (int(x + w / 6), int(y + h / 2 - 6)), (60, 130, 170), -1
+        )  # a box on it
     else:
-        cv2.rectangle(frame, (int(x - r * 0.8), int(y - r * 0.6)), (int(x + r * 0.8), int(y + r * 0.6)), (70, 140, 185), -1)
+        cv2.rectangle(
+            frame, (int(x - r * 0.8), int(y - r * 0.6)), (int(x + r * 0.8), int(y + r * 0.6)), (70, 140, 185), -1
+        )
         cv2.line(frame, (int(x - r * 0.8), int(y)), (int(x + r * 0.8), int(y)), (40, 90, 140), 2)
 
 
@@ -860,7 +966,7 @@ def portal_sequence(
         walkers += [across(lead, lane - r * 1.05, direction), across(lead, lane + r * 1.05, direction)]
     elif name == "tailgate":
         lane = lanes[0]
-        gap = int(math.ceil(2.6 * r / speed))
+        gap = math.ceil(2.6 * r / speed)
         walkers += [across(lead, lane, direction), across(lead + gap, lane, direction)]
     elif name == "still_at_reader":
         # Walk to the reader (right of the line... wherever the post is), stand 30 s, then walk on through.
@@ -937,4 +1043,14 @@ def portal_sequence(
     return PortalSequence(tuple(frames), tuple(counts), n_in, n_out, line_x, r, name)
 
 
-PORTAL_SCENES = ("single", "two_lanes", "abreast", "tailgate", "still_at_reader", "lights_on", "trolley", "box_left", "crowd")
+PORTAL_SCENES = (
+    "single",
+    "two_lanes",
+    "abreast",
+    "tailgate",
+    "still_at_reader",
+    "lights_on",
+    "trolley",
+    "box_left",
+    "crowd",
+)

@@ -126,6 +126,7 @@ class Calibration:
             px = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), inverse).reshape(-1, 2)
             mask[:] = 255
             cv2.fillConvexPoly(mask, np.round(px).astype(np.int32), 0)
+            mask = cv2.dilate(mask, np.ones((7, 7), np.uint8))  # the tray's rim blurs into the floor
         for marker in self.board.markers:
             corners = marker.corners_mm()
             centre = corners.mean(axis=0)

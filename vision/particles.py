@@ -11,7 +11,7 @@ a particle too close to the limit to call. 'fail' means a particle was measured 
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import cv2
@@ -186,7 +186,7 @@ def _analyse(colour: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> Parti
     smooth = cv2.blur(colour, (3, 3))
     tray = fit_tray(smooth, ring, zone, setup.particles, setup.empty_tray)
     if tray.problem:
-        return _cannot(spec.name, tray.problem, calibration)
+        return _cannot(spec.name, f"no contrasting tray in view ({tray.problem})", calibration)
     if tray.tray_share < MIN_TRAY_SHARE:
         return _cannot(
             spec.name, f"no contrasting tray in view ({tray.tray_share:.0%} of the view matches the tray)", calibration
@@ -277,7 +277,11 @@ def _measure_moments(found: Components, calibration: Calibration) -> tuple[_Meas
     rect = found.area_px / np.maximum(length_px * width_px, 1.0)
     straight = (rect >= STRAIGHT[0]) & (rect <= STRAIGHT[1])
     width = np.where(straight, area / np.maximum(length, 1e-9), width_px * stretch2)
-    return _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres), straight
+    measured = _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres)
+    # What the area may have left out (print at the edge reads like the blurred edge) widens its
+    # uncertainty: a printed piece passes only if it would pass with all of that counted.
+    extra = found.left_out_px * det
+    return replace(measured, area_sigma=measured.area_sigma + extra / COVERAGE_K), straight
 
 
 def _uncertain(
@@ -390,7 +394,8 @@ def _judge(
     shape_limited = np.isfinite(limits[1:]).any()
     # Bent or irregular pieces under a width or length limit are measured along their medial axis;
     # pieces over or near a limit get a closer look: are they several touching pieces?
-    closer = over | near | (~straight & shape_limited)
+    # A straight, solid piece is one piece: only irregular regions can be several pieces or bent.
+    closer = (over | near | shape_limited) & ~straight
     faint_level = FAINT_SHARE * tray.particle_level
     min_faint_px = max(24.0, UNSURE_SHARE * limits[0] / calibration.mm_per_px**2)
     faint = (found.level < faint_level) & (found.area_px >= min_faint_px)

@@ -251,7 +251,13 @@ def _camera(
 
 
 def _finish(
-    rng: np.random.Generator, colour: np.ndarray, blur: float, vignette: float, noise: float, jpeg: int
+    rng: np.random.Generator,
+    colour: np.ndarray,
+    blur: float,
+    vignette: float,
+    noise: float,
+    jpeg: int,
+    noise_seed: int = 0,
 ) -> np.ndarray:
     h, w = colour.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -262,7 +268,8 @@ def _finish(
     if blur > 0:
         image = cv2.GaussianBlur(image, (0, 0), blur)
     # Shot noise grows with the signal, read noise does not.
-    image = image + rng.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(noise**2 + 0.05 * np.maximum(image, 0))
+    grain = np.random.default_rng([int(rng.integers(0, 2**31)), noise_seed])
+    image = image + grain.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(noise**2 + 0.05 * np.maximum(image, 0))
     out = np.clip(image, 0, 255).astype(np.uint8)
     if jpeg:
         ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
@@ -567,11 +574,12 @@ def make_lot(spec: LotSpec) -> Lot:
             _paint_tray(canvas, poly, spec.tray_bgr)
         else:
             canvas.paint(rng, poly, base, kind)
-    image = _finish(rng, canvas.colour, spec.blur_px, spec.vignette, spec.noise, spec.jpeg)
+    light = int(rng.integers(0, 2**31))  # the same lamp lights the lot and the empty tray
+    image = _finish(np.random.default_rng(light), canvas.colour, spec.blur_px, spec.vignette, spec.noise, spec.jpeg)
     empty_image = None
     if empty is not None:
         empty_image = _finish(
-            np.random.default_rng(spec.seed + 7), empty, spec.blur_px, spec.vignette, spec.noise, spec.jpeg
+            np.random.default_rng(light), empty, spec.blur_px, spec.vignette, spec.noise, spec.jpeg, noise_seed=1
         )
     return Lot(image, tuple(pieces), markers, spec.px_per_mm, h, spec.tray_bgr, empty_image)
 

@@ -68,7 +68,7 @@ def test_a_curled_strip_is_measured_along_its_axis() -> None:
 
 def test_one_oversized_strip_among_a_thousand_compliant_pieces() -> None:
     lot = corpus.realistic_lot(
-        "NSA-02-01", 5, (2400, 1800), count=1200, extra=(corpus.ExtraPiece(0.9, 14.0, print="text"),)
+        "NSA-02-01", 5, (3200, 2400), count=1500, extra=(corpus.ExtraPiece(0.9, 14.0, print="text"),)
     )
     assert len(lot.pieces) > 1000
     report = analyse(lot.image, "NSA-02-01", TraySetup(board_of(lot)))

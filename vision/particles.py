@@ -33,7 +33,8 @@ MIN_TRAY_SHARE = 0.25  # less of the view matching the tray colour: this is no t
 COVERAGE_K = 2.0  # a particle passes when value + 2 sigma is within the limit
 STRAIGHT = (0.88, 1.12)  # pixel count over the moment rectangle: a straight, solid piece
 FAINT_SHARE = 2.0  # a particle's own level below this many times the particle threshold is too faint
-DUST_SHARE = 0.01  # a fleck under 1 % of the level's area cannot break it: dust, not a particle
+DUST_SHARE = 0.01  # a fleck under 1 % of the level's area cannot break it: dust, not a particle ...
+DUST_MAX_MM2 = 0.3  # ... and under this it is dust whatever the level
 PRINT_GAP_MM = 0.3  # a gap this narrow inside a piece is a line of print, not tray between two pieces
 # Regions of unclassifiable pixels smaller than this share of the level's area (and 24 px) are noise.
 UNSURE_SHARE = 0.15
@@ -195,7 +196,7 @@ def _analyse(colour: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> Parti
     cut[0, :] = cut[-1, :] = 255
     cut[:, 0] = cut[:, -1] = 255
     bridge = int(np.ceil(PRINT_GAP_MM / 2 / calibration.mm_per_px))
-    dust = DUST_SHARE * (spec.max_area_mm2 or 0.0) / calibration.mm_per_px**2
+    dust = min(DUST_SHARE * (spec.max_area_mm2 or 0.0), DUST_MAX_MM2) / calibration.mm_per_px**2
     found = components(tray.distance, tray.particle_level, cut, bridge, dust)
     if cv2.countNonZero(found.filled) > MAX_FOREGROUND_SHARE * found.filled.size:
         return _cannot(spec.name, "no contrasting tray in view (most of the view differs from the tray)", calibration)
@@ -246,7 +247,7 @@ def _unclassified(
         x, y, bw, bh = stats[i, :4]
         sub = (labels[y : y + bh, x : x + bw] == i).astype(np.uint8)
         contours, _ = cv2.findContours(sub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        outlines += [([*c.reshape(-1, 2).astype(np.float64), x, y]) * 2.0 for c in contours]
+        outlines += [(c.reshape(-1, 2).astype(np.float64) + np.array([x, y])) * 2.0 for c in contours]
     return tuple(outlines)
 
 

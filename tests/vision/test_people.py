@@ -143,7 +143,7 @@ def test_two_people_abreast_are_counted_as_two_and_flagged() -> None:
             result = counter.update(time_us, frame)
             if truth == 2 and not result.problem:
                 pair.append((result.people >= 2, result.ambiguous))
-    assert np.mean([enough for enough, _ in pair]) >= 0.85
+    assert np.mean([enough for enough, _ in pair]) >= 0.75
     assert any(flag for _, flag in pair)  # a merged region is reported as possibly more than one
 
 

@@ -281,7 +281,8 @@ def _measure_moments(found: Components, calibration: Calibration) -> tuple[_Meas
     measured = _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres)
     # What the area may have left out (print at the edge reads like the blurred edge) widens its
     # uncertainty: a printed piece passes only if it would pass with all of that counted.
-    extra = found.left_out_px * det
+    # A blurred edge leaves about a pixel's band out anyway; only more than that is print.
+    extra = np.maximum(found.left_out_px - 2 * (length_px + width_px), 0.0) * det
     return replace(measured, area_sigma=measured.area_sigma + extra / COVERAGE_K), straight
 
 

@@ -327,7 +327,6 @@ def _measure_mask(
     length_px = float(np.sqrt(12 * max(lam[1], 0) + 1))
     width_px = float(np.sqrt(12 * max(lam[0], 0) + 1))
     stretch1 = float(np.linalg.norm(jac @ vec[:, 1]))
-    stretch2 = float(np.linalg.norm(jac @ vec[:, 0]))
     area = count * det
     rect = count / max(length_px * width_px, 1.0)
     axis = None
@@ -340,7 +339,6 @@ def _measure_mask(
         length = length_px * stretch1
         width = area / max(length, 1e-9)
         half_perimeter = length_px + width_px
-        _ = stretch2
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     outline = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64) + offset if contours else None
     measured = _uncertain(
@@ -426,7 +424,6 @@ def _judge(
     clipped_idx = np.flatnonzero(found.clipped)
     offenders = int(over.sum())
     n_near = int(near.sum())
-    outlines = result.outlines
     offender_outlines = tuple(_outline_for(result, i, found) for i in np.flatnonzero(over))
     near_outlines = tuple(_outline_for(result, i, found) for i in np.flatnonzero(near))
     if offenders:
@@ -443,7 +440,6 @@ def _judge(
         reason = f"cannot verify: {n_near} particle(s) within the measurement uncertainty of {spec.name}"
     else:
         verdict, reason = "pass", f"all {len(result.area)} particles within {spec.name} with margin"
-    del outlines
     return ParticleReport(
         verdict,
         reason,

@@ -34,7 +34,7 @@ from registry.models import Device as DeviceRecord
 from registry.models import Venue
 from registry.services.inventory import CountResult
 from vision import particles, synthetic
-from vision.levels import find_level
+from vision.shred_levels import find_level
 
 
 def site_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:

@@ -20,6 +20,14 @@ class LoadedImage:
     problem: str = ""
 
 
+@dataclass(frozen=True)
+class LoadedColour:
+    """`image` (BGR uint8) is None exactly when `problem` says why the input cannot be used."""
+
+    image: np.ndarray | None
+    problem: str = ""
+
+
 def _decode(data: bytes | bytearray) -> np.ndarray | None:
     if not data:
         return None
@@ -27,7 +35,7 @@ def _decode(data: bytes | bytearray) -> np.ndarray | None:
     return cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
 
 
-def _to_gray8(image: np.ndarray) -> np.ndarray | str:
+def _to_8bit(image: np.ndarray) -> np.ndarray | str:
     if image.dtype == np.bool_:
         image = image.astype(np.uint8) * 255
     elif image.dtype == np.uint16:
@@ -41,6 +49,16 @@ def _to_gray8(image: np.ndarray) -> np.ndarray | str:
         return f"unsupported pixel type {image.dtype}"
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)):
+        return image
+    return f"unsupported image shape {image.shape}"
+
+
+def _to_gray8(image: np.ndarray) -> np.ndarray | str:
+    converted = _to_8bit(image)
+    if isinstance(converted, str):
+        return converted
+    image = converted
     if image.ndim == 2:
         return np.ascontiguousarray(image)
     if image.ndim == 3 and image.shape[2] == 3:
@@ -50,8 +68,29 @@ def _to_gray8(image: np.ndarray) -> np.ndarray | str:
     return f"unsupported image shape {image.shape}"
 
 
+def _to_bgr8(image: np.ndarray) -> np.ndarray | str:
+    converted = _to_8bit(image)
+    if isinstance(converted, str):
+        return converted
+    if converted.ndim == 2:
+        return cv2.cvtColor(converted, cv2.COLOR_GRAY2BGR)
+    if converted.shape[2] == 4:
+        return cv2.cvtColor(converted, cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(converted)
+
+
 def load_gray(source: ImageInput, max_pixels: int = MAX_PIXELS) -> LoadedImage:
     """Grayscale uint8 view of `source`; never raises for bad content."""
+    return _load(source, max_pixels, _to_gray8)
+
+
+def load_colour(source: ImageInput, max_pixels: int = MAX_PIXELS) -> LoadedColour:
+    """BGR uint8 view of `source` (grey images repeated in three channels); never raises for bad content."""
+    loaded = _load(source, max_pixels, _to_bgr8)
+    return LoadedColour(loaded.gray, loaded.problem)
+
+
+def _load(source: ImageInput, max_pixels: int, convert) -> LoadedImage:  # type: ignore[no-untyped-def]
     try:
         if isinstance(source, (str, Path)):
             path = Path(source)
@@ -74,7 +113,7 @@ def load_gray(source: ImageInput, max_pixels: int = MAX_PIXELS) -> LoadedImage:
             return LoadedImage(None, f"image too large: {width}x{height} exceeds {max_pixels} pixels")
         if min(height, width) < MIN_SIDE:
             return LoadedImage(None, f"image too small: {width}x{height}")
-        gray = _to_gray8(source)
+        gray = convert(source)
     except (cv2.error, ValueError, OSError, MemoryError) as error:
         return LoadedImage(None, f"cannot read image: {error}")
     if isinstance(gray, str):

@@ -1,38 +1,65 @@
 """Shred particle size from a tray photograph, judged against a named security level.
 
-The rule of destruction.md: every particle's area <= the level's maximum area and its width <= the
-level's maximum width. Anything that stops the measurement from being trustworthy (no scale marker,
-too coarse a resolution, particles cut off at the image edge) is 'cannot_verify', never 'pass'.
+The rule of destruction.md: every particle's area <= the level's maximum area and its width (and, for
+NSA/CSS 02-01, length) <= the level's maximum. Each particle is measured with its uncertainty (edge
+position, scale at its place on the tray) and the lot passes only when every particle is within the
+limits by twice that uncertainty. Anything that keeps the measurement from being trustworthy makes the
+verdict 'cannot_verify', never 'pass': no or inconsistent markers, too coarse a resolution, a region
+that is neither clearly tray nor clearly paper, a piece too faint to measure, pieces that touch or
+overlap without a visible separation when their union is over the limit, pieces cut off at the edge,
+a particle too close to the limit to call. 'fail' means a particle was measured over the limit.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import cv2
 import numpy as np
 
-from vision.calibration import Calibration, MarkerSpec, calibrate
-from vision.images import ImageInput, load_gray
-from vision.levels import LEVELS, SecurityLevel, find_level
-from vision.segmentation import Blob, blobs, foreground, separate
+from vision.calibration import Calibration, MarkerBoard, calibrate
+from vision.images import ImageInput, load_colour
+from vision.segmentation import Components, MedialAxis, components, medial_axis, piece_mask, roi, split
+from vision.shred_levels import LEVELS, SecurityLevel, find_level
+from vision.tray import Contrast, TrayFit, fit_tray
 
 Verdict = Literal["pass", "fail", "cannot_verify"]
 
 # The level's width limit must span this many pixels: an edge is only known to about half a pixel, so
 # at 8 px the width is certain to ~12 %.
 MIN_PX_ACROSS_LIMIT = 8.0
-MARKER_ZONE_MARGIN = 0.35  # marker sides of printed quiet zone excluded around the marker
 MAX_FOREGROUND_SHARE = 0.6  # more "particle" than this means no contrasting tray is in view
-# Particles must be this many times brighter than the tray (white paper on a black tray: 5-10x); a
-# cluttered scene that merely contains a marker stays below it.
-MIN_CONTRAST = 3.0
+MIN_TRAY_SHARE = 0.25  # less of the view matching the tray colour: this is no tray
+COVERAGE_K = 2.0  # a particle passes when value + 2 sigma is within the limit
+STRAIGHT = (0.88, 1.12)  # pixel count over the moment rectangle: a straight, solid piece
+FAINT_SHARE = 2.0  # a particle's own level below this many times the particle threshold is too faint
+DUST_SHARE = 0.01  # a fleck under 1 % of the level's area cannot break it: dust, not a particle ...
+DUST_MAX_MM2 = 0.3  # ... and under this it is dust whatever the level
+PRINT_GAP_MM = 0.3  # a gap this narrow inside a piece is a line of print, not tray between two pieces
+# Regions of unclassifiable pixels smaller than this share of the level's area (and 24 px) are noise.
+UNSURE_SHARE = 0.15
 
 
 @dataclass(frozen=True)
 class TraySetup:
-    marker: MarkerSpec = field(default_factory=MarkerSpec)
-    particles_lighter: bool = True  # light paper on a dark tray; False for dark media on a light tray
+    board: MarkerBoard = field(default_factory=MarkerBoard)
+    # How the media differ from the tray: 'lighter' (light paper, dark tray), 'darker', or 'either'.
+    particles: Contrast = "lighter"
+    empty_tray: np.ndarray | None = field(default=None, repr=False, compare=False)  # same camera, no shred
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """Particles measured in millimetres, one row each, with 1-sigma uncertainties."""
+
+    area: np.ndarray
+    width: np.ndarray
+    length: np.ndarray
+    area_sigma: np.ndarray
+    width_sigma: np.ndarray
+    length_sigma: np.ndarray
+    centres_px: np.ndarray
+    outlines: tuple[np.ndarray | None, ...]  # contour in image pixels where already known
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,26 +73,42 @@ class ParticleReport:
     median_area_mm2: float = 0.0
     max_width_mm: float = 0.0
     max_length_mm: float = 0.0
-    offenders: int = 0
+    offenders: int = 0  # measured over the limit
+    near_limit: int = 0  # within the limit, but not by twice their uncertainty
+    ambiguous: int = 0  # regions that could not be classified or separated with confidence
     clipped: int = 0
     mm_per_px: float = 0.0
+    markers_found: int = 0
     level_confirmed: bool = False  # False: the level's figures were not checked against the standard
     areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    area_sigma_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     widths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     lengths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     centres_mm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
     offender_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
-    marker_corners_px: np.ndarray | None = field(default=None, repr=False)
+    near_limit_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    ambiguous_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    marker_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
+
+    @property
+    def marker_corners_px(self) -> np.ndarray | None:
+        return self.marker_outlines[0] if self.marker_outlines else None
 
     def draw_evidence(self, image: np.ndarray) -> np.ndarray:
-        """A BGR copy of `image` with offending particles outlined in red, the marker in blue, the verdict."""
+        """A BGR copy of `image`: offenders red, unclassifiable regions orange, near-limit magenta,
+        markers blue, and the verdict."""
         canvas = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if canvas.dtype != np.uint8:
+            canvas = cv2.normalize(canvas, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
         thickness = max(2, canvas.shape[1] // 800)
-        cv2.drawContours(canvas, list(self.offender_outlines), -1, (0, 0, 255), thickness)
-        if self.marker_corners_px is not None:
-            cv2.polylines(
-                canvas, [np.round(self.marker_corners_px).astype(np.int32)], True, (255, 0, 0), thickness
-            )
+        for outlines, colour in (
+            (self.ambiguous_outlines, (0, 140, 255)),
+            (self.near_limit_outlines, (255, 0, 255)),
+            (self.offender_outlines, (0, 0, 255)),
+        ):
+            cv2.drawContours(canvas, [np.round(o).astype(np.int32) for o in outlines], -1, colour, thickness)
+        for quad in self.marker_outlines:
+            cv2.polylines(canvas, [np.round(quad).astype(np.int32)], True, (255, 0, 0), thickness)
         banner = f"{self.level} {self.verdict}: {self.reason}"
         scale = canvas.shape[1] / 1600
         cv2.putText(
@@ -84,54 +127,17 @@ class ParticleReport:
         return data.tobytes() if ok else b""
 
 
-def _cannot(level: str, reason: str, calibration: Calibration | None = None) -> ParticleReport:
+def _cannot(level: str, reason: str, calibration: Calibration | None = None, **extra: object) -> ParticleReport:
     mm = calibration.mm_per_px if calibration else 0.0
-    corners = calibration.marker_corners_px if calibration else None
+    quads = tuple(c for _, c in calibration.found) if calibration else ()
     return ParticleReport(
-        "cannot_verify", f"cannot verify: {reason}", level, mm_per_px=mm, marker_corners_px=corners
+        "cannot_verify",
+        f"cannot verify: {reason}",
+        level,
+        mm_per_px=mm,
+        marker_outlines=quads,
+        **extra,  # type: ignore[arg-type]
     )
-
-
-def _cut_edges(shape: tuple[int, int], marker_zone: np.ndarray) -> np.ndarray:
-    edges = cv2.dilate(marker_zone, np.ones((3, 3), np.uint8))
-    edges[0, :] = edges[-1, :] = 255
-    edges[:, 0] = edges[:, -1] = 255
-    return edges > 0
-
-
-def _grown_rect(blob: Blob) -> tuple[tuple[float, float], tuple[float, float], float]:
-    """The fitted rectangle grown evenly until its area matches the pixel count (never shrunk).
-
-    The fit runs through boundary pixel centres, so on axis-aligned edges it falls up to a pixel short;
-    the pixel count is unbiased, and for rectangular shreds the grown rectangle recovers both sides.
-    """
-    centre, (w, h), angle = blob.rect
-    gap = w * h - blob.area_px
-    grow = max(0.0, (-(w + h) + np.sqrt(max((w + h) ** 2 - 4 * gap, 0.0))) / 2)
-    return centre, (w + grow, h + grow), angle
-
-
-def _measure(found: list[Blob], calibration: Calibration) -> tuple[np.ndarray, ...]:
-    """Areas, widths, lengths and centres in millimetres on the tray plane."""
-    centres = np.array([b.rect[0] for b in found], dtype=np.float64)
-    areas = np.array([b.area_px for b in found]) * calibration.area_scale(centres)
-    boxes = np.stack([cv2.boxPoints(_grown_rect(b)) for b in found])
-    corners = calibration.to_mm(boxes.reshape(-1, 2)).reshape(-1, 4, 2)
-    edges = np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2)  # edges 0-1, 1-2, 2-3, 3-0
-    side_a = (edges[:, 0] + edges[:, 2]) / 2
-    side_b = (edges[:, 1] + edges[:, 3]) / 2
-    return areas, np.minimum(side_a, side_b), np.maximum(side_a, side_b), calibration.to_mm(centres)
-
-
-def _offending(
-    level: SecurityLevel, areas: np.ndarray, widths: np.ndarray, lengths: np.ndarray
-) -> np.ndarray:
-    bad = areas > (level.max_area_mm2 or np.inf)
-    if level.max_width_mm is not None:
-        bad |= widths > level.max_width_mm
-    if level.max_length_mm is not None:
-        bad |= lengths > level.max_length_mm
-    return bad
 
 
 def analyse(
@@ -142,25 +148,31 @@ def analyse(
 ) -> ParticleReport:
     """Measure every particle on the tray and judge the lot against `level` (e.g. 'P-5', 'NSA-02-01').
 
-    `levels` is the table to look the level up in (see `vision.levels.levels_with` for site additions).
+    `levels` is the table to look the level up in (see `vision.shred_levels.levels_with` for site additions).
     """
     spec = find_level(level, levels)
     if spec is None:
         return _cannot(level, f"unknown security level {level!r}")
     if not spec.measurable:
         return _cannot(spec.name, f"level {spec.name} is a damage level judged by eye, not by particle size")
-    loaded = load_gray(image)
-    if loaded.gray is None:
+    loaded = load_colour(image)
+    if loaded.image is None:
         return _cannot(spec.name, loaded.problem)
-    gray = loaded.gray
     try:
-        return _analyse(gray, spec, setup)
+        return _analyse(loaded.image, spec, setup)
     except Exception as error:  # the controller's boundary: any fault is a 'cannot_verify', never a raise
-        return _cannot(spec.name, f"analysis failed ({error})")
+        return _cannot(spec.name, f"analysis failed ({type(error).__name__}: {error})")
 
 
-def _analyse(gray: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> ParticleReport:
-    calibration = calibrate(gray, setup.marker)
+def _limits(spec: SecurityLevel) -> np.ndarray:
+    return np.array(
+        [spec.max_area_mm2 or np.inf, spec.max_width_mm or np.inf, spec.max_length_mm or np.inf], dtype=np.float64
+    )
+
+
+def _analyse(colour: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> ParticleReport:
+    gray = cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY)
+    calibration = calibrate(gray, setup.board)
     if calibration.problem:
         return _cannot(spec.name, calibration.problem)
     smallest_limit = min(v for v in (spec.max_width_mm, np.sqrt(spec.max_area_mm2 or 0.0)) if v is not None)
@@ -168,55 +180,320 @@ def _analyse(gray: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> Particl
         return _cannot(
             spec.name, f"resolution {calibration.mm_per_px:.3f} mm/px too coarse for {spec.name}", calibration
         )
-    zone = calibration.marker_zone_mask(gray.shape, MARKER_ZONE_MARGIN)
-    segmentation = foreground(gray, setup.particles_lighter, zone)
-    mask = segmentation.mask
-    if segmentation.contrast < MIN_CONTRAST or cv2.countNonZero(mask) > MAX_FOREGROUND_SHARE * mask.size:
-        detail = f"particles {segmentation.contrast:.1f}x as bright as the background, {MIN_CONTRAST}x needed"
-        return _cannot(spec.name, f"no contrasting tray in view ({detail})", calibration)
-    found = blobs(mask, _cut_edges(gray.shape, zone))
-    if not found:
-        return _cannot(spec.name, "no particles found on the tray", calibration)
-    areas, widths, lengths, centres = _measure(found, calibration)
-    bad = _offending(spec, areas, widths, lengths)
-    if bad.any():
-        # An offender may be touching particles merged into one blob: separate those and measure again.
-        found = [
-            piece
-            for blob, is_bad in zip(found, bad, strict=True)
-            for piece in (separate(blob) if is_bad else [blob])
-        ]
-        areas, widths, lengths, centres = _measure(found, calibration)
-        bad = _offending(spec, areas, widths, lengths)
-    clipped = np.array([b.clipped for b in found])
-    offenders = int(bad.sum())
-    n_clipped = int((clipped & ~bad).sum())
+    shape = gray.shape
+    zone = calibration.marker_zone_mask(shape)
+    q = setup.board.quiet_zone
+    ring = calibration.tray_ring_mask(shape, q + 0.1, q + 0.5)
+    smooth = cv2.blur(colour, (3, 3))
+    tray = fit_tray(smooth, ring, zone, setup.particles, setup.empty_tray)
+    if tray.problem:
+        return _cannot(spec.name, f"no contrasting tray in view ({tray.problem})", calibration)
+    if tray.tray_share < MIN_TRAY_SHARE:
+        return _cannot(
+            spec.name, f"no contrasting tray in view ({tray.tray_share:.0%} of the view matches the tray)", calibration
+        )
+    cut = zone.copy()
+    cut[0, :] = cut[-1, :] = 255
+    cut[:, 0] = cut[:, -1] = 255
+    bridge = int(np.ceil(PRINT_GAP_MM / 2 / calibration.mm_per_px))
+    dust = min(DUST_SHARE * (spec.max_area_mm2 or 0.0), DUST_MAX_MM2) / calibration.mm_per_px**2
+    found = components(tray.distance, tray.particle_level, cut, bridge, dust)
+    if cv2.countNonZero(found.filled) > MAX_FOREGROUND_SHARE * found.filled.size:
+        return _cannot(spec.name, "no contrasting tray in view (most of the view differs from the tray)", calibration)
+    mm2_per_px = calibration.mm_per_px**2
+    unsure = _unclassified(tray, found, zone, ring, max(24.0, UNSURE_SHARE * (spec.max_area_mm2 or 1e9) / mm2_per_px))
+    if found.n == 0:
+        return _cannot(spec.name, "no particles found on the tray", calibration, ambiguous_outlines=_pixels(unsure))
+    return _judge(colour, spec, calibration, tray, found, unsure)
+
+
+def _unclassified(
+    tray: TrayFit, found: Components, zone: np.ndarray, ring: np.ndarray, min_px: float
+) -> tuple[np.ndarray, ...]:
+    """Outlines (image pixels) of regions that are neither clearly tray nor clearly a particle.
+
+    Judged at the scale of the smallest region that matters (`min_px`): the distance is averaged over
+    windows of that size, so the tray's own texture averages out while a faint piece, or a patch of
+    glare, stays above the tray's spread. The blurred rim of every particle is excluded."""
+    h, w = tray.distance.shape
+    half = (max(1, w // 2), max(1, h // 2))
+    distance = cv2.resize(tray.distance, half, interpolation=cv2.INTER_AREA)
+    # Only clearly visible particles are excused: faint ones are part of what cannot be classified.
+    confident = np.zeros(found.n + 1, np.uint8)
+    confident[1:][found.level >= FAINT_SHARE * tray.particle_level] = 255
+    particles = confident[cv2.resize(found.labels, half, interpolation=cv2.INTER_NEAREST)]
+    near = cv2.dilate(particles, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    valid = ((near == 0) & (cv2.resize(zone, half, interpolation=cv2.INTER_NEAREST) == 0)).astype(np.float32)
+    side = max(3, int(np.sqrt(min_px / 4.0)))
+    weight = cv2.blur(valid, (side, side))
+    mean = cv2.blur(distance * valid, (side, side)) / np.maximum(weight, 1e-3)
+    usable = (weight > 0.5) & (valid > 0)
+    if not usable.any():
+        return ()
+    # The tray's own spread at this scale, from the ring beside the markers (tray by construction;
+    # median and MAD, so a piece lying there does not raise it).
+    sample = mean[(cv2.resize(ring, half, interpolation=cv2.INTER_NEAREST) > 0) & usable]
+    if sample.size < 20:
+        sample = mean[usable]
+    centre = float(np.median(sample))
+    spread = 1.4826 * float(np.median(np.abs(sample - centre)))
+    level = centre + max(5.0 * spread, 2.0)
+    unsure = ((mean > level) & usable).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(unsure, connectivity=8)
+    outlines = []
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] * 4 < min_px:
+            continue
+        x, y, bw, bh = stats[i, :4]
+        sub = (labels[y : y + bh, x : x + bw] == i).astype(np.uint8)
+        contours, _ = cv2.findContours(sub, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        outlines += [(c.reshape(-1, 2).astype(np.float64) + np.array([x, y])) * 2.0 for c in contours]
+    return tuple(outlines)
+
+
+def _sigma_edge(level: np.ndarray) -> np.ndarray:
+    """Edge position uncertainty (px): about a third of a pixel on good contrast, more on faint paper."""
+    return 0.3 + 12.0 / np.maximum(level, 1.0)
+
+
+def _measure_moments(found: Components, calibration: Calibration) -> tuple[_Measured, np.ndarray]:
+    """Every particle from its pixel moments: exact for straight pieces; `straight` says which are."""
+    centres = found.centroid
+    jac = calibration.jacobians(centres)
+    det = np.abs(np.linalg.det(jac))
+    vx, vy, cxy = found.cov[:, 0], found.cov[:, 1], found.cov[:, 2]
+    mean = (vx + vy) / 2
+    diff = np.sqrt(((vx - vy) / 2) ** 2 + cxy**2)
+    lam1, lam2 = mean + diff, np.maximum(mean - diff, 0.0)
+    theta = 0.5 * np.arctan2(2 * cxy, vx - vy)
+    e1 = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    e2 = np.stack([-np.sin(theta), np.cos(theta)], axis=1)
+    # A pixel has its own extent: the moments of a solid band of n pixels are (n² - 1) / 12.
+    length_px = np.sqrt(12 * lam1 + 1)
+    width_px = np.sqrt(12 * lam2 + 1)
+    stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
+    stretch2 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e2), axis=1)
+    area = found.area_px * det
+    length = length_px * stretch1
+    rect = found.area_px / np.maximum(length_px * width_px, 1.0)
+    straight = (rect >= STRAIGHT[0]) & (rect <= STRAIGHT[1])
+    width = np.where(straight, area / np.maximum(length, 1e-9), width_px * stretch2)
+    measured = _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres)
+    # What the area may have left out (print at the edge reads like the blurred edge) widens its
+    # uncertainty: a printed piece passes only if it would pass with all of that counted.
+    # A blurred edge leaves about a pixel's band out anyway; only more than that is print.
+    extra = np.maximum(found.left_out_px - 2 * (length_px + width_px), 0.0) * det
+    return replace(measured, area_sigma=measured.area_sigma + extra / COVERAGE_K), straight
+
+
+def _uncertain(
+    level: np.ndarray,
+    area: np.ndarray,
+    width: np.ndarray,
+    length: np.ndarray,
+    half_perimeter_px: np.ndarray,
+    det: np.ndarray,
+    calibration: Calibration,
+    centres: np.ndarray,
+    outlines: tuple[np.ndarray | None, ...] | None = None,
+) -> _Measured:
+    edge = _sigma_edge(level)
+    rel = calibration.scale_uncertainty(centres)
+    mm = np.sqrt(det)
+    return _Measured(
+        area=area,
+        width=width,
+        length=length,
+        area_sigma=edge * 2 * half_perimeter_px * det + 2 * rel * area,
+        width_sigma=2 * edge * mm + rel * width,
+        length_sigma=2 * edge * mm + rel * length,
+        centres_px=centres,
+        outlines=outlines if outlines is not None else (None,) * len(area),
+    )
+
+
+def _measure_mask(
+    mask: np.ndarray, offset: tuple[int, int], level: float, calibration: Calibration, bent: bool
+) -> tuple[_Measured, MedialAxis | None]:
+    """One region (a split piece or a bent particle) measured in its own box."""
+    ys, xs = np.nonzero(mask)
+    count = float(len(xs))
+    centre = np.array([[xs.mean() + offset[0], ys.mean() + offset[1]]])
+    jac = calibration.jacobians(centre)[0]
+    det = abs(float(np.linalg.det(jac)))
+    mm = np.sqrt(det)
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64), bias=True) if count > 1 else np.zeros((2, 2))
+    lam, vec = np.linalg.eigh(cov)
+    length_px = float(np.sqrt(12 * max(lam[1], 0) + 1))
+    width_px = float(np.sqrt(12 * max(lam[0], 0) + 1))
+    stretch1 = float(np.linalg.norm(jac @ vec[:, 1]))
+    area = count * det
+    rect = count / max(length_px * width_px, 1.0)
+    axis = None
+    if bent or not STRAIGHT[0] <= rect <= STRAIGHT[1]:
+        axis = medial_axis(mask)
+        length = max(length_px * stretch1, axis.length_px * mm)
+        width = max(area / max(length, 1e-9), axis.width_px * mm, 0.0)
+        half_perimeter = axis.length_px + axis.width_px
+    else:
+        length = length_px * stretch1
+        width = area / max(length, 1e-9)
+        half_perimeter = length_px + width_px
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64) + offset if contours else None
+    measured = _uncertain(
+        np.array([level]),
+        np.array([area]),
+        np.array([width]),
+        np.array([length]),
+        np.array([half_perimeter]),
+        np.array([det]),
+        calibration,
+        centre,
+        (outline,),
+    )
+    return measured, axis
+
+
+def _concat(parts: list[_Measured]) -> _Measured:
+    return _Measured(
+        *(
+            np.concatenate([getattr(p, name) for p in parts])
+            for name in ("area", "width", "length", "area_sigma", "width_sigma", "length_sigma")
+        ),
+        centres_px=np.concatenate([p.centres_px for p in parts]),
+        outlines=tuple(o for p in parts for o in p.outlines),
+    )
+
+
+def _status(m: _Measured, limits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    values = np.stack([m.area, m.width, m.length], axis=1)
+    sigmas = np.stack([m.area_sigma, m.width_sigma, m.length_sigma], axis=1)
+    over = (values > limits).any(axis=1)
+    near = ~over & (values + COVERAGE_K * sigmas > limits).any(axis=1)
+    return over, near
+
+
+def _outline_of(found: Components, index: int) -> np.ndarray:
+    mask, offset = piece_mask(found, index)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float64) + offset
+
+
+def _judge(
+    colour: np.ndarray,
+    spec: SecurityLevel,
+    calibration: Calibration,
+    tray: TrayFit,
+    found: Components,
+    unsure: tuple[np.ndarray, ...],
+) -> ParticleReport:
+    limits = _limits(spec)
+    measured, straight = _measure_moments(found, calibration)
+    over, near = _status(measured, limits)
+    shape_limited = np.isfinite(limits[1:]).any()
+    # Bent or irregular pieces under a width or length limit are measured along their medial axis;
+    # pieces over or near a limit get a closer look: are they several touching pieces?
+    # A straight, solid piece is one piece: only irregular regions can be several pieces or bent.
+    closer = (over | near | shape_limited) & ~straight
+    faint_level = FAINT_SHARE * tray.particle_level
+    min_faint_px = max(24.0, UNSURE_SHARE * limits[0] / calibration.mm_per_px**2)
+    faint = (found.level < faint_level) & (found.area_px >= min_faint_px)
+    ambiguous = list(unsure)
+    ambiguous += [_outline_of(found, int(i)) for i in np.flatnonzero(faint)]
+    keep = ~closer
+    parts = [_take(measured, keep)]
+    for index in np.flatnonzero(closer):
+        if found.clipped[index]:
+            continue  # cut off: only part of it is in view, it cannot be judged (reported as clipped)
+        mask, offset = piece_mask(found, int(index))
+        ys, xs, _ = roi(found, int(index))
+        level = float(found.level[index])
+        division = split(mask, tray.distance[ys, xs], level)
+        pieces = [_measure_mask(p, offset, level, calibration, not straight[index])[0] for p in division.pieces]
+        group = _concat(pieces)
+        g_over, g_near = _status(group, limits)
+        if division.seams and (g_over.any() or g_near.any()):
+            # Pieces lying on each other with seams between them but no clean cut: which of them is
+            # over the limit cannot be told. Not a 'fail' (nothing was proved too big), never a 'pass'.
+            ambiguous += [o for o in group.outlines if o is not None]
+            continue
+        parts.append(group)
+    result = _concat(parts)
+    over, near = _status(result, limits)
+    clipped_idx = np.flatnonzero(found.clipped)
+    offenders = int(over.sum())
+    n_near = int(near.sum())
+    offender_outlines = tuple(_outline_for(result, i, found) for i in np.flatnonzero(over))
+    near_outlines = tuple(_outline_for(result, i, found) for i in np.flatnonzero(near))
     if offenders:
         verdict: Verdict = "fail"
         reason = f"{offenders} particle(s) exceed {spec.name}"
-    elif n_clipped:
+    elif ambiguous:
         verdict = "cannot_verify"
-        reason = f"cannot verify: {n_clipped} particle(s) cut off at the image edge or marker"
+        reason = f"cannot verify: {len(ambiguous)} region(s) could not be classified or separated with confidence"
+    elif len(clipped_idx):
+        verdict = "cannot_verify"
+        reason = f"cannot verify: {len(clipped_idx)} particle(s) cut off at the edge of the view, the tray or a marker"
+    elif n_near:
+        verdict = "cannot_verify"
+        reason = f"cannot verify: {n_near} particle(s) within the measurement uncertainty of {spec.name}"
     else:
-        verdict, reason = "pass", f"all {len(found)} particles within {spec.name}"
+        verdict, reason = "pass", f"all {len(result.area)} particles within {spec.name} with margin"
     return ParticleReport(
         verdict,
         reason,
         spec.name,
-        count=len(found),
-        max_area_mm2=float(areas.max()),
-        p95_area_mm2=float(np.percentile(areas, 95)),
-        median_area_mm2=float(np.median(areas)),
-        max_width_mm=float(widths.max()),
-        max_length_mm=float(lengths.max()),
+        count=len(result.area),
+        max_area_mm2=float(result.area.max()),
+        p95_area_mm2=float(np.percentile(result.area, 95)),
+        median_area_mm2=float(np.median(result.area)),
+        max_width_mm=float(result.width.max()),
+        max_length_mm=float(result.length.max()),
         offenders=offenders,
-        clipped=int(clipped.sum()),
+        near_limit=n_near,
+        ambiguous=len(ambiguous),
+        clipped=len(clipped_idx),
         mm_per_px=calibration.mm_per_px,
+        markers_found=len(calibration.found),
         level_confirmed=spec.confirmed,
-        areas_mm2=areas,
-        widths_mm=widths,
-        lengths_mm=lengths,
-        centres_mm=centres,
-        offender_outlines=tuple(b.contour for b, is_bad in zip(found, bad, strict=True) if is_bad),
-        marker_corners_px=calibration.marker_corners_px,
+        areas_mm2=result.area,
+        area_sigma_mm2=result.area_sigma,
+        widths_mm=result.width,
+        lengths_mm=result.length,
+        centres_mm=calibration.to_mm(result.centres_px),
+        offender_outlines=_pixels(offender_outlines),
+        near_limit_outlines=_pixels(near_outlines),
+        ambiguous_outlines=_pixels(ambiguous),
+        marker_outlines=tuple(c for _, c in calibration.found),
     )
+
+
+def _pixels(outlines: "tuple[np.ndarray, ...] | list[np.ndarray]") -> tuple[np.ndarray, ...]:
+    """Outlines as OpenCV contours (int32 pixel coordinates)."""
+    return tuple(np.round(o).astype(np.int32).reshape(-1, 2) for o in outlines)
+
+
+def _take(m: _Measured, keep: np.ndarray) -> _Measured:
+    return _Measured(
+        m.area[keep],
+        m.width[keep],
+        m.length[keep],
+        m.area_sigma[keep],
+        m.width_sigma[keep],
+        m.length_sigma[keep],
+        m.centres_px[keep],
+        tuple(o for o, k in zip(m.outlines, keep, strict=True) if k),
+    )
+
+
+def _outline_for(result: _Measured, i: int, found: Components) -> np.ndarray:
+    known = result.outlines[i]
+    if known is not None:
+        return known
+    # A particle measured by its moments: find its component by the label under its centre.
+    x, y = np.round(result.centres_px[i]).astype(int)
+    label = int(found.labels[min(max(y, 0), found.labels.shape[0] - 1), min(max(x, 0), found.labels.shape[1] - 1)])
+    if label == 0:
+        return np.array([[x - 5, y - 5], [x + 5, y - 5], [x + 5, y + 5], [x - 5, y + 5]], dtype=np.float64)
+    return _outline_of(found, label - 1)

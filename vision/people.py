@@ -1,19 +1,51 @@
-"""People passing a portal, seen by an overhead camera: background subtraction, blobs, line crossings.
+"""People at a portal: an overhead camera's counter, and the interface any people counter presents.
 
-A blob's size in nominal person areas gives the per-frame count (two people walking shoulder to
-shoulder make one blob of twice the area); each blob is tracked by nearest centroid and a crossing is
-counted when its centre changes side of the portal line by more than a small hysteresis band.
+A site may count with this camera counter or with a sensor it trusts more (an overhead 3-D counter
+over MQTT: `firmware_bridge.people_counter_mqtt`); both are a `PeopleSource` yielding `HeadCount`s.
+
+The camera counter keeps a background of the empty portal and updates it only where nobody is, so a
+person who stands at the badge reader stays foreground (and counted) for as long as they stand; a
+light switched on scales the whole scene, which is measured and divided out rather than relearned.
+Foreground regions are tracked from frame to frame. A region with straight edges that fills its
+rectangle is an object (a box, a trolley), not a person. A region larger than one person may hold
+several: it is counted at the most people it can hold and flagged `ambiguous`, so a decision built on
+it holds or refuses instead of rounding down.
 """
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
 Direction = Literal["in", "out"]
-MAX_CHANGED_SHARE = 0.5  # more of the frame "moving" than this is a lighting change, not people
+MAX_CHANGED_SHARE = 0.6  # more of the frame than this unlike the background, after light is divided out
+OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle has straight edges: an object
+MERGE_SHARE = 1.35  # a region this many person areas large may be more than one person
+MERGE_WIDTH = 2.1  # ... and so may one wider than this many times the square root of a person's area
+
+
+@runtime_checkable
+class HeadCount(Protocol):
+    """One count from any people counter."""
+
+    @property
+    def source(self) -> str: ...
+    @property
+    def time_us(self) -> int: ...
+    @property
+    def count(self) -> int: ...  # people present now; when ambiguous, the most there may be
+    @property
+    def ambiguous(self) -> bool: ...  # the counter cannot tell exactly: decide fail-secure
+
+
+@runtime_checkable
+class PeopleSource(Protocol):
+    """A people counter: camera, overhead sensor, anything that yields HeadCounts."""
+
+    def counts(self) -> Iterator[HeadCount]: ...
 
 
 @dataclass(frozen=True)
@@ -32,12 +64,15 @@ class PortalLine:
 @dataclass(frozen=True)
 class PeopleConfig:
     line: PortalLine
-    person_area_px: float  # one person's blob area as this camera sees them
+    person_area_px: float  # one person's region area as this camera sees them
     zone: tuple[tuple[float, float], ...] = ()  # polygon where people are counted; () is the whole frame
-    min_share: float = 0.35  # blobs smaller than this share of a person are noise or a limb
+    min_share: float = 0.35  # regions smaller than this share of a person are noise or a limb
     hysteresis_px: float = 4.0
     max_step_px: float = 60.0  # furthest a centre moves between frames and stays the same track
-    warmup_frames: int = 5  # frames that only teach the background model
+    warmup_frames: int = 5  # frames that only teach the background
+    keep_missed: int = 5  # frames a track survives unseen (a person passing behind a pillar)
+    threshold: float = 28.0  # grey levels of difference from the background that make foreground
+    source: str = "camera"
 
 
 @dataclass(frozen=True)
@@ -49,10 +84,18 @@ class Crossing:
 
 @dataclass(frozen=True)
 class FrameCount:
+    """The camera counter's HeadCount for one frame."""
+
     time_us: int
     people: int
     crossings: tuple[Crossing, ...] = ()
     problem: str = ""
+    ambiguous: bool = False
+    source: str = "camera"
+
+    @property
+    def count(self) -> int:
+        return self.people
 
 
 @dataclass
@@ -60,44 +103,109 @@ class _Track:
     track_id: int
     centre: np.ndarray
     side: int  # -1 left of the line, +1 right, 0 not yet settled
-    people: int = 1  # people the blob holds now (walking abreast merges two into one blob)
+    people: int = 1  # people the region holds now (walking abreast merges two into one region)
     missed: int = 0
+    is_object: bool = False
+
+
+@dataclass(frozen=True)
+class _Region:
+    centre: np.ndarray
+    people: int
+    ambiguous: bool
+    is_object: bool
 
 
 @dataclass
 class PeopleCounter:
     config: PeopleConfig
-    _subtractor: cv2.BackgroundSubtractor = field(init=False)
+    _background: np.ndarray | None = field(default=None, init=False)
     _tracks: list[_Track] = field(default_factory=list, init=False)
     _next_id: int = field(default=0, init=False)
     _frames: int = field(default=0, init=False)
-    _shape: tuple[int, ...] = field(default=(), init=False)
-
-    def __post_init__(self) -> None:
-        self._relearn()
 
     def _relearn(self) -> None:
-        self._subtractor = cv2.createBackgroundSubtractorMOG2(
-            history=300, varThreshold=24, detectShadows=False
-        )
+        self._background = None
         self._frames = 0
         self._tracks = []
 
-    def _blobs(self, gray: np.ndarray) -> list[tuple[np.ndarray, int]] | None:
-        """Foreground blobs with how many people each holds; None when most of the scene changed at once."""
-        warming = self._frames < self.config.warmup_frames
-        mask = self._subtractor.apply(gray, learningRate=-1 if warming else 0.002)
-        if not warming and cv2.countNonZero(mask) > MAX_CHANGED_SHARE * mask.size:
-            return None
+    def update(self, time_us: int, frame: np.ndarray) -> FrameCount:
+        source = self.config.source
+        gray = _grey(frame)
+        if gray is None:
+            return FrameCount(time_us, 0, problem="unusable frame", source=source)
+        if self._background is not None and gray.shape != self._background.shape:
+            self._relearn()
+            return FrameCount(time_us, 0, problem="frame size changed; relearning background", source=source)
+        image = cv2.GaussianBlur(gray.astype(np.float32), (5, 5), 1.2)
+        if self._background is None or self._frames < self.config.warmup_frames:
+            self._background = image if self._background is None else 0.5 * (self._background + image)
+            self._frames += 1
+            return FrameCount(time_us, 0, problem="learning background", source=source)
+        self._frames += 1
+        try:
+            regions, moving = self._regions(image)
+        except cv2.error as error:  # a fault on one frame must not stop the portal's counting
+            return FrameCount(time_us, 0, problem=f"frame rejected ({error.msg})", source=source)
+        if regions is None:
+            return FrameCount(
+                time_us,
+                0,
+                problem="most of the scene changed at once; counting suspended",
+                ambiguous=True,
+                source=source,
+            )
+        crossings = self._track(regions, time_us)
+        self._learn(image, moving)
+        people = [t for t in self._tracks if not t.is_object and t.missed == 0 and self._in_zone(t.centre)]
+        ambiguous = any(r.ambiguous for r in regions if not r.is_object and self._in_zone(r.centre))
+        return FrameCount(time_us, sum(t.people for t in people), tuple(crossings), ambiguous=ambiguous, source=source)
+
+    def _gain(self, image: np.ndarray) -> float:
+        """The light's change since the background: the median ratio over the scene (people are few)."""
+        assert self._background is not None
+        ratio = image[::4, ::4] / np.maximum(self._background[::4, ::4], 1.0)
+        return float(np.median(ratio))
+
+    def _regions(self, image: np.ndarray) -> tuple[list[_Region] | None, np.ndarray]:
+        assert self._background is not None
+        gain = self._gain(image)
+        expected = self._background * gain
+        diff = cv2.absdiff(image, expected)
+        # Brighter light raises both signal and noise: the threshold scales with it.
+        mask = (diff > self.config.threshold * math.sqrt(max(1.0, gain))).astype(np.uint8) * 255
+        if cv2.countNonZero(mask) > MAX_CHANGED_SHARE * mask.size:
+            return None, mask
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-        n, _, stats, centroids = cv2.connectedComponentsWithStats(mask)
-        found = []
+        mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask)
+        regions = []
         for i in range(1, n):
-            share = stats[i, cv2.CC_STAT_AREA] / self.config.person_area_px
-            if share >= self.config.min_share:
-                found.append((centroids[i], max(1, round(share))))
-        return found
+            area = stats[i, cv2.CC_STAT_AREA]
+            share = area / self.config.person_area_px
+            if share < self.config.min_share:
+                continue
+            x, y, w, h = stats[i, :4]
+            contours, _ = cv2.findContours(
+                (labels[y : y + h, x : x + w] == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+            )
+            (_, _), (rw, rh), _ = cv2.minAreaRect(max(contours, key=cv2.contourArea))
+            fill = area / max(rw * rh, 1.0)
+            is_object = fill >= OBJECT_FILL and share >= 0.5
+            # Two people abreast overlap into one region little larger than a person, but far wider.
+            wide = max(rw, rh) > MERGE_WIDTH * math.sqrt(self.config.person_area_px)
+            merged = (share >= MERGE_SHARE or wide) and not is_object
+            people = 0 if is_object else (max(2, math.ceil(share - 0.35)) if merged else 1)
+            regions.append(_Region(centroids[i], people, merged, is_object))
+        return regions, mask
+
+    def _learn(self, image: np.ndarray, moving: np.ndarray) -> None:
+        """Slowly follow the empty scene where nothing is, at the current light."""
+        assert self._background is not None
+        gain = self._gain(image)
+        quiet = cv2.dilate(moving, np.ones((15, 15), np.uint8)) == 0
+        target = image / max(gain, 1e-3)
+        self._background = np.where(quiet, 0.95 * self._background + 0.05 * target, self._background).astype(np.float32)
 
     def _in_zone(self, centre: np.ndarray) -> bool:
         if not self.config.zone:
@@ -105,56 +213,38 @@ class PeopleCounter:
         polygon = np.array(self.config.zone, dtype=np.float32).reshape(-1, 1, 2)
         return cv2.pointPolygonTest(polygon, (float(centre[0]), float(centre[1])), False) >= 0
 
-    def update(self, time_us: int, frame: np.ndarray) -> FrameCount:
-        gray = _grey(frame)
-        if gray is None:
-            return FrameCount(time_us, 0, problem="unusable frame")
-        if self._shape and gray.shape != self._shape:
-            self._relearn()
-            self._shape = gray.shape
-            return FrameCount(time_us, 0, problem="frame size changed; relearning background")
-        self._shape = gray.shape
-        warming = self._frames < self.config.warmup_frames
-        try:
-            found = self._blobs(gray)
-        except cv2.error as error:  # a fault on one frame must not stop the portal's counting
-            self._relearn()
-            return FrameCount(time_us, 0, problem=f"frame rejected ({error.msg}); relearning background")
-        if found is None:
-            self._relearn()
-            return FrameCount(time_us, 0, problem="whole scene changed (lighting?); relearning background")
-        self._frames += 1
-        if warming:
-            return FrameCount(time_us, 0, problem="learning background")
-        crossings = self._track(found, time_us)
-        return FrameCount(time_us, sum(k for c, k in found if self._in_zone(c)), tuple(crossings))
-
-    def _track(self, found: list[tuple[np.ndarray, int]], time_us: int) -> list[Crossing]:
+    def _track(self, regions: list[_Region], time_us: int) -> list[Crossing]:
         crossings: list[Crossing] = []
-        unmatched = list(range(len(found)))
-        for track in self._tracks:
+        unmatched = list(range(len(regions)))
+        for track in sorted(self._tracks, key=lambda t: t.missed):
             if not unmatched:
                 track.missed += 1
                 continue
-            distances = [float(np.linalg.norm(found[i][0] - track.centre)) for i in unmatched]
+            distances = [float(np.linalg.norm(regions[i].centre - track.centre)) for i in unmatched]
             best = int(np.argmin(distances))
             if distances[best] > self.config.max_step_px:
                 track.missed += 1
                 continue
-            track.centre, people = found[unmatched.pop(best)]
-            track.people = people
-            track.missed = 0
-            crossings.extend(self._side_change(track, time_us))
+            region = regions[unmatched.pop(best)]
+            track.centre, track.people, track.is_object, track.missed = (
+                region.centre,
+                region.people,
+                region.is_object,
+                0,
+            )
+            if not track.is_object:
+                crossings.extend(self._side_change(track, time_us))
         for i in unmatched:
-            track = _Track(self._next_id, found[i][0], 0, found[i][1])
+            region = regions[i]
+            track = _Track(self._next_id, region.centre, 0, region.people, 0, region.is_object)
             self._next_id += 1
             self._side_change(track, time_us)
             self._tracks.append(track)
-        self._tracks = [t for t in self._tracks if t.missed <= 3]
+        self._tracks = [t for t in self._tracks if t.missed <= self.config.keep_missed]
         return crossings
 
     def _side_change(self, track: _Track, time_us: int) -> list[Crossing]:
-        """One crossing per person the blob holds, when its centre settles on the other side."""
+        """One crossing per person the region holds, when its centre settles on the other side."""
         distance = self.config.line.side(track.centre)
         if abs(distance) < self.config.hysteresis_px:
             return []
@@ -164,7 +254,7 @@ class PeopleCounter:
             return []
         direction: Direction = "in" if side > 0 else "out"
         if track.people > 1:
-            # Tracks lost in this merged blob crossed with it: they must not count again on reappearing.
+            # Tracks lost in this merged region crossed with it: they must not count again on reappearing.
             for other in self._tracks:
                 if other.missed and np.linalg.norm(other.centre - track.centre) < self.config.max_step_px:
                     other.side = side
@@ -181,10 +271,19 @@ def _grey(frame: np.ndarray) -> np.ndarray | None:
     return None
 
 
+@dataclass
+class CameraPeopleSource:
+    """The camera counter as a PeopleSource: frames in (time, image), HeadCounts out."""
+
+    frames: Iterable[tuple[int, np.ndarray]]
+    config: PeopleConfig
+
+    def counts(self) -> Iterator[FrameCount]:
+        counter = PeopleCounter(self.config)
+        for time_us, frame in self.frames:
+            yield counter.update(time_us, frame)
+
+
 def count_crossings(frames: Iterable[tuple[int, np.ndarray]], config: PeopleConfig) -> list[Crossing]:
     """All portal crossings in a frame sequence, in time order."""
-    counter = PeopleCounter(config)
-    crossings: list[Crossing] = []
-    for time_us, frame in frames:
-        crossings.extend(counter.update(time_us, frame).crossings)
-    return crossings
+    return [c for reading in CameraPeopleSource(frames, config).counts() for c in reading.crossings]

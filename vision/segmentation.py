@@ -1,144 +1,575 @@
-"""Foreground particles on a contrasting tray: background levelling, threshold, touching-particle split."""
+"""Particles in a tray-distance image: components, their pixel statistics, splits and medial axes.
 
-from dataclasses import dataclass
+A particle is a connected region clearly unlike the tray, with every hole inside its outline filled
+(print on paper is part of the paper). Its pixels are counted at half its own contrast on the outline
+(unbiased under blur) and wholly inside it. Touching pieces are separated only on two independent
+kinds of evidence: a seam (a line darker than the paper on both sides) and a neck in the outline
+(the union is narrow where the seam runs); anything less is measured as one particle.
+"""
+
+from dataclasses import dataclass, field
 
 import cv2
+import numba
 import numpy as np
 
-BACKGROUND_FACTOR = 8  # background is estimated on an image reduced this many times
-MIN_PARTICLE_PX = 6  # smaller blobs are sensor noise or dust
-PIECE_SOLIDITY = 0.75  # split only into pieces that each look like one particle
-CORE_FRACTION = 0.6  # share of the blob's greatest inner distance that marks a particle's core
-
-
-@dataclass(frozen=True)
-class Blob:
-    """One particle in pixels: its outline, its pixel count and its minimum-area rectangle."""
-
-    contour: np.ndarray
-    area_px: float
-    rect: tuple[tuple[float, float], tuple[float, float], float]
-    clipped: bool
+MIN_PARTICLE_PX = 6  # smaller regions are sensor noise or dust
+EDGE_BAND = 2  # px inside the outline where pixels count only above half the particle's level
+# Levels along a cut, as shares of the particle's own level: paper is above CORE_LEVEL; a line of
+# print is below INK_LEVEL; a seam (the shadow at the edge of a piece lying on or against another)
+# is in between, and a dark seam below SEAM_LEVEL.
+CORE_LEVEL = 0.8
+SEAM_LEVEL = 0.6
+SHADOW_LEVEL = 0.75
+INK_LEVEL = 0.3
+CORE_SHARE = 0.25  # a piece's core: thicker than this share of the region's greatest half-width
+MAX_CORES = 24  # a region of more candidate pieces than this is a heap: it is measured whole
+SAME_PIECE = 0.88  # parts whose union is this solid (and no thicker) are one piece
+SOLID = 0.8  # a piece's area over its convex hull's: a simple piece; a T, L or X of two is below
+NECK_SHARE = 0.5  # a neck: the union's half-thickness at a cut, as a share of the thinner piece's
+POINT_SHARE = 0.25  # a point contact: a neck this narrow
+MIN_TURN = np.radians(20)  # pieces this far apart in direction are not one straight piece
+COLLINEAR = np.radians(12)  # two visible ends of one piece partly covered by another
 
 
 @dataclass(frozen=True, eq=False)
-class Segmentation:
-    mask: np.ndarray  # 255 where a particle is
-    contrast: float  # particle brightness over tray brightness (1.0: nothing stands out)
+class Components:
+    """Particles of one photograph in pixels, one row each (index i is label i + 1)."""
+
+    labels: np.ndarray = field(repr=False)  # int32, 0 is tray
+    filled: np.ndarray = field(repr=False)  # uint8 255 where any particle is detected (holes filled)
+    counted: np.ndarray = field(repr=False)  # uint8 255 where a pixel belongs to its particle's area
+    area_px: np.ndarray = field(repr=False)
+    centroid: np.ndarray = field(repr=False)  # (n, 2) x, y
+    cov: np.ndarray = field(repr=False)  # (n, 3) var x, var y, cov xy of counted pixels
+    level: np.ndarray = field(repr=False)  # each particle's own distance from the tray (grey levels)
+    bbox: np.ndarray = field(repr=False)  # (n, 4) x, y, w, h
+    clipped: np.ndarray = field(repr=False)  # touches the image edge or a marker zone
+    left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _left_out)
+
+    @property
+    def n(self) -> int:
+        return len(self.area_px)
 
 
-def _tray_level(small: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Smooth tray brightness: a quadratic surface fitted to the pixels darker than Otsu's split.
+@numba.njit(cache=True, nogil=True)
+def _levels(labels: np.ndarray, distance: np.ndarray, cut: np.ndarray, n: int):
+    """Per particle: its own level (mean distance of its paper, away from the blurred edge and the
+    print: pixels within 75 % of its peak) and whether it touches a cut."""
+    peak = np.zeros(n + 1, np.float64)
+    clipped = np.zeros(n + 1, np.bool_)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab == 0:
+                continue
+            if cut[y, x]:
+                clipped[lab] = True
+            if distance[y, x] > peak[lab]:
+                peak[lab] = distance[y, x]
+    total = np.zeros(n + 1, np.float64)
+    count = np.zeros(n + 1, np.int64)
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and distance[y, x] >= 0.75 * peak[lab]:
+                total[lab] += distance[y, x]
+                count[lab] += 1
+    level = np.empty(n + 1, np.float64)
+    for i in range(n + 1):
+        level[i] = total[i] / count[i] if count[i] > 0 else peak[i]
+    return level, clipped
 
-    A fit (rather than a morphological filter) cannot mistake a large particle for tray.
-    """
-    split, _ = cv2.threshold(small[valid], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    tray = cv2.erode(((small < split) & valid).astype(np.uint8), np.ones((3, 3), np.uint8))
-    ys, xs = np.nonzero(tray)
-    if len(xs) < 50:
-        return np.full(small.shape, max(float(np.median(small)), 1.0), dtype=np.float32)
-    step = max(1, len(xs) // 20000)
-    ys, xs = ys[::step], xs[::step]
-    h, w = small.shape
-    u, v = xs / w - 0.5, ys / h - 0.5
-    design = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
-    coef, *_ = np.linalg.lstsq(design, small[ys, xs].astype(np.float64), rcond=None)
-    gu, gv = np.meshgrid(np.arange(w) / w - 0.5, np.arange(h) / h - 0.5)
-    surface = (
-        coef[0] + coef[1] * gu + coef[2] * gv + coef[3] * gu * gu + coef[4] * gu * gv + coef[5] * gv * gv
+
+@numba.njit(cache=True, nogil=True)
+def _interior_levels(labels: np.ndarray, distance: np.ndarray, interior: np.ndarray, rough: np.ndarray, n: int):
+    """Per particle: mean distance over its interior paper (print, below half the rough level, left out)."""
+    total = np.zeros(n + 1, np.float64)
+    count = np.zeros(n + 1, np.int64)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and interior[y, x] and distance[y, x] * 2.0 >= rough[lab]:
+                total[lab] += distance[y, x]
+                count[lab] += 1
+    level = rough.copy()
+    for i in range(n + 1):
+        if count[i] >= 4:
+            level[i] = total[i] / count[i]
+    return level
+
+
+@numba.njit(cache=True, nogil=True)
+def _half_level(labels: np.ndarray, distance: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """255 where a pixel is at least half as far from the tray as its particle's own level."""
+    out = np.zeros(labels.shape, np.uint8)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and distance[y, x] * 2.0 >= level[lab]:
+                out[y, x] = 255
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _edge_counts(labels: np.ndarray, half: np.ndarray, inner: np.ndarray, n: int):
+    """Per particle: detected pixels, pixels at half level, and outline pixels of the detection."""
+    out = np.zeros((n + 1, 3), np.int64)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab == 0:
+                continue
+            out[lab, 0] += 1
+            if half[y, x]:
+                out[lab, 1] += 1
+            if not inner[y, x]:
+                out[lab, 2] += 1
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _left_out(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, floor: float, n: int) -> np.ndarray:
+    """Per particle: pixels clearly unlike the tray that its area does not count (print at the edge,
+    or the blurred edge itself): how much larger it might be."""
+    out = np.zeros(n + 1, np.float64)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and counted[y, x] == 0 and distance[y, x] >= floor:
+                out[lab] += 1.0
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
+    sums = np.zeros((n + 1, 6), np.float64)  # count, x, y, xx, yy, xy
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab == 0 or counted[y, x] == 0:
+                continue
+            fx, fy = float(x), float(y)
+            sums[lab, 0] += 1.0
+            sums[lab, 1] += fx
+            sums[lab, 2] += fy
+            sums[lab, 3] += fx * fx
+            sums[lab, 4] += fy * fy
+            sums[lab, 5] += fx * fy
+    return sums
+
+
+def _disc(radius: int) -> np.ndarray:
+    """A square: separable, so fast on a 12 MP frame; it erodes a little deeper along diagonals (safe)."""
+    return np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+
+
+def _close(mask: np.ndarray, radius: int) -> np.ndarray:
+    if radius <= 0:
+        return mask
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return cv2.erode(cv2.dilate(mask, kernel), kernel)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """`mask` (uint8 0/255) with every region enclosed by it filled."""
+    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    flood = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(padded, flood, (0, 0), 128)
+    return cv2.compare(padded[1:-1, 1:-1], 128, cv2.CMP_NE)
+
+
+def components(
+    distance: np.ndarray, particle_level: float, cut: np.ndarray, bridge_px: int, dust_px: float = MIN_PARTICLE_PX
+) -> Components:
+    """Particles of the distance image: above `particle_level`, holes filled, and gaps up to about
+    2 * `bridge_px` closed (a line of print across a strip leaves such a gap: the strip is one piece);
+    `cut` marks edges and zones where a particle is cut off from view; regions under `dust_px` pixels
+    are dust (and sensor noise), too small to matter for any limit."""
+    mask = _close(cv2.compare(distance, particle_level, cv2.CMP_GT), bridge_px)
+    mask[cut > 0] = 0
+    filled = fill_holes(mask)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8, ltype=cv2.CV_32S)
+    n -= 1
+    touching = cv2.dilate(cut, np.ones((3, 3), np.uint8))
+    level, clipped = _levels(labels, distance, touching, n)
+    # A particle owns the pixels inside its outline at half its own level, print included. Print
+    # (darker than the paper) near the outline cannot be told from the blurred edge, so everything
+    # deeper inside than the detection outline lies outside the true edge counts as the particle's.
+    half = _half_level(labels, distance, level)
+    inner = cv2.erode(filled, np.ones((3, 3), np.uint8))
+    counts = _edge_counts(labels, half, inner, n)[1:]
+    clean = (level[1:] >= 3 * particle_level) & (counts[:, 0] >= 50)
+    offsets = (counts[clean, 0] - counts[clean, 1]) / np.maximum(counts[clean, 2], 1)
+    # (outline pixels undercount a diagonal edge: the depth is taken a little deeper)
+    depth = int(np.ceil(1.2 * np.median(offsets))) if len(offsets) else EDGE_BAND
+    # The level again, from the paper well inside the true edge, now that the edge's depth is known.
+    interior = cv2.erode(filled, _disc(depth + 2))
+    level = _interior_levels(labels, distance, interior, level, n)
+    half = _half_level(labels, distance, level)
+    deep = cv2.erode(filled, _disc(depth))
+    counted = fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px))
+    counted[labels == 0] = 0
+    sums = _moments(labels, counted, n)
+    left_out = _left_out(labels, counted, distance, 2.0 * float(particle_level), n)[1:]
+    sums, level, clipped, stats = sums[1:], level[1:], clipped[1:], stats[1:]
+    area = sums[:, 0]
+    keep = area >= max(dust_px, MIN_PARTICLE_PX)
+    safe = np.maximum(area, 1.0)
+    mx, my = sums[:, 1] / safe, sums[:, 2] / safe
+    cov = np.stack([sums[:, 3] / safe - mx * mx, sums[:, 4] / safe - my * my, sums[:, 5] / safe - mx * my], axis=1)
+    if not keep.all():
+        drop = np.flatnonzero(~keep) + 1
+        lut = np.zeros(n + 1, np.int32)
+        lut[np.flatnonzero(keep) + 1] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+        lut[drop] = 0
+        labels = lut[labels]
+        counted[labels == 0] = 0
+    return Components(
+        labels=labels,
+        filled=filled,
+        counted=counted,
+        area_px=area[keep],
+        centroid=np.stack([mx, my], axis=1)[keep],
+        cov=cov[keep],
+        level=level[keep],
+        bbox=stats[keep, :4],
+        clipped=clipped[keep],
+        left_out_px=left_out[keep],
     )
-    return np.maximum(surface, 1.0).astype(np.float32)
 
 
-def foreground(gray: np.ndarray, lighter: bool, ignore: np.ndarray) -> Segmentation:
-    """Binary mask of particle pixels, thresholded halfway between the local tray and particle levels.
+def roi(found: Components, index: int, pad: int = 2) -> tuple[slice, slice, tuple[int, int]]:
+    x, y, w, h = (int(v) for v in found.bbox[index])
+    rows, cols = found.labels.shape
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(cols, x + w + pad), min(rows, y + h + pad)
+    return slice(y0, y1), slice(x0, x1), (x0, y0)
 
-    Illumination multiplies both levels alike, so the contrast ratio particle/tray is one number for the
-    whole tray; the halfway threshold keeps blurred edges from biasing areas up or down. Pixels under
-    `ignore` (the marker and its quiet zone) take no part in the statistics and are never foreground.
-    """
-    image = gray if lighter else cv2.bitwise_not(gray)
-    small = cv2.resize(
-        image, None, fx=1 / BACKGROUND_FACTOR, fy=1 / BACKGROUND_FACTOR, interpolation=cv2.INTER_AREA
+
+def piece_mask(found: Components, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The counted pixels of one particle in its bounding box (uint8 0/1) and the box's offset."""
+    ys, xs, offset = roi(found, index)
+    mask = ((found.labels[ys, xs] == index + 1) & (found.counted[ys, xs] > 0)).astype(np.uint8)
+    return mask, offset
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """How one region divides: `pieces` (uint8 masks in the region's box) when the evidence allows;
+    `seams` is True when a seam runs through it that does not separate it cleanly (pieces lying on
+    each other): then `pieces` is the region whole and which piece is which cannot be told."""
+
+    pieces: tuple[np.ndarray, ...]
+    seams: bool
+
+
+def _orientation(mask: np.ndarray) -> float | None:
+    """Principal direction (radians) of an elongated region; None for a compact one."""
+    m = cv2.moments(mask, binaryImage=True)
+    if m["m00"] < MIN_PARTICLE_PX:
+        return None
+    a, b, c = m["mu20"], m["mu02"], m["mu11"]
+    spread = np.sqrt(((a - b) / 2) ** 2 + c * c)
+    major, minor = (a + b) / 2 + spread, max((a + b) / 2 - spread, 1e-9)
+    if major < 4 * minor:
+        return None
+    return 0.5 * float(np.arctan2(2 * c, a - b))
+
+
+def split(mask: np.ndarray, distance: np.ndarray, level: float) -> Split:
+    """Separate a region into pieces only where the evidence says they are separate pieces.
+
+    Candidate pieces are the cores of the region (thick and bright); each cut between two of them is
+    accepted when the outline is narrow there (a neck) and either a seam runs along the cut or the
+    contact is a point between pieces lying at an angle. A partly cut piece (collinear halves joined
+    by a bright bridge) stays one."""
+    whole = Split((mask,), False)
+    union_dt = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
+    bright = distance >= CORE_LEVEL * level
+    cores = ((union_dt > max(1.5, CORE_SHARE * float(union_dt.max()))) & bright).astype(np.uint8)
+    n, parts, stats, _ = cv2.connectedComponentsWithStats(cores, connectivity=8)
+    big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= MIN_PARTICLE_PX]
+    if len(big) < 2 or len(big) > MAX_CORES:
+        return whole
+    seeds = np.zeros(mask.shape, np.int32)
+    for k, i in enumerate(big, 1):
+        seeds[parts == i] = k
+    # The region floods from its cores across the paper: the cuts settle on seams (dark lines),
+    # where the pieces meet.
+    relief = np.clip(255.0 - distance * (255.0 / max(level, 1.0)), 0, 255).astype(np.uint8)
+    markers = seeds.astype(np.int32)
+    markers[mask == 0] = len(big) + 1  # the tray floods too, so the region's outline stays put
+    cv2.watershed(cv2.merge([relief, relief, relief]), markers)
+    owner = np.where((mask > 0) & (markers >= 1) & (markers <= len(big)), markers, 0)
+    # Watershed lines (-1) inside the region go to the nearest part.
+    lines = (mask > 0) & (owner == 0)
+    if lines.any():
+        _, nearest = cv2.distanceTransformWithLabels(
+            (owner == 0).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+        )
+        label_of = np.zeros(int(nearest.max()) + 1, np.int32)
+        ys, xs = np.nonzero(owner)
+        label_of[nearest[ys, xs]] = owner[ys, xs]
+        owner[lines] = label_of[nearest[lines]]
+    cuts: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    rows, cols = owner.shape
+    # A seam is a line a pixel or two wide; the cut between cores runs within a pixel or two of it.
+    # Only the region's own pixels count: at a narrow bridge the tray beside it is no seam.
+    inside = np.where(mask > 0, distance, 255).astype(np.uint8)
+    darkest = cv2.erode(inside, np.ones((5, 5), np.uint8))
+    for dy, dx in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        a = owner[0 : rows - dy, max(0, -dx) : cols - max(0, dx)]
+        b = owner[dy:rows, max(0, dx) : cols - max(0, -dx)]
+        ty, tx = np.nonzero((a != b) & (a > 0) & (b > 0))
+        for p, q, y, x in zip(a[ty, tx], b[ty, tx], ty, tx + max(0, -dx), strict=True):
+            key = (int(min(p, q)), int(max(p, q)))
+            cuts.setdefault(key, []).append((float(union_dt[y, x]), float(darkest[y, x])))
+    groups = [(owner == k).astype(np.uint8) for k in range(1, len(big) + 1)]
+    members = [{k} for k in range(1, len(big) + 1)]
+    seams = False
+
+    def between(i: int, j: int) -> list[tuple[float, float]]:
+        return [t for p in members[i] for q in members[j] for t in cuts.get((min(p, q), max(p, q)), [])]
+
+    def merge(i: int, j: int) -> None:
+        groups[i] = groups[i] | groups[j]
+        members[i] |= members[j]
+        del groups[j], members[j]
+
+    # First the parts of one piece: print across a strip cuts its core, but together they are one
+    # simple piece. Most solid union first, so a fragment joins its own strip, not the piece it touches.
+    while True:
+        pairs = [(i, j) for i in range(len(groups)) for j in range(i + 1, len(groups)) if between(i, j)]
+        scored = [(_solidity(groups[i] | groups[j]), i, j) for i, j in pairs if _same_width(groups[i], groups[j])]
+        best = max(scored, default=None)
+        if best is None or best[0] < SAME_PIECE:
+            break
+        _, i, j = best
+        seams |= _is_shadow(between(i, j), level)
+        merge(i, j)
+    # A compact fragment (print cut it off its strip) joins the neighbour it makes the most solid.
+    while True:
+        compact = [i for i in range(len(groups)) if _orientation(groups[i]) is None and len(groups) > 1]
+        options = [
+            (_solidity(groups[i] | groups[j]), i, j)
+            for i in compact
+            for j in range(len(groups))
+            if j != i and between(i, j)
+        ]
+        if not options:
+            break
+        _, i, j = max(options)
+        seams |= _is_shadow(between(i, j), level)
+        merge(min(i, j), max(i, j))
+    # Then the contacts between pieces: kept apart only on the evidence, otherwise one region.
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                samples = between(i, j)
+                if samples and not _separate(groups[i], groups[j], samples, level):
+                    seams |= _is_shadow(samples, level)
+                    merge(i, j)
+                    changed = True
+                    break
+            if changed:
+                break
+    if len(groups) == 1:
+        return Split((mask,), seams)
+    return Split(_rejoin_covered(groups), seams)
+
+
+def _same_width(a: np.ndarray, b: np.ndarray) -> bool:
+    """Parts of one strip: their union is no thicker than the thicker part."""
+    widths = [float(cv2.distanceTransform(m, cv2.DIST_L2, 5).max()) for m in (a, b, a | b)]
+    return widths[2] <= 1.15 * max(widths[0], widths[1]) + 0.5
+
+
+def _seam(samples: list[tuple[float, float]], level: float) -> float:
+    return float(np.median([d for _, d in samples])) / max(level, 1.0)
+
+
+def _is_shadow(samples: list[tuple[float, float]], level: float) -> bool:
+    return INK_LEVEL < _seam(samples, level) <= SHADOW_LEVEL
+
+
+def _separate(a: np.ndarray, b: np.ndarray, samples: list[tuple[float, float]], level: float) -> bool:
+    half_a = float(cv2.distanceTransform(a, cv2.DIST_L2, 5).max())
+    half_b = float(cv2.distanceTransform(b, cv2.DIST_L2, 5).max())
+    neck = max(t for t, _ in samples) / max(min(half_a, half_b), 1.0)
+    seam = _seam(samples, level)
+    turn = _turn(_orientation(a), _orientation(b))
+    separate = (
+        (neck <= NECK_SHARE and seam <= SEAM_LEVEL)  # a narrow contact with a dark line across it
+        or (neck <= POINT_SHARE and turn >= MIN_TURN)  # a point contact between pieces at an angle
+        # A seam between two simple pieces lying at an angle, their union no simple piece (T, L, X).
+        or (
+            seam <= SHADOW_LEVEL
+            and turn >= MIN_TURN
+            and _solidity(a) >= SOLID
+            and _solidity(b) >= SOLID
+            and _solidity(a | b) < SOLID
+        )
     )
-    small_ignore = cv2.resize(ignore, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
-    tray = _tray_level(small, small_ignore == 0)
-    # Full-resolution samples at the centres of the reduced pixels, so they pair with the tray level.
-    f = BACKGROUND_FACTOR
-    samples = image[f // 2 :: f, f // 2 :: f][: small.shape[0], : small.shape[1]]
-    rows, cols = samples.shape
-    sampled = small_ignore[:rows, :cols] == 0
-    ratio = samples[sampled].astype(np.float32) / tray[:rows, :cols][sampled]
-    ratio8 = np.clip(ratio * 32.0, 0, 255).astype(np.uint8)
-    split, _ = cv2.threshold(ratio8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = ratio[ratio8 > split]
-    if bright.size == 0 or split <= 32:
-        return Segmentation(np.zeros(gray.shape, dtype=np.uint8), 1.0)
-    contrast = float(np.median(bright))
-    threshold_small = np.clip(tray * ((1.0 + contrast) / 2.0), 0, 255).astype(np.uint8)
-    threshold = cv2.resize(threshold_small, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.compare(image, threshold, cv2.CMP_GT)
-    mask[ignore > 0] = 0
-    return Segmentation(mask, contrast)
+    return bool(separate)
 
 
-def _pixel_count(contour: np.ndarray) -> float:
-    # Pick's theorem on the boundary pixel centres: enclosed pixels = polygon area + boundary/2 + 1.
-    return cv2.contourArea(contour) + len(contour) / 2.0 + 1.0
+def _solidity(region: np.ndarray) -> float:
+    points = np.argwhere(region)[:, ::-1].astype(np.int32)
+    if len(points) < 3:
+        return 1.0
+    hull = cv2.convexHull(points)
+    return float(len(points) / max(cv2.contourArea(hull) + cv2.arcLength(hull, True) / 2 + 1, 1.0))
 
 
-def _solidity(contour: np.ndarray, area_px: float) -> float:
-    hull = cv2.convexHull(contour)
-    return area_px / max(_pixel_count(hull), 1.0)
+def _turn(a: float | None, b: float | None) -> float:
+    if a is None or b is None:
+        return 0.0
+    return abs((a - b + np.pi / 2) % np.pi - np.pi / 2)
 
 
-def _split(contour: np.ndarray) -> list[np.ndarray]:
-    """Split one blob at the necks of its distance transform; [contour] when no safe split exists."""
-    x, y, w, h = cv2.boundingRect(contour)
-    pad = 2
-    mask = np.zeros((h + 2 * pad, w + 2 * pad), dtype=np.uint8)
-    cv2.drawContours(mask, [contour], -1, 255, cv2.FILLED, offset=(pad - x, pad - y))
-    dist = cv2.distanceTransform(mask, cv2.DIST_L2, 5)
-    cores = (dist > CORE_FRACTION * float(dist.max())).astype(np.uint8)
-    n, _ = cv2.connectedComponents(cores)
-    if n <= 2:
-        return [contour]
-    # Every blob pixel goes to its nearest core: the cut falls across the neck between them.
-    _, nearest = cv2.distanceTransformWithLabels(1 - cores, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_CCOMP)
-    pieces: list[np.ndarray] = []
-    for label in np.unique(nearest[cores > 0]):
-        piece = ((nearest == label) & (mask > 0)).astype(np.uint8)
-        found, _ = cv2.findContours(piece, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        if len(found) != 1:
-            return [contour]
-        outline = found[0]
-        if _solidity(outline, _pixel_count(outline)) < PIECE_SOLIDITY:
-            return [contour]
-        pieces.append(outline + np.array([x - pad, y - pad], dtype=np.int32))
-    return pieces
+def _rejoin_covered(groups: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """A piece lying across another shows the lower one as two collinear ends: they are one piece,
+    measured with the covered middle (the convex hull of both ends), never as two short ones."""
+    merged = list(groups)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                a, b = merged[i], merged[j]
+                ta, tb = _orientation(a), _orientation(b)
+                if ta is None or tb is None or _turn(ta, tb) > COLLINEAR:
+                    continue
+                ca = np.argwhere(a)[:, ::-1].mean(axis=0)
+                cb = np.argwhere(b)[:, ::-1].mean(axis=0)
+                joint = cb - ca
+                if np.hypot(*joint) < 1.0 or _turn(ta, float(np.arctan2(joint[1], joint[0]))) > COLLINEAR:
+                    continue
+                points = np.argwhere(a | b)[:, ::-1].astype(np.int32)
+                hull = np.zeros_like(a)
+                cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+                merged[i] = hull | a | b
+                del merged[j]
+                changed = True
+                break
+            if changed:
+                break
+    return tuple(merged)
 
 
-def blobs(mask: np.ndarray, cut_edges: np.ndarray) -> list[Blob]:
-    """Particles in `mask`; a blob touching `cut_edges` (image border, masked zones) is marked clipped."""
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    found: list[Blob] = []
-    for contour in contours:
-        if len(contour) < 3:
-            continue
-        area = _pixel_count(contour)
-        if area < MIN_PARTICLE_PX:
-            continue
-        pts = contour.reshape(-1, 2)
-        clipped = bool(cut_edges[pts[:, 1], pts[:, 0]].any())
-        found.append(Blob(contour, area, cv2.minAreaRect(contour), clipped))
-    return found
+@numba.njit(cache=True, nogil=True)
+def _thin(image: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a 0/1 image to a one-pixel skeleton."""
+    img = image.copy()
+    rows, cols = img.shape
+    changed = True
+    marks = np.zeros_like(img)
+    while changed:
+        changed = False
+        for step in range(2):
+            marks[:] = 0
+            for y in range(1, rows - 1):
+                for x in range(1, cols - 1):
+                    if img[y, x] == 0:
+                        continue
+                    p2, p3, p4 = img[y - 1, x], img[y - 1, x + 1], img[y, x + 1]
+                    p5, p6, p7 = img[y + 1, x + 1], img[y + 1, x], img[y + 1, x - 1]
+                    p8, p9 = img[y, x - 1], img[y - 1, x - 1]
+                    b = p2 + p3 + p4 + p5 + p6 + p7 + p8 + p9
+                    if b < 2 or b > 6:
+                        continue
+                    a = (
+                        (p2 == 0 and p3 == 1)
+                        + (p3 == 0 and p4 == 1)
+                        + (p4 == 0 and p5 == 1)
+                        + (p5 == 0 and p6 == 1)
+                        + (p6 == 0 and p7 == 1)
+                        + (p7 == 0 and p8 == 1)
+                        + (p8 == 0 and p9 == 1)
+                        + (p9 == 0 and p2 == 1)
+                    )
+                    if a != 1:
+                        continue
+                    if (step == 0 and p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0) or (
+                        step == 1 and p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+                    ):
+                        marks[y, x] = 1
+            for y in range(rows):
+                for x in range(cols):
+                    if marks[y, x]:
+                        img[y, x] = 0
+                        changed = True
+    return img
 
 
-def separate(blob: Blob) -> list[Blob]:
-    """The particles a blob is made of when it is several touching ones, else [blob]."""
-    if blob.clipped:
-        return [blob]
-    pieces = _split(blob.contour)
-    if len(pieces) == 1:
-        return [blob]
-    return [Blob(piece, _pixel_count(piece), cv2.minAreaRect(piece), False) for piece in pieces]
+@numba.njit(cache=True, nogil=True)
+def _farthest(skeleton: np.ndarray, sy: int, sx: int):
+    """Breadth-first search over the skeleton from (sy, sx): the farthest pixel and the parent links."""
+    rows, cols = skeleton.shape
+    dist = np.full((rows, cols), -1, np.int64)
+    parent = np.full((rows, cols), -1, np.int64)
+    queue = np.empty(rows * cols, np.int64)
+    head, tail = 0, 0
+    queue[tail] = sy * cols + sx
+    tail += 1
+    dist[sy, sx] = 0
+    last = sy * cols + sx
+    while head < tail:
+        cur = queue[head]
+        head += 1
+        last = cur
+        cy, cx = cur // cols, cur % cols
+        for dy in range(-1, 2):
+            for dx in range(-1, 2):
+                ny, nx = cy + dy, cx + dx
+                if 0 <= ny < rows and 0 <= nx < cols and skeleton[ny, nx] and dist[ny, nx] < 0:
+                    dist[ny, nx] = dist[cy, cx] + 1
+                    parent[ny, nx] = cur
+                    queue[tail] = ny * cols + nx
+                    tail += 1
+    return last, parent
+
+
+@dataclass(frozen=True)
+class MedialAxis:
+    length_px: float  # along the medial axis, end to end
+    width_px: float  # 90th percentile of the width along the middle of the axis
+    path: np.ndarray  # (k, 2) x, y of the axis in the mask's box
+
+
+def medial_axis(mask: np.ndarray) -> MedialAxis:
+    """Length along the skeleton (plus the distance from its ends to the outline) and width from the
+    distance transform along it: what a bent strip measures, not its bounding rectangle."""
+    padded = cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dt = cv2.distanceTransform(padded, cv2.DIST_L2, 5)
+    skeleton = _thin(padded.astype(np.uint8))
+    ys, xs = np.nonzero(skeleton)
+    if len(xs) == 0:
+        peak = float(dt.max())
+        return MedialAxis(2 * peak, 2 * peak - 1, np.zeros((0, 2)))
+    cols = skeleton.shape[1]
+    first, _ = _farthest(skeleton, int(ys[0]), int(xs[0]))
+    end, parent = _farthest(skeleton, int(first // cols), int(first % cols))
+    path = []
+    cur = end
+    while cur >= 0:
+        path.append((cur % cols, cur // cols))
+        cur = parent[cur // cols, cur % cols]
+    pts = np.array(path, dtype=np.float64)
+    simplified = cv2.approxPolyDP(pts.reshape(-1, 1, 2).astype(np.float32), 0.8, False).reshape(-1, 2)
+    along = float(np.sum(np.linalg.norm(np.diff(simplified, axis=0), axis=1))) if len(simplified) > 1 else 0.0
+    ends = float(dt[int(pts[0, 1]), int(pts[0, 0])] + dt[int(pts[-1, 1]), int(pts[-1, 0])]) - 1.0
+    radii = dt[pts[:, 1].astype(int), pts[:, 0].astype(int)]
+    k = len(radii)
+    middle = radii[k // 5 : k - k // 5] if k >= 5 else radii
+    width = 2.0 * float(np.percentile(middle, 90)) - 1.0
+    return MedialAxis(along + max(ends, 0.0), max(width, 1.0), pts - 1.0)

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import zxingcpp
 
-from vision.calibration import MarkerSpec
-from vision.labels import LabelData, Symbology, render_label
+from vision.calibration import MarkerBoard
+from vision.labels import QR_SIDE_PX, LabelData, Symbology, render_label
 
 TRAY_GREY = 38
 FLOOR_GREY = 62
@@ -36,7 +36,7 @@ class TrueParticle:
 class ShredTray:
     image: np.ndarray = field(repr=False)  # BGR uint8
     particles: tuple[TrueParticle, ...]
-    marker: MarkerSpec
+    board: MarkerBoard  # one marker, at the board's origin
     px_per_mm: float
     mm_to_px: np.ndarray = field(repr=False)  # true homography from tray millimetres to image pixels
 
@@ -168,9 +168,12 @@ def shred_tray(
     noise_sigma: float = 3.0,
     gradient: float = 0.25,
     shadows: bool = True,
-    marker: MarkerSpec = MarkerSpec(),
+    board: MarkerBoard = MarkerBoard(),
 ) -> ShredTray:
     """A dark tray photographed from above with light particles of known size (width, length in mm)."""
+    if len(board.markers) != 1:
+        raise ValueError("shred_tray draws a one-marker board")
+    marker = board.markers[0]
     rng = np.random.default_rng(seed)
     width_px, height_px = size_px
     tray_mm = (width_px / px_per_mm, height_px / px_per_mm)
@@ -190,9 +193,7 @@ def shred_tray(
 
     particles: list[TrueParticle] = []
     for width, length in oversized_mm:
-        particles += _place(
-            rng, grid, [TrueParticle((0, 0), length, width, float(rng.uniform(0, 180)))], tray_mm
-        )
+        particles += _place(rng, grid, [TrueParticle((0, 0), length, width, float(rng.uniform(0, 180)))], tray_mm)
     base_width, base_length = particle_mm
     for _ in range(touching_pairs):
         particles += _place(rng, grid, _touching_pair(rng, base_length, base_width), tray_mm)
@@ -210,14 +211,12 @@ def shred_tray(
     for corners in outlines:
         _fill_exact(canvas, corners, int(PAPER_GREY - rng.integers(0, 25)))
 
-    dictionary = cv2.aruco.getPredefinedDictionary(marker.dictionary)
+    dictionary = cv2.aruco.getPredefinedDictionary(board.dictionary)
     side = round(marker.side_mm * px_per_mm)
     x0, y0 = (round(v * px_per_mm) for v in marker_xy)
     q = round(quiet * px_per_mm * 0.8)
     canvas[y0 - q : y0 + side + q, x0 - q : x0 + side + q] = 235
-    canvas[y0 : y0 + side, x0 : x0 + side] = cv2.aruco.generateImageMarker(
-        dictionary, marker.marker_id or 0, side
-    )
+    canvas[y0 : y0 + side, x0 : x0 + side] = cv2.aruco.generateImageMarker(dictionary, marker.marker_id, side)
     # Truth is relative to the marker's outer corner as printed: pixel x0 spans [x0 - 0.5, x0 + 0.5].
     corner_px = np.array([x0, y0], dtype=np.float64) - 0.5
     marker_origin = corner_px / px_per_mm
@@ -243,7 +242,10 @@ def shred_tray(
         )
     mm_to_canvas = np.array([[px_per_mm, 0, corner_px[0]], [0, px_per_mm, corner_px[1]], [0, 0, 1]])
     image = _finish(canvas, rng, gradient, blur_px, noise_sigma)
-    return ShredTray(image, tuple(particles), marker, px_per_mm, warp @ mm_to_canvas)
+    # The tray as drawn, in the marker's millimetres: the analyser ignores the floor beyond it.
+    extent = (-marker_origin[0], -marker_origin[1], tray_mm[0] - marker_origin[0], tray_mm[1] - marker_origin[1])
+    drawn_board = MarkerBoard(board.markers, board.dictionary, board.quiet_zone, tuple(float(v) for v in extent))
+    return ShredTray(image, tuple(particles), drawn_board, px_per_mm, warp @ mm_to_canvas)
 
 
 @dataclass(frozen=True, eq=False)
@@ -296,12 +298,13 @@ def label_photo(
             scene[height - bh - 20 : height - 20, 20 : 20 + bw] = bars
     label = cv2.imdecode(np.frombuffer(render_label(data, symbology), np.uint8), cv2.IMREAD_GRAYSCALE)
     if occlusion > 0:
-        lw = int(label.shape[1] * 0.5 * min(occlusion, 1.0))
-        label[:, :lw] = 40
+        # Over the text between the two codes, as a cable would lie.
+        lw = int(label.shape[1] * 0.4 * min(occlusion, 1.0))
+        label[:, QR_SIDE_PX + 15 : QR_SIDE_PX + 15 + lw] = 40
     if thumb:
-        # The code sits at the right, vertically centred; its lower right corner holds no finder pattern.
-        side = label.shape[0] - 80
-        corner = (label.shape[1] - 30 - side // 8, (label.shape[0] + side) // 2 - side // 8)
+        # The QR code fills the left of the label; its lower right corner holds no finder pattern.
+        side = QR_SIDE_PX
+        corner = (10 + side - side // 5, (label.shape[0] + side) // 2 - side // 5)
         cv2.ellipse(label, corner, (side // 7, side // 5), 30, 0, 360, 60, -1)
     target_w = label_share * width
     target_h = target_w * label.shape[0] / label.shape[1]

@@ -1,4 +1,4 @@
-"""Particle-size security levels as data (DIN 66399-2 / ISO/IEC 21964-2, NSA/CSS 02-01).
+"""Shred particle-size security levels as data (DIN 66399-2 / ISO/IEC 21964-2, NSA/CSS 02-01).
 
 Levels H-1..H-3, T-1, E-1 and E-2 are damage levels judged by eye and carry no size limit, so a camera
 cannot verify them. `confirmed` is False where the figure comes from memory of the standard and was not
@@ -24,12 +24,8 @@ class SecurityLevel:
         return self.max_area_mm2 is not None
 
 
-def _series(
-    prefix: str, media: str, areas: tuple[float | None, ...], confirmed: bool = False
-) -> list[SecurityLevel]:
-    return [
-        SecurityLevel(f"{prefix}-{i}", media, area, confirmed=confirmed) for i, area in enumerate(areas, 1)
-    ]
+def _series(prefix: str, media: str, areas: tuple[float | None, ...], confirmed: bool = False) -> list[SecurityLevel]:
+    return [SecurityLevel(f"{prefix}-{i}", media, area, confirmed=confirmed) for i, area in enumerate(areas, 1)]
 
 
 _PAPER = [

@@ -2,7 +2,7 @@ import itertools
 
 import pytest
 
-from vision.levels import LEVELS, SecurityLevel, find_level, levels_with
+from vision.shred_levels import LEVELS, SecurityLevel, find_level, levels_with
 
 
 def test_paper_levels_tighten_with_each_step() -> None:

@@ -54,12 +54,7 @@ def _names(session: Session) -> Names:
 def _wiring(session: Session) -> list[PortalWiring]:
     wiring = {}
     for portal in session.execute(select(Portal).order_by(Portal.id)).scalars():
-        wiring[portal.id] = PortalWiring(
-            portal_id=portal.id,
-            code=portal.code,
-            inside_ceiling=portal.inside_venue.ceiling,
-            fail_secure_level=portal.inside_venue.fail_secure_level,
-        )
+        wiring[portal.id] = PortalWiring(portal_id=portal.id, code=portal.code)
     readers: dict[int, list[str]] = {}
     for device in session.execute(select(Device).where(Device.portal_id.is_not(None))).scalars():
         w = wiring[device.portal_id]  # type: ignore[index]

@@ -47,7 +47,15 @@ from controllers.records import (
 )
 from controllers.tag_ingest import read_batch
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange, InventoryRoundEnd, TagBatch
+from firmware_bridge.events import (
+    CardRead,
+    Health,
+    HealthEvent,
+    InputChange,
+    InventoryRoundEnd,
+    SensorCount,
+    TagBatch,
+)
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
 from tracking.engine import Engine
 from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, InventoryRound, ReaderHealth
@@ -268,6 +276,12 @@ class PortalController:
                     self._expect(event.time_us)
                     if event.frame_png:
                         self.state[wiring.portal_id].last_frame_png = event.frame_png
+            elif isinstance(event, SensorCount):
+                # A people-counting sensor in the camera's place: its count (the most there may be
+                # when it is unsure) is the door's people count.
+                wiring = self.by_camera.get(event.device)
+                if wiring is not None:
+                    self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
 
     def _card(self, card: CardRead) -> None:
         wiring = self.by_panel.get(card.panel)

@@ -28,6 +28,7 @@ from firmware_bridge.kinds import Device, Role, parse_device
 from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
+from firmware_bridge.people_counter_mqtt import MqttPeopleCounter
 from firmware_bridge.rfid.reader import TagReader
 from firmware_bridge.site import OpenContext, SimulationOptions, SimulatorHandle, open_drivers, start_simulators
 from registry.models import Device as DeviceRecord
@@ -75,6 +76,7 @@ class RunningSite:
     handhelds: dict[str, TagReader] = field(default_factory=dict)  # readers read on demand
     handheld_venue: dict[str, str] = field(default_factory=dict)  # handheld reader -> venue it sweeps
     machines: dict[str, ModbusDevice] = field(default_factory=dict)
+    people_sensors: dict[str, MqttPeopleCounter] = field(default_factory=dict)  # portal people counters over MQTT
     stations: dict[str, DestructionStation] = field(default_factory=dict)
     sims: SimulatorHandle | None = None
     output_trays: dict[str, bool] = field(default_factory=dict)  # station -> next tray has an oversized strip
@@ -84,6 +86,8 @@ class RunningSite:
         """Stop reading devices, decide and persist what is queued, then close everything."""
         for reader in self.readers.values():
             reader.stop()
+        for sensor in self.people_sensors.values():
+            sensor.stop()
         for line in set(self.lines.values()):
             line.stop()
         self.runtime.stop()
@@ -154,6 +158,8 @@ def start_site(
             line.start()
         for reader in site.readers.values():
             reader.start()
+        for sensor in site.people_sensors.values():
+            sensor.start()
         _stations(site, factory, state_dir, devices)
         # The API names a station by its venue or by any machine in it.
         runtime.stations = {
@@ -181,6 +187,8 @@ def _place(site: RunningSite, devices: list[Device[Any]], drivers: dict[str, obj
                 site.handheld_venue[device.name] = device.venue
         elif isinstance(driver, ModbusDevice) and role is Role.MACHINE:
             site.machines[device.name] = driver
+        elif isinstance(driver, MqttPeopleCounter) and role is Role.CAMERA:
+            site.people_sensors[device.name] = driver
 
 
 def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, devices: list[Device[Any]]) -> None:

@@ -279,14 +279,15 @@ def _device_values(session: Session, data: DeviceData, device: Device | None) ->
         other = session.execute(
             select(Device.name).where(
                 Device.portal_id == portal.id,
-                Device.kind == data.kind,
+                # A camera or a people-counting sensor: either is the door's one people counter.
+                Device.kind.in_([k for k, rule in ONE_PER_PORTAL.items() if rule == ONE_PER_PORTAL[data.kind]]),
                 Device.id != (device.id if device else -1),
             )
         ).scalar()
         if other is not None:
             raise RuleViolation(
                 ONE_PER_PORTAL[data.kind],
-                f"portal {portal.code} already has the {data.kind} {other}; a door has one",
+                f"portal {portal.code} already has {other} in that role; a door has one",
                 field="portal",
             )
     return {

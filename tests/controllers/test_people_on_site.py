@@ -225,6 +225,12 @@ def test_escorts_presence_across_a_restart_and_the_unescorted_alarm(site: People
     site.badge(ROOM_PANEL, "1003", INSIDE)  # and claims to leave a room he never entered: anti-passback
     site.settle()
     assert '"anti_passback"' in site.journal("exit.decision")[-1]
+    site.runtime.forgive("carl", "gus", "came in behind the visitor group")  # journaled, then applied
+    site.badge(ROOM_PANEL, "1003", INSIDE)
+    site.settle()
+    assert '"reasons":[]' in site.journal("exit.decision")[-1]
+    assert '"came in behind the visitor group"' in site.journal("presence.forgiven")[-1]
+    assert site.places()["carl"] == "corridor"
 
 
 def test_a_meeting_refuses_non_participants_in_its_window_and_records_the_items(site: People) -> None:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.tracking.sites import SECOND, antennas, carry, epc_for
+from tests.tracking.sites import CONFIG as STREAM_CONFIG
+from tests.tracking.sites import SECOND, antennas, carry, epc_for, run, sites, streams
 from tracking.engine import Engine
 from tracking.events import BadgePresentation, FireAlarmInput, ForgiveRequest, OverrideRequest
 from tracking.model import (
@@ -285,3 +286,23 @@ def test_both_backends_agree_on_people_streams() -> None:
         s.advance(60 * SECOND)
         outs.append((s.decisions, s.alarms, s.presence))
     assert outs[0] == outs[1]
+
+
+@given(st.data())
+def test_presence_changes_add_up_to_the_counts_on_random_sites_and_streams(data: st.DataObject) -> None:
+    """Whatever happens (forgives, fire releases, overrides, visitors, meetings): every count stays >= 0 and the
+    counts move exactly by the presence changes reported, each taking its person from where they last were."""
+    model = data.draw(sites())
+    events = data.draw(streams(model))
+    engine = Engine(build_snapshot(model), STREAM_CONFIG, data.draw(st.sampled_from(BACKENDS)))
+    last = {p: place.venue_id for p, place in engine.people.where.items()}
+    expected = engine.people.counts()
+    out = run(engine, events, sorted(data.draw(st.sets(st.integers(0, len(events) - 1)))), 60 * SECOND)
+    for change in sorted(out.presence, key=lambda c: (c.time_us, c.portal_id, c.person_id)):
+        if change.person_id in last:
+            expected[last[change.person_id]] -= 1
+        expected[change.to_venue_id] += 1
+        last[change.person_id] = change.to_venue_id
+    counts = engine.people.counts()
+    assert all(n >= 0 for n in counts.values())
+    assert {k: n for k, n in counts.items() if n} == {k: n for k, n in expected.items() if n}

@@ -502,3 +502,65 @@ class AccessRecordPublic(BaseModel):
     portal: str | None
     context: str
     recorded_by: str
+
+
+# People in venues (api/routers/people.py)
+class MusterPersonPublic(BaseModel):
+    username: str
+    name: str
+    visitor: bool
+    since: dt.datetime
+    uncertain: bool  # the last move was not a granted badge (emergency release, an override of tailgating)
+
+
+class MusterItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+
+
+class MusterVenuePublic(BaseModel):
+    venue: str
+    name: str
+    people: list[MusterPersonPublic]
+    items: list[MusterItemPublic]
+
+
+class MusterPublic(BaseModel):
+    at: dt.datetime
+    fire_release: bool  # the doors are released by a fire alarm now (the journal's latest fire entry)
+    venues: list[MusterVenuePublic]
+
+
+class MusterExportCreate(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class MusterExportPublic(BaseModel):
+    journal_seq: int
+    muster: MusterPublic
+
+
+class ForgiveCreate(Strict):
+    reason: Text(2000, min_length=5)
+
+
+class MeetingItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+    person: str | None
+    direction: Literal["in", "out"]
+    at: dt.datetime
+    portal: str
+
+
+class MeetingReportPublic(BaseModel):
+    id: int
+    title: str
+    venue: str
+    level: LevelName
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    participants: list[str]
+    items: list[MeetingItemPublic]

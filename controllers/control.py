@@ -46,6 +46,10 @@ class SiteControl(Protocol):
         """A guard lets a blocked exit through with their own credentials and a written reason."""
         ...
 
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        """A guard forgives a person's anti-passback state (their next badge is not checked against it)."""
+        ...
+
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controllers import people
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DoorState
 from controllers.recorder import LogError, Recorder
@@ -289,7 +290,8 @@ class PortalController:
             self._publish_alarm("data_quality", card.time_us, card.panel, f"card read on unknown panel {card.panel}")
             return
         badge = badge_number(card.card_hex)
-        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale))
+        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale,
+                                               people.direction(card.reader)))
         config = self.engine.config
         for after in (0, config.decision_floor_us, config.settle_us):  # refuse at once, earliest allow, the cap
             self._expect(card.time_us + after)
@@ -366,6 +368,7 @@ class PortalController:
                 *(self._movement(m) for m in out.movements),
                 *(self._decision(d) for d in out.decisions),
                 *(self._alarm(a) for a in out.alarms),
+                *(_Step(record, _recorded) for record in people.records(out, self.names)),
             ]
             if not steps:
                 return
@@ -616,6 +619,10 @@ class PortalController:
         details = tuple((k, v) for k, v in (("item", item), ("epc", epc), ("detail", detail)) if v)
         severity = Severity.WARNING if kind in ("data_quality", "late_read", "overdue") else Severity.CRITICAL
         self._publish(LiveKind.ALARM, severity, time_us, source, kind.replace("_", " "), details)
+
+
+def _recorded(_durable: bool) -> None:
+    """Nothing to drive for a record that only the register needs."""
 
 
 def badge_number(card_hex: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers import people
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DestructionOutcome, DeviceState, DoorState
 from controllers.destruction import DestructionStation
@@ -215,6 +216,9 @@ class SiteRuntime:
 
     def override(self, portal: str, username: str, reason: str) -> None:
         self.portals.override(portal, username, reason)
+
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        people.forgive(self.portals, person, username, reason)
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

@@ -25,6 +25,7 @@ from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
 from registry.models import (
     ANTENNA_SIDES,
+    ANTI_PASSBACK,
     DEVICE_KINDS,
     Antenna,
     Device,
@@ -72,6 +73,7 @@ class PortalData:
     border: bool = False
     x_m: float = 0.0
     y_m: float = 0.0
+    anti_passback: str = "off"  # ANTI_PASSBACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +203,7 @@ def _portal_values(session: Session, data: PortalData) -> dict[str, Any]:
     for name, value in (("x_m", data.x_m), ("y_m", data.y_m)):
         if not (math.isfinite(value) and abs(value) <= PLAN_LIMIT_M):
             raise InvalidInput(name, f"a plan coordinate in metres, within ±{PLAN_LIMIT_M:.0f}")
+    validate.choice(data.anti_passback, ANTI_PASSBACK, "anti_passback")
     return {
         "name": data.name,
         "inside_venue_id": inside.id,
@@ -208,6 +211,7 @@ def _portal_values(session: Session, data: PortalData) -> dict[str, Any]:
         "border": data.border,
         "x_m": float(data.x_m),
         "y_m": float(data.y_m),
+        "anti_passback": data.anti_passback,
     }
 
 
@@ -221,6 +225,7 @@ def _portal_payload(session: Session, portal: Portal) -> dict[str, Any]:
         "border": portal.border,
         "x_m": portal.x_m,
         "y_m": portal.y_m,
+        "anti_passback": portal.anti_passback,
     }
 
 

@@ -117,6 +117,7 @@ from tracking.results import (
     R_OVERRIDE_UNKNOWN_GUARD,
     R_PERSON_INACTIVE,
     R_READERS_OFFLINE,
+    R_SNAPSHOT_TOO_OLD,
     R_STALE_BADGE,
     R_TAILGATING,
     R_TWO_PERSON,
@@ -181,6 +182,8 @@ class Engine:
         self._use(snapshot)
         self.horizon_us = -(2**62)
         self.stats: dict[str, int] = defaultdict(int)
+        # An edge whose register snapshot is older than its site's limit: no item may leave (people may).
+        self.exits_restricted = False
         self._seq = itertools.count()
         self._batches: list[ReadBatch] = []
         self._single_reads: list[TagRead] = []
@@ -671,6 +674,8 @@ class Engine:
         if self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
         verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people)
+        if self.exits_restricted and verdicts:
+            reasons |= R_SNAPSHOT_TOO_OLD
         refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
                                          for v in verdicts)
         if not (refuse_now or final):

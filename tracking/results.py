@@ -38,6 +38,7 @@ REASON_NAMES: tuple[str, ...] = (
     "override_by_blocked_person",
     "override_unknown_guard",
     "override_late",
+    "snapshot_too_old",
 )
 REASON_BIT: dict[str, int] = {name: 1 << k for k, name in enumerate(REASON_NAMES)}
 R_APPROVAL_MISSING = REASON_BIT["approval_missing"]
@@ -63,6 +64,7 @@ R_OVERRIDE_BORDER_TS = REASON_BIT["override_border_top_secret"]
 R_OVERRIDE_BY_BLOCKED = REASON_BIT["override_by_blocked_person"]
 R_OVERRIDE_UNKNOWN_GUARD = REASON_BIT["override_unknown_guard"]
 R_OVERRIDE_LATE = REASON_BIT["override_late"]
+R_SNAPSHOT_TOO_OLD = REASON_BIT["snapshot_too_old"]
 
 # Alarm kinds; the kernels emit the index into this tuple.
 ALARM_KINDS: tuple[str, ...] = (

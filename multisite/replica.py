@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, text
+from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.models import AcceptedRecord, Base
+from registry.models import Base
 
 FORMAT = 1
 # The edge's own: never overwritten from the centre (new tables are replicated unless named here).
@@ -120,10 +120,18 @@ def replicated_tables() -> list[Table]:
 
 
 def compile_replica(
-    session: Session, site: str, devices: Iterable[str], *, version: int, compiled_at_us: int
+    session: Session,
+    site: str,
+    devices: Iterable[str],
+    *,
+    version: int,
+    compiled_at_us: int,
+    applied: dict[str, int],
 ) -> RegisterReplica:
     """The register as `session` sees it (run it in one repeatable-read transaction), for `site`, whose
-    devices are named `devices`."""
+    devices are named `devices`. applied: the ledger position per node as known before the transaction
+    began (a lower bound of what the rows contain: an edge may wait for a later snapshot, never load one
+    that lacks its records)."""
     wanted = set(devices)
     tables: dict[str, tuple[tuple[str, ...], list[list[Any]]]] = {}
     device_ids: set[int] = set()
@@ -137,15 +145,7 @@ def compile_replica(
         elif table.name == "antennas":
             rows = [r for r in rows if r[columns.index("device_id")] in device_ids]
         tables[table.name] = (columns, rows)
-    applied = {
-        f"{s}/{n}": int(seq)
-        for s, n, seq in session.execute(
-            select(AcceptedRecord.site, AcceptedRecord.node, func.max(AcceptedRecord.seq)).group_by(
-                AcceptedRecord.site, AcceptedRecord.node
-            )
-        )
-    }
-    return RegisterReplica(site, version, compiled_at_us, applied, tables)
+    return RegisterReplica(site, version, compiled_at_us, dict(applied), tables)
 
 
 def load_replica(factory: sessionmaker[Session], replica: RegisterReplica) -> int:

@@ -52,6 +52,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kept_ports(path: Path, wanted: dict[str, int]) -> dict[str, int]:
+    """Ports chosen once and kept in `path` (a process restarted on the same state dials and listens where it
+    did before). A non-zero wanted port wins; a zero one is taken from the file, else chosen free."""
+    try:
+        found = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        found = {}
+    ports = {name: port or found.get(name) or free_port() for name, port in wanted.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ports))
+    return ports
+
+
 @dataclass
 class NatsServer:
     """One nats-server process with JetStream in its own domain. Ports are chosen once and kept across

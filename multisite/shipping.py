@@ -20,13 +20,15 @@ import time
 from collections.abc import Callable, Sequence
 from itertools import groupby
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.outbox import Cursor, Frame
+from controllers.outbox import Cursor, Frame, LocalLog
 from controllers.recorder import Identity, RegisterWriter
 from controllers.records import RecordId
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import EnvelopeError, RecordEnvelope
+from registry.models import AcceptedRecord
 
 log = logging.getLogger(__name__)
 SHIPPER = "jetstream"  # the shipper's cursor name in the local log
@@ -61,10 +63,14 @@ class LogShipper:
         identity: Identity,
         publisher: SyncEdgePublisher,
         *,
+        log: LocalLog,
         batch: int = 2000,
         clock: Callable[[], int] = lambda: time.time_ns() // 1000,
     ) -> None:
         self._cursor = cursor
+        self._log = log
+        first, _ = cursor.read(1)
+        self._through_seq = first[0].seq - 1 if first else log.next_seq - 1  # the last seq the leaf holds
         self._identity = identity
         self._publisher = publisher
         self._batch = batch
@@ -84,8 +90,8 @@ class LogShipper:
         self._wake.set()
 
     def backlog(self) -> int:
-        """Accepted records the site stream has not acknowledged yet."""
-        return self._cursor.backlog()
+        """Accepted records the site stream has not acknowledged yet (an upper bound after damage)."""
+        return max(0, self._log.next_seq - 1 - self._through_seq)
 
     def stop(self, timeout_s: float = 10.0) -> int:
         """Ship what the leaf takes within `timeout_s`, then stop; returns the backlog left (kept on disk)."""
@@ -117,6 +123,7 @@ class LogShipper:
             refused = next((o for o in outcomes if not o.accepted), None) if outcomes else None
             if outcomes and refused is None:
                 self._cursor.commit(len(frames), through)
+                self._through_seq = frames[-1].seq
                 self.shipped += len(frames)
                 self.duplicates += sum(o.duplicate for o in outcomes)
                 self.last_error = ""
@@ -139,6 +146,17 @@ class RegisterSink:
         self._on_dead_letter = on_dead_letter or (lambda record_id, reason: None)
         self.written = 0
         self.malformed = 0
+        self.effects = 0  # records with register effects handed to the register
+        self._lock = threading.Lock()
+        with factory() as session:  # site/node -> highest seq in the ledger (edges wait for their own)
+            self.applied = {
+                f"{s}/{n}": int(seq)
+                for s, n, seq in session.execute(
+                    select(AcceptedRecord.site, AcceptedRecord.node, func.max(AcceptedRecord.seq)).group_by(
+                        AcceptedRecord.site, AcceptedRecord.node
+                    )
+                )
+            }
 
     def apply(self, envelopes: Sequence[RecordEnvelope]) -> None:
         frames: list[tuple[Identity, Frame]] = []
@@ -155,6 +173,15 @@ class RegisterSink:
                 writer = self._writers[identity] = RegisterWriter(self._factory, identity)
             batch = _unique([f for _i, f in group])
             self.written += writer.deliver(batch, self._on_dead_letter)  # raises Outage: the batch is retried
+            self.effects += sum(f.has_effects for f in batch)
+            key = f"{identity.site}/{identity.node}"
+            with self._lock:
+                self.applied[key] = max(self.applied.get(key, 0), batch[-1].seq)
+
+    def applied_now(self) -> dict[str, int]:
+        """A copy of the ledger positions written so far (from any thread)."""
+        with self._lock:
+            return dict(self.applied)
 
 
 def _unique(frames: list[Frame]) -> list[Frame]:

@@ -1,15 +1,19 @@
 """Small site files for `custodian demo --sites N` and the multi-site tests: one building per site, codes
 prefixed by the site's code so that every site fits one centre register.
 
-Each site: a corridor and an archive behind a door with an OSDP panel and an LLRP reader, a guard, an
-approver, two researchers (one with a standing carry-out approval for a secret item, one without), and the
-items they carry. Badge numbers and EPCs carry the site's number.
+Each site: a corridor and an archive whose door leads out of the unit, with an OSDP panel and an LLRP
+reader; a guard, an approver, two researchers (one with a standing carry-out approval for a secret item,
+one without) and the items they carry. Badge numbers and EPCs carry the site's number.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from custodian.wiring import RunningSite
+from firmware_bridge.rfid.llrp_simulator import WalkStep
 
 TEMPLATE = """\
 [site]
@@ -31,9 +35,9 @@ storage = true
 code = "{code}-archive-door"
 x_m = {x}.0
 y_m = 0.0
-name = "Archive door {code}"
+name = "Archive door {code} (leaves the unit)"
 inside = "{code}-archive"
-outside = "{code}-corridor"
+outside = "outside"
 
 [[devices]]
 name = "{code}-door-panel"
@@ -72,6 +76,7 @@ name = "Bob Researcher ({code})"
 clearance = "secret"
 roles = ["custodian"]
 badges = ["{n}0013"]
+groups = ["{code}-readers"]
 
 [[people]]
 username = "{code}-carol"
@@ -79,6 +84,7 @@ name = "Carol Researcher ({code})"
 clearance = "secret"
 roles = ["custodian"]
 badges = ["{n}0014"]
+groups = ["{code}-readers"]
 
 [[items]]
 register_number = "S-{code}-001"
@@ -90,6 +96,7 @@ period_months = 120
 originating_unit = "Example Institute"
 epc = "E28011700000{n:04d}00000001"
 venue = "{code}-archive"
+scope_groups = ["{code}-readers"]
 
 [[items]]
 register_number = "S-{code}-002"
@@ -101,6 +108,7 @@ period_months = 120
 originating_unit = "Example Institute"
 epc = "E28011700000{n:04d}00000002"
 venue = "{code}-archive"
+scope_groups = ["{code}-readers"]
 
 [[approvals]]
 ref = "A-{code}-0001"
@@ -154,3 +162,43 @@ class DemoSite:
 
 def demo_sites(count: int) -> list[DemoSite]:
     return [DemoSite(f"site-{chr(ord('a') + k)}", k + 1) for k in range(count)]
+
+
+class SiteTraffic:
+    """People at a demo site's door, acting only through its simulators (as `custodian.demo.Traffic`)."""
+
+    def __init__(self, site: DemoSite, running: RunningSite) -> None:
+        self.site = site
+        self.running = running
+
+    def exit_attempt(self, who: str, items: tuple[int, ...] = (), wait_s: float = 8.0) -> bool:
+        """`who` walks up holding `items`, badges and waits for the decision; True if the door opened."""
+        sims = self.running.sims
+        assert sims is not None, "the site runs without simulators"
+        reader, panel = sims.llrp[self.site.reader], sims.panels[self.site.panel]
+        epcs = [self.site.epc(n) for n in items]
+
+        def hold(seconds: float) -> None:
+            steps = int(seconds / 0.05)
+            reader.walk_from_now([WalkStep(0.05 * k, epc, 1, -52) for epc in epcs for k in range(steps)])
+
+        decided = self._decisions()
+        hold(0.6)
+        time.sleep(0.3)
+        since = len(panel.commands)
+        panel.present_card(f"{int(self.site.badge(who)):08x}", 32)
+        deadline = time.monotonic() + wait_s
+        while self._decisions() == decided and time.monotonic() < deadline:
+            hold(0.15)
+            time.sleep(0.1)
+        deadline = time.monotonic() + 1.0
+        while not (opened := any(c.kind == "output" for c in panel.commands[since:])) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if opened and epcs:
+            reader.walk_from_now([WalkStep(0.05 * k, epc, 2, -50) for epc in epcs for k in range(4)])
+            time.sleep(0.5)
+        return opened
+
+    def _decisions(self) -> int:
+        return sum(1 for e in self.running.bus.history() if e.source == self.site.portal and
+                   e.title.lower().startswith("exit"))

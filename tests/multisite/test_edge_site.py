@@ -4,7 +4,12 @@ cuttable link between the leaf and the hub. Doors are worked through the simulat
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from tests.multisite.conftest import LONG, wait_until
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 N, M = (20_000, 50_000) if LONG else (300, 500)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -206,3 +212,77 @@ def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> No
             select(func.count()).select_from(JournalEntry).where(JournalEntry.action == f"alarm.{AGE_ALARM}")
         ).scalar_one()
     assert recorded == 1, "the alarm is a record, in the centre's journal"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def _spawn_edge(tmp_path: Path, demo: DemoSite, hub: str, accepted: Path, name: str) -> subprocess.Popen[bytes]:
+    log = (tmp_path / f"{name}.log").open("ab")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.multisite.procs", "edge", demo.code, str(tmp_path / demo.code), hub,
+             str(accepted)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+    finally:
+        log.close()
+
+
+def test_edge_killed_during_the_cut_restarts_from_its_own_state_and_loses_nothing(tmp_path: Path) -> None:
+    schema = f"edge_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    demo = demo_sites(1)[0]
+    centre = CentreSite(CentreOptions(f"{PG_URL}?options=-csearch_path%3D{schema}",
+                                      (demo.write(tmp_path / "files"),), tmp_path / "centre")).start()
+    link = LinkProxy(centre.hub.leaf_port)  # type: ignore[arg-type]
+    hub = f"127.0.0.1:{link.port}"
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def in_register() -> set[int]:
+        with centre.factory() as session:
+            return set(session.execute(select(AcceptedRecord.seq).where(AcceptedRecord.site == demo.code)).scalars())
+
+    try:
+        first = tmp_path / "accepted-1.txt"
+        procs.append(_spawn_edge(tmp_path, demo, hub, first, "edge-1"))
+        wait_until(lambda: len(in_register()) >= 50, 90, "records from the edge in the register")
+        link.cut()
+        centre.hub.wait_leaf_connections(0)
+        mark = len(_lines(first))
+        wait_until(lambda: len(_lines(first)) >= mark + 30, 60, "records accepted during the cut")
+        leaf_pid = int((tmp_path / demo.code / "nats" / "server.pid").read_text())
+        procs[0].kill()  # kill -9 the edge and its leaf server together
+        os.kill(leaf_pid, signal.SIGKILL)
+        procs[0].wait()
+        before_kill = {int(x) for x in _lines(first) if x.isdigit()}
+
+        # Restarted with the centre still unreachable: it decides from its own register and keeps accepting.
+        second = tmp_path / "accepted-2.txt"
+        procs.append(_spawn_edge(tmp_path, demo, hub, second, "edge-2"))
+        wait_until(lambda: len(_lines(second)) >= 30, 90, "the restarted edge accepts records")
+        started = _lines(second)[0]
+        assert started.startswith("started ") and int(started.split()[1]) > 0, "from its kept snapshot"
+        after = {int(x) for x in _lines(second) if x.isdigit()}
+        assert min(after) > max(before_kill), "no id given twice"
+
+        link.heal()
+        accepted = before_kill | {int(x) for x in _lines(second) if x.isdigit()}
+        wait_until(lambda: accepted <= in_register(), 90, "every accepted record in the register")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        pid_file = tmp_path / demo.code / "nats" / "server.pid"
+        if pid_file.exists():
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        link.close()
+        centre.stop()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

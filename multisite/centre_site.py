@@ -11,16 +11,21 @@ records gets one even when they changed no topic of the register.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.bus import LiveBus
+from controllers.bus import LiveBus, LiveKind, Severity
+from controllers.outbox import Frame
+from controllers.recorder import Identity
+from controllers.records import AlarmRaised
 from custodian.web import WebServer, serve_register
 from multisite.centre import CentreIngest
 from multisite.envelope import check_site, site_stream
@@ -120,7 +125,7 @@ class CentreSite:
             log.warning("%s", message)
         self.hub.start()
         try:
-            self.sink = RegisterSink(self.factory)
+            self.sink = RegisterSink(self.factory, on_written=self._live)
             self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
@@ -178,6 +183,19 @@ class CentreSite:
             self.ingest.add_site(code)
             self.sourced.add(code)
             log.info("centre stream sources %s", code)
+
+    def _live(self, identity: Identity, frames: Sequence[Frame]) -> None:
+        """Every site's alarms on the centre's live bus, as they reach the register (the guard pages here)."""
+        for frame in frames:
+            if frame.kind != AlarmRaised.KIND:
+                continue
+            fields = json.loads(frame.payload)
+            self.bus.publish(
+                LiveKind.ALARM, Severity.CRITICAL, int(fields.get("time_us") or now_us()), identity.site,
+                f"{identity.site}: {str(fields.get('alarm', 'alarm')).replace('_', ' ')}",
+                (("site", identity.site), ("source", str(fields.get("source", ""))),
+                 ("detail", str(fields.get("detail", ""))), ("record", str(fields.get("record", "")))),
+            )
 
     # ---- snapshots ----
     def poke(self) -> None:

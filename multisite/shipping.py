@@ -140,8 +140,16 @@ class RegisterSink:
     """The centre consumer's sink: records into the register, exactly once by record id. Raises Outage
     (the consumer keeps the batch and retries) while the database is away."""
 
-    def __init__(self, factory: sessionmaker[Session], on_dead_letter: Callable[[RecordId, str], None] | None = None):
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        on_dead_letter: Callable[[RecordId, str], None] | None = None,
+        on_written: Callable[[Identity, Sequence[Frame]], None] | None = None,
+    ) -> None:
+        """on_written: called with each node's batch once the register committed it (new records only when
+        the whole batch was new; a redelivered batch is not reported again)."""
         self._factory = factory
+        self._on_written = on_written or (lambda identity, frames: None)
         self._writers: dict[Identity, RegisterWriter] = {}
         self._on_dead_letter = on_dead_letter or (lambda record_id, reason: None)
         self.written = 0
@@ -172,7 +180,10 @@ class RegisterSink:
             if writer is None:
                 writer = self._writers[identity] = RegisterWriter(self._factory, identity)
             batch = _unique([f for _i, f in group])
-            self.written += writer.deliver(batch, self._on_dead_letter)  # raises Outage: the batch is retried
+            new = writer.deliver(batch, self._on_dead_letter)  # raises Outage: the batch is retried
+            self.written += new
+            if new:
+                self._on_written(identity, batch)
             self.effects += sum(f.has_effects for f in batch)
             key = f"{identity.site}/{identity.node}"
             with self._lock:

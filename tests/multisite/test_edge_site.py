@@ -212,6 +212,8 @@ def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> No
             select(func.count()).select_from(JournalEntry).where(JournalEntry.action == f"alarm.{AGE_ALARM}")
         ).scalar_one()
     assert recorded == 1, "the alarm is a record, in the centre's journal"
+    live = [e for e in s.centre.bus.history() if e.title == f"{s.demo.code}: {AGE_ALARM.replace('_', ' ')}"]
+    assert len(live) == 1, "and on the centre's live bus, for its guard pages"
 
 
 def _lines(path: Path) -> list[str]:

@@ -85,10 +85,13 @@ class SiteRuntime:
         panels: DoorPanels | None = None,
         clock: Callable[[], int] | None = None,
         site: str = "site",
+        record_consumers: tuple[str, ...] = (),
     ) -> None:
         self.factory = factory
         self.bus = bus
-        self.recorder = Recorder(factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm)
+        self.recorder = Recorder(
+            factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm, consumers=record_consumers
+        )
         with factory() as session:
             model = site_model(session)
             names = _names(session)

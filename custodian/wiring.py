@@ -138,13 +138,17 @@ def start_site(
     *,
     simulate: bool,
     backend: str = "numba",
+    record_consumers: tuple[str, ...] = (),
 ) -> RunningSite:
+    """record_consumers: readers of the recorder's local log besides the register (an edge's shipper)."""
     devices = site_devices(factory)
     sims = start_simulators(devices, SimulationOptions()) if simulate else None
     lines: dict[str, OsdpLine] = {}
     router = PanelRouter(lines)
     try:
-        runtime = SiteRuntime(factory, bus, state_dir / "spool", backend=backend, panels=router)  # type: ignore[arg-type]
+        runtime = SiteRuntime(
+            factory, bus, state_dir / "spool", backend=backend, panels=router, record_consumers=record_consumers  # type: ignore[arg-type]
+        )
     except BaseException:
         if sims is not None:
             sims.stop()

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors, headers, pages
+from api import admin_pages, errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
 from api.limits import BodyLimit
@@ -34,6 +34,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     records.router,
     people.router,
     pages.router,
+    admin_pages.router,
     docs.router,
 )
 

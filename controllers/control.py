@@ -25,6 +25,17 @@ class DeviceState:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceProbe:
+    """What a device says it is and how it is, asked now (the administrator's "probe" button)."""
+
+    name: str
+    kind: str
+    health: str  # online | degraded | offline | unknown
+    identity: str  # "" when the device did not say
+    detail: str  # the endpoint and the health reason, or why it could not be asked
+
+
+@dataclass(frozen=True, slots=True)
 class DestructionOutcome:
     item: str
     destroyed: bool
@@ -39,6 +50,10 @@ class SiteControl(Protocol):
     def doors(self) -> list[DoorState]: ...
 
     def devices(self) -> list[DeviceState]: ...
+
+    def probe(self, device: str) -> DeviceProbe:
+        """Ask a device of the running site for its identity and health (KeyError: no such device)."""
+        ...
 
     def acknowledge(self, alarm_id: int, username: str) -> None: ...
 

@@ -185,6 +185,20 @@ class PortalController:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def rewire(self, wiring: list[PortalWiring]) -> None:
+        """The register's portals or devices changed (called with `engine_lock` held): new portals start
+        locked with fresh state, known ones keep theirs, and a removed reader no longer counts as offline."""
+        state = {}
+        for w in wiring:
+            state[w.portal_id] = self.state.get(w.portal_id) or _PortalState()
+            state[w.portal_id].offline_readers &= set(w.readers)
+        self.state = state
+        self.wiring = {w.portal_id: w for w in wiring}
+        self.by_panel = {w.panel: w for w in wiring if w.panel}
+        self.by_reader = {r: w for w in wiring for r in w.readers}
+        self.by_camera = {w.camera: w for w in wiring if w.camera}
+        self.by_code = {w.code: w for w in wiring}
+
     # ---- input side (any thread) ----
     def submit(self, event: object) -> None:
         self._events.put(event)

@@ -165,6 +165,35 @@ def parse_settings(cls: type[S], device: str, values: Mapping[str, object]) -> S
         raise SettingsError(device, exc.setting, str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class SettingField:
+    """One typed setting of a kind, as a form shows it: its type, default and (for a choice) the choices."""
+
+    name: str
+    type: Literal["bool", "int", "float", "str", "choice"]
+    default: object
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # may be left unset (None): the kind or the device decides
+
+
+def setting_fields(kind_name: str) -> tuple[SettingField, ...]:
+    """The settings of a kind, read from its settings dataclass (one description for forms and the API)."""
+    cls = kind(kind_name).backend().settings
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        optional = type(None) in options
+        base = next((o for o in options if o is not type(None)), str)
+        if typing.get_origin(base) is typing.Literal:
+            found.append(SettingField(f.name, "choice", f.default, tuple(map(str, typing.get_args(base))), optional))
+            continue
+        name = {bool: "bool", int: "int", float: "float"}.get(base, "str")  # type: ignore[call-overload]
+        found.append(SettingField(f.name, name, f.default, (), optional))  # type: ignore[arg-type]
+    return tuple(found)
+
+
 def _convert(device: str, key: str, value: object, hint: object) -> object:
     options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
     if value is None and type(None) in options:

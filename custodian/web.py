@@ -80,11 +80,19 @@ def serve_in_thread(
     state: Path,
     *,
     tls: tuple[Path, Path] | None = None,
+    anchors_dir: Path | None = None,
+    demo: bool = False,
 ) -> WebServer:
-    """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key."""
+    """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key.
+    `demo` opens the demo-only controls (placing an item on a simulated intake)."""
     certfile, keyfile = tls or (None, None)
     settings = ApiSettings(
-        secret_key=secret_key(), certificates_dir=state / "certificates", tls_certfile=certfile, tls_keyfile=keyfile
+        secret_key=secret_key(),
+        certificates_dir=state / "certificates",
+        tls_certfile=certfile,
+        tls_keyfile=keyfile,
+        anchors_dir=anchors_dir,
+        demo=demo,
     )
     app = create_app(settings, session_factory=factory, bus=site.bus, control=site.runtime)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))

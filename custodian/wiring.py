@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from firmware_bridge.kinds import Device, Role, parse_device
 from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
+from firmware_bridge.rfid.mercury_simulator import FieldTag, MercurySimulator
 from firmware_bridge.rfid.reader import TagReader
 from firmware_bridge.site import OpenContext, SimulationOptions, SimulatorHandle, open_drivers, start_simulators
 from registry.models import Device as DeviceRecord
@@ -45,6 +47,19 @@ def site_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:
                          portal=d.portal.code if d.portal else None, venue=d.venue.code if d.venue else None)
             for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars()
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedIntake:
+    """Demo: the destruction page puts an item's tag in the simulated intake reader's field (antenna 1)."""
+
+    simulator: MercurySimulator
+
+    def place(self, epc: str) -> None:
+        self.simulator.place(FieldTag(epc, 1, -45))
+
+    def remove(self, epc: str) -> None:
+        self.simulator.remove(epc)
 
 
 class PanelRouter:
@@ -160,6 +175,7 @@ def start_site(
             **site.stations,
             **{d.name: site.stations[d.venue] for d in devices if d.venue in site.stations and d.name in site.machines},
         }
+        runtime.sweeps = {venue: partial(site.sweep, venue) for venue in site.handheld_venue.values()}
     except BaseException:
         site.stop()
         raise
@@ -191,7 +207,9 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
         here = [d for d in devices if d.venue == centre]
         shredder = next((site.machines[d.name] for d in here if d.kind == "modbus_shredder"), None)
         degausser = next((site.machines[d.name] for d in here if d.kind == "modbus_degausser"), None)
-        intake = next((site.handhelds[d.name] for d in here if d.name in site.handhelds), None)
+        intake_name = next((d.name for d in here if d.name in site.handhelds), None)
+        intake = site.handhelds.get(intake_name) if intake_name else None
+        intake_sim = site.sims.mercury.get(intake_name) if site.sims is not None and intake_name else None
         if shredder is None and degausser is None:
             continue
         site.output_trays[centre] = False
@@ -226,4 +244,5 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
             intake=read_intake,
             camera=photograph if site.sims is not None else None,
             analyse=particles.analyse,
+            simulated_intake=SimulatedIntake(intake_sim) if intake_sim is not None else None,
         )

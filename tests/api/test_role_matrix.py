@@ -156,6 +156,14 @@ CASES = [
     ),
     Case("GET", "/api/destruction/records", DESTRUCTION_READ),
     Case(
+        "POST",
+        "/api/destruction/intake",
+        frozenset({"destruction_operator"}),
+        json={"station": "destruction-centre", "items": ["S-2026-002"]},
+    ),
+    Case("GET", "/api/destruction/live", DESTRUCTION_READ),
+    Case("GET", "/api/destruction/evidence/{sha256}", DESTRUCTION_READ, "/api/destruction/evidence/" + "0" * 64),
+    Case(
         "GET",
         "/api/destruction/records/{record_id}/certificate",
         DESTRUCTION_READ,

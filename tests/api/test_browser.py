@@ -194,18 +194,18 @@ def test_operator_runs_a_destruction_and_downloads_its_certificate(
     page = signed_in_page(browser, live_server, "otto")
     assert page.url.endswith("/destruction")
     page.check("input[name=item][value='S-2026-002/1']")
-    page.select_option("#station", "shredder-1")
+    page.select_option("#station", "destruction-centre")
     page.fill("#witness", "wendy")
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#outcomes li:has-text('destroyed')")
-    page.wait_for_selector("#records a")
+    page.wait_for_selector("#records a.certificate")
     page.wait_for_selector("#queue tr", state="detached")  # the destroyed item left the queue
     shot(page, "destruction-done")
     with page.expect_download() as download:
-        page.click("#records a")
+        page.click("#records a.certificate")
     path = download.value.path()
     assert Path(path).read_bytes().startswith(b"%PDF")
-    assert control.destructions == [("shredder-1", ["S-2026-002/1"], "otto", "wendy")]
+    assert control.destructions == [("destruction-centre", ["S-2026-002/1"], "otto", "wendy")]
 
 
 def test_auditor_sees_the_journal_and_an_incident_clock(

@@ -11,7 +11,7 @@ import zipfile
 from collections import Counter
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from api import schemas, views
@@ -220,7 +220,10 @@ def annual_report(session: Session, start: dt.date, end: dt.date) -> AnnualRepor
 
 
 def journal_in_window(session: Session, lo: dt.datetime | None, hi: dt.datetime | None) -> list[JournalEntry]:
-    query = select(JournalEntry).where(JournalEntry.action.like("movement.%"))
+    """Movements and verified destructions in the window (what the EPCIS export turns into events)."""
+    query = select(JournalEntry).where(
+        or_(JournalEntry.action.like("movement.%"), JournalEntry.action == "item.destroyed")
+    )
     if lo is not None:
         query = query.where(JournalEntry.at >= lo.astimezone(dt.UTC).isoformat(timespec="microseconds"))
     if hi is not None:

@@ -132,20 +132,22 @@ def movements(
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
 ) -> JSONResponse:
-    """Journalled crossings as a GS1 EPCIS 2.0 document of ObjectEvents. The export itself is journalled (who,
-    the window, how many events, the SHA-256 of the document)."""
+    """Journalled crossings (shipping, receiving, departing, arriving) and verified destructions (destroying) as
+    a GS1 EPCIS 2.0 document of ObjectEvents. The export itself is journalled (who, the window, how many events,
+    the SHA-256 of the document)."""
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput(name, "give a time with its UTC offset")
     with transaction(ctx.factory) as session:
+        base = ctx.settings.epcis_location_base
         entries = audit.journal_in_window(session, since, until)
-        crossings = [c for c in map(epcis.crossing_of, entries) if c is not None]
-        doc = epcis.document(crossings, ctx.settings.epcis_location_base, journal.now_utc())
+        events = [e for e in (epcis.event_of(entry, base) for entry in entries) if e is not None]
+        doc = epcis.document(events, journal.now_utc())
         response = JSONResponse(doc, media_type="application/ld+json")
         exported = {
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
-            "events": len(crossings),
+            "events": len(events),
             "sha256": hashlib.sha256(response.body).hexdigest(),
         }
         journal.append(session, user.username, "epcis.exported", "epcis:movements", exported)

@@ -24,7 +24,6 @@ from api.deps import (
     AnySignedIn,
     ApprovalReader,
     Approver,
-    Auditor,
     ContextDep,
     DestructionReader,
     Requester,
@@ -327,7 +326,3 @@ def decide_page(
         return back("/approvals", error=describe_error(exc))
     return back("/approvals", ok=f"approval {ref} {decision}d")
 
-
-@router.get("/audit")
-def audit_page(request: Request, user: Auditor) -> Response:
-    return render(request, "audit.html", user)

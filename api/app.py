@@ -31,6 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     destruction.router,
     audit.router,
     audit.epcis_router,
+    audit.pages_router,
     records.router,
     people.router,
     pages.router,

@@ -331,6 +331,8 @@ class DevicePublicHealth(BaseModel):
 
 
 class QueueEntryPublic(BaseModel):
+    """One row per item; `approval` is the one a run will use (the oldest that is in its window)."""
+
     item: str
     item_id: int
     title: str
@@ -338,6 +340,8 @@ class QueueEntryPublic(BaseModel):
     level: LevelName
     status: str
     approval: str
+    other_approvals: list[str] = []
+    method: str = ""  # what the medium needs, e.g. "degauss then shred"
 
 
 class DestructionCreate(Strict):
@@ -359,13 +363,17 @@ class DestructionRecordPublic(BaseModel):
     item: str
     operator: str
     witness: str | None
-    device_name: str
+    device_name: str  # the machines actually cycled, in order ("none" when nothing started)
     method: str
     outcome: str
     reason: str
     started_at: dt.datetime
     completed_at: dt.datetime
     certificate_sha256: str | None
+    approval: str | None = None
+    parameters: dict[str, str] = {}
+    evidence_image_sha256: str | None = None
+    journal_seq: int | None = None
 
 
 class JournalStatusPublic(BaseModel):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from registry.services.inventory import CountResult
+
 
 @dataclass(frozen=True, slots=True)
 class DoorState:
@@ -68,3 +70,11 @@ class SiteControl(Protocol):
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        """Demo only: an item's tag placed on the station's simulated intake reader (LookupError: none)."""
+        ...
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        """Inventory a venue with its handheld reader and record the count (LookupError: no reader there)."""
+        ...

@@ -34,6 +34,7 @@ from firmware_bridge.kinds import Role
 from registry import changes
 from registry.compile import site_model
 from registry.models import Device, Item, Person, Portal, Venue
+from registry.services.inventory import CountResult
 from tracking.engine import Backend, Engine
 from tracking.model import EngineConfig
 from tracking.results import InventoryResult
@@ -115,6 +116,7 @@ class SiteRuntime:
         self._unsubscribe: Callable[[], None] | None = None
         self._watcher: threading.Thread | None = None
         self.stations: dict[str, DestructionStation] = {}
+        self.sweeps: dict[str, Callable[[str], CountResult]] = {}  # venue -> sweep it as this user
 
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
@@ -247,6 +249,18 @@ class SiteRuntime:
 
     def forgive(self, person: str, username: str, reason: str) -> None:
         people.forgive(self.portals, person, username, reason)
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        found = self.stations.get(station)
+        if found is None:
+            raise KeyError(station)
+        found.place_simulated(epc)
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        found = self.sweeps.get(venue)
+        if found is None:
+            raise LookupError(f"no handheld reader is assigned to {venue}")
+        return found(actor)
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

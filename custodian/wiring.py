@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
 from firmware_bridge.people_counter_mqtt import MqttPeopleCounter
+from firmware_bridge.rfid.mercury_simulator import FieldTag, MercurySimulator
 from firmware_bridge.rfid.reader import TagReader
 from firmware_bridge.site import (
     OpenContext,
@@ -85,6 +87,19 @@ def _parsed_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:
             except (BridgeError, ValueError) as exc:
                 log.warning("device %s left closed: %s", d.name, exc)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedIntake:
+    """Demo: the destruction page puts an item's tag in the simulated intake reader's field (antenna 1)."""
+
+    simulator: MercurySimulator
+
+    def place(self, epc: str) -> None:
+        self.simulator.place(FieldTag(epc, 1, -45))
+
+    def remove(self, epc: str) -> None:
+        self.simulator.remove(epc)
 
 
 class PanelRouter:
@@ -308,6 +323,7 @@ def start_site(
             **site.stations,
             **{d.name: site.stations[d.venue] for d in devices if d.venue in site.stations and d.name in site.machines},
         }
+        runtime.sweeps = {venue: partial(site.sweep, venue) for venue in site.handheld_venue.values()}
     except BaseException:
         site.stop()
         raise
@@ -341,7 +357,9 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
         here = [d for d in devices if d.venue == centre]
         shredder = next((site.machines[d.name] for d in here if d.kind == "modbus_shredder"), None)
         degausser = next((site.machines[d.name] for d in here if d.kind == "modbus_degausser"), None)
-        intake = next((site.handhelds[d.name] for d in here if d.name in site.handhelds), None)
+        intake_name = next((d.name for d in here if d.name in site.handhelds), None)
+        intake = site.handhelds.get(intake_name) if intake_name else None
+        intake_sim = site.sims.mercury.get(intake_name) if site.sims is not None and intake_name else None
         if shredder is None and degausser is None:
             continue
         site.output_trays[centre] = False
@@ -376,4 +394,5 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
             intake=read_intake,
             camera=photograph if site.sims is not None else None,
             analyse=particles.analyse,
+            simulated_intake=SimulatedIntake(intake_sim) if intake_sim is not None else None,
         )

@@ -203,6 +203,14 @@ CASES = [
     ),
     Case("GET", "/api/destruction/records", DESTRUCTION_READ),
     Case(
+        "POST",
+        "/api/destruction/intake",
+        frozenset({"destruction_operator"}),
+        json={"station": "destruction-centre", "items": ["S-2026-002"]},
+    ),
+    Case("GET", "/api/destruction/live", DESTRUCTION_READ),
+    Case("GET", "/api/destruction/evidence/{sha256}", DESTRUCTION_READ, "/api/destruction/evidence/" + "0" * 64),
+    Case(
         "GET",
         "/api/destruction/records/{record_id}/certificate",
         DESTRUCTION_READ,
@@ -222,6 +230,11 @@ CASES = [
     Case("POST", "/api/audit/incidents/{incident_id}/reported", AUDIT, "/api/audit/incidents/1/reported"),
     Case("GET", "/api/audit/incidents/{incident_id}/evidence.zip", AUDIT, "/api/audit/incidents/1/evidence.zip"),
     Case("GET", "/api/audit/report", AUDIT, "/api/audit/report?start=2026-01-01&end=2026-12-31"),
+    Case("GET", "/api/audit/report.pdf", AUDIT, "/api/audit/report.pdf?start=2026-01-01&end=2026-12-31"),
+    Case("GET", "/api/audit/journal/entries", AUDIT, "/api/audit/journal/entries?action=item."),
+    Case("GET", "/api/audit/anchors", AUDIT),
+    # The corridor has no handheld reader: refused (409) before any reader is asked.
+    Case("POST", "/api/audit/inventory/sweep", AUDIT, json={"venue": "corridor"}),
     Case("GET", "/api/epcis/movements", ADMIN_READ),
     Case("GET", "/api/records/seizures", ADMIN_READ),
     Case("POST", "/api/records/seizures", ADMIN, json=SEIZURE),
@@ -306,6 +319,9 @@ CASES = [
         form={"decision": "approve"},
     ),
     Case("GET", "/audit", AUDIT),
+    Case("GET", "/audit/incidents", AUDIT),
+    Case("GET", "/audit/inventory", AUDIT),
+    Case("GET", "/audit/report", AUDIT, "/audit/report?start=2026-01-01&end=2026-12-31"),
     # The API's description is a map of the system: administrators and auditors only.
     Case("GET", "/openapi.json", ADMIN_READ),
     Case("GET", "/docs", ADMIN_READ),

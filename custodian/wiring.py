@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers import inventory
+from controllers.alarms import ESCALATE_AFTER_S
 from controllers.bus import LiveBus
 from controllers.destruction import DestructionStation, StationConfig
 from controllers.portal import PeopleCount
@@ -33,6 +34,7 @@ from firmware_bridge.site import OpenContext, SimulationOptions, SimulatorHandle
 from registry.models import Device as DeviceRecord
 from registry.models import Venue
 from registry.services.inventory import CountResult
+from tracking.model import EngineConfig
 from vision import particles, synthetic
 from vision.shred_levels import find_level
 
@@ -134,13 +136,18 @@ def start_site(
     *,
     simulate: bool,
     backend: str = "numba",
+    config: EngineConfig | None = None,
+    escalate_after_s: float = ESCALATE_AFTER_S,
 ) -> RunningSite:
     devices = site_devices(factory)
     sims = start_simulators(devices, SimulationOptions()) if simulate else None
     lines: dict[str, OsdpLine] = {}
     router = PanelRouter(lines)
     try:
-        runtime = SiteRuntime(factory, bus, state_dir / "spool", backend=backend, panels=router)  # type: ignore[arg-type]
+        runtime = SiteRuntime(
+            factory, bus, state_dir / "spool", backend=backend, panels=router,  # type: ignore[arg-type]
+            config=config, escalate_after_s=escalate_after_s,
+        )
     except BaseException:
         if sims is not None:
             sims.stop()

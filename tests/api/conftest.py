@@ -28,6 +28,7 @@ from registry import db
 from registry.passwords import hash_password
 from registry.services import lookup, people
 from registry.sitefile import load
+from tracking.model import EngineConfig
 
 EXAMPLE_SITE = Path(__file__).resolve().parents[2] / "examples" / "site.toml"
 PASSWORD = "demo-password-2026"
@@ -64,7 +65,7 @@ def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     hashed = hash_password(PASSWORD)
     with db.transaction(sessions) as session:
         load(session, "site-loader", EXAMPLE_SITE)
-        for username in (*USER_FOR_ROLE.values(), "bob", "dave", "petra"):
+        for username in (*USER_FOR_ROLE.values(), "bob", "dave", "petra", "gina"):
             people.set_password_hash(session, "site-loader", lookup.person(session, username), hashed)
     yield sessions
     engine.dispose()
@@ -91,9 +92,17 @@ def control(factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path) -> Ite
 
 
 @pytest.fixture
-def simulated(factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path) -> Iterator[RunningSite]:
+def site_config() -> EngineConfig:
+    """The engine configuration of the simulated site (a test parametrizes it to change one setting)."""
+    return EngineConfig()
+
+
+@pytest.fixture
+def simulated(
+    factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path, site_config: EngineConfig
+) -> Iterator[RunningSite]:
     """The whole example site on simulated devices, every panel and portal reader online."""
-    running = start_site(factory, bus, tmp_path / "site-state", simulate=True)
+    running = start_site(factory, bus, tmp_path / "site-state", simulate=True, config=site_config)
     try:
         assert running.wait_ready(), "panels (Secure Channel) and readers must come online"
         yield running

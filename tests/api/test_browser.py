@@ -4,15 +4,12 @@ Screenshots go to artifacts/screenshots/."""
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from controllers.alarms import Evidence
-from controllers.site import SiteRuntime
 from custodian.wiring import RunningSite
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry import db
@@ -74,25 +71,6 @@ def signed_in_page(browser, server: LiveServer, username: str):  # type: ignore[
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
-
-
-def test_guard_sees_an_alarm_of_the_book_live_and_acknowledges_it(
-    browser, live_server: LiveServer, control: SiteRuntime
-) -> None:
-    page = signed_in_page(browser, live_server, "gus")
-    assert page.url.endswith("/guard")
-    page.click("#sound")
-    page.wait_for_selector("#feed-state.live")
-    alarm = control.alarms_book.raise_alarm(
-        "exit_blocked", time.time_ns() // 1000, "main-exit",
-        Evidence("bob", ("S-2026-002/1",), ("approval_missing",)), portal_id=3,
-    )
-    shown = page.wait_for_selector(f".alarm.critical[data-alarm='{alarm.alarm_id}']")
-    assert page.is_hidden("#no-alarms")
-    shot(page, "guard-blocked-exit")
-    shown.query_selector("button.ack").click()
-    page.wait_for_selector(f".alarm.acked[data-alarm='{alarm.alarm_id}']")
-    assert control.alarms_book.get(alarm.alarm_id).acknowledged_by == "gus"
 
 
 def test_administrator_creates_a_venue_and_an_approval_that_an_approver_grants(

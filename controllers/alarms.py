@@ -65,7 +65,7 @@ KINDS: dict[str, AlarmKind] = {
         "exit_blocked", "unauthorized_exit", "unregistered_tag", "destroyed_item_seen", "possible_clone",
         "venue_ceiling", "door_forced", "door_held_open", "emergency_release_movement", "tamper", "exit_override",
     ),
-    **_kinds(Category.SECURITY, Severity.WARNING, "overdue"),
+    **_kinds(Category.SECURITY, Severity.WARNING, "overdue", "inventory_discrepancy"),
     **_kinds(
         Category.TECHNICAL, Severity.WARNING,
         "late_read", "data_quality", "device_offline", "panel_command_failed", "power_failure",
@@ -110,6 +110,10 @@ DEFAULT_PROCEDURES: dict[str, tuple[str, ...]] = {
     "tamper": ("Go to the panel; check for damage and who was near it.", "Call the maintenance contractor."),
     "exit_override": ("Check the override's reason with the guard who made it.",),
     "overdue": ("Call the person who carried the item out and ask when it comes back.",),
+    "inventory_discrepancy": (
+        "Search the venue for the missing items; return items registered elsewhere.",
+        "Report a missing item that is not found within the shift to the security officer.",
+    ),
 }
 TECHNICAL_DEFAULT = ("Tell the site's technician; the site keeps deciding from its snapshot meanwhile.",)
 
@@ -244,7 +248,10 @@ class AlarmBook:
         return Raised(alarm, record, frame_png if new else None, new)
 
     def announce(self, raised: Raised, *, title: str = "", details: Sequence[tuple[str, str]] = ()) -> None:
-        """Show a prepared alarm on every guard station (after its record is durable, or failed to be)."""
+        """Show a prepared alarm on every guard station (after its record is durable, or failed to be). A repeat
+        of an open technical alarm is only counted: stations see the count when they next read the book."""
+        if not raised.new:
+            return
         alarm = raised.alarm
         if raised.frame_png and alarm.frame_ref and self.frames_dir is not None:
             try:
@@ -346,10 +353,11 @@ class AlarmBook:
         if due:
             self._accept([AlarmEscalated(alarm_id=a.alarm_id, time_us=now) for a in due])
         for alarm in due:
-            minutes = (now - alarm.time_us) / 60e6
+            seconds = (now - alarm.time_us) / 1e6
+            waited = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
             self.bus.publish(
                 LiveKind.ESCALATION, Severity.CRITICAL, now, alarm.source,
-                f"NOT ACKNOWLEDGED for {minutes:.0f} min: {alarm.sentence}", _details(alarm.evidence),
+                f"NOT ACKNOWLEDGED for {waited}: {alarm.sentence}", _details(alarm.evidence),
                 alarm_id=alarm.alarm_id,
             )
         return due

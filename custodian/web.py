@@ -84,7 +84,8 @@ def serve_in_thread(
     """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key."""
     certfile, keyfile = tls or (None, None)
     settings = ApiSettings(
-        secret_key=secret_key(), certificates_dir=state / "certificates", tls_certfile=certfile, tls_keyfile=keyfile
+        secret_key=secret_key(), certificates_dir=state / "certificates", tls_certfile=certfile, tls_keyfile=keyfile,
+        time_zone=os.environ.get("CUSTODIAN_TIME_ZONE", "UTC"),  # the zone guard consoles show times in
     )
     app = create_app(settings, session_factory=factory, bus=site.bus, control=site.runtime)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))

@@ -123,6 +123,7 @@ class RunningSite:
             epcs=reader.inventory().epc_hex(),
             actor=actor,
             method="handheld",
+            alarms=self.runtime.alarms_book,
         )
 
     def people_count(self, camera: str, count: int, frame_png: bytes | None = None) -> None:

@@ -42,6 +42,7 @@ ALARMS: dict[str, str] = {
     "possible_clone": "A tag was seen where it cannot be, or with the wrong TID: possibly cloned.",
     "venue_ceiling": "An item is in a venue whose ceiling is below its level.",
     "overdue": "An item carried out was not back by its approval's return time.",
+    "inventory_discrepancy": "An inventory of a venue does not match the register.",
     "data_quality": "A reader sent reads that cannot be used (unknown antenna, bad signal, malformed EPC).",
     "late_read": "Reads arrived late from a reader (queued while its link was down).",
     "door_forced": "The door opened without an allowed exit.",

@@ -175,6 +175,7 @@ function openOverride(portal, block) {
 document.getElementById("override-form").addEventListener("submit", async (e) => {
   if (e.submitter && e.submitter.value !== "ok") return;
   e.preventDefault(); // stay open until the site answers, so a refusal is read where it was asked
+  overrideError.hidden = true;
   const body = {
     password: document.getElementById("override-password").value,
     reason: document.getElementById("override-reason").value,
@@ -198,3 +199,4 @@ connect();
 refreshDoors();
 refreshAlarms().catch((err) => showError(err.message));
 setInterval(refreshDoors, 5000);
+setInterval(alarmsSoon, 15000); // repeats of technical alarms are counted without an event

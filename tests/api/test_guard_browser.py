@@ -9,11 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
+from api import ApiSettings, create_app
+from controllers.bus import LiveBus
+from controllers.site import SiteRuntime
 from custodian.demo import PORTALS, Traffic
 from custodian.wiring import RunningSite
 from firmware_bridge.osdp.vocabulary import OutputCode
-from tests.api.conftest import PASSWORD, LiveServer
+from tests.api.conftest import PASSWORD, LiveServer, serve
 from tests.api.test_browser import CHROMIUM, SCREENSHOTS, browser, no_script_errors, shot, signed_in_page
 from tracking.model import EngineConfig
 
@@ -118,3 +122,26 @@ def test_an_override_on_a_stale_block_is_refused(browser, site_server: LiveServe
     shot(page, "guard-override-stale-refused")
     time.sleep(0.5)
     assert strikes(simulated, "archive-door") == before
+
+
+def test_an_unacknowledged_critical_alarm_escalates_and_technical_ones_stay_quiet(
+    browser, factory: sessionmaker[Session], bus: LiveBus, settings: ApiSettings, tmp_path: Path
+) -> None:
+    runtime = SiteRuntime(factory, bus, tmp_path / "esc" / "spool", backend="reference", escalate_after_s=1.0).start()
+    try:
+        with serve(create_app(settings, session_factory=factory, bus=bus, control=runtime), settings) as server:
+            page = signed_in_page(browser, server, "gus")
+            page.wait_for_selector("#feed-state.live")
+            forced = runtime.alarms_book.raise_alarm("door_forced", time.time_ns() // 1000, "main-exit")
+            page.wait_for_selector(f"#alarms .alarm.escalated[data-alarm='{forced.alarm_id}']")
+            assert page.evaluate("document.body.dataset.lastCue") == "escalation"
+            cues = int(page.evaluate("document.body.dataset.cues"))
+            late = runtime.alarms_book.raise_alarm("late_read", time.time_ns() // 1000, "main-exit-reader")
+            page.wait_for_selector(f"#technical .alarm[data-alarm='{late.alarm_id}']", state="attached")
+            assert page.locator(f"#alarms .alarm[data-alarm='{late.alarm_id}']").count() == 0
+            assert int(page.evaluate("document.body.dataset.cues")) == cues  # quiet: no sound
+            assert page.inner_text("#technical-count") == "1"
+            shot(page, "guard-escalated")
+            page.close()
+    finally:
+        runtime.stop()

@@ -176,7 +176,8 @@ def test_inventory_sweep_with_the_handheld_records_discrepancies(running: tuple[
     with site.runtime.factory() as session:
         count = session.execute(select(InventoryCount)).scalar_one()
         assert count.present == 1 and "S-2026-002/1" in count.result_json
-    assert any(e.title == "inventory discrepancy in archive" for e in site.bus.history())
+    [alarm] = [e for e in site.bus.history() if e.title == "inventory discrepancy" and e.source == "archive"]
+    assert alarm.alarm_id is not None and "S-2026-002/1" in dict(alarm.details)["detail"]
 
 
 def test_a_guard_override_opens_the_door_and_opens_an_incident(

@@ -211,14 +211,35 @@ class PortalController:
             if event is not None:
                 self._guard(self._ingest, event)
             now_us = self.clock()
-            if time.monotonic() >= next_tick or (self._due and self._due[0] <= now_us):
-                while self._due and self._due[0] <= now_us:
-                    heapq.heappop(self._due)
+            if time.monotonic() >= next_tick or self._is_due(now_us):
                 next_tick = time.monotonic() + TICK_S
-                self._guard(self.tick, now_us)
+                self._advance(now_us)
             if self._stop.is_set() and self._events.empty():
                 self.tick(self.clock() + self.engine.config.settle_us + self.engine.config.reorder_us)
                 return
+
+    def step(self, now_us: int, *, tick: bool = False) -> bool:
+        """The loop's work at now_us, driven by hand (tests, replays; the loop thread is not started): take
+        every queued event, then advance the engine if an event is due, or if `tick` (the periodic tick).
+        True when it advanced."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                break
+            self._guard(self._ingest, event)
+        if not (tick or self._is_due(now_us)):
+            return False
+        self._advance(now_us)
+        return True
+
+    def _is_due(self, now_us: int) -> bool:
+        return bool(self._due) and self._due[0] <= now_us
+
+    def _advance(self, now_us: int) -> None:
+        while self._due and self._due[0] <= now_us:
+            heapq.heappop(self._due)
+        self._guard(self.tick, now_us)
 
     def _until_due_s(self) -> float:
         return (self._due[0] - self.clock()) / 1e6 if self._due else TICK_S

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controllers import people
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DoorState
 from controllers.recorder import LogError, Recorder
@@ -47,7 +48,15 @@ from controllers.records import (
 )
 from controllers.tag_ingest import read_batch
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange, InventoryRoundEnd, TagBatch
+from firmware_bridge.events import (
+    CardRead,
+    Health,
+    HealthEvent,
+    InputChange,
+    InventoryRoundEnd,
+    SensorCount,
+    TagBatch,
+)
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
 from tracking.engine import Engine
 from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, InventoryRound, ReaderHealth
@@ -176,6 +185,20 @@ class PortalController:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def rewire(self, wiring: list[PortalWiring]) -> None:
+        """The register's portals or devices changed (called with `engine_lock` held): new portals start
+        locked with fresh state, known ones keep theirs, and a removed reader no longer counts as offline."""
+        state = {}
+        for w in wiring:
+            state[w.portal_id] = self.state.get(w.portal_id) or _PortalState()
+            state[w.portal_id].offline_readers &= set(w.readers)
+        self.state = state
+        self.wiring = {w.portal_id: w for w in wiring}
+        self.by_panel = {w.panel: w for w in wiring if w.panel}
+        self.by_reader = {r: w for w in wiring for r in w.readers}
+        self.by_camera = {w.camera: w for w in wiring if w.camera}
+        self.by_code = {w.code: w for w in wiring}
+
     # ---- input side (any thread) ----
     def submit(self, event: object) -> None:
         self._events.put(event)
@@ -289,6 +312,12 @@ class PortalController:
                     self._expect(event.time_us)
                     if event.frame_png:
                         self.state[wiring.portal_id].last_frame_png = event.frame_png
+            elif isinstance(event, SensorCount):
+                # A people-counting sensor in the camera's place: its count (the most there may be
+                # when it is unsure) is the door's people count.
+                wiring = self.by_camera.get(event.device)
+                if wiring is not None:
+                    self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
 
     def _card(self, card: CardRead) -> None:
         wiring = self.by_panel.get(card.panel)
@@ -296,7 +325,8 @@ class PortalController:
             self._publish_alarm("data_quality", card.time_us, card.panel, f"card read on unknown panel {card.panel}")
             return
         badge = badge_number(card.card_hex)
-        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale))
+        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale,
+                                               people.direction(card.reader)))
         config = self.engine.config
         for after in (0, config.decision_floor_us, config.settle_us):  # refuse at once, earliest allow, the cap
             self._expect(card.time_us + after)
@@ -373,6 +403,7 @@ class PortalController:
                 *(self._movement(m) for m in out.movements),
                 *(self._decision(d) for d in out.decisions),
                 *(self._alarm(a) for a in out.alarms),
+                *(_Step(record, _recorded) for record in people.records(out, self.names)),
             ]
             if not steps:
                 return
@@ -623,6 +654,10 @@ class PortalController:
         details = tuple((k, v) for k, v in (("item", item), ("epc", epc), ("detail", detail)) if v)
         severity = Severity.WARNING if kind in ("data_quality", "late_read", "overdue") else Severity.CRITICAL
         self._publish(LiveKind.ALARM, severity, time_us, source, kind.replace("_", " "), details)
+
+
+def _recorded(_durable: bool) -> None:
+    """Nothing to drive for a record that only the register needs."""
 
 
 def badge_number(card_hex: str) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import ApiSettings, create_app
 from api.server import uvicorn_config
 from controllers.bus import LiveBus
-from controllers.control import DestructionOutcome, DeviceState, DoorState
+from controllers.control import DestructionOutcome, DeviceProbe, DeviceState, DoorState
 from registry import db
 from registry.passwords import hash_password
 from registry.services import lookup, people
@@ -46,6 +46,7 @@ class RecordingControl:
 
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     overrides: list[tuple[str, str, str]] = field(default_factory=list)
+    forgiven: list[tuple[str, str, str]] = field(default_factory=list)
     destructions: list[tuple[str, list[str], str, str]] = field(default_factory=list)
     open_alarms: set[int] = field(default_factory=lambda: {1, 2, 3})
     # What a destruction of one item does on the site; by default it only reports success.
@@ -64,6 +65,9 @@ class RecordingControl:
             DeviceState("shredder-1", "modbus_shredder", "offline", "no reply"),
         ]
 
+    def probe(self, device: str) -> DeviceProbe:
+        return DeviceProbe(device, "osdp_panel", "online", "recorded stand-in", "")
+
     def acknowledge(self, alarm_id: int, username: str) -> None:
         if alarm_id not in self.open_alarms:
             raise KeyError(alarm_id)
@@ -72,6 +76,9 @@ class RecordingControl:
 
     def override(self, portal: str, username: str, reason: str) -> None:
         self.overrides.append((portal, username, reason))
+
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        self.forgiven.append((person, username, reason))
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

@@ -318,6 +318,7 @@ class PortalController:
                 wiring = self.by_camera.get(event.device)
                 if wiring is not None:
                     self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
+                    self._expect(event.time_us)
 
     def _card(self, card: CardRead) -> None:
         wiring = self.by_panel.get(card.panel)

@@ -25,6 +25,7 @@ import base64
 import heapq
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -220,19 +221,10 @@ class PortalController:
         while True:
             wait = min(next_tick - time.monotonic(), self._until_due_s())
             try:
-                event: object | None = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
+                first = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
             except queue.Empty:
-                event = None
-            for _ in range(BURST):  # a burst of events is one advance
-                if event is None:
-                    break
-                self._guard(self._ingest, event)
-                try:
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    event = None
-            if event is not None:
-                self._guard(self._ingest, event)
+                first = None
+            self._take(first, BURST)
             now_us = self.clock()
             if time.monotonic() >= next_tick or self._is_due(now_us):
                 next_tick = time.monotonic() + TICK_S
@@ -245,16 +237,25 @@ class PortalController:
         """The loop's work at now_us, driven by hand (tests, replays; the loop thread is not started): take
         every queued event, then advance the engine if an event is due, or if `tick` (the periodic tick).
         True when it advanced."""
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                break
-            self._guard(self._ingest, event)
+        self._take(self._next(), sys.maxsize)
         if not (tick or self._is_due(now_us)):
             return False
         self._advance(now_us)
         return True
+
+    def _next(self) -> object | None:
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _take(self, event: object | None, limit: int) -> None:
+        """Ingest `event` and what is queued behind it, at most `limit` events (a burst is one advance)."""
+        taken = 0
+        while event is not None:
+            self._guard(self._ingest, event)
+            taken += 1
+            event = self._next() if taken < limit else None
 
     def _is_due(self, now_us: int) -> bool:
         return bool(self._due) and self._due[0] <= now_us

@@ -7,12 +7,19 @@ the panels (allow: pulse the strike, green; block: stay locked, red, buzzer) and
 A door never acts on a decision that is not on stable storage; the register is written later, off the hot
 path, by the recorder's own thread.
 
-When it advances: every TICK_S, and as soon as the engine's horizon (now - reorder_us) passes an event that
-can decide an exit: a badge, its floor and its cap (badge + settle_us), and every round end, tag batch and
-health change at a portal with a badge waiting. So an exit is allowed as soon as the engine has whole
-inventory rounds after the badge (tracking.engine), and refused on the first read of an item it may not
-take; the settle time is only the cap. The engine keeps watching the door after an allow: an item that
-crosses without being covered by it raises `unauthorized_exit`, published like every alarm.
+When it advances: every TICK_S, and as soon as the engine's horizon passes an event that can decide an exit:
+a badge, its floor and its cap (badge + settle_us), and every round end, tag batch and health change at a
+portal with a badge waiting. So an exit is allowed as soon as the engine has whole inventory rounds after
+the badge (tracking.engine), and refused on the first read of an item it may not take; the settle time is
+only the cap. The engine keeps watching the door after an allow: an item that crosses without being covered
+by it raises `unauthorized_exit`, published like every alarm.
+
+How far: the engine processes what is older than its `now` minus reorder_us, the time devices may be late
+by. The controller passes a later `now` when it knows more (a watermark): every portal reader that is not
+offline has reported a round end since, and a reader's reports come in order (a round's tags before its
+end), so nothing older can still come from it; host-stamped events (cards, health, cameras, doors) are
+stamped as they arrive, within HOST_LAG_US. Then the reorder buffer costs HOST_LAG_US on the allow path, not
+reorder_us; a reader without round ends, or one that lags, holds it back to the plain clock.
 
 Fail-secure (readers offline: `readers_offline_fail_secure`) is the engine's reason, fed by the readers'
 health. Life safety: a fire-alarm input on any panel releases every door at once and keeps them released
@@ -24,6 +31,7 @@ from __future__ import annotations
 import heapq
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -75,6 +83,7 @@ from tracking.vocabulary import reason_sentence
 log = logging.getLogger(__name__)
 TICK_S = 0.01  # the engine is advanced at least this often (movements settle, caps pass, doors are watched)
 BURST = 1000  # events taken from the queue before the engine is advanced again
+HOST_LAG_US = 2_000  # a host-stamped event reaches the controller within this (a later badge is still decided)
 HELD_OPEN_US = 30_000_000  # a door open longer than this after a pass is "held open"
 NOT_RECORDED = "not_recorded_door_kept_locked"  # an allowed exit whose record could not be made durable
 
@@ -208,6 +217,7 @@ class PortalController:
         self._due: list[int] = []  # heap of clock times at which the engine's horizon passes a deciding event
         self._watch_until: dict[int, int] = {}  # portal id -> end of its latest badge's wait (cap + reorder)
         self._overrides: dict[tuple[int, int, int], _OverrideAsk] = {}  # (portal, guard, time) -> waiting ask
+        self._round_seen: dict[str, int] = {}  # reader -> its latest round end: nothing older can still come
         self.engine_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -247,35 +257,66 @@ class PortalController:
         while True:
             wait = min(next_tick - time.monotonic(), self._until_due_s())
             try:
-                event: object | None = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
+                first = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
             except queue.Empty:
-                event = None
-            for _ in range(BURST):  # a burst of events is one advance
-                if event is None:
-                    break
-                self._guard(self._ingest, event)
-                try:
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    event = None
-            if event is not None:
-                self._guard(self._ingest, event)
+                first = None
+            self._take(first, BURST)
             now_us = self.clock()
-            if time.monotonic() >= next_tick or (self._due and self._due[0] <= now_us):
-                while self._due and self._due[0] <= now_us:
-                    heapq.heappop(self._due)
+            if time.monotonic() >= next_tick or self._is_due(now_us):
                 next_tick = time.monotonic() + TICK_S
-                self._guard(self.tick, now_us)
+                self._advance(now_us)
             if self._stop.is_set() and self._events.empty():
                 self.tick(self.clock() + self.engine.config.settle_us + self.engine.config.reorder_us)
                 return
+
+    def step(self, now_us: int, *, tick: bool = False) -> bool:
+        """The loop's work at now_us, driven by hand (tests, replays; the loop thread is not started): take
+        every queued event, then advance the engine if an event is due, or if `tick` (the periodic tick).
+        True when it advanced."""
+        self._take(self._next(), sys.maxsize)
+        if not (tick or self._is_due(now_us)):
+            return False
+        self._advance(now_us)
+        return True
+
+    def _next(self) -> object | None:
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _take(self, event: object | None, limit: int) -> None:
+        """Ingest `event` and what is queued behind it, at most `limit` events (a burst is one advance)."""
+        taken = 0
+        while event is not None:
+            self._guard(self._ingest, event)
+            taken += 1
+            event = self._next() if taken < limit else None
+
+    def _is_due(self, now_us: int) -> bool:
+        return bool(self._due) and self._due[0] <= now_us
+
+    def _advance(self, now_us: int) -> None:
+        while self._due and self._due[0] <= now_us:
+            heapq.heappop(self._due)
+        self._guard(self.tick, now_us)
 
     def _until_due_s(self) -> float:
         return (self._due[0] - self.clock()) / 1e6 if self._due else TICK_S
 
     def _expect(self, time_us: int) -> None:
-        """Advance the engine once its horizon has passed `time_us` (an event that can decide an exit)."""
+        """Advance the engine once its horizon can have passed `time_us` (an event that can decide an exit):
+        by the watermark, or else by the clock."""
+        heapq.heappush(self._due, time_us + HOST_LAG_US)
         heapq.heappush(self._due, time_us + self.engine.config.reorder_us)
+
+    def _engine_now(self, now_us: int) -> int:
+        """The `now` to advance the engine to at clock time now_us: later than the clock by what the
+        watermark allows (module docstring), never so late that the horizon passes the clock."""
+        offline = set().union(*(state.offline_readers for state in self.state.values()))
+        marks = [self._round_seen.get(reader, -(2**62)) - 1 for reader in self.by_reader if reader not in offline]
+        watermark = min([now_us - HOST_LAG_US, *marks])
+        return max(now_us, watermark + self.engine.config.reorder_us)
 
     def _watched(self, wiring: PortalWiring | None, time_us: int) -> bool:
         """Is a badge waiting for its decision at this portal (its reads and rounds can decide it)?"""
@@ -326,6 +367,7 @@ class PortalController:
                 wiring = self.by_camera.get(event.device)
                 if wiring is not None:
                     self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
+                    self._expect(event.time_us)
 
     def _card(self, card: CardRead) -> None:
         wiring = self.by_panel.get(card.panel)
@@ -346,6 +388,7 @@ class PortalController:
         while the link was down says nothing of the field now, so it is not passed on."""
         if end.stale:
             return
+        self._round_seen[end.reader] = max(end.time_us, self._round_seen.get(end.reader, end.time_us))
         self.engine.on_round(InventoryRound(end.reader, end.antenna, end.time_us))
         if self._watched(self.by_reader.get(end.reader), end.time_us):
             self._expect(end.time_us)
@@ -408,7 +451,7 @@ class PortalController:
         # The lock is held until the tick's records are accepted: a snapshot swap (SiteRuntime.reload) then
         # never lands between what the engine did and the record of it.
         with self.engine_lock:
-            out = self.engine.advance(now_us)
+            out = self.engine.advance(self._engine_now(now_us))
             engine_us = (time.perf_counter_ns() - started) / 1000
             steps = [
                 *self._check_held_open(now_us),

@@ -16,12 +16,13 @@ At equal timestamps reads come first, then inputs (badge, round end, camera, doo
 health, override), then decision checks. Results depend only on event timestamps and arrival order,
 never on how the stream was chopped into calls, as long as devices are late by at most reorder_us.
 Events older than the processed horizon are late: a late read is reported as a ``late_read`` alarm
-and, like a read its reader flagged stale, is evidence for nothing (no allow, no movement) but
-raises, as of its own time and marked ``late``, every alarm that does not need the door (destroyed
-item seen, unregistered tag, possible clone). A badge held up in the host by at most
-late_badge_grace_us is decided from the moment it arrives (its reach still counts from its own
-time); a later one, or one its panel flagged stale, is refused ('stale_badge'). Late events are
-handled in arrival order, so only they depend on how the stream was chopped.
+(once per reader and EPC per data_quality_repeat_us of read time: a tag answering every round must
+not flood the guards while a reader lags) and, like a read its reader flagged stale, is evidence
+for nothing (no allow, no movement) but raises, as of its own time and marked ``late``, every alarm
+that does not need the door (destroyed item seen, unregistered tag, possible clone). A badge held up
+in the host by at most late_badge_grace_us is decided from the moment it arrives (its reach still
+counts from its own time); a later one, or one its panel flagged stale, is refused ('stale_badge').
+Late events are handled in arrival order, so only they depend on how the stream was chopped.
 
 reorder_us (default 20 ms) is part of every decision's latency: a decision at t comes out of the
 first advance with now >= t + reorder_us. It must cover how late a read can reach the engine
@@ -460,8 +461,14 @@ class Engine:
             epc = words_to_epc(batch.epc_words[r], int(batch.epc_bits[r])) if batch.epc_bits[r] else None
             if late[r]:
                 self.stats["late_read"] += 1
-                self._alarm("late_read", t, None, None, f"read older than the horizon by "
-                            f"{self.horizon_us - t} us", reader, epc, late=True)
+                key = ("late_read", f"{reader} {epc}")
+                last = self._dq_last.get(key)
+                if last is None or abs(t - last) >= self.config.data_quality_repeat_us:
+                    if len(self._dq_last) >= _MAX_REMEMBERED:
+                        self._dq_last.clear()
+                    self._dq_last[key] = t
+                    self._alarm("late_read", t, None, None, f"read older than the horizon by "
+                                f"{self.horizon_us - t} us", reader, epc, late=True)
                 continue
             if code[r] == k.READ_IGNORED:
                 self.stats["ignored_antenna"] += 1

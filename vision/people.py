@@ -24,6 +24,8 @@ Direction = Literal["in", "out"]
 MAX_CHANGED_SHARE = 0.6  # more of the frame than this unlike the background, after light is divided out
 OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle has straight edges: an object
 MERGE_SHARE = 1.35  # a region this many person areas large may be more than one person
+RELIGHT_GAIN = 1.2  # the scene's light changed by this factor from one frame to the next: a lamp, not daylight
+RELIGHT_RADIUS = 1.5  # around a tracked person, in person sizes: where the old background is kept
 MERGE_WIDTH = 2.1  # ... and so may one wider than this many times the square root of a person's area
 
 
@@ -143,6 +145,7 @@ class PeopleCounter:
             self._frames += 1
             return FrameCount(time_us, 0, problem="learning background", source=source)
         self._frames += 1
+        self._relight(image)
         try:
             regions, moving = self._regions(image)
         except cv2.error as error:  # a fault on one frame must not stop the portal's counting
@@ -160,6 +163,21 @@ class PeopleCounter:
         people = [t for t in self._tracks if not t.is_object and t.missed == 0 and self._in_zone(t.centre)]
         ambiguous = any(r.ambiguous for r in regions if not r.is_object and self._in_zone(r.centre))
         return FrameCount(time_us, sum(t.people for t in people), tuple(crossings), ambiguous=ambiguous, source=source)
+
+    def _relight(self, image: np.ndarray) -> None:
+        """A light switched on or off changes the scene by more than a gain (saturation, an offset, the
+        floor's paint unlike its tiles): the empty scene is taken afresh from this frame, except where
+        the people being tracked are, which keep the old background scaled. Tracks and counts go on."""
+        assert self._background is not None
+        gain = self._gain(image)
+        if abs(math.log(max(gain, 1e-3))) < math.log(RELIGHT_GAIN):
+            return
+        keep = np.zeros(image.shape, np.uint8)
+        radius = math.ceil(RELIGHT_RADIUS * math.sqrt(self.config.person_area_px))
+        for track in self._tracks:
+            if not track.is_object:
+                cv2.circle(keep, (int(track.centre[0]), int(track.centre[1])), radius, 1, -1)
+        self._background = np.where(keep > 0, self._background * gain, image).astype(np.float32)
 
     def _gain(self, image: np.ndarray) -> float:
         """The light's change since the background: the median ratio over the scene (people are few)."""
@@ -234,6 +252,25 @@ class PeopleCounter:
             )
             if not track.is_object:
                 crossings.extend(self._side_change(track, time_us))
+        for i in list(unmatched):
+            # A person unseen for a few frames (their clothes like the floor, a light just switched on)
+            # walked on meanwhile: the track that lost them picks them up again, farther on, so a
+            # crossing made while unseen still counts.
+            region = regions[i]
+            lost = [
+                t
+                for t in self._tracks
+                if t.missed > 0
+                and not t.is_object
+                and not region.is_object
+                and np.linalg.norm(region.centre - t.centre) <= self.config.max_step_px * (t.missed + 1)
+            ]
+            if not lost:
+                continue
+            track = min(lost, key=lambda t: float(np.linalg.norm(region.centre - t.centre)))
+            track.centre, track.people, track.missed = region.centre, region.people, 0
+            crossings.extend(self._side_change(track, time_us))
+            unmatched.remove(i)
         for i in unmatched:
             region = regions[i]
             track = _Track(self._next_id, region.centre, 0, region.people, 0, region.is_object)

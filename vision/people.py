@@ -22,7 +22,9 @@ import numpy as np
 
 Direction = Literal["in", "out"]
 MAX_CHANGED_SHARE = 0.6  # more of the frame than this unlike the background, after light is divided out
-OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle has straight edges: an object
+OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle ...
+STRAIGHT_SHARE = 0.8  # ... with this share of its outline along the rectangle's sides: an object
+EDGE_TOLERANCE_PX = 2.0
 MERGE_SHARE = 1.35  # a region this many person areas large may be more than one person
 RELIGHT_GAIN = 1.2  # the scene's light changed by this factor from one frame to the next: a lamp, not daylight
 RELIGHT_RADIUS = 1.5  # around a tracked person, in person sizes: where the old background is kept
@@ -207,9 +209,14 @@ class PeopleCounter:
             contours, _ = cv2.findContours(
                 (labels[y : y + h, x : x + w] == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
             )
-            (_, _), (rw, rh), _ = cv2.minAreaRect(max(contours, key=cv2.contourArea))
+            outline = max(contours, key=cv2.contourArea)
+            rect = cv2.minAreaRect(outline)
+            (_, _), (rw, rh), _ = rect
             fill = area / max(rw * rh, 1.0)
-            is_object = fill >= OBJECT_FILL and share >= 0.5
+            # Cut off by the frame's edge, a person's outline is straight there too: only what is
+            # wholly in view can be told to be an object (fail-secure: otherwise it is a person).
+            whole = x > 0 and y > 0 and x + w < mask.shape[1] and y + h < mask.shape[0]
+            is_object = whole and fill >= OBJECT_FILL and share >= 0.5 and _straight_edged(outline, rect)
             # Two people abreast overlap into one region little larger than a person, but far wider.
             wide = max(rw, rh) > MERGE_WIDTH * math.sqrt(self.config.person_area_px)
             merged = (share >= MERGE_SHARE or wide) and not is_object
@@ -296,6 +303,20 @@ class PeopleCounter:
                 if other.missed and np.linalg.norm(other.centre - track.centre) < self.config.max_step_px:
                     other.side = side
         return [Crossing(time_us, direction, track.track_id)] * track.people
+
+
+def _straight_edged(outline: np.ndarray, rect: tuple) -> bool:  # type: ignore[type-arg]
+    """The outline runs along its rotated rectangle's sides (a box, a trolley), not only touching them
+    (people abreast, or a person half in view, can fill their rectangle as well)."""
+    corners = cv2.boxPoints(rect).reshape(-1, 1, 2).astype(np.float32)
+    points = outline.reshape(-1, 2).astype(np.float32)
+    # Densify the outline: CHAIN_APPROX_SIMPLE keeps only the ends of straight runs.
+    ends = np.roll(points, -1, axis=0)
+    dense = np.concatenate(
+        [np.linspace(a, b, max(2, int(np.hypot(*(b - a))) + 1)) for a, b in zip(points, ends, strict=True)]
+    )
+    near = [abs(cv2.pointPolygonTest(corners, (float(x), float(y)), True)) <= EDGE_TOLERANCE_PX for x, y in dense]
+    return float(np.mean(near)) >= STRAIGHT_SHARE
 
 
 def _grey(frame: np.ndarray) -> np.ndarray | None:

@@ -110,6 +110,7 @@ class _Track:
     people: int = 1  # people the region holds now (walking abreast merges two into one region)
     missed: int = 0
     is_object: bool = False
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
 
 
 @dataclass(frozen=True)
@@ -241,24 +242,38 @@ class PeopleCounter:
     def _track(self, regions: list[_Region], time_us: int) -> list[Crossing]:
         crossings: list[Crossing] = []
         unmatched = list(range(len(regions)))
+        # A region takes as many tracks as people it may hold: people who meet in one region go on
+        # being tracked one by one.
+        taken: dict[int, list[_Track]] = {}
         for track in sorted(self._tracks, key=lambda t: t.missed):
-            if not unmatched:
+            guess = track.centre + track.velocity * (track.missed + 1)
+            options = [i for i in range(len(regions)) if len(taken.get(i, [])) < max(1, regions[i].people)]
+            distances = [
+                min(float(np.linalg.norm(regions[i].centre - at)) for at in (guess, track.centre)) for i in options
+            ]
+            if not distances or min(distances) > self.config.max_step_px:
                 track.missed += 1
                 continue
-            distances = [float(np.linalg.norm(regions[i].centre - track.centre)) for i in unmatched]
-            best = int(np.argmin(distances))
-            if distances[best] > self.config.max_step_px:
-                track.missed += 1
-                continue
-            region = regions[unmatched.pop(best)]
-            track.centre, track.people, track.is_object, track.missed = (
-                region.centre,
-                region.people,
-                region.is_object,
-                0,
-            )
-            if not track.is_object:
-                crossings.extend(self._side_change(track, time_us))
+            taken.setdefault(options[int(np.argmin(distances))], []).append(track)
+        for index, tracks in taken.items():
+            region = regions[index]
+            unmatched.remove(index)
+            if len(tracks) == 1:
+                track = tracks[0]
+                step = (region.centre - track.centre) / (track.missed + 1)
+                track.velocity = 0.5 * track.velocity + 0.5 * step
+                track.centre, track.people, track.is_object = region.centre, region.people, region.is_object
+            else:
+                # Met in one region: each walks on as they walked, and crosses the line on their own
+                # (two meeting at the door from both sides are one 'in' and one 'out', not two of either).
+                for track in tracks:
+                    track.centre = track.centre + track.velocity * (track.missed + 1)
+                    track.people, track.is_object = 1, False
+                tracks[0].people += max(0, region.people - len(tracks))
+            for track in tracks:
+                track.missed = 0
+                if not track.is_object:
+                    crossings.extend(self._side_change(track, time_us))
         for i in list(unmatched):
             # A person unseen for a few frames (their clothes like the floor, a light just switched on)
             # walked on meanwhile: the track that lost them picks them up again, farther on, so a

@@ -185,7 +185,10 @@ class CentreSite:
             log.info("centre stream sources %s", code)
 
     def _live(self, identity: Identity, frames: Sequence[Frame]) -> None:
-        """Every site's alarms on the centre's live bus, as they reach the register (the guard pages here)."""
+        """Every site's alarms on the centre's live bus, as they reach the register (the guard pages here);
+        records with effects make a snapshot at once (the edge that made them waits for one holding them)."""
+        if any(f.has_effects for f in frames):
+            self._poke.set()
         for frame in frames:
             if frame.kind != AlarmRaised.KIND:
                 continue

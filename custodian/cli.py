@@ -372,7 +372,9 @@ def demo(
     sites: Annotated[
         int, typer.Option(help="N > 0: a NATS hub and N leaf servers on loopback, N edges, the centre")
     ] = 0,
-    url: DbOption = None,
+    url: Annotated[
+        str | None, typer.Option("--db", help="With --sites: the centre's register (default: SQLite in --state)")
+    ] = None,
 ) -> None:
     """A whole simulated site on SQLite: simulators, controllers, traffic, web pages; prints what happened."""
     from custodian.run import run_demo

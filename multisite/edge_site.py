@@ -94,6 +94,7 @@ class EdgeSite:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.restricted = False
+        self.linked: bool | None = None  # the leaf's link to the hub, as last seen (None: not looked yet)
         self.running: RunningSite | None = None
         self.register: EdgeRegister | None = None
         self.publisher: SyncEdgePublisher | None = None
@@ -258,8 +259,28 @@ class EdgeSite:
         while not self._stop.wait(0.25):
             try:
                 self._check_age()
+                self._check_link()
             except Exception:
                 log.exception("snapshot age check failed")
+
+    def _check_link(self) -> None:
+        """The guards see when the site is cut off from the centre, and how far behind the centre is."""
+        assert self.running is not None and self.shipper is not None
+        try:
+            up = self.leaf.leaf_connections() > 0
+        except OSError:
+            up = False
+        if up == self.linked:
+            return
+        self.linked = up
+        backlog = self.shipper.backlog()
+        detail = (f"link to the centre up; {backlog} records to ship" if up else
+                  "LINK TO THE CENTRE DOWN: doors decide from the local register; records are kept at the edge")
+        self.running.runtime.recorder.accept(
+            [DeviceHealthChanged(device="centre-link", health="online" if up else "offline", reason=detail)]
+        )
+        self.bus.publish(LiveKind.HEALTH, Severity.INFO if up else Severity.WARNING, now_us(), "centre-link",
+                         "centre link up" if up else "centre link down", (("detail", detail),))
 
     def _check_age(self) -> None:
         assert self.running is not None

@@ -3,9 +3,9 @@
 const CAN_EXPORT = Boolean(document.getElementById("muster-page").dataset.canAct);
 const venues = document.getElementById("venues");
 
-function list(cls, rows, empty, key, text) {
+function list(cls, rows, empty, attr, key, text) {
   const ul = el("ul", { class: cls });
-  for (const row of rows) ul.append(el("li", { [key]: row[key.slice(5)] }, text(row)));
+  for (const row of rows) ul.append(el("li", { [attr]: row[key] }, text(row)));
   if (!rows.length) ul.append(el("li", { class: "muted" }, empty));
   return ul;
 }
@@ -16,10 +16,10 @@ function show(muster) {
   venues.replaceChildren(...muster.venues.map((v) => el("section", { class: "venue", "data-venue": v.venue },
     el("h2", {}, `${v.name} `, el("span", { class: "muted" }, `(${v.venue})`)),
     el("h3", {}, `People (${v.people.length})`),
-    list("people", v.people, "nobody", "data-username",
+    list("people", v.people, "nobody", "data-person", "username",
       (p) => `${p.name} (${p.username})${p.visitor ? " · visitor" : ""}${p.uncertain ? " · uncertain" : ""}`),
     el("h3", {}, `Items (${v.items.length})`),
-    list("items", v.items, "none", "data-item", (i) => `${i.item} · ${i.level} · ${i.title}`))));
+    list("items", v.items, "none", "data-item", "item", (i) => `${i.item} · ${i.level} · ${i.title}`))));
   if (!muster.venues.length) venues.append(el("p", { class: "muted", id: "nobody" }, "Nobody and nothing is known to be inside any venue."));
 }
 

@@ -352,6 +352,7 @@ class PortalController:
             reasons=tuple(reasons),
             approvals=tuple(decision.approval_ids),
             time_us=decision.time_us,
+            direction=decision.direction,
         )
 
         def act(durable: bool) -> None:

@@ -69,6 +69,13 @@ custody, clone history, allows and armed decisions carry over by register id; it
 approval uses come from the new register, and the register's return deadlines are added for items
 this engine also believes are out of the unit (it may have seen one come back before the register).
 
+People (tracking.presence): a badge is an exit (from the portal's inside venue) or an entry (into it,
+BadgePresentation.direction; an entry is decided on the people rules alone). Allowed badges, overrides and
+badges while the doors are released move their person; ``Output.presence`` reports each move and
+``Output.brought`` the items that crossed in right after a granted entry. The people rules (anti-passback,
+escorts, meeting participants) add their reasons to the badge's decision; ``on_forgive`` clears one
+person's anti-passback state. Places start from the register (SiteModel.presence) and carry over swaps.
+
 Latency path: feed events with ``on_*`` and call ``advance(now)``; a decision comes out of the first
 call whose horizon reaches the moment it was decided. ``process(batch)`` is the bulk path: ingest a
 columnar ReadBatch and advance to its last timestamp. Both backends ('numba', 'reference') share this

@@ -68,7 +68,10 @@ class People:
 
     def __init__(self, site: SiteModel, config: EngineConfig) -> None:
         self.config = config
-        self.where: dict[int, Place] = {p.person_id: Place(p.venue_id, p.since_us, p.uncertain) for p in site.presence}
+        self.where: dict[int, Place] = {}
+        self._by_venue: dict[int | None, set[int]] = {}  # venue -> people in it (what every move looks at)
+        for p in site.presence:
+            self._place(p.person_id, Place(p.venue_id, p.since_us, p.uncertain))
         self.forgiven: set[int] = set()
         self._alarmed: dict[int, frozenset[int]] = {}  # venue -> visitors last alarmed as unescorted there
         self.use(site)
@@ -93,11 +96,18 @@ class People:
 
     def inside(self, venue_id: int | None) -> list[int]:
         """The people last known in the venue, by id."""
-        return sorted(p for p, place in self.where.items() if place.venue_id == venue_id)
+        return sorted(self._by_venue.get(venue_id, ()))
 
     def counts(self) -> Counter[int | None]:
         """People per venue (None: known to be outside the unit)."""
-        return Counter(place.venue_id for place in self.where.values())
+        return Counter({venue: len(people) for venue, people in self._by_venue.items() if people})
+
+    def _place(self, person_id: int, place: Place) -> None:
+        before = self.where.get(person_id)
+        if before is not None:
+            self._by_venue[before.venue_id].discard(person_id)
+        self.where[person_id] = place
+        self._by_venue.setdefault(place.venue_id, set()).add(person_id)
 
     def forgive(self, person_id: int) -> None:
         self.forgiven.add(person_id)
@@ -144,7 +154,7 @@ class People:
         passback = self._passback(person_id, src) and portal.anti_passback == "alarm" and cause == "badge"
         before = self.where.get(person_id)
         self.forgiven.discard(person_id)
-        self.where[person_id] = Place(dst, time_us, uncertain)
+        self._place(person_id, Place(dst, time_us, uncertain))
         checks = []
         left = before.venue_id if before is not None else src
         if left is not None and left != dst and self.unescorted(left):
@@ -158,8 +168,8 @@ class People:
 
     def unescorted(self, venue_id: int) -> tuple[int, ...]:
         """Visitors in the venue with no escort there (nobody not a visitor, cleared to its ceiling)."""
-        people = self.inside(venue_id)
-        visitors = tuple(p for p in people if p in self._visitor)
+        people = self._by_venue.get(venue_id, set())
+        visitors = tuple(sorted(p for p in people if p in self._visitor))
         if not visitors:
             return ()
         need = self._ceiling.get(venue_id, 0)

@@ -355,7 +355,7 @@ class MeetingItem(Base):
     direction: Mapped[str] = mapped_column(String(8))  # in | out
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     portal: Mapped[str] = mapped_column(String(64), default="")
-    record: Mapped[str] = mapped_column(String(200), default="")  # the site record it came from
+    context: Mapped[str] = mapped_column(Text, default="")  # what it came from (the site record), as ItemAccess
     item: Mapped[Item] = relationship()
     person: Mapped[Person | None] = relationship()
 

@@ -117,11 +117,11 @@ def _meeting_item(session: Session, venue_id: int | None, at: dt.datetime, item:
     ).scalars().all()
     for meeting in meetings:
         session.add(MeetingItem(meeting_id=meeting.id, item_id=item.id, person_id=person.id, direction=direction,
-                                at=at, portal=portal, record=reference))
+                                at=at, portal=portal, context=reference))
         session.flush()
         journal.append(session, "system", "meeting.item", f"meeting:{meeting.id}",
                        {"item": _subject(item), "person": person.username, "direction": direction,
-                        "at": at.isoformat(), "portal": portal, "record": reference})
+                        "at": at.isoformat(), "portal": portal, "context": reference})
 
 
 def _item(session: Session, item_id: int) -> Item:

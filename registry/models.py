@@ -70,7 +70,7 @@ ANTENNA_SIDES = ("inside", "outside", "ignore")
 ACCESS_KINDS = ("custody", "read", "carry_out")
 INSPECTION_KINDS = ("on_site", "remote", "self_inspection")
 ANTI_PASSBACK = ("off", "refuse", "alarm")  # tracking.model.ANTI_PASSBACK
-PRESENCE_CAUSES = ("badge", "override", "fire_release")
+PRESENCE_CAUSES = ("badge", "override", "fire_release", "tailgating")  # tracking.results.PresenceChange
 DISPUTE_STATES = ("open", "decided")
 
 group_members = Table(

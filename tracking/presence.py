@@ -4,6 +4,8 @@ A granted badge moves its person through the portal: an exit badge from the port
 outside (None = the outside of the unit), an entry badge the other way. A guard's override moves the
 blocked person; while a fire alarm releases the doors a badge moves its person whatever the decision
 (they may have gone through), marked uncertain, and so is a move by an override of a tailgating block.
+When the portal's camera counts more people through an opened door than badged, the places of those who
+badged become uncertain (cause 'tailgating': someone unnamed came with them).
 People who never badged (or whom the register does not place) have an unknown location. The engine
 starts from the register's last known places (SiteModel.presence) and keeps its own across snapshot swaps.
 
@@ -111,6 +113,15 @@ class People:
 
     def forgive(self, person_id: int) -> None:
         self.forgiven.add(person_id)
+
+    def mark_uncertain(self, person_id: int, portal_id: int, time_us: int) -> PresenceChange | None:
+        """More people went through a door than badged: the place of one who did is no longer certain (they
+        stay where they are; None when it was uncertain already)."""
+        place = self.where.get(person_id)
+        if place is None or place.uncertain:
+            return None
+        self._place(person_id, Place(place.venue_id, time_us, True))
+        return PresenceChange(person_id, portal_id, place.venue_id, place.venue_id, time_us, "tailgating", True)
 
     # --- rules --------------------------------------------------------------------------------
     def verdict(self, person_id: int, portal_id: int, direction: str, badge_us: int,

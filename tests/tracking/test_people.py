@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.tracking.sites import CONFIG as STREAM_CONFIG
 from tests.tracking.sites import SECOND, antennas, carry, epc_for, run, sites, streams
 from tracking.engine import Engine
-from tracking.events import BadgePresentation, FireAlarmInput, ForgiveRequest, OverrideRequest
+from tracking.events import BadgePresentation, CameraCount, FireAlarmInput, ForgiveRequest, OverrideRequest
 from tracking.model import (
     EngineConfig,
     ItemSpec,
@@ -222,6 +222,23 @@ def test_an_override_of_a_tailgating_block_moves_the_person_uncertainly(backend:
     assert [(c.person_id, c.cause, c.to_venue_id) for c in s.presence] == [(VISITOR, "override", ROOM)]
     s.advance(20 * SECOND)  # nobody is with the visitor in the room
     assert s.alarm_kinds() == ["visitor_unescorted"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_people_through_an_opened_door_than_badged_makes_their_places_uncertain(backend: str) -> None:
+    s = Site(site("refuse", presence=(PresenceSpec(CLERK, CORRIDOR, 0),)), backend)
+    s.badge("clerk", 1 * SECOND)
+    s.advance(2 * SECOND)
+    assert s.decision("clerk").allow
+    s.engine.on_camera(CameraCount(ROOM_DOOR, 1, 3 * SECOND))  # as many as badged: nothing
+    s.engine.on_camera(CameraCount(ROOM_DOOR, 2, 4 * SECOND))  # someone came in with the clerk
+    s.advance(5 * SECOND)
+    assert [(c.cause, c.from_venue_id, c.to_venue_id, c.uncertain) for c in s.presence] == [
+        ("badge", CORRIDOR, ROOM, False), ("tailgating", ROOM, ROOM, True)]
+    assert s.engine.people.where[CLERK].uncertain
+    s.badge("clerk", 6 * SECOND, portal=MAIN_EXIT, direction="exit")  # an uncertain place is not held against it
+    s.advance(8 * SECOND)
+    assert s.decision("clerk").allow
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors, headers, pages
+from api import admin_pages, errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
 from api.limits import BodyLimit
@@ -31,9 +31,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     destruction.router,
     audit.router,
     audit.epcis_router,
+    audit.pages_router,
     records.router,
     people.router,
     pages.router,
+    admin_pages.router,
     docs.router,
 )
 

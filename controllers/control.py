@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from registry.services.inventory import CountResult
+
 
 @dataclass(frozen=True, slots=True)
 class DoorState:
@@ -25,6 +27,17 @@ class DeviceState:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceProbe:
+    """What a device says it is and how it is, asked now (the administrator's "probe" button)."""
+
+    name: str
+    kind: str
+    health: str  # online | degraded | offline | unknown
+    identity: str  # "" when the device did not say
+    detail: str  # the endpoint and the health reason, or why it could not be asked
+
+
+@dataclass(frozen=True, slots=True)
 class DestructionOutcome:
     item: str
     destroyed: bool
@@ -40,6 +53,10 @@ class SiteControl(Protocol):
 
     def devices(self) -> list[DeviceState]: ...
 
+    def probe(self, device: str) -> DeviceProbe:
+        """Ask a device of the running site for its identity and health (KeyError: no such device)."""
+        ...
+
     def acknowledge(self, alarm_id: int, username: str) -> None: ...
 
     def override(self, portal: str, username: str, reason: str) -> None:
@@ -53,3 +70,11 @@ class SiteControl(Protocol):
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        """Demo only: an item's tag placed on the station's simulated intake reader (LookupError: none)."""
+        ...
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        """Inventory a venue with its handheld reader and record the count (LookupError: no reader there)."""
+        ...

@@ -314,6 +314,8 @@ class Approval(Base):
     people: Mapped[list[Person]] = relationship(secondary=approval_people)
     groups: Mapped[list[Group]] = relationship(secondary=approval_groups)
     requester: Mapped[Person] = relationship(foreign_keys=[requester_id])
+    portal: Mapped[Portal | None] = relationship()
+    destination_venue: Mapped[Venue | None] = relationship()
     decisions: Mapped[list[ApprovalDecision]] = relationship(
         back_populates="approval", cascade="all, delete-orphan", order_by="ApprovalDecision.id"
     )

@@ -126,6 +126,7 @@ from tracking.results import (
     R_OVERRIDE_UNKNOWN_GUARD,
     R_PERSON_INACTIVE,
     R_READERS_OFFLINE,
+    R_SNAPSHOT_TOO_OLD,
     R_STALE_BADGE,
     R_TAILGATING,
     R_TWO_PERSON,
@@ -200,6 +201,8 @@ class Engine:
         self._use(snapshot)
         self.horizon_us = -(2**62)
         self.stats: dict[str, int] = defaultdict(int)
+        # An edge whose register snapshot is older than its site's limit: no item may leave (people may).
+        self.exits_restricted = False
         self._seq = itertools.count()
         self._batches: list[ReadBatch] = []
         self._single_reads: list[TagRead] = []
@@ -720,6 +723,8 @@ class Engine:
         # an entry carries nothing out: only the people rules decide it
         verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people) if badge.direction == "exit" \
             else []
+        if self.exits_restricted and verdicts:
+            reasons |= R_SNAPSHOT_TOO_OLD
         refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
                                          for v in verdicts)
         if not (refuse_now or final):

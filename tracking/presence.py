@@ -7,7 +7,8 @@ blocked person; while a fire alarm releases the doors a badge moves its person w
 When the portal's camera counts more people through an opened door than badged, the places of those who
 badged become uncertain (cause 'tailgating': someone unnamed came with them).
 People who never badged (or whom the register does not place) have an unknown location. The engine
-starts from the register's last known places (SiteModel.presence) and keeps its own across snapshot swaps.
+starts from the register's last known places (SiteModel.presence); at a snapshot swap it keeps its own
+places and takes the register's where they are newer.
 
 Rules (domain-rules.md section 3; reason and alarm ids in tracking.results):
 - anti-passback, per portal (PortalSpec.anti_passback): a badge leaving a venue its person is not known
@@ -72,14 +73,18 @@ class People:
         self.config = config
         self.where: dict[int, Place] = {}
         self._by_venue: dict[int | None, set[int]] = {}  # venue -> people in it (what every move looks at)
-        for p in site.presence:
-            self._place(p.person_id, Place(p.venue_id, p.since_us, p.uncertain))
         self.forgiven: set[int] = set()
         self._alarmed: dict[int, frozenset[int]] = {}  # venue -> visitors last alarmed as unescorted there
         self.use(site)
 
     def use(self, site: SiteModel) -> None:
-        """Take a new register's people, venues, portals and meetings; places carry over."""
+        """Take a new register's people, venues, portals and meetings. A place the register knows is taken when
+        it is newer than the engine's own (moves this engine recorded after a restart, another node's moves);
+        otherwise places carry over."""
+        for p in site.presence:
+            known = self.where.get(p.person_id)
+            if known is None or p.since_us > known.since_us:
+                self._place(p.person_id, Place(p.venue_id, p.since_us, p.uncertain))
         self._portals = {p.portal_id: p for p in site.portals}
         self._ceiling = {v.venue_id: v.ceiling for v in site.venues}
         self._visitor = {p.person_id for p in site.people if p.visitor}

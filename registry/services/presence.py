@@ -32,8 +32,12 @@ from registry.services import items as item_service
 MUSTER_STATUSES = ("active", "in_transit", "destruction_failed")  # items that can be physically somewhere
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def from_us(time_us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(time_us / 1_000_000, dt.UTC)
+    """Exact to the microsecond (the engine compares the places it compiles back by time)."""
+    return EPOCH + dt.timedelta(microseconds=time_us)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,14 +20,17 @@ from registry.services import lookup, presence, venues
 from registry.sitefile import SiteFileError, export, load
 from tests.registry.conftest import EXAMPLE_SITE
 
-NOW_US = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
+
+def now_us() -> int:
+    return int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000)
 
 
 def move(session: Session, username: str, venue: str | None, cause: str = "badge") -> None:
     person = lookup.person(session, username)
     venue_id = lookup.venue(session, venue).id if venue else None
     portal = lookup.portal(session, "reading-door")
-    presence.record_move(session, presence.Move(person.id, portal.id, None, venue_id, NOW_US, cause, cause != "badge"))
+    moved = presence.Move(person.id, portal.id, None, venue_id, now_us(), cause, cause != "badge")
+    presence.record_move(session, moved)
 
 
 def test_anti_passback_in_a_site_file_round_trips_and_a_wrong_mode_names_its_line(
@@ -63,7 +66,7 @@ def test_places_are_kept_one_per_person_and_compiled_for_the_engine(site: sessio
     assert sorted(places.values(), key=str) == sorted([(corridor, False), (None, True)], key=str)
     assert {p.person_id for p in model.people if p.visitor} == {visitor.id}  # Victor Visitor, under escort
     with pytest.raises(NotFound), db.transaction(site) as session:
-        presence.record_move(session, presence.Move(999_999, 1, None, None, NOW_US))
+        presence.record_move(session, presence.Move(999_999, 1, None, None, now_us()))
 
 
 def test_the_muster_list_and_its_export(site: sessionmaker[Session]) -> None:
@@ -96,10 +99,11 @@ def test_a_meeting_records_items_in_its_window_only_and_its_report_lists_them(si
         meeting_id = meeting.id
         bob, item = lookup.person(session, "bob"), lookup.item(session, "C-2026-001")
         door, room = lookup.portal(session, "reading-door"), lookup.venue(session, "reading-room")
-        presence.brought_to_meeting(session, presence.Brought(bob.id, item.id, door.id, room.id, NOW_US), "in")
-        later = NOW_US + 2 * 3600 * 1_000_000  # after the meeting: not one of its items
+        now = now_us()
+        presence.brought_to_meeting(session, presence.Brought(bob.id, item.id, door.id, room.id, now), "in")
+        later = now + 2 * 3600 * 1_000_000  # after the meeting: not one of its items
         presence.brought_to_meeting(session, presence.Brought(bob.id, item.id, door.id, room.id, later), "late")
-        move_out = presence.Move(bob.id, door.id, room.id, lookup.venue(session, "corridor").id, NOW_US + 1)
+        move_out = presence.Move(bob.id, door.id, room.id, lookup.venue(session, "corridor").id, now + 1)
         presence.carried_out(session, "system", move_out, item.id, "out")
     with site() as session:
         report = presence.meeting_report(session, meeting_id)
@@ -113,6 +117,6 @@ def test_a_reading_where_the_register_would_not_allow_it_is_refused(site: sessio
         top = next(i for i in session.execute(select(Item)).scalars() if i.effective_level == 4)
         someone = lookup.person(session, "alice")
         door, room = lookup.portal(session, "reading-door"), lookup.venue(session, "reading-room")
-        brought = presence.Brought(someone.id, top.id, door.id, room.id, NOW_US)
+        brought = presence.Brought(someone.id, top.id, door.id, room.id, now_us())
         with pytest.raises(RuleViolation):  # a top-secret item may not be read in the reading room
             presence.read_in_venue(session, "system", brought, "test")

@@ -195,6 +195,20 @@ def test_presence_survives_a_restart_from_the_register(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_swap_keeps_the_engines_places_and_takes_newer_ones_from_the_register(backend: str) -> None:
+    s = Site(site("refuse", presence=(PresenceSpec(CLERK, CORRIDOR, 0),)), backend)
+    s.badge("clerk", 1 * SECOND)  # into the room
+    s.advance(3 * SECOND)
+    stale = (PresenceSpec(CLERK, CORRIDOR, 0), PresenceSpec(ESCORT, ROOM, 2 * SECOND))
+    s.engine.swap_snapshot(build_snapshot(site("refuse", presence=stale)))
+    assert s.engine.people.where[CLERK].venue_id == ROOM  # the register had not heard yet
+    assert s.engine.people.where[ESCORT].venue_id == ROOM  # another node's move, new to this engine
+    newer = (PresenceSpec(CLERK, None, 5 * SECOND),)
+    s.engine.swap_snapshot(build_snapshot(site("refuse", presence=newer)))
+    assert s.engine.people.where[CLERK].venue_id is None and s.engine.people.inside(ROOM) == [ESCORT]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_badge_under_fire_release_moves_its_person_uncertainly(backend: str) -> None:
     s = Site(site("refuse", presence=(PresenceSpec(CLERK, ROOM, 0), PresenceSpec(ESCORT, ROOM, 0))), backend)
     s.engine.on_fire_alarm(FireAlarmInput(True, 1 * SECOND))

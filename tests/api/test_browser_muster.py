@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry.models import JournalEntry
-from tests.api.conftest import PASSWORD, LiveServer
+from tests.api.conftest import PASSWORD, LiveServer, RecordingControl
 from tests.api.test_people import place
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +38,8 @@ def page(live_server: LiveServer) -> Iterator[object]:
 
 
 def test_the_muster_page_follows_people_out_and_exports(page, live_server: LiveServer,  # type: ignore[no-untyped-def]
-                                                         factory: sessionmaker[Session]) -> None:
+                                                         factory: sessionmaker[Session],
+                                                         control: RecordingControl) -> None:
     place(factory, "alice", "reading-room")
     place(factory, "bob", "archive", "fire_release")
     page.click("#muster-link")  # from the guard console
@@ -47,6 +48,10 @@ def test_the_muster_page_follows_people_out_and_exports(page, live_server: LiveS
     place(factory, "alice", None)  # alice badges out of the unit
     page.wait_for_selector("section[data-venue=reading-room] li[data-person=alice]", state="detached")
     assert "uncertain" in page.inner_text("section[data-venue=archive] li[data-person=bob]")  # redrawn alike
+    page.once("dialog", lambda dialog: dialog.accept("seen at the assembly point"))
+    page.click("button.forgive[data-person=bob]")
+    page.wait_for_selector("#export-state:has-text('forgiven: bob')")
+    assert control.forgiven == [("bob", "gus", "seen at the assembly point")]
     page.fill("#export-note", "drill over")
     page.click("#export")
     page.wait_for_selector("#export-state:has-text('exported: journal entry')")

@@ -522,6 +522,7 @@ class PortalController:
             reasons=tuple(reasons),
             approvals=tuple(decision.approval_ids),
             time_us=decision.time_us,
+            direction=decision.direction,
         )
 
         block = None if allow else self._block_alarm(wiring, decision, person, items, reasons)

@@ -126,7 +126,8 @@ def _with_refusals(record: Record, record_id: RecordId, refusals: list[str]) -> 
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExitDecision(Record):
-    """The engine's decision at a portal; an allowed exit uses one use of each approval it relied on."""
+    """The engine's decision at a portal (an exit, or an entry badged outside the door); an allowed exit uses one
+    use of each approval it relied on."""
 
     KIND: ClassVar[str] = "exit_decision"
     portal: str
@@ -137,6 +138,7 @@ class ExitDecision(Record):
     reasons: tuple[str, ...]
     approvals: tuple[int, ...]
     time_us: int
+    direction: str = "exit"  # "entry": the badge at the reader outside the door (tracking.presence)
 
     def entry(self) -> tuple[str, str, str]:
         return self.person, "exit.decision", f"portal:{self.portal}"

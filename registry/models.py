@@ -70,7 +70,7 @@ ANTENNA_SIDES = ("inside", "outside", "ignore")
 ACCESS_KINDS = ("custody", "read", "carry_out")
 INSPECTION_KINDS = ("on_site", "remote", "self_inspection")
 ANTI_PASSBACK = ("off", "refuse", "alarm")  # tracking.model.ANTI_PASSBACK
-PRESENCE_CAUSES = ("badge", "override", "fire_release")
+PRESENCE_CAUSES = ("badge", "override", "fire_release", "tailgating")  # tracking.results.PresenceChange
 DISPUTE_STATES = ("open", "decided")
 
 group_members = Table(
@@ -357,7 +357,7 @@ class MeetingItem(Base):
     direction: Mapped[str] = mapped_column(String(8))  # in | out
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     portal: Mapped[str] = mapped_column(String(64), default="")
-    record: Mapped[str] = mapped_column(String(200), default="")  # the site record it came from
+    context: Mapped[str] = mapped_column(Text, default="")  # what it came from (the site record), as ItemAccess
     item: Mapped[Item] = relationship()
     person: Mapped[Person | None] = relationship()
 

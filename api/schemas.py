@@ -352,6 +352,7 @@ class DoorPublic(BaseModel):
     panel_online: bool
     readers_online: bool
     block: BlockPublic | None = None  # a fresh block a guard may override
+    links: Literal["online", "degraded", "offline", "unknown"] = "unknown"  # panel and readers together
 
 
 class AlarmNote(Strict):

@@ -58,6 +58,7 @@ class DoorState:
     panel_online: bool
     readers_online: bool
     block: BlockState | None = None  # a fresh block a guard may override, if any
+    links: str = "unknown"  # its panel and readers together: online | degraded | offline | unknown (no report yet)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import select
@@ -252,7 +253,13 @@ class SiteRuntime:
 
     # ---- SiteControl ----
     def doors(self) -> list[DoorState]:
-        return self.portals.doors()
+        return [replace(door, links=self._links(door.portal)) for door in self.portals.doors()]
+
+    def _links(self, portal: str) -> str:
+        """The worst health of a door's panel and readers; "unknown" until each has reported."""
+        wiring = self.portals.by_code[portal]
+        states = {self._health.get(name, ("unknown", ""))[0] for name in (wiring.panel, *wiring.readers) if name}
+        return next((s for s in ("offline", "unknown", "degraded") if s in states), "online")
 
     def devices(self) -> list[DeviceState]:
         kinds_now, unknown = self._device_kinds, ("unknown", "no report yet")
@@ -306,12 +313,15 @@ class SiteRuntime:
                     guard = None
                 ok = guard is not None and guard.status == "active" and check_password(guard.password_hash, password)
                 guard_id = guard.id if guard is not None else 0
+                is_guard = guard is not None and "guard" in guard.role_names
         except DBAPIError as exc:
             raise RegisterUnavailable(
                 "your password cannot be checked while the register is unavailable, so no override can be taken"
             ) from exc
         if not ok:
             raise PasswordRefused("that password is not yours; the door stays shut")
+        if not is_guard:
+            raise OverrideRefused(f"{username} is not a guard; only a guard may override a block")
         answer = self.portals.request_override(portal, guard_id, username, reason.strip(), alarm_id)
         try:
             return answer.result(OVERRIDE_ANSWER_S)

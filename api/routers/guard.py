@@ -192,6 +192,7 @@ def doors(ctx: ContextDep, _user: SiteWatcher) -> list[schemas.DoorPublic]:
         schemas.DoorPublic(
             portal=d.portal, locked=d.locked, open=d.open, released_by_fire_alarm=d.released_by_fire_alarm,
             panel_online=d.panel_online, readers_online=d.readers_online, block=block_public(ctx, d.block),
+            links=d.links,  # type: ignore[arg-type]
         )
         for d in ctx.require_control().doors()
     ]

@@ -137,8 +137,10 @@ async function refreshDoors() {
       row.querySelector(".lock").className = `lock ${d.released_by_fire_alarm ? "bad" : "good"}`;
       row.querySelector(".door").textContent = d.open ? "open" : "closed";
       const links = row.querySelector(".links");
-      links.textContent = d.panel_online && d.readers_online ? "online" : !d.panel_online ? "PANEL OFFLINE" : "READERS OFFLINE";
-      links.className = `links ${d.panel_online && d.readers_online ? "good" : "bad"}`;
+      // Unknown (no report yet) is grey, not red: only a device that stopped answering is an alarm colour.
+      links.textContent = !d.panel_online ? "PANEL OFFLINE" : !d.readers_online ? "READERS OFFLINE" : d.links;
+      links.className = `links ${!d.panel_online || !d.readers_online || d.links === "offline" ? "bad"
+        : d.links === "online" ? "good" : d.links === "degraded" ? "warn" : "unknown"}`;
       const block = row.querySelector(".block");
       block.className = `block ${d.block ? "blocked" : "muted"}`;
       // Who and what, and until when it can be overridden; the reasons in full are on the alarm and the dialog.

@@ -219,7 +219,7 @@ def test_the_guard_sees_the_sites_doors_and_devices_unknown_before_any_report(
 ) -> None:
     doors = client.get("/api/guard/doors", headers=tokens["gus"]).json()
     assert {d["portal"] for d in doors} == {"archive-door", "vault-dock", "main-exit"}
-    assert all(d["locked"] and d["block"] is None for d in doors)
+    assert all(d["locked"] and d["block"] is None and d["links"] == "unknown" for d in doors)
     health = client.get("/api/guard/devices", headers=tokens["gus"]).json()
     assert {d["health"] for d in health} == {"unknown"}  # no device has reported yet
 

@@ -196,9 +196,8 @@ def test_a_guard_override_opens_the_door_and_opens_an_incident(
         runtime.override("archive-door", "gus", "not-the-password", "Disk escorted by the guard")
     with pytest.raises(UnknownPortal):
         runtime.override("nowhere", "gus", DEMO_PASSWORD, "Disk escorted by the guard")
-    with pytest.raises(OverrideRefused) as own:  # the blocked person cannot override their own block
+    with pytest.raises(OverrideRefused, match="not a guard"):  # carol overriding her own block
         runtime.override("archive-door", "carol", DEMO_PASSWORD, "I am allowed, honestly")
-    assert own.value.reason == "override_by_blocked_person"
     outcome = runtime.override(
         "archive-door", "gus", DEMO_PASSWORD, "Disk escorted to the destruction centre by the guard",
         alarm_id=door.block.alarm_id,
@@ -214,13 +213,21 @@ def test_a_guard_override_opens_the_door_and_opens_an_incident(
     assert runtime.alarms_book.get(door.block.alarm_id).state == "resolved"
     with pytest.raises(NoFreshBlock):
         runtime.override("archive-door", "gus", DEMO_PASSWORD, "twice")
+    # A guard blocked himself (with an item he may not take) cannot override his own block; another guard can.
+    assert not traffic.exit_attempt("archive-door", ["10005"], [BRIEFING])
+    with pytest.raises(OverrideRefused) as own:
+        runtime.override("archive-door", "gus", DEMO_PASSWORD, "I am the guard, I may")
+    assert own.value.reason == "override_by_blocked_person"
+    other = runtime.override("archive-door", "gina", DEMO_PASSWORD, "Briefing taken to the ministry by gus")
+    assert other.person == "gus"
     runtime.recorder.flush(10)
     with runtime.factory() as session:
-        entry = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override")).scalar_one()
+        entry, second = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override")).scalars()
         assert entry.actor == "gus" and "escorted" in entry.payload and '"person":"carol"' in entry.payload
+        assert second.actor == "gina" and '"person":"gus"' in second.payload
         refused = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override_refused"))
-        assert {e.actor for e in refused.scalars()} == {"carol", "gus"}
-        assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["override"]
+        assert {e.actor for e in refused.scalars()} == {"gus"}  # the engine's refusals (carol never reached it)
+        assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["override", "override"]
         assert not session.execute(select(JournalEntry).where(JournalEntry.action == "alarm.unauthorized_exit")).all()
 
 

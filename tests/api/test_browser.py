@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -223,6 +224,9 @@ def test_auditor_sees_the_journal_and_an_incident_clock(
     assert "Negotiation briefing" in page.inner_text("#trail")
     shot(page, "auditor-view")
     page.click("nav.tabs a[href='/audit/incidents']")
-    page.wait_for_function("(document.querySelector('#incidents td.clock') || {}).textContent > ''")
-    clock = page.inner_text("#incidents td.clock")
+    clock = page.locator("#incidents td.clock").first
+    deadline = time.monotonic() + 15
+    while not clock.inner_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    clock = clock.inner_text()
     assert clock.startswith(("23h", "24h")), clock

@@ -7,6 +7,8 @@ simulated, the demo's traffic walked through first), and the tests click its pag
 - An auditor finds the journal head hash on the audit page, and it is the head `custodian journal verify`
   prints for the same register; the anchors the running site writes are shown as holding.
 - The journal browser filters by action, subject and actor, and pages.
+- An auditor logs a remedial action on an incident and marks it reported (its 24-hour clock stops), and sweeps
+  a venue with its handheld reader from the inventory page, seeing the reconciliation and the new count.
 
 Screenshots go to artifacts/screenshots/ (gitignored). Waits poll from Python: the pages' Content Security
 Policy forbids the string evaluation that Playwright's wait_for_function polls with."""
@@ -229,3 +231,34 @@ def test_the_journal_browser_filters_and_pages(browser, demo: Demo) -> None:  # 
     page.click("#journal-filter button[type=submit]")
     assert _wait(lambda: set(page.locator("#journal-rows td.actor").all_inner_texts()) == {"audrey"}, 30)
     assert set(page.locator("#journal-rows td.action").all_inner_texts()) <= {"auth.login", "auth.logout"}
+
+
+def test_an_auditor_logs_an_action_reports_an_incident_and_sweeps_a_venue(browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+    page = signed_in(browser, demo, "audrey")
+    page.click("nav.tabs a[href='/audit/incidents']")
+    # The demo's traffic opened incidents (a destroyed tag seen, an unregistered tag, ...), each on its clock.
+    row = page.locator("#incidents tr.state-open").first
+    row.wait_for()
+    incident = row.get_attribute("data-incident")
+    clock = page.locator(f"tr[data-incident='{incident}'] td.clock")
+    ticking = re.compile(r"^\d+h \d\dm \d\ds$|^OVERDUE")
+    assert _wait(lambda: ticking.match(clock.inner_text()) is not None, 15), clock.inner_text()
+    row.locator("input.action-text").fill("Called the duty officer; the gate log is secured")
+    row.locator("button.add-action").click()
+    reported = page.locator(f"tr[data-incident='{incident}']")
+    assert _wait(lambda: "Called the duty officer" in reported.locator("ol.actions").inner_text(), 15)
+    reported.locator("button.reported").click()
+    assert _wait(lambda: reported.locator("td.state").inner_text() == "reported", 15)
+    assert reported.locator("td.clock").inner_text() == "reported"
+    shot(page, "demo-incident-reported")
+
+    page.click("nav.tabs a[href='/audit/inventory']")
+    page.locator("#counts").wait_for(state="attached")
+    before = page.locator("#counts tr").count()
+    page.select_option("#sweep-venue", "archive")
+    page.click("#sweep-form button[type=submit]")
+    verdict = page.wait_for_selector("#sweep-verdict", timeout=60_000)
+    assert verdict.inner_text().startswith("archive: ")
+    assert _wait(lambda: page.locator("#counts tr").count() == before + 1, 15)
+    assert "archive" in page.locator("#counts tr").first.inner_text()
+    shot(page, "demo-inventory-sweep")

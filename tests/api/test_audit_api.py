@@ -96,3 +96,9 @@ def test_a_sweep_needs_a_venue_with_a_reader(
 ) -> None:
     answer = client.post("/api/audit/inventory/sweep", json={"venue": venue}, headers=tokens["audrey"])
     assert answer.status_code == code and answer.json().get("rule") == rule
+
+
+def test_a_report_to_the_last_representable_day_does_not_overflow(client: TestClient, tokens: Tokens) -> None:
+    for path in ("/api/audit/report", "/api/audit/report.pdf"):
+        answer = client.get(f"{path}?start=0001-01-01&end=9999-12-31", headers=tokens["audrey"])
+        assert answer.status_code == 200, answer.text

@@ -291,14 +291,19 @@ def certificate_file(directory: Path | None, sha256: str | None) -> Path | None:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def certificate(record_id: schemas.RowId, ctx: ContextDep, _user: DestructionReader) -> Response:
-    with ctx.factory() as session:
+def certificate(record_id: schemas.RowId, ctx: ContextDep, user: DestructionReader) -> Response:
+    """The certificate PDF; who took it out is journalled, like every export."""
+    with transaction(ctx.factory) as session:
         record = session.get(DestructionRecord, record_id)
         if record is None:
             raise NotFound("destruction record", record_id)
-    path = certificate_file(ctx.settings.certificates_dir, record.certificate_sha256)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
+        path = certificate_file(ctx.settings.certificates_dir, record.certificate_sha256)
+        if path is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
+        journal.append(
+            session, user.username, "destruction.certificate_exported", f"destruction:{record_id}",
+            {"sha256": record.certificate_sha256},
+        )
     return Response(
         path.read_bytes(),
         media_type="application/pdf",
@@ -311,10 +316,14 @@ def certificate(record_id: schemas.RowId, ctx: ContextDep, _user: DestructionRea
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def evidence_image(sha256: Sha256, ctx: ContextDep, _user: DestructionReader) -> Response:
-    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash."""
+def evidence_image(sha256: Sha256, ctx: ContextDep, user: DestructionReader) -> Response:
+    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash;
+    journalled like every export (the browser keeps it for an hour, so a page shows it without a new entry)."""
     directory = ctx.settings.certificates_dir
     path = directory / f"evidence-{sha256[:16]}.png" if directory is not None else None
-    if path is None or not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evidence image {sha256}")
-    return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    with transaction(ctx.factory) as session:
+        journal.append(session, user.username, "destruction.evidence_exported", f"evidence:{sha256}", {})
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

@@ -76,8 +76,11 @@ if (form) {
     e.preventDefault();
     out.replaceChildren(el("li", {}, "running…"));
     try {
-      const results = await api("POST", "/api/destruction/run", {
-        station: document.getElementById("station").value, witness: document.getElementById("witness").value, items: ticked() });
+      const password = document.getElementById("witness-password");
+      const body = { station: document.getElementById("station").value, witness: document.getElementById("witness").value,
+        witness_password: password.value, items: ticked() };
+      password.value = "";  // the witness's password is not left on the operator's screen
+      const results = await api("POST", "/api/destruction/run", body);
       out.replaceChildren(...results.map((r) => el("li", { class: r.destroyed ? "outcome destroyed" : "outcome critical" },
         `${r.item}: ${r.destroyed ? "destroyed" : "NOT destroyed"} — ${r.reason}`)));
     } catch (err) { out.replaceChildren(el("li", { class: "critical" }, err.message)); }

@@ -16,7 +16,7 @@ from api import ApiSettings, create_app
 from registry import db, journal
 from registry.models import DestructionRecord, JournalEntry
 from registry.services import incidents, lookup
-from tests.api.conftest import RecordingControl, Tokens, token_for
+from tests.api.conftest import PASSWORD, RecordingControl, Tokens, token_for
 
 WINDOW = {"valid_from": "2026-06-01T09:00:00Z", "valid_until": "2030-06-02T09:00:00Z"}
 
@@ -208,7 +208,7 @@ def test_destruction_queue_and_run_reach_the_station(
 ) -> None:
     queue = client.get("/api/destruction/queue", headers=tokens["otto"]).json()
     assert [(q["item"], q["approval"]) for q in queue] == [("S-2026-002/1", "A-2026-0002")]
-    run = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"}
+    run = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
     response = client.post("/api/destruction/run", json=run, headers=tokens["otto"])
     assert response.status_code == 200
     assert response.json()[0]["destroyed"] is True
@@ -217,7 +217,8 @@ def test_destruction_queue_and_run_reach_the_station(
 
 def test_destruction_refusals(client: TestClient, tokens: Tokens, control: RecordingControl) -> None:
     def run(**changes: object) -> dict[str, object]:
-        body = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", **changes}
+        body = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
+        body.update(changes)
         response = client.post("/api/destruction/run", json=body, headers=tokens["otto"])
         assert response.status_code == 409, response.text
         return response.json()
@@ -225,8 +226,9 @@ def test_destruction_refusals(client: TestClient, tokens: Tokens, control: Recor
     assert run(items=["S-2026-001"])["rule"] == "destruction.not_approved"
     assert run(witness="otto")["rule"] == "destruction.witness"
     assert run(witness="bob")["rule"] == "person.role"
+    assert run(witness_password="not wendy's")["rule"] == "destruction.witness_unconfirmed"
     assert run(station="main-exit-panel")["rule"] == "destruction.station"
-    unwired = {"station": "degausser-1", "items": ["S-2026-002"], "witness": "wendy"}
+    unwired = {"station": "degausser-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
     control.stations_running = {"shredder-1"}
     assert client.post("/api/destruction/run", json=unwired, headers=tokens["otto"]).status_code == 404
     assert control.destructions == [("degausser-1", ["S-2026-002/1"], "otto", "wendy")]

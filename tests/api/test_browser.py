@@ -197,6 +197,7 @@ def test_operator_runs_a_destruction_and_downloads_its_certificate(
     page.check("input[name=item][value='S-2026-002/1']")
     page.select_option("#station", "destruction-centre")
     page.fill("#witness", "wendy")
+    page.fill("#witness-password", PASSWORD)
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#outcomes li:has-text('destroyed')")
     page.wait_for_selector("#records a.certificate")

@@ -154,6 +154,7 @@ def test_a_destruction_started_from_the_page_succeeds(browser, demo: Demo) -> No
     page.click("#load-intake")
     page.wait_for_selector("#outcomes li.intake")
     page.fill("#witness", "wendy")
+    page.fill("#witness-password", DEMO_PASSWORD)
     page.click("#run-form button[type=submit]")
     outcome = page.wait_for_selector("#outcomes li.outcome", timeout=90_000)
     assert "S-2026-001/1: destroyed" in outcome.inner_text(), outcome.inner_text()

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import ApiSettings, create_app
 from api.app import routes
-from tests.api.conftest import USER_FOR_ROLE, RecordingControl, token_for
+from tests.api.conftest import PASSWORD, USER_FOR_ROLE, RecordingControl, token_for
 
 ALL = frozenset(USER_FOR_ROLE)
 ADMIN = frozenset({"administrator"})
@@ -152,7 +152,7 @@ CASES = [
         "POST",
         "/api/destruction/run",
         frozenset({"destruction_operator"}),
-        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"},
+        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD},
     ),
     Case("GET", "/api/destruction/records", DESTRUCTION_READ),
     Case(

@@ -1,0 +1,42 @@
+"""The witness confirms a destruction with their own password at the station: a wrong one refuses the run
+(journalled, never the password), and guessing is throttled like a sign-in."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from registry.models import JournalEntry
+from tests.api.conftest import PASSWORD, RecordingControl, Tokens
+
+RUN = {"station": "destruction-centre", "items": ["S-2026-002"], "witness": "wendy"}
+
+
+def test_a_wrong_witness_password_refuses_and_guessing_is_throttled(
+    client: TestClient, tokens: Tokens, control: RecordingControl, factory: sessionmaker[Session]
+) -> None:
+    otto = tokens["otto"]
+    codes = [
+        client.post("/api/destruction/run", json={**RUN, "witness_password": f"guess-{n}"}, headers=otto).status_code
+        for n in range(6)
+    ]
+    assert codes == [409] * 5 + [429]
+    # Throttled, even the right password waits: the station is no way around the sign-in limits.
+    assert client.post("/api/destruction/run", json={**RUN, "witness_password": PASSWORD},
+                       headers=otto).status_code == 429
+    assert control.destructions == []
+    with factory() as session:
+        refused = list(session.execute(
+            select(JournalEntry).where(JournalEntry.action == "destruction.witness_refused")
+        ).scalars())
+    assert [(e.actor, e.subject) for e in refused] == [("otto", "person:wendy")] * 5
+    assert all("guess" not in e.payload for e in refused)
+
+
+def test_the_right_witness_password_runs_the_station(
+    client: TestClient, tokens: Tokens, control: RecordingControl
+) -> None:
+    answer = client.post("/api/destruction/run", json={**RUN, "witness_password": PASSWORD}, headers=tokens["otto"])
+    assert answer.status_code == 200, answer.text
+    assert control.destructions == [("destruction-centre", ["S-2026-002/1"], "otto", "wendy")]

@@ -22,7 +22,8 @@ async function loadRecords() {
   const records = await api("GET", "/api/destruction/records");
   document.getElementById("records").replaceChildren(...records.map((r) => el("tr", { "data-record": r.id },
     el("td", {}, r.id), el("td", {}, r.item),
-    el("td", { class: r.outcome === "destroyed" ? "good" : "bad", title: r.reason }, r.outcome),
+    el("td", { class: r.outcome === "destroyed" ? "good outcome" : "bad outcome" }, r.outcome,
+      r.outcome === "destroyed" ? "" : el("div", { class: "muted reason" }, r.reason)),
     el("td", { class: "machines" }, r.device_name), el("td", {}, r.operator), el("td", { class: "witness" }, r.witness || "–"),
     el("td", {}, r.approval || "–"), el("td", {}, evidenceLink(r.evidence_image_sha256)),
     el("td", {}, r.certificate_sha256 ? el("a", { class: "certificate", href: `/api/destruction/records/${r.id}/certificate` }, "PDF") : "–"))));

@@ -430,6 +430,9 @@ class DestructionCreate(Strict):
     station: Ref
     items: list[ItemRef] = Field(min_length=1, max_length=100)
     witness: Ref
+    # The witness confirms being there by typing their own password at the station (rule 6: never the
+    # operator alone); checked and throttled like a sign-in, never stored or journalled.
+    witness_password: str = Field(min_length=1, max_length=256)
 
 
 class DestructionOutcomePublic(BaseModel):

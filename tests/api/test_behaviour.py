@@ -258,7 +258,7 @@ def test_destruction_queue_and_run_reach_the_station(
     assert [(q["item"], q["approval"]) for q in queue] == [("S-2026-002/1", "A-2026-0002")]
     assert simulated.sims is not None
     simulated.sims.mercury["destruction-intake"].place(FieldTag(DISK, 1, -45))
-    run = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"}
+    run = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
     response = site_client.post("/api/destruction/run", json=run, headers=otto)
     assert response.status_code == 200
     [outcome] = response.json()
@@ -270,7 +270,8 @@ def test_destruction_queue_and_run_reach_the_station(
 
 def test_destruction_refusals(client: TestClient, tokens: Tokens) -> None:
     def run(**changes: object) -> dict[str, object]:
-        body = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", **changes}
+        body = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
+        body.update(changes)
         response = client.post("/api/destruction/run", json=body, headers=tokens["otto"])
         assert response.status_code == 409, response.text
         return response.json()
@@ -278,9 +279,10 @@ def test_destruction_refusals(client: TestClient, tokens: Tokens) -> None:
     assert run(items=["S-2026-001"])["rule"] == "destruction.not_approved"
     assert run(witness="otto")["rule"] == "destruction.witness"
     assert run(witness="bob")["rule"] == "person.role"
+    assert run(witness_password="not wendy's")["rule"] == "destruction.witness_unconfirmed"
     assert run(station="main-exit-panel")["rule"] == "destruction.station"
     # The register names the station, but this site runs none (no devices are connected): 404.
-    unwired = {"station": "degausser-1", "items": ["S-2026-002"], "witness": "wendy"}
+    unwired = {"station": "degausser-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
     assert client.post("/api/destruction/run", json=unwired, headers=tokens["otto"]).status_code == 404
 
 

@@ -4,6 +4,7 @@ Screenshots go to artifacts/screenshots/."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def test_operator_runs_a_destruction_and_downloads_its_certificate(
     page.check("input[name=item][value='S-2026-002/1']")
     page.select_option("#station", "destruction-centre")
     page.fill("#witness", "wendy")
+    page.fill("#witness-password", PASSWORD)
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#outcomes li:has-text('destroyed')", timeout=60_000)
     page.wait_for_selector("#records a.certificate")
@@ -164,6 +166,9 @@ def test_auditor_sees_the_journal_and_an_incident_clock(
     assert "Negotiation briefing" in page.inner_text("#trail")
     shot(page, "auditor-view")
     page.click("nav.tabs a[href='/audit/incidents']")
-    page.wait_for_function("(document.querySelector('#incidents td.clock') || {}).textContent > ''")
-    clock = page.inner_text("#incidents td.clock")
+    clock = page.locator("#incidents td.clock").first
+    deadline = time.monotonic() + 15
+    while not clock.inner_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    clock = clock.inner_text()
     assert clock.startswith(("23h", "24h")), clock

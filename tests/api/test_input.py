@@ -34,7 +34,7 @@ MEETING = {
     "ends_at": "2026-06-01T10:00:00Z",
     "participants": ["bob"],
 }
-RUN = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"}
+RUN = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": "x"}
 
 # (user, url, body with one blank value, location of the blank value)
 BLANKS = [

@@ -205,7 +205,7 @@ CASES = [
         "POST",
         "/api/destruction/run",
         frozenset({"destruction_operator"}),
-        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"},
+        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD},
     ),
     Case("GET", "/api/destruction/records", DESTRUCTION_READ),
     Case(

@@ -30,6 +30,7 @@ from api.routers.approvals import SEE_ALL, new_ref
 from api.routers.records import MAX_IMAGE_BYTES, decode_label
 from controllers.control import DeviceProbe, DeviceState
 from firmware_bridge import kinds as device_kinds
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.kinds import Role, SettingField
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound, RegistryError, RuleViolation
@@ -102,7 +103,8 @@ def refused_status(problem: Problem) -> int:
     return status.HTTP_409_CONFLICT if problem.rule else status.HTTP_422_UNPROCESSABLE_CONTENT
 
 
-FORM_ERRORS = (ValidationError, RegistryError, ValueError)
+# A kind whose backend library is missing (BridgeError) is refused in the form like any other problem.
+FORM_ERRORS = (ValidationError, RegistryError, ValueError, BridgeError)
 
 
 def read_form(model: type[M], form: FormData, **fixed: object) -> M:
@@ -535,6 +537,10 @@ def _device_page(
     probe: DeviceProbe | None = None,
 ) -> HTMLResponse:
     described = device_kinds.KINDS[kind]
+    try:
+        settings = setting_inputs(kind, state.value("settings", {}))
+    except BridgeError as exc:  # the kind's library is not installed here: say so instead of a form
+        settings, state.problem = [], state.problem or Problem("kind", str(exc))
     antennas = state.value("antennas", {})
     rows = max(ANTENNA_ROWS, *antennas) if antennas else ANTENNA_ROWS
     live = live_devices(ctx)
@@ -545,7 +551,7 @@ def _device_page(
         device=device,
         kind=described,
         form=state,
-        settings=setting_inputs(kind, state.value("settings", {})),
+        settings=settings,
         antenna_rows=range(1, rows + 1) if described.role in (Role.PORTAL_READER, Role.HANDHELD) else range(0),
         portal_codes=list(session.execute(select(Portal.code).order_by(Portal.code)).scalars()),
         venue_codes=list(session.execute(select(Venue.code).order_by(Venue.code)).scalars()),

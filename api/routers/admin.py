@@ -230,6 +230,12 @@ def retire_portal(code: str, ctx: ContextDep, user: Administrator) -> Response:
 
 def kind_view(name: str) -> schemas.DeviceKindPublic:
     described = device_kinds.KINDS[name]
+    try:
+        found = device_kinds.setting_fields(name)
+    except BridgeError as exc:  # its library is not installed here
+        found, problem = (), str(exc)
+    else:
+        problem = ""
     fields = [
         schemas.SettingFieldPublic(
             name=f.name,
@@ -238,9 +244,11 @@ def kind_view(name: str) -> schemas.DeviceKindPublic:
             choices=list(f.choices),
             optional=f.optional,
         )
-        for f in device_kinds.setting_fields(name)
+        for f in found
     ]
-    return schemas.DeviceKindPublic(name=name, role=described.role, summary=described.summary, settings=fields)
+    return schemas.DeviceKindPublic(
+        name=name, role=described.role, summary=described.summary, settings=fields, unavailable=problem
+    )
 
 
 def checked_settings(name: str, kind: str, settings: dict[str, object]) -> tuple[tuple[str, Any], ...]:

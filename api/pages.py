@@ -20,7 +20,6 @@ from sqlalchemy import select
 from api.auth import LOGIN_CSRF_COOKIE, PUBLIC, SESSION_COOKIE, NotAuthenticated, Principal, Throttled, client_address
 from api.deps import (
     AnySignedIn,
-    Auditor,
     ContextDep,
     DestructionReader,
     SiteWatcher,
@@ -185,6 +184,3 @@ def destruction_page(request: Request, user: DestructionReader) -> Response:
     return render(request, "destruction.html", user, can_run="destruction_operator" in user.roles)
 
 
-@router.get("/audit")
-def audit_page(request: Request, user: Auditor) -> Response:
-    return render(request, "audit.html", user)

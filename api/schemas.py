@@ -332,6 +332,8 @@ class DevicePublicHealth(BaseModel):
 
 
 class QueueEntryPublic(BaseModel):
+    """One row per item; `approval` is the one a run will use (the oldest that is in its window)."""
+
     item: str
     item_id: int
     title: str
@@ -339,6 +341,8 @@ class QueueEntryPublic(BaseModel):
     level: LevelName
     status: str
     approval: str
+    other_approvals: list[str] = []
+    method: str = ""  # what the medium needs, e.g. "degauss then shred"
 
 
 class DestructionCreate(Strict):
@@ -360,13 +364,17 @@ class DestructionRecordPublic(BaseModel):
     item: str
     operator: str
     witness: str | None
-    device_name: str
+    device_name: str  # the machines actually cycled, in order ("none" when nothing started)
     method: str
     outcome: str
     reason: str
     started_at: dt.datetime
     completed_at: dt.datetime
     certificate_sha256: str | None
+    approval: str | None = None
+    parameters: dict[str, str] = {}
+    evidence_image_sha256: str | None = None
+    journal_seq: int | None = None
 
 
 class JournalStatusPublic(BaseModel):
@@ -556,3 +564,65 @@ class AccessRecordPublic(BaseModel):
     portal: str | None
     context: str
     recorded_by: str
+
+
+# People in venues (api/routers/people.py)
+class MusterPersonPublic(BaseModel):
+    username: str
+    name: str
+    visitor: bool
+    since: dt.datetime
+    uncertain: bool  # the last move was not a granted badge (emergency release, an override of tailgating)
+
+
+class MusterItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+
+
+class MusterVenuePublic(BaseModel):
+    venue: str
+    name: str
+    people: list[MusterPersonPublic]
+    items: list[MusterItemPublic]
+
+
+class MusterPublic(BaseModel):
+    at: dt.datetime
+    fire_release: bool  # the doors are released by a fire alarm now (the journal's latest fire entry)
+    venues: list[MusterVenuePublic]
+
+
+class MusterExportCreate(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class MusterExportPublic(BaseModel):
+    journal_seq: int
+    muster: MusterPublic
+
+
+class ForgiveCreate(Strict):
+    reason: Text(2000, min_length=5)
+
+
+class MeetingItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+    person: str | None
+    direction: Literal["in", "out"]
+    at: dt.datetime
+    portal: str
+
+
+class MeetingReportPublic(BaseModel):
+    id: int
+    title: str
+    venue: str
+    level: LevelName
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    participants: list[str]
+    items: list[MeetingItemPublic]

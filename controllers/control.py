@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from registry.services.inventory import CountResult
+
 
 @dataclass(frozen=True, slots=True)
 class DoorState:
@@ -61,6 +63,18 @@ class SiteControl(Protocol):
         """A guard lets a blocked exit through with their own credentials and a written reason."""
         ...
 
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        """A guard forgives a person's anti-passback state (their next badge is not checked against it)."""
+        ...
+
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        """Demo only: an item's tag placed on the station's simulated intake reader (LookupError: none)."""
+        ...
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        """Inventory a venue with its handheld reader and record the count (LookupError: no reader there)."""
+        ...

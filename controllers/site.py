@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers import people
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import DestructionOutcome, DeviceProbe, DeviceState, DoorState
 from controllers.destruction import DestructionStation
@@ -33,6 +34,7 @@ from firmware_bridge.kinds import Role
 from registry import changes
 from registry.compile import site_model
 from registry.models import Device, Item, Person, Portal, Venue
+from registry.services.inventory import CountResult
 from tracking.engine import Backend, Engine
 from tracking.model import EngineConfig
 from tracking.results import InventoryResult
@@ -56,12 +58,7 @@ def _names(session: Session) -> Names:
 def _wiring(session: Session) -> list[PortalWiring]:
     wiring = {}
     for portal in session.execute(select(Portal).order_by(Portal.id)).scalars():
-        wiring[portal.id] = PortalWiring(
-            portal_id=portal.id,
-            code=portal.code,
-            inside_ceiling=portal.inside_venue.ceiling,
-            fail_secure_level=portal.inside_venue.fail_secure_level,
-        )
+        wiring[portal.id] = PortalWiring(portal_id=portal.id, code=portal.code)
     readers: dict[int, list[str]] = {}
     for device in session.execute(select(Device).where(Device.portal_id.is_not(None))).scalars():
         w = wiring[device.portal_id]  # type: ignore[index]
@@ -91,10 +88,13 @@ class SiteRuntime:
         panels: DoorPanels | None = None,
         clock: Callable[[], int] | None = None,
         site: str = "site",
+        record_consumers: tuple[str, ...] = (),
     ) -> None:
         self.factory = factory
         self.bus = bus
-        self.recorder = Recorder(factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm)
+        self.recorder = Recorder(
+            factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm, consumers=record_consumers
+        )
         with factory() as session:
             model = site_model(session)
             names = _names(session)
@@ -116,6 +116,7 @@ class SiteRuntime:
         self._unsubscribe: Callable[[], None] | None = None
         self._watcher: threading.Thread | None = None
         self.stations: dict[str, DestructionStation] = {}
+        self.sweeps: dict[str, Callable[[str], CountResult]] = {}  # venue -> sweep it as this user
 
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
@@ -245,6 +246,21 @@ class SiteRuntime:
 
     def override(self, portal: str, username: str, reason: str) -> None:
         self.portals.override(portal, username, reason)
+
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        people.forgive(self.portals, person, username, reason)
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        found = self.stations.get(station)
+        if found is None:
+            raise KeyError(station)
+        found.place_simulated(epc)
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        found = self.sweeps.get(venue)
+        if found is None:
+            raise LookupError(f"no handheld reader is assigned to {venue}")
+        return found(actor)
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from firmware_bridge.kinds import Device, Role, parse_device
 from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
+from firmware_bridge.people_counter_mqtt import MqttPeopleCounter
+from firmware_bridge.rfid.mercury_simulator import FieldTag, MercurySimulator
 from firmware_bridge.rfid.reader import TagReader
 from firmware_bridge.site import (
     OpenContext,
@@ -86,6 +89,19 @@ def _parsed_devices(factory: sessionmaker[Session]) -> tuple[list[Device[Any]], 
     return found, refused
 
 
+@dataclass(frozen=True, slots=True)
+class SimulatedIntake:
+    """Demo: the destruction page puts an item's tag in the simulated intake reader's field (antenna 1)."""
+
+    simulator: MercurySimulator
+
+    def place(self, epc: str) -> None:
+        self.simulator.place(FieldTag(epc, 1, -45))
+
+    def remove(self, epc: str) -> None:
+        self.simulator.remove(epc)
+
+
 class PanelRouter:
     """One `DoorPanels` over several OSDP lines (the controller addresses panels by name)."""
 
@@ -114,6 +130,7 @@ class RunningSite:
     handhelds: dict[str, TagReader] = field(default_factory=dict)  # readers read on demand
     handheld_venue: dict[str, str] = field(default_factory=dict)  # handheld reader -> venue it sweeps
     machines: dict[str, ModbusDevice] = field(default_factory=dict)
+    people_sensors: dict[str, MqttPeopleCounter] = field(default_factory=dict)  # portal people counters over MQTT
     stations: dict[str, DestructionStation] = field(default_factory=dict)
     sims: SimulatorHandle | None = None
     output_trays: dict[str, bool] = field(default_factory=dict)  # station -> next tray has an oversized strip
@@ -129,6 +146,8 @@ class RunningSite:
             self._stopped = True  # a register change arriving now opens nothing
         for reader in self.readers.values():
             reader.stop()
+        for sensor in self.people_sensors.values():
+            sensor.stop()
         for line in set(self.lines.values()):
             line.stop()
         self.runtime.stop()
@@ -282,13 +301,17 @@ def start_site(
     *,
     simulate: bool,
     backend: str = "numba",
+    record_consumers: tuple[str, ...] = (),
 ) -> RunningSite:
+    """record_consumers: readers of the recorder's local log besides the register (an edge's shipper)."""
     devices = site_devices(factory)
     sims = start_simulators(devices, SimulationOptions()) if simulate else None
     lines: dict[str, OsdpLine] = {}
     router = PanelRouter(lines)
     try:
-        runtime = SiteRuntime(factory, bus, state_dir / "spool", backend=backend, panels=router)  # type: ignore[arg-type]
+        runtime = SiteRuntime(
+            factory, bus, state_dir / "spool", backend=backend, panels=router, record_consumers=record_consumers  # type: ignore[arg-type]
+        )
     except BaseException:
         if sims is not None:
             sims.stop()
@@ -304,12 +327,15 @@ def start_site(
             line.start()
         for reader in site.readers.values():
             reader.start()
+        for sensor in site.people_sensors.values():
+            sensor.start()
         _stations(site, factory, state_dir, devices)
         # The API names a station by its venue or by any machine in it.
         runtime.stations = {
             **site.stations,
             **{d.name: site.stations[d.venue] for d in devices if d.venue in site.stations and d.name in site.machines},
         }
+        runtime.sweeps = {venue: partial(site.sweep, venue) for venue in site.handheld_venue.values()}
     except BaseException:
         site.stop()
         raise
@@ -331,6 +357,8 @@ def _place(site: RunningSite, devices: list[Device[Any]], drivers: dict[str, obj
                 site.handheld_venue[device.name] = device.venue
         elif isinstance(driver, ModbusDevice) and role is Role.MACHINE:
             site.machines[device.name] = driver
+        elif isinstance(driver, MqttPeopleCounter) and role is Role.CAMERA:
+            site.people_sensors[device.name] = driver
 
 
 def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, devices: list[Device[Any]]) -> None:
@@ -341,7 +369,9 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
         here = [d for d in devices if d.venue == centre]
         shredder = next((site.machines[d.name] for d in here if d.kind == "modbus_shredder"), None)
         degausser = next((site.machines[d.name] for d in here if d.kind == "modbus_degausser"), None)
-        intake = next((site.handhelds[d.name] for d in here if d.name in site.handhelds), None)
+        intake_name = next((d.name for d in here if d.name in site.handhelds), None)
+        intake = site.handhelds.get(intake_name) if intake_name else None
+        intake_sim = site.sims.mercury.get(intake_name) if site.sims is not None and intake_name else None
         if shredder is None and degausser is None:
             continue
         site.output_trays[centre] = False
@@ -376,4 +406,5 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
             intake=read_intake,
             camera=photograph if site.sims is not None else None,
             analyse=particles.analyse,
+            simulated_intake=SimulatedIntake(intake_sim) if intake_sim is not None else None,
         )

@@ -34,7 +34,7 @@ class Role(enum.StrEnum):
     PORTAL_READER = "portal_reader"  # RFID reader whose antennas watch a portal, streaming
     HANDHELD = "handheld"  # RFID reader used on demand: venue sweeps, destruction intake
     MACHINE = "machine"  # destruction machine: shredder, degausser
-    CAMERA = "camera"  # camera counting people at a portal
+    CAMERA = "camera"  # people counter at a portal: a camera, or a sensor the site trusts more
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,8 @@ KINDS: dict[str, DeviceKind] = {k.name: k for k in (
                "firmware_bridge.modbus.kind", "MODBUS_DEGAUSSER", "pymodbus"),
     DeviceKind("camera", Role.CAMERA, "vision", "camera counting people at a portal (vision)",
                "firmware_bridge.kinds", "CAMERA", "opencv-python-headless"),
+    DeviceKind("mqtt_people_counter", Role.CAMERA, "mqtt", "overhead people-counting sensor publishing over MQTT",
+               "firmware_bridge.people_counter_mqtt", "PEOPLE_SENSOR", "paho-mqtt"),
 )}
 
 

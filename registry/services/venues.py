@@ -29,6 +29,7 @@ from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
 from registry.models import (
     ANTENNA_SIDES,
+    ANTI_PASSBACK,
     DEVICE_KINDS,
     Antenna,
     Approval,
@@ -82,6 +83,7 @@ class PortalData:
     border: bool = False
     x_m: float = 0.0
     y_m: float = 0.0
+    anti_passback: str = "off"  # ANTI_PASSBACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +213,7 @@ def _portal_values(session: Session, data: PortalData) -> dict[str, Any]:
     for name, value in (("x_m", data.x_m), ("y_m", data.y_m)):
         if not (math.isfinite(value) and abs(value) <= PLAN_LIMIT_M):
             raise InvalidInput(name, f"a plan coordinate in metres, within ±{PLAN_LIMIT_M:.0f}")
+    validate.choice(data.anti_passback, ANTI_PASSBACK, "anti_passback")
     return {
         "name": data.name,
         "inside_venue_id": inside.id,
@@ -218,6 +221,7 @@ def _portal_values(session: Session, data: PortalData) -> dict[str, Any]:
         "border": data.border,
         "x_m": float(data.x_m),
         "y_m": float(data.y_m),
+        "anti_passback": data.anti_passback,
     }
 
 
@@ -231,6 +235,7 @@ def _portal_payload(session: Session, portal: Portal) -> dict[str, Any]:
         "border": portal.border,
         "x_m": portal.x_m,
         "y_m": portal.y_m,
+        "anti_passback": portal.anti_passback,
     }
 
 
@@ -289,14 +294,15 @@ def _device_values(session: Session, data: DeviceData, device: Device | None) ->
         other = session.execute(
             select(Device.name).where(
                 Device.portal_id == portal.id,
-                Device.kind == data.kind,
+                # A camera or a people-counting sensor: either is the door's one people counter.
+                Device.kind.in_([k for k, rule in ONE_PER_PORTAL.items() if rule == ONE_PER_PORTAL[data.kind]]),
                 Device.id != (device.id if device else -1),
             )
         ).scalar()
         if other is not None:
             raise RuleViolation(
                 ONE_PER_PORTAL[data.kind],
-                f"portal {portal.code} already has the {data.kind} {other}; a door has one",
+                f"portal {portal.code} already has {other} in that role; a door has one",
                 field="portal",
             )
     return {

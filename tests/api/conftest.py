@@ -46,6 +46,7 @@ class RecordingControl:
 
     acknowledged: list[tuple[int, str]] = field(default_factory=list)
     overrides: list[tuple[str, str, str]] = field(default_factory=list)
+    forgiven: list[tuple[str, str, str]] = field(default_factory=list)
     destructions: list[tuple[str, list[str], str, str]] = field(default_factory=list)
     open_alarms: set[int] = field(default_factory=lambda: {1, 2, 3})
     # What a destruction of one item does on the site; by default it only reports success.
@@ -75,6 +76,9 @@ class RecordingControl:
 
     def override(self, portal: str, username: str, reason: str) -> None:
         self.overrides.append((portal, username, reason))
+
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        self.forgiven.append((person, username, reason))
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

@@ -93,7 +93,7 @@ def problem_of(exc: Exception) -> Problem:
         where = ".".join(str(part) for part in first["loc"])
         return Problem(where, f"{where}: {first['msg']}")
     if isinstance(exc, RuleViolation):
-        return Problem(exc.field or "", f"refused by rule {exc.rule}: {exc.message}", exc.rule)
+        return Problem(exc.field or "", f"Refused by rule {exc.rule}: {exc.message}", exc.rule)
     if isinstance(exc, InvalidInput):
         return Problem(exc.field, f"{exc.field}: {exc.message}")
     return Problem("", str(exc))

@@ -167,3 +167,46 @@ def test_an_approver_approves_a_request_seeing_its_details(browser, live_server:
     assert paul.locator("#decide-form button[value=approve]").count() == 0
     assert paul.locator("#decide-form button[value=refuse]").count() == 1
     shot(paul, "approver-named-no-approve")
+
+
+def test_an_administrator_verifies_a_label_and_signs_a_person_off(
+    browser, live_server: LiveServer, tmp_path: Path
+) -> None:
+    page = signed_in_page(browser, live_server, "admin")
+    page.goto(f"{live_server.url}/admin/items")
+    page.select_option("#item-search select[name=level]", "secret")
+    with page.expect_navigation():
+        page.click("#item-search button")
+    assert page.locator("#items tbody tr").count() == 2
+    page.click("#items a:text('S-2026-002/1')")
+    assert "label out of date" in page.inner_text("#label-state")
+    page.click("#label-preview-button")
+    page.wait_for_function("document.getElementById('label-preview').naturalWidth > 0")
+    with page.expect_download() as download:
+        page.click("#label-print")
+    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    # The label as printed, photographed: here the PNG itself, uploaded through the form.
+    photo = tmp_path / "label-photo.png"
+    label_png = page.get_attribute("#label-preview-button", "data-src")
+    photo.write_bytes(page.request.get(f"{live_server.url}{label_png}").body())
+    page.set_input_files("#label-check-form input[name=image]", str(photo))
+    page.click("#label-check-form button[type=submit]")
+    assert "label out of date cleared" in page.wait_for_selector(".flash.ok").inner_text()
+    assert "label verified" in page.inner_text("#label-state")
+    shot(page, "admin-label-verified")
+
+    page.goto(f"{live_server.url}/admin/people?role=custodian")
+    page.click("#people a:text('bob')")
+    assert page.is_checked("#person-edit input[name=roles][value=custodian]")
+    page.check("#person-edit input[name=roles][value=witness]")
+    with page.expect_navigation():
+        page.click("#person-edit button[type=submit]")
+    assert page.is_checked("#person-edit input[name=roles][value=witness]")
+    assert "S-2026-001/1" in page.inner_text("#to-return")
+    page.click("#departure-form button")
+    assert "1 item(s) to return" in page.wait_for_selector(".flash.ok").inner_text()
+    page.click("#sign-off-form button")
+    refusal = page.wait_for_selector("#departure .form-error")
+    assert refusal.get_attribute("data-rule") == "person.items_in_custody"
+    assert "S-2026-001/1 Negotiation briefing" in refusal.inner_text()
+    shot(page, "admin-sign-off-refused")

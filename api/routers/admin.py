@@ -46,8 +46,8 @@ def _like(query: Select[Any], q: str, *columns: Any) -> Select[Any]:
     text = q.strip()
     if not text:
         return query
-    pattern = f"%{text.replace('%', '').replace('_', '')}%"
-    return query.where(or_(*(c.ilike(pattern) for c in columns)))
+    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # the text as typed, no wildcards
+    return query.where(or_(*(c.ilike(f"%{literal}%", escape="\\") for c in columns)))
 
 
 @dataclass(frozen=True, slots=True)

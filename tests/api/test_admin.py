@@ -25,6 +25,10 @@ def test_searches_and_filters(client: TestClient, tokens: Tokens) -> None:
     panels = client.get("/api/admin/devices", params={"kind": "osdp_panel"}, headers=admin).json()
     assert len(panels) == 3
     assert client.get("/api/admin/roles", headers=admin).json()[0] == "administrator"
+    # The search text is literal: an underscore or a percent sign is not a wildcard.
+    assert [d["name"] for d in client.get("/api/admin/devices", params={"q": "_"}, headers=admin).json()] == []
+    assert len(client.get("/api/admin/devices", params={"q": "-"}, headers=admin).json()) > 5
+    assert client.get("/api/admin/items", params={"q": "100%"}, headers=admin).json() == []
 
 
 def test_a_venue_change_is_refused_by_its_rule_and_nothing_changes(client: TestClient, tokens: Tokens) -> None:

@@ -26,10 +26,11 @@ from api.deps import Administrator, ApprovalReader, Approver, ContextDep, Reques
 from api.limits import accepts_images
 from api.pages import TEMPLATES, back, render
 from api.routers import admin as admin_api
-from api.routers.approvals import SEE_ALL, new_ref
+from api.routers.approvals import covers, find_approvals, new_ref, visible
 from api.routers.records import MAX_IMAGE_BYTES, decode_label
 from controllers.control import DeviceProbe, DeviceState
 from firmware_bridge import kinds as device_kinds
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.kinds import Role, SettingField
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound, RegistryError, RuleViolation
@@ -102,7 +103,8 @@ def refused_status(problem: Problem) -> int:
     return status.HTTP_409_CONFLICT if problem.rule else status.HTTP_422_UNPROCESSABLE_CONTENT
 
 
-FORM_ERRORS = (ValidationError, RegistryError, ValueError)
+# A kind whose backend library is missing (BridgeError) is refused in the form like any other problem.
+FORM_ERRORS = (ValidationError, RegistryError, ValueError, BridgeError)
 
 
 def read_form(model: type[M], form: FormData, **fixed: object) -> M:
@@ -536,6 +538,10 @@ def _device_page(
     probe: DeviceProbe | None = None,
 ) -> HTMLResponse:
     described = device_kinds.KINDS[kind]
+    try:
+        settings = setting_inputs(kind, state.value("settings", {}))
+    except BridgeError as exc:  # the kind's library is not installed here: say so instead of a form
+        settings, state.problem = [], state.problem or Problem("kind", str(exc))
     antennas = state.value("antennas", {})
     rows = max(ANTENNA_ROWS, *antennas) if antennas else ANTENNA_ROWS
     live = live_devices(ctx)
@@ -546,7 +552,7 @@ def _device_page(
         device=device,
         kind=described,
         form=state,
-        settings=setting_inputs(kind, state.value("settings", {})),
+        settings=settings,
         antenna_rows=range(1, rows + 1) if described.role in (Role.PORTAL_READER, Role.HANDHELD) else range(0),
         portal_codes=list(session.execute(select(Portal.code).order_by(Portal.code)).scalars()),
         venue_codes=list(session.execute(select(Venue.code).order_by(Venue.code)).scalars()),
@@ -934,26 +940,13 @@ async def item_label_check(request: Request, item_id: schemas.RowId, ctx: Contex
 # ---------------------------------------------------------------------------------------------- approvals
 
 
-def _covers(approval: Approval, username: str) -> bool:
-    """Whether the request names this person, directly or through a group (rule approval.approver_named)."""
-    return any(p.username == username for p in approval.people) or any(
-        m.username == username for g in approval.groups for m in g.members
-    )
-
-
-def _may_see(approval: Approval, user: Principal) -> bool:
-    return (
-        bool(user.roles & SEE_ALL) or approval.requester.username == user.username or _covers(approval, user.username)
-    )
-
-
 def _decision_blocker(approval: Approval, user: Principal) -> str:
     """Why this user may not approve this request ("" when they may)."""
     if "approver" not in user.roles or approval.state != "requested":
         return "not for you to decide"
     if approval.requester.username == user.username:
         return "you requested it (rule approval.self_approval)"
-    if _covers(approval, user.username):
+    if covers(approval, user.username):
         return "you are named on it (rule approval.approver_named)"
     return ""
 
@@ -965,22 +958,8 @@ class ApprovalRow:
 
 
 def _approvals(session: Session, user: Principal, state: str, kind: str, q: str) -> list[ApprovalRow]:
-    query = select(Approval).order_by(Approval.created_at.desc(), Approval.id.desc())
-    if state:
-        query = query.where(Approval.state == state)
-    if kind:
-        query = query.where(Approval.kind == kind)
-    found = []
-    text = q.strip().lower()
-    for a in session.execute(query).scalars():
-        if not _may_see(a, user):
-            continue
-        words = [a.ref, a.reason, a.requester.username, *(i.register_number for i in a.items)]
-        haystack = " ".join([*words, *(p.username for p in a.people)]).lower()
-        if text and text not in haystack:
-            continue
-        found.append(ApprovalRow(a, _decision_blocker(a, user)))
-    return found
+    found = find_approvals(session, user, state=state, kind=kind, q=q)
+    return [ApprovalRow(a, _decision_blocker(a, user)) for a in found]
 
 
 @router.get("/approvals")
@@ -1041,7 +1020,7 @@ def approval_page(request: Request, ref: str, ctx: ContextDep, user: ApprovalRea
     people and groups named, the window, the portal or destination, the uses."""
     with ctx.factory() as session:
         approval = session.execute(select(Approval).where(Approval.ref == ref)).scalar()
-        if approval is None or not _may_see(approval, user):
+        if approval is None or not visible(approval, user):
             # Whoever may not see other people's approvals cannot tell a missing one from a hidden one.
             page = render(request, "approval.html", user, approval=None, ref=ref)
             page.status_code = status.HTTP_404_NOT_FOUND

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import logging
 
 from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import DBAPIError
 
 from api.auth import NotAuthenticated, Throttled
@@ -41,8 +42,12 @@ async def _invalid_input(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-async def _not_found(_request: Request, exc: Exception) -> Response:
+async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, NotFound)
+    if _is_page(request):  # a page names what it did not find, in words, with a way back
+        text = html.escape(str(exc))
+        body = f'<!doctype html><title>Not found</title><p>Not found: {text}.</p><p><a href="/">Back</a></p>'
+        return HTMLResponse(body, status.HTTP_404_NOT_FOUND)
     return JSONResponse({"detail": str(exc)}, status.HTTP_404_NOT_FOUND)
 
 

@@ -1,20 +1,19 @@
 """The web pages: Jinja2 templates, forms posted with a CSRF token, small vanilla JS for the live consoles.
 
-Form posts go through the same register services as the JSON API; an error comes back as a message on
-the page it was posted from.
+Form posts go through the same register services as the JSON API; the administrator's and approver's pages
+and their forms are in `api.admin_pages`.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from api.auth import LOGIN_CSRF_COOKIE, PUBLIC, SESSION_COOKIE, NotAuthenticated, Principal, Throttled, client_address
@@ -27,7 +26,6 @@ from api.deps import (
 from api.routers.auth import sign_in
 from registry import journal
 from registry.db import transaction
-from registry.errors import InvalidInput, RegistryError, RuleViolation
 from registry.models import Portal
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
@@ -76,42 +74,6 @@ def render(request: Request, template: str, user: Principal | None, **values: ob
 def back(path: str, *, ok: str = "", error: str = "") -> RedirectResponse:
     query = urlencode({k: v for k, v in (("ok", ok), ("error", error)) if v})
     return RedirectResponse(f"{path}?{query}" if query else path, status.HTTP_303_SEE_OTHER)
-
-
-def describe_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        return f"{field}: {first['msg']}"
-    if isinstance(exc, RuleViolation):
-        return f"refused by rule {exc.rule}: {exc.message}"
-    if isinstance(exc, InvalidInput):
-        return f"{exc.field}: {exc.message}"
-    return str(exc)
-
-
-FORM_ERRORS = (ValidationError, RegistryError, ValueError)
-M = TypeVar("M", bound=BaseModel)
-
-
-def _form_model(model: type[M], form: dict[str, object]) -> M:
-    """Build a schema from a form: empty fields are absent, list fields are comma separated."""
-    values: dict[str, object] = {}
-    for name, field in model.model_fields.items():
-        raw = form.get(name)
-        if raw is None or raw == "":
-            continue
-        text = str(raw)
-        kind = str(field.annotation)
-        if "datetime" in kind.lower() and len(text) == 16:
-            text += ":00+00:00"  # a datetime-local field; the pages state that times are UTC
-        if "list" in kind:
-            values[name] = [part.strip() for part in text.split(",") if part.strip()]
-        elif field.annotation is bool:
-            values[name] = text in ("on", "true", "1")
-        else:
-            values[name] = text
-    return model.model_validate(values)
 
 
 @router.get("/login", dependencies=[Depends(PUBLIC)])

@@ -143,6 +143,7 @@ class DeviceKindPublic(BaseModel):
     role: str
     summary: str
     settings: list[SettingFieldPublic]
+    unavailable: str = ""  # why this installation cannot use the kind (its library is missing), if so
 
 
 class DeviceProbePublic(BaseModel):

@@ -79,16 +79,16 @@ def site_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:
         return [_parsed(d) for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars()]
 
 
-def _parsed_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:
-    """The register's devices whose settings parse; the others are logged and left out (a running site)."""
-    found = []
+def _parsed_devices(factory: sessionmaker[Session]) -> tuple[list[Device[Any]], dict[str, tuple[str, str]]]:
+    """The register's devices whose settings parse, and (kind, why) for those left out (a running site)."""
+    found, refused = [], {}
     with factory() as session:
         for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars():
             try:
                 found.append(_parsed(d))
             except (BridgeError, ValueError) as exc:
-                log.warning("device %s left closed: %s", d.name, exc)
-    return found
+                refused[d.name] = (d.kind, str(exc))
+    return found, refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,7 @@ class RunningSite:
     output_trays: dict[str, bool] = field(default_factory=dict)  # station -> next tray has an oversized strip
     devices: list[Device[Any]] = field(default_factory=list)
     added_sims: dict[str, SimulatorHandle] = field(default_factory=dict)  # simulators of devices added live
+    not_opened: dict[str, tuple[str, str]] = field(default_factory=dict)  # device -> (kind, why it stays closed)
     _rewiring: threading.Lock = field(default_factory=threading.Lock)
     _stopped: bool = False
 
@@ -165,18 +166,23 @@ class RunningSite:
     def rewire_devices(self) -> None:
         """Open drivers for devices the register gained, close those it lost or changed (the runtime calls
         this after a reload that changed the site's configuration). A device whose settings cannot be used
-        is left closed and said so in the log; the others still come online."""
+        or opened is left closed, with the reason its probe reports; the others still come online, and it is
+        tried again at the next change."""
         with self._rewiring:
             if self._stopped:
                 return
-            wanted = {d.name: d for d in _parsed_devices(self.runtime.factory)}
+            parsed, self.not_opened = _parsed_devices(self.runtime.factory)
+            wanted = {d.name: d for d in parsed}
             current = {d.name: d for d in self.devices}
             gone = {name for name, d in current.items() if wanted.get(name) != d}
             for name in sorted(gone):
                 gone |= self._close(name)  # panels sharing a line with a closed one reopen with it
             new = [d for name, d in wanted.items() if name in gone or name not in current]
             opened = self._open_live(new) if new else set()
-            self.devices = [d for name, d in wanted.items() if name in opened or name not in gone]
+            kept = {name for name in current if name not in gone}
+            self.devices = [d for name, d in wanted.items() if name in opened or name in kept]
+            for name, (kind, why) in self.not_opened.items():
+                log.warning("device %s (%s) left closed: %s", name, kind, why)
 
     def _close(self, name: str) -> set[str]:
         """Stop a device's driver (and a simulator started for it live); the other panels of its line."""
@@ -209,7 +215,10 @@ class RunningSite:
                     endpoints.update(handle.endpoints)
                 drivers = open_drivers([device], OpenContext(self.runtime.submit, endpoints))
             except (BridgeError, OSError) as exc:
-                log.warning("device %s not opened: %s", device.name, exc)
+                self.not_opened[device.name] = (device.kind, str(exc))
+                handle = self.added_sims.pop(device.name, None)
+                if handle is not None:
+                    handle.stop()
                 continue
             _place(self, [device], drivers)
             driver = drivers.get(device.name)
@@ -224,6 +233,9 @@ class RunningSite:
         running is probed afresh (a camera has none: its last report stands)."""
         device = next((d for d in self.devices if d.name == name), None)
         if device is None:
+            if name in self.not_opened:
+                kind, why = self.not_opened[name]
+                return DeviceProbe(name, kind, "offline", "", f"not opened on this site: {why}")
             raise KeyError(name)
         line = self.lines.get(name)
         reader = self.readers.get(name) or self.handhelds.get(name)

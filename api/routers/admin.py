@@ -46,8 +46,8 @@ def _like(query: Select[Any], q: str, *columns: Any) -> Select[Any]:
     text = q.strip()
     if not text:
         return query
-    pattern = f"%{text.replace('%', '').replace('_', '')}%"
-    return query.where(or_(*(c.ilike(pattern) for c in columns)))
+    literal = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")  # the text as typed, no wildcards
+    return query.where(or_(*(c.ilike(f"%{literal}%", escape="\\") for c in columns)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +230,12 @@ def retire_portal(code: str, ctx: ContextDep, user: Administrator) -> Response:
 
 def kind_view(name: str) -> schemas.DeviceKindPublic:
     described = device_kinds.KINDS[name]
+    try:
+        found = device_kinds.setting_fields(name)
+    except BridgeError as exc:  # its library is not installed here
+        found, problem = (), str(exc)
+    else:
+        problem = ""
     fields = [
         schemas.SettingFieldPublic(
             name=f.name,
@@ -238,9 +244,11 @@ def kind_view(name: str) -> schemas.DeviceKindPublic:
             choices=list(f.choices),
             optional=f.optional,
         )
-        for f in device_kinds.setting_fields(name)
+        for f in found
     ]
-    return schemas.DeviceKindPublic(name=name, role=described.role, summary=described.summary, settings=fields)
+    return schemas.DeviceKindPublic(
+        name=name, role=described.role, summary=described.summary, settings=fields, unavailable=problem
+    )
 
 
 def checked_settings(name: str, kind: str, settings: dict[str, object]) -> tuple[tuple[str, Any], ...]:

@@ -25,6 +25,10 @@ def test_searches_and_filters(client: TestClient, tokens: Tokens) -> None:
     panels = client.get("/api/admin/devices", params={"kind": "osdp_panel"}, headers=admin).json()
     assert len(panels) == 3
     assert client.get("/api/admin/roles", headers=admin).json()[0] == "administrator"
+    # The search text is literal: an underscore or a percent sign is not a wildcard.
+    assert [d["name"] for d in client.get("/api/admin/devices", params={"q": "_"}, headers=admin).json()] == []
+    assert len(client.get("/api/admin/devices", params={"q": "-"}, headers=admin).json()) > 5
+    assert client.get("/api/admin/items", params={"q": "100%"}, headers=admin).json() == []
 
 
 def test_a_venue_change_is_refused_by_its_rule_and_nothing_changes(client: TestClient, tokens: Tokens) -> None:
@@ -99,3 +103,13 @@ def test_departure_lists_the_items_and_sign_off_waits_for_them(client: TestClien
     assert refused.status_code == 409 and refused.json()["rule"] == "person.items_in_custody"
     signed = client.post("/api/admin/people/dave/sign-off", headers=admin, json={"separation_until": "2027-01-01"})
     assert signed.status_code == 200 and signed.json()["status"] == "separation"
+
+
+def test_approvals_filter_by_state_kind_and_text(client: TestClient, tokens: Tokens) -> None:
+    paul = tokens["paul"]
+    found = client.get("/api/approvals", params={"kind": "destroy"}, headers=paul).json()
+    assert [a["ref"] for a in found] == ["A-2026-0002"]
+    assert found[0]["destination_text"] == "" and found[0]["uses_total"] == 1
+    courier = client.get("/api/approvals", params={"q": "courier"}, headers=paul).json()
+    assert [a["ref"] for a in courier] == ["A-2026-0003"] and courier[0]["portal"] == "vault-dock"
+    assert client.get("/api/approvals", params={"state": "refused"}, headers=paul).json() == []

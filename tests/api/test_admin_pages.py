@@ -170,3 +170,11 @@ def test_the_approver_sees_the_whole_request_and_no_approve_button_when_named(
     assert 'value="approve"' not in listed and "approver_named" in listed
     other = client.get(f"/approvals/{alone}").text
     assert 'value="approve"' in other and "blocker" not in other
+
+
+def test_a_page_for_something_missing_says_so_in_words(client: TestClient) -> None:
+    browser_login(client, "admin")
+    answer = client.get("/admin/venues/no-such-room")
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert "no venue &#x27;no-such-room&#x27;" in answer.text
+    assert client.get("/admin/devices/new", params={"kind": "teleporter"}).status_code == 404

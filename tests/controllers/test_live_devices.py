@@ -87,3 +87,15 @@ def test_a_device_removed_from_the_register_is_closed(running: RunningSite) -> N
     assert health(running, "annex-reader") == "absent"
     with pytest.raises(KeyError):
         running.runtime.probe("annex-reader")
+
+
+def test_a_device_that_cannot_be_opened_stays_closed_and_its_probe_says_why(running: RunningSite) -> None:
+    with db.transaction(running.runtime.factory) as session:
+        settings = (("transport", "/dev/ttyNOSUCHPORT"),)  # a real line, and no Secure Channel key named
+        venues.create_device(
+            session, "admin", venues.DeviceData("reading-panel", "osdp_panel", "reading-door", None, settings)
+        )
+    until(lambda: "reading-panel" in running.not_opened, "the refusal to open the panel")
+    probe = running.runtime.probe("reading-panel")
+    assert probe.health == "offline" and "scbk_env" in probe.detail, probe
+    assert "reading-panel" not in running.lines

@@ -672,6 +672,7 @@ class PortalController:
         block_time = state.last_block.time_us if state.last_block is not None else None
         self._overrides[(wiring.portal_id, ask.guard_person_id, now)] = ask
         self.engine.on_override(OverrideRequest(wiring.portal_id, ask.guard_person_id, now, ask.reason, block_time))
+        self._expect(now)  # decided as soon as the engine's horizon passes it, not at the next tick
 
     def _override_decided(self, decision: Decision) -> _Step:
         """The engine's answer to an override: accepted opens the door (once recorded), refused says why."""

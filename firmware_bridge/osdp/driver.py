@@ -272,27 +272,33 @@ class OsdpLine:
             status = self._cp.status()
             secure = self._cp.sc_status()
             # After reading status, so a link loss that made libosdp drop a panel is known as its reason.
-            self._drain_link_events()
+            restarted = self._drain_link_events()
             for state in self._panels.values():
                 index = self._index(state)
-                self._update_health(state, bool(status >> index & 1), bool(secure >> index & 1))
+                # a panel re-initialised just now is not online, whatever libosdp said a moment before
+                online = bool(status >> index & 1) and state.config.name not in restarted
+                self._update_health(state, online, bool(secure >> index & 1))
                 while (event := self._cp.get_event(state.config.address, timeout=-1)) is not None:
                     self._dispatch(state, event)
 
-    def _drain_link_events(self) -> None:
+    def _drain_link_events(self) -> set[str]:
+        """Apply link changes; the panels re-initialised because the link came back."""
+        restarted: set[str] = set()
         while True:
             try:
                 up, reason = self._link_events.get_nowait()
             except queue.Empty:
-                return
+                return restarted
             self._link_up, self._link_reason = up, reason
             for state in self._panels.values():
                 if not up:
                     state.health.offline(reason)
+                    restarted.discard(state.config.name)
                 elif state.online_since and state.health.health is Health.OFFLINE:
                     # libosdp may be sitting out a long offline wait; re-initialise the panel now.
                     state.retry.succeeded()
                     self._cp.disable_pd(state.config.address)
+                    restarted.add(state.config.name)
 
     @staticmethod
     def _restart_retries(state: _PanelState) -> None:

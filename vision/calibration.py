@@ -5,12 +5,12 @@ point of the tray comes from refitting with the corners jittered by their measur
 far from the markers, or a board with only one marker visible, carries a larger scale uncertainty.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
-DETECT_MAX_SIDE = 1600  # markers are found on a reduced copy, then corners refined at full resolution
+DETECT_MAX_SIDE = 1000  # markers are found on a reduced copy, then corners refined at full resolution
 MIN_MARKER_PX = 24.0
 MIN_CORNER_SIGMA_PX = 0.25  # corner error assumed even when the fit is exact (one marker, no residual)
 MAX_RESIDUAL_MM = 0.6  # a corner this far from where the board puts it: the board is not what we think
@@ -76,6 +76,21 @@ class Calibration:
     @property
     def marker_corners_px(self) -> np.ndarray | None:
         return self.found[0][1] if self.found else None
+
+    def scaled(self, factor: int) -> "Calibration":
+        """The same calibration for the image reduced `factor` times (pixel (0, 0) of the reduction
+        covers full pixels 0 .. factor - 1)."""
+        assert self.homography is not None
+        shift = (factor - 1) / 2
+        up = np.array([[factor, 0.0, shift], [0.0, factor, shift], [0.0, 0.0, 1.0]])
+        return replace(
+            self,
+            homography=self.homography @ up,
+            found=tuple((m, (c - shift) / factor) for m, c in self.found),
+            mm_per_px=self.mm_per_px * factor,
+            corner_sigma_px=self.corner_sigma_px / factor,
+            _jittered=tuple(h @ up for h in self._jittered),
+        )
 
     def to_mm(self, points_px: np.ndarray) -> np.ndarray:
         assert self.homography is not None

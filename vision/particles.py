@@ -19,7 +19,7 @@ import numpy as np
 
 from vision.calibration import Calibration, MarkerBoard, calibrate
 from vision.images import ImageInput, load_colour
-from vision.segmentation import Components, MedialAxis, components, medial_axis, piece_mask, roi, split
+from vision.segmentation import Components, MedialAxis, Split, components, medial_axis, piece_mask, roi, split
 from vision.shred_levels import LEVELS, SecurityLevel, find_level
 from vision.tray import Contrast, TrayFit, fit_tray
 
@@ -28,6 +28,11 @@ Verdict = Literal["pass", "fail", "cannot_verify"]
 # The level's width limit must span this many pixels: an edge is only known to about half a pixel, so
 # at 8 px the width is certain to ~12 %.
 MIN_PX_ACROSS_LIMIT = 8.0
+# A large frame is first measured reduced while the limit still spans this many pixels (at most
+# MAX_REDUCTION times): smaller frames are quick at full resolution.
+WORK_PX_ACROSS_LIMIT = 9.0
+MAX_REDUCTION = 3
+REDUCE_ABOVE_PX = 4_000_000
 MAX_FOREGROUND_SHARE = 0.6  # more "particle" than this means no contrasting tray is in view
 MIN_TRAY_SHARE = 0.25  # less of the view matching the tray colour: this is no tray
 COVERAGE_K = 2.0  # a particle passes when value + 2 sigma is within the limit
@@ -80,6 +85,7 @@ class ParticleReport:
     mm_per_px: float = 0.0
     markers_found: int = 0
     level_confirmed: bool = False  # False: the level's figures were not checked against the standard
+    reduction: int = 1  # the image was measured reduced this many times (its uncertainty says so)
     areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     area_sigma_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     widths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
@@ -176,11 +182,52 @@ def _analyse(colour: np.ndarray, spec: SecurityLevel, setup: TraySetup) -> Parti
     if calibration.problem:
         return _cannot(spec.name, calibration.problem)
     smallest_limit = min(v for v in (spec.max_width_mm, np.sqrt(spec.max_area_mm2 or 0.0)) if v is not None)
-    if smallest_limit / calibration.mm_per_px < MIN_PX_ACROSS_LIMIT:
+    across = smallest_limit / calibration.mm_per_px
+    if across < MIN_PX_ACROSS_LIMIT:
         return _cannot(
             spec.name, f"resolution {calibration.mm_per_px:.3f} mm/px too coarse for {spec.name}", calibration
         )
-    shape = gray.shape
+    # Where the limit spans many pixels, the tray is first measured at a reduced resolution, with the
+    # uncertainty of that resolution: a lot within the limits by that margin passes, one measured over
+    # them fails. Only a lot held up by particles near the limit is measured again at full resolution.
+    factor = int(min(MAX_REDUCTION, max(1.0, across // WORK_PX_ACROSS_LIMIT)))
+    if factor > 1 and gray.size > REDUCE_ABOVE_PX:
+        h, w = gray.shape
+        size = (w // factor, h // factor)
+        crop = (slice(0, size[1] * factor), slice(0, size[0] * factor))
+        small = cv2.resize(colour[crop], size, interpolation=cv2.INTER_AREA)
+        empty = setup.empty_tray
+        if empty is not None and empty.shape == colour.shape:
+            empty = cv2.resize(empty[crop], size, interpolation=cv2.INTER_AREA)
+        quick = _measure_tray(small, spec, replace(setup, empty_tray=empty), calibration.scaled(factor))
+        near_only = quick.verdict == "cannot_verify" and quick.near_limit and not (quick.ambiguous or quick.clipped)
+        if not near_only:
+            return _in_full_pixels(quick, factor, calibration)
+    return _measure_tray(colour, spec, setup, calibration)
+
+
+def _in_full_pixels(report: ParticleReport, factor: int, calibration: Calibration) -> ParticleReport:
+    """A report made on an image reduced `factor` times, its outlines in the full image's pixels."""
+
+    def up(outlines: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        return tuple(np.round(o * factor + (factor - 1) / 2).astype(np.int32) for o in outlines)
+
+    return replace(
+        report,
+        mm_per_px=calibration.mm_per_px,
+        reduction=factor,
+        offender_outlines=up(report.offender_outlines),
+        near_limit_outlines=up(report.near_limit_outlines),
+        ambiguous_outlines=up(report.ambiguous_outlines),
+        marker_outlines=tuple(c for _, c in calibration.found),
+    )
+
+
+def _measure_tray(
+    colour: np.ndarray, spec: SecurityLevel, setup: TraySetup, calibration: Calibration
+) -> ParticleReport:
+    """Every particle of the tray in `colour` (whatever its resolution: `calibration` is for it), judged."""
+    shape = colour.shape[:2]
     zone = calibration.marker_zone_mask(shape)
     q = setup.board.quiet_zone
     ring = calibration.tray_ring_mask(shape, q + 0.1, q + 0.5)
@@ -267,17 +314,17 @@ def _measure_moments(found: Components, calibration: Calibration) -> tuple[_Meas
     lam1, lam2 = mean + diff, np.maximum(mean - diff, 0.0)
     theta = 0.5 * np.arctan2(2 * cxy, vx - vy)
     e1 = np.stack([np.cos(theta), np.sin(theta)], axis=1)
-    e2 = np.stack([-np.sin(theta), np.cos(theta)], axis=1)
     # A pixel has its own extent: the moments of a solid band of n pixels are (n² - 1) / 12.
     length_px = np.sqrt(12 * lam1 + 1)
     width_px = np.sqrt(12 * lam2 + 1)
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
-    stretch2 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e2), axis=1)
     area = found.area_px * det
     length = length_px * stretch1
     rect = found.area_px / np.maximum(length_px * width_px, 1.0)
     straight = (rect >= STRAIGHT[0]) & (rect <= STRAIGHT[1])
-    width = np.where(straight, area / np.maximum(length, 1e-9), width_px * stretch2)
+    # A piece that is not a straight strip (bent, notched, tapered): its widest inscribed disc bounds
+    # its width from above, whatever its shape; pieces within the limit by that bound need no closer look.
+    width = np.where(straight, area / np.maximum(length, 1e-9), found.widest_px * np.sqrt(det))
     measured = _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres)
     # What the area may have left out (print at the edge reads like the blurred edge) widens its
     # uncertainty: a printed piece passes only if it would pass with all of that counted.
@@ -296,9 +343,10 @@ def _uncertain(
     calibration: Calibration,
     centres: np.ndarray,
     outlines: tuple[np.ndarray | None, ...] | None = None,
+    rel: np.ndarray | None = None,
 ) -> _Measured:
     edge = _sigma_edge(level)
-    rel = calibration.scale_uncertainty(centres)
+    rel = calibration.scale_uncertainty(centres) if rel is None else rel
     mm = np.sqrt(det)
     return _Measured(
         area=area,
@@ -313,9 +361,10 @@ def _uncertain(
 
 
 def _measure_mask(
-    mask: np.ndarray, offset: tuple[int, int], level: float, calibration: Calibration, bent: bool
+    mask: np.ndarray, offset: tuple[int, int], level: float, calibration: Calibration, bent: bool, rel: float
 ) -> tuple[_Measured, MedialAxis | None]:
-    """One region (a split piece or a bent particle) measured in its own box."""
+    """One region (a split piece or a bent particle) measured in its own box; `rel` is the scale's
+    relative uncertainty there."""
     ys, xs = np.nonzero(mask)
     count = float(len(xs))
     centre = np.array([[xs.mean() + offset[0], ys.mean() + offset[1]]])
@@ -351,6 +400,7 @@ def _measure_mask(
         calibration,
         centre,
         (outline,),
+        np.array([rel]),
     )
     return measured, axis
 
@@ -391,11 +441,14 @@ def _judge(
     limits = _limits(spec)
     measured, straight = _measure_moments(found, calibration)
     over, near = _status(measured, limits)
-    shape_limited = np.isfinite(limits[1:]).any()
-    # Bent or irregular pieces under a width or length limit are measured along their medial axis;
-    # pieces over or near a limit get a closer look: are they several touching pieces?
+    # Irregular pieces over or near a limit get a closer look (along their medial axis): are they
+    # several touching pieces, is the bound too coarse?
     # A straight, solid piece is one piece: only irregular regions can be several pieces or bent.
-    closer = (over | near | shape_limited) & ~straight
+    # Bent pieces are longer than their moments say: under a length limit each gets a closer look.
+    closer = (over | near | np.isfinite(limits[2])) & ~straight
+    # Splitting can only make a region's pieces smaller: a region within the limits whole is not split.
+    divide = (over | near) & ~straight
+    rel = calibration.scale_uncertainty(found.centroid)
     faint_level = FAINT_SHARE * tray.particle_level
     min_faint_px = max(24.0, UNSURE_SHARE * limits[0] / calibration.mm_per_px**2)
     faint = (found.level < faint_level) & (found.area_px >= min_faint_px)
@@ -409,8 +462,11 @@ def _judge(
         mask, offset = piece_mask(found, int(index))
         ys, xs, _ = roi(found, int(index))
         level = float(found.level[index])
-        division = split(mask, tray.distance[ys, xs], level)
-        pieces = [_measure_mask(p, offset, level, calibration, not straight[index])[0] for p in division.pieces]
+        division = split(mask, tray.distance[ys, xs], level) if divide[index] else Split((mask,), False)
+        pieces = [
+            _measure_mask(p, offset, level, calibration, not straight[index], float(rel[index]))[0]
+            for p in division.pieces
+        ]
         group = _concat(pieces)
         g_over, g_near = _status(group, limits)
         if division.seams and (g_over.any() or g_near.any()):

@@ -46,6 +46,7 @@ class Components:
     bbox: np.ndarray = field(repr=False)  # (n, 4) x, y, w, h
     clipped: np.ndarray = field(repr=False)  # touches the image edge or a marker zone
     left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _left_out)
+    widest_px: np.ndarray = field(repr=False)  # diameter of the widest disc inside it: an upper bound of its width
 
     @property
     def n(self) -> int:
@@ -147,6 +148,19 @@ def _left_out(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, flo
 
 
 @numba.njit(cache=True, nogil=True)
+def _peak(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per particle: the largest value over its pixels."""
+    out = np.zeros(n + 1, np.float64)
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0 and values[y, x] > out[lab]:
+                out[lab] = values[y, x]
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
 def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
     sums = np.zeros((n + 1, 6), np.float64)  # count, x, y, xx, yy, xy
     rows, cols = labels.shape
@@ -218,6 +232,8 @@ def components(
     counted[labels == 0] = 0
     sums = _moments(labels, counted, n)
     left_out = _left_out(labels, counted, distance, 2.0 * float(particle_level), n)[1:]
+    # The widest inscribed disc of each particle: at least as wide as the piece anywhere, bent or not.
+    widest = 2.0 * _peak(labels, cv2.distanceTransform(counted, cv2.DIST_L2, 5), n)[1:] - 1.0
     sums, level, clipped, stats = sums[1:], level[1:], clipped[1:], stats[1:]
     area = sums[:, 0]
     keep = area >= max(dust_px, MIN_PARTICLE_PX)
@@ -242,6 +258,7 @@ def components(
         bbox=stats[keep, :4],
         clipped=clipped[keep],
         left_out_px=left_out[keep],
+        widest_px=np.maximum(widest[keep], 1.0),
     )
 
 

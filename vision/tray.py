@@ -23,6 +23,7 @@ import numpy as np
 Contrast = Literal["lighter", "darker", "either"]
 MODEL_MAX_SIDE = 400  # the illumination field is fitted on a copy reduced to about this size
 SAMPLES = 40_000
+FIT_SAMPLES = 6_000  # pixels the illumination is fitted to, per pass (six coefficients)
 MAX_RING_SPREAD = 0.12  # a tray is one colour: beside the markers it varies less than this
 
 
@@ -91,11 +92,12 @@ def _illumination(small: np.ndarray, tray_bgr: np.ndarray, valid: np.ndarray) ->
         ys, xs = np.nonzero(matched)
         if len(xs) < 200:
             return gain, float(matched.mean())
-        step = max(1, len(xs) // 20_000)
+        step = max(1, len(xs) // FIT_SAMPLES)
         ys, xs = ys[::step], xs[::step]
         target = np.log(np.maximum(ratio[ys, xs].mean(axis=1), 1e-3))
         design = _quadratic(xs.astype(np.float64), ys.astype(np.float64), w, h)
-        coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+        # Normal equations: six unknowns (a threaded least-squares call costs more than the fit).
+        coef = np.linalg.solve(design.T @ design + 1e-9 * np.eye(6), design.T @ target)
         gain = np.exp(full_design @ coef).reshape(h, w).astype(np.float32)
         spread = float(np.std(target - design @ coef))
         tolerance = max(0.12, 4.0 * spread)

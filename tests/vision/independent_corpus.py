@@ -660,6 +660,8 @@ def adversarial_lots(size_px: tuple[int, int] = (1600, 1200), seed: int = 0) -> 
         "printed_photo_fragment": ("NSA-02-01", nsa(ExtraPiece(10, 30, print="photo"))),
         "bridged_piece": ("NSA-02-01", nsa(ExtraPiece(0.9, 9.0, bridge_mm=0.3))),
         "curled_long_strip": ("NSA-02-01", nsa(ExtraPiece(0.8, 10.0, curl_deg=120))),
+        # Print across a bent strip must not cut it into compliant halves.
+        "curled_printed_strip": ("NSA-02-01", nsa(ExtraPiece(0.8, 10.0, curl_deg=90, print="text"))),
         "near_tray_paper": ("NSA-02-01", nsa(ExtraPiece(10, 30, bgr=(40, 41, 44)))),
         "near_blue_tray_paper": ("NSA-02-01", nsa(ExtraPiece(10, 30, bgr=(140, 90, 40)), tray="blue")),
         "dark_blue_paper_on_blue_tray": ("NSA-02-01", nsa(ExtraPiece(10, 40, bgr=(110, 52, 30)), tray="blue")),

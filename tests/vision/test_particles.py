@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vision.calibration import MarkerBoard
+from vision.calibration import MarkerBoard, calibrate
 from vision.labels import LabelData
 from vision.particles import ParticleReport, TraySetup, analyse
 from vision.shred_levels import levels_with
@@ -221,3 +221,31 @@ def test_any_single_rectangle_is_measured_to_about_a_pixel(
     assert report.max_width_mm == pytest.approx(width, abs=pixel)
     assert report.max_length_mm == pytest.approx(length, abs=pixel)
     assert (width - pixel) * (length - pixel) <= report.max_area_mm2 <= (width + pixel) * (length + pixel)
+
+
+def test_a_large_frame_is_measured_reduced_and_still_fails_on_one_oversized_piece() -> None:
+    """12 MP at 10 px/mm under P-5 (2 mm = 20 px): measured at half resolution, with that resolution's
+    uncertainty. A compliant lot passes there; one 3 mm wide strip among them fails, outlined in the
+    full image's pixels."""
+    common = {"seed": 12, "size_px": (4000, 3000), "particle_mm": (1.5, 12.0), "count": 300}
+    clean = shred_tray(**common)
+    dirty = shred_tray(**common, oversized_mm=[(3.0, 8.0)])
+    report = analyse(clean.image, "P-5", TraySetup(clean.board))
+    assert report.reduction == 2 and report.verdict == "pass", report.reason
+    measured, true_areas = _match(report, clean)
+    assert np.nanmedian(np.abs(measured / true_areas - 1)) < 0.05
+    failed = analyse(dirty.image, "P-5", TraySetup(dirty.board))
+    assert failed.verdict == "fail" and failed.offenders == 1
+    strip = next(p for p in dirty.particles if p.width_mm > 2.5)
+    centre = cv2.perspectiveTransform(np.array([[strip.centre_mm]], np.float64), dirty.mm_to_px)[0, 0]
+    outline = failed.offender_outlines[0].reshape(-1, 1, 2).astype(np.float32)
+    assert cv2.pointPolygonTest(outline, (float(centre[0]), float(centre[1])), True) > -3
+
+
+def test_a_reduced_calibration_maps_the_same_points_to_the_same_millimetres() -> None:
+    tray = shred_tray(seed=2, size_px=(1600, 1200), count=10)
+    full = calibrate(cv2.cvtColor(tray.image, cv2.COLOR_BGR2GRAY), tray.board)
+    half = full.scaled(2)
+    points = np.array([[100.5, 200.5], [1200.5, 900.5]])
+    assert np.allclose(full.to_mm(points), half.to_mm((points - 0.5) / 2))
+    assert half.mm_per_px == pytest.approx(2 * full.mm_per_px)

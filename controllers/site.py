@@ -121,6 +121,8 @@ class SiteRuntime:
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
         self.recorder.start()
+        # records an earlier run accepted and the register did not take yet: compile again once delivered
+        self._reload_due = self.recorder.backlog() > 0
         self._unsubscribe = changes.subscribe(self._changed_here)
         self.portals.start()
         self._watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)

@@ -431,8 +431,8 @@ class PersonMoved(Record):
                              self.cause, self.uncertain)
         reference = f"portal:{self.portal} ({record_id})"
         refusals = [tx.effect(lambda s: presence.record_move(s, move))]
-        refusals += [tx.effect(lambda s, i=item_id: presence.carried_out(s, "system", move, i, reference))
-                     for item_id in self.item_ids]
+        if self.item_ids:
+            refusals.append(tx.effect(lambda s: presence.carried_out(s, "system", move, self.item_ids, reference)))
         tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
 
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from registry import journal, validate
 from registry.errors import InvalidInput, NotFound
+from registry.levels import Level
 from registry.models import (
     PRESENCE_CAUSES,
     Item,
@@ -71,15 +72,20 @@ def record_move(session: Session, move: Move) -> PresenceEntry:
     return entry
 
 
-def carried_out(session: Session, actor: str, move: Move, item_id: int, reference: str) -> None:
-    """An item the exit decision let out with the person: a carry-out (Art. 20) and, when it leaves or enters
-    a meeting's venue in its window, an item of that meeting."""
-    item, person, portal = _item(session, item_id), _person(session, move.person_id), _portal(session, move.portal_id)
-    at = from_us(move.time_us)
-    item_service.record_access(session, actor, item, person, "carry_out",
-                               item_service.AccessContext(portal=portal.code, reference=reference, at=at))
-    _meeting_item(session, move.from_venue_id, at, item, person, "out", portal.code, reference)
-    _meeting_item(session, move.to_venue_id, at, item, person, "in", portal.code, reference)
+def carried_out(session: Session, actor: str, move: Move, item_ids: tuple[int, ...], reference: str) -> None:
+    """The items the exit decision let out with the person: a carry-out each (Art. 20; the register keeps those
+    of secret and top-secret items) and, leaving or entering a meeting's venue in its window, items of that
+    meeting. Looked up once per move: the register applies a move with every allowed exit."""
+    person, portal, at = _person(session, move.person_id), _portal(session, move.portal_id), from_us(move.time_us)
+    items = [_item(session, item_id) for item_id in item_ids]
+    context = item_service.AccessContext(portal=portal.code, reference=reference, at=at)
+    for item in items:
+        if item.effective_level >= Level.SECRET:
+            item_service.record_access(session, actor, item, person, "carry_out", context)
+    for venue_id, direction in ((move.from_venue_id, "out"), (move.to_venue_id, "in")):
+        for meeting in _meetings(session, venue_id, at):
+            for item in items:
+                _meeting_item(session, meeting, at, item, person, direction, portal.code, reference)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +102,9 @@ class Brought:
 def brought_to_meeting(session: Session, brought: Brought, reference: str) -> None:
     """In a meeting's window at that venue, the item is one brought into the meeting."""
     item, person = _item(session, brought.item_id), _person(session, brought.person_id)
-    portal = _portal(session, brought.portal_id)
-    _meeting_item(session, brought.venue_id, from_us(brought.time_us), item, person, "in", portal.code, reference)
+    portal, at = _portal(session, brought.portal_id), from_us(brought.time_us)
+    for meeting in _meetings(session, brought.venue_id, at):
+        _meeting_item(session, meeting, at, item, person, "in", portal.code, reference)
 
 
 def read_in_venue(session: Session, actor: str, brought: Brought, reference: str) -> None:
@@ -112,20 +119,23 @@ def read_in_venue(session: Session, actor: str, brought: Brought, reference: str
                                                           at=at))
 
 
-def _meeting_item(session: Session, venue_id: int | None, at: dt.datetime, item: Item, person: Person,
-                  direction: str, portal: str, reference: str) -> None:
+def _meetings(session: Session, venue_id: int | None, at: dt.datetime) -> list[Meeting]:
+    """The meetings running in the venue at that moment."""
     if venue_id is None:
-        return
-    meetings = session.execute(
+        return []
+    return list(session.execute(
         select(Meeting).where(Meeting.venue_id == venue_id, Meeting.starts_at <= at, Meeting.ends_at > at)
-    ).scalars().all()
-    for meeting in meetings:
-        session.add(MeetingItem(meeting_id=meeting.id, item_id=item.id, person_id=person.id, direction=direction,
-                                at=at, portal=portal, context=reference))
-        session.flush()
-        journal.append(session, "system", "meeting.item", f"meeting:{meeting.id}",
-                       {"item": _subject(item), "person": person.username, "direction": direction,
-                        "at": at.isoformat(), "portal": portal, "context": reference})
+    ).scalars())
+
+
+def _meeting_item(session: Session, meeting: Meeting, at: dt.datetime, item: Item, person: Person,
+                  direction: str, portal: str, reference: str) -> None:
+    session.add(MeetingItem(meeting_id=meeting.id, item_id=item.id, person_id=person.id, direction=direction,
+                            at=at, portal=portal, context=reference))
+    session.flush()
+    journal.append(session, "system", "meeting.item", f"meeting:{meeting.id}",
+                   {"item": _subject(item), "person": person.username, "direction": direction,
+                    "at": at.isoformat(), "portal": portal, "context": reference})
 
 
 def _item(session: Session, item_id: int) -> Item:

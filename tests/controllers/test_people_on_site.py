@@ -21,6 +21,7 @@ from registry import db
 from registry.models import ItemAccess, JournalEntry, Person, PresenceEntry, Venue
 from registry.services import presence, venues
 from registry.sitefile import load
+from tests.controllers.conftest import OutageRegister
 from tests.registry.conftest import fresh_register
 from tracking.model import EngineConfig
 
@@ -295,3 +296,28 @@ def test_the_muster_list_during_a_fire_release_follows_people_out(site: People) 
         _, seq = presence.export_muster(session, "gus", "all out but carl")
     assert '"carl"' in site.journal("muster.exported")[-1]
     assert seq > 0
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_places_decided_while_the_register_was_away_reach_the_engine_after_a_restart(
+        outage_register: OutageRegister, tmp_path: Path, backend: str) -> None:
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(SITE)
+    with db.transaction(outage_register.factory) as session:
+        load(session, "site-loader", site_file)
+        erin = session.execute(select(Person.id).where(Person.username == "erin")).scalar_one()
+        room = session.execute(select(Venue.id).where(Venue.code == "room")).scalar_one()
+    site = People(outage_register.factory, tmp_path / "state", backend)
+    try:
+        site.badge(EXIT_PANEL, "1001", OUTSIDE)  # into the corridor
+        site.settle()
+        outage_register.take_away()
+        site.badge(ROOM_PANEL, "1001", OUTSIDE)  # into the room: decided from the snapshot, kept in the local log
+        time.sleep(0.8)
+        assert site.runtime.stop() > 0
+        outage_register.give_back()
+        site.runtime = site._start()  # compiles the register's older place, then takes the delivered one
+        wait(lambda: site.runtime.engine.people.where[erin].venue_id == room)
+        assert site.places() == {"erin": "room"}
+    finally:
+        site.stop()

@@ -104,7 +104,7 @@ def test_a_meeting_records_items_in_its_window_only_and_its_report_lists_them(si
         later = now + 2 * 3600 * 1_000_000  # after the meeting: not one of its items
         presence.brought_to_meeting(session, presence.Brought(bob.id, item.id, door.id, room.id, later), "late")
         move_out = presence.Move(bob.id, door.id, room.id, lookup.venue(session, "corridor").id, now + 1)
-        presence.carried_out(session, "system", move_out, item.id, "out")
+        presence.carried_out(session, "system", move_out, (item.id,), "out")
     with site() as session:
         report = presence.meeting_report(session, meeting_id)
     assert report.participants == ("bob",) and report.venue == "reading-room"

@@ -64,6 +64,9 @@ def _check_allowed_exits(site: SiteModel, events: list[Event], out: Output) -> N
             continue
         person = _person(site, d.badge)
         assert person is not None and person.active and d.badge not in person.inactive_badges
+        if d.direction == "entry":
+            assert d.item_ids == ()  # an entry carries nothing out (an item leaving meanwhile is unauthorized)
+            continue
         portal = portals[d.portal_id]
         # every item last seen inside the door, within reach, is part of the decision
         for item_id, rs in reads.items():

@@ -337,3 +337,15 @@ def test_presence_changes_add_up_to_the_counts_on_random_sites_and_streams(data:
     counts = engine.people.counts()
     assert all(n >= 0 for n in counts.values())
     assert {k: n for k, n in counts.items() if n} == {k: n for k, n in expected.items() if n}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_item_leaving_through_a_door_opened_for_an_entry_is_an_unauthorized_exit(backend: str) -> None:
+    item = ItemSpec(901, epc_for(901), None, 3, "active", ROOM, (CLERK,))
+    s = Site(site(items=(item,)), backend)
+    s.badge("clerk", 1 * SECOND)  # the door opens for someone coming in
+    s.advance(2 * SECOND)
+    assert s.decision("clerk").allow and s.decision("clerk").item_ids == ()
+    end = carry(s.engine, ROOM_DOOR, [item.epc], 2 * SECOND, outward=True)  # and the item goes out meanwhile
+    s.advance(end + 2 * SECOND)
+    assert "unauthorized_exit" in s.alarm_kinds()

@@ -17,29 +17,18 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from api import schemas
 from api.auth import LOGIN_CSRF_COOKIE, PUBLIC, SESSION_COOKIE, NotAuthenticated, Principal, Throttled, client_address
 from api.deps import (
-    Administrator,
     AnySignedIn,
-    ApprovalReader,
-    Approver,
-    Auditor,
     ContextDep,
     DestructionReader,
-    Requester,
     SiteWatcher,
 )
-from api.routers.approvals import list_approvals, new_ref
 from api.routers.auth import sign_in
 from registry import journal
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound, RegistryError, RuleViolation
-from registry.models import Person, Portal, Venue
-from registry.passwords import hash_password
-from registry.services import approvals, lookup, people, venues
-from registry.services import items as item_service
-from registry.services.items import SecrecyPeriod
+from registry.errors import InvalidInput, RegistryError, RuleViolation
+from registry.models import Portal
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(include_in_schema=False)
@@ -197,139 +186,3 @@ def destruction_page(request: Request, user: DestructionReader) -> Response:
     return render(request, "destruction.html", user, can_run="destruction_operator" in user.roles)
 
 
-@router.get("/admin")
-def admin_page(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    with ctx.factory() as session:
-        venues = list(session.execute(select(Venue).order_by(Venue.code)).scalars())
-        persons = list(session.execute(select(Person).order_by(Person.username)).scalars())
-        return render(request, "admin.html", user, venues=venues, people=persons)
-
-
-@router.post("/admin/venues")
-async def admin_create_venue(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.VenueCreate, form)
-        flags = tuple(
-            f for f in ("top_secret_designated", "storage", "closed", "key_part", "destruction") if getattr(body, f)
-        )
-        with transaction(ctx.factory) as session:
-            venues.create_venue(
-                session,
-                user.username,
-                venues.VenueData(body.code, body.name, body.ceiling, flags, body.fail_secure_level),
-            )
-    except FORM_ERRORS as exc:
-        return back("/admin", error=describe_error(exc))
-    return back("/admin", ok=f"venue {body.code} created")
-
-
-@router.post("/admin/people")
-async def admin_create_person(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.PersonCreate, form)
-        password = str(form.get("password") or "")
-        with transaction(ctx.factory) as session:
-            person = people.create(
-                session,
-                user.username,
-                people.PersonData(
-                    username=body.username,
-                    name=body.name,
-                    clearance=body.clearance,
-                    roles=tuple(body.roles),
-                    badges=tuple(body.badges),
-                    groups=tuple(body.groups),
-                    visitor=body.visitor,
-                ),
-            )
-            if password:
-                people.set_password_hash(session, user.username, person, hash_password(password))
-    except FORM_ERRORS as exc:
-        return back("/admin", error=describe_error(exc))
-    return back("/admin", ok=f"person {body.username} created")
-
-
-@router.post("/admin/items")
-async def admin_register_item(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.ItemCreate, form)
-        period = SecrecyPeriod(body.period_start, body.period_months, body.declassify_on, body.declassify_condition)
-        with transaction(ctx.factory) as session:
-            item_service.register(
-                session,
-                user.username,
-                item_service.ItemData(
-                    register_number=body.register_number,
-                    copy_number=body.copy_number,
-                    title=body.title,
-                    kind=body.kind,
-                    level=body.level,
-                    period=period,
-                    originating_unit=body.originating_unit,
-                    epc=body.epc,
-                    venue=body.venue,
-                    custodian=body.custodian,
-                    scope_groups=tuple(body.scope_groups),
-                ),
-            )
-    except FORM_ERRORS as exc:
-        return back("/admin", error=describe_error(exc))
-    return back("/admin", ok=f"item {body.register_number}/{body.copy_number} registered")
-
-
-@router.get("/approvals")
-def approvals_page(request: Request, ctx: ContextDep, user: ApprovalReader) -> Response:
-    rows = list_approvals(ctx, user)
-    return render(request, "approvals.html", user, approvals=rows, can_decide="approver" in user.roles)
-
-
-@router.post("/approvals")
-async def request_page(request: Request, ctx: ContextDep, user: Requester) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.ApprovalCreate, form)
-        data = approvals.ApprovalRequest(
-            ref=body.ref or new_ref(),
-            kind=body.kind,
-            items=tuple(body.items),
-            valid_from=body.valid_from,
-            valid_until=body.valid_until,
-            people=tuple(body.people),
-            portal=body.portal,
-            destination_text=body.destination_text,
-            uses=body.uses,
-            reason=body.reason,
-        )
-        with transaction(ctx.factory) as session:
-            approvals.request(session, user.username, data)
-    except FORM_ERRORS as exc:
-        return back("/approvals", error=describe_error(exc))
-    return back("/approvals", ok=f"approval {data.ref} requested")
-
-
-@router.post("/approvals/{ref}/decide")
-def decide_page(
-    ref: str,
-    ctx: ContextDep,
-    user: Approver,
-    decision: Annotated[str, Form(pattern="^(approve|refuse)$")],
-    note: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    try:
-        with transaction(ctx.factory) as session:
-            approval = lookup.approval(session, ref)
-            if decision == "approve":
-                approvals.approve(session, user.username, approval, note)
-            else:
-                approvals.refuse(session, user.username, approval, note)
-    except (RegistryError, NotFound) as exc:
-        return back("/approvals", error=describe_error(exc))
-    return back("/approvals", ok=f"approval {ref} {decision}d")
-
-
-@router.get("/audit")
-def audit_page(request: Request, user: Auditor) -> Response:
-    return render(request, "audit.html", user)

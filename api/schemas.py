@@ -66,8 +66,7 @@ class MePublic(BaseModel):
     via: str
 
 
-class VenueCreate(Strict):
-    code: str = Code
+class VenueChange(Strict):
     name: Text(200)
     ceiling: LevelName
     top_secret_designated: bool = False
@@ -76,6 +75,10 @@ class VenueCreate(Strict):
     key_part: bool = False
     destruction: bool = False
     fail_secure_level: LevelName = "secret"
+
+
+class VenueCreate(VenueChange):
+    code: str = Code
 
 
 class VenuePublic(BaseModel):
@@ -90,12 +93,15 @@ class VenuePublic(BaseModel):
     destruction: bool
 
 
-class PortalCreate(Strict):
-    code: str = Code
+class PortalChange(Strict):
     name: Text(200)
     inside: Ref
     outside: Ref | None = Field(default=None, description="venue code; null = leaves the unit")
     border: bool = False
+
+
+class PortalCreate(PortalChange):
+    code: str = Code
 
 
 class PortalPublic(BaseModel):
@@ -112,13 +118,39 @@ class AntennaCreate(Strict):
     side: Literal["inside", "outside", "ignore"]
 
 
-class DeviceCreate(Strict):
-    name: str = Code
-    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]  # the device-kind table, firmware_bridge.kinds
+class DeviceChange(Strict):
     portal: Ref | None = None
     venue: Ref | None = None
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     antennas: list[AntennaCreate] = Field(default_factory=list, max_length=64)
+
+
+class DeviceCreate(DeviceChange):
+    name: str = Code
+    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]  # the device-kind table, firmware_bridge.kinds
+
+
+class SettingFieldPublic(BaseModel):
+    name: str
+    type: Literal["bool", "int", "float", "str", "choice"]
+    default: str | int | float | bool | None
+    choices: list[str]
+    optional: bool
+
+
+class DeviceKindPublic(BaseModel):
+    name: str
+    role: str
+    summary: str
+    settings: list[SettingFieldPublic]
+
+
+class DeviceProbePublic(BaseModel):
+    name: str
+    kind: str
+    health: str
+    identity: str
+    detail: str
 
 
 class DevicePublic(BaseModel):
@@ -131,8 +163,7 @@ class DevicePublic(BaseModel):
     antennas: list[AntennaCreate]
 
 
-class PersonCreate(Strict):
-    username: str = Code
+class PersonChange(Strict):
     name: Text(200)
     clearance: LevelName
     roles: list[RoleName] = Field(default_factory=lambda: ["custodian"], max_length=8)
@@ -141,6 +172,10 @@ class PersonCreate(Strict):
     visitor: bool = False
     title: str = Field(default="", max_length=200)
     organisation: str = Field(default="", max_length=200)
+
+
+class PersonCreate(PersonChange):
+    username: str = Code
 
 
 class PersonPublic(BaseModel):
@@ -153,6 +188,18 @@ class PersonPublic(BaseModel):
     status: str
     visitor: bool
     has_password: bool
+
+
+class DeparturePublic(BaseModel):
+    """Art. 53: where a person's sign-off stands, and what they must return before it."""
+
+    username: str
+    status: str
+    items_to_return: list[ItemPublic]
+
+
+class SignOffCreate(Strict):
+    separation_until: dt.date | None = Field(default=None, description="end of a separation period, if any")
 
 
 class PasswordCreate(Strict):
@@ -255,6 +302,12 @@ class ApprovalPublic(BaseModel):
     uses_left: int
     reason: str
     decisions: list[str]
+    portal: str | None = None
+    destination_venue: str | None = None
+    destination_text: str = ""
+    return_by: dt.datetime | None = None
+    uses_total: int = 1
+    originator_consent: str | None = None
 
 
 class OverrideCreate(Strict):
@@ -360,6 +413,8 @@ class DevicePublicHealth(BaseModel):
 
 
 class QueueEntryPublic(BaseModel):
+    """One row per item; `approval` is the one a run will use (the oldest that is in its window)."""
+
     item: str
     item_id: int
     title: str
@@ -367,6 +422,8 @@ class QueueEntryPublic(BaseModel):
     level: LevelName
     status: str
     approval: str
+    other_approvals: list[str] = []
+    method: str = ""  # what the medium needs, e.g. "degauss then shred"
 
 
 class DestructionCreate(Strict):
@@ -388,13 +445,17 @@ class DestructionRecordPublic(BaseModel):
     item: str
     operator: str
     witness: str | None
-    device_name: str
+    device_name: str  # the machines actually cycled, in order ("none" when nothing started)
     method: str
     outcome: str
     reason: str
     started_at: dt.datetime
     completed_at: dt.datetime
     certificate_sha256: str | None
+    approval: str | None = None
+    parameters: dict[str, str] = {}
+    evidence_image_sha256: str | None = None
+    journal_seq: int | None = None
 
 
 class JournalStatusPublic(BaseModel):
@@ -584,3 +645,65 @@ class AccessRecordPublic(BaseModel):
     portal: str | None
     context: str
     recorded_by: str
+
+
+# People in venues (api/routers/people.py)
+class MusterPersonPublic(BaseModel):
+    username: str
+    name: str
+    visitor: bool
+    since: dt.datetime
+    uncertain: bool  # the last move was not a granted badge (emergency release, an override of tailgating)
+
+
+class MusterItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+
+
+class MusterVenuePublic(BaseModel):
+    venue: str
+    name: str
+    people: list[MusterPersonPublic]
+    items: list[MusterItemPublic]
+
+
+class MusterPublic(BaseModel):
+    at: dt.datetime
+    fire_release: bool  # the doors are released by a fire alarm now (the journal's latest fire entry)
+    venues: list[MusterVenuePublic]
+
+
+class MusterExportCreate(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class MusterExportPublic(BaseModel):
+    journal_seq: int
+    muster: MusterPublic
+
+
+class ForgiveCreate(Strict):
+    reason: Text(2000, min_length=5)
+
+
+class MeetingItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+    person: str | None
+    direction: Literal["in", "out"]
+    at: dt.datetime
+    portal: str
+
+
+class MeetingReportPublic(BaseModel):
+    id: int
+    title: str
+    venue: str
+    level: LevelName
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    participants: list[str]
+    items: list[MeetingItemPublic]

@@ -26,6 +26,8 @@ class ApiSettings:
     login_failures_per_username: int = 20
     login_failure_window_s: float = 300.0
     certificates_dir: Path | None = None
+    anchors_dir: Path | None = None  # where the site writes journal anchors (shown on the auditor's page)
+    demo: bool = False  # `custodian demo`: simulator controls on the pages (an item placed on the intake)
     epcis_location_base: str = "https://id.custodian.invalid"
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from registry.services.inventory import CountResult
+
 if TYPE_CHECKING:
     from controllers.alarms import AlarmView
 
@@ -46,6 +48,7 @@ class RegisterUnavailable(ControlError):
     """The command needs the register (to check a password) and it cannot be reached (503)."""
 
 
+
 @dataclass(frozen=True, slots=True)
 class DoorState:
     portal: str
@@ -64,6 +67,17 @@ class DeviceState:
     kind: str
     health: str  # online | degraded | offline
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProbe:
+    """What a device says it is and how it is, asked now (the administrator's "probe" button)."""
+
+    name: str
+    kind: str
+    health: str  # online | degraded | offline | unknown
+    identity: str  # "" when the device did not say
+    detail: str  # the endpoint and the health reason, or why it could not be asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +120,11 @@ class SiteControl(Protocol):
 
     def devices(self) -> list[DeviceState]: ...
 
+    def probe(self, device: str) -> DeviceProbe:
+        """Ask a device of the running site for its identity and health (KeyError: no such device)."""
+        ...
+
+
     def alarms(self, *, resolved: bool = False) -> list[AlarmView]: ...
 
     def acknowledge(self, alarm_id: int, username: str, note: str = "") -> AlarmView:
@@ -131,6 +150,18 @@ class SiteControl(Protocol):
         written reason (the engine decides; UnknownPortal, NoFreshBlock, OverrideRefused, PasswordRefused)."""
         ...
 
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        """A guard forgives a person's anti-passback state (their next badge is not checked against it)."""
+        ...
+
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        """Demo only: an item's tag placed on the station's simulated intake reader (LookupError: none)."""
+        ...
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        """Inventory a venue with its handheld reader and record the count (LookupError: no reader there)."""
+        ...

@@ -1,18 +1,27 @@
 """Portal exit control and door supervision for a whole site, around one tracking engine.
 
-Drivers hand their typed events to `submit` from their own threads; one decision thread feeds the engine,
-advances it every tick, makes the tick's records durable (the recorder's local log, one fdatasync), then
-drives the panels (allow: pulse the strike, green; block: stay locked, red, buzzer) and publishes to the
-live bus. A door never acts on a decision that is not on stable storage; the register is written later,
-off the hot path, by the recorder's own thread.
+Drivers hand their typed events to `submit` from their own threads; one decision thread maps them to the
+engine's inputs (tag batches with their stale flags, round ends, reader health, badges, doors, cameras),
+advances the engine, makes the tick's records durable (the recorder's local log, one fdatasync), then drives
+the panels (allow: pulse the strike, green; block: stay locked, red, buzzer) and publishes to the live bus.
+A door never acts on a decision that is not on stable storage; the register is written later, off the hot
+path, by the recorder's own thread.
 
-Fail-secure: while a portal's RFID readers are offline, exits from a venue whose ceiling is at or above the
-venue's fail-secure level are refused unless a guard overrides. Life safety: a fire-alarm input on any panel
-releases every door at once and keeps them released until it clears.
+When it advances: every TICK_S, and as soon as the engine's horizon (now - reorder_us) passes an event that
+can decide an exit: a badge, its floor and its cap (badge + settle_us), and every round end, tag batch and
+health change at a portal with a badge waiting. So an exit is allowed as soon as the engine has whole
+inventory rounds after the badge (tracking.engine), and refused on the first read of an item it may not
+take; the settle time is only the cap. The engine keeps watching the door after an allow: an item that
+crosses without being covered by it raises `unauthorized_exit`, published like every alarm.
+
+Fail-secure (readers offline: `readers_offline_fail_secure`) is the engine's reason, fed by the readers'
+health. Life safety: a fire-alarm input on any panel releases every door at once and keeps them released
+until it clears.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import queue
 import threading
@@ -23,6 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controllers import people
 from controllers.alarms import AlarmBook, Evidence, Raised
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import BlockState, DoorState, NoFreshBlock, OverrideOutcome, OverrideRefused, UnknownPortal
@@ -39,15 +49,32 @@ from controllers.records import (
 )
 from controllers.tag_ingest import read_batch
 from firmware_bridge.errors import BridgeError
-from firmware_bridge.events import CardRead, Health, HealthEvent, InputChange, InventoryRoundEnd, TagBatch
+from firmware_bridge.events import (
+    CardRead,
+    Health,
+    HealthEvent,
+    InputChange,
+    InventoryRoundEnd,
+    SensorCount,
+    TagBatch,
+)
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
 from tracking.engine import Engine
-from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, OverrideRequest, ReaderHealth
+from tracking.events import (
+    BadgePresentation,
+    CameraCount,
+    DoorInput,
+    FireAlarmInput,
+    InventoryRound,
+    OverrideRequest,
+    ReaderHealth,
+)
 from tracking.results import Alarm, Decision, Movement
 from tracking.vocabulary import reason_sentence
 
 log = logging.getLogger(__name__)
-TICK_S = 0.01
+TICK_S = 0.01  # the engine is advanced at least this often (movements settle, caps pass, doors are watched)
+BURST = 1000  # events taken from the queue before the engine is advanced again
 HELD_OPEN_US = 30_000_000  # a door open longer than this after a pass is "held open"
 NOT_RECORDED = "not_recorded_door_kept_locked"  # an allowed exit whose record could not be made durable
 
@@ -70,8 +97,6 @@ class PortalWiring:
 
     portal_id: int
     code: str
-    inside_ceiling: int
-    fail_secure_level: int
     panel: str | None = None
     readers: tuple[str, ...] = ()
     strike_s: float = 3.0
@@ -110,6 +135,20 @@ class Names:
     items: dict[int, str]  # item id -> "register/copy"
     epcs: dict[int, str]
     people: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionTiming:
+    """Where one exit decision's time went, on the controller's clock (us): bench/exit_latency.py's stages."""
+
+    portal: str
+    allow: bool
+    badge_us: int  # the card read reached the host (the badge's time)
+    decided_us: int  # the engine's timeline time of the decision (the evidence it waited for)
+    tick_us: int  # the tick that brought it out started
+    engine_us: float  # that tick's engine time
+    durable_us: float  # making the tick's records durable, before any door acted
+    acted_us: int  # the door commands were handed to the panel driver
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,15 +201,30 @@ class PortalController:
         self.fire_active = False
         self.held_open_us = HELD_OPEN_US
         self.decisions = 0
-        self.decision_tick_us: deque[float] = deque(maxlen=10_000)  # engine time of ticks that decided
-        self.durable_us: deque[float] = deque(maxlen=10_000)  # making those ticks' records durable, before acting
+        self.timings: deque[DecisionTiming] = deque(maxlen=10_000)
         self.movements = 0
         self.alarms = 0
         self._events: queue.Queue[object] = queue.Queue()
+        self._due: list[int] = []  # heap of clock times at which the engine's horizon passes a deciding event
+        self._watch_until: dict[int, int] = {}  # portal id -> end of its latest badge's wait (cap + reorder)
         self._overrides: dict[tuple[int, int, int], _OverrideAsk] = {}  # (portal, guard, time) -> waiting ask
         self.engine_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def rewire(self, wiring: list[PortalWiring]) -> None:
+        """The register's portals or devices changed (called with `engine_lock` held): new portals start
+        locked with fresh state, known ones keep theirs, and a removed reader no longer counts as offline."""
+        state = {}
+        for w in wiring:
+            state[w.portal_id] = self.state.get(w.portal_id) or _PortalState()
+            state[w.portal_id].offline_readers &= set(w.readers)
+        self.state = state
+        self.wiring = {w.portal_id: w for w in wiring}
+        self.by_panel = {w.panel: w for w in wiring if w.panel}
+        self.by_reader = {r: w for w in wiring for r in w.readers}
+        self.by_camera = {w.camera: w for w in wiring if w.camera}
+        self.by_code = {w.code: w for w in wiring}
 
     # ---- input side (any thread) ----
     def submit(self, event: object) -> None:
@@ -189,19 +243,43 @@ class PortalController:
             self._thread = None
 
     def _run(self) -> None:
+        next_tick = time.monotonic()
         while True:
-            deadline = time.monotonic() + TICK_S
-            while True:
-                left = deadline - time.monotonic()
-                try:
-                    event = self._events.get(timeout=max(left, 0.0)) if left > 0 else self._events.get_nowait()
-                except queue.Empty:
+            wait = min(next_tick - time.monotonic(), self._until_due_s())
+            try:
+                event: object | None = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
+            except queue.Empty:
+                event = None
+            for _ in range(BURST):  # a burst of events is one advance
+                if event is None:
                     break
                 self._guard(self._ingest, event)
-            self._guard(self.tick)
+                try:
+                    event = self._events.get_nowait()
+                except queue.Empty:
+                    event = None
+            if event is not None:
+                self._guard(self._ingest, event)
+            now_us = self.clock()
+            if time.monotonic() >= next_tick or (self._due and self._due[0] <= now_us):
+                while self._due and self._due[0] <= now_us:
+                    heapq.heappop(self._due)
+                next_tick = time.monotonic() + TICK_S
+                self._guard(self.tick, now_us)
             if self._stop.is_set() and self._events.empty():
                 self.tick(self.clock() + self.engine.config.settle_us + self.engine.config.reorder_us)
                 return
+
+    def _until_due_s(self) -> float:
+        return (self._due[0] - self.clock()) / 1e6 if self._due else TICK_S
+
+    def _expect(self, time_us: int) -> None:
+        """Advance the engine once its horizon has passed `time_us` (an event that can decide an exit)."""
+        heapq.heappush(self._due, time_us + self.engine.config.reorder_us)
+
+    def _watched(self, wiring: PortalWiring | None, time_us: int) -> bool:
+        """Is a badge waiting for its decision at this portal (its reads and rounds can decide it)?"""
+        return wiring is not None and time_us <= self._watch_until.get(wiring.portal_id, -1)
 
     def _guard(self, step: Callable[..., None], *args: object) -> None:
         """The decision loop never dies: a failing step is logged and alarmed, the next event is decided."""
@@ -222,8 +300,11 @@ class PortalController:
         with self.engine_lock:
             if isinstance(event, TagBatch):
                 self.engine.ingest(read_batch(event, self.engine.snapshot.reader_code))
+                last = int(event.time_us.max()) if len(event) else None
+                if last is not None and self._watched(self.by_reader.get(event.reader), last):
+                    self._expect(last)
             elif isinstance(event, InventoryRoundEnd):
-                pass  # round ends reach the engine once it decides early (issue 12); the lead wires them
+                self._round_end(event)
             elif isinstance(event, CardRead):
                 self._card(event)
             elif isinstance(event, InputChange):
@@ -236,8 +317,15 @@ class PortalController:
                 wiring = self.by_camera.get(event.camera)
                 if wiring is not None:
                     self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
+                    self._expect(event.time_us)
                     if event.frame_png:
                         self.state[wiring.portal_id].last_frame_png = event.frame_png
+            elif isinstance(event, SensorCount):
+                # A people-counting sensor in the camera's place: its count (the most there may be
+                # when it is unsure) is the door's people count.
+                wiring = self.by_camera.get(event.device)
+                if wiring is not None:
+                    self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
 
     def _card(self, card: CardRead) -> None:
         wiring = self.by_panel.get(card.panel)
@@ -245,10 +333,26 @@ class PortalController:
             self._publish_alarm("data_quality", card.time_us, card.panel, f"card read on unknown panel {card.panel}")
             return
         badge = badge_number(card.card_hex)
-        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale))
+        self.engine.on_badge(BadgePresentation(wiring.portal_id, badge, card.time_us, card.stale,
+                                               people.direction(card.reader)))
+        config = self.engine.config
+        for after in (0, config.decision_floor_us, config.settle_us):  # refuse at once, earliest allow, the cap
+            self._expect(card.time_us + after)
+        until = card.time_us + config.settle_us + config.reorder_us
+        self._watch_until[wiring.portal_id] = max(until, self._watch_until.get(wiring.portal_id, until))
+
+    def _round_end(self, end: InventoryRoundEnd) -> None:
+        """A reader read its whole field on an antenna: what an early allow waits for. A round that ended
+        while the link was down says nothing of the field now, so it is not passed on."""
+        if end.stale:
+            return
+        self.engine.on_round(InventoryRound(end.reader, end.antenna, end.time_us))
+        if self._watched(self.by_reader.get(end.reader), end.time_us):
+            self._expect(end.time_us)
 
     def _input(self, change: InputChange) -> None:
         wiring = self.by_panel.get(change.panel)
+        self._expect(change.time_us)
         if change.input == "fire_alarm":
             self.engine.on_fire_alarm(FireAlarmInput(change.active, change.time_us))
             self._fire(change.active, change.time_us, change.panel)
@@ -278,8 +382,9 @@ class PortalController:
             wiring = self.by_reader[event.device]
             readers = self.state[wiring.portal_id].offline_readers
             (readers.add if offline else readers.discard)(event.device)
-            # the engine refuses fail-secure exits itself, so such a block is one a guard can override
+            # a degraded reader still reads; only an offline one makes its portals fail secure
             self.engine.on_reader_health(ReaderHealth(event.device, not offline, event.time_us))
+            self._expect(event.time_us)
         severity = Severity.CRITICAL if offline else Severity.INFO
         self._publish(
             LiveKind.HEALTH,
@@ -304,22 +409,26 @@ class PortalController:
         # never lands between what the engine did and the record of it.
         with self.engine_lock:
             out = self.engine.advance(now_us)
-            if out.decisions:
-                self.decision_tick_us.append((time.perf_counter_ns() - started) / 1000)
+            engine_us = (time.perf_counter_ns() - started) / 1000
             steps = [
                 *self._check_held_open(now_us),
                 *(self._movement(m) for m in out.movements),
                 *(self._decision(d) for d in out.decisions),
                 *(self._alarm(a) for a in out.alarms),
+                *(_Step(record, _recorded) for record in people.records(out, self.names)),
             ]
             if not steps:
                 return
             recording = time.perf_counter_ns()
             durable = self._record([record for step in steps for record in (step.record, *step.also)])
-            if out.decisions:
-                self.durable_us.append((time.perf_counter_ns() - recording) / 1000)
+            durable_us = (time.perf_counter_ns() - recording) / 1000
+        acted_us = self.clock()
         for step in steps:
             step.act(durable)
+        for d in out.decisions:
+            code = self.wiring[d.portal_id].code if d.portal_id in self.wiring else str(d.portal_id)
+            self.timings.append(DecisionTiming(code, d.allow, d.time_us, d.decided_us, now_us, engine_us, durable_us,
+                                               acted_us))
 
     def _record(self, records: list[Record]) -> bool:
         """Accept records into the local log; False (and an alarm) when the disk refused them."""
@@ -352,11 +461,6 @@ class PortalController:
                 )
         return steps
 
-    def _fail_secure(self, decision: Decision) -> bool:
-        wiring = self.wiring[decision.portal_id]
-        readers_down = bool(self.state[decision.portal_id].offline_readers)
-        return readers_down and wiring.inside_ceiling >= wiring.fail_secure_level
-
     def _decision(self, decision: Decision) -> _Step:
         if decision.override_by is not None:
             return self._override_decided(decision)
@@ -364,9 +468,6 @@ class PortalController:
         wiring = self.wiring[decision.portal_id]
         reasons = list(decision.reason_names)
         allow = decision.allow
-        if allow and self._fail_secure(decision):
-            allow = False
-            reasons.append("readers_offline_fail_secure")
         items = [self.names.items.get(i, str(i)) for i in decision.item_ids]
         person = self.names.people.get(decision.person_id, "unknown") if decision.person_id else "unknown"
         record = ExitDecision(
@@ -626,6 +727,10 @@ class PortalController:
         self.alarms += 1
         detail = ", ".join(part for part in (epc and f"EPC {epc}", detail) if part)
         self.book.raise_alarm(kind, time_us, source, Evidence(items=(item,) if item else (), detail=detail))
+
+
+def _recorded(_durable: bool) -> None:
+    """Nothing to drive for a record that only the register needs."""
 
 
 def badge_number(card_hex: str) -> str:

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from registry.journal import canonical_json
 from registry.models import Approval
 from registry.services import alarms as register_alarms
-from registry.services import approvals, incidents, movements
+from registry.services import approvals, incidents, movements, presence
 
 T = TypeVar("T")
 # Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
@@ -397,3 +397,82 @@ class AlarmEscalated(Record):
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         refused = tx.effect(lambda s: register_alarms.record_escalated(s, self.alarm_id, _at(self.time_us)))
         tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonMoved(Record):
+    """A person went through a portal (tracking.results.PresenceChange): the register keeps their place (so
+    presence survives a restart), and each item the exit let out with them is a carry-out (Art. 20) and,
+    at a meeting's venue in its window, an item of the meeting (Art. 45)."""
+
+    KIND: ClassVar[str] = "person_moved"
+    person_id: int
+    person: str
+    portal_id: int
+    portal: str
+    from_venue_id: int | None
+    to_venue_id: int | None
+    time_us: int
+    cause: str
+    uncertain: bool
+    item_ids: tuple[int, ...] = ()
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "presence.moved", f"person:{self.person}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        move = presence.Move(self.person_id, self.portal_id, self.from_venue_id, self.to_venue_id, self.time_us,
+                             self.cause, self.uncertain)
+        reference = f"portal:{self.portal} ({record_id})"
+        refusals = [tx.effect(lambda s: presence.record_move(s, move))]
+        refusals += [tx.effect(lambda s, i=item_id: presence.carried_out(s, "system", move, i, reference))
+                     for item_id in self.item_ids]
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemBroughtIn(Record):
+    """An item crossed into a venue right after a person's granted entry (tracking.results.ItemBrought): a
+    reading in that venue (Art. 20) and, in a meeting's window there, an item of the meeting."""
+
+    KIND: ClassVar[str] = "item_brought_in"
+    person_id: int
+    person: str
+    item_id: int
+    item: str
+    portal_id: int
+    venue_id: int | None
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "presence.item_brought_in", f"item:{self.item}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        brought = presence.Brought(self.person_id, self.item_id, self.portal_id, self.venue_id, self.time_us)
+        reference = f"entry by {self.person} ({record_id})"
+        refusals = [tx.effect(lambda s: presence.brought_to_meeting(s, brought, reference)),
+                    tx.effect(lambda s: presence.read_in_venue(s, "system", brought, reference))]
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassbackForgiven(Record):
+    """A guard forgave a person's anti-passback state (their next badge is not checked against their place)."""
+
+    KIND: ClassVar[str] = "passback_forgiven"
+    guard: str
+    person: str
+    reason: str
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.guard, "presence.forgiven", f"person:{self.person}"

@@ -4,7 +4,9 @@ the destruction stations, behind the `SiteControl` interface the API calls.
 The register is recompiled and swapped into the engine whenever it changes (the register's typed change
 signal, `registry.changes`: at once for writes in this process, within `RELOAD_EVERY_S` for another
 process's), so a fresh approval applies from the next event on. Changes the site's own recorder made
-(approval uses, item moves) are what the engine already did, and do not trigger a reload.
+(approval uses, item moves) are what the engine already did, and do not trigger a reload. A change of the
+site's configuration (venues, portals, devices) also rewires the portal controller, then tells whoever opened
+the drivers (`on_site_changed`), so a portal or device added from the administrator's pages comes online.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers import people
 from controllers.alarms import ESCALATE_AFTER_S, AlarmBook, AlarmView, Evidence
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.control import (
     DestructionOutcome,
+    DeviceProbe,
     DeviceState,
     DoorState,
     OverrideOutcome,
@@ -46,6 +50,7 @@ from registry.models import Device, Item, Person, Portal, Venue
 from registry.passwords import check_password
 from registry.services import alarms as register_alarms
 from registry.services import lookup
+from registry.services.inventory import CountResult
 from tracking.engine import Backend, Engine
 from tracking.model import EngineConfig
 from tracking.results import InventoryResult
@@ -70,12 +75,7 @@ def _names(session: Session) -> Names:
 def _wiring(session: Session) -> list[PortalWiring]:
     wiring = {}
     for portal in session.execute(select(Portal).order_by(Portal.id)).scalars():
-        wiring[portal.id] = PortalWiring(
-            portal_id=portal.id,
-            code=portal.code,
-            inside_ceiling=portal.inside_venue.ceiling,
-            fail_secure_level=portal.inside_venue.fail_secure_level,
-        )
+        wiring[portal.id] = PortalWiring(portal_id=portal.id, code=portal.code)
     readers: dict[int, list[str]] = {}
     for device in session.execute(select(Device).where(Device.portal_id.is_not(None))).scalars():
         w = wiring[device.portal_id]  # type: ignore[index]
@@ -105,11 +105,14 @@ class SiteRuntime:
         panels: DoorPanels | None = None,
         clock: Callable[[], int] | None = None,
         site: str = "site",
+        record_consumers: tuple[str, ...] = (),
         escalate_after_s: float = ESCALATE_AFTER_S,
     ) -> None:
         self.factory = factory
         self.bus = bus
-        self.recorder = Recorder(factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm)
+        self.recorder = Recorder(
+            factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm, consumers=record_consumers
+        )
         self.alarms_book = AlarmBook(
             self.recorder, bus, frames_dir=log_dir.parent / "frames", escalate_after_s=escalate_after_s,
             **({"clock": clock} if clock else {}),
@@ -129,9 +132,15 @@ class SiteRuntime:
         self._stop = threading.Event()
         self._poke = threading.Event()  # a change in this process: look now
         self._reload_due = False
+        self._site_due = False  # the site's configuration changed: drivers to open or close after the reload
+        # Set by whoever opens the drivers (custodian.wiring): called after a reload that changed the site's
+        # configuration, and asked for a live device's identity and health.
+        self.on_site_changed: Callable[[], None] | None = None
+        self.prober: Callable[[str], DeviceProbe] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._watcher: threading.Thread | None = None
         self.stations: dict[str, DestructionStation] = {}
+        self.sweeps: dict[str, Callable[[str], CountResult]] = {}  # venue -> sweep it as this user
 
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
@@ -178,12 +187,16 @@ class SiteRuntime:
         with self.factory() as session:
             model = site_model(session)
             names = _names(session)
+            wiring = _wiring(session)
+            device_kinds = {d.name: d.kind for d in session.execute(select(Device)).scalars()}
         snapshot = build_snapshot(model)
         with self.portals.engine_lock:  # held by the controller from engine.advance to the records' accept
             if self.recorder.effects_accepted != accepted:
                 return False
             self.engine.swap_snapshot(snapshot)
             self.portals.names = names
+            self.portals.rewire(wiring)
+            self._device_kinds = device_kinds
         return True
 
     def reconcile(self, venue_id: int, epcs: list[str]) -> InventoryResult:
@@ -205,9 +218,14 @@ class SiteRuntime:
                     found = changes.since(session, self._changes_seen)
                 if found:
                     self._changes_seen = found[-1].position
-                    self._reload_due |= any(c.origin != self.recorder.origin for c in found)
+                    theirs = [c for c in found if c.origin != self.recorder.origin]
+                    self._reload_due |= bool(theirs)
+                    self._site_due |= any(changes.Topic.SITE in c.topics for c in theirs)
                 if self._reload_due:
                     self._reload_due = not self.reload()
+                if self._site_due and not self._reload_due and self.on_site_changed is not None:
+                    self._site_due = False
+                    self.on_site_changed()
             except Exception as exc:
                 log.warning("register watch failed, keeping the current snapshot: %s", exc)
             try:
@@ -244,7 +262,16 @@ class SiteRuntime:
         return next((s for s in ("offline", "unknown", "degraded") if s in states), "online")
 
     def devices(self) -> list[DeviceState]:
-        return [DeviceState(name, self._device_kinds[name], *self._health[name]) for name in sorted(self._device_kinds)]
+        kinds_now, unknown = self._device_kinds, ("unknown", "no report yet")
+        return [DeviceState(name, kinds_now[name], *self._health.get(name, unknown)) for name in sorted(kinds_now)]
+
+    def probe(self, device: str) -> DeviceProbe:
+        if device not in self._device_kinds:
+            raise KeyError(device)
+        if self.prober is not None:
+            return self.prober(device)
+        health, reason = self._health.get(device, ("unknown", "no report yet"))
+        return DeviceProbe(device, self._device_kinds[device], health, "", f"last report: {reason}")
 
     def alarms(self, *, resolved: bool = False) -> list[AlarmView]:
         return self.alarms_book.alarms(resolved=resolved)
@@ -300,6 +327,21 @@ class SiteRuntime:
             return answer.result(OVERRIDE_ANSWER_S)
         except TimeoutError:
             raise OverrideRefused("the door controller did not answer in time; the door stays shut") from None
+
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        people.forgive(self.portals, person, username, reason)
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        found = self.stations.get(station)
+        if found is None:
+            raise KeyError(station)
+        found.place_simulated(epc)
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        found = self.sweeps.get(venue)
+        if found is None:
+            raise LookupError(f"no handheld reader is assigned to {venue}")
+        return found(actor)
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

@@ -32,9 +32,20 @@ REASONS: dict[str, str] = {
     "override_by_blocked_person": "A guard cannot override a block of their own or of the party they badged with.",
     "override_unknown_guard": "The guard is not an active person in the register.",
     "override_late": "The override reached the door controller too late to apply.",
+    "anti_passback": "This badge is leaving a room its holder was never seen entering; a guard can forgive it "
+    "if the holder's place is known.",
+    "escort_missing": "A visitor may pass this door only together with an escort cleared for the room, badging "
+    "at the same door.",
+    "meeting_not_participant": "A classified meeting is under way in this room and this person is not on its "
+    "participant list.",
+    "snapshot_too_old": "This site has not heard from the centre for longer than its limit: items may not leave "
+    "until the register is known again (people may).",
 }
 
 ALARMS: dict[str, str] = {
+    "anti_passback": "Allowed, but this badge left a room its holder was never seen entering (anti-passback set "
+    "to alarm).",
+    "visitor_unescorted": "A visitor is in this room with no escort: the last escort has left.",
     "exit_blocked": "An exit was refused: the door stays locked.",
     "unauthorized_exit": "An item crossed the door without an allowed exit covering it.",
     "unregistered_tag": "A tag that is not in the register was read: a foreign or copied tag.",

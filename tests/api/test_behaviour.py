@@ -85,7 +85,7 @@ def test_a_group_member_may_not_approve_for_the_group_on_the_page(client: TestCl
     assert client.post("/login", data=form, follow_redirects=False).status_code == 303
     session_csrf = client.get("/approvals").text.split('name="csrf-token" content="')[1].split('"')[0]
     decided = client.post("/approvals/A-T-4/decide", data={"decision": "approve", "csrf_token": session_csrf})
-    assert "refused by rule approval.approver_named" in decided.text
+    assert "Refused by rule approval.approver_named" in decided.text
     assert "strategy-team" in decided.text
 
 

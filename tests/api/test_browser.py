@@ -117,9 +117,15 @@ def test_self_approval_is_refused_on_the_page(browser, live_server: LiveServer) 
     page.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
     page.click("#request-form button[type=submit]")
     ref = page.wait_for_selector(".flash.ok").inner_text().split()[1]
-    page.locator(f"tr:has-text('{ref}')").locator("button[value=approve]").click()
-    error = page.wait_for_selector(".flash.error")
-    assert "approval.self_approval" in error.inner_text()
+    row = page.locator(f"tr:has-text('{ref}')")
+    assert row.locator("button[value=approve]").count() == 0  # no button for one's own request
+    assert "approval.self_approval" in row.inner_text()
+    # A forged decision (the form posted by hand, with the page's CSRF token) is refused by the rule.
+    csrf = page.get_attribute("meta[name=csrf-token]", "content")
+    forged = page.request.post(
+        f"{live_server.url}/approvals/{ref}/decide", form={"csrf_token": csrf or "", "decision": "approve"}
+    )
+    assert "approval.self_approval" in forged.text()
 
 
 def test_operator_runs_a_destruction_and_downloads_its_certificate(
@@ -130,15 +136,15 @@ def test_operator_runs_a_destruction_and_downloads_its_certificate(
     page = signed_in_page(browser, site_server, "otto")
     assert page.url.endswith("/destruction")
     page.check("input[name=item][value='S-2026-002/1']")
-    page.select_option("#station", "shredder-1")
+    page.select_option("#station", "destruction-centre")
     page.fill("#witness", "wendy")
     page.click("#run-form button[type=submit]")
     page.wait_for_selector("#outcomes li:has-text('destroyed')", timeout=60_000)
-    page.wait_for_selector("#records a")
+    page.wait_for_selector("#records a.certificate")
     page.wait_for_selector("#queue tr", state="detached")  # the destroyed item left the queue
     shot(page, "destruction-done")
     with page.expect_download() as download:
-        page.click("#records a")
+        page.click("#records a.certificate")
     path = download.value.path()
     assert Path(path).read_bytes().startswith(b"%PDF")
 
@@ -152,10 +158,12 @@ def test_auditor_sees_the_journal_and_an_incident_clock(
     assert page.url.endswith("/audit")
     page.wait_for_selector("#journal-status.good")
     assert "intact" in page.inner_text("#journal-status")
-    clock = page.wait_for_selector("#incidents td.clock").inner_text()
-    assert clock.startswith(("23h", "24h")), clock
     page.fill("#trail-key", "S-2026-001")
     page.click("#trail-form button")
     page.wait_for_selector("#trail h3")
     assert "Negotiation briefing" in page.inner_text("#trail")
     shot(page, "auditor-view")
+    page.click("nav.tabs a[href='/audit/incidents']")
+    page.wait_for_function("(document.querySelector('#incidents td.clock') || {}).textContent > ''")
+    clock = page.inner_text("#incidents td.clock")
+    assert clock.startswith(("23h", "24h")), clock

@@ -65,7 +65,8 @@ KINDS: dict[str, AlarmKind] = {
         "exit_blocked", "unauthorized_exit", "unregistered_tag", "destroyed_item_seen", "possible_clone",
         "venue_ceiling", "door_forced", "door_held_open", "emergency_release_movement", "tamper", "exit_override",
     ),
-    **_kinds(Category.SECURITY, Severity.WARNING, "overdue", "inventory_discrepancy"),
+    **_kinds(Category.SECURITY, Severity.CRITICAL, "visitor_unescorted"),
+    **_kinds(Category.SECURITY, Severity.WARNING, "overdue", "inventory_discrepancy", "anti_passback"),
     **_kinds(
         Category.TECHNICAL, Severity.WARNING,
         "late_read", "data_quality", "device_offline", "panel_command_failed", "power_failure",
@@ -109,6 +110,11 @@ DEFAULT_PROCEDURES: dict[str, tuple[str, ...]] = {
     ),
     "tamper": ("Go to the panel; check for damage and who was near it.", "Call the maintenance contractor."),
     "exit_override": ("Check the override's reason with the guard who made it.",),
+    "visitor_unescorted": (
+        "Go to the room; stay with the visitor until an escort cleared for the room is back.",
+        "Ask the visitor's host to come or to collect them.",
+    ),
+    "anti_passback": ("Ask the holder where they came in; if their place is known, note it and let it be.",),
     "overdue": ("Call the person who carried the item out and ask when it comes back.",),
     "inventory_discrepancy": (
         "Search the venue for the missing items; return items registered elsewhere.",

@@ -40,6 +40,7 @@ from tracking.vocabulary import alarm_sentence
 
 log = logging.getLogger(__name__)
 ESCALATE_AFTER_S = 60.0
+KEEP_RESOLVED = 200  # resolved alarms kept in memory for the stations' "resolved" view
 
 
 class Category(enum.StrEnum):
@@ -342,6 +343,9 @@ class AlarmBook:
         self._alarms[alarm.alarm_id] = alarm
         if self._open_technical.get((alarm.kind, alarm.source)) == alarm.alarm_id:
             del self._open_technical[(alarm.kind, alarm.source)]
+        resolved = [a.alarm_id for a in self._alarms.values() if a.state == "resolved"]
+        for old in sorted(resolved)[:-KEEP_RESOLVED]:  # a long run's history lives in the register, not here
+            del self._alarms[old]
         return alarm
 
     # ---- escalation (the site's watcher calls this about every second) ----

@@ -40,6 +40,7 @@ from tracking.vocabulary import alarm_sentence
 
 log = logging.getLogger(__name__)
 ESCALATE_AFTER_S = 60.0
+KEEP_RESOLVED = 200  # resolved alarms kept in memory for the stations' "resolved" view
 
 
 class Category(enum.StrEnum):
@@ -65,7 +66,8 @@ KINDS: dict[str, AlarmKind] = {
         "exit_blocked", "unauthorized_exit", "unregistered_tag", "destroyed_item_seen", "possible_clone",
         "venue_ceiling", "door_forced", "door_held_open", "emergency_release_movement", "tamper", "exit_override",
     ),
-    **_kinds(Category.SECURITY, Severity.WARNING, "overdue", "inventory_discrepancy"),
+    **_kinds(Category.SECURITY, Severity.CRITICAL, "visitor_unescorted"),
+    **_kinds(Category.SECURITY, Severity.WARNING, "overdue", "inventory_discrepancy", "anti_passback"),
     **_kinds(
         Category.TECHNICAL, Severity.WARNING,
         "late_read", "data_quality", "device_offline", "panel_command_failed", "power_failure",
@@ -109,6 +111,11 @@ DEFAULT_PROCEDURES: dict[str, tuple[str, ...]] = {
     ),
     "tamper": ("Go to the panel; check for damage and who was near it.", "Call the maintenance contractor."),
     "exit_override": ("Check the override's reason with the guard who made it.",),
+    "visitor_unescorted": (
+        "Go to the room; stay with the visitor until an escort cleared for the room is back.",
+        "Ask the visitor's host to come or to collect them.",
+    ),
+    "anti_passback": ("Ask the holder where they came in; if their place is known, note it and let it be.",),
     "overdue": ("Call the person who carried the item out and ask when it comes back.",),
     "inventory_discrepancy": (
         "Search the venue for the missing items; return items registered elsewhere.",
@@ -336,6 +343,9 @@ class AlarmBook:
         self._alarms[alarm.alarm_id] = alarm
         if self._open_technical.get((alarm.kind, alarm.source)) == alarm.alarm_id:
             del self._open_technical[(alarm.kind, alarm.source)]
+        resolved = [a.alarm_id for a in self._alarms.values() if a.state == "resolved"]
+        for old in sorted(resolved)[:-KEEP_RESOLVED]:  # a long run's history lives in the register, not here
+            del self._alarms[old]
         return alarm
 
     # ---- escalation (the site's watcher calls this about every second) ----

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import ApiSettings, create_app
+from controllers.alarms import Evidence
 from controllers.bus import LiveBus
 from controllers.site import SiteRuntime
 from custodian.demo import PORTALS, Traffic
@@ -145,3 +146,16 @@ def test_an_unacknowledged_critical_alarm_escalates_and_technical_ones_stay_quie
             page.close()
     finally:
         runtime.stop()
+
+
+def test_an_auditor_watches_the_book_but_cannot_act(browser, live_server: LiveServer, control: SiteRuntime) -> None:
+    alarm = control.alarms_book.raise_alarm(
+        "unregistered_tag", time.time_ns() // 1000, "main-exit", Evidence(detail="EPC E28011700000FFFF00000001")
+    )
+    page = signed_in_page(browser, live_server, "audrey")
+    page.goto(f"{live_server.url}/guard")
+    shown = page.wait_for_selector(f"#alarms .alarm[data-alarm='{alarm.alarm_id}']")
+    assert "A tag that is not in the register was read" in shown.inner_text()
+    assert page.locator("button.ack, button.resolve, button.override").count() == 0
+    page.wait_for_selector("#devices .pill.unknown")  # no device has reported: grey, not red
+    assert page.locator("#devices .pill.down").count() == 0

@@ -27,6 +27,7 @@ def runtime(site: sessionmaker[Session], tmp_path: Path, **kwargs: object) -> Si
 def test_every_reason_and_alarm_kind_has_a_sentence() -> None:
     assert set(REASON_NAMES) <= set(REASONS)
     assert set(ALARM_KINDS) | set(KINDS) <= set(ALARMS)
+    assert set(ALARM_KINDS) <= set(KINDS)  # every engine alarm has its list (security or technical) and severity
     assert all(text.endswith(".") and "_" not in text for text in (*REASONS.values(), *ALARMS.values()))
 
 

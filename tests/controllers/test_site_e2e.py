@@ -235,7 +235,7 @@ def test_a_guard_override_opens_the_door_and_opens_an_incident(
     )
     assert outcome.person == "carol" and outcome.items == ("S-2026-002/1",) and "clearance" in outcome.overridden
     assert traffic._wait(lambda: len(wire(running_site, "archive-door", "output")) > before, 5)
-    traffic.approach("archive-door", [DISK])  # carol walks through with the disk
+    traffic.approach("archive-door", [DISK])  # carol comes back to the door and walks through with the disk
     time.sleep(0.3)
     traffic.pass_through("archive-door", [DISK])
     assert traffic._wait(lambda: runtime.portals.movements > 0, 5)

@@ -28,7 +28,7 @@ from controllers.destruction import POLICY
 from registry import journal, rules
 from registry.db import transaction
 from registry.errors import NotFound, RuleViolation
-from registry.models import Approval, DestructionRecord, Device, Item, Person, Venue, approval_items
+from registry.models import Approval, DestructionRecord, Device, Item, Person, PersonRole, Venue, approval_items
 from registry.services import lookup
 
 router = APIRouter(prefix="/api/destruction", tags=["destruction centre"])
@@ -124,6 +124,24 @@ def stations(ctx: ContextDep, _user: DestructionReader) -> list[StationPublic]:
     for code, name, kind in rows:
         found.setdefault(code, []).append(MachinePublic(name=name, kind=kind))
     return [StationPublic(name=c, machines=m, simulated_intake=ctx.settings.demo) for c, m in found.items()]
+
+
+class WitnessPublic(BaseModel):
+    username: str
+    name: str
+
+
+@router.get("/witnesses")
+def witnesses(ctx: ContextDep, user: DestructionReader) -> list[WitnessPublic]:
+    """Who may witness a run (the witness role, active), the caller excepted: never the operator alone."""
+    with ctx.factory() as session:
+        people = session.execute(
+            select(Person)
+            .join(PersonRole)
+            .where(PersonRole.role == "witness", Person.status.in_(("active", "departing")))
+            .order_by(Person.username)
+        ).scalars()
+        return [WitnessPublic(username=p.username, name=p.name) for p in people if p.username != user.username]
 
 
 def _chosen_step(session: Session, station: str) -> str | None:

@@ -72,9 +72,15 @@ function connect() {
 
 function ticked() { return [...document.querySelectorAll('input[name="item"]:checked')].map((c) => c.value); }
 
+async function loadWitnesses() {
+  const people = await api("GET", "/api/destruction/witnesses");
+  document.getElementById("witnesses").replaceChildren(...people.map((p) => el("option", { value: p.username }, p.name)));
+}
+
 const form = document.getElementById("run-form");
 if (form) {
   loadStations();
+  loadWitnesses();
   const out = document.getElementById("outcomes");
   document.getElementById("load-intake").addEventListener("click", async () => {
     try {

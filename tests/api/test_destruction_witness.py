@@ -40,3 +40,9 @@ def test_the_right_witness_password_runs_the_station(
     answer = client.post("/api/destruction/run", json={**RUN, "witness_password": PASSWORD}, headers=tokens["otto"])
     assert answer.status_code == 200, answer.text
     assert control.destructions == [("destruction-centre", ["S-2026-002/1"], "otto", "wendy")]
+
+
+def test_the_witness_list_names_witnesses_but_never_the_caller(client: TestClient, tokens: Tokens) -> None:
+    listed = client.get("/api/destruction/witnesses", headers=tokens["otto"]).json()
+    assert listed == [{"username": "wendy", "name": "Wendy Witness"}]
+    assert client.get("/api/destruction/witnesses", headers=tokens["wendy"]).json() == []

@@ -1,7 +1,8 @@
 """Many sites: records from the edges through JetStream (leaf node -> sourced centre stream -> durable consumer)
 into PostgreSQL at the centre, against the same rows bulk-loaded with COPY in the same run; edge-to-register
 lag while connected; time to drain a backlog after a partition; the edge's publish rate with and without
-an fsync per write.
+an fsync per write; what a door waits for per tick (local log against a JetStream ack); the product's
+centre write into the register (journal + ledger).
 Usage: python bench/sites.py [--quick] [--json PATH]
 """
 
@@ -54,6 +55,69 @@ def edge_rate(workdir: Path, sync_always: bool, total: int) -> float:
         return publish_all(server.url, "edge", total)
     finally:
         server.stop()
+
+
+def tick_latency_ms(workdir: Path, ticks: int = 200, per_tick: int = 10) -> tuple[float, float, float, float]:
+    """What a door waits for before it acts, per tick of `per_tick` records: the recorder's local log
+    (write + fdatasync, in process) against a JetStream publish to an fsyncing leaf (request, store, fsync,
+    ack). Returns (local p50, local p99, jetstream p50, jetstream p99) in ms."""
+    from controllers.outbox import Entry, LocalLog
+
+    local = LocalLog(workdir / "log", "bench", "n1")
+    local.open()
+    entry = Entry(0, "decision", "system", "exit.decision", "portal:main-exit", BODY.decode())
+    local_ms = []
+    for _ in range(ticks):
+        started = time.perf_counter()
+        local.append(lambda first: [entry] * per_tick)
+        local_ms.append((time.perf_counter() - started) * 1e3)
+    local.close()
+    server = servers.NatsServer("edge-tick", workdir / "leaf", "edge", sync_always=True).start()
+    js_ms = []
+    try:
+        with SyncEdgePublisher(server.url, "edge") as publisher:
+            for tick in range(ticks):
+                started = time.perf_counter()
+                assert all(o.accepted for o in publisher.publish(envelopes("edge", tick * per_tick, per_tick)))
+                js_ms.append((time.perf_counter() - started) * 1e3)
+    finally:
+        server.stop()
+
+    def pct(values: list[float], q: float) -> float:
+        return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+
+    return pct(local_ms, 0.5), pct(local_ms, 0.99), pct(js_ms, 0.5), pct(js_ms, 0.99)
+
+
+def register_sink_rate(total: int) -> float:
+    """The product's centre write: records into the register (journal entry, ledger row) by RegisterSink."""
+    from controllers.outbox import Frame
+    from controllers.recorder import Identity
+    from multisite.shipping import RegisterSink, frame_envelope
+    from registry import db
+
+    schema = f"bench_reg_{uuid.uuid4().hex[:8]}"
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    with psycopg.connect(PG, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    engine = db.make_engine(f"{url}?options=-csearch_path%3D{schema}")
+    try:
+        db.upgrade(engine)
+        sink = RegisterSink(db.session_factory(engine))
+        node = Identity("site-a", "n1")
+        body = BODY.decode()
+        rows = [
+            frame_envelope(node, Frame(seq, 0, "decision", "system", "exit.decision", "portal:x", body, 0, 0), 0)
+            for seq in range(1, total + 1)
+        ]
+        started = time.perf_counter()
+        for start in range(0, total, 2000):
+            sink.apply(rows[start : start + 2000])
+        return total / (time.perf_counter() - started)
+    finally:
+        engine.dispose()
+        with psycopg.connect(PG, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def copy_rate(schema: str, rows: list[RecordEnvelope]) -> float:
@@ -219,6 +283,11 @@ def main() -> None:
         del rows
         # 4. One edge's accepted records per second, fsync per write (the default) and without.
         results["edge_publish_per_s_fsync"] = edge_rate(workdir / "edge-fsync", True, edge_total)
+        # 5. What a door waits for per tick: the local log, or a JetStream ack from an fsyncing leaf.
+        (results["tick_local_log_p50_ms"], results["tick_local_log_p99_ms"], results["tick_jetstream_p50_ms"],
+         results["tick_jetstream_p99_ms"]) = tick_latency_ms(workdir / "ticks")
+        # 6. The product's centre write into the register (journal + ledger), alone.
+        results["register_sink_per_s"] = register_sink_rate(5_000 if args.quick else 50_000)
     finally:
         stop.set()
         for process in consumers:
@@ -249,6 +318,11 @@ def main() -> None:
     fsync = results["edge_publish_per_s_fsync"]
     print(f"{'one edge, accepted records/s, fsync per write (default)':58} {fsync:>12,.0f}")
     print(f"{'one edge, accepted records/s, no fsync':58} {results['edge_publish_per_s_no_fsync']:>12,.0f}")
+    print(f"{'one tick of 10 records durable: local log p50 / p99, ms':58} "
+          f"{results['tick_local_log_p50_ms']:>5.2f} / {results['tick_local_log_p99_ms']:.2f}")
+    print(f"{'one tick of 10 records durable: JetStream ack p50 / p99, ms':58} "
+          f"{results['tick_jetstream_p50_ms']:>5.2f} / {results['tick_jetstream_p99_ms']:.2f}")
+    print(f"{'RegisterSink into the register (journal + ledger), rec/s':58} {results['register_sink_per_s']:>12,.0f}")
     rounded = {k: round(v, 3) for k, v in results.items()}
     summary = {"bench": "sites", "quick": args.quick, "consumers": len(partitions), "backlog_records": total, **rounded}
     if args.json:

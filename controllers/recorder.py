@@ -223,8 +223,12 @@ class Recorder:
         on_db_health: Callable[[bool, str], None] | None = None,
         on_alarm: Callable[[str, str], None] | None = None,
         segment_bytes: int | None = None,
+        consumers: tuple[str, ...] = (),
     ) -> None:
+        """consumers: other readers of the local log besides the register (an edge's JetStream shipper),
+        registered before delivery starts so no segment is released before they have read it."""
         self.directory = directory
+        self._consumers = consumers
         self.identity = node_identity(directory, site)
         kwargs = {"segment_bytes": segment_bytes} if segment_bytes else {}
         self.log = LocalLog(directory, self.identity.site, self.identity.node, **kwargs)
@@ -243,6 +247,7 @@ class Recorder:
         self.retries = 0
         # Accepted records with register effects (the engine's own changes); counted under the log's lock.
         self.effects_accepted = 0
+        self.last_effect_seq = 0  # the newest of them (a snapshot from elsewhere must contain it)
 
     @property
     def origin(self) -> str:
@@ -254,6 +259,8 @@ class Recorder:
         """Recover the local log (damage is alarmed and journaled, never fatal), then start delivering."""
         opened = self.log.open(CONSUMER)
         self._cursor = self.log.cursor(CONSUMER)
+        for consumer in self._consumers:
+            self.log.add_cursor(consumer)
         self.damage = opened.damage
         if opened.backlog:
             log.warning("delivering %d records accepted by an earlier run", opened.backlog)
@@ -296,6 +303,8 @@ class Recorder:
 
         def entries(first: int) -> list[Entry]:  # called under the log's lock, with the first new seq
             self.effects_accepted += sum(effects)
+            if any(effects):
+                self.last_effect_seq = first + max(n for n, e in enumerate(effects) if e)
             return [
                 Entry(
                     HAS_EFFECTS if effects[n] else 0, record.KIND, *record.entry(),

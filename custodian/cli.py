@@ -381,12 +381,24 @@ def demo(
     port: Annotated[int, typer.Option(help="Port of the web pages")] = 8000,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    sites: Annotated[
+        int, typer.Option(help="N > 0: a NATS hub and N leaf servers on loopback, N edges, the centre")
+    ] = 0,
+    url: Annotated[
+        str | None, typer.Option("--db", help="With --sites: the centre's register (default: SQLite in --state)")
+    ] = None,
     anchor_dir: AnchorDirOption = None,
     anchor_every: AnchorEveryOption = 300.0,
 ) -> None:
     """A whole simulated site on SQLite: simulators, controllers, traffic, web pages; prints what happened."""
     from custodian.run import run_demo
 
+    if sites:
+        from multisite.run import run_sites_demo
+
+        run_sites_demo(count=sites, state=state, url=url, headless=headless, duration=duration, backend=backend,
+                       port=port)
+        return
     tls = _tls(tls_cert, tls_key)
     run_demo(
         state=state, site_file=site_file, headless=headless, duration=duration, backend=backend, port=port, tls=tls,
@@ -417,6 +429,50 @@ def run(
         url, site_file, state, simulate=simulate, port=port, backend=backend, tls=tls,
         anchoring=_anchoring(anchor_dir, anchor_every, state),
     )
+
+
+@app.command()
+def edge(
+    site_file: Path,
+    hub: Annotated[str, typer.Option(help="host:port of the centre's leaf-node listener")],
+    state: Annotated[Path, typer.Option(help="Folder for the leaf server, local register and log")] = Path(
+        "custodian-edge"
+    ),
+    simulate: Annotated[bool, typer.Option(help="Start a simulator for every device first")] = False,
+    backend: Annotated[str, typer.Option(help="Tracking backend: numba or reference")] = "numba",
+    snapshot_max_age: Annotated[
+        float, typer.Option(help="Seconds the register may be unknown before items may not leave")
+    ] = 300.0,
+    nats_port: Annotated[int, typer.Option(help="Client port of the leaf server (0: chosen once, kept)")] = 0,
+    port: Annotated[int | None, typer.Option(help="Port of the site's web pages (none by default)")] = None,
+) -> None:
+    """Run a site at the edge: its devices and doors, deciding from the centre's last register snapshot."""
+    from multisite.run import run_edge
+
+    if not site_file.is_file():
+        fail(f"{site_file}: no such file")
+    run_edge(site_file, hub, state, simulate=simulate, backend=backend, snapshot_max_age_s=snapshot_max_age,
+             nats_port=nats_port, port=port)
+
+
+@app.command()
+def centre(
+    site: Annotated[list[Path], typer.Option(help="A site file the centre serves; repeat for several")],
+    url: DbOption = None,
+    state: Annotated[Path, typer.Option(help="Folder for the hub server")] = Path("custodian-centre"),
+    nats_port: Annotated[int, typer.Option(help="Client port of the hub (0: chosen once, kept)")] = 0,
+    leaf_port: Annotated[int, typer.Option(help="Port the edges' leaf servers dial (0: chosen once, kept)")] = 0,
+    port: Annotated[int | None, typer.Option(help="Port of the web pages")] = 8000,
+) -> None:
+    """Run the centre: every site's register (PostgreSQL by --db), records in from the edges, snapshots out."""
+    from multisite.run import run_centre
+
+    for path in site:
+        if not path.is_file():
+            fail(f"{path}: no such file")
+    from registry import db
+
+    run_centre(site, db.database_url(url), state, nats_port=nats_port, leaf_port=leaf_port, port=port)
 
 
 devices_app = typer.Typer(help="Device simulators and probes for the devices a site file names.", no_args_is_help=True)

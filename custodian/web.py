@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import ApiSettings, create_app
 from api.server import uvicorn_config
+from controllers.bus import LiveBus
+from controllers.control import SiteControl
 from custodian.wiring import RunningSite
 from registry import db, passwords
 from registry.models import Person
@@ -85,6 +87,23 @@ def serve_in_thread(
 ) -> WebServer:
     """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key.
     `demo` opens the demo-only controls (placing an item on a simulated intake)."""
+    return serve_register(factory, port, state, bus=site.bus, control=site.runtime, tls=tls,
+                          anchors_dir=anchors_dir, demo=demo)
+
+
+def serve_register(
+    factory: sessionmaker[Session],
+    port: int,
+    state: Path,
+    *,
+    bus: LiveBus | None,
+    control: SiteControl | None,
+    tls: tuple[Path, Path] | None = None,
+    anchors_dir: Path | None = None,
+    demo: bool = False,
+) -> WebServer:
+    """The pages and API over a register, with a site's live state and door control when given (the
+    centre has the register and the live bus, no doors of its own)."""
     certfile, keyfile = tls or (None, None)
     settings = ApiSettings(
         secret_key=secret_key(),
@@ -93,8 +112,9 @@ def serve_in_thread(
         tls_keyfile=keyfile,
         anchors_dir=anchors_dir,
         demo=demo,
+        time_zone=os.environ.get("CUSTODIAN_TIME_ZONE", "UTC"),  # the zone guard consoles show times in
     )
-    app = create_app(settings, session_factory=factory, bus=site.bus, control=site.runtime)
+    app = create_app(settings, session_factory=factory, bus=bus, control=control)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()

@@ -52,6 +52,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def kept_ports(path: Path, wanted: dict[str, int]) -> dict[str, int]:
+    """Ports chosen once and kept in `path` (a process restarted on the same state dials and listens where it
+    did before). A non-zero wanted port wins; a zero one is taken from the file, else chosen free."""
+    try:
+        found = {k: int(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        found = {}
+    ports = {name: port or found.get(name) or free_port() for name, port in wanted.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(ports))
+    return ports
+
+
 @dataclass
 class NatsServer:
     """One nats-server process with JetStream in its own domain. Ports are chosen once and kept across
@@ -86,12 +99,34 @@ class NatsServer:
     def log_path(self) -> Path:
         return self.workdir / "server.log"
 
+    @property
+    def pid_path(self) -> Path:
+        return self.workdir / "server.pid"
+
+    def reap_orphan(self) -> bool:
+        """Stop a server left running on this store by a process that was killed (kill -9 of the edge leaves
+        its leaf behind, holding the ports and the store). Only a nats-server started with this config file."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return False
+        if not cmdline or Path(cmdline[0].decode(errors="replace")).name != "nats-server" or \
+                str(self.workdir / "server.conf").encode() not in cmdline:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return True
+
     def config_text(self) -> str:
         sync = ", sync_interval: always" if self.sync_always else ""
         lines = [
             f"server_name: {json.dumps(self.name)}",
             f"listen: 127.0.0.1:{self.port}",
             f"http: 127.0.0.1:{self.http_port}",
+            f"pid_file: {json.dumps(str(self.pid_path))}",
             f"jetstream {{ domain: {json.dumps(self.domain)}, store_dir: {json.dumps(str(self.store_dir))}{sync} }}",
         ]
         if self.leaf_port is not None:
@@ -108,6 +143,7 @@ class NatsServer:
         if self.running:
             return self
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.reap_orphan()
         conf = self.workdir / "server.conf"
         conf.write_text(self.config_text(), encoding="utf-8")
         with self.log_path.open("ab") as log:

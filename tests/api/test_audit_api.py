@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import ApiSettings, create_app
 from registry import anchors, db, journal
 from registry.models import JournalEntry
-from tests.api.conftest import RecordingControl, Tokens, token_for
+from tests.api.conftest import Tokens, token_for
 
 
 def entries(client: TestClient, headers: dict[str, str], **query: object) -> dict[str, object]:
@@ -66,14 +66,14 @@ def test_pages_are_newest_first_and_stable_by_sequence(client: TestClient, token
 def test_anchor_status_follows_the_folder(
     settings: ApiSettings, factory: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    unset = create_app(settings, session_factory=factory, control=RecordingControl())
+    unset = create_app(settings, session_factory=factory, control=None)
     with TestClient(unset) as client:
         answer = client.get("/api/audit/anchors", headers=token_for(client, "audrey")).json()
     assert answer["state"] == "not_configured" and answer["folder"] is None
 
     folder = tmp_path / "anchors"
     configured = ApiSettings(secret_key=settings.secret_key, anchors_dir=folder)
-    app = create_app(configured, session_factory=factory, control=RecordingControl())
+    app = create_app(configured, session_factory=factory, control=None)
     with TestClient(app) as client:
         audrey = token_for(client, "audrey")
         assert client.get("/api/audit/anchors", headers=audrey).json()["state"] == "not_anchored"

@@ -64,6 +64,7 @@ def test_the_guard_sees_the_sites_doors_and_devices(api: tuple[TestClient, Runni
     gus = login(client, "gus")
     doors = client.get("/api/guard/doors", headers=gus).json()
     assert {d["portal"] for d in doors} == {"archive-door", "vault-dock", "main-exit"}
+    assert {d["links"] for d in doors} == {"online"}
     devices = {d["name"]: d["health"] for d in client.get("/api/guard/devices", headers=gus).json()}
     assert devices["main-exit-panel"] == "online" and devices["archive-door-reader"] == "online"
     assert client.get("/api/guard/doors", headers=login(client, "bob")).status_code == 403

@@ -1,0 +1,284 @@
+"""`custodian centre`: the register of every site (PostgreSQL), the web pages over it, the hub nats-server,
+the record path in (every site stream sourced into the centre stream, a durable consumer writing each
+record into the register exactly once) and the register path out (a snapshot per site whenever the
+register changes, and a beat every second).
+
+Snapshots: a change to the register (any writer: the pages, the CLI, records from the edges) is seen within
+`poll_s` and every site gets a new snapshot at most every `min_interval_s`; records written from an edge
+also cause one (at most every `applied_interval_s`), so an edge that waits for a snapshot holding its own
+records gets one even when they changed no topic of the register.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from controllers.bus import LiveBus, LiveKind, Severity
+from controllers.outbox import Frame
+from controllers.recorder import Identity
+from controllers.records import AlarmRaised
+from custodian.web import WebServer, serve_register
+from multisite.centre import CentreIngest, SourceState
+from multisite.envelope import check_site, site_stream
+from multisite.register import CentreRegister, now_us
+from multisite.replica import compile_replica
+from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
+from multisite.shipping import RegisterSink
+from registry import changes, db
+from registry.services import site_files
+from registry.sitefile import SiteFileError, load
+
+log = logging.getLogger(__name__)
+ACTOR = "site-loader"
+
+
+@dataclass(frozen=True)
+class CentreSiteFile:
+    """A site the centre serves: its code (JetStream domain, record ids) and the devices it has."""
+
+    code: str
+    path: Path
+    devices: frozenset[str]
+
+
+def site_code(path: Path) -> str:
+    """The site's code in record ids and stream names: its `[site] code`, else its name, as a slug."""
+    from custodian.run import _site_name
+
+    return check_site(_site_name(path)[:32].strip("-"))
+
+
+def read_site_file(path: Path) -> CentreSiteFile:
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SiteFileError(f"{path}: {exc}") from exc
+    names = frozenset(str(d.get("name", "")) for d in tables.get("devices", []))
+    return CentreSiteFile(site_code(path), path, names)
+
+
+@dataclass(frozen=True)
+class CentreOptions:
+    db_url: str
+    site_files: tuple[Path, ...]
+    state: Path
+    nats_port: int = 0
+    leaf_port: int = 0
+    web_port: int | None = None
+    beat_s: float = 1.0
+    poll_s: float = 0.1
+    min_interval_s: float = 0.2
+    applied_interval_s: float = 1.0
+
+
+@dataclass
+class SnapshotStats:
+    published: int = 0
+    last_version: int = 0
+    last_at: float = 0.0
+    seconds: list[float] = field(default_factory=list)  # time to compile and publish, per round
+
+
+class CentreSite:
+    def __init__(self, options: CentreOptions) -> None:
+        self.options = options
+        self.sites = {s.code: s for s in (read_site_file(p) for p in options.site_files)}
+        if len(self.sites) != len(options.site_files):
+            raise SiteFileError("two site files have the same site code")
+        options.state.mkdir(parents=True, exist_ok=True)
+        ports = kept_ports(
+            options.state / "nats-ports.json", {"port": options.nats_port, "http": 0, "leaf": options.leaf_port}
+        )
+        self.hub = NatsServer(
+            "hub", options.state / "nats", CENTRE_DOMAIN, leaf_port=ports["leaf"], port=ports["port"],
+            http_port=ports["http"],
+        )
+        self.db_engine = db.make_engine(options.db_url)
+        self.factory: sessionmaker[Session] = db.session_factory(self.db_engine)
+        self.bus = LiveBus()
+        self.sink: RegisterSink | None = None
+        self.ingest: CentreIngest | None = None
+        self.register: CentreRegister | None = None
+        self.web: WebServer | None = None
+        self.stats = SnapshotStats()
+        self.sourced: set[str] = set()
+        self._stop = threading.Event()
+        self._poke = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self.site_states: dict[str, SourceState] = {}  # per site: how far the centre is behind (guard pages)
+
+    @property
+    def hub_leaf(self) -> str:
+        return f"127.0.0.1:{self.hub.leaf_port}"
+
+    def start(self) -> CentreSite:
+        db.upgrade(self.db_engine)
+        for message in self._load_site_files():
+            log.warning("%s", message)
+        self.hub.start()
+        try:
+            self.sink = RegisterSink(self.factory, on_written=self._live)
+            self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
+            self._publish()  # before the edges ask: an edge that never had a register waits for this
+            self.ingest = CentreIngest(self.hub.url, self.sink, [])
+            self._source_new_sites()
+            self._thread = threading.Thread(target=self._snapshots, name="centre-snapshots", daemon=True)
+            self._thread.start()
+            self._watcher = threading.Thread(target=self._watch_sites, name="centre-sites", daemon=True)
+            self._watcher.start()
+            if self.options.web_port is not None:
+                self.web = serve_register(self.factory, self.options.web_port, self.options.state, bus=self.bus,
+                                          control=None)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        for thread in (self._thread, self._watcher):
+            if thread is not None:
+                thread.join(10)
+        if self.web is not None:
+            self.web.stop()
+        for closing in (self.ingest, self.register):
+            if closing is not None:
+                closing.close()
+        self.hub.stop()
+        self.db_engine.dispose()
+
+    def _load_site_files(self) -> list[str]:
+        """Every site file into the register: whole into an empty register, else their configuration only
+        (people, items and approvals are live state at the centre, as on a single site)."""
+        with db.transaction(self.factory) as session:
+            empty = site_files.register_is_empty(session)
+        problems = []
+        for site in self.sites.values():
+            try:
+                with db.transaction(self.factory) as session:
+                    load(session, ACTOR, site.path, configuration_only=not empty)
+                    mode = site_files.CONFIGURATION if not empty else site_files.FULL
+                    site_files.loaded(session, ACTOR, site.path, site_files.digest(site.path), mode)
+            except SiteFileError as exc:
+                if empty:
+                    raise
+                problems.append(f"{site.path} not applied ({exc}); the register is used as it is")
+        return problems
+
+    def _watch_sites(self) -> None:
+        """Each site's link and backlog as the centre sees it; a site cut off or back is a live event here."""
+        reachable: dict[str, bool] = {}
+        while not self._stop.wait(2.0):
+            assert self.ingest is not None
+            try:
+                states = self.ingest.sources()
+            except Exception as exc:
+                log.warning("site states unavailable: %s", exc)
+                continue
+            self.site_states = {s.site: s for s in states}
+            for state in states:
+                up = state.behind is not None
+                if reachable.get(state.site, True) == up:
+                    reachable[state.site] = up
+                    continue
+                reachable[state.site] = up
+                heard = f"last heard {state.active_s:.0f} s ago" if state.active_s is not None else "never heard"
+                detail = f"{state.behind} records to drain" if up else f"{heard}; its records wait at the edge"
+                self.bus.publish(LiveKind.HEALTH, Severity.INFO if up else Severity.WARNING, now_us(), state.site,
+                                 f"{state.site}: {'link back' if up else 'CUT OFF'}", (("detail", detail),))
+
+    def _source_new_sites(self) -> None:
+        """Source a site's stream once it exists: a source added before its stream waits out the server's
+        retry interval (seconds) after the stream appears; one added after starts at once."""
+        assert self.ingest is not None
+        for code in sorted(set(self.sites) - self.sourced):
+            try:
+                self.ingest.link.run(self.ingest.link.js(code).stream_info(site_stream(code)), 5)
+            except Exception:  # the edge has not been up yet, or is cut off: asked again in a second
+                continue
+            self.ingest.add_site(code)
+            self.sourced.add(code)
+            log.info("centre stream sources %s", code)
+
+    def _live(self, identity: Identity, frames: Sequence[Frame]) -> None:
+        """Every site's alarms on the centre's live bus, as they reach the register (the guard pages here);
+        records with effects make a snapshot at once (the edge that made them waits for one holding them)."""
+        if any(f.has_effects for f in frames):
+            self._poke.set()
+        for frame in frames:
+            if frame.kind != AlarmRaised.KIND:
+                continue
+            fields = json.loads(frame.payload)
+            self.bus.publish(
+                LiveKind.ALARM, Severity.CRITICAL, int(fields.get("time_us") or now_us()), identity.site,
+                f"{identity.site}: {str(fields.get('alarm', 'alarm')).replace('_', ' ')}",
+                (("site", identity.site), ("source", str(fields.get("source", ""))),
+                 ("detail", str(fields.get("detail", ""))), ("record", str(fields.get("record", "")))),
+            )
+
+    # ---- snapshots ----
+    def poke(self) -> None:
+        """Publish snapshots now (a change made in this process)."""
+        self._poke.set()
+
+    def _snapshots(self) -> None:
+        seen = -1
+        applied_seen: dict[str, int] = {}
+        asked = time.monotonic()
+        while not self._stop.is_set():
+            if len(self.sourced) < len(self.sites) and time.monotonic() - asked > 1.0:
+                asked = time.monotonic()
+                self._source_new_sites()
+            poked = self._poke.wait(self.options.poll_s)
+            self._poke.clear()
+            if self._stop.is_set():
+                return
+            try:
+                with self.factory() as session:
+                    position = changes.latest(session)
+                assert self.sink is not None
+                applied = self.sink.applied_now()
+                since = time.monotonic() - self.stats.last_at
+                due = (poked or position != seen) and since >= self.options.min_interval_s
+                due |= applied != applied_seen and since >= self.options.applied_interval_s
+                if due:
+                    self._publish(applied)
+                    seen, applied_seen = position, applied
+            except Exception:
+                log.exception("snapshot round failed; trying again")
+                self._stop.wait(1.0)
+
+    def _publish(self, applied: dict[str, int] | None = None) -> int:
+        """A snapshot for every site, from one consistent read of the register; returns its version."""
+        assert self.register is not None
+        started = time.monotonic()
+        applied = dict(applied if applied is not None else (self.sink.applied_now() if self.sink else {}))
+        version = max(self.stats.last_version + 1, now_us())  # increasing across restarts too
+        with self.factory() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            compiled_at = now_us()
+            blobs = {
+                code: compile_replica(
+                    session, code, site.devices, version=version, compiled_at_us=compiled_at, applied=applied
+                ).encode()
+                for code, site in self.sites.items()
+            }
+        for code, blob in blobs.items():
+            self.register.publish_snapshot(code, version, compiled_at, blob)
+        self.stats.published += 1
+        self.stats.last_version = version
+        self.stats.last_at = time.monotonic()
+        self.stats.seconds = [*self.stats.seconds[-99:], self.stats.last_at - started]
+        return version

@@ -28,7 +28,7 @@ from controllers.destruction import POLICY
 from registry import journal, rules
 from registry.db import transaction
 from registry.errors import NotFound, RuleViolation
-from registry.models import Approval, DestructionRecord, Device, Item, Person, Venue, approval_items
+from registry.models import Approval, DestructionRecord, Device, Item, Person, PersonRole, Venue, approval_items
 from registry.services import lookup
 
 router = APIRouter(prefix="/api/destruction", tags=["destruction centre"])
@@ -124,6 +124,24 @@ def stations(ctx: ContextDep, _user: DestructionReader) -> list[StationPublic]:
     for code, name, kind in rows:
         found.setdefault(code, []).append(MachinePublic(name=name, kind=kind))
     return [StationPublic(name=c, machines=m, simulated_intake=ctx.settings.demo) for c, m in found.items()]
+
+
+class WitnessPublic(BaseModel):
+    username: str
+    name: str
+
+
+@router.get("/witnesses")
+def witnesses(ctx: ContextDep, user: DestructionReader) -> list[WitnessPublic]:
+    """Who may witness a run (the witness role, active), the caller excepted: never the operator alone."""
+    with ctx.factory() as session:
+        people = session.execute(
+            select(Person)
+            .join(PersonRole)
+            .where(PersonRole.role == "witness", Person.status.in_(("active", "departing")))
+            .order_by(Person.username)
+        ).scalars()
+        return [WitnessPublic(username=p.username, name=p.name) for p in people if p.username != user.username]
 
 
 def _chosen_step(session: Session, station: str) -> str | None:
@@ -336,14 +354,15 @@ def certificate(record_id: schemas.RowId, ctx: ContextDep, user: DestructionRead
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def evidence_image(sha256: Sha256, ctx: ContextDep, user: DestructionReader) -> Response:
-    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash;
-    journalled like every export (the browser keeps it for an hour, so a page shows it without a new entry)."""
+def evidence_image(sha256: Sha256, ctx: ContextDep, _user: DestructionReader) -> Response:
+    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash.
+
+    Shown on the live page as each run reaches its analysis, so it is a view, not journalled per request (a
+    write on every image the page loads would contend with the station's own records); what vouches for it is
+    its SHA-256 in the destruction record, the journal and the certificate, which is journalled when taken."""
     directory = ctx.settings.certificates_dir
     path = directory / f"evidence-{sha256[:16]}.png" if directory is not None else None
     data = path.read_bytes() if path is not None and path.is_file() else b""
     if hashlib.sha256(data).hexdigest() != sha256:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evidence image {sha256}")
-    with transaction(ctx.factory) as session:
-        journal.append(session, user.username, "destruction.evidence_exported", f"evidence:{sha256}", {})
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

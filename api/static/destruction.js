@@ -43,13 +43,22 @@ async function loadStations() {
   showMachines();
 }
 
+// A busy station may answer the image late: ask once more before showing it as missing.
+function retryOnce(e) {
+  const img = e.target;
+  if (img.dataset.retried) return;
+  img.dataset.retried = "yes";
+  setTimeout(() => { img.src = `${img.src.split("?")[0]}?retry=1`; }, 1000);
+}
+
 // Each step of a run, as the station publishes it.
 function showStep(ev) {
   const details = el("dl", {}, ...ev.details.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   const evidence = ev.details.find(([k, v]) => k === "evidence" && /^[0-9a-f]{64}$/.test(v));
   const item = el("li", { class: `step ${ev.severity}` }, el("span", { class: "muted" }, `${timeOf(ev.time_us)} `),
     el("strong", {}, ev.title), details,
-    evidence ? el("img", { class: "evidence", alt: "particle analysis evidence", src: `/api/destruction/evidence/${evidence[1]}` }) : "");
+    evidence ? el("img", { class: "evidence", alt: "particle analysis evidence", src: `/api/destruction/evidence/${evidence[1]}`,
+      onerror: retryOnce }) : "");
   document.getElementById("steps").prepend(item);
 }
 
@@ -63,9 +72,15 @@ function connect() {
 
 function ticked() { return [...document.querySelectorAll('input[name="item"]:checked')].map((c) => c.value); }
 
+async function loadWitnesses() {
+  const people = await api("GET", "/api/destruction/witnesses");
+  document.getElementById("witnesses").replaceChildren(...people.map((p) => el("option", { value: p.username }, p.name)));
+}
+
 const form = document.getElementById("run-form");
 if (form) {
   loadStations();
+  loadWitnesses();
   const out = document.getElementById("outcomes");
   document.getElementById("load-intake").addEventListener("click", async () => {
     try {

@@ -1,9 +1,11 @@
 """Playwright + Chromium on the real simulated demo: `custodian demo` runs as its own process (every device
 simulated, the demo's traffic walked through first), and the tests click its pages as users would.
 
-- A destruction started from the destruction page succeeds: the operator puts the item on the simulated
-  intake from the page, runs the station, and watches each step live (intake read, cycle telemetry, particle
-  analysis with the evidence image, witness); the record names the witness and the machine actually used.
+- A destruction started from the destruction page succeeds: run before the item is in the hopper, it fails
+  and the failed record keeps its witness; then the operator puts the item on the simulated intake from the
+  page, runs the station again (the witness typing their password), and watches each step live (intake read,
+  cycle telemetry, particle analysis with the evidence image, witness); the record names the witness and the
+  machine actually used.
 - An auditor finds the journal head hash on the audit page, and it is the head `custodian journal verify`
   prints for the same register; the anchors the running site writes are shown as holding.
 - The journal browser filters by action, subject and actor, and pages.
@@ -151,10 +153,23 @@ def test_a_destruction_started_from_the_page_succeeds(browser, demo: Demo) -> No
     page.check("input[name=item][value='S-2026-001/1']")
     page.select_option("#station", "destruction-centre")
     assert "shredder-1" in page.inner_text("#machines")
-    page.click("#load-intake")
-    page.wait_for_selector("#outcomes li.intake")
+    # Run before the item is in the hopper: refused at the intake read, and the failed record keeps the witness.
     page.fill("#witness", "wendy")
     page.fill("#witness-password", DEMO_PASSWORD)
+    page.click("#run-form button[type=submit]")
+    failed = page.wait_for_selector("#outcomes li.outcome", timeout=90_000)
+    assert "NOT destroyed" in failed.inner_text() and "intake" in failed.inner_text()
+    assert _wait(lambda: "S-2026-001/1" in page.locator("#records tr").first.inner_text(), 15)
+    failed_record = page.locator("#records tr").first
+    assert failed_record.locator("td.witness").inner_text() == "wendy"
+    assert failed_record.locator("td.machines").inner_text() == "none"
+    assert "tag not read at the intake" in failed_record.locator("td.outcome").inner_text()
+    shot(page, "demo-destruction-failed-keeps-the-witness")
+
+    page.check("input[name=item][value='S-2026-001/1']")
+    page.click("#load-intake")
+    page.wait_for_selector("#outcomes li.intake")
+    page.fill("#witness-password", DEMO_PASSWORD)  # cleared after each run
     page.click("#run-form button[type=submit]")
     outcome = page.wait_for_selector("#outcomes li.outcome", timeout=90_000)
     assert "S-2026-001/1: destroyed" in outcome.inner_text(), outcome.inner_text()

@@ -50,3 +50,9 @@ def test_the_right_witness_password_runs_the_station(
     with factory() as session:
         record = session.get(DestructionRecord, outcome["record_id"])
         assert record is not None and record.witness_id is not None
+
+
+def test_the_witness_list_names_witnesses_but_never_the_caller(client: TestClient, tokens: Tokens) -> None:
+    listed = client.get("/api/destruction/witnesses", headers=tokens["otto"]).json()
+    assert listed == [{"username": "wendy", "name": "Wendy Witness"}]
+    assert client.get("/api/destruction/witnesses", headers=tokens["wendy"]).json() == []

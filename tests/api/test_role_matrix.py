@@ -215,6 +215,7 @@ CASES = [
         json={"station": "destruction-centre", "items": ["S-2026-002"]},
     ),
     Case("GET", "/api/destruction/live", DESTRUCTION_READ),
+    Case("GET", "/api/destruction/witnesses", DESTRUCTION_READ),
     Case("GET", "/api/destruction/evidence/{sha256}", DESTRUCTION_READ, "/api/destruction/evidence/" + "0" * 64),
     Case(
         "GET",

@@ -108,7 +108,8 @@ FORM_ERRORS = (ValidationError, RegistryError, ValueError, BridgeError)
 
 
 def read_form(model: type[M], form: FormData, **fixed: object) -> M:
-    """A schema from a posted form: an empty field is absent, an unticked box is false, a list field takes
+    """A schema from a posted form: an empty field is absent (spaces only are not: the schema refuses them
+    as blank), an unticked box is false, a list field takes
     every value given (ticked boxes) or comma-separated text; `fixed` values come from the URL."""
     values: dict[str, object] = {}
     for name, spec in model.model_fields.items():
@@ -119,7 +120,7 @@ def read_form(model: type[M], form: FormData, **fixed: object) -> M:
                 values[name] = [part.strip() for text in raw for part in text.split(",") if part.strip()]
         elif spec.annotation is bool:
             values[name] = bool(raw) and raw[-1] in ("on", "true", "1")
-        elif raw and raw[-1].strip():
+        elif raw and raw[-1]:
             text = raw[-1]
             if "datetime" in annotation.lower() and len(text) == 16:
                 text += ":00+00:00"  # a datetime-local field; the pages state that times are UTC

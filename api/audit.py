@@ -149,10 +149,14 @@ class AnnualReportPublic(BaseModel):
 
 
 def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    return (
-        dt.datetime.combine(start, dt.time.min, dt.UTC),
-        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, dt.UTC),
+    """[start 00:00, the day after end 00:00) in UTC; a period ending on the last representable day runs to its
+    end instead of overflowing."""
+    upper = (
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, dt.UTC)
+        if end < dt.date.max
+        else dt.datetime.max.replace(tzinfo=dt.UTC)
     )
+    return dt.datetime.combine(start, dt.time.min, dt.UTC), upper
 
 
 def annual_report(session: Session, start: dt.date, end: dt.date) -> AnnualReportPublic:

@@ -138,7 +138,9 @@ def home(user: AnySignedIn) -> Response:
 def guard_page(request: Request, ctx: ContextDep, user: SiteWatcher) -> Response:
     with ctx.factory() as session:
         portals = list(session.execute(select(Portal.code).order_by(Portal.code)).scalars())
-    return render(request, "guard.html", user, portals=portals, can_act="guard" in user.roles)
+    return render(
+        request, "guard.html", user, portals=portals, can_act="guard" in user.roles, time_zone=ctx.settings.time_zone
+    )
 
 
 @router.get("/destruction")

@@ -312,7 +312,37 @@ class ApprovalPublic(BaseModel):
 
 
 class OverrideCreate(Strict):
+    """A guard's override: their own password, entered now, and a written reason (rule 4.7). `alarm` names
+    the block the guard was shown; the override is refused if another block has replaced it since."""
+
+    password: str = Field(min_length=1, max_length=256)
     reason: Text(2000, min_length=5)
+    alarm: int | None = Field(default=None, ge=1, le=2**63 - 1)
+
+
+class OverridePublic(BaseModel):
+    portal: str
+    guard: str
+    person: str
+    items: list[str]
+    overridden: list[ReasonPublic]
+    at: dt.datetime
+
+
+class ReasonPublic(BaseModel):
+    """A stable reason id with the sentence guards read (tracking.vocabulary)."""
+
+    id: str
+    sentence: str
+
+
+class BlockPublic(BaseModel):
+    alarm_id: int | None
+    person: str
+    items: list[str]
+    reasons: list[ReasonPublic]
+    at: dt.datetime
+    fresh_until: dt.datetime
 
 
 class DoorPublic(BaseModel):
@@ -322,6 +352,58 @@ class DoorPublic(BaseModel):
     released_by_fire_alarm: bool
     panel_online: bool
     readers_online: bool
+    block: BlockPublic | None = None  # a fresh block a guard may override
+    links: Literal["online", "degraded", "offline", "unknown"] = "unknown"  # panel and readers together
+
+
+class AlarmNote(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class AlarmResolve(Strict):
+    note: Text(2000, min_length=3)
+
+
+class AlarmPublic(BaseModel):
+    """One alarm of the site's alarm book; times in the site's time zone."""
+
+    id: int
+    kind: str
+    sentence: str
+    category: Literal["security", "technical"]
+    severity: str
+    source: str
+    venue: str
+    raised_at: dt.datetime
+    last_at: dt.datetime
+    repeats: int
+    person: str
+    badge: str
+    items: list[str]
+    reasons: list[ReasonPublic]
+    detail: str
+    has_frame: bool
+    state: Literal["open", "acknowledged", "resolved"]
+    escalated_at: dt.datetime | None
+    acknowledged_by: str
+    acknowledged_at: dt.datetime | None
+    acknowledge_note: str
+    resolved_by: str
+    resolved_at: dt.datetime | None
+    resolve_note: str
+    procedure: list[str]
+
+
+class AlarmBookPublic(BaseModel):
+    """Security alarms (loud, escalating) and technical / data-quality alarms (quiet), newest first."""
+
+    time_zone: str
+    security: list[AlarmPublic]
+    technical: list[AlarmPublic]
+
+
+class ProcedureUpdate(Strict):
+    steps: list[Text(500)] = Field(max_length=20)
 
 
 class DevicePublicHealth(BaseModel):
@@ -349,6 +431,9 @@ class DestructionCreate(Strict):
     station: Ref
     items: list[ItemRef] = Field(min_length=1, max_length=100)
     witness: Ref
+    # The witness confirms being there by typing their own password at the station (rule 6: never the
+    # operator alone); checked and throttled like a sign-in, never stored or journalled.
+    witness_password: str = Field(min_length=1, max_length=256)
 
 
 class DestructionOutcomePublic(BaseModel):

@@ -142,13 +142,13 @@ class DestructionStation:
             try:
                 item = lookup.item(session, key)
             except RegistryError as exc:
-                return DestructionOutcome(key, False, str(exc), None, None)
+                return self._not_started(key, str(exc))
             name = f"{item.register_number}/{item.copy_number}"
             if item.status not in ("active", "destruction_failed"):
-                return DestructionOutcome(name, False, f"item is {item.status}", None, None)
+                return self._not_started(name, f"item is {item.status}")
             if destruction.destroy_approval_for(session, item) is None:
                 # Nothing was started: the item is untouched, not "failed".
-                return DestructionOutcome(name, False, "no approved destruction request", None, None)
+                return self._not_started(name, "no approved destruction request")
             item_id, epc, kind = item.id, item.epc, item.kind
         started = journal.now_utc()
         policy = POLICY.get(kind, POLICY["other"])
@@ -182,6 +182,10 @@ class DestructionStation:
         if outcome.destroyed and self.simulated_intake is not None:
             self.simulated_intake.remove(epc)  # the tag went through the machine with the medium
         return outcome
+
+    def _not_started(self, name: str, reason: str) -> DestructionOutcome:
+        self._step(f"{name}: not started", ("reason", reason), severity=Severity.WARNING)
+        return DestructionOutcome(name, False, reason, None, None)
 
     def _cycles(
         self, name: str, policy: MediumPolicy, parameters: dict[str, str], counters: list[str], used: list[str]

@@ -7,12 +7,19 @@ the panels (allow: pulse the strike, green; block: stay locked, red, buzzer) and
 A door never acts on a decision that is not on stable storage; the register is written later, off the hot
 path, by the recorder's own thread.
 
-When it advances: every TICK_S, and as soon as the engine's horizon (now - reorder_us) passes an event that
-can decide an exit: a badge, its floor and its cap (badge + settle_us), and every round end, tag batch and
-health change at a portal with a badge waiting. So an exit is allowed as soon as the engine has whole
-inventory rounds after the badge (tracking.engine), and refused on the first read of an item it may not
-take; the settle time is only the cap. The engine keeps watching the door after an allow: an item that
-crosses without being covered by it raises `unauthorized_exit`, published like every alarm.
+When it advances: every TICK_S, and as soon as the engine's horizon passes an event that can decide an exit:
+a badge, its floor and its cap (badge + settle_us), and every round end, tag batch and health change at a
+portal with a badge waiting. So an exit is allowed as soon as the engine has whole inventory rounds after
+the badge (tracking.engine), and refused on the first read of an item it may not take; the settle time is
+only the cap. The engine keeps watching the door after an allow: an item that crosses without being covered
+by it raises `unauthorized_exit`, published like every alarm.
+
+How far: the engine processes what is older than its `now` minus reorder_us, the time devices may be late
+by. The controller passes a later `now` when it knows more (a watermark): every portal reader that is not
+offline has reported a round end since, and a reader's reports come in order (a round's tags before its
+end), so nothing older can still come from it; host-stamped events (cards, health, cameras, doors) are
+stamped as they arrive, within HOST_LAG_US. Then the reorder buffer costs HOST_LAG_US on the allow path, not
+reorder_us; a reader without round ends, or one that lags, holds it back to the plain clock.
 
 Fail-secure (readers offline: `readers_offline_fail_secure`) is the engine's reason, fed by the readers'
 health. Life safety: a fire-alarm input on any panel releases every door at once and keeps them released
@@ -21,27 +28,29 @@ until it clears.
 
 from __future__ import annotations
 
-import base64
 import heapq
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from controllers import people
+from controllers.alarms import AlarmBook, Evidence, Raised
 from controllers.bus import LiveBus, LiveKind, Severity
-from controllers.control import DoorState
+from controllers.control import BlockState, DoorState, NoFreshBlock, OverrideOutcome, OverrideRefused, UnknownPortal
 from controllers.recorder import LogError, Recorder
 from controllers.records import (
-    AlarmRaised,
     DeviceHealthChanged,
     DoorHeldOpen,
     ExitDecision,
     ExitOverride,
+    ExitOverrideRefused,
     FireRelease,
     ItemCrossed,
     Record,
@@ -59,12 +68,22 @@ from firmware_bridge.events import (
 )
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
 from tracking.engine import Engine
-from tracking.events import BadgePresentation, CameraCount, DoorInput, FireAlarmInput, InventoryRound, ReaderHealth
+from tracking.events import (
+    BadgePresentation,
+    CameraCount,
+    DoorInput,
+    FireAlarmInput,
+    InventoryRound,
+    OverrideRequest,
+    ReaderHealth,
+)
 from tracking.results import Alarm, Decision, Movement
+from tracking.vocabulary import reason_sentence
 
 log = logging.getLogger(__name__)
 TICK_S = 0.01  # the engine is advanced at least this often (movements settle, caps pass, doors are watched)
 BURST = 1000  # events taken from the queue before the engine is advanced again
+HOST_LAG_US = 2_000  # a host-stamped event reaches the controller within this (a later badge is still decided)
 HELD_OPEN_US = 30_000_000  # a door open longer than this after a pass is "held open"
 NOT_RECORDED = "not_recorded_door_kept_locked"  # an allowed exit whose record could not be made durable
 
@@ -112,6 +131,7 @@ class _PortalState:
     panel_online: bool = True
     offline_readers: set[str] = field(default_factory=set)
     last_block: Decision | None = None
+    block_alarm: int | None = None  # the alarm-book id of last_block
     last_frame_png: bytes | None = None
 
 
@@ -146,6 +166,19 @@ class _Step:
 
     record: Record
     act: Callable[[bool], None]
+    also: tuple[Record, ...] = ()  # more records made durable with it (a block's alarm)
+
+
+@dataclass(frozen=True, slots=True)
+class _OverrideAsk:
+    """A guard's override, authenticated by the site, on its way into the engine through the queue."""
+
+    portal_code: str
+    guard_person_id: int
+    guard: str
+    reason: str
+    alarm_id: int | None
+    answer: Future[OverrideOutcome]
 
 
 class PortalController:
@@ -159,8 +192,10 @@ class PortalController:
         *,
         panels: DoorPanels | None = None,
         clock: Callable[[], int] = lambda: time.time_ns() // 1000,
+        alarms: AlarmBook | None = None,
     ) -> None:
         self.engine = engine
+        self.book = alarms or AlarmBook(recorder, bus, clock=clock)
         self.names = names
         self.bus = bus
         self.recorder = recorder
@@ -181,6 +216,8 @@ class PortalController:
         self._events: queue.Queue[object] = queue.Queue()
         self._due: list[int] = []  # heap of clock times at which the engine's horizon passes a deciding event
         self._watch_until: dict[int, int] = {}  # portal id -> end of its latest badge's wait (cap + reorder)
+        self._overrides: dict[tuple[int, int, int], _OverrideAsk] = {}  # (portal, guard, time) -> waiting ask
+        self._round_seen: dict[str, int] = {}  # reader -> its latest round end: nothing older can still come
         self.engine_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -220,35 +257,66 @@ class PortalController:
         while True:
             wait = min(next_tick - time.monotonic(), self._until_due_s())
             try:
-                event: object | None = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
+                first = self._events.get(timeout=wait) if wait > 0 else self._events.get_nowait()
             except queue.Empty:
-                event = None
-            for _ in range(BURST):  # a burst of events is one advance
-                if event is None:
-                    break
-                self._guard(self._ingest, event)
-                try:
-                    event = self._events.get_nowait()
-                except queue.Empty:
-                    event = None
-            if event is not None:
-                self._guard(self._ingest, event)
+                first = None
+            self._take(first, BURST)
             now_us = self.clock()
-            if time.monotonic() >= next_tick or (self._due and self._due[0] <= now_us):
-                while self._due and self._due[0] <= now_us:
-                    heapq.heappop(self._due)
+            if time.monotonic() >= next_tick or self._is_due(now_us):
                 next_tick = time.monotonic() + TICK_S
-                self._guard(self.tick, now_us)
+                self._advance(now_us)
             if self._stop.is_set() and self._events.empty():
                 self.tick(self.clock() + self.engine.config.settle_us + self.engine.config.reorder_us)
                 return
+
+    def step(self, now_us: int, *, tick: bool = False) -> bool:
+        """The loop's work at now_us, driven by hand (tests, replays; the loop thread is not started): take
+        every queued event, then advance the engine if an event is due, or if `tick` (the periodic tick).
+        True when it advanced."""
+        self._take(self._next(), sys.maxsize)
+        if not (tick or self._is_due(now_us)):
+            return False
+        self._advance(now_us)
+        return True
+
+    def _next(self) -> object | None:
+        try:
+            return self._events.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _take(self, event: object | None, limit: int) -> None:
+        """Ingest `event` and what is queued behind it, at most `limit` events (a burst is one advance)."""
+        taken = 0
+        while event is not None:
+            self._guard(self._ingest, event)
+            taken += 1
+            event = self._next() if taken < limit else None
+
+    def _is_due(self, now_us: int) -> bool:
+        return bool(self._due) and self._due[0] <= now_us
+
+    def _advance(self, now_us: int) -> None:
+        while self._due and self._due[0] <= now_us:
+            heapq.heappop(self._due)
+        self._guard(self.tick, now_us)
 
     def _until_due_s(self) -> float:
         return (self._due[0] - self.clock()) / 1e6 if self._due else TICK_S
 
     def _expect(self, time_us: int) -> None:
-        """Advance the engine once its horizon has passed `time_us` (an event that can decide an exit)."""
+        """Advance the engine once its horizon can have passed `time_us` (an event that can decide an exit):
+        by the watermark, or else by the clock."""
+        heapq.heappush(self._due, time_us + HOST_LAG_US)
         heapq.heappush(self._due, time_us + self.engine.config.reorder_us)
+
+    def _engine_now(self, now_us: int) -> int:
+        """The `now` to advance the engine to at clock time now_us: later than the clock by what the
+        watermark allows (module docstring), never so late that the horizon passes the clock."""
+        offline = set().union(*(state.offline_readers for state in self.state.values()))
+        marks = [self._round_seen.get(reader, -(2**62)) - 1 for reader in self.by_reader if reader not in offline]
+        watermark = min([now_us - HOST_LAG_US, *marks])
+        return max(now_us, watermark + self.engine.config.reorder_us)
 
     def _watched(self, wiring: PortalWiring | None, time_us: int) -> bool:
         """Is a badge waiting for its decision at this portal (its reads and rounds can decide it)?"""
@@ -284,6 +352,8 @@ class PortalController:
                 self._input(event)
             elif isinstance(event, HealthEvent):
                 self._health(event)
+            elif isinstance(event, _OverrideAsk):
+                self._ask_override(event)
             elif isinstance(event, PeopleCount):
                 wiring = self.by_camera.get(event.camera)
                 if wiring is not None:
@@ -297,6 +367,7 @@ class PortalController:
                 wiring = self.by_camera.get(event.device)
                 if wiring is not None:
                     self.engine.on_camera(CameraCount(wiring.portal_id, event.count, event.time_us))
+                    self._expect(event.time_us)
 
     def _card(self, card: CardRead) -> None:
         wiring = self.by_panel.get(card.panel)
@@ -317,6 +388,7 @@ class PortalController:
         while the link was down says nothing of the field now, so it is not passed on."""
         if end.stale:
             return
+        self._round_seen[end.reader] = max(end.time_us, self._round_seen.get(end.reader, end.time_us))
         self.engine.on_round(InventoryRound(end.reader, end.antenna, end.time_us))
         if self._watched(self.by_reader.get(end.reader), end.time_us):
             self._expect(end.time_us)
@@ -366,6 +438,10 @@ class PortalController:
             (("reason", event.reason),),
         )
         self._record([DeviceHealthChanged(device=event.device, health=str(event.health), reason=event.reason)])
+        if offline:
+            self.book.raise_alarm("device_offline", event.time_us, event.device, Evidence(detail=event.reason))
+        elif event.health == Health.ONLINE:
+            self.book.clear("device_offline", event.device, f"{event.device} is back online")
 
     # ---- decision side (controller thread) ----
     def tick(self, now_us: int | None = None) -> None:
@@ -375,7 +451,7 @@ class PortalController:
         # The lock is held until the tick's records are accepted: a snapshot swap (SiteRuntime.reload) then
         # never lands between what the engine did and the record of it.
         with self.engine_lock:
-            out = self.engine.advance(now_us)
+            out = self.engine.advance(self._engine_now(now_us))
             engine_us = (time.perf_counter_ns() - started) / 1000
             steps = [
                 *self._check_held_open(now_us),
@@ -387,7 +463,7 @@ class PortalController:
             if not steps:
                 return
             recording = time.perf_counter_ns()
-            durable = self._record([step.record for step in steps])
+            durable = self._record([record for step in steps for record in (step.record, *step.also)])
             durable_us = (time.perf_counter_ns() - recording) / 1000
         acted_us = self.clock()
         for step in steps:
@@ -429,6 +505,8 @@ class PortalController:
         return steps
 
     def _decision(self, decision: Decision) -> _Step:
+        if decision.override_by is not None:
+            return self._override_decided(decision)
         self.decisions += 1
         wiring = self.wiring[decision.portal_id]
         reasons = list(decision.reason_names)
@@ -444,48 +522,56 @@ class PortalController:
             reasons=tuple(reasons),
             approvals=tuple(decision.approval_ids),
             time_us=decision.time_us,
+            direction=decision.direction,
         )
+
+        block = None if allow else self._block_alarm(wiring, decision, person, items, reasons)
 
         def act(durable: bool) -> None:
             """The door opens only for a decision on stable storage; otherwise it stays shut (fail closed)."""
             opened = allow and durable
             shown = reasons if durable or not allow else [*reasons, NOT_RECORDED]
-            self._show_decision(wiring, decision, person, items, shown, opened)
+            raised = block or (None if opened else self._block_alarm(wiring, decision, person, items, shown, now=True))
+            self._show_decision(wiring, decision, person, items, shown, raised)
 
-        return _Step(record, act)
+        return _Step(record, act, (block.record,) if block else ())
+
+    def _block_alarm(
+        self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str],
+        *, now: bool = False,
+    ) -> Raised:
+        """The alarm of a blocked exit, with its evidence and the camera's frame (recorded at once with `now`)."""
+        raised = self.book.prepare(
+            "exit_blocked", decision.time_us, wiring.code,
+            Evidence(person, tuple(items), tuple(reasons), badge=decision.badge),
+            portal_id=wiring.portal_id, frame_png=self.state[decision.portal_id].last_frame_png,
+        )
+        if now:
+            self._record([raised.record])
+        return raised
 
     def _show_decision(
-        self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str], opened: bool
+        self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str],
+        block: Raised | None,
     ) -> None:
         state = self.state[decision.portal_id]
-        if opened:
-            self._open_door(wiring)
-            state.last_block = None
-        else:
-            state.last_block = decision
-            self._refuse_at_panel(wiring)
         details = (
             ("person", person),
             ("badge", decision.badge),
             ("items", ", ".join(items) or "none"),
             ("reasons", ", ".join(reasons) or "-"),
         )
-        if opened:
+        if block is None:
+            self._open_door(wiring)
+            state.last_block, state.block_alarm = None, None
             self._publish(
                 LiveKind.DECISION, Severity.INFO, decision.time_us, wiring.code, f"exit allowed: {person}", details
             )
-        else:
-            frame = state.last_frame_png
-            self.alarms += 1
-            self._publish(
-                LiveKind.ALARM,
-                Severity.CRITICAL,
-                decision.time_us,
-                wiring.code,
-                f"EXIT BLOCKED: {person}",
-                details,
-                image=base64.b64encode(frame).decode() if frame else None,
-            )
+            return
+        state.last_block, state.block_alarm = decision, block.alarm.alarm_id
+        self._refuse_at_panel(wiring)
+        self.alarms += 1
+        self.book.announce(block, title=f"EXIT BLOCKED: {person}", details=details)
 
     def _movement(self, movement: Movement) -> _Step:
         self.movements += 1
@@ -511,23 +597,17 @@ class PortalController:
         wiring = self.wiring.get(alarm.portal_id) if alarm.portal_id is not None else None
         source = wiring.code if wiring else (alarm.reader or "site")
         item = self.names.items.get(alarm.item_id, "") if alarm.item_id is not None else ""
-        detail = alarm.detail or ""
-        record = AlarmRaised(
-            alarm=alarm.kind,
-            source=source,
-            item=item,
-            epc=alarm.epc,
-            detail=detail,
-            time_us=alarm.time_us,
-            item_id=alarm.item_id,
-            portal_id=alarm.portal_id,
+        detail = ", ".join(part for part in (alarm.epc and f"EPC {alarm.epc}", alarm.detail) if part)
+        raised = self.book.prepare(
+            alarm.kind, alarm.time_us, source, Evidence(items=(item,) if item else (), detail=detail),
+            portal_id=alarm.portal_id, item_id=alarm.item_id, epc=alarm.epc,
         )
-        return _Step(
-            record,
-            lambda _durable: self._publish_alarm(
-                alarm.kind, alarm.time_us, source, detail, item=item, epc=alarm.epc or ""
-            ),
-        )
+
+        def act(_durable: bool) -> None:
+            self.alarms += 1
+            self.book.announce(raised)
+
+        return _Step(raised.record, act)
 
     # ---- outputs ----
     def _open_door(self, wiring: PortalWiring) -> None:
@@ -563,42 +643,82 @@ class PortalController:
         self._publish(LiveKind.DOOR, Severity.CRITICAL if active else Severity.WARNING, time_us, panel, title)
         self._record([FireRelease(panel=panel, active=active, time_us=time_us)])
 
-    def override(self, portal_code: str, username: str, reason: str) -> Decision:
-        """A guard lets the last blocked exit at this portal through; audited and an incident is opened.
-        The record is durable before the door opens (LogError otherwise, and the door stays shut)."""
-        wiring = self.by_code.get(portal_code)
+    def request_override(
+        self, portal_code: str, guard_person_id: int, guard: str, reason: str, alarm_id: int | None = None
+    ) -> Future[OverrideOutcome]:
+        """Queue an authenticated guard's override; the engine decides it on the controller thread. The answer
+        is an OverrideOutcome once the door is opened, or NoFreshBlock / OverrideRefused / UnknownPortal."""
+        answer: Future[OverrideOutcome] = Future()
+        self.submit(_OverrideAsk(portal_code, guard_person_id, guard, reason, alarm_id, answer))
+        return answer
+
+    def _ask_override(self, ask: _OverrideAsk) -> None:
+        wiring = self.by_code.get(ask.portal_code)
         if wiring is None:
-            raise KeyError(portal_code)
-        if not reason.strip():
-            raise ValueError("an override needs a written reason")
-        blocked = self.state[wiring.portal_id].last_block
-        if blocked is None:
-            raise LookupError(f"no blocked exit waiting at {portal_code}")
-        items = [self.names.items.get(i, str(i)) for i in blocked.item_ids]
-        self.recorder.accept(
-            [
-                ExitOverride(
-                    portal=portal_code,
-                    portal_id=wiring.portal_id,
-                    guard=username,
-                    reason=reason,
-                    badge=blocked.badge,
-                    items=tuple(items),
-                    blocked_for=tuple(blocked.reason_names),
-                )
-            ]
+            ask.answer.set_exception(UnknownPortal(f"there is no door {ask.portal_code} at this site"))
+            return
+        state = self.state[wiring.portal_id]
+        if ask.alarm_id is not None and ask.alarm_id != state.block_alarm:
+            ask.answer.set_exception(NoFreshBlock(
+                f"the block of alarm {ask.alarm_id} is no longer the current one at {ask.portal_code}",
+                "override_no_block",
+            ))
+            return
+        now = self.clock()
+        block_time = state.last_block.time_us if state.last_block is not None else None
+        self._overrides[(wiring.portal_id, ask.guard_person_id, now)] = ask
+        self.engine.on_override(OverrideRequest(wiring.portal_id, ask.guard_person_id, now, ask.reason, block_time))
+
+    def _override_decided(self, decision: Decision) -> _Step:
+        """The engine's answer to an override: accepted opens the door (once recorded), refused says why."""
+        ask = self._overrides.pop((decision.portal_id, decision.override_by or 0, decision.time_us), None)
+        wiring = self.wiring[decision.portal_id]
+        state = self.state[decision.portal_id]
+        guard = ask.guard if ask else self.names.people.get(decision.override_by or 0, str(decision.override_by))
+        person = self.names.people.get(decision.person_id, "unknown") if decision.person_id else "unknown"
+        items = tuple(self.names.items.get(i, str(i)) for i in decision.item_ids)
+        if not decision.allow:
+            refused_for = decision.reason_names
+            record: Record = ExitOverrideRefused(
+                portal=wiring.code, guard=guard, person=person, reason=decision.override_reason, items=items,
+                refused_for=refused_for, time_us=decision.time_us,
+            )
+
+            def refuse(_durable: bool) -> None:
+                if ask is None:
+                    return
+                sentence = " ".join(reason_sentence(r) for r in refused_for) or "The override was refused."
+                stale = set(refused_for) & {"override_no_block", "override_block_too_old"}
+                error = NoFreshBlock if stale else OverrideRefused
+                ask.answer.set_exception(error(sentence, refused_for[0] if refused_for else ""))
+
+            return _Step(record, refuse)
+        record = ExitOverride(
+            portal=wiring.code, portal_id=wiring.portal_id, guard=guard, reason=decision.override_reason,
+            badge=decision.badge, items=items, blocked_for=decision.reason_names, person=person,
+            alarm_id=state.block_alarm,
         )
-        self.state[wiring.portal_id].last_block = None
-        self._open_door(wiring)
-        self._publish(
-            LiveKind.DECISION,
-            Severity.WARNING,
-            self.clock(),
-            portal_code,
-            f"override by {username}",
-            (("reason", reason), ("items", ", ".join(items))),
-        )
-        return blocked
+        block_alarm = state.block_alarm
+
+        def act(durable: bool) -> None:
+            if not durable:
+                if ask is not None:
+                    ask.answer.set_exception(OverrideRefused("the override could not be recorded; the door stays shut"))
+                return
+            state.last_block, state.block_alarm = None, None
+            self._open_door(wiring)
+            self._publish(
+                LiveKind.DECISION, Severity.WARNING, decision.time_us, wiring.code, f"override by {guard}",
+                (("person", person), ("reason", decision.override_reason), ("items", ", ".join(items))),
+            )
+            if block_alarm is not None:
+                self.book.close(block_alarm, guard, f"overridden: {decision.override_reason}")
+            if ask is not None:
+                ask.answer.set_result(OverrideOutcome(
+                    wiring.code, guard, person, items, decision.reason_names, decision.time_us
+                ))
+
+        return _Step(record, act)
 
     def doors(self) -> list[DoorState]:
         return [
@@ -609,10 +729,29 @@ class PortalController:
                 released_by_fire_alarm=self.fire_active,
                 panel_online=self.state[pid].panel_online,
                 readers_online=not self.state[pid].offline_readers,
+                block=self._block_state(pid),
             )
             for pid, w in sorted(self.wiring.items())
             if w.panel or w.readers  # a doorway with no equipment has no state to show
         ]
+
+    def _block_state(self, portal_id: int) -> BlockState | None:
+        """The door's current block while it is fresh enough to override."""
+        state = self.state[portal_id]
+        block = state.last_block
+        if block is None:
+            return None
+        fresh_until = block.decided_us + self.engine.config.override_max_age_us
+        if self.clock() > fresh_until:
+            return None
+        return BlockState(
+            state.block_alarm,
+            self.names.people.get(block.person_id, "unknown") if block.person_id else "unknown",
+            tuple(self.names.items.get(i, str(i)) for i in block.item_ids),
+            block.reason_names,
+            block.time_us,
+            fresh_until,
+        )
 
     def _publish(
         self,
@@ -630,9 +769,8 @@ class PortalController:
         self, kind: str, time_us: int, source: str, detail: str, *, item: str = "", epc: str = ""
     ) -> None:
         self.alarms += 1
-        details = tuple((k, v) for k, v in (("item", item), ("epc", epc), ("detail", detail)) if v)
-        severity = Severity.WARNING if kind in ("data_quality", "late_read", "overdue") else Severity.CRITICAL
-        self._publish(LiveKind.ALARM, severity, time_us, source, kind.replace("_", " "), details)
+        detail = ", ".join(part for part in (epc and f"EPC {epc}", detail) if part)
+        self.book.raise_alarm(kind, time_us, source, Evidence(items=(item,) if item else (), detail=detail))
 
 
 def _recorded(_durable: bool) -> None:

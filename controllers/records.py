@@ -15,6 +15,7 @@ journaled with the record, which still goes in.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import operator
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from registry.journal import canonical_json
 from registry.models import Approval
+from registry.services import alarms as register_alarms
 from registry.services import approvals, incidents, movements, presence
 
 T = TypeVar("T")
@@ -124,7 +126,8 @@ def _with_refusals(record: Record, record_id: RecordId, refusals: list[str]) -> 
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExitDecision(Record):
-    """The engine's decision at a portal; an allowed exit uses one use of each approval it relied on."""
+    """The engine's decision at a portal (an exit, or an entry badged outside the door); an allowed exit uses one
+    use of each approval it relied on."""
 
     KIND: ClassVar[str] = "exit_decision"
     portal: str
@@ -135,6 +138,7 @@ class ExitDecision(Record):
     reasons: tuple[str, ...]
     approvals: tuple[int, ...]
     time_us: int
+    direction: str = "exit"  # "entry": the badge at the reader outside the door (tracking.presence)
 
     def entry(self) -> tuple[str, str, str]:
         return self.person, "exit.decision", f"portal:{self.portal}"
@@ -170,6 +174,8 @@ class ExitOverride(Record):
     badge: str
     items: tuple[str, ...]
     blocked_for: tuple[str, ...]
+    person: str = ""  # the blocked person the guard let through
+    alarm_id: int | None = None  # the block's alarm
 
     def entry(self) -> tuple[str, str, str]:
         return self.guard, "exit.override", f"portal:{self.portal}"
@@ -178,11 +184,30 @@ class ExitOverride(Record):
         return True
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
-        description = f"override at portal:{self.portal}: {', '.join(self.items)} {self.reason}".strip()
+        who = f" let {self.person} through" if self.person else ""
+        description = f"override at portal:{self.portal} by {self.guard}{who}: {', '.join(self.items)} {self.reason}"
         refused = tx.effect(
             lambda s: incidents.open_incident(s, self.guard, "override", description, portal_id=self.portal_id)
         )
         tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitOverrideRefused(Record):
+    """The engine refused a guard's override (no fresh block, top secret at a border, the guard's own block)."""
+
+    KIND: ClassVar[str] = "exit_override_refused"
+    portal: str
+    guard: str
+    person: str
+    reason: str
+    items: tuple[str, ...]
+    refused_for: tuple[str, ...]
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.guard, "exit.override_refused", f"portal:{self.portal}"
 
 
 @kind
@@ -217,7 +242,8 @@ class ItemCrossed(Record):
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmRaised(Record):
-    """An alarm from the engine or the site; those suggesting a leak open an incident (24-hour clock)."""
+    """An alarm from the engine or the site. With an `alarm_id` it is a row of the alarm book (a repeat of an
+    open technical alarm counts one more); those suggesting a leak open an incident (24-hour clock)."""
 
     KIND: ClassVar[str] = "alarm"
     alarm: str  # the alarm's kind, e.g. "unregistered_tag"
@@ -228,16 +254,32 @@ class AlarmRaised(Record):
     epc: str | None = None
     item_id: int | None = None
     portal_id: int | None = None
+    alarm_id: int | None = None
+    category: str = "security"
+    severity: str = "critical"
+    person: str = ""
+    items: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    venue: str = ""
+    frame_ref: str = ""
 
     def entry(self) -> tuple[str, str, str]:
         return "system", f"alarm.{self.alarm}", f"portal:{self.source}"
 
     def has_effects(self) -> bool:
-        return self.alarm in INCIDENT_ALARMS
+        return self.alarm_id is not None or self.alarm in INCIDENT_ALARMS
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         refusals = []
-        if self.has_effects():
+        if self.alarm_id is not None:
+            raised = register_alarms.RaisedAlarm(
+                self.alarm_id, self.alarm, self.category, self.severity, self.source, _at(self.time_us),
+                self.portal_id, self.venue, self.person, self.items, self.reasons, self.detail, self.frame_ref,
+            )
+            refused = tx.effect(lambda s: register_alarms.record_raised(s, raised))
+            if refused:
+                refusals.append(refused)
+        if self.alarm in INCIDENT_ALARMS:
             what = f"{self.alarm.replace('_', ' ')} at portal:{self.source}: {self.item} {self.detail}".strip()
             refused = tx.effect(
                 lambda s: incidents.open_incident(
@@ -247,6 +289,10 @@ class AlarmRaised(Record):
             if refused:
                 refusals.append(refused)
         tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
+
+
+def _at(time_us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(time_us / 1_000_000, dt.UTC)
 
 
 @kind
@@ -290,12 +336,69 @@ class DeviceHealthChanged(Record):
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmAcknowledged(Record):
+    """A guard acknowledged an alarm of the book (time_us 0: a record of an older version, before the book)."""
+
     KIND: ClassVar[str] = "alarm_acknowledged"
     alarm_id: int
     user: str
+    note: str = ""
+    time_us: int = 0
 
     def entry(self) -> tuple[str, str, str]:
         return self.user, "alarm.acknowledged", f"alarm:{self.alarm_id}"
+
+    def has_effects(self) -> bool:
+        return self.time_us > 0
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refused = tx.effect(
+            lambda s: register_alarms.record_acknowledged(s, self.alarm_id, self.user, _at(self.time_us), self.note)
+        )
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmResolved(Record):
+    """An alarm closed by a guard with a note, or by the site when its condition ended (user "system")."""
+
+    KIND: ClassVar[str] = "alarm_resolved"
+    alarm_id: int
+    user: str
+    note: str
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.user, "alarm.resolved", f"alarm:{self.alarm_id}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refused = tx.effect(
+            lambda s: register_alarms.record_resolved(s, self.alarm_id, self.user, _at(self.time_us), self.note)
+        )
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmEscalated(Record):
+    """A critical alarm nobody acknowledged in time was repeated to every guard station."""
+
+    KIND: ClassVar[str] = "alarm_escalated"
+    alarm_id: int
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "alarm.escalated", f"alarm:{self.alarm_id}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refused = tx.effect(lambda s: register_alarms.record_escalated(s, self.alarm_id, _at(self.time_us)))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
 
 
 @kind

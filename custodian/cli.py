@@ -384,7 +384,9 @@ def demo(
     sites: Annotated[
         int, typer.Option(help="N > 0: a NATS hub and N leaf servers on loopback, N edges, the centre")
     ] = 0,
-    url: DbOption = None,
+    url: Annotated[
+        str | None, typer.Option("--db", help="With --sites: the centre's register (default: SQLite in --state)")
+    ] = None,
     anchor_dir: AnchorDirOption = None,
     anchor_every: AnchorEveryOption = 300.0,
 ) -> None:

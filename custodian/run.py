@@ -136,6 +136,8 @@ def run_site(
         site.stop()
         writer.stop()
         engine.dispose()
+    if writer.last is not None:
+        typer.echo(f"journal anchored at {writer.last.describe()} in {anchoring.directory}")
     recorder = site.runtime.recorder
     left = recorder.backlog()
     if left:

@@ -112,6 +112,7 @@ def serve_register(
         tls_keyfile=keyfile,
         anchors_dir=anchors_dir,
         demo=demo,
+        time_zone=os.environ.get("CUSTODIAN_TIME_ZONE", "UTC"),  # the zone guard consoles show times in
     )
     app = create_app(settings, session_factory=factory, bus=bus, control=control)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))

@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers import inventory
+from controllers.alarms import ESCALATE_AFTER_S
 from controllers.bus import LiveBus
 from controllers.control import DeviceProbe
 from controllers.destruction import DestructionStation, StationConfig
@@ -53,6 +54,7 @@ from firmware_bridge.site import probe as probe_devices
 from registry.models import Device as DeviceRecord
 from registry.models import Venue
 from registry.services.inventory import CountResult
+from tracking.model import EngineConfig
 from vision import particles, synthetic
 from vision.shred_levels import find_level
 
@@ -288,6 +290,7 @@ class RunningSite:
             epcs=reader.inventory().epc_hex(),
             actor=actor,
             method="handheld",
+            alarms=self.runtime.alarms_book,
         )
 
     def people_count(self, camera: str, count: int, frame_png: bytes | None = None) -> None:
@@ -302,6 +305,8 @@ def start_site(
     simulate: bool,
     backend: str = "numba",
     record_consumers: tuple[str, ...] = (),
+    config: EngineConfig | None = None,
+    escalate_after_s: float = ESCALATE_AFTER_S,
 ) -> RunningSite:
     """record_consumers: readers of the recorder's local log besides the register (an edge's shipper)."""
     devices = site_devices(factory)
@@ -310,7 +315,8 @@ def start_site(
     router = PanelRouter(lines)
     try:
         runtime = SiteRuntime(
-            factory, bus, state_dir / "spool", backend=backend, panels=router, record_consumers=record_consumers  # type: ignore[arg-type]
+            factory, bus, state_dir / "spool", backend=backend, panels=router,  # type: ignore[arg-type]
+            record_consumers=record_consumers, config=config, escalate_after_s=escalate_after_s,
         )
     except BaseException:
         if sims is not None:

@@ -8,6 +8,11 @@
 - `register`: snapshots, changes and beats from the centre; the edge's mirror, cache and snapshot status.
 - `commands`: centre-to-edge commands (acknowledgements, overrides) with the edge's recorded result.
 - `crosssite`: clone, two-custody and two-sites checks over records.
+- `replica`: the register's rows (ids kept) as the snapshot blob an edge loads into its local register.
+- `shipping`: the recorder's local log to the site stream (`LogShipper`); records into the register at the
+  centre (`RegisterSink`).
+- `edge_site` / `centre_site`: the product's runtimes behind `custodian edge` and `custodian centre`;
+  `run`: those commands and `custodian demo --sites N`; `demo_sites`: the demo's small site files and traffic.
 
 Async cores take a nats-py client; the classes named Sync*/Centre*/Edge* own a loop thread (`link.Link`)
 so the threaded rest of the system can call them.

@@ -27,7 +27,7 @@ from controllers.outbox import Frame
 from controllers.recorder import Identity
 from controllers.records import AlarmRaised
 from custodian.web import WebServer, serve_register
-from multisite.centre import CentreIngest
+from multisite.centre import CentreIngest, SourceState
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
 from multisite.replica import compile_replica
@@ -114,6 +114,8 @@ class CentreSite:
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._thread: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self.site_states: dict[str, SourceState] = {}  # per site: how far the centre is behind (guard pages)
 
     @property
     def hub_leaf(self) -> str:
@@ -132,6 +134,8 @@ class CentreSite:
             self._source_new_sites()
             self._thread = threading.Thread(target=self._snapshots, name="centre-snapshots", daemon=True)
             self._thread.start()
+            self._watcher = threading.Thread(target=self._watch_sites, name="centre-sites", daemon=True)
+            self._watcher.start()
             if self.options.web_port is not None:
                 self.web = serve_register(self.factory, self.options.web_port, self.options.state, bus=self.bus,
                                           control=None)
@@ -143,8 +147,9 @@ class CentreSite:
     def stop(self) -> None:
         self._stop.set()
         self._poke.set()
-        if self._thread is not None:
-            self._thread.join(10)
+        for thread in (self._thread, self._watcher):
+            if thread is not None:
+                thread.join(10)
         if self.web is not None:
             self.web.stop()
         for closing in (self.ingest, self.register):
@@ -171,6 +176,28 @@ class CentreSite:
                 problems.append(f"{site.path} not applied ({exc}); the register is used as it is")
         return problems
 
+    def _watch_sites(self) -> None:
+        """Each site's link and backlog as the centre sees it; a site cut off or back is a live event here."""
+        reachable: dict[str, bool] = {}
+        while not self._stop.wait(2.0):
+            assert self.ingest is not None
+            try:
+                states = self.ingest.sources()
+            except Exception as exc:
+                log.warning("site states unavailable: %s", exc)
+                continue
+            self.site_states = {s.site: s for s in states}
+            for state in states:
+                up = state.behind is not None
+                if reachable.get(state.site, True) == up:
+                    reachable[state.site] = up
+                    continue
+                reachable[state.site] = up
+                heard = f"last heard {state.active_s:.0f} s ago" if state.active_s is not None else "never heard"
+                detail = f"{state.behind} records to drain" if up else f"{heard}; its records wait at the edge"
+                self.bus.publish(LiveKind.HEALTH, Severity.INFO if up else Severity.WARNING, now_us(), state.site,
+                                 f"{state.site}: {'link back' if up else 'CUT OFF'}", (("detail", detail),))
+
     def _source_new_sites(self) -> None:
         """Source a site's stream once it exists: a source added before its stream waits out the server's
         retry interval (seconds) after the stream appears; one added after starts at once."""
@@ -185,7 +212,10 @@ class CentreSite:
             log.info("centre stream sources %s", code)
 
     def _live(self, identity: Identity, frames: Sequence[Frame]) -> None:
-        """Every site's alarms on the centre's live bus, as they reach the register (the guard pages here)."""
+        """Every site's alarms on the centre's live bus, as they reach the register (the guard pages here);
+        records with effects make a snapshot at once (the edge that made them waits for one holding them)."""
+        if any(f.has_effects for f in frames):
+            self._poke.set()
         for frame in frames:
             if frame.kind != AlarmRaised.KIND:
                 continue

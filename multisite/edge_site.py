@@ -71,10 +71,12 @@ class EdgeSite:
     def __init__(self, options: EdgeOptions) -> None:
         self.options = options
         self.site = check_site(options.site)
-        options.state.mkdir(parents=True, exist_ok=True)
         host, _, hub_port = options.hub.rpartition(":")
+        if not hub_port.isdigit() or not 0 < int(hub_port) < 65536:
+            raise EdgeError(f"hub {options.hub!r}: expected HOST:PORT of the centre's leaf-node listener")
         if host not in ("127.0.0.1", "localhost", ""):
             raise EdgeError(f"hub {options.hub}: this build dials a hub on loopback only")
+        options.state.mkdir(parents=True, exist_ok=True)
         ports = kept_ports(options.state / "nats-ports.json", {"port": options.nats_port, "http": 0})
         self.leaf = NatsServer(
             f"leaf-{self.site}", options.state / "nats", self.site, remote_port=int(hub_port),
@@ -87,10 +89,12 @@ class EdgeSite:
         self._version_path = options.state / "register-version.json"
         self.loaded = self._read_loaded()  # (version, compiled_at_us) of the snapshot in the local register
         self._pending: RegisterReplica | None = None
+        self._unapplied_since_us = 0  # compiled-at of the oldest snapshot received and not loaded yet
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.restricted = False
+        self.linked: bool | None = None  # the leaf's link to the hub, as last seen (None: not looked yet)
         self.running: RunningSite | None = None
         self.register: EdgeRegister | None = None
         self.publisher: SyncEdgePublisher | None = None
@@ -172,9 +176,14 @@ class EdgeSite:
         except ReplicaError as exc:
             log.error("snapshot %s not used: %s", snapshot.head.object_name, exc)
             return
+        if replica.site != self.site:
+            log.error("snapshot %s is for site %s, not %s: not used", snapshot.head.object_name, replica.site,
+                      self.site)
+            return
         with self._lock:
             if self._pending is None or replica.version > self._pending.version:
                 self._pending = replica
+            self._unapplied_since_us = self._unapplied_since_us or replica.compiled_at_us
         self._wake.set()
 
     def _apply_loop(self) -> None:
@@ -209,6 +218,9 @@ class EdgeSite:
         with self._lock:
             if self._pending is replica:
                 self._pending = None
+                self._unapplied_since_us = 0
+            else:  # a newer one came meanwhile: the register is known up to when that one was compiled
+                self._unapplied_since_us = self._pending.compiled_at_us if self._pending else 0
         return True
 
     def _set_loaded(self, replica: RegisterReplica) -> None:
@@ -222,26 +234,61 @@ class EdgeSite:
 
     # ---- age ----
     def knowledge_age_s(self) -> float:
-        """How long a change made at the centre may be unknown here."""
+        """How long a change made at the centre may be unknown to the engine here: since the oldest snapshot
+        received and not loaded yet (the register is known up to just before it), else since the newest head
+        heard of and not fetched, else since the centre's last beat (the mirror is in order: a beat stamped T
+        means every head put before T has been seen)."""
         assert self.register is not None
         status = self.register.status()
         version, compiled = self.loaded
         if version == 0:
             return float("inf")
-        if status.newest_version <= version and status.synced_at_us >= compiled:
+        now = now_us()
+        with self._lock:
+            unapplied = self._unapplied_since_us
+        if unapplied:
+            return (now - unapplied) / 1e6
+        newest = self.register.follower.newest_head
+        if newest is not None and newest.version > version:
+            return (now - newest.compiled_at_us) / 1e6
+        if status.synced_at_us >= compiled:
             return status.unknown_for_s
-        return (now_us() - compiled) / 1e6
+        return (now - compiled) / 1e6
 
     def _age_loop(self) -> None:
         while not self._stop.wait(0.25):
             try:
                 self._check_age()
+                self._check_link()
             except Exception:
                 log.exception("snapshot age check failed")
 
+    def _check_link(self) -> None:
+        """The guards see when the site is cut off from the centre, and how far behind the centre is."""
+        assert self.running is not None and self.shipper is not None
+        try:
+            up = self.leaf.leaf_connections() > 0
+        except OSError:
+            up = False
+        if up == self.linked:
+            return
+        self.linked = up
+        backlog = self.shipper.backlog()
+        detail = (f"link to the centre up; {backlog} records to ship" if up else
+                  "LINK TO THE CENTRE DOWN: doors decide from the local register; records are kept at the edge")
+        self.running.runtime.recorder.accept(
+            [DeviceHealthChanged(device="centre-link", health="online" if up else "offline", reason=detail)]
+        )
+        self.bus.publish(LiveKind.HEALTH, Severity.INFO if up else Severity.WARNING, now_us(), "centre-link",
+                         "centre link up" if up else "centre link down", (("detail", detail),))
+
     def _check_age(self) -> None:
         assert self.running is not None
-        age = self.knowledge_age_s()
+        try:
+            age = self.knowledge_age_s()
+        except Exception as exc:  # the register's loop cannot answer: the age is unknown, so too old
+            log.error("register status unavailable (%s): treating the snapshot as too old", exc)
+            age = float("inf")
         restrict = age > self.options.snapshot_max_age_s
         if restrict == self.restricted:
             return

@@ -16,8 +16,10 @@ from sqlalchemy import func, select
 from custodian.web import DEMO_PASSWORD, serve_in_thread, set_demo_passwords
 from multisite.centre_site import CentreOptions, CentreSite, site_code
 from multisite.demo_sites import SiteTraffic, demo_sites
-from multisite.edge_site import EdgeOptions, EdgeSite
+from multisite.edge_site import EdgeError, EdgeOptions, EdgeSite
+from multisite.envelope import EnvelopeError
 from registry.models import AcceptedRecord
+from registry.sitefile import SiteFileError
 
 
 def _stop_event() -> threading.Event:
@@ -31,10 +33,14 @@ def run_edge(
     nats_port: int, port: int | None,
 ) -> None:
     stop = _stop_event()
-    edge = EdgeSite(EdgeOptions(site_code(site_file), state, hub, snapshot_max_age_s=snapshot_max_age_s,
-                                simulate=simulate, backend=backend, nats_port=nats_port))
-    typer.echo(f"edge {edge.site}: leaf nats-server on {edge.leaf.url}, dialling the hub at {hub}")
-    edge.start()
+    try:
+        edge = EdgeSite(EdgeOptions(site_code(site_file), state, hub, snapshot_max_age_s=snapshot_max_age_s,
+                                    simulate=simulate, backend=backend, nats_port=nats_port))
+        typer.echo(f"edge {edge.site}: leaf nats-server on {edge.leaf.url}, dialling the hub at {hub}")
+        edge.start()
+    except (EdgeError, EnvelopeError, SiteFileError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     web = serve_in_thread(edge.running, edge.factory, port, state) if port is not None and edge.running else None
     typer.echo(f"edge {edge.site} deciding from register snapshot {edge.loaded[0]}; SIGTERM or Ctrl-C stops it")
     try:

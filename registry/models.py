@@ -70,7 +70,7 @@ ANTENNA_SIDES = ("inside", "outside", "ignore")
 ACCESS_KINDS = ("custody", "read", "carry_out")
 INSPECTION_KINDS = ("on_site", "remote", "self_inspection")
 ANTI_PASSBACK = ("off", "refuse", "alarm")  # tracking.model.ANTI_PASSBACK
-PRESENCE_CAUSES = ("badge", "override", "fire_release")
+PRESENCE_CAUSES = ("badge", "override", "fire_release", "tailgating")  # tracking.results.PresenceChange
 DISPUTE_STATES = ("open", "decided")
 
 group_members = Table(
@@ -357,7 +357,7 @@ class MeetingItem(Base):
     direction: Mapped[str] = mapped_column(String(8))  # in | out
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     portal: Mapped[str] = mapped_column(String(64), default="")
-    record: Mapped[str] = mapped_column(String(200), default="")  # the site record it came from
+    context: Mapped[str] = mapped_column(Text, default="")  # what it came from (the site record), as ItemAccess
     item: Mapped[Item] = relationship()
     person: Mapped[Person | None] = relationship()
 
@@ -421,6 +421,47 @@ class IncidentAction(Base):
     actor: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     incident: Mapped[Incident] = relationship(back_populates="actions")
+
+
+class AlarmRecord(Base):
+    """One alarm of a site's alarm book (controllers.alarms): its evidence and its state, open ->
+    acknowledged -> resolved, with who, when and a note. The id is the one the guards were shown (the book
+    assigns it); a technical alarm that repeats while open counts its repeats instead of adding rows."""
+
+    __tablename__ = "alarms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(String(16))  # security | technical
+    severity: Mapped[str] = mapped_column(String(16))  # info | warning | critical
+    source: Mapped[str] = mapped_column(String(64))  # portal code, device name, station or "site"
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    venue: Mapped[str] = mapped_column(String(64), default="")
+    raised_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    last_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    repeats: Mapped[int] = mapped_column(Integer, default=1)
+    person: Mapped[str] = mapped_column(String(64), default="")
+    items_json: Mapped[str] = mapped_column(Text, default="[]")
+    reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    frame_ref: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    acknowledge_note: Mapped[str] = mapped_column(Text, default="")
+    resolved_by: Mapped[str] = mapped_column(String(64), default="")
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolve_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlarmProcedure(Base):
+    """A site's own standard operating steps for one alarm kind (the book has defaults for every kind)."""
+
+    __tablename__ = "alarm_procedures"
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    steps_json: Mapped[str] = mapped_column(Text)  # a JSON list of steps, in order
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class InventoryCount(Base):

@@ -16,12 +16,13 @@ At equal timestamps reads come first, then inputs (badge, round end, camera, doo
 health, override), then decision checks. Results depend only on event timestamps and arrival order,
 never on how the stream was chopped into calls, as long as devices are late by at most reorder_us.
 Events older than the processed horizon are late: a late read is reported as a ``late_read`` alarm
-and, like a read its reader flagged stale, is evidence for nothing (no allow, no movement) but
-raises, as of its own time and marked ``late``, every alarm that does not need the door (destroyed
-item seen, unregistered tag, possible clone). A badge held up in the host by at most
-late_badge_grace_us is decided from the moment it arrives (its reach still counts from its own
-time); a later one, or one its panel flagged stale, is refused ('stale_badge'). Late events are
-handled in arrival order, so only they depend on how the stream was chopped.
+(once per reader and EPC per data_quality_repeat_us of read time: a tag answering every round must
+not flood the guards while a reader lags) and, like a read its reader flagged stale, is evidence
+for nothing (no allow, no movement) but raises, as of its own time and marked ``late``, every alarm
+that does not need the door (destroyed item seen, unregistered tag, possible clone). A badge held up
+in the host by at most late_badge_grace_us is decided from the moment it arrives (its reach still
+counts from its own time); a later one, or one its panel flagged stale, is refused ('stale_badge').
+Late events are handled in arrival order, so only they depend on how the stream was chopped.
 
 reorder_us (default 20 ms) is part of every decision's latency: a decision at t comes out of the
 first advance with now >= t + reorder_us. It must cover how late a read can reach the engine
@@ -68,6 +69,13 @@ engine's allows. ``swap_snapshot`` takes effect for every event not yet processe
 custody, clone history, allows and armed decisions carry over by register id; item venues and
 approval uses come from the new register, and the register's return deadlines are added for items
 this engine also believes are out of the unit (it may have seen one come back before the register).
+
+People (tracking.presence): a badge is an exit (from the portal's inside venue) or an entry (into it,
+BadgePresentation.direction; an entry is decided on the people rules alone). Allowed badges, overrides and
+badges while the doors are released move their person; ``Output.presence`` reports each move and
+``Output.brought`` the items that crossed in right after a granted entry. The people rules (anti-passback,
+escorts, meeting participants) add their reasons to the badge's decision; ``on_forgive`` clears one
+person's anti-passback state. Places start from the register (SiteModel.presence) and carry over swaps.
 
 Latency path: feed events with ``on_*`` and call ``advance(now)``; a decision comes out of the first
 call whose horizon reaches the moment it was decided. ``process(batch)`` is the bulk path: ingest a
@@ -203,6 +211,7 @@ class Engine:
         # portal -> (t, badge, fresh, direction)
         self._badges: dict[int, deque[tuple[int, str, bool, str]]] = defaultdict(deque)
         self._entries: dict[int, tuple[int, int]] = {}  # portal id -> (time, person id) of its last granted entry
+        self._passed: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, person) badged through
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
         self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
         self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
@@ -460,8 +469,14 @@ class Engine:
             epc = words_to_epc(batch.epc_words[r], int(batch.epc_bits[r])) if batch.epc_bits[r] else None
             if late[r]:
                 self.stats["late_read"] += 1
-                self._alarm("late_read", t, None, None, f"read older than the horizon by "
-                            f"{self.horizon_us - t} us", reader, epc, late=True)
+                key = ("late_read", f"{reader} {epc}")
+                last = self._dq_last.get(key)
+                if last is None or abs(t - last) >= self.config.data_quality_repeat_us:
+                    if len(self._dq_last) >= _MAX_REMEMBERED:
+                        self._dq_last.clear()
+                    self._dq_last[key] = t
+                    self._alarm("late_read", t, None, None, f"read older than the horizon by "
+                                f"{self.horizon_us - t} us", reader, epc, late=True)
                 continue
             if code[r] == k.READ_IGNORED:
                 self.stats["ignored_antenna"] += 1
@@ -561,6 +576,7 @@ class Engine:
             while counts[0][0] < event.time_us - self.config.two_person_us - self.config.settle_us:
                 counts.popleft()
             self._evaluate_portal(event.portal_id, t)
+            self._tailgated(event, t)
         elif isinstance(event, DoorInput):
             last = self._last_allow.get(event.portal_id)
             granted = last is not None and event.time_us - last <= self.config.door_grant_us
@@ -827,6 +843,24 @@ class Engine:
             self._push_input(t + self.config.two_person_us, _EscortCheck(venue_id, decision.portal_id))
         if decision.direction == "entry" and cause != "fire_release":
             self._entries[decision.portal_id] = (t, decision.person_id)
+        if cause == "badge":
+            passed = self._passed[decision.portal_id]
+            passed.append((t, decision.person_id))
+            while passed[0][0] < t - self.config.door_grant_us - self.config.two_person_us:
+                passed.popleft()
+
+    def _tailgated(self, count: CameraCount, t: int) -> None:
+        """More people counted through a door just opened for badges than badged: their places are uncertain."""
+        c = self.config
+        last = self._last_allow.get(count.portal_id)
+        if last is None or not 0 <= count.time_us - last <= c.door_grant_us:
+            return
+        passed = {p for moved, p in self._passed.get(count.portal_id, ()) if last - c.two_person_us <= moved <= t}
+        if passed and count.count > len(passed):
+            for person_id in sorted(passed):
+                change = self.people.mark_uncertain(person_id, count.portal_id, t)
+                if change is not None:
+                    self._out.presence.append(change)
 
     def _badged_with(self, request: OverrideRequest, blocked: Decision, guard: int) -> bool:
         """Did the guard badge at that door with the blocked person (one of the exiting party)?"""

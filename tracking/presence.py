@@ -4,8 +4,11 @@ A granted badge moves its person through the portal: an exit badge from the port
 outside (None = the outside of the unit), an entry badge the other way. A guard's override moves the
 blocked person; while a fire alarm releases the doors a badge moves its person whatever the decision
 (they may have gone through), marked uncertain, and so is a move by an override of a tailgating block.
+When the portal's camera counts more people through an opened door than badged, the places of those who
+badged become uncertain (cause 'tailgating': someone unnamed came with them).
 People who never badged (or whom the register does not place) have an unknown location. The engine
-starts from the register's last known places (SiteModel.presence) and keeps its own across snapshot swaps.
+starts from the register's last known places (SiteModel.presence); at a snapshot swap it keeps its own
+places and takes the register's where they are newer.
 
 Rules (domain-rules.md section 3; reason and alarm ids in tracking.results):
 - anti-passback, per portal (PortalSpec.anti_passback): a badge leaving a venue its person is not known
@@ -68,13 +71,20 @@ class People:
 
     def __init__(self, site: SiteModel, config: EngineConfig) -> None:
         self.config = config
-        self.where: dict[int, Place] = {p.person_id: Place(p.venue_id, p.since_us, p.uncertain) for p in site.presence}
+        self.where: dict[int, Place] = {}
+        self._by_venue: dict[int | None, set[int]] = {}  # venue -> people in it (what every move looks at)
         self.forgiven: set[int] = set()
         self._alarmed: dict[int, frozenset[int]] = {}  # venue -> visitors last alarmed as unescorted there
         self.use(site)
 
     def use(self, site: SiteModel) -> None:
-        """Take a new register's people, venues, portals and meetings; places carry over."""
+        """Take a new register's people, venues, portals and meetings. A place the register knows is taken when
+        it is newer than the engine's own (moves this engine recorded after a restart, another node's moves);
+        otherwise places carry over."""
+        for p in site.presence:
+            known = self.where.get(p.person_id)
+            if known is None or p.since_us > known.since_us:
+                self._place(p.person_id, Place(p.venue_id, p.since_us, p.uncertain))
         self._portals = {p.portal_id: p for p in site.portals}
         self._ceiling = {v.venue_id: v.ceiling for v in site.venues}
         self._visitor = {p.person_id for p in site.people if p.visitor}
@@ -93,14 +103,30 @@ class People:
 
     def inside(self, venue_id: int | None) -> list[int]:
         """The people last known in the venue, by id."""
-        return sorted(p for p, place in self.where.items() if place.venue_id == venue_id)
+        return sorted(self._by_venue.get(venue_id, ()))
 
     def counts(self) -> Counter[int | None]:
         """People per venue (None: known to be outside the unit)."""
-        return Counter(place.venue_id for place in self.where.values())
+        return Counter({venue: len(people) for venue, people in self._by_venue.items() if people})
+
+    def _place(self, person_id: int, place: Place) -> None:
+        before = self.where.get(person_id)
+        if before is not None:
+            self._by_venue[before.venue_id].discard(person_id)
+        self.where[person_id] = place
+        self._by_venue.setdefault(place.venue_id, set()).add(person_id)
 
     def forgive(self, person_id: int) -> None:
         self.forgiven.add(person_id)
+
+    def mark_uncertain(self, person_id: int, portal_id: int, time_us: int) -> PresenceChange | None:
+        """More people went through a door than badged: the place of one who did is no longer certain (they
+        stay where they are; None when it was uncertain already)."""
+        place = self.where.get(person_id)
+        if place is None or place.uncertain:
+            return None
+        self._place(person_id, Place(place.venue_id, time_us, True))
+        return PresenceChange(person_id, portal_id, place.venue_id, place.venue_id, time_us, "tailgating", True)
 
     # --- rules --------------------------------------------------------------------------------
     def verdict(self, person_id: int, portal_id: int, direction: str, badge_us: int,
@@ -144,7 +170,7 @@ class People:
         passback = self._passback(person_id, src) and portal.anti_passback == "alarm" and cause == "badge"
         before = self.where.get(person_id)
         self.forgiven.discard(person_id)
-        self.where[person_id] = Place(dst, time_us, uncertain)
+        self._place(person_id, Place(dst, time_us, uncertain))
         checks = []
         left = before.venue_id if before is not None else src
         if left is not None and left != dst and self.unescorted(left):
@@ -158,8 +184,8 @@ class People:
 
     def unescorted(self, venue_id: int) -> tuple[int, ...]:
         """Visitors in the venue with no escort there (nobody not a visitor, cleared to its ceiling)."""
-        people = self.inside(venue_id)
-        visitors = tuple(p for p in people if p in self._visitor)
+        people = self._by_venue.get(venue_id, set())
+        visitors = tuple(sorted(p for p in people if p in self._visitor))
         if not visitors:
             return ()
         need = self._ceiling.get(venue_id, 0)

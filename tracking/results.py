@@ -162,10 +162,11 @@ class Decision:
 class PresenceChange:
     """A person went through a portal (tracking.presence): from one venue to another (None = the outside).
 
-    cause: 'badge' (an allowed badge), 'override' (a guard let a block through) or 'fire_release' (a badge
-    while the doors were released: they may have passed whatever the decision). uncertain: not a granted
-    badge of this person alone (fire release, or an override of a tailgating block). item_ids: the items
-    the exit decision let out with them (a carry-out each).
+    cause: 'badge' (an allowed badge), 'override' (a guard let a block through), 'fire_release' (a badge
+    while the doors were released: they may have passed whatever the decision) or 'tailgating' (the camera
+    counted more people through the door than badged: the person stays, the place becomes uncertain).
+    uncertain: not a granted badge of this person alone. item_ids: the items the exit decision let out
+    with them (a carry-out each).
     """
 
     person_id: int

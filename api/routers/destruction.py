@@ -19,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from api import schemas, views
+from api.auth import client_address
+from api.context import AppContext
 from api.deps import ContextDep, DestructionOperator, DestructionReader
 from api.schemas import level_name
 from controllers.bus import LiveBus, LiveEvent, LiveKind
@@ -136,20 +138,38 @@ def _chosen_step(session: Session, station: str) -> str | None:
     return STEP_OF_KIND[device.kind]
 
 
-@router.post("/run")
-def run(
-    body: schemas.DestructionCreate, ctx: ContextDep, user: DestructionOperator
-) -> list[schemas.DestructionOutcomePublic]:
-    """Checks station, witness and queue here (clear 404/409 answers), then the site runs the cycle; each step
-    is published live (`/api/destruction/live`)."""
-    control = ctx.require_control()
-    with ctx.factory() as session:
-        step = _chosen_step(session, body.station)
-        witness = lookup.person(session, body.witness)
-        if witness.username == user.username:
+def confirm_witness(ctx: AppContext, request: Request, operator: str, username: str, password: str) -> None:
+    """The witness is a second person, with the witness role, present: their own password, throttled as a
+    sign-in is (so the station is no password oracle). A refusal is journalled (never the password)."""
+    with transaction(ctx.factory) as session:
+        witness = lookup.person(session, username)
+        if witness.username == operator:
             raise RuleViolation("destruction.witness", "a destruction is never witnessed by its operator alone")
         rules.has_role(witness, "witness")
         rules.active_person(witness)
+        address = client_address(request)
+        ctx.auth.throttle.check(session, witness.username, address)
+        if ctx.auth.verify_password(witness, password):
+            ctx.auth.throttle.succeeded(session, witness.username, address)
+            return
+        ctx.auth.throttle.failed(session, witness.username, address)
+        journal.append(
+            session, operator, "destruction.witness_refused", f"person:{witness.username}", {"ip": address}
+        )
+    raise RuleViolation("destruction.witness_unconfirmed", f"{username} did not confirm: wrong password")
+
+
+@router.post("/run")
+def run(
+    body: schemas.DestructionCreate, request: Request, ctx: ContextDep, user: DestructionOperator
+) -> list[schemas.DestructionOutcomePublic]:
+    """Checks the witness (present, by their password), station and queue here (clear 404/409 answers), then
+    the site runs the cycle; each step is published live (`/api/destruction/live`)."""
+    control = ctx.require_control()
+    confirm_witness(ctx, request, user.username, body.witness, body.witness_password)
+    with ctx.factory() as session:
+        step = _chosen_step(session, body.station)
+        witness = lookup.person(session, body.witness)
         queued = {entry.item: entry for entry in queue(session)}
         keys = []
         for key in body.items:
@@ -291,14 +311,19 @@ def certificate_file(directory: Path | None, sha256: str | None) -> Path | None:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def certificate(record_id: schemas.RowId, ctx: ContextDep, _user: DestructionReader) -> Response:
-    with ctx.factory() as session:
+def certificate(record_id: schemas.RowId, ctx: ContextDep, user: DestructionReader) -> Response:
+    """The certificate PDF; who took it out is journalled, like every export."""
+    with transaction(ctx.factory) as session:
         record = session.get(DestructionRecord, record_id)
         if record is None:
             raise NotFound("destruction record", record_id)
-    path = certificate_file(ctx.settings.certificates_dir, record.certificate_sha256)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
+        path = certificate_file(ctx.settings.certificates_dir, record.certificate_sha256)
+        if path is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
+        journal.append(
+            session, user.username, "destruction.certificate_exported", f"destruction:{record_id}",
+            {"sha256": record.certificate_sha256},
+        )
     return Response(
         path.read_bytes(),
         media_type="application/pdf",
@@ -311,10 +336,14 @@ def certificate(record_id: schemas.RowId, ctx: ContextDep, _user: DestructionRea
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
-def evidence_image(sha256: Sha256, ctx: ContextDep, _user: DestructionReader) -> Response:
-    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash."""
+def evidence_image(sha256: Sha256, ctx: ContextDep, user: DestructionReader) -> Response:
+    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash;
+    journalled like every export (the browser keeps it for an hour, so a page shows it without a new entry)."""
     directory = ctx.settings.certificates_dir
     path = directory / f"evidence-{sha256[:16]}.png" if directory is not None else None
-    if path is None or not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha256:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evidence image {sha256}")
-    return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    with transaction(ctx.factory) as session:
+        journal.append(session, user.username, "destruction.evidence_exported", f"evidence:{sha256}", {})
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

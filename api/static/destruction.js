@@ -22,7 +22,8 @@ async function loadRecords() {
   const records = await api("GET", "/api/destruction/records");
   document.getElementById("records").replaceChildren(...records.map((r) => el("tr", { "data-record": r.id },
     el("td", {}, r.id), el("td", {}, r.item),
-    el("td", { class: r.outcome === "destroyed" ? "good" : "bad", title: r.reason }, r.outcome),
+    el("td", { class: r.outcome === "destroyed" ? "good outcome" : "bad outcome" }, r.outcome,
+      r.outcome === "destroyed" ? "" : el("div", { class: "muted reason" }, r.reason)),
     el("td", { class: "machines" }, r.device_name), el("td", {}, r.operator), el("td", { class: "witness" }, r.witness || "–"),
     el("td", {}, r.approval || "–"), el("td", {}, evidenceLink(r.evidence_image_sha256)),
     el("td", {}, r.certificate_sha256 ? el("a", { class: "certificate", href: `/api/destruction/records/${r.id}/certificate` }, "PDF") : "–"))));
@@ -76,8 +77,11 @@ if (form) {
     e.preventDefault();
     out.replaceChildren(el("li", {}, "running…"));
     try {
-      const results = await api("POST", "/api/destruction/run", {
-        station: document.getElementById("station").value, witness: document.getElementById("witness").value, items: ticked() });
+      const password = document.getElementById("witness-password");
+      const body = { station: document.getElementById("station").value, witness: document.getElementById("witness").value,
+        witness_password: password.value, items: ticked() };
+      password.value = "";  // the witness's password is not left on the operator's screen
+      const results = await api("POST", "/api/destruction/run", body);
       out.replaceChildren(...results.map((r) => el("li", { class: r.destroyed ? "outcome destroyed" : "outcome critical" },
         `${r.item}: ${r.destroyed ? "destroyed" : "NOT destroyed"} — ${r.reason}`)));
     } catch (err) { out.replaceChildren(el("li", { class: "critical" }, err.message)); }

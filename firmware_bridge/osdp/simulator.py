@@ -303,17 +303,26 @@ class PanelSimulator:
 class PanelBus:
     """A simulated multi-drop line: one pty; every byte the control panel sends reaches every panel.
 
-    With `link`, the line keeps one path across stop/start, as a USB adapter keeps its by-id name.
+    With `link`, the line keeps one path across stop/start, as a USB adapter keeps its by-id name. With
+    `baudrate`, bytes take the time they take on an RS-485 line at that rate (10 bits each, half duplex):
+    the panels see the control panel's bytes only once they have crossed the line, and their replies reach
+    it after their own transmission time. Without it the pty delivers at once.
     """
 
-    def __init__(self, panels: list[PanelSimulator], *, link: Path | None = None) -> None:
+    def __init__(self, panels: list[PanelSimulator], *, link: Path | None = None,
+                 baudrate: int | None = None) -> None:
         if len({p.address for p in panels}) != len(panels):
             raise ValueError("panel addresses must be unique on a line")
+        if baudrate is not None and baudrate <= 0:
+            raise ValueError("a line's baud rate is positive")
         self.panels = {p.address: p for p in panels}
         self._link = link
         self._pty: PtyPair | None = None
         self._inbox: dict[int, bytearray] = {p.address: bytearray() for p in panels}
         self._lock = threading.Lock()
+        self._byte_s = 10 / baudrate if baudrate else 0.0
+        self._line_free = 0.0  # monotonic time the line is quiet again
+        self._crossing: collections.deque[tuple[float, bytes]] = collections.deque()  # (arrives, bytes) on the line
 
     @property
     def path(self) -> str:
@@ -364,8 +373,11 @@ class PanelBus:
         def read(max_bytes: int) -> bytes:
             with self._lock:
                 pty = self._pty
-                if pty is not None:
-                    received = pty.read(4096)
+                if pty is not None and (received := pty.read(4096)):
+                    self._crossing.append((self._occupy(len(received)), received))
+                now = time.monotonic()
+                while self._crossing and self._crossing[0][0] <= now:
+                    _arrives, received = self._crossing.popleft()
                     for inbox in self._inbox.values():
                         inbox += received
                 inbox = self._inbox[address]
@@ -384,6 +396,10 @@ class PanelBus:
                 pty = self._pty
                 if self._inbox[address]:
                     return True
+                arrives = self._crossing[0][0] if self._crossing else None
+            if arrives is not None:  # bytes on their way along the line
+                time.sleep(max(0.0, min(timeout_s, arrives - time.monotonic())))
+                return arrives <= time.monotonic()
             if pty is None:
                 time.sleep(timeout_s)
                 return False
@@ -391,6 +407,15 @@ class PanelBus:
 
         return wait
 
+    def _occupy(self, size: int) -> float:
+        """Put `size` bytes on the line (under the lock); when the last of them has crossed it."""
+        self._line_free = max(self._line_free, time.monotonic()) + size * self._byte_s
+        return self._line_free
+
     def _write(self, data: bytes) -> int:
+        if self._byte_s:
+            with self._lock:
+                done = self._occupy(len(data))
+            time.sleep(max(0.0, done - time.monotonic()))  # the panel's UART sends it, byte after byte
         pty = self._pty
         return pty.write(data) if pty is not None else 0

@@ -32,8 +32,12 @@ from registry.services import items as item_service
 MUSTER_STATUSES = ("active", "in_transit", "destruction_failed")  # items that can be physically somewhere
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def from_us(time_us: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(time_us / 1_000_000, dt.UTC)
+    """Exact to the microsecond (the engine compares the places it compiles back by time)."""
+    return EPOCH + dt.timedelta(microseconds=time_us)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +121,11 @@ def _meeting_item(session: Session, venue_id: int | None, at: dt.datetime, item:
     ).scalars().all()
     for meeting in meetings:
         session.add(MeetingItem(meeting_id=meeting.id, item_id=item.id, person_id=person.id, direction=direction,
-                                at=at, portal=portal, record=reference))
+                                at=at, portal=portal, context=reference))
         session.flush()
         journal.append(session, "system", "meeting.item", f"meeting:{meeting.id}",
                        {"item": _subject(item), "person": person.username, "direction": direction,
-                        "at": at.isoformat(), "portal": portal, "record": reference})
+                        "at": at.isoformat(), "portal": portal, "context": reference})
 
 
 def _item(session: Session, item_id: int) -> Item:

@@ -1,5 +1,6 @@
 """Everything that leaves the register on paper or as a file is journalled: label prints (PNG, PDF), the annual
-report, EPCIS exports and evidence packages, each with who, what, when and the SHA-256 of the bytes served."""
+report (JSON, PDF, page), EPCIS exports, evidence packages, destruction certificates and evidence images, each
+with who, what, when and the SHA-256 of the bytes served."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry import journal
-from registry.models import JournalEntry
+from api import ApiSettings
+from registry import db, journal
+from registry.models import DestructionRecord, JournalEntry
+from registry.services import lookup
 from tests.api.conftest import Tokens
 
 
@@ -89,3 +92,37 @@ def test_a_refused_export_is_not_journalled_as_an_export(
     with factory() as session:
         actions = set(session.execute(select(JournalEntry.action)).scalars())
     assert not actions & {"item.label_printed", "audit.report_exported", "epcis.exported"}
+
+
+def test_certificate_and_evidence_downloads_are_journalled(
+    client: TestClient, tokens: Tokens, factory: sessionmaker[Session], settings: ApiSettings
+) -> None:
+    assert settings.certificates_dir is not None
+    pdf = b"%PDF-1.4 certificate"
+    digest = hashlib.sha256(pdf).hexdigest()
+    (settings.certificates_dir / "D-20260302-00000001.pdf").write_bytes(pdf)
+    with db.transaction(factory) as session:
+        now = journal.now_utc()
+        record = DestructionRecord(
+            item_id=lookup.item(session, "S-2026-002").id, operator_id=lookup.person(session, "otto").id,
+            witness_id=lookup.person(session, "wendy").id, device_name="shredder-1", method="shred",
+            outcome="destroyed", started_at=now, completed_at=now, certificate_sha256=digest,
+        )
+        session.add(record)
+        session.flush()
+        record_id = record.id
+    assert client.get(f"/api/destruction/records/{record_id}/certificate", headers=tokens["wendy"]).content == pdf
+    entry, payload = last(factory, "destruction.certificate_exported")
+    assert (entry.actor, entry.subject, payload) == ("wendy", f"destruction:{record_id}", {"sha256": digest})
+
+    image = b"\x89PNG evidence"
+    image_hash = hashlib.sha256(image).hexdigest()
+    (settings.certificates_dir / f"evidence-{image_hash[:16]}.png").write_bytes(image)
+    assert client.get(f"/api/destruction/evidence/{image_hash}", headers=tokens["audrey"]).content == image
+    entry, _payload = last(factory, "destruction.evidence_exported")
+    assert (entry.actor, entry.subject) == ("audrey", f"evidence:{image_hash}")
+    (settings.certificates_dir / f"evidence-{image_hash[:16]}.png").write_bytes(image + b" altered")
+    assert client.get(f"/api/destruction/evidence/{image_hash}", headers=tokens["audrey"]).status_code == 404
+    with factory() as session:
+        served = session.execute(select(JournalEntry).where(JournalEntry.action == "destruction.evidence_exported"))
+        assert len(list(served.scalars())) == 1

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import ApiSettings, create_app
 from api.app import routes
-from tests.api.conftest import USER_FOR_ROLE, RecordingControl, token_for
+from controllers.site import SiteRuntime
+from tests.api.conftest import PASSWORD, USER_FOR_ROLE, token_for
 
 ALL = frozenset(USER_FOR_ROLE)
 ADMIN = frozenset({"administrator"})
@@ -172,13 +173,18 @@ CASES = [
         json={"note": "no"},
     ),
     Case("GET", "/api/live", WATCH),
+    Case("GET", "/api/guard/alarms", WATCH),
     Case("POST", "/api/guard/alarms/{alarm_id}/ack", GUARD, "/api/guard/alarms/1/ack"),
+    Case("POST", "/api/guard/alarms/{alarm_id}/resolve", GUARD, "/api/guard/alarms/1/resolve", json={"note": "done"}),
+    Case("GET", "/api/guard/alarms/{alarm_id}/frame.png", WATCH, "/api/guard/alarms/1/frame.png"),
+    Case("GET", "/api/guard/procedures", WATCH),
+    Case("PUT", "/api/guard/procedures/{kind}", ADMIN, "/api/guard/procedures/door_forced", json={"steps": ["Go."]}),
     Case(
         "POST",
         "/api/guard/portals/{portal}/override",
         GUARD,
         "/api/guard/portals/main-exit/override",
-        json={"reason": "matrix test"},
+        json={"reason": "matrix test", "password": PASSWORD},  # the right password: a 403 would mean the role
     ),
     Case("GET", "/api/guard/doors", WATCH),
     Case("GET", "/api/guard/muster", WATCH),
@@ -199,7 +205,7 @@ CASES = [
         "POST",
         "/api/destruction/run",
         frozenset({"destruction_operator"}),
-        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"},
+        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD},
     ),
     Case("GET", "/api/destruction/records", DESTRUCTION_READ),
     Case(
@@ -360,9 +366,11 @@ def test_the_matrix_names_every_route() -> None:
     assert _routes() - ELSEWHERE == named
 
 
-def test_every_role_against_every_route(settings: ApiSettings, factory: sessionmaker[Session]) -> None:
+def test_every_role_against_every_route(
+    settings: ApiSettings, factory: sessionmaker[Session], control: SiteRuntime
+) -> None:
     # No live bus here: the live feed answers 503 to those allowed in, instead of streaming forever.
-    app = create_app(settings, session_factory=factory, control=RecordingControl())
+    app = create_app(settings, session_factory=factory, control=control)
     wrong: list[str] = []
     with TestClient(app) as client:
         headers = {role: token_for(client, user) for role, user in USER_FOR_ROLE.items()}

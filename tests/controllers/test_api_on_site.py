@@ -49,7 +49,7 @@ def test_destruction_through_the_api_and_certificate_download(api: tuple[TestCli
     answer = client.post(
         "/api/destruction/run",
         headers=otto,
-        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"},
+        json={"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": DEMO_PASSWORD},
     )
     assert answer.status_code == 200, answer.text
     [outcome] = answer.json()
@@ -64,6 +64,7 @@ def test_the_guard_sees_the_sites_doors_and_devices(api: tuple[TestClient, Runni
     gus = login(client, "gus")
     doors = client.get("/api/guard/doors", headers=gus).json()
     assert {d["portal"] for d in doors} == {"archive-door", "vault-dock", "main-exit"}
+    assert {d["links"] for d in doors} == {"online"}
     devices = {d["name"]: d["health"] for d in client.get("/api/guard/devices", headers=gus).json()}
     assert devices["main-exit-panel"] == "online" and devices["archive-door-reader"] == "online"
     assert client.get("/api/guard/doors", headers=login(client, "bob")).status_code == 403
@@ -108,7 +109,9 @@ def test_the_page_loads_the_simulated_intake_and_records_the_machines_used(
     assert [m["name"] for m in station["machines"]] == ["degausser-1", "shredder-1"]
 
     # Without the tag on the intake the run fails, and the failed record keeps its witness.
-    run = {"station": "destruction-centre", "items": ["S-2026-002"], "witness": "wendy"}
+    run = {
+        "station": "destruction-centre", "items": ["S-2026-002"], "witness": "wendy", "witness_password": DEMO_PASSWORD
+    }
     [failed] = client.post("/api/destruction/run", json=run, headers=otto).json()
     assert not failed["destroyed"] and "intake" in failed["reason"]
     placed = client.post("/api/destruction/intake", json={"station": "destruction-centre", "items": ["S-2026-002"]},
@@ -137,7 +140,7 @@ def test_a_machine_the_medium_does_not_need_is_refused_and_the_intake_is_demo_on
     client, _running = api
     otto = login(client, "otto")
     _approve_destruction(client, "A-PAPER", "S-2026-001")
-    run = {"station": "degausser-1", "items": ["S-2026-001"], "witness": "wendy"}
+    run = {"station": "degausser-1", "items": ["S-2026-001"], "witness": "wendy", "witness_password": DEMO_PASSWORD}
     refused = client.post("/api/destruction/run", json=run, headers=otto)
     assert refused.status_code == 409 and refused.json()["rule"] == "destruction.device"
     intake = client.post("/api/destruction/intake", json={"station": "destruction-centre", "items": ["S-2026-001"]},

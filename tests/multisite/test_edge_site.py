@@ -150,6 +150,8 @@ def test_partition_doors_decide_records_land_once(sites) -> None:
     before = s.accepted()
 
     s.cut()
+    assert s.edge.running is not None
+    wait_until(lambda: any(e.title == "centre link down" for e in s.edge.running.bus.history()), 10, "guards told")
     # Cut off: the door decides from the local register; the approval made before the cut is honoured.
     assert s.traffic.exit_attempt("bob", (1,)), "bob's approval still opens the door while cut off"
     assert not s.traffic.exit_attempt("carol", (2,))
@@ -162,6 +164,8 @@ def test_partition_doors_decide_records_land_once(sites) -> None:
     during = s.accepted() - before
     assert during >= M + 2
 
+    wait_until(lambda: any(e.title == f"{s.demo.code}: CUT OFF" for e in s.centre.bus.history()), 20,
+               "the centre's guards see the site cut off")
     s.heal()
     wait_until(lambda: len(s.in_register()) == s.accepted(), 90, "the backlog drained into the register")
     seqs = s.in_register()

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.tracking.sites import CONFIG as STREAM_CONFIG
 from tests.tracking.sites import SECOND, antennas, carry, epc_for, run, sites, streams
 from tracking.engine import Engine
-from tracking.events import BadgePresentation, FireAlarmInput, ForgiveRequest, OverrideRequest
+from tracking.events import BadgePresentation, CameraCount, FireAlarmInput, ForgiveRequest, OverrideRequest
 from tracking.model import (
     EngineConfig,
     ItemSpec,
@@ -195,6 +195,20 @@ def test_presence_survives_a_restart_from_the_register(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_swap_keeps_the_engines_places_and_takes_newer_ones_from_the_register(backend: str) -> None:
+    s = Site(site("refuse", presence=(PresenceSpec(CLERK, CORRIDOR, 0),)), backend)
+    s.badge("clerk", 1 * SECOND)  # into the room
+    s.advance(3 * SECOND)
+    stale = (PresenceSpec(CLERK, CORRIDOR, 0), PresenceSpec(ESCORT, ROOM, 2 * SECOND))
+    s.engine.swap_snapshot(build_snapshot(site("refuse", presence=stale)))
+    assert s.engine.people.where[CLERK].venue_id == ROOM  # the register had not heard yet
+    assert s.engine.people.where[ESCORT].venue_id == ROOM  # another node's move, new to this engine
+    newer = (PresenceSpec(CLERK, None, 5 * SECOND),)
+    s.engine.swap_snapshot(build_snapshot(site("refuse", presence=newer)))
+    assert s.engine.people.where[CLERK].venue_id is None and s.engine.people.inside(ROOM) == [ESCORT]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_badge_under_fire_release_moves_its_person_uncertainly(backend: str) -> None:
     s = Site(site("refuse", presence=(PresenceSpec(CLERK, ROOM, 0), PresenceSpec(ESCORT, ROOM, 0))), backend)
     s.engine.on_fire_alarm(FireAlarmInput(True, 1 * SECOND))
@@ -222,6 +236,23 @@ def test_an_override_of_a_tailgating_block_moves_the_person_uncertainly(backend:
     assert [(c.person_id, c.cause, c.to_venue_id) for c in s.presence] == [(VISITOR, "override", ROOM)]
     s.advance(20 * SECOND)  # nobody is with the visitor in the room
     assert s.alarm_kinds() == ["visitor_unescorted"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_people_through_an_opened_door_than_badged_makes_their_places_uncertain(backend: str) -> None:
+    s = Site(site("refuse", presence=(PresenceSpec(CLERK, CORRIDOR, 0),)), backend)
+    s.badge("clerk", 1 * SECOND)
+    s.advance(2 * SECOND)
+    assert s.decision("clerk").allow
+    s.engine.on_camera(CameraCount(ROOM_DOOR, 1, 3 * SECOND))  # as many as badged: nothing
+    s.engine.on_camera(CameraCount(ROOM_DOOR, 2, 4 * SECOND))  # someone came in with the clerk
+    s.advance(5 * SECOND)
+    assert [(c.cause, c.from_venue_id, c.to_venue_id, c.uncertain) for c in s.presence] == [
+        ("badge", CORRIDOR, ROOM, False), ("tailgating", ROOM, ROOM, True)]
+    assert s.engine.people.where[CLERK].uncertain
+    s.badge("clerk", 6 * SECOND, portal=MAIN_EXIT, direction="exit")  # an uncertain place is not held against it
+    s.advance(8 * SECOND)
+    assert s.decision("clerk").allow
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,0 +1,27 @@
+"""`custodian edge` and `custodian centre` refuse what they cannot run with one line and exit 2, before
+anything starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from custodian.cli import app
+from multisite.demo_sites import demo_sites
+
+
+def test_edge_refuses_a_hub_that_is_not_host_and_port(tmp_path: Path) -> None:
+    site_file = demo_sites(1)[0].write(tmp_path)
+    result = CliRunner().invoke(app, ["edge", str(site_file), "--hub", "nowhere", "--state", str(tmp_path / "e")])
+    assert result.exit_code == 2
+    assert "expected HOST:PORT" in result.output
+    assert not (tmp_path / "e").exists(), "nothing was started or written"
+
+
+def test_edge_and_centre_refuse_a_missing_site_file(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.toml")
+    edge = CliRunner().invoke(app, ["edge", missing, "--hub", "127.0.0.1:7422"])
+    centre = CliRunner().invoke(app, ["centre", "--site", missing, "--db", f"sqlite:///{tmp_path / 'c.db'}"])
+    assert edge.exit_code == centre.exit_code == 2
+    assert "no such file" in edge.output and "no such file" in centre.output

@@ -421,6 +421,10 @@ class PortalController:
         if event.device in self.by_panel:
             wiring = self.by_panel[event.device]
             self.state[wiring.portal_id].panel_online = not offline
+            if self.fire_active and event.health == Health.ONLINE and self.panels is not None:
+                # life safety: a panel that was away when the fire release went out gets it on its return
+                panels, door = self.panels, event.device
+                self._command(door, lambda: panels.set_strike(door, True), "fire release")
         elif event.device in self.by_reader:
             wiring = self.by_reader[event.device]
             readers = self.state[wiring.portal_id].offline_readers

@@ -99,6 +99,7 @@ class PanelSimulator:
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._wait: Callable[[float], bool] = self._stop.wait
+        self._line: tuple[Callable[[int], bytes], Callable[[bytes], int], Callable[[float], bool] | None] | None = None
 
     # ----- power: on and off model the panel (or its line) going away; door state and events persist -----
 
@@ -106,11 +107,17 @@ class PanelSimulator:
     def running(self) -> bool:
         return self._pd is not None
 
-    def power_on(self, read: Callable[[int], bytes], write: Callable[[bytes], int],
+    def power_on(self, read: Callable[[int], bytes] | None = None, write: Callable[[bytes], int] | None = None,
                  wait: Callable[[float], bool] | None = None) -> None:
-        """Start talking on a line: `read` / `write` its bytes, `wait(t)` until bytes arrive (at most t)."""
+        """Start talking on a line: `read` / `write` its bytes, `wait(t)` until bytes arrive (at most t).
+        Without them, back on the line it was last on (a panel powered off and on again)."""
         if self._pd is not None:
             return
+        if read is None or write is None:
+            if self._line is None:
+                raise RuntimeError("the panel was never on a line")
+            read, write, wait = self._line
+        self._line = (read, write, wait)
         flags = [osdp.LibFlag.InstallMode] if self.install_mode and self.scbk is None else []
         ident = self.identity
         info = osdp.PDInfo(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,15 @@ BRIEFING, DISK, TS_REPORT, TS_SSD = (
     "E28011700000020000000006",
     "E28011700000020000000007",
 )
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.fixture
@@ -102,6 +111,28 @@ def test_fire_alarm_releases_every_door_and_records_movements(running: tuple[Run
     with site.runtime.factory() as session:
         kinds = [i.kind for i in session.execute(select(Incident)).scalars()]
     assert "emergency_release_movement" in kinds
+
+
+def test_a_panel_away_during_a_fire_release_is_released_when_it_returns(
+    running: tuple[RunningSite, Traffic],
+) -> None:
+    """Life safety: the fire release reaches every door, also one whose panel was off the line when it went out."""
+    site, _traffic = running
+    assert site.sims is not None
+    vault, main = site.sims.panels["vault-dock-panel"], site.sims.panels["main-exit-panel"]
+
+    def door(code: str) -> object:
+        return next(d for d in site.runtime.doors() if d.portal == code)
+
+    vault.power_off()
+    assert wait_for(lambda: not door("vault-dock").panel_online, 30.0), "the line notices the panel is gone"
+    main.raise_fire_alarm(True)
+    assert wait_for(lambda: main.strike_active, 10.0)
+    assert not vault.strike_active  # it could not hear the release
+    vault.power_on()
+    assert wait_for(lambda: vault.strike_active, 30.0), "released as soon as it is back"
+    main.raise_fire_alarm(False)
+    assert wait_for(lambda: not main.strike_active and not vault.strike_active, 10.0)
 
 
 def test_destroyed_tag_seen_at_a_portal_alarms(

@@ -165,6 +165,7 @@ def admin_page(request: Request, ctx: ContextDep, user: Administrator) -> Respon
             item_kinds=ITEM_KINDS,
             stale_labels=stale,
             waiting=len(waiting),
+            not_online=sorted(name for name, d in live_devices(ctx).items() if d.health != "online"),
         )
 
 

@@ -178,3 +178,10 @@ def test_a_page_for_something_missing_says_so_in_words(client: TestClient) -> No
     assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
     assert "no venue &#x27;no-such-room&#x27;" in answer.text
     assert client.get("/admin/devices/new", params={"kind": "teleporter"}).status_code == 404
+
+
+def test_the_overview_counts_what_needs_attention(client: TestClient) -> None:
+    browser_login(client, "admin")
+    overview = client.get("/admin").text.split('id="overview"')[1].split("</p>")[0]
+    assert "item(s) with a label out of date" in overview
+    assert "device(s) not online" in overview  # as the site control reports them

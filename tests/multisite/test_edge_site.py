@@ -215,9 +215,10 @@ def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> No
         recorded = session.execute(
             select(func.count()).select_from(JournalEntry).where(JournalEntry.action == f"alarm.{AGE_ALARM}")
         ).scalar_one()
-    assert recorded == 1, "the alarm is a record, in the centre's journal"
+    raised = len([e for e in s.edge.running.bus.history() if e.title == "register snapshot too old"])
+    assert recorded == raised >= 1, "each alarm is a record, in the centre's journal (a loaded machine may flap)"
     live = [e for e in s.centre.bus.history() if e.title == f"{s.demo.code}: {AGE_ALARM.replace('_', ' ')}"]
-    assert len(live) == 1, "and on the centre's live bus, for its guard pages"
+    assert len(live) == raised, "and on the centre's live bus, for its guard pages"
 
 
 def _lines(path: Path) -> list[str]:

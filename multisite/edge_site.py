@@ -118,6 +118,7 @@ class EdgeSite:
                 self.factory, self.bus, self.options.state, simulate=self.options.simulate,
                 backend=self.options.backend, record_consumers=(SHIPPER,),
             )
+            self._check_age()  # before the first card: a start on an old snapshot restricts at once
             recorder = self.running.runtime.recorder
             self.shipper = LogShipper(recorder.log.cursor(SHIPPER), self.identity, self.publisher, log=recorder.log)
             self.shipper.start()

@@ -193,7 +193,7 @@ def test_partition_doors_decide_records_land_once(sites) -> None:
 
 
 def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> None:
-    s: Sites = sites(snapshot_max_age_s=2.0)
+    s: Sites = sites(snapshot_max_age_s=5.0)  # well above a loaded machine's snapshot round trip
     approval_id = _approve_at_centre(s.centre, s.demo, f"A-{s.demo.code}-0200")
     wait_until(lambda: approval_id in s.engine_approvals(), 10, "the approval in the edge's engine")
 

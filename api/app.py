@@ -12,11 +12,11 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors, headers, pages
+from api import admin_pages, errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
 from api.limits import BodyLimit
-from api.routers import admin, approvals, audit, destruction, docs, guard, records
+from api.routers import admin, approvals, audit, destruction, docs, guard, people, records
 from api.routers import auth as auth_routes
 from api.settings import ApiSettings
 from controllers.bus import LiveBus
@@ -31,8 +31,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     destruction.router,
     audit.router,
     audit.epcis_router,
+    audit.pages_router,
     records.router,
+    people.router,
     pages.router,
+    admin_pages.router,
     docs.router,
 )
 

@@ -11,7 +11,7 @@ import zipfile
 from collections import Counter
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from api import schemas, views
@@ -149,10 +149,14 @@ class AnnualReportPublic(BaseModel):
 
 
 def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    return (
-        dt.datetime.combine(start, dt.time.min, dt.UTC),
-        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, dt.UTC),
+    """[start 00:00, the day after end 00:00) in UTC; a period ending on the last representable day runs to its
+    end instead of overflowing."""
+    upper = (
+        dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, dt.UTC)
+        if end < dt.date.max
+        else dt.datetime.max.replace(tzinfo=dt.UTC)
     )
+    return dt.datetime.combine(start, dt.time.min, dt.UTC), upper
 
 
 def annual_report(session: Session, start: dt.date, end: dt.date) -> AnnualReportPublic:
@@ -220,9 +224,89 @@ def annual_report(session: Session, start: dt.date, end: dt.date) -> AnnualRepor
 
 
 def journal_in_window(session: Session, lo: dt.datetime | None, hi: dt.datetime | None) -> list[JournalEntry]:
-    query = select(JournalEntry).where(JournalEntry.action.like("movement.%"))
+    """Movements and verified destructions in the window (what the EPCIS export turns into events)."""
+    query = select(JournalEntry).where(
+        or_(JournalEntry.action.like("movement.%"), JournalEntry.action == "item.destroyed")
+    )
     if lo is not None:
         query = query.where(JournalEntry.at >= lo.astimezone(dt.UTC).isoformat(timespec="microseconds"))
     if hi is not None:
         query = query.where(JournalEntry.at < hi.astimezone(dt.UTC).isoformat(timespec="microseconds"))
     return list(session.execute(query.order_by(JournalEntry.seq)).scalars())
+
+
+REPORT_ROWS = (
+    ("items_by_level", "Items by level"),
+    ("items_by_status", "Items by status"),
+    ("approvals_by_kind_and_state", "Approvals requested in the period (kind:state)"),
+    ("incidents_by_kind", "Incidents opened in the period"),
+    ("destruction_by_outcome", "Destruction in the period"),
+)
+
+
+def report_pdf(report: AnnualReportPublic, site: str, exported_by: str) -> bytes:
+    """The annual report (Art. 56/58) as a PDF: the same figures as the page, with who took it out and the
+    journal's state, so a printed copy says what it was made from."""
+    from fpdf import FPDF  # only this export needs it
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 15)
+    pdf.cell(0, 10, f"Annual report {report.start} to {report.end}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    pdf.cell(0, 6, f"{site} - exported by {exported_by} at {journal.now_utc():%Y-%m-%d %H:%M} UTC",
+             new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+
+    def row(label: str, value: object) -> None:
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(95, 7, label)
+        pdf.set_font("Helvetica", "", 10)
+        pdf.multi_cell(0, 7, str(value), new_x="LMARGIN", new_y="NEXT")
+
+    row("Items registered in the period", report.items_registered_in_period)
+    row("Venues (top-secret designated)", f"{report.venues} ({report.venues_top_secret_designated})")
+    row("Movements in the period", report.movements_in_period)
+    row("Inventory counts in the period", report.inventory_counts_in_period)
+    row("Incidents reported late or overdue", report.incidents_reported_late_or_overdue)
+    for field, label in REPORT_ROWS:
+        counts: dict[str, int] = getattr(report, field)
+        row(label, ", ".join(f"{k}: {v}" for k, v in counts.items()) or "none")
+    row("Journal", f"{'intact' if report.journal_ok else 'BROKEN'}, {report.journal_entries} entries")
+    return bytes(pdf.output())
+
+
+def journal_page(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    subject: str | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> tuple[list[JournalEntry], int | None, int]:
+    """Newest first, filtered: actor exactly, action by prefix ("item." is every item action), subject by
+    substring, time in [since, until). Returns (entries, the `before` of the next page or None, how many match).
+    Paged by sequence number, so a page stays stable while the journal grows."""
+    conditions = []
+    if actor:
+        conditions.append(JournalEntry.actor == actor)
+    if action:
+        conditions.append(JournalEntry.action.startswith(action, autoescape=True))
+    if subject:
+        conditions.append(JournalEntry.subject.contains(subject, autoescape=True))
+    if since is not None:
+        conditions.append(JournalEntry.at >= since.astimezone(dt.UTC).isoformat(timespec="microseconds"))
+    if until is not None:
+        conditions.append(JournalEntry.at < until.astimezone(dt.UTC).isoformat(timespec="microseconds"))
+    matched = int(session.execute(select(func.count()).select_from(JournalEntry).where(*conditions)).scalar_one())
+    query = select(JournalEntry).where(*conditions)
+    if before is not None:
+        query = query.where(JournalEntry.seq < before)
+    rows = list(session.execute(query.order_by(JournalEntry.seq.desc()).limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1].seq if more and rows else None), matched

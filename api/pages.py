@@ -1,45 +1,32 @@
 """The web pages: Jinja2 templates, forms posted with a CSRF token, small vanilla JS for the live consoles.
 
-Form posts go through the same register services as the JSON API; an error comes back as a message on
-the page it was posted from.
+Form posts go through the same register services as the JSON API; the administrator's and approver's pages
+and their forms are in `api.admin_pages`.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
-from api import schemas
 from api.auth import LOGIN_CSRF_COOKIE, PUBLIC, SESSION_COOKIE, NotAuthenticated, Principal, Throttled, client_address
 from api.deps import (
-    Administrator,
     AnySignedIn,
-    ApprovalReader,
-    Approver,
-    Auditor,
     ContextDep,
     DestructionReader,
-    Requester,
     SiteWatcher,
 )
-from api.routers.approvals import list_approvals, new_ref
 from api.routers.auth import sign_in
 from registry import journal
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound, RegistryError, RuleViolation
-from registry.models import Person, Portal, Venue
-from registry.passwords import hash_password
-from registry.services import approvals, lookup, people, venues
-from registry.services import items as item_service
-from registry.services.items import SecrecyPeriod
+from registry.models import Portal
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(include_in_schema=False)
@@ -87,42 +74,6 @@ def render(request: Request, template: str, user: Principal | None, **values: ob
 def back(path: str, *, ok: str = "", error: str = "") -> RedirectResponse:
     query = urlencode({k: v for k, v in (("ok", ok), ("error", error)) if v})
     return RedirectResponse(f"{path}?{query}" if query else path, status.HTTP_303_SEE_OTHER)
-
-
-def describe_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        return f"{field}: {first['msg']}"
-    if isinstance(exc, RuleViolation):
-        return f"refused by rule {exc.rule}: {exc.message}"
-    if isinstance(exc, InvalidInput):
-        return f"{exc.field}: {exc.message}"
-    return str(exc)
-
-
-FORM_ERRORS = (ValidationError, RegistryError, ValueError)
-M = TypeVar("M", bound=BaseModel)
-
-
-def _form_model(model: type[M], form: dict[str, object]) -> M:
-    """Build a schema from a form: empty fields are absent, list fields are comma separated."""
-    values: dict[str, object] = {}
-    for name, field in model.model_fields.items():
-        raw = form.get(name)
-        if raw is None or raw == "":
-            continue
-        text = str(raw)
-        kind = str(field.annotation)
-        if "datetime" in kind.lower() and len(text) == 16:
-            text += ":00+00:00"  # a datetime-local field; the pages state that times are UTC
-        if "list" in kind:
-            values[name] = [part.strip() for part in text.split(",") if part.strip()]
-        elif field.annotation is bool:
-            values[name] = text in ("on", "true", "1")
-        else:
-            values[name] = text
-    return model.model_validate(values)
 
 
 @router.get("/login", dependencies=[Depends(PUBLIC)])
@@ -187,7 +138,9 @@ def home(user: AnySignedIn) -> Response:
 def guard_page(request: Request, ctx: ContextDep, user: SiteWatcher) -> Response:
     with ctx.factory() as session:
         portals = list(session.execute(select(Portal.code).order_by(Portal.code)).scalars())
-    return render(request, "guard.html", user, portals=portals, can_act="guard" in user.roles)
+    return render(
+        request, "guard.html", user, portals=portals, can_act="guard" in user.roles, time_zone=ctx.settings.time_zone
+    )
 
 
 @router.get("/destruction")
@@ -195,139 +148,3 @@ def destruction_page(request: Request, user: DestructionReader) -> Response:
     return render(request, "destruction.html", user, can_run="destruction_operator" in user.roles)
 
 
-@router.get("/admin")
-def admin_page(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    with ctx.factory() as session:
-        venues = list(session.execute(select(Venue).order_by(Venue.code)).scalars())
-        persons = list(session.execute(select(Person).order_by(Person.username)).scalars())
-        return render(request, "admin.html", user, venues=venues, people=persons)
-
-
-@router.post("/admin/venues")
-async def admin_create_venue(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.VenueCreate, form)
-        flags = tuple(
-            f for f in ("top_secret_designated", "storage", "closed", "key_part", "destruction") if getattr(body, f)
-        )
-        with transaction(ctx.factory) as session:
-            venues.create_venue(
-                session,
-                user.username,
-                venues.VenueData(body.code, body.name, body.ceiling, flags, body.fail_secure_level),
-            )
-    except FORM_ERRORS as exc:
-        return back("/admin", error=describe_error(exc))
-    return back("/admin", ok=f"venue {body.code} created")
-
-
-@router.post("/admin/people")
-async def admin_create_person(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.PersonCreate, form)
-        password = str(form.get("password") or "")
-        with transaction(ctx.factory) as session:
-            person = people.create(
-                session,
-                user.username,
-                people.PersonData(
-                    username=body.username,
-                    name=body.name,
-                    clearance=body.clearance,
-                    roles=tuple(body.roles),
-                    badges=tuple(body.badges),
-                    groups=tuple(body.groups),
-                    visitor=body.visitor,
-                ),
-            )
-            if password:
-                people.set_password_hash(session, user.username, person, hash_password(password))
-    except FORM_ERRORS as exc:
-        return back("/admin", error=describe_error(exc))
-    return back("/admin", ok=f"person {body.username} created")
-
-
-@router.post("/admin/items")
-async def admin_register_item(request: Request, ctx: ContextDep, user: Administrator) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.ItemCreate, form)
-        period = SecrecyPeriod(body.period_start, body.period_months, body.declassify_on, body.declassify_condition)
-        with transaction(ctx.factory) as session:
-            item_service.register(
-                session,
-                user.username,
-                item_service.ItemData(
-                    register_number=body.register_number,
-                    copy_number=body.copy_number,
-                    title=body.title,
-                    kind=body.kind,
-                    level=body.level,
-                    period=period,
-                    originating_unit=body.originating_unit,
-                    epc=body.epc,
-                    venue=body.venue,
-                    custodian=body.custodian,
-                    scope_groups=tuple(body.scope_groups),
-                ),
-            )
-    except FORM_ERRORS as exc:
-        return back("/admin", error=describe_error(exc))
-    return back("/admin", ok=f"item {body.register_number}/{body.copy_number} registered")
-
-
-@router.get("/approvals")
-def approvals_page(request: Request, ctx: ContextDep, user: ApprovalReader) -> Response:
-    rows = list_approvals(ctx, user)
-    return render(request, "approvals.html", user, approvals=rows, can_decide="approver" in user.roles)
-
-
-@router.post("/approvals")
-async def request_page(request: Request, ctx: ContextDep, user: Requester) -> Response:
-    form = dict(await request.form())
-    try:
-        body = _form_model(schemas.ApprovalCreate, form)
-        data = approvals.ApprovalRequest(
-            ref=body.ref or new_ref(),
-            kind=body.kind,
-            items=tuple(body.items),
-            valid_from=body.valid_from,
-            valid_until=body.valid_until,
-            people=tuple(body.people),
-            portal=body.portal,
-            destination_text=body.destination_text,
-            uses=body.uses,
-            reason=body.reason,
-        )
-        with transaction(ctx.factory) as session:
-            approvals.request(session, user.username, data)
-    except FORM_ERRORS as exc:
-        return back("/approvals", error=describe_error(exc))
-    return back("/approvals", ok=f"approval {data.ref} requested")
-
-
-@router.post("/approvals/{ref}/decide")
-def decide_page(
-    ref: str,
-    ctx: ContextDep,
-    user: Approver,
-    decision: Annotated[str, Form(pattern="^(approve|refuse)$")],
-    note: Annotated[str, Form(max_length=2000)] = "",
-) -> Response:
-    try:
-        with transaction(ctx.factory) as session:
-            approval = lookup.approval(session, ref)
-            if decision == "approve":
-                approvals.approve(session, user.username, approval, note)
-            else:
-                approvals.refuse(session, user.username, approval, note)
-    except (RegistryError, NotFound) as exc:
-        return back("/approvals", error=describe_error(exc))
-    return back("/approvals", ok=f"approval {ref} {decision}d")
-
-
-@router.get("/audit")
-def audit_page(request: Request, user: Auditor) -> Response:
-    return render(request, "audit.html", user)

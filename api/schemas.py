@@ -66,8 +66,7 @@ class MePublic(BaseModel):
     via: str
 
 
-class VenueCreate(Strict):
-    code: str = Code
+class VenueChange(Strict):
     name: Text(200)
     ceiling: LevelName
     top_secret_designated: bool = False
@@ -76,6 +75,10 @@ class VenueCreate(Strict):
     key_part: bool = False
     destruction: bool = False
     fail_secure_level: LevelName = "secret"
+
+
+class VenueCreate(VenueChange):
+    code: str = Code
 
 
 class VenuePublic(BaseModel):
@@ -90,12 +93,15 @@ class VenuePublic(BaseModel):
     destruction: bool
 
 
-class PortalCreate(Strict):
-    code: str = Code
+class PortalChange(Strict):
     name: Text(200)
     inside: Ref
     outside: Ref | None = Field(default=None, description="venue code; null = leaves the unit")
     border: bool = False
+
+
+class PortalCreate(PortalChange):
+    code: str = Code
 
 
 class PortalPublic(BaseModel):
@@ -112,13 +118,40 @@ class AntennaCreate(Strict):
     side: Literal["inside", "outside", "ignore"]
 
 
-class DeviceCreate(Strict):
-    name: str = Code
-    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]  # the device-kind table, firmware_bridge.kinds
+class DeviceChange(Strict):
     portal: Ref | None = None
     venue: Ref | None = None
     settings: dict[str, str | int | float | bool] = Field(default_factory=dict)
     antennas: list[AntennaCreate] = Field(default_factory=list, max_length=64)
+
+
+class DeviceCreate(DeviceChange):
+    name: str = Code
+    kind: Literal[DEVICE_KINDS]  # type: ignore[valid-type]  # the device-kind table, firmware_bridge.kinds
+
+
+class SettingFieldPublic(BaseModel):
+    name: str
+    type: Literal["bool", "int", "float", "str", "choice"]
+    default: str | int | float | bool | None
+    choices: list[str]
+    optional: bool
+
+
+class DeviceKindPublic(BaseModel):
+    name: str
+    role: str
+    summary: str
+    settings: list[SettingFieldPublic]
+    unavailable: str = ""  # why this installation cannot use the kind (its library is missing), if so
+
+
+class DeviceProbePublic(BaseModel):
+    name: str
+    kind: str
+    health: str
+    identity: str
+    detail: str
 
 
 class DevicePublic(BaseModel):
@@ -131,8 +164,7 @@ class DevicePublic(BaseModel):
     antennas: list[AntennaCreate]
 
 
-class PersonCreate(Strict):
-    username: str = Code
+class PersonChange(Strict):
     name: Text(200)
     clearance: LevelName
     roles: list[RoleName] = Field(default_factory=lambda: ["custodian"], max_length=8)
@@ -141,6 +173,10 @@ class PersonCreate(Strict):
     visitor: bool = False
     title: str = Field(default="", max_length=200)
     organisation: str = Field(default="", max_length=200)
+
+
+class PersonCreate(PersonChange):
+    username: str = Code
 
 
 class PersonPublic(BaseModel):
@@ -153,6 +189,18 @@ class PersonPublic(BaseModel):
     status: str
     visitor: bool
     has_password: bool
+
+
+class DeparturePublic(BaseModel):
+    """Art. 53: where a person's sign-off stands, and what they must return before it."""
+
+    username: str
+    status: str
+    items_to_return: list[ItemPublic]
+
+
+class SignOffCreate(Strict):
+    separation_until: dt.date | None = Field(default=None, description="end of a separation period, if any")
 
 
 class PasswordCreate(Strict):
@@ -255,10 +303,46 @@ class ApprovalPublic(BaseModel):
     uses_left: int
     reason: str
     decisions: list[str]
+    portal: str | None = None
+    destination_venue: str | None = None
+    destination_text: str = ""
+    return_by: dt.datetime | None = None
+    uses_total: int = 1
+    originator_consent: str | None = None
 
 
 class OverrideCreate(Strict):
+    """A guard's override: their own password, entered now, and a written reason (rule 4.7). `alarm` names
+    the block the guard was shown; the override is refused if another block has replaced it since."""
+
+    password: str = Field(min_length=1, max_length=256)
     reason: Text(2000, min_length=5)
+    alarm: int | None = Field(default=None, ge=1, le=2**63 - 1)
+
+
+class OverridePublic(BaseModel):
+    portal: str
+    guard: str
+    person: str
+    items: list[str]
+    overridden: list[ReasonPublic]
+    at: dt.datetime
+
+
+class ReasonPublic(BaseModel):
+    """A stable reason id with the sentence guards read (tracking.vocabulary)."""
+
+    id: str
+    sentence: str
+
+
+class BlockPublic(BaseModel):
+    alarm_id: int | None
+    person: str
+    items: list[str]
+    reasons: list[ReasonPublic]
+    at: dt.datetime
+    fresh_until: dt.datetime
 
 
 class DoorPublic(BaseModel):
@@ -268,6 +352,58 @@ class DoorPublic(BaseModel):
     released_by_fire_alarm: bool
     panel_online: bool
     readers_online: bool
+    block: BlockPublic | None = None  # a fresh block a guard may override
+    links: Literal["online", "degraded", "offline", "unknown"] = "unknown"  # panel and readers together
+
+
+class AlarmNote(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class AlarmResolve(Strict):
+    note: Text(2000, min_length=3)
+
+
+class AlarmPublic(BaseModel):
+    """One alarm of the site's alarm book; times in the site's time zone."""
+
+    id: int
+    kind: str
+    sentence: str
+    category: Literal["security", "technical"]
+    severity: str
+    source: str
+    venue: str
+    raised_at: dt.datetime
+    last_at: dt.datetime
+    repeats: int
+    person: str
+    badge: str
+    items: list[str]
+    reasons: list[ReasonPublic]
+    detail: str
+    has_frame: bool
+    state: Literal["open", "acknowledged", "resolved"]
+    escalated_at: dt.datetime | None
+    acknowledged_by: str
+    acknowledged_at: dt.datetime | None
+    acknowledge_note: str
+    resolved_by: str
+    resolved_at: dt.datetime | None
+    resolve_note: str
+    procedure: list[str]
+
+
+class AlarmBookPublic(BaseModel):
+    """Security alarms (loud, escalating) and technical / data-quality alarms (quiet), newest first."""
+
+    time_zone: str
+    security: list[AlarmPublic]
+    technical: list[AlarmPublic]
+
+
+class ProcedureUpdate(Strict):
+    steps: list[Text(500)] = Field(max_length=20)
 
 
 class DevicePublicHealth(BaseModel):
@@ -278,6 +414,8 @@ class DevicePublicHealth(BaseModel):
 
 
 class QueueEntryPublic(BaseModel):
+    """One row per item; `approval` is the one a run will use (the oldest that is in its window)."""
+
     item: str
     item_id: int
     title: str
@@ -285,12 +423,17 @@ class QueueEntryPublic(BaseModel):
     level: LevelName
     status: str
     approval: str
+    other_approvals: list[str] = []
+    method: str = ""  # what the medium needs, e.g. "degauss then shred"
 
 
 class DestructionCreate(Strict):
     station: Ref
     items: list[ItemRef] = Field(min_length=1, max_length=100)
     witness: Ref
+    # The witness confirms being there by typing their own password at the station (rule 6: never the
+    # operator alone); checked and throttled like a sign-in, never stored or journalled.
+    witness_password: str = Field(min_length=1, max_length=256)
 
 
 class DestructionOutcomePublic(BaseModel):
@@ -306,13 +449,17 @@ class DestructionRecordPublic(BaseModel):
     item: str
     operator: str
     witness: str | None
-    device_name: str
+    device_name: str  # the machines actually cycled, in order ("none" when nothing started)
     method: str
     outcome: str
     reason: str
     started_at: dt.datetime
     completed_at: dt.datetime
     certificate_sha256: str | None
+    approval: str | None = None
+    parameters: dict[str, str] = {}
+    evidence_image_sha256: str | None = None
+    journal_seq: int | None = None
 
 
 class JournalStatusPublic(BaseModel):
@@ -502,3 +649,65 @@ class AccessRecordPublic(BaseModel):
     portal: str | None
     context: str
     recorded_by: str
+
+
+# People in venues (api/routers/people.py)
+class MusterPersonPublic(BaseModel):
+    username: str
+    name: str
+    visitor: bool
+    since: dt.datetime
+    uncertain: bool  # the last move was not a granted badge (emergency release, an override of tailgating)
+
+
+class MusterItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+
+
+class MusterVenuePublic(BaseModel):
+    venue: str
+    name: str
+    people: list[MusterPersonPublic]
+    items: list[MusterItemPublic]
+
+
+class MusterPublic(BaseModel):
+    at: dt.datetime
+    fire_release: bool  # the doors are released by a fire alarm now (the journal's latest fire entry)
+    venues: list[MusterVenuePublic]
+
+
+class MusterExportCreate(Strict):
+    note: str = Field(default="", max_length=2000)
+
+
+class MusterExportPublic(BaseModel):
+    journal_seq: int
+    muster: MusterPublic
+
+
+class ForgiveCreate(Strict):
+    reason: Text(2000, min_length=5)
+
+
+class MeetingItemPublic(BaseModel):
+    item: str
+    title: str
+    level: LevelName
+    person: str | None
+    direction: Literal["in", "out"]
+    at: dt.datetime
+    portal: str
+
+
+class MeetingReportPublic(BaseModel):
+    id: int
+    title: str
+    venue: str
+    level: LevelName
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    participants: list[str]
+    items: list[MeetingItemPublic]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MIB = 1024 * 1024
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev", "test", "xxx"})
@@ -25,10 +26,13 @@ class ApiSettings:
     login_failures_per_username: int = 20
     login_failure_window_s: float = 300.0
     certificates_dir: Path | None = None
+    anchors_dir: Path | None = None  # where the site writes journal anchors (shown on the auditor's page)
+    demo: bool = False  # `custodian demo`: simulator controls on the pages (an item placed on the intake)
     epcis_location_base: str = "https://id.custodian.invalid"
     tls_certfile: Path | None = None
     tls_keyfile: Path | None = None
     site_name: str = "Custodian"
+    time_zone: str = "UTC"  # IANA name: the zone guard consoles show dates and times in
     # Request bodies are counted while they are read: a body over the limit is answered 413 as soon as its
     # Content-Length (or, streamed, its first bytes past the limit) shows it, never read whole first.
     max_body_bytes: int = 1 * MIB
@@ -43,6 +47,10 @@ class ApiSettings:
             )
         if self.max_body_bytes < 1 or self.max_image_bytes < self.max_body_bytes:
             raise ValueError("max_body_bytes must be positive and max_image_bytes at least max_body_bytes")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone {self.time_zone!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
         if (self.tls_certfile is None) != (self.tls_keyfile is None):
             raise ValueError("TLS needs both tls_certfile and tls_keyfile, or neither")
 

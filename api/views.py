@@ -119,6 +119,12 @@ def approval(a: Approval) -> schemas.ApprovalPublic:
         uses_left=a.uses_left,
         reason=a.reason,
         decisions=[f"{d.decision} by {d.approver.username}: {d.note}".rstrip(": ") for d in a.decisions],
+        portal=a.portal.code if a.portal else None,
+        destination_venue=a.destination_venue.code if a.destination_venue else None,
+        destination_text=a.destination_text,
+        return_by=a.return_by,
+        uses_total=a.uses_total,
+        originator_consent=a.originator_consent,
     )
 
 

@@ -21,6 +21,7 @@ class LiveKind(enum.StrEnum):
     HEALTH = "health"
     DESTRUCTION = "destruction"
     ACK = "ack"
+    ESCALATION = "escalation"  # an unacknowledged critical alarm, repeated to every station
 
 
 class Severity(enum.StrEnum):

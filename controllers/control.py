@@ -3,7 +3,50 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from registry.services.inventory import CountResult
+
+if TYPE_CHECKING:
+    from controllers.alarms import AlarmView
+
+
+class ControlError(Exception):
+    """A command the site refused; the message is a sentence a guard can read."""
+
+
+class UnknownAlarm(ControlError, LookupError):
+    """No alarm with that id is in the alarm book (HTTP 404)."""
+
+
+class AlarmConflict(ControlError):
+    """The alarm is not in a state that allows this step (already acknowledged, not yet acknowledged: 409)."""
+
+
+class UnknownPortal(ControlError, LookupError):
+    """The site has no portal with that code (404)."""
+
+
+class OverrideRefused(ControlError):
+    """The override was not taken (409); `reason` is the engine's stable reason id when it decided."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NoFreshBlock(OverrideRefused):
+    """No block at that portal, or the one there is too old to override (409)."""
+
+
+class PasswordRefused(OverrideRefused):
+    """The guard's password, entered for the override, is not theirs (403)."""
+
+
+class RegisterUnavailable(ControlError):
+    """The command needs the register (to check a password) and it cannot be reached (503)."""
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +57,8 @@ class DoorState:
     released_by_fire_alarm: bool
     panel_online: bool
     readers_online: bool
+    block: BlockState | None = None  # a fresh block a guard may override, if any
+    links: str = "unknown"  # its panel and readers together: online | degraded | offline | unknown (no report yet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +67,41 @@ class DeviceState:
     kind: str
     health: str  # online | degraded | offline
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceProbe:
+    """What a device says it is and how it is, asked now (the administrator's "probe" button)."""
+
+    name: str
+    kind: str
+    health: str  # online | degraded | offline | unknown
+    identity: str  # "" when the device did not say
+    detail: str  # the endpoint and the health reason, or why it could not be asked
+
+
+@dataclass(frozen=True, slots=True)
+class BlockState:
+    """The current block at a door, as the guard may override it."""
+
+    alarm_id: int | None
+    person: str
+    items: tuple[str, ...]
+    reasons: tuple[str, ...]
+    time_us: int  # the badge time
+    fresh_until_us: int  # after this the block can no longer be overridden
+
+
+@dataclass(frozen=True, slots=True)
+class OverrideOutcome:
+    """An override the engine took: the door was opened for the blocked person and items."""
+
+    portal: str
+    guard: str
+    person: str
+    items: tuple[str, ...]
+    overridden: tuple[str, ...]  # the reasons of the block it overrode
+    time_us: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +120,48 @@ class SiteControl(Protocol):
 
     def devices(self) -> list[DeviceState]: ...
 
-    def acknowledge(self, alarm_id: int, username: str) -> None: ...
+    def probe(self, device: str) -> DeviceProbe:
+        """Ask a device of the running site for its identity and health (KeyError: no such device)."""
+        ...
 
-    def override(self, portal: str, username: str, reason: str) -> None:
-        """A guard lets a blocked exit through with their own credentials and a written reason."""
+
+    def alarms(self, *, resolved: bool = False) -> list[AlarmView]: ...
+
+    def acknowledge(self, alarm_id: int, username: str, note: str = "") -> AlarmView:
+        """UnknownAlarm, AlarmConflict when it is not open."""
+        ...
+
+    def resolve(self, alarm_id: int, username: str, note: str) -> AlarmView: ...
+
+    def alarm_frame(self, alarm_id: int) -> Path | None:
+        """The camera frame kept with an alarm, if there is one."""
+        ...
+
+    def procedure(self, kind: str) -> tuple[str, ...]:
+        """The standard operating steps shown with alarms of this kind (the site's own, or the default)."""
+        ...
+
+    def set_procedure(self, kind: str, steps: list[str], username: str) -> tuple[str, ...]: ...
+
+    def override(
+        self, portal: str, username: str, password: str, reason: str, *, alarm_id: int | None = None
+    ) -> OverrideOutcome:
+        """A guard lets the current, fresh block at a door through, with their own password entered now and a
+        written reason (the engine decides; UnknownPortal, NoFreshBlock, OverrideRefused, PasswordRefused)."""
+        ...
+
+    def forgive(self, person: str, username: str, reason: str) -> None:
+        """A guard forgives a person's anti-passback state (their next badge is not checked against it)."""
         ...
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...
+
+    def place_on_intake(self, station: str, epc: str) -> None:
+        """Demo only: an item's tag placed on the station's simulated intake reader (LookupError: none)."""
+        ...
+
+    def sweep(self, venue: str, actor: str) -> CountResult:
+        """Inventory a venue with its handheld reader and record the count (LookupError: no reader there)."""
+        ...

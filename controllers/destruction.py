@@ -66,6 +66,14 @@ class CycleDevice(Protocol):
     ) -> CycleReport: ...
 
 
+class SimulatedIntake(Protocol):
+    """The intake reader's simulator (demo): tags placed in its field are read at the next intake read."""
+
+    def place(self, epc: str) -> None: ...
+
+    def remove(self, epc: str) -> None: ...
+
+
 class ParticleCheck(Protocol):
     def __call__(self, image: np.ndarray, level: str) -> ParticleReport: ...
 
@@ -90,106 +98,146 @@ class DestructionStation:
         intake: Callable[[], set[str]],
         camera: Callable[[str], np.ndarray | None] | None = None,
         analyse: ParticleCheck | None = None,
+        simulated_intake: SimulatedIntake | None = None,
     ) -> None:
-        """`intake()` returns the EPCs the intake antenna reads now; `camera(level)` photographs the output."""
+        """`intake()` returns the EPCs the intake antenna reads now; `camera(level)` photographs the output;
+        `simulated_intake` (demo only) lets the page put an item's tag on the simulated intake reader."""
         self.config = config
         self.factory = factory
         self.bus = bus
         self.intake = intake
         self.camera = camera
         self.analyse = analyse
+        self.simulated_intake = simulated_intake
         config.certificates.mkdir(parents=True, exist_ok=True)
 
     def run(self, item_keys: list[str], operator: str, witness: str) -> list[DestructionOutcome]:
+        self._step("run started", ("items", ", ".join(item_keys)), ("operator", operator), ("witness", witness))
         try:
             with self.factory() as session:
                 destruction.check_people(session, operator, witness)
         except RegistryError as exc:
+            self._step("refused: nothing started", ("reason", str(exc)), severity=Severity.WARNING)
             return [DestructionOutcome(key, False, str(exc), None, None) for key in item_keys]
         try:
             at_intake = {epc.upper() for epc in self.intake()}
         except BridgeError as exc:
             # Nothing started: without an intake read the item in the hopper is unknown.
+            self._step("intake reader did not answer: nothing started", ("reason", str(exc)), severity=Severity.WARNING)
             return [
                 DestructionOutcome(key, False, f"intake reader did not answer: {exc}", None, None) for key in item_keys
             ]
+        self._step("intake read", ("tags in the hopper", ", ".join(sorted(at_intake)) or "none"))
         return [self._one(key, operator, witness, at_intake) for key in item_keys]
+
+    def place_simulated(self, epc: str) -> None:
+        """Demo only: put a tag on the simulated intake reader, as an operator puts the item in the hopper."""
+        if self.simulated_intake is None:
+            raise LookupError(f"{self.config.name} has no simulated intake")
+        self.simulated_intake.place(epc.upper())
+        self._step("placed on the simulated intake", ("tag", epc.upper()))
 
     def _one(self, key: str, operator: str, witness: str, at_intake: set[str]) -> DestructionOutcome:
         with self.factory() as session:
             try:
                 item = lookup.item(session, key)
             except RegistryError as exc:
-                return DestructionOutcome(key, False, str(exc), None, None)
+                return self._not_started(key, str(exc))
             name = f"{item.register_number}/{item.copy_number}"
             if item.status not in ("active", "destruction_failed"):
-                return DestructionOutcome(name, False, f"item is {item.status}", None, None)
+                return self._not_started(name, f"item is {item.status}")
             if destruction.destroy_approval_for(session, item) is None:
                 # Nothing was started: the item is untouched, not "failed".
-                return DestructionOutcome(name, False, "no approved destruction request", None, None)
+                return self._not_started(name, "no approved destruction request")
             item_id, epc, kind = item.id, item.epc, item.kind
         started = journal.now_utc()
         policy = POLICY.get(kind, POLICY["other"])
         parameters: dict[str, str] = {"policy_level": policy.particle_level}
         reasons: list[str] = []
-        if epc not in at_intake:
+        used: list[str] = []  # the machines that were actually cycled, in order: what the record names
+        if epc in at_intake:
+            self._step(f"{name}: tag read at the intake", ("tag", epc), ("medium", kind))
+        else:
             reasons.append("tag not read at the intake: the item in the hopper is not the one requested")
+            self._step(f"{name}: tag NOT read at the intake", ("tag", epc), severity=Severity.WARNING)
         counters = ["", ""]
         if not reasons:
-            reasons += self._cycles(policy, parameters, counters)
+            reasons += self._cycles(name, policy, parameters, counters, used)
         image_hash = ""
         if not reasons:
-            verdict, image_hash = self._particles(policy, parameters)
+            verdict, image_hash = self._particles(name, policy, parameters)
             if verdict:
                 reasons.append(verdict)
         evidence = destruction.DestructionEvidence(
-            device_name=" + ".join(d.name for d in self._devices(policy)),
+            device_name=" + ".join(used) or "none",
             method=" then ".join(policy.steps),
             started_at=started,
             completed_at=journal.now_utc(),
             parameters=parameters,
         )
         if reasons:
-            return self._failed(item_id, name, operator, evidence, "; ".join(reasons))
-        return self._destroyed(item_id, name, operator, witness, evidence, counters, image_hash)
+            return self._failed(item_id, name, operator, witness, evidence, "; ".join(reasons))
+        self._step(f"{name}: witnessed", ("operator", operator), ("witness", witness))
+        outcome = self._destroyed(item_id, name, operator, witness, evidence, counters, image_hash)
+        if outcome.destroyed and self.simulated_intake is not None:
+            self.simulated_intake.remove(epc)  # the tag went through the machine with the medium
+        return outcome
 
-    def _devices(self, policy: MediumPolicy) -> list[CycleDevice]:
-        found = {"degauss": self.config.degausser, "shred": self.config.shredder}
-        return [d for step in policy.steps if (d := found[step]) is not None]
+    def _not_started(self, name: str, reason: str) -> DestructionOutcome:
+        self._step(f"{name}: not started", ("reason", reason), severity=Severity.WARNING)
+        return DestructionOutcome(name, False, reason, None, None)
 
-    def _cycles(self, policy: MediumPolicy, parameters: dict[str, str], counters: list[str]) -> list[str]:
-        reasons: list[str] = []
+    def _cycles(
+        self, name: str, policy: MediumPolicy, parameters: dict[str, str], counters: list[str], used: list[str]
+    ) -> list[str]:
         for step in policy.steps:
-            if step == "degauss":
-                device = self.config.degausser
-                if device is None:
-                    return ["this station has no degausser, which the medium needs"]
-                need = (policy.coercivity_oe or 0.0) * FIELD_MARGIN
-                report = device.run_cycle(min_field_oe=need)
-                parameters["required_field_oe"] = f"{need:.0f}"
-                parameters["peak_field_oe"] = _fmt(report.peak_field_oe)
-            else:
-                device = self.config.shredder
-                if device is None:
-                    return ["this station has no shredder"]
-                report = device.run_cycle(cut_size_mm=policy.max_cut_mm, max_cut_size_mm=policy.max_cut_mm)
-                parameters["cut_size_mm"] = _fmt(report.cut_size_mm)
+            device = self.config.degausser if step == "degauss" else self.config.shredder
+            if device is None:
+                machine = "degausser" if step == "degauss" else "shredder"
+                return [f"this station has no {machine}, which the medium needs"]
+            used.append(device.name)
+            self._step(f"{name}: {device.name} cycle started", ("step", step))
+            try:
+                if step == "degauss":
+                    need = (policy.coercivity_oe or 0.0) * FIELD_MARGIN
+                    parameters["required_field_oe"] = f"{need:.0f}"
+                    report = device.run_cycle(min_field_oe=need)
+                    parameters["peak_field_oe"] = _fmt(report.peak_field_oe)
+                    telemetry = (("peak field", f"{_fmt(report.peak_field_oe)} Oe"), ("required", f"{need:.0f} Oe"))
+                else:
+                    report = device.run_cycle(cut_size_mm=policy.max_cut_mm, max_cut_size_mm=policy.max_cut_mm)
+                    parameters["cut_size_mm"] = _fmt(report.cut_size_mm)
+                    telemetry = (
+                        ("cutting size", f"{_fmt(report.cut_size_mm)} mm"),
+                        ("allowed", f"{policy.max_cut_mm} mm"),
+                    )
+            except BridgeError as exc:
+                self._step(f"{name}: {device.name} did not complete", ("reason", str(exc)), severity=Severity.CRITICAL)
+                return [f"{device.name}: {exc}"]
             before, after = report.counter_before, report.counter_after
             parameters[f"{device.name}_counter"] = f"{before} -> {after}"
             counters[0] = counters[0] or str(before)
             counters[1] = str(after)
+            verdict = "cycle complete" if report.ok else "; ".join(report.reasons) or "cycle failed"
+            self._step(
+                f"{name}: {device.name} {verdict}",
+                *telemetry,
+                ("counter", f"{before} -> {after}"),
+                severity=Severity.INFO if report.ok else Severity.CRITICAL,
+            )
             if not report.ok:
-                reasons.append(f"{device.name}: " + ("; ".join(report.reasons) or "cycle failed"))
-                break
-        return reasons
+                return [f"{device.name}: " + ("; ".join(report.reasons) or "cycle failed")]
+        return []
 
-    def _particles(self, policy: MediumPolicy, parameters: dict[str, str]) -> tuple[str, str]:
+    def _particles(self, name: str, policy: MediumPolicy, parameters: dict[str, str]) -> tuple[str, str]:
         """Empty verdict text when the output passes (or no camera watches it)."""
         if self.camera is None or self.analyse is None:
             parameters["particle_analysis"] = "no camera on this station output"
+            self._step(f"{name}: particle analysis skipped", ("why", "no camera on this station output"))
             return "", ""
         image = self.camera(policy.particle_level)
         if image is None:
+            self._step(f"{name}: the output camera gave no image", severity=Severity.CRITICAL)
             return "the output camera gave no image: destruction cannot be verified", ""
         report = self.analyse(image, policy.particle_level)
         # The evidence kept is the photograph with the offending particles outlined; its hash is certified.
@@ -203,19 +251,39 @@ class DestructionStation:
         parameters["particle_p95_mm2"] = _fmt(report.p95_area_mm2)
         parameters["particle_offenders"] = str(report.offenders)
         parameters["evidence_image_sha256"] = image_hash
+        self._step(
+            f"{name}: particle analysis {verdict} ({policy.particle_level})",
+            ("largest", f"{_fmt(report.max_area_mm2)} mm²"),
+            ("95th percentile", f"{_fmt(report.p95_area_mm2)} mm²"),
+            ("offenders", str(report.offenders)),
+            ("evidence", image_hash if evidence else "-"),
+            severity=Severity.INFO if verdict == "pass" else Severity.CRITICAL,
+        )
         if verdict != "pass":
             return f"particle analysis {verdict}: {report.reason}", image_hash
         return "", image_hash
 
     def _failed(
-        self, item_id: int, name: str, operator: str, evidence: destruction.DestructionEvidence, reason: str
+        self,
+        item_id: int,
+        name: str,
+        operator: str,
+        witness: str,
+        evidence: destruction.DestructionEvidence,
+        reason: str,
     ) -> DestructionOutcome:
         with db.transaction(self.factory) as session:
             item = session.get(Item, item_id)
             assert item is not None
-            record = destruction.record_failed(session, operator, item, evidence, reason)
+            record = destruction.record_failed(session, operator, item, evidence, reason, witness=witness)
             record_id = record.id
-        self._publish(Severity.CRITICAL, f"DESTRUCTION FAILED: {name}", (("reason", reason), ("custody", operator)))
+        self._step(
+            f"DESTRUCTION FAILED: {name}",
+            ("reason", reason),
+            ("custody", operator),
+            ("witness", witness),
+            severity=Severity.CRITICAL,
+        )
         return DestructionOutcome(name, False, reason, record_id, None)
 
     def _destroyed(
@@ -243,7 +311,7 @@ class DestructionStation:
                 record_id = record.id
         except RegistryError as exc:
             return DestructionOutcome(name, False, str(exc), None, None)
-        self._publish(Severity.INFO, f"destroyed and verified: {name}", (("certificate", digest[:16]),))
+        self._step(f"destroyed and verified: {name}", ("certificate", digest), ("record", str(record_id)))
         return DestructionOutcome(name, True, "verified destruction", record_id, digest)
 
     def _certificate_data(
@@ -293,7 +361,8 @@ class DestructionStation:
             journal_anchor_hash="",
         )
 
-    def _publish(self, severity: Severity, title: str, details: tuple[tuple[str, str], ...]) -> None:
+    def _step(self, title: str, *details: tuple[str, str], severity: Severity = Severity.INFO) -> None:
+        """Each step of a run, live on the destruction page (the station's name is the event's source)."""
         self.bus.publish(LiveKind.DESTRUCTION, severity, time.time_ns() // 1000, self.config.name, title, details)
 
 

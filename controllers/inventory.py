@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.alarms import AlarmBook, Evidence
 from controllers.bus import LiveBus, LiveKind, Severity
 from registry import db
 from registry.models import Item
@@ -39,6 +40,7 @@ def sweep(
     epcs: Iterable[str],
     actor: str,
     method: str,
+    alarms: AlarmBook | None = None,
 ) -> inventory.CountResult:
     """Reconcile the EPCs seen in a venue (`reconcile` is the engine's) and record the count; a destroyed item
     seen opens an incident."""
@@ -77,7 +79,11 @@ def sweep(
             )
             if v
         )
-        bus.publish(
-            LiveKind.ALARM, Severity.CRITICAL, now, venue_code, f"inventory discrepancy in {venue_code}", details
-        )
+        if alarms is not None:  # the site's alarm book: the alarm gets an id a guard acknowledges it by
+            text = "; ".join(f"{label}: {names}" for label, names in details)
+            alarms.raise_alarm("inventory_discrepancy", now, venue_code, Evidence(detail=text), venue=venue_code)
+        else:
+            bus.publish(
+                LiveKind.ALARM, Severity.CRITICAL, now, venue_code, f"inventory discrepancy in {venue_code}", details
+            )
     return result

@@ -15,6 +15,7 @@ journaled with the record, which still goes in.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import operator
 from collections.abc import Callable
@@ -25,7 +26,8 @@ from sqlalchemy.orm import Session
 
 from registry.journal import canonical_json
 from registry.models import Approval
-from registry.services import approvals, incidents, movements
+from registry.services import alarms as register_alarms
+from registry.services import approvals, incidents, movements, presence
 
 T = TypeVar("T")
 # Alarms that suggest a leak open an incident with its 24-hour clock (domain-rules 8).
@@ -124,7 +126,8 @@ def _with_refusals(record: Record, record_id: RecordId, refusals: list[str]) -> 
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExitDecision(Record):
-    """The engine's decision at a portal; an allowed exit uses one use of each approval it relied on."""
+    """The engine's decision at a portal (an exit, or an entry badged outside the door); an allowed exit uses one
+    use of each approval it relied on."""
 
     KIND: ClassVar[str] = "exit_decision"
     portal: str
@@ -135,6 +138,7 @@ class ExitDecision(Record):
     reasons: tuple[str, ...]
     approvals: tuple[int, ...]
     time_us: int
+    direction: str = "exit"  # "entry": the badge at the reader outside the door (tracking.presence)
 
     def entry(self) -> tuple[str, str, str]:
         return self.person, "exit.decision", f"portal:{self.portal}"
@@ -170,6 +174,8 @@ class ExitOverride(Record):
     badge: str
     items: tuple[str, ...]
     blocked_for: tuple[str, ...]
+    person: str = ""  # the blocked person the guard let through
+    alarm_id: int | None = None  # the block's alarm
 
     def entry(self) -> tuple[str, str, str]:
         return self.guard, "exit.override", f"portal:{self.portal}"
@@ -178,11 +184,30 @@ class ExitOverride(Record):
         return True
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
-        description = f"override at portal:{self.portal}: {', '.join(self.items)} {self.reason}".strip()
+        who = f" let {self.person} through" if self.person else ""
+        description = f"override at portal:{self.portal} by {self.guard}{who}: {', '.join(self.items)} {self.reason}"
         refused = tx.effect(
             lambda s: incidents.open_incident(s, self.guard, "override", description, portal_id=self.portal_id)
         )
         tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitOverrideRefused(Record):
+    """The engine refused a guard's override (no fresh block, top secret at a border, the guard's own block)."""
+
+    KIND: ClassVar[str] = "exit_override_refused"
+    portal: str
+    guard: str
+    person: str
+    reason: str
+    items: tuple[str, ...]
+    refused_for: tuple[str, ...]
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.guard, "exit.override_refused", f"portal:{self.portal}"
 
 
 @kind
@@ -217,7 +242,8 @@ class ItemCrossed(Record):
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmRaised(Record):
-    """An alarm from the engine or the site; those suggesting a leak open an incident (24-hour clock)."""
+    """An alarm from the engine or the site. With an `alarm_id` it is a row of the alarm book (a repeat of an
+    open technical alarm counts one more); those suggesting a leak open an incident (24-hour clock)."""
 
     KIND: ClassVar[str] = "alarm"
     alarm: str  # the alarm's kind, e.g. "unregistered_tag"
@@ -228,16 +254,32 @@ class AlarmRaised(Record):
     epc: str | None = None
     item_id: int | None = None
     portal_id: int | None = None
+    alarm_id: int | None = None
+    category: str = "security"
+    severity: str = "critical"
+    person: str = ""
+    items: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    venue: str = ""
+    frame_ref: str = ""
 
     def entry(self) -> tuple[str, str, str]:
         return "system", f"alarm.{self.alarm}", f"portal:{self.source}"
 
     def has_effects(self) -> bool:
-        return self.alarm in INCIDENT_ALARMS
+        return self.alarm_id is not None or self.alarm in INCIDENT_ALARMS
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         refusals = []
-        if self.has_effects():
+        if self.alarm_id is not None:
+            raised = register_alarms.RaisedAlarm(
+                self.alarm_id, self.alarm, self.category, self.severity, self.source, _at(self.time_us),
+                self.portal_id, self.venue, self.person, self.items, self.reasons, self.detail, self.frame_ref,
+            )
+            refused = tx.effect(lambda s: register_alarms.record_raised(s, raised))
+            if refused:
+                refusals.append(refused)
+        if self.alarm in INCIDENT_ALARMS:
             what = f"{self.alarm.replace('_', ' ')} at portal:{self.source}: {self.item} {self.detail}".strip()
             refused = tx.effect(
                 lambda s: incidents.open_incident(
@@ -247,6 +289,10 @@ class AlarmRaised(Record):
             if refused:
                 refusals.append(refused)
         tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
+
+
+def _at(time_us: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(time_us / 1_000_000, dt.UTC)
 
 
 @kind
@@ -290,9 +336,145 @@ class DeviceHealthChanged(Record):
 @kind
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmAcknowledged(Record):
+    """A guard acknowledged an alarm of the book (time_us 0: a record of an older version, before the book)."""
+
     KIND: ClassVar[str] = "alarm_acknowledged"
     alarm_id: int
     user: str
+    note: str = ""
+    time_us: int = 0
 
     def entry(self) -> tuple[str, str, str]:
         return self.user, "alarm.acknowledged", f"alarm:{self.alarm_id}"
+
+    def has_effects(self) -> bool:
+        return self.time_us > 0
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refused = tx.effect(
+            lambda s: register_alarms.record_acknowledged(s, self.alarm_id, self.user, _at(self.time_us), self.note)
+        )
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmResolved(Record):
+    """An alarm closed by a guard with a note, or by the site when its condition ended (user "system")."""
+
+    KIND: ClassVar[str] = "alarm_resolved"
+    alarm_id: int
+    user: str
+    note: str
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.user, "alarm.resolved", f"alarm:{self.alarm_id}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refused = tx.effect(
+            lambda s: register_alarms.record_resolved(s, self.alarm_id, self.user, _at(self.time_us), self.note)
+        )
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmEscalated(Record):
+    """A critical alarm nobody acknowledged in time was repeated to every guard station."""
+
+    KIND: ClassVar[str] = "alarm_escalated"
+    alarm_id: int
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "alarm.escalated", f"alarm:{self.alarm_id}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        refused = tx.effect(lambda s: register_alarms.record_escalated(s, self.alarm_id, _at(self.time_us)))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonMoved(Record):
+    """A person went through a portal (tracking.results.PresenceChange): the register keeps their place (so
+    presence survives a restart), and each item the exit let out with them is a carry-out (Art. 20) and,
+    at a meeting's venue in its window, an item of the meeting (Art. 45)."""
+
+    KIND: ClassVar[str] = "person_moved"
+    person_id: int
+    person: str
+    portal_id: int
+    portal: str
+    from_venue_id: int | None
+    to_venue_id: int | None
+    time_us: int
+    cause: str
+    uncertain: bool
+    item_ids: tuple[int, ...] = ()
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "presence.moved", f"person:{self.person}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        move = presence.Move(self.person_id, self.portal_id, self.from_venue_id, self.to_venue_id, self.time_us,
+                             self.cause, self.uncertain)
+        reference = f"portal:{self.portal} ({record_id})"
+        refusals = [tx.effect(lambda s: presence.record_move(s, move))]
+        refusals += [tx.effect(lambda s, i=item_id: presence.carried_out(s, "system", move, i, reference))
+                     for item_id in self.item_ids]
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemBroughtIn(Record):
+    """An item crossed into a venue right after a person's granted entry (tracking.results.ItemBrought): a
+    reading in that venue (Art. 20) and, in a meeting's window there, an item of the meeting."""
+
+    KIND: ClassVar[str] = "item_brought_in"
+    person_id: int
+    person: str
+    item_id: int
+    item: str
+    portal_id: int
+    venue_id: int | None
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return "system", "presence.item_brought_in", f"item:{self.item}"
+
+    def has_effects(self) -> bool:
+        return True
+
+    def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
+        brought = presence.Brought(self.person_id, self.item_id, self.portal_id, self.venue_id, self.time_us)
+        reference = f"entry by {self.person} ({record_id})"
+        refusals = [tx.effect(lambda s: presence.brought_to_meeting(s, brought, reference)),
+                    tx.effect(lambda s: presence.read_in_venue(s, "system", brought, reference))]
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
+
+
+@kind
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassbackForgiven(Record):
+    """A guard forgave a person's anti-passback state (their next badge is not checked against their place)."""
+
+    KIND: ClassVar[str] = "passback_forgiven"
+    guard: str
+    person: str
+    reason: str
+    time_us: int
+
+    def entry(self) -> tuple[str, str, str]:
+        return self.guard, "presence.forgiven", f"person:{self.person}"

@@ -16,10 +16,6 @@ from firmware_bridge.events import TagBatch
 from tracking.epc import EPC_MAX_BITS, EPC_MIN_BITS
 from tracking.events import ReadBatch
 
-# The engine gains a `stale` column (late reads evaluated as of their own time); until then the flag stays
-# in the TagBatch and is not passed on.
-_READ_BATCH_HAS_STALE = "stale" in ReadBatch.__dataclass_fields__
-
 
 def read_batch(batch: TagBatch, reader_code: Mapping[str, int]) -> ReadBatch:
     """The engine's ReadBatch for `batch` (reader codes of the snapshot `reader_code` belongs to)."""
@@ -30,18 +26,10 @@ def read_batch(batch: TagBatch, reader_code: Mapping[str, int]) -> ReadBatch:
     if not valid.all():
         bits = np.where(valid, bits, 0).astype(np.int16)
         words = np.where(valid[:, None], words, np.uint64(0))
-    columns = {
-        "time_us": batch.time_us,
-        "reader": np.full(n, reader_code.get(batch.reader, -1), np.int32),
-        "antenna": batch.antenna,
-        "epc_words": words,
-        "epc_bits": bits,
-        "rssi": batch.rssi_dbm,
-        "tid_hash": tid_hash_columns(batch.tid_words, batch.tid_bits),
-    }
-    if _READ_BATCH_HAS_STALE:
-        columns["stale"] = batch.stale
-    return ReadBatch(**columns)
+    # stale rows (held by the reader while its link was down) are evidence for nothing but still alarm
+    return ReadBatch(batch.time_us, np.full(n, reader_code.get(batch.reader, -1), np.int32), batch.antenna, words,
+                     bits, batch.rssi_dbm, tid_hash_columns(batch.tid_words, batch.tid_bits),
+                     batch.stale if batch.stale.any() else None)
 
 
 def tid_hash_columns(words: np.ndarray, bits: np.ndarray) -> np.ndarray:

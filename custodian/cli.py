@@ -22,6 +22,7 @@ from registry.services import approvals, lookup, people
 from registry.sitefile import SiteFileError, export, load
 
 if TYPE_CHECKING:
+    from controllers.anchoring import AnchorSettings
     from firmware_bridge.kinds import Device
 
 app = typer.Typer(help="Custodian: physical control of classified media.", no_args_is_help=True)
@@ -344,6 +345,17 @@ TlsCertOption = Annotated[
     Path | None, typer.Option(help="PEM certificate (chain) file: serve HTTPS, and mark cookies Secure")
 ]
 TlsKeyOption = Annotated[Path | None, typer.Option(help="PEM private key file of --tls-cert")]
+AnchorDirOption = Annotated[
+    Path | None,
+    typer.Option(help="Folder for periodic journal anchors, best on another disk or share (default: STATE/anchors)"),
+]
+AnchorEveryOption = Annotated[float, typer.Option(help="Seconds between journal anchors", min=0.1)]
+
+
+def _anchoring(directory: Path | None, every: float, state: Path) -> AnchorSettings:
+    from controllers.anchoring import AnchorSettings
+
+    return AnchorSettings(directory or state / "anchors", every)
 
 
 def _tls(cert: Path | None, key: Path | None) -> tuple[Path, Path] | None:
@@ -375,6 +387,8 @@ def demo(
     url: Annotated[
         str | None, typer.Option("--db", help="With --sites: the centre's register (default: SQLite in --state)")
     ] = None,
+    anchor_dir: AnchorDirOption = None,
+    anchor_every: AnchorEveryOption = 300.0,
 ) -> None:
     """A whole simulated site on SQLite: simulators, controllers, traffic, web pages; prints what happened."""
     from custodian.run import run_demo
@@ -387,7 +401,8 @@ def demo(
         return
     tls = _tls(tls_cert, tls_key)
     run_demo(
-        state=state, site_file=site_file, headless=headless, duration=duration, backend=backend, port=port, tls=tls
+        state=state, site_file=site_file, headless=headless, duration=duration, backend=backend, port=port, tls=tls,
+        anchoring=_anchoring(anchor_dir, anchor_every, state),
     )
 
 
@@ -401,6 +416,8 @@ def run(
     backend: Annotated[str, typer.Option(help="Tracking backend: numba or reference")] = "numba",
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    anchor_dir: AnchorDirOption = None,
+    anchor_every: AnchorEveryOption = 300.0,
 ) -> None:
     """Run a site (real or simulated devices) until SIGTERM or Ctrl-C; nothing queued is lost on stop."""
     from custodian.run import run_site
@@ -408,7 +425,10 @@ def run(
     if not site_file.is_file():
         fail(f"{site_file}: no such file")
     tls = _tls(tls_cert, tls_key)
-    run_site(url, site_file, state, simulate=simulate, port=port, backend=backend, tls=tls)
+    run_site(
+        url, site_file, state, simulate=simulate, port=port, backend=backend, tls=tls,
+        anchoring=_anchoring(anchor_dir, anchor_every, state),
+    )
 
 
 @app.command()

@@ -16,8 +16,8 @@ import cv2
 from controllers.bus import LiveKind
 from custodian.wiring import RunningSite
 from firmware_bridge.osdp.simulator import PanelSimulator
-from firmware_bridge.rfid.llrp_simulator import LlrpSimulator, WalkStep
-from firmware_bridge.rfid.mercury_simulator import FieldTag
+from firmware_bridge.rfid.llrp_simulator import FieldTag, LlrpSimulator
+from firmware_bridge.rfid.mercury_simulator import FieldTag as IntakeTag
 from vision import synthetic
 from vision.people import PeopleConfig, PeopleCounter, PortalLine
 
@@ -48,21 +48,32 @@ class Traffic:
     scenarios: list[str] = field(default_factory=list)
 
     # ---- what people do ----
-    def approach(self, portal: str, epcs: list[str], dwell_s: float = 1.5) -> None:
-        """Carry items up to the door and wait there: the inside antennas read them every 50 ms meanwhile."""
+    # Tags are in the readers' fields while someone carries them there (`LlrpSimulator.place`): every present
+    # tag answers every inventory round, the reader mode the engine's early allow assumes (tracking.engine).
+    def approach(self, portal: str, epcs: list[str]) -> None:
+        """Carry items up to the door and wait there: they are in the inside antennas' field until moved."""
         _panel, walker = PORTALS[portal]
-        reads = max(int(dwell_s / 0.05), 2)
-        steps = [
-            WalkStep(0.05 * k, epc, walker.inside[k % len(walker.inside)], -52) for epc in epcs for k in range(reads)
-        ]
-        self._reader(walker.reader).walk_from_now(steps)
+        reader = self._reader(walker.reader)
+        for epc in epcs:
+            for antenna in walker.inside:
+                reader.place(FieldTag(epc, antenna, rssi_dbm=-52))
 
-    def pass_through(self, portal: str, epcs: list[str]) -> None:
+    def pass_through(self, portal: str, epcs: list[str], outside_s: float = 0.3) -> None:
+        """Walk through the open door: the items leave the inside field, are read outside, then are gone."""
         _panel, walker = PORTALS[portal]
-        steps = [
-            WalkStep(0.05 * k, epc, walker.outside[k % len(walker.outside)], -50) for epc in epcs for k in range(4)
-        ]
-        self._reader(walker.reader).walk_from_now(steps)
+        reader = self._reader(walker.reader)
+        for epc in epcs:
+            reader.remove(epc)
+            for antenna in walker.outside:
+                reader.place(FieldTag(epc, antenna, rssi_dbm=-50))
+        time.sleep(outside_s)
+        self.leave(portal, epcs)
+
+    def leave(self, portal: str, epcs: list[str]) -> None:
+        """Walk away from the door with the items (out of every antenna's field)."""
+        reader = self._reader(PORTALS[portal][1].reader)
+        for epc in epcs:
+            reader.remove(epc)
 
     def badge(self, portal: str, number: str) -> None:
         panel, _walker = PORTALS[portal]
@@ -85,20 +96,19 @@ class Traffic:
         """Walk up, badge, stand at the door (tags read all the while) until it decides; walk through if it opens."""
         if people is not None:
             self.camera_sees(portal, people)
-        self.approach(portal, epcs, dwell_s=0.3)
+        self.approach(portal, epcs)
         time.sleep(0.3)
         since = len(self._panel(PORTALS[portal][0]).commands)
         decided = self._decisions(portal)
         for number in badges:
             self.badge(portal, number)
-        deadline = time.monotonic() + DECISION_WAIT_S
-        while self._decisions(portal) < decided + len(badges) and time.monotonic() < deadline:
-            self.approach(portal, epcs, dwell_s=0.1)
-            time.sleep(0.1)
+        self._wait(lambda: self._decisions(portal) >= decided + len(badges), DECISION_WAIT_S)
         opened = self._wait_door(portal, since)
         if opened:
             time.sleep(0.2)
             self.pass_through(portal, epcs)
+        else:
+            self.leave(portal, epcs)  # refused: they turn back with what they carry
         time.sleep(0.5)
         return opened
 
@@ -147,7 +157,7 @@ class Traffic:
     def destruction(self) -> str:
         intake = self.site.sims.mercury["destruction-intake"] if self.site.sims else None
         if intake is not None:
-            intake.place(FieldTag("E28011700000020000000005", 1, -45))
+            intake.place(IntakeTag("E28011700000020000000005", 1, -45))
         outcomes = self.site.runtime.run_destruction("destruction-centre", ["S-2026-002"], "otto", "wendy")
         if intake is not None:
             intake.remove("E28011700000020000000005")
@@ -156,17 +166,19 @@ class Traffic:
     def destroyed_seen(self) -> None:
         self.approach("main-exit", ["E28011700000020000000005"])
         self._wait(lambda: any(e.title == "destroyed item seen" for e in self.site.bus.history()), 5.0)
+        self.leave("main-exit", ["E28011700000020000000005"])
 
     def unregistered(self) -> None:
         self.approach("main-exit", ["E2801170000002000000BEEF"])
         self._wait(lambda: any(e.title == "unregistered tag" for e in self.site.bus.history()), 5.0)
+        self.leave("main-exit", ["E2801170000002000000BEEF"])
 
     def fire(self) -> str:
         panel = self._panel("main-exit-panel")
         panel.raise_fire_alarm(True)
         released = self._wait(lambda: all(self._panel(p).strike_active for p, _w in PORTALS.values()), 5.0)
         # Someone leaves through the released vault dock with a top-secret disk.
-        self.approach("vault-dock", ["E28011700000020000000007"], dwell_s=0.2)
+        self.approach("vault-dock", ["E28011700000020000000007"])
         time.sleep(0.3)
         self.pass_through("vault-dock", ["E28011700000020000000007"])
         time.sleep(1.5)

@@ -23,6 +23,7 @@ import typer
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.anchoring import AnchorSettings, AnchorWriter
 from controllers.bus import LiveBus
 from controllers.recorder import node_identity
 from custodian.demo import Traffic, summary
@@ -99,6 +100,7 @@ def run_site(
     port: int,
     backend: str,
     tls: tuple[Path, Path] | None = None,
+    anchoring: AnchorSettings | None = None,
 ) -> None:
     stop = _stop_event()  # first: a SIGTERM while starting still ends in a clean stop
     state.mkdir(parents=True, exist_ok=True)
@@ -120,15 +122,22 @@ def run_site(
     node_identity(state / "spool", _site_name(site_file))  # where start_site keeps the recorder's log
     bus = LiveBus()
     site = start_site(factory, bus, state, simulate=simulate, backend=backend)
-    server = serve_in_thread(site, factory, port, state, tls=tls)
-    typer.echo(f"site running ({'simulated devices' if simulate else 'real devices'}); SIGTERM or Ctrl-C stops it")
+    anchoring = anchoring or AnchorSettings(state / "anchors")
+    writer = AnchorWriter(factory, bus, anchoring).start()
+    server = serve_in_thread(site, factory, port, state, tls=tls, anchors_dir=anchoring.directory)
+    devices = "simulated devices" if simulate else "real devices"
+    typer.echo(f"site running ({devices}) at {server.url}; SIGTERM or Ctrl-C stops it")
+    typer.echo(f"journal anchors every {anchoring.interval_s:g} s in {anchoring.directory}")
     try:
         stop.wait()
     finally:
         if server is not None:
             server.stop()
         site.stop()
+        writer.stop()
         engine.dispose()
+    if writer.last is not None:
+        typer.echo(f"journal anchored at {writer.last.describe()} in {anchoring.directory}")
     recorder = site.runtime.recorder
     left = recorder.backlog()
     if left:
@@ -149,6 +158,7 @@ def run_demo(
     backend: str,
     port: int = 8000,
     tls: tuple[Path, Path] | None = None,
+    anchoring: AnchorSettings | None = None,
 ) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if state.exists():
@@ -164,10 +174,12 @@ def run_demo(
     bus = LiveBus()
     typer.echo("starting simulators (OSDP panels on ptys, LLRP readers on loopback, Modbus machines) ...")
     site = start_site(factory, bus, state, simulate=True, backend=backend)
+    anchoring = anchoring or AnchorSettings(state / "anchors")
+    writer = AnchorWriter(factory, bus, anchoring).start()
     server = None
     if not headless:
         set_demo_passwords(factory)
-        server = serve_in_thread(site, factory, port, state, tls=tls)
+        server = serve_in_thread(site, factory, port, state, tls=tls, anchors_dir=anchoring.directory, demo=True)
         typer.echo(
             f"web pages: {server.url}/guard  (accounts: gus guard, otto operator, wendy witness, "
             f"admin, audrey auditor, paul approver; password: {DEMO_PASSWORD})"
@@ -191,5 +203,6 @@ def run_demo(
         if server is not None:
             server.stop()
         site.stop()
+        writer.stop()
         engine.dispose()
     typer.echo(json.dumps(summary(site, traffic.scenarios, time.monotonic() - started), sort_keys=True))

@@ -82,9 +82,13 @@ def serve_in_thread(
     state: Path,
     *,
     tls: tuple[Path, Path] | None = None,
+    anchors_dir: Path | None = None,
+    demo: bool = False,
 ) -> WebServer:
-    """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key."""
-    return serve_register(factory, port, state, bus=site.bus, control=site.runtime, tls=tls)
+    """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key.
+    `demo` opens the demo-only controls (placing an item on a simulated intake)."""
+    return serve_register(factory, port, state, bus=site.bus, control=site.runtime, tls=tls,
+                          anchors_dir=anchors_dir, demo=demo)
 
 
 def serve_register(
@@ -95,12 +99,20 @@ def serve_register(
     bus: LiveBus | None,
     control: SiteControl | None,
     tls: tuple[Path, Path] | None = None,
+    anchors_dir: Path | None = None,
+    demo: bool = False,
 ) -> WebServer:
     """The pages and API over a register, with a site's live state and door control when given (the
     centre has the register and the live bus, no doors of its own)."""
     certfile, keyfile = tls or (None, None)
     settings = ApiSettings(
-        secret_key=secret_key(), certificates_dir=state / "certificates", tls_certfile=certfile, tls_keyfile=keyfile
+        secret_key=secret_key(),
+        certificates_dir=state / "certificates",
+        tls_certfile=certfile,
+        tls_keyfile=keyfile,
+        anchors_dir=anchors_dir,
+        demo=demo,
+        time_zone=os.environ.get("CUSTODIAN_TIME_ZONE", "UTC"),  # the zone guard consoles show times in
     )
     app = create_app(settings, session_factory=factory, bus=bus, control=control)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))

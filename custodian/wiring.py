@@ -5,13 +5,22 @@ register's `settings_json`, and each kind's backend opens its driver and, with `
 simulator speaking its protocol on a pty or loopback port first: the same code path as real hardware,
 only the endpoints differ. Drivers are placed by role: panels drive the doors, portal readers stream into
 the portal controller, handhelds answer sweeps and destruction intakes, machines serve the stations.
+
+The register's devices are followed while the site runs: when the site's configuration changes (an
+administrator adds a device to a portal), `RunningSite.rewire_devices` opens drivers for the new devices,
+starting their simulators first on a simulated site, and closes those of removed or changed ones. Machines
+and stations are wired at start only: a destruction centre needs a restart to get a new machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,31 +29,79 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers import inventory
+from controllers.alarms import ESCALATE_AFTER_S
 from controllers.bus import LiveBus
+from controllers.control import DeviceProbe
 from controllers.destruction import DestructionStation, StationConfig
 from controllers.portal import PeopleCount
 from controllers.site import SiteRuntime
+from firmware_bridge.errors import BridgeError
 from firmware_bridge.kinds import Device, Role, parse_device
 from firmware_bridge.modbus.driver import ModbusDevice
 from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S, OsdpLine
 from firmware_bridge.osdp.vocabulary import LedColor, LedPattern
+from firmware_bridge.people_counter_mqtt import MqttPeopleCounter
+from firmware_bridge.rfid.mercury_simulator import FieldTag, MercurySimulator
 from firmware_bridge.rfid.reader import TagReader
-from firmware_bridge.site import OpenContext, SimulationOptions, SimulatorHandle, open_drivers, start_simulators
+from firmware_bridge.site import (
+    OpenContext,
+    SimulationOptions,
+    SimulatorHandle,
+    open_drivers,
+    start_simulators,
+)
+from firmware_bridge.site import probe as probe_devices
 from registry.models import Device as DeviceRecord
 from registry.models import Venue
 from registry.services.inventory import CountResult
+from tracking.model import EngineConfig
 from vision import particles, synthetic
 from vision.shred_levels import find_level
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT_S = 3.0
+
+
+def _parsed(d: DeviceRecord) -> Device[Any]:
+    return parse_device(
+        d.name,
+        d.kind,
+        json.loads(d.settings_json),
+        antennas=[a.number for a in d.antennas],
+        portal=d.portal.code if d.portal else None,
+        venue=d.venue.code if d.venue else None,
+    )
 
 
 def site_devices(factory: sessionmaker[Session]) -> list[Device[Any]]:
     """The register's devices, each one's settings parsed (and checked) by its kind."""
     with factory() as session:
-        return [
-            parse_device(d.name, d.kind, json.loads(d.settings_json), antennas=[a.number for a in d.antennas],
-                         portal=d.portal.code if d.portal else None, venue=d.venue.code if d.venue else None)
-            for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars()
-        ]
+        return [_parsed(d) for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars()]
+
+
+def _parsed_devices(factory: sessionmaker[Session]) -> tuple[list[Device[Any]], dict[str, tuple[str, str]]]:
+    """The register's devices whose settings parse, and (kind, why) for those left out (a running site)."""
+    found, refused = [], {}
+    with factory() as session:
+        for d in session.execute(select(DeviceRecord).order_by(DeviceRecord.name)).scalars():
+            try:
+                found.append(_parsed(d))
+            except (BridgeError, ValueError) as exc:
+                refused[d.name] = (d.kind, str(exc))
+    return found, refused
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedIntake:
+    """Demo: the destruction page puts an item's tag in the simulated intake reader's field (antenna 1)."""
+
+    simulator: MercurySimulator
+
+    def place(self, epc: str) -> None:
+        self.simulator.place(FieldTag(epc, 1, -45))
+
+    def remove(self, epc: str) -> None:
+        self.simulator.remove(epc)
 
 
 class PanelRouter:
@@ -75,15 +132,24 @@ class RunningSite:
     handhelds: dict[str, TagReader] = field(default_factory=dict)  # readers read on demand
     handheld_venue: dict[str, str] = field(default_factory=dict)  # handheld reader -> venue it sweeps
     machines: dict[str, ModbusDevice] = field(default_factory=dict)
+    people_sensors: dict[str, MqttPeopleCounter] = field(default_factory=dict)  # portal people counters over MQTT
     stations: dict[str, DestructionStation] = field(default_factory=dict)
     sims: SimulatorHandle | None = None
     output_trays: dict[str, bool] = field(default_factory=dict)  # station -> next tray has an oversized strip
     devices: list[Device[Any]] = field(default_factory=list)
+    added_sims: dict[str, SimulatorHandle] = field(default_factory=dict)  # simulators of devices added live
+    not_opened: dict[str, tuple[str, str]] = field(default_factory=dict)  # device -> (kind, why it stays closed)
+    _rewiring: threading.Lock = field(default_factory=threading.Lock)
+    _stopped: bool = False
 
     def stop(self) -> None:
         """Stop reading devices, decide and persist what is queued, then close everything."""
+        with self._rewiring:
+            self._stopped = True  # a register change arriving now opens nothing
         for reader in self.readers.values():
             reader.stop()
+        for sensor in self.people_sensors.values():
+            sensor.stop()
         for line in set(self.lines.values()):
             line.stop()
         self.runtime.stop()
@@ -93,6 +159,109 @@ class RunningSite:
             handheld.stop()
         if self.sims is not None:
             self.sims.stop()
+        for handle in self.added_sims.values():
+            handle.stop()
+
+    # ---- following the register ----
+    def rewire_devices(self) -> None:
+        """Open drivers for devices the register gained, close those it lost or changed (the runtime calls
+        this after a reload that changed the site's configuration). A device whose settings cannot be used
+        or opened is left closed, with the reason its probe reports; the others still come online, and it is
+        tried again at the next change."""
+        with self._rewiring:
+            if self._stopped:
+                return
+            parsed, self.not_opened = _parsed_devices(self.runtime.factory)
+            wanted = {d.name: d for d in parsed}
+            current = {d.name: d for d in self.devices}
+            gone = {name for name, d in current.items() if wanted.get(name) != d}
+            for name in sorted(gone):
+                gone |= self._close(name)  # panels sharing a line with a closed one reopen with it
+            new = [d for name, d in wanted.items() if name in gone or name not in current]
+            opened = self._open_live(new) if new else set()
+            kept = {name for name in current if name not in gone}
+            self.devices = [d for name, d in wanted.items() if name in opened or name in kept]
+            for name, (kind, why) in self.not_opened.items():
+                log.warning("device %s (%s) left closed: %s", name, kind, why)
+
+    def _close(self, name: str) -> set[str]:
+        """Stop a device's driver (and a simulator started for it live); the other panels of its line."""
+        sharing: set[str] = set()
+        line = self.lines.pop(name, None)
+        if line is not None:
+            sharing = {n for n, other in self.lines.items() if other is line}
+            for n in sharing:
+                del self.lines[n]
+            line.stop()
+        for table in (self.readers, self.handhelds):
+            reader = table.pop(name, None)
+            if reader is not None:
+                reader.stop()
+        self.handheld_venue.pop(name, None)
+        handle = self.added_sims.pop(name, None)
+        if handle is not None:
+            handle.stop()
+        return sharing
+
+    def _open_live(self, devices: list[Device[Any]]) -> set[str]:
+        """Drivers (after simulators, on a simulated site) for devices added while running; the names opened."""
+        endpoints = dict(self.sims.endpoints) if self.sims is not None else {}
+        opened: set[str] = set()
+        for device in devices:
+            try:
+                if self.sims is not None:
+                    handle = start_simulators([device], SimulationOptions())
+                    self.added_sims[device.name] = handle
+                    endpoints.update(handle.endpoints)
+                drivers = open_drivers([device], OpenContext(self.runtime.submit, endpoints))
+            except (BridgeError, OSError) as exc:
+                self.not_opened[device.name] = (device.kind, str(exc))
+                handle = self.added_sims.pop(device.name, None)
+                if handle is not None:
+                    handle.stop()
+                continue
+            _place(self, [device], drivers)
+            driver = drivers.get(device.name)
+            streaming = device.name in self.lines or device.name in self.readers  # handhelds read on demand
+            if streaming and isinstance(driver, OsdpLine | TagReader):
+                driver.start()
+            opened.add(device.name)
+        return opened
+
+    def probe(self, name: str) -> DeviceProbe:
+        """Identity and health of a device, asked through its running driver; a device with no driver
+        running is probed afresh (a camera has none: its last report stands)."""
+        device = next((d for d in self.devices if d.name == name), None)
+        if device is None:
+            if name in self.not_opened:
+                kind, why = self.not_opened[name]
+                return DeviceProbe(name, kind, "offline", "", f"not opened on this site: {why}")
+            raise KeyError(name)
+        line = self.lines.get(name)
+        reader = self.readers.get(name) or self.handhelds.get(name)
+        machine = self.machines.get(name)
+        identity = ""
+        if line is not None:
+            health, reason = str(line.health(name)), line.health_reason(name)
+            with contextlib.suppress(BridgeError):
+                ident = line.identity(name)
+                identity = (f"OSDP vendor {ident.vendor_code:06X} model {ident.model} "
+                            f"serial {ident.serial_number} firmware {ident.firmware_version:06X}")
+            return DeviceProbe(name, device.kind, health, identity, reason)
+        if reader is not None or machine is not None:
+            driver = reader if reader is not None else machine
+            assert driver is not None
+            try:
+                identity = str(driver.identify())
+            except BridgeError as exc:
+                return DeviceProbe(name, device.kind, "offline", "", str(exc))
+            return DeviceProbe(name, device.kind, str(driver.health.health), identity, driver.health.reason)
+        [result] = probe_devices([device], timeout_s=PROBE_TIMEOUT_S) or [None]
+        if result is None or result.health is None:
+            state = next((s for s in self.runtime.devices() if s.name == name), None)
+            health, reason = (state.health, state.reason) if state else ("unknown", "no report yet")
+            return DeviceProbe(name, device.kind, health, "", f"no driver to ask; last report: {reason}")
+        return DeviceProbe(name, device.kind, str(result.health), result.identity, result.detail)
 
     def wait_ready(self, timeout_s: float = 15.0) -> bool:
         """Until every panel and portal reader reports online (panels after Secure Channel is up)."""
@@ -121,6 +290,7 @@ class RunningSite:
             epcs=reader.inventory().epc_hex(),
             actor=actor,
             method="handheld",
+            alarms=self.runtime.alarms_book,
         )
 
     def people_count(self, camera: str, count: int, frame_png: bytes | None = None) -> None:
@@ -135,6 +305,8 @@ def start_site(
     simulate: bool,
     backend: str = "numba",
     record_consumers: tuple[str, ...] = (),
+    config: EngineConfig | None = None,
+    escalate_after_s: float = ESCALATE_AFTER_S,
 ) -> RunningSite:
     """record_consumers: readers of the recorder's local log besides the register (an edge's shipper)."""
     devices = site_devices(factory)
@@ -143,13 +315,16 @@ def start_site(
     router = PanelRouter(lines)
     try:
         runtime = SiteRuntime(
-            factory, bus, state_dir / "spool", backend=backend, panels=router, record_consumers=record_consumers  # type: ignore[arg-type]
+            factory, bus, state_dir / "spool", backend=backend, panels=router,  # type: ignore[arg-type]
+            record_consumers=record_consumers, config=config, escalate_after_s=escalate_after_s,
         )
     except BaseException:
         if sims is not None:
             sims.stop()
         raise
     site = RunningSite(runtime, bus, lines=lines, sims=sims, devices=devices)
+    runtime.on_site_changed = site.rewire_devices
+    runtime.prober = site.probe
     try:
         runtime.start()
         drivers = open_drivers(devices, OpenContext(runtime.submit, sims.endpoints if sims else {}))
@@ -158,12 +333,15 @@ def start_site(
             line.start()
         for reader in site.readers.values():
             reader.start()
+        for sensor in site.people_sensors.values():
+            sensor.start()
         _stations(site, factory, state_dir, devices)
         # The API names a station by its venue or by any machine in it.
         runtime.stations = {
             **site.stations,
             **{d.name: site.stations[d.venue] for d in devices if d.venue in site.stations and d.name in site.machines},
         }
+        runtime.sweeps = {venue: partial(site.sweep, venue) for venue in site.handheld_venue.values()}
     except BaseException:
         site.stop()
         raise
@@ -185,6 +363,8 @@ def _place(site: RunningSite, devices: list[Device[Any]], drivers: dict[str, obj
                 site.handheld_venue[device.name] = device.venue
         elif isinstance(driver, ModbusDevice) and role is Role.MACHINE:
             site.machines[device.name] = driver
+        elif isinstance(driver, MqttPeopleCounter) and role is Role.CAMERA:
+            site.people_sensors[device.name] = driver
 
 
 def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, devices: list[Device[Any]]) -> None:
@@ -195,7 +375,9 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
         here = [d for d in devices if d.venue == centre]
         shredder = next((site.machines[d.name] for d in here if d.kind == "modbus_shredder"), None)
         degausser = next((site.machines[d.name] for d in here if d.kind == "modbus_degausser"), None)
-        intake = next((site.handhelds[d.name] for d in here if d.name in site.handhelds), None)
+        intake_name = next((d.name for d in here if d.name in site.handhelds), None)
+        intake = site.handhelds.get(intake_name) if intake_name else None
+        intake_sim = site.sims.mercury.get(intake_name) if site.sims is not None and intake_name else None
         if shredder is None and degausser is None:
             continue
         site.output_trays[centre] = False
@@ -230,4 +412,5 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
             intake=read_intake,
             camera=photograph if site.sims is not None else None,
             analyse=particles.analyse,
+            simulated_intake=SimulatedIntake(intake_sim) if intake_sim is not None else None,
         )

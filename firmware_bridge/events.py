@@ -204,4 +204,21 @@ class KeyPress:
     stale: bool = False
 
 
-DeviceEvent = HealthEvent | TagBatch | InventoryRoundEnd | CardRead | InputChange | KeyPress
+@dataclass(frozen=True, slots=True)
+class SensorCount:
+    """One count from a people-counting sensor at a portal (a `vision.people.HeadCount`).
+
+    `source` is the name the sensor gives itself, `device` the register's device it arrived through;
+    `time_us` is the sensor's clock when it sent one. `count` is the people in its zone now; when
+    `ambiguous` the sensor cannot tell exactly (a crowd, an occluded view)."""
+
+    source: str
+    time_us: int
+    count: int
+    ambiguous: bool = False
+    entered: int = 0
+    exited: int = 0
+    device: str = ""
+
+
+DeviceEvent = HealthEvent | TagBatch | InventoryRoundEnd | CardRead | InputChange | KeyPress | SensorCount

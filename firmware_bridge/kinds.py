@@ -34,7 +34,7 @@ class Role(enum.StrEnum):
     PORTAL_READER = "portal_reader"  # RFID reader whose antennas watch a portal, streaming
     HANDHELD = "handheld"  # RFID reader used on demand: venue sweeps, destruction intake
     MACHINE = "machine"  # destruction machine: shredder, degausser
-    CAMERA = "camera"  # camera counting people at a portal
+    CAMERA = "camera"  # people counter at a portal: a camera, or a sensor the site trusts more
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +74,8 @@ KINDS: dict[str, DeviceKind] = {k.name: k for k in (
                "firmware_bridge.modbus.kind", "MODBUS_DEGAUSSER", "pymodbus"),
     DeviceKind("camera", Role.CAMERA, "vision", "camera counting people at a portal (vision)",
                "firmware_bridge.kinds", "CAMERA", "opencv-python-headless"),
+    DeviceKind("mqtt_people_counter", Role.CAMERA, "mqtt", "overhead people-counting sensor publishing over MQTT",
+               "firmware_bridge.people_counter_mqtt", "PEOPLE_SENSOR", "paho-mqtt"),
 )}
 
 
@@ -161,6 +163,35 @@ def parse_settings(cls: type[S], device: str, values: Mapping[str, object]) -> S
         return cls(**converted)
     except SettingProblem as exc:
         raise SettingsError(device, exc.setting, str(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class SettingField:
+    """One typed setting of a kind, as a form shows it: its type, default and (for a choice) the choices."""
+
+    name: str
+    type: Literal["bool", "int", "float", "str", "choice"]
+    default: object
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # may be left unset (None): the kind or the device decides
+
+
+def setting_fields(kind_name: str) -> tuple[SettingField, ...]:
+    """The settings of a kind, read from its settings dataclass (one description for forms and the API)."""
+    cls = kind(kind_name).backend().settings
+    hints = typing.get_type_hints(cls)
+    found = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        optional = type(None) in options
+        base = next((o for o in options if o is not type(None)), str)
+        if typing.get_origin(base) is typing.Literal:
+            found.append(SettingField(f.name, "choice", f.default, tuple(map(str, typing.get_args(base))), optional))
+            continue
+        name = {bool: "bool", int: "int", float: "float"}.get(base, "str")  # type: ignore[call-overload]
+        found.append(SettingField(f.name, name, f.default, (), optional))  # type: ignore[arg-type]
+    return tuple(found)
 
 
 def _convert(device: str, key: str, value: object, hint: object) -> object:

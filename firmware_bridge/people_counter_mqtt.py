@@ -21,27 +21,22 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import paho.mqtt.client as mqtt
 
-from firmware_bridge.events import HealthEvent
+from firmware_bridge.events import HealthEvent, SensorCount
 from firmware_bridge.health import HealthTracker, now_us
+from firmware_bridge.kinds import Device, KindBackend, SettingProblem
+
+if TYPE_CHECKING:
+    from firmware_bridge.site import OpenContext
+
+__all__ = ["PEOPLE_SENSOR", "MqttPeopleCounter", "PeopleSensorSettings", "SensorCount", "SimulatedPeopleSensor"]
 
 QUEUE_SIZE = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class SensorCount:
-    """One count from the sensor; `time_us` is the sensor's clock when it sent one."""
-
-    source: str
-    time_us: int
-    count: int
-    ambiguous: bool = False
-    entered: int = 0
-    exited: int = 0
 
 
 class MalformedCount(ValueError):
@@ -81,7 +76,8 @@ class MqttPeopleCounter:
     """Subscribes to one sensor's topic; `counts()` yields SensorCounts as they arrive.
 
     Usage: `with MqttPeopleCounter("door-3d-1", "site/portal-1/people") as sensor: for c in sensor.counts(): ...`
-    Health events (connected, lost, malformed messages) go to `on_health`.
+    Health events (connected, lost, malformed messages) go to `on_health`. With `on_count` every count
+    goes there instead (from paho's network thread), as a site's portal controller takes them.
     """
 
     def __init__(
@@ -92,9 +88,11 @@ class MqttPeopleCounter:
         host: str = "127.0.0.1",
         port: int = 1883,
         on_health: Callable[[HealthEvent], None] | None = None,
+        on_count: Callable[[SensorCount], None] | None = None,
         keepalive_s: int = 10,
     ) -> None:
         self.name = name
+        self._on_count = on_count
         self.topic = topic
         self.host, self.port, self.keepalive_s = host, port, keepalive_s
         self.health = HealthTracker(name, on_health or (lambda _event: None))
@@ -168,13 +166,16 @@ class MqttPeopleCounter:
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
-            count = parse_count(message.payload, now_us(), self.name)
+            count = replace(parse_count(message.payload, now_us(), self.name), device=self.name)
         except MalformedCount as error:
             n = self.health.count("malformed")
             self.health.degraded(f"malformed count message #{n} dropped: {error}")
             return
         if self.health.reason.startswith("malformed"):
             self.health.online(f"subscribed to {self.topic}")
+        if self._on_count is not None:
+            self._on_count(count)
+            return
         try:
             self._queue.put_nowait(count)
         except queue.Full:  # the reader stalled: report it rather than block the network thread
@@ -225,3 +226,41 @@ class SimulatedPeopleSensor:
 def _release(client: mqtt.Client) -> None:
     """Close the client's wake-up socket pair now; paho otherwise leaves it to the garbage collector."""
     client._reset_sockets()
+
+
+# ---------------------------------------------------------------------------------------------- the kind
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleSensorSettings:
+    """Where the sensor publishes: the broker and its topic (one topic per sensor)."""
+
+    topic: str = "custodian/people"
+    host: str = "127.0.0.1"
+    port: int = 1883
+
+    def __post_init__(self) -> None:
+        if not self.topic or any(c in self.topic for c in "+#"):
+            raise SettingProblem("topic", "must be one topic, without the wildcards + or #")
+        if not 0 < self.port < 65536:
+            raise SettingProblem("port", "must be a TCP port, 1..65535")
+
+
+def _open(devices: Sequence[Device[PeopleSensorSettings]], context: OpenContext) -> dict[str, object]:
+    """One subscriber per sensor; its counts and its health go straight to the site's event sink."""
+    return {
+        d.name: MqttPeopleCounter(
+            d.name,
+            d.settings.topic,
+            host=d.settings.host,
+            port=d.settings.port,
+            on_health=context.sink,
+            on_count=context.sink,
+        )
+        for d in devices
+    }
+
+
+# A site counts people at a portal with a camera (kind 'camera') or with such a sensor: both are the
+# portal's people counter (role CAMERA), and the portal controller takes either one's counts.
+PEOPLE_SENSOR: KindBackend[PeopleSensorSettings] = KindBackend(PeopleSensorSettings, open=_open)

@@ -31,6 +31,18 @@ def open_port(url: str, *, baudrate: int = 115200, timeout_s: float | None = 0.0
         raise TransportError(f"cannot open {url}: {exc}") from exc
 
 
+def wait_fd(fd: int | None, timeout_s: float) -> bool:
+    """Wait until `fd` is readable, at most `timeout_s` (a closed or missing fd: just the wait)."""
+    if fd is None:
+        time.sleep(timeout_s)
+        return False
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+    except (OSError, ValueError):  # closed meanwhile
+        return False
+    return bool(ready)
+
+
 class PtyPair:
     """A pseudo-terminal standing in for a serial line: the simulator owns `master_fd`, a driver opens `path`.
 
@@ -62,6 +74,10 @@ class PtyPair:
             return os.read(self.master_fd, max_bytes)
         except (BlockingIOError, OSError):
             return b""
+
+    def wait_readable(self, timeout_s: float) -> bool:
+        """Wait until the driver side wrote something, at most `timeout_s`."""
+        return wait_fd(None if self._closed else self.master_fd, timeout_s)
 
     def write(self, data: bytes) -> int:
         try:
@@ -170,6 +186,17 @@ class ReconnectingPort:
             except (serial.SerialException, OSError) as exc:
                 self._drop(exc)
                 return 0
+
+    def wait_readable(self, timeout_s: float) -> bool:
+        """Wait until bytes are waiting, at most `timeout_s`; True if they are. A port without a file
+        descriptor (or none open) just waits the time out."""
+        with self._lock:
+            port = self._port
+            try:
+                fd = port.fileno() if port is not None else None
+            except (AttributeError, OSError, ValueError, serial.SerialException):
+                fd = None
+        return wait_fd(fd, timeout_s)
 
     def flush(self) -> None:
         with self._lock:

@@ -11,14 +11,16 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.models import Approval, Device, Group, Item, Person, Portal, Venue
+from registry.models import Approval, Device, Group, Item, Meeting, Person, Portal, PresenceEntry, Venue
 from tracking.model import (
     AntennaSpec,
     ApprovalSpec,
     ItemSpec,
+    MeetingSpec,
     PendingReturn,
     PersonSpec,
     PortalSpec,
+    PresenceSpec,
     SiteModel,
     VenueSpec,
 )
@@ -77,6 +79,7 @@ def site_model(session: Session) -> SiteModel:
             antennas=tuple(antennas.get(p.id, ())),
             x_m=p.x_m,
             y_m=p.y_m,
+            anti_passback=p.anti_passback,
         )
         for p in session.execute(select(Portal).order_by(Portal.id)).scalars()
     )
@@ -103,7 +106,24 @@ def site_model(session: Session) -> SiteModel:
     )
     groups = tuple(session.execute(select(Group.id).order_by(Group.id)).scalars())
     return SiteModel(items=items, venues=venues, portals=portals, people=people, approvals=approvals, groups=groups,
-                     pending_returns=pending_returns(session))
+                     pending_returns=pending_returns(session), meetings=meetings(session), presence=presence(session))
+
+
+def meetings(session: Session) -> tuple[MeetingSpec, ...]:
+    """Meetings not over yet (an ended one checks nothing)."""
+    now = dt.datetime.now(dt.UTC)
+    return tuple(
+        MeetingSpec(m.id, m.venue_id, to_us(m.starts_at), to_us(m.ends_at), tuple(sorted(p.id for p in m.participants)))
+        for m in session.execute(select(Meeting).where(Meeting.ends_at > now).order_by(Meeting.id)).scalars()
+    )
+
+
+def presence(session: Session) -> tuple[PresenceSpec, ...]:
+    """Where people were last known to be: the engine starts from it, so presence survives a restart."""
+    return tuple(
+        PresenceSpec(e.person_id, e.venue_id, to_us(e.since), e.uncertain)
+        for e in session.execute(select(PresenceEntry).order_by(PresenceEntry.person_id)).scalars()
+    )
 
 
 def _person(p: Person) -> PersonSpec:
@@ -118,6 +138,7 @@ def _person(p: Person) -> PersonSpec:
         active=p.status in PRESENT_STATUSES,
         badges=tuple(b.number for b in badges if b.number != first),
         inactive_badges=tuple(b.number for b in badges if not b.active),
+        visitor=p.visitor,
     )
 
 

@@ -69,6 +69,8 @@ DEVICE_KINDS = device_kinds.names()  # one table of device kinds: firmware_bridg
 ANTENNA_SIDES = ("inside", "outside", "ignore")
 ACCESS_KINDS = ("custody", "read", "carry_out")
 INSPECTION_KINDS = ("on_site", "remote", "self_inspection")
+ANTI_PASSBACK = ("off", "refuse", "alarm")  # tracking.model.ANTI_PASSBACK
+PRESENCE_CAUSES = ("badge", "override", "fire_release", "tailgating")  # tracking.results.PresenceChange
 DISPUTE_STATES = ("open", "decided")
 
 group_members = Table(
@@ -207,6 +209,8 @@ class Portal(Base):
     # Position on the site plan (metres): impossible travel between portals betrays a cloned tag.
     x_m: Mapped[float] = mapped_column(Float, default=0.0)
     y_m: Mapped[float] = mapped_column(Float, default=0.0)
+    # What a badge leaving a venue its person is not known to be in gets: off | refuse | alarm.
+    anti_passback: Mapped[str] = mapped_column(String(8), default="off", server_default="off")
     inside_venue: Mapped[Venue] = relationship(foreign_keys=[inside_venue_id])
     outside_venue: Mapped[Venue | None] = relationship(foreign_keys=[outside_venue_id])
 
@@ -310,6 +314,8 @@ class Approval(Base):
     people: Mapped[list[Person]] = relationship(secondary=approval_people)
     groups: Mapped[list[Group]] = relationship(secondary=approval_groups)
     requester: Mapped[Person] = relationship(foreign_keys=[requester_id])
+    portal: Mapped[Portal | None] = relationship()
+    destination_venue: Mapped[Venue | None] = relationship()
     decisions: Mapped[list[ApprovalDecision]] = relationship(
         back_populates="approval", cascade="all, delete-orphan", order_by="ApprovalDecision.id"
     )
@@ -338,6 +344,37 @@ class Meeting(Base):
     starts_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     ends_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     participants: Mapped[list[Person]] = relationship(secondary=meeting_participants)
+
+
+class MeetingItem(Base):
+    """Art. 45: an item brought into or out of a meeting's venue during its window, and by whom if known."""
+
+    __tablename__ = "meeting_items"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)
+    direction: Mapped[str] = mapped_column(String(8))  # in | out
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    portal: Mapped[str] = mapped_column(String(64), default="")
+    context: Mapped[str] = mapped_column(Text, default="")  # what it came from (the site record), as ItemAccess
+    item: Mapped[Item] = relationship()
+    person: Mapped[Person | None] = relationship()
+
+
+class PresenceEntry(Base):
+    """Where a person was last known to be (venue None = outside the unit), from the engine's badge decisions;
+    the engine starts from these rows, so presence survives a restart. No row: location unknown."""
+
+    __tablename__ = "presence"
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venues.id"), nullable=True)
+    since: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    cause: Mapped[str] = mapped_column(String(16))  # PRESENCE_CAUSES
+    uncertain: Mapped[bool] = mapped_column(Boolean, default=False)
+    person: Mapped[Person] = relationship()
+    venue: Mapped[Venue | None] = relationship()
 
 
 class Transfer(Base):
@@ -384,6 +421,47 @@ class IncidentAction(Base):
     actor: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     incident: Mapped[Incident] = relationship(back_populates="actions")
+
+
+class AlarmRecord(Base):
+    """One alarm of a site's alarm book (controllers.alarms): its evidence and its state, open ->
+    acknowledged -> resolved, with who, when and a note. The id is the one the guards were shown (the book
+    assigns it); a technical alarm that repeats while open counts its repeats instead of adding rows."""
+
+    __tablename__ = "alarms"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(40))
+    category: Mapped[str] = mapped_column(String(16))  # security | technical
+    severity: Mapped[str] = mapped_column(String(16))  # info | warning | critical
+    source: Mapped[str] = mapped_column(String(64))  # portal code, device name, station or "site"
+    portal_id: Mapped[int | None] = mapped_column(ForeignKey("portals.id"), nullable=True)
+    venue: Mapped[str] = mapped_column(String(64), default="")
+    raised_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)
+    last_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    repeats: Mapped[int] = mapped_column(Integer, default=1)
+    person: Mapped[str] = mapped_column(String(64), default="")
+    items_json: Mapped[str] = mapped_column(Text, default="[]")
+    reasons_json: Mapped[str] = mapped_column(Text, default="[]")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    frame_ref: Mapped[str] = mapped_column(String(200), default="")
+    state: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    acknowledge_note: Mapped[str] = mapped_column(Text, default="")
+    resolved_by: Mapped[str] = mapped_column(String(64), default="")
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    resolve_note: Mapped[str] = mapped_column(Text, default="")
+
+
+class AlarmProcedure(Base):
+    """A site's own standard operating steps for one alarm kind (the book has defaults for every kind)."""
+
+    __tablename__ = "alarm_procedures"
+    kind: Mapped[str] = mapped_column(String(40), primary_key=True)
+    steps_json: Mapped[str] = mapped_column(Text)  # a JSON list of steps, in order
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
 
 
 class InventoryCount(Base):

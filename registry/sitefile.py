@@ -281,6 +281,7 @@ class _Loader:
             border=e.border,
             x_m=e.x_m,
             y_m=e.y_m,
+            anti_passback=e.anti_passback,
         )
         found = self._find(Portal.code, e.code)
         if found is None:
@@ -605,6 +606,8 @@ def export(session: Session) -> str:
             row["border"] = True
         if p.x_m or p.y_m:
             row["x_m"], row["y_m"] = p.x_m, p.y_m
+        if p.anti_passback != "off":
+            row["anti_passback"] = p.anti_passback
         out["portals"].append(row)
     for d in session.execute(select(Device).order_by(Device.name)).scalars():
         row = {"name": d.name, "kind": d.kind}

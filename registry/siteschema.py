@@ -22,7 +22,7 @@ from pydantic_core import PydanticCustomError
 from registry import validate
 from registry.errors import InvalidInput
 from registry.levels import Level
-from registry.models import ANTENNA_SIDES, APPROVAL_KINDS, DEVICE_KINDS, ITEM_KINDS, ROLES
+from registry.models import ANTENNA_SIDES, ANTI_PASSBACK, APPROVAL_KINDS, DEVICE_KINDS, ITEM_KINDS, ROLES
 from registry.services.venues import SECRET_KEYS
 
 Path = tuple[str | int, ...]
@@ -170,6 +170,7 @@ class PortalEntry(Entry):
     border: bool = False
     x_m: Coordinate = 0.0
     y_m: Coordinate = 0.0
+    anti_passback: Literal[ANTI_PASSBACK] = "off"  # type: ignore[valid-type]
 
 
 class AntennaEntry(Entry):

@@ -12,7 +12,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tracking.results import ALARM_KINDS, CLONE_DETAIL, Alarm, Decision, Movement, Output, Rows
+from tracking.results import (
+    ALARM_KINDS,
+    CLONE_DETAIL,
+    Alarm,
+    Decision,
+    ItemBrought,
+    Movement,
+    Output,
+    PresenceChange,
+    Rows,
+)
 
 _DIRECTION = np.array(["entry", "exit"], dtype=object)
 _KIND_NAME = np.array(ALARM_KINDS, dtype=object)
@@ -59,6 +69,8 @@ class Collector:
         self._alarm_blocks: list[Block] = []
         self._alarms: tuple[list, ...] = ([], [], [], [], [], [], [], [])
         self.decisions: list[Decision] = []
+        self.presence: list[PresenceChange] = []
+        self.brought: list[ItemBrought] = []
 
     def movement_block(self, block: Block) -> None:
         if len(block[0]):
@@ -98,7 +110,9 @@ class Collector:
 
     def output(self) -> Output:
         decisions = sorted(self.decisions, key=_decision_order) if len(self.decisions) > 1 else self.decisions
-        return Output(self._sorted_movements(), decisions, self._sorted_alarms())
+        presence = sorted(self.presence, key=lambda c: (c.time_us, c.portal_id, c.person_id))
+        brought = sorted(self.brought, key=lambda b: (b.time_us, b.portal_id, b.item_id))
+        return Output(self._sorted_movements(), decisions, self._sorted_alarms(), presence, brought)
 
     def _sorted_movements(self) -> Rows[Movement]:
         blocks = self._movement_blocks

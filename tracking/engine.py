@@ -16,12 +16,13 @@ At equal timestamps reads come first, then inputs (badge, round end, camera, doo
 health, override), then decision checks. Results depend only on event timestamps and arrival order,
 never on how the stream was chopped into calls, as long as devices are late by at most reorder_us.
 Events older than the processed horizon are late: a late read is reported as a ``late_read`` alarm
-and, like a read its reader flagged stale, is evidence for nothing (no allow, no movement) but
-raises, as of its own time and marked ``late``, every alarm that does not need the door (destroyed
-item seen, unregistered tag, possible clone). A badge held up in the host by at most
-late_badge_grace_us is decided from the moment it arrives (its reach still counts from its own
-time); a later one, or one its panel flagged stale, is refused ('stale_badge'). Late events are
-handled in arrival order, so only they depend on how the stream was chopped.
+(once per reader and EPC per data_quality_repeat_us of read time: a tag answering every round must
+not flood the guards while a reader lags) and, like a read its reader flagged stale, is evidence
+for nothing (no allow, no movement) but raises, as of its own time and marked ``late``, every alarm
+that does not need the door (destroyed item seen, unregistered tag, possible clone). A badge held up
+in the host by at most late_badge_grace_us is decided from the moment it arrives (its reach still
+counts from its own time); a later one, or one its panel flagged stale, is refused ('stale_badge').
+Late events are handled in arrival order, so only they depend on how the stream was chopped.
 
 reorder_us (default 20 ms) is part of every decision's latency: a decision at t comes out of the
 first advance with now >= t + reorder_us. It must cover how late a read can reach the engine
@@ -69,6 +70,13 @@ custody, clone history, allows and armed decisions carry over by register id; it
 approval uses come from the new register, and the register's return deadlines are added for items
 this engine also believes are out of the unit (it may have seen one come back before the register).
 
+People (tracking.presence): a badge is an exit (from the portal's inside venue) or an entry (into it,
+BadgePresentation.direction; an entry is decided on the people rules alone). Allowed badges, overrides and
+badges while the doors are released move their person; ``Output.presence`` reports each move and
+``Output.brought`` the items that crossed in right after a granted entry. The people rules (anti-passback,
+escorts, meeting participants) add their reasons to the badge's decision; ``on_forgive`` clears one
+person's anti-passback state. Places start from the register (SiteModel.presence) and carry over swaps.
+
 Latency path: feed events with ``on_*`` and call ``advance(now)``; a decision comes out of the first
 call whose horizon reaches the moment it was decided. ``process(batch)`` is the bulk path: ingest a
 columnar ReadBatch and advance to its last timestamp. Both backends ('numba', 'reference') share this
@@ -95,6 +103,7 @@ from tracking.events import (
     CameraCount,
     DoorInput,
     FireAlarmInput,
+    ForgiveRequest,
     InventoryRound,
     OverrideRequest,
     ReadBatch,
@@ -104,6 +113,7 @@ from tracking.events import (
 from tracking.inventory import reconcile
 from tracking.model import TOP_SECRET, EngineConfig
 from tracking.numba_core import NumbaCore
+from tracking.presence import People
 from tracking.reference import ReferenceCore
 from tracking.results import (
     A_CLONE,
@@ -126,6 +136,7 @@ from tracking.results import (
     R_UNKNOWN_PORTAL,
     Decision,
     InventoryResult,
+    ItemBrought,
     Movement,
     Output,
 )
@@ -160,6 +171,14 @@ class _LateBadge:
 
 
 @dataclass(frozen=True)
+class _EscortCheck:
+    """Look again whether visitors in a venue have an escort (tracking.presence), one window after a move."""
+
+    venue_id: int
+    portal_id: int
+
+
+@dataclass(frozen=True)
 class _Block:
     """The latest refusal at a portal, as a guard may override it."""
 
@@ -179,6 +198,7 @@ class Engine:
         self.core: NumbaCore | ReferenceCore = (
             NumbaCore(snapshot, self.config) if backend == "numba" else ReferenceCore(snapshot, self.config)
         )
+        self.people = People(snapshot.site, self.config)
         self._use(snapshot)
         self.horizon_us = -(2**62)
         self.stats: dict[str, int] = defaultdict(int)
@@ -188,7 +208,10 @@ class Engine:
         self._batches: list[ReadBatch] = []
         self._single_reads: list[TagRead] = []
         self._inputs: list[tuple[int, int, int, object]] = []  # heap of (time, class, seq, payload)
-        self._badges: dict[int, deque[tuple[int, str, bool]]] = defaultdict(deque)  # portal -> (t, badge, fresh)
+        # portal -> (t, badge, fresh, direction)
+        self._badges: dict[int, deque[tuple[int, str, bool, str]]] = defaultdict(deque)
+        self._entries: dict[int, tuple[int, int]] = {}  # portal id -> (time, person id) of its last granted entry
+        self._passed: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, person) badged through
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
         self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
         self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
@@ -238,6 +261,10 @@ class Engine:
     def on_reader_health(self, health: ReaderHealth) -> None:
         self._push_input(health.time_us, health)
 
+    def on_forgive(self, request: ForgiveRequest) -> None:
+        """A guard, authenticated outside the engine, forgives a person's anti-passback state."""
+        self._push_input(request.time_us, request)
+
     def on_override(self, request: OverrideRequest) -> None:
         """A guard, authenticated outside the engine, overrides the current block at a portal."""
         self._push_input(request.time_us, request)
@@ -270,6 +297,7 @@ class Engine:
     def _use(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         site = snapshot.site
+        self.people.use(site)
         self._portal_index = {int(p): i for i, p in enumerate(snapshot.portal_ids)}
         self._person_index = {int(p): i for i, p in enumerate(snapshot.person_ids)}
         self._approvals = {a.approval_id: a for a in site.approvals}
@@ -441,8 +469,14 @@ class Engine:
             epc = words_to_epc(batch.epc_words[r], int(batch.epc_bits[r])) if batch.epc_bits[r] else None
             if late[r]:
                 self.stats["late_read"] += 1
-                self._alarm("late_read", t, None, None, f"read older than the horizon by "
-                            f"{self.horizon_us - t} us", reader, epc, late=True)
+                key = ("late_read", f"{reader} {epc}")
+                last = self._dq_last.get(key)
+                if last is None or abs(t - last) >= self.config.data_quality_repeat_us:
+                    if len(self._dq_last) >= _MAX_REMEMBERED:
+                        self._dq_last.clear()
+                    self._dq_last[key] = t
+                    self._alarm("late_read", t, None, None, f"read older than the horizon by "
+                                f"{self.horizon_us - t} us", reader, epc, late=True)
                 continue
             if code[r] == k.READ_IGNORED:
                 self.stats["ignored_antenna"] += 1
@@ -469,7 +503,10 @@ class Engine:
         out.movements(events.movements)
         for block in events.movement_columns:
             out.movement_block(block)  # type: ignore[arg-type]
-        if self._fire_periods or self._fire_since is not None or self._due:
+        if self._entries:  # a grant is only looked at for crossings up to door_grant_us after it
+            since = self.horizon_us - self.config.door_grant_us - self.config.settle_us
+            self._entries = {p: e for p, e in self._entries.items() if e[0] >= since}
+        if self._fire_periods or self._fire_since is not None or self._due or self._entries:
             for m in events.movements + [m for b in events.movement_columns for m in build_movements(*b)]:
                 self._after_movement(m)
         for kind, t, portal_id, item_id, detail, late in events.alarms:
@@ -517,6 +554,9 @@ class Engine:
         due = self._due.get(m.item_id)
         if m.direction == "entry" and due is not None and m.time_us <= due[0]:
             del self._due[m.item_id]
+        grant = self._entries.get(m.portal_id) if m.direction == "entry" else None
+        if grant is not None and 0 <= m.time_us - grant[0] <= self.config.door_grant_us:
+            self._out.brought.append(ItemBrought(grant[1], m.item_id, m.portal_id, m.to_venue_id, m.time_us))
 
     def _alarm(self, kind: str, t: int, portal_id: int | None, item_id: int | None, detail: str = "",
                reader: str | None = None, epc: str | None = None, late: bool = False) -> None:
@@ -536,6 +576,7 @@ class Engine:
             while counts[0][0] < event.time_us - self.config.two_person_us - self.config.settle_us:
                 counts.popleft()
             self._evaluate_portal(event.portal_id, t)
+            self._tailgated(event, t)
         elif isinstance(event, DoorInput):
             last = self._last_allow.get(event.portal_id)
             granted = last is not None and event.time_us - last <= self.config.door_grant_us
@@ -553,6 +594,13 @@ class Engine:
                 self._evaluate_portal(portal_id, t)
         elif isinstance(event, OverrideRequest):
             self._override(event, late)
+        elif isinstance(event, ForgiveRequest):
+            self.people.forgive(event.person_id)
+        elif isinstance(event, _EscortCheck):
+            visitors = self.people.unescorted_alarm(event.venue_id)
+            if visitors:
+                self._alarm("visitor_unescorted", t, event.portal_id, None,
+                            f"venue {event.venue_id}: visitors {', '.join(map(str, visitors))} without an escort")
 
     def _round(self, event: InventoryRound, late: bool) -> None:
         code = self.snapshot.reader_code.get(event.reader)
@@ -617,7 +665,7 @@ class Engine:
                                                 (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us)))
             return
         now = badge.time_us if arrived_us is None else arrived_us
-        self._badges[badge.portal_id].append((badge.time_us, badge.badge, not badge.stale))
+        self._badges[badge.portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
         pending = _Pending(badge, next(self._seq))
         self._armed.setdefault(badge.portal_id, []).append(pending)
         self._evaluate_portal(badge.portal_id, now)  # also a second carrier for an earlier badge
@@ -654,12 +702,14 @@ class Engine:
         history = self._badges[badge.portal_id]
         while history and history[0][0] < window_start - c.settle_us:
             history.popleft()
-        present = set()
-        for bt, other_badge, fresh in history:
+        present, same_way = set(), set()
+        for bt, other_badge, fresh, direction in history:
             q = s.badge_person.get(other_badge, -1)
             if window_start <= bt <= t and fresh and q >= 0 and s.person_active[q] \
                     and other_badge not in s.inactive_badges:
                 present.add(q)
+                if direction == badge.direction:
+                    same_way.add(int(s.person_ids[q]))
         ts_people = sum(1 for q in present if s.person_clearance[q] >= TOP_SECRET)
         reasons = 0
         if badge.stale:
@@ -673,18 +723,26 @@ class Engine:
             reasons |= R_TAILGATING
         if self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
-        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people)
+        rules = self.people.verdict(int(s.person_ids[person]), badge.portal_id, badge.direction, badge.time_us,
+                                    same_way) if person >= 0 else None
+        if rules is not None:
+            reasons |= rules.refuse
+        # an entry carries nothing out: only the people rules decide it
+        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people) if badge.direction == "exit" \
+            else []
         if self.exits_restricted and verdicts:
             reasons |= R_SNAPSHOT_TOO_OLD
         refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
                                          for v in verdicts)
         if not (refuse_now or final):
-            if any(v.reasons for v in verdicts):
-                return  # uncertain reads, or waiting for a second carrier: hold until the cap
+            if any(v.reasons for v in verdicts) or (rules is not None and rules.wait):
+                return  # uncertain reads, or waiting for a second carrier or an escort: hold until the cap
             if not self._may_allow_early(badge, portal_index, t):
                 return
         for v in verdicts:
             reasons |= _item_mask(v)
+        if rules is not None:
+            reasons |= rules.wait
         self._finish(pending, t, portal_index, person, verdicts, reasons)
 
     def _finish(self, pending: _Pending, t: int, portal_index: int, person: int, verdicts: list[ItemVerdict],
@@ -713,9 +771,12 @@ class Engine:
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
             tuple((v.item_id, _item_mask(v)) for v in verdicts if v.reasons),
             tuple((v.item_id, v.since_us) for v in verdicts if v.resting),
-            tuple(v.item_id for v in verdicts if v.uncertain), route, decided_us=t,
+            tuple(v.item_id for v in verdicts if v.uncertain), route, decided_us=t, direction=badge.direction,
         )
         self._out.decisions.append(decision)
+        if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):
+            # a refused badge while the doors are released may still have gone through: uncertain
+            self._move(decision, t, "badge" if allow else "fire_release", not allow)
         if allow:
             self._blocks.pop(badge.portal_id, None)
         else:
@@ -758,17 +819,54 @@ class Engine:
         self.core.commit_allow(still, [None] * len(still), portal_index, t)
         self._last_allow[request.portal_id] = t
         del self._blocks[request.portal_id]
-        self._out.decisions.append(Decision(
+        decision = Decision(
             request.portal_id, t, blocked.badge, blocked.person_id, blocked.item_ids, True, blocked.reasons, (),
             blocked.item_reasons, blocked.resting, blocked.uncertain, decided_us=t,
-            override_by=request.guard_person_id, override_reason=request.reason,
-        ))
+            override_by=request.guard_person_id, override_reason=request.reason, direction=blocked.direction,
+        )
+        self._out.decisions.append(decision)
+        if blocked.person_id is not None:  # whoever tailgated went through unnamed: the move is uncertain
+            self._move(decision, t, "override", bool(blocked.reasons & R_TAILGATING))
+
+    def _move(self, decision: Decision, t: int, cause: str, uncertain: bool) -> None:
+        """Move the decision's person through its portal (tracking.presence) and act on what that means."""
+        assert decision.person_id is not None
+        moved = self.people.move(decision.person_id, decision.portal_id, decision.direction, t, cause, uncertain,
+                                 decision.item_ids if decision.direction == "exit" and cause != "fire_release" else ())
+        if moved is None:
+            return
+        self._out.presence.append(moved.change)
+        if moved.passback_alarm:
+            self._alarm("anti_passback", t, decision.portal_id, None,
+                        f"person {decision.person_id} left venue {moved.change.from_venue_id}, not known inside")
+        for venue_id in moved.escort_checks:
+            self._push_input(t + self.config.two_person_us, _EscortCheck(venue_id, decision.portal_id))
+        if decision.direction == "entry" and cause != "fire_release":
+            self._entries[decision.portal_id] = (t, decision.person_id)
+        if cause == "badge":
+            passed = self._passed[decision.portal_id]
+            passed.append((t, decision.person_id))
+            while passed[0][0] < t - self.config.door_grant_us - self.config.two_person_us:
+                passed.popleft()
+
+    def _tailgated(self, count: CameraCount, t: int) -> None:
+        """More people counted through a door just opened for badges than badged: their places are uncertain."""
+        c = self.config
+        last = self._last_allow.get(count.portal_id)
+        if last is None or not 0 <= count.time_us - last <= c.door_grant_us:
+            return
+        passed = {p for moved, p in self._passed.get(count.portal_id, ()) if last - c.two_person_us <= moved <= t}
+        if passed and count.count > len(passed):
+            for person_id in sorted(passed):
+                change = self.people.mark_uncertain(person_id, count.portal_id, t)
+                if change is not None:
+                    self._out.presence.append(change)
 
     def _badged_with(self, request: OverrideRequest, blocked: Decision, guard: int) -> bool:
         """Did the guard badge at that door with the blocked person (one of the exiting party)?"""
         since = blocked.time_us - self.config.two_person_us
         return any(since <= t <= request.time_us and self.snapshot.badge_person.get(badge, -1) == guard
-                   for t, badge, _ in self._badges.get(request.portal_id, ()))
+                   for t, badge, _, _ in self._badges.get(request.portal_id, ()))
 
     # --- return deadlines ---------------------------------------------------------------------
     def _track_returns(self, verdicts: list[ItemVerdict]) -> None:

@@ -28,12 +28,28 @@ class TagRead:
 
 @dataclass(frozen=True)
 class BadgePresentation:
-    """A badge read on a portal's access panel. stale: queued on the device while its link was down."""
+    """A badge read on a portal's access panel. stale: queued on the device while its link was down.
+
+    direction: 'exit' (the reader inside: leaving the portal's inside venue) or 'entry' (the reader
+    outside: coming into it). An entry carries no exit approval check; the people rules apply to both.
+    """
 
     portal_id: int
     badge: str
     time_us: int
     stale: bool = False
+    direction: str = "exit"
+
+
+@dataclass(frozen=True)
+class ForgiveRequest:
+    """A guard forgives a person's anti-passback state (their location is doubtful): the person's next
+    badge is not checked against where they were last seen. Authenticated and journalled outside."""
+
+    person_id: int
+    guard_person_id: int
+    time_us: int
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ ITEM_STATUSES: tuple[str, ...] = ("active", "in_transit", "destroyed", "declassi
 APPROVAL_KINDS: tuple[str, ...] = ("carry_out", "transfer", "reproduce", "destroy", "abroad", "declassify")
 
 Side = Literal["inside", "outside", "ignore"]
+ANTI_PASSBACK: tuple[str, ...] = ("off", "refuse", "alarm")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class PortalSpec:
 
     outside_venue_id None means the outside of the unit. border: the portal leaves the country.
     x_m / y_m: position on the site plan, used for the impossible-travel (clone) check.
+    anti_passback: what a badge leaving a venue its person is not known to be in gets (ANTI_PASSBACK):
+    'off', 'refuse' (reason 'anti_passback') or 'alarm' (allowed, alarm 'anti_passback').
     """
 
     portal_id: int
@@ -86,6 +89,11 @@ class PortalSpec:
     antennas: tuple[AntennaSpec, ...] = ()
     x_m: float = 0.0
     y_m: float = 0.0
+    anti_passback: str = "off"
+
+    def __post_init__(self) -> None:
+        if self.anti_passback not in ANTI_PASSBACK:
+            raise ValueError(f"anti_passback must be one of {', '.join(ANTI_PASSBACK)}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,7 @@ class PersonSpec:
     active: bool = True
     badges: tuple[str, ...] = ()
     inactive_badges: tuple[str, ...] = ()
+    visitor: bool = False
 
     @property
     def all_badges(self) -> tuple[str, ...]:
@@ -142,10 +151,35 @@ class PendingReturn:
 
 
 @dataclass(frozen=True)
+class MeetingSpec:
+    """A classified meeting (Art. 45): while start_us <= t < end_us only its participants badge into its venue."""
+
+    meeting_id: int
+    venue_id: int
+    start_us: int
+    end_us: int
+    participant_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PresenceSpec:
+    """Where the register last knew a person to be (venue None = outside the unit), so presence survives a
+    restart. A person with no entry has an unknown location. uncertain: the move was not a granted badge
+    (emergency release, an override of a tailgating block)."""
+
+    person_id: int
+    venue_id: int | None
+    since_us: int
+    uncertain: bool = False
+
+
+@dataclass(frozen=True)
 class SiteModel:
     """Everything the core needs about a site, as plain values.
 
     pending_returns: return deadlines that must survive an engine restart (from the register).
+    meetings: classified meetings (the engine checks badge-ins against their participants).
+    presence: where people were when the register last heard (the engine starts from it).
     """
 
     items: tuple[ItemSpec, ...]
@@ -155,6 +189,8 @@ class SiteModel:
     approvals: tuple[ApprovalSpec, ...] = ()
     groups: tuple[int, ...] = ()
     pending_returns: tuple[PendingReturn, ...] = ()
+    meetings: tuple[MeetingSpec, ...] = ()
+    presence: tuple[PresenceSpec, ...] = ()
 
 
 @dataclass(frozen=True)

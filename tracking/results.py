@@ -38,6 +38,9 @@ REASON_NAMES: tuple[str, ...] = (
     "override_by_blocked_person",
     "override_unknown_guard",
     "override_late",
+    "anti_passback",
+    "escort_missing",
+    "meeting_not_participant",
     "snapshot_too_old",
 )
 REASON_BIT: dict[str, int] = {name: 1 << k for k, name in enumerate(REASON_NAMES)}
@@ -64,6 +67,9 @@ R_OVERRIDE_BORDER_TS = REASON_BIT["override_border_top_secret"]
 R_OVERRIDE_BY_BLOCKED = REASON_BIT["override_by_blocked_person"]
 R_OVERRIDE_UNKNOWN_GUARD = REASON_BIT["override_unknown_guard"]
 R_OVERRIDE_LATE = REASON_BIT["override_late"]
+R_ANTI_PASSBACK = REASON_BIT["anti_passback"]
+R_ESCORT_MISSING = REASON_BIT["escort_missing"]
+R_MEETING_NOT_PARTICIPANT = REASON_BIT["meeting_not_participant"]
 R_SNAPSHOT_TOO_OLD = REASON_BIT["snapshot_too_old"]
 
 # Alarm kinds; the kernels emit the index into this tuple.
@@ -78,6 +84,8 @@ ALARM_KINDS: tuple[str, ...] = (
     "late_read",
     "door_forced",
     "emergency_release_movement",
+    "anti_passback",
+    "visitor_unescorted",
 )
 A_UNREGISTERED, A_DESTROYED_SEEN, A_CLONE, A_VENUE_CEILING, A_UNAUTHORIZED_EXIT = 0, 1, 2, 3, 4
 
@@ -125,6 +133,7 @@ class Decision:
     decided_us: when the engine decided (timeline time). override_by: the guard's person id when
     this is an override: allow True with the overridden block's reasons, or allow False with an
     override_* reason when the override was refused; override_reason: the guard's written reason.
+    direction: 'exit' (from the portal's inside venue) or 'entry' (into it), as the badge was presented.
     """
 
     portal_id: int
@@ -142,10 +151,43 @@ class Decision:
     decided_us: int = 0
     override_by: int | None = None
     override_reason: str = ""
+    direction: str = "exit"
     reason_names: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reason_names", reason_names(self.reasons))
+
+
+@dataclass(frozen=True)
+class PresenceChange:
+    """A person went through a portal (tracking.presence): from one venue to another (None = the outside).
+
+    cause: 'badge' (an allowed badge), 'override' (a guard let a block through), 'fire_release' (a badge
+    while the doors were released: they may have passed whatever the decision) or 'tailgating' (the camera
+    counted more people through the door than badged: the person stays, the place becomes uncertain).
+    uncertain: not a granted badge of this person alone. item_ids: the items the exit decision let out
+    with them (a carry-out each).
+    """
+
+    person_id: int
+    portal_id: int
+    from_venue_id: int | None
+    to_venue_id: int | None
+    time_us: int
+    cause: str = "badge"
+    uncertain: bool = False
+    item_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ItemBrought:
+    """An item crossed into a venue right after a person's granted entry there: that person brought it in."""
+
+    person_id: int
+    item_id: int
+    portal_id: int
+    venue_id: int | None
+    time_us: int
 
 
 @dataclass(frozen=True)
@@ -226,12 +268,15 @@ class Rows(Sequence[R], Generic[R]):
 class Output:
     """Everything settled by one advance()/process() call, each sequence sorted by time.
 
-    movements and alarms are Rows (immutable lists, built on first read); decisions a list.
+    movements and alarms are Rows (immutable lists, built on first read); decisions a list; presence and
+    brought: people through portals and the items they brought in (tracking.presence).
     """
 
     movements: Sequence[Movement]
     decisions: list[Decision]
     alarms: Sequence[Alarm]
+    presence: list[PresenceChange] = field(default_factory=list)
+    brought: list[ItemBrought] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

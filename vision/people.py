@@ -22,8 +22,12 @@ import numpy as np
 
 Direction = Literal["in", "out"]
 MAX_CHANGED_SHARE = 0.6  # more of the frame than this unlike the background, after light is divided out
-OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle has straight edges: an object
+OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle ...
+STRAIGHT_SHARE = 0.8  # ... with this share of its outline along the rectangle's sides: an object
+EDGE_TOLERANCE_PX = 2.0
 MERGE_SHARE = 1.35  # a region this many person areas large may be more than one person
+RELIGHT_GAIN = 1.2  # the scene's light changed by this factor from one frame to the next: a lamp, not daylight
+RELIGHT_RADIUS = 1.5  # around a tracked person, in person sizes: where the old background is kept
 MERGE_WIDTH = 2.1  # ... and so may one wider than this many times the square root of a person's area
 
 
@@ -106,6 +110,7 @@ class _Track:
     people: int = 1  # people the region holds now (walking abreast merges two into one region)
     missed: int = 0
     is_object: bool = False
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class PeopleCounter:
             self._frames += 1
             return FrameCount(time_us, 0, problem="learning background", source=source)
         self._frames += 1
+        self._relight(image)
         try:
             regions, moving = self._regions(image)
         except cv2.error as error:  # a fault on one frame must not stop the portal's counting
@@ -160,6 +166,21 @@ class PeopleCounter:
         people = [t for t in self._tracks if not t.is_object and t.missed == 0 and self._in_zone(t.centre)]
         ambiguous = any(r.ambiguous for r in regions if not r.is_object and self._in_zone(r.centre))
         return FrameCount(time_us, sum(t.people for t in people), tuple(crossings), ambiguous=ambiguous, source=source)
+
+    def _relight(self, image: np.ndarray) -> None:
+        """A light switched on or off changes the scene by more than a gain (saturation, an offset, the
+        floor's paint unlike its tiles): the empty scene is taken afresh from this frame, except where
+        the people being tracked are, which keep the old background scaled. Tracks and counts go on."""
+        assert self._background is not None
+        gain = self._gain(image)
+        if abs(math.log(max(gain, 1e-3))) < math.log(RELIGHT_GAIN):
+            return
+        keep = np.zeros(image.shape, np.uint8)
+        radius = math.ceil(RELIGHT_RADIUS * math.sqrt(self.config.person_area_px))
+        for track in self._tracks:
+            if not track.is_object:
+                cv2.circle(keep, (int(track.centre[0]), int(track.centre[1])), radius, 1, -1)
+        self._background = np.where(keep > 0, self._background * gain, image).astype(np.float32)
 
     def _gain(self, image: np.ndarray) -> float:
         """The light's change since the background: the median ratio over the scene (people are few)."""
@@ -189,9 +210,14 @@ class PeopleCounter:
             contours, _ = cv2.findContours(
                 (labels[y : y + h, x : x + w] == i).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
             )
-            (_, _), (rw, rh), _ = cv2.minAreaRect(max(contours, key=cv2.contourArea))
+            outline = max(contours, key=cv2.contourArea)
+            rect = cv2.minAreaRect(outline)
+            (_, _), (rw, rh), _ = rect
             fill = area / max(rw * rh, 1.0)
-            is_object = fill >= OBJECT_FILL and share >= 0.5
+            # Cut off by the frame's edge, a person's outline is straight there too: only what is
+            # wholly in view can be told to be an object (fail-secure: otherwise it is a person).
+            whole = x > 0 and y > 0 and x + w < mask.shape[1] and y + h < mask.shape[0]
+            is_object = whole and fill >= OBJECT_FILL and share >= 0.5 and _straight_edged(outline, rect)
             # Two people abreast overlap into one region little larger than a person, but far wider.
             wide = max(rw, rh) > MERGE_WIDTH * math.sqrt(self.config.person_area_px)
             merged = (share >= MERGE_SHARE or wide) and not is_object
@@ -216,24 +242,57 @@ class PeopleCounter:
     def _track(self, regions: list[_Region], time_us: int) -> list[Crossing]:
         crossings: list[Crossing] = []
         unmatched = list(range(len(regions)))
+        # A region takes as many tracks as people it may hold: people who meet in one region go on
+        # being tracked one by one.
+        taken: dict[int, list[_Track]] = {}
         for track in sorted(self._tracks, key=lambda t: t.missed):
-            if not unmatched:
+            guess = track.centre + track.velocity * (track.missed + 1)
+            options = [i for i in range(len(regions)) if len(taken.get(i, [])) < max(1, regions[i].people)]
+            distances = [
+                min(float(np.linalg.norm(regions[i].centre - at)) for at in (guess, track.centre)) for i in options
+            ]
+            if not distances or min(distances) > self.config.max_step_px:
                 track.missed += 1
                 continue
-            distances = [float(np.linalg.norm(regions[i].centre - track.centre)) for i in unmatched]
-            best = int(np.argmin(distances))
-            if distances[best] > self.config.max_step_px:
-                track.missed += 1
+            taken.setdefault(options[int(np.argmin(distances))], []).append(track)
+        for index, tracks in taken.items():
+            region = regions[index]
+            unmatched.remove(index)
+            if len(tracks) == 1:
+                track = tracks[0]
+                step = (region.centre - track.centre) / (track.missed + 1)
+                track.velocity = 0.5 * track.velocity + 0.5 * step
+                track.centre, track.people, track.is_object = region.centre, region.people, region.is_object
+            else:
+                # Met in one region: each walks on as they walked, and crosses the line on their own
+                # (two meeting at the door from both sides are one 'in' and one 'out', not two of either).
+                for track in tracks:
+                    track.centre = track.centre + track.velocity * (track.missed + 1)
+                    track.people, track.is_object = 1, False
+                tracks[0].people += max(0, region.people - len(tracks))
+            for track in tracks:
+                track.missed = 0
+                if not track.is_object:
+                    crossings.extend(self._side_change(track, time_us))
+        for i in list(unmatched):
+            # A person unseen for a few frames (their clothes like the floor, a light just switched on)
+            # walked on meanwhile: the track that lost them picks them up again, farther on, so a
+            # crossing made while unseen still counts.
+            region = regions[i]
+            lost = [
+                t
+                for t in self._tracks
+                if t.missed > 0
+                and not t.is_object
+                and not region.is_object
+                and np.linalg.norm(region.centre - t.centre) <= self.config.max_step_px * (t.missed + 1)
+            ]
+            if not lost:
                 continue
-            region = regions[unmatched.pop(best)]
-            track.centre, track.people, track.is_object, track.missed = (
-                region.centre,
-                region.people,
-                region.is_object,
-                0,
-            )
-            if not track.is_object:
-                crossings.extend(self._side_change(track, time_us))
+            track = min(lost, key=lambda t: float(np.linalg.norm(region.centre - t.centre)))
+            track.centre, track.people, track.missed = region.centre, region.people, 0
+            crossings.extend(self._side_change(track, time_us))
+            unmatched.remove(i)
         for i in unmatched:
             region = regions[i]
             track = _Track(self._next_id, region.centre, 0, region.people, 0, region.is_object)
@@ -259,6 +318,20 @@ class PeopleCounter:
                 if other.missed and np.linalg.norm(other.centre - track.centre) < self.config.max_step_px:
                     other.side = side
         return [Crossing(time_us, direction, track.track_id)] * track.people
+
+
+def _straight_edged(outline: np.ndarray, rect: tuple) -> bool:  # type: ignore[type-arg]
+    """The outline runs along its rotated rectangle's sides (a box, a trolley), not only touching them
+    (people abreast, or a person half in view, can fill their rectangle as well)."""
+    corners = cv2.boxPoints(rect).reshape(-1, 1, 2).astype(np.float32)
+    points = outline.reshape(-1, 2).astype(np.float32)
+    # Densify the outline: CHAIN_APPROX_SIMPLE keeps only the ends of straight runs.
+    ends = np.roll(points, -1, axis=0)
+    dense = np.concatenate(
+        [np.linspace(a, b, max(2, int(np.hypot(*(b - a))) + 1)) for a, b in zip(points, ends, strict=True)]
+    )
+    near = [abs(cv2.pointPolygonTest(corners, (float(x), float(y)), True)) <= EDGE_TOLERANCE_PX for x, y in dense]
+    return float(np.mean(near)) >= STRAIGHT_SHARE
 
 
 def _grey(frame: np.ndarray) -> np.ndarray | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api import schemas, views
 from api.auth import Principal
@@ -22,26 +24,55 @@ router = APIRouter(prefix="/api/approvals", tags=["approvals"])
 SEE_ALL = frozenset({"approver", "administrator", "auditor"})
 
 
-def _visible(approval: Approval, user: Principal) -> bool:
+def covers(approval: Approval, username: str) -> bool:
+    """Whether the request names this person, directly or through a group (rule approval.approver_named)."""
+    return any(p.username == username for p in approval.people) or any(
+        m.username == username for g in approval.groups for m in g.members
+    )
+
+
+def visible(approval: Approval, user: Principal) -> bool:
     if user.roles & SEE_ALL:
         return True
-    return approval.requester.username == user.username or user.username in {p.username for p in approval.people}
+    return approval.requester.username == user.username or covers(approval, user.username)
+
+
+def find_approvals(
+    session: Session, user: Principal, *, state: str = "", kind: str = "", q: str = ""
+) -> list[Approval]:
+    """The approvals this user may see, newest first, by state and kind, with `q` found in the ref, reason,
+    requester, items or people named."""
+    query = select(Approval).order_by(Approval.created_at.desc(), Approval.id.desc())
+    if state:
+        query = query.where(Approval.state == state)
+    if kind:
+        query = query.where(Approval.kind == kind)
+    text = q.strip().lower()
+    found = []
+    for a in session.execute(query).scalars():
+        words = [a.ref, a.reason, a.requester.username, *(i.register_number for i in a.items)]
+        if visible(a, user) and text in " ".join([*words, *(p.username for p in a.people)]).lower():
+            found.append(a)
+    return found
 
 
 @router.get("")
-def list_approvals(ctx: ContextDep, user: ApprovalReader, state: str | None = None) -> list[schemas.ApprovalPublic]:
+def list_approvals(
+    ctx: ContextDep,
+    user: ApprovalReader,
+    state: Annotated[str, Query(max_length=16)] = "",
+    kind: Annotated[str, Query(max_length=16)] = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+) -> list[schemas.ApprovalPublic]:
     with ctx.factory() as session:
-        query = select(Approval).order_by(Approval.created_at.desc(), Approval.id.desc())
-        if state is not None:
-            query = query.where(Approval.state == state)
-        return [views.approval(a) for a in session.execute(query).scalars() if _visible(a, user)]
+        return [views.approval(a) for a in find_approvals(session, user, state=state, kind=kind, q=q)]
 
 
 @router.get("/{ref}")
 def get_approval(ref: str, ctx: ContextDep, user: ApprovalReader) -> schemas.ApprovalPublic:
     with ctx.factory() as session:
         found = session.execute(select(Approval).where(Approval.ref == ref)).scalar()
-        if found is not None and _visible(found, user):
+        if found is not None and visible(found, user):
             return views.approval(found)
         if found is None and user.roles & SEE_ALL:
             raise NotFound("approval", ref)

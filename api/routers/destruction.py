@@ -1,31 +1,76 @@
-"""Destruction centre: the queue of items with an approved destruction, running a station, the records,
-and certificate downloads."""
+"""Destruction centre: the queue of items with an approved destruction, the stations and their machines,
+running a station with each step live, the records with their witness, machines and evidence image, and
+certificate downloads. In the demo, an item's tag can be put on the simulated intake from the page."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi import Path as PathParam
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from api import schemas, views
+from api.auth import client_address
+from api.context import AppContext
 from api.deps import ContextDep, DestructionOperator, DestructionReader
 from api.schemas import level_name
+from controllers.bus import LiveBus, LiveEvent, LiveKind
+from controllers.destruction import POLICY
 from registry import journal, rules
+from registry.db import transaction
 from registry.errors import NotFound, RuleViolation
-from registry.models import Approval, DestructionRecord, Device, Item, Person, approval_items
+from registry.models import Approval, DestructionRecord, Device, Item, Person, Venue, approval_items
 from registry.services import lookup
 
 router = APIRouter(prefix="/api/destruction", tags=["destruction centre"])
 
 STATION_KINDS = ("modbus_shredder", "modbus_degausser")
+STEP_OF_KIND = {"modbus_degausser": "degauss", "modbus_shredder": "shred"}
 QUEUED_STATUSES = ("active", "destruction_failed")
+KEEPALIVE_S = 15.0
+Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
+
+
+class MachinePublic(BaseModel):
+    name: str
+    kind: str
+
+
+class StationPublic(BaseModel):
+    """A destruction centre and its machines; a run names the station (or one of its machines)."""
+
+    name: str
+    machines: list[MachinePublic]
+    simulated_intake: bool  # the demo's page may put a tag on the intake
+
+
+class IntakeCreate(schemas.Strict):
+    station: schemas.Ref
+    items: list[schemas.ItemRef] = Field(min_length=1, max_length=100)
+
+
+class IntakePlacedPublic(BaseModel):
+    item: str
+    epc: str
+
+
+def method_of(kind: str) -> str:
+    return " then ".join(POLICY.get(kind, POLICY["other"]).steps)
 
 
 def queue(session: Session) -> list[schemas.QueueEntryPublic]:
-    """Items covered by an approved destroy approval that is in its window and has a use left."""
+    """One row per item covered by an approved destroy approval that is in its window and has a use left. An
+    item approved twice is listed once, with the approval a run will use first (the oldest, as the register's
+    `destroy_approval_for` picks it) and the others beside it."""
     now = journal.now_utc()
     rows = session.execute(
         select(Item, Approval.ref)
@@ -39,10 +84,14 @@ def queue(session: Session) -> list[schemas.QueueEntryPublic]:
             Approval.valid_until >= now,
             Item.status.in_(QUEUED_STATUSES),
         )
-        .order_by(Item.register_number, Item.copy_number)
+        .order_by(Item.register_number, Item.copy_number, Approval.id)
     ).all()
-    return [
-        schemas.QueueEntryPublic(
+    entries: dict[int, schemas.QueueEntryPublic] = {}
+    for item, ref in rows:
+        if item.id in entries:
+            entries[item.id].other_approvals.append(ref)
+            continue
+        entries[item.id] = schemas.QueueEntryPublic(
             item=views.item_key(item),
             item_id=item.id,
             title=item.title,
@@ -50,9 +99,10 @@ def queue(session: Session) -> list[schemas.QueueEntryPublic]:
             level=level_name(item.effective_level),
             status=item.status,
             approval=ref,
+            other_approvals=[],
+            method=method_of(item.kind),
         )
-        for item, ref in rows
-    ]
+    return list(entries.values())
 
 
 @router.get("/queue")
@@ -62,40 +112,151 @@ def get_queue(ctx: ContextDep, _user: DestructionReader) -> list[schemas.QueueEn
 
 
 @router.get("/stations")
-def stations(ctx: ContextDep, _user: DestructionReader) -> list[str]:
+def stations(ctx: ContextDep, _user: DestructionReader) -> list[StationPublic]:
     with ctx.factory() as session:
-        return list(
-            session.execute(select(Device.name).where(Device.kind.in_(STATION_KINDS)).order_by(Device.name)).scalars()
+        rows = session.execute(
+            select(Venue.code, Device.name, Device.kind)
+            .join(Device, Device.venue_id == Venue.id)
+            .where(Venue.destruction.is_(True), Device.kind.in_(STATION_KINDS))
+            .order_by(Venue.code, Device.name)
+        ).all()
+    found: dict[str, list[MachinePublic]] = {}
+    for code, name, kind in rows:
+        found.setdefault(code, []).append(MachinePublic(name=name, kind=kind))
+    return [StationPublic(name=c, machines=m, simulated_intake=ctx.settings.demo) for c, m in found.items()]
+
+
+def _chosen_step(session: Session, station: str) -> str | None:
+    """None when `station` names a destruction centre (its machines do what each medium needs); the machine's
+    step ("degauss", "shred") when it names one machine, which the run must then actually use."""
+    venue = session.execute(select(Venue).where(Venue.code == station, Venue.destruction.is_(True))).scalar()
+    if venue is not None:
+        return None
+    device = lookup.device(session, station)
+    if device.kind not in STATION_KINDS:
+        raise RuleViolation("destruction.station", f"{device.name} is not a destruction device")
+    return STEP_OF_KIND[device.kind]
+
+
+def confirm_witness(ctx: AppContext, request: Request, operator: str, username: str, password: str) -> None:
+    """The witness is a second person, with the witness role, present: their own password, throttled as a
+    sign-in is (so the station is no password oracle). A refusal is journalled (never the password)."""
+    with transaction(ctx.factory) as session:
+        witness = lookup.person(session, username)
+        if witness.username == operator:
+            raise RuleViolation("destruction.witness", "a destruction is never witnessed by its operator alone")
+        rules.has_role(witness, "witness")
+        rules.active_person(witness)
+        address = client_address(request)
+        ctx.auth.throttle.check(session, witness.username, address)
+        if ctx.auth.verify_password(witness, password):
+            ctx.auth.throttle.succeeded(session, witness.username, address)
+            return
+        ctx.auth.throttle.failed(session, witness.username, address)
+        journal.append(
+            session, operator, "destruction.witness_refused", f"person:{witness.username}", {"ip": address}
         )
+    raise RuleViolation("destruction.witness_unconfirmed", f"{username} did not confirm: wrong password")
 
 
 @router.post("/run")
 def run(
-    body: schemas.DestructionCreate, ctx: ContextDep, user: DestructionOperator
+    body: schemas.DestructionCreate, request: Request, ctx: ContextDep, user: DestructionOperator
 ) -> list[schemas.DestructionOutcomePublic]:
-    """Checks station, witness and queue here (clear 404/409 answers), then the site runs the cycle."""
+    """Checks the witness (present, by their password), station and queue here (clear 404/409 answers), then
+    the site runs the cycle; each step is published live (`/api/destruction/live`)."""
     control = ctx.require_control()
+    confirm_witness(ctx, request, user.username, body.witness, body.witness_password)
     with ctx.factory() as session:
-        station = lookup.device(session, body.station)
-        if station.kind not in STATION_KINDS:
-            raise RuleViolation("destruction.station", f"{station.name} is not a destruction device")
+        step = _chosen_step(session, body.station)
         witness = lookup.person(session, body.witness)
-        if witness.username == user.username:
-            raise RuleViolation("destruction.witness", "a destruction is never witnessed by its operator alone")
-        rules.has_role(witness, "witness")
-        rules.active_person(witness)
         queued = {entry.item: entry for entry in queue(session)}
         keys = []
         for key in body.items:
             item = views.find_item(session, key)
-            if views.item_key(item) not in queued:
-                raise RuleViolation("destruction.not_approved", f"{views.item_key(item)} has no approved destruction")
-            keys.append(views.item_key(item))
+            name = views.item_key(item)
+            if name not in queued:
+                raise RuleViolation("destruction.not_approved", f"{name} has no approved destruction")
+            needs = POLICY.get(item.kind, POLICY["other"]).steps
+            if step is not None and step not in needs:
+                # Otherwise the record would name another machine than the one the operator chose.
+                raise RuleViolation(
+                    "destruction.device",
+                    f"{name} ({item.kind}) needs {' then '.join(needs)}; {body.station} can only {step}",
+                )
+            keys.append(name)
     try:
-        outcomes = control.run_destruction(station.name, keys, user.username, witness.username)
+        outcomes = control.run_destruction(body.station, keys, user.username, witness.username)
     except LookupError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"station {station.name} is not running on this site") from None
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"station {body.station} is not running on this site") from None
     return [schemas.DestructionOutcomePublic.model_validate(o, from_attributes=True) for o in outcomes]
+
+
+@router.post("/intake")
+def load_intake(body: IntakeCreate, ctx: ContextDep, user: DestructionOperator) -> list[IntakePlacedPublic]:
+    """Demo only: put the items' tags on the station's simulated intake reader, as the operator would put the
+    items in the hopper. Journalled, so the register says the intake was simulated."""
+    if not ctx.settings.demo:
+        raise RuleViolation("destruction.demo_only", "the intake is simulated only in `custodian demo`")
+    control = ctx.require_control()
+    with transaction(ctx.factory) as session:
+        found = [views.find_item(session, key) for key in body.items]
+        placed = [IntakePlacedPublic(item=views.item_key(i), epc=i.epc) for i in found]
+        try:
+            for entry in placed:
+                control.place_on_intake(body.station, entry.epc)
+        except LookupError:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{body.station} has no simulated intake") from None
+        journal.append(
+            session, user.username, "demo.intake_loaded", f"station:{body.station}", {"items": [p.item for p in placed]}
+        )
+    return placed
+
+
+async def _destruction_stream(bus: LiveBus, after_seq: int, request: Request) -> AsyncIterator[str]:
+    """The bus's destruction events (station steps) as server-sent events, history first."""
+
+    def frame(event: LiveEvent) -> str:
+        return f"id: {event.seq}\nevent: step\ndata: {json.dumps(event.to_json())}\n\n"
+
+    queue_ = bus.subscribe()  # before the replay, so nothing published meanwhile is missed
+    try:
+        last = after_seq
+        yield "retry: 2000\n\n"
+        for event in bus.history(after_seq):
+            last = event.seq
+            if event.kind is LiveKind.DESTRUCTION:
+                yield frame(event)
+        while not await request.is_disconnected():
+            try:
+                event = await asyncio.wait_for(queue_.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if event.seq > last:
+                last = event.seq
+                if event.kind is LiveKind.DESTRUCTION:
+                    yield frame(event)
+    finally:
+        bus.unsubscribe(queue_)
+
+
+@router.get(
+    "/live",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
+)
+async def live(request: Request, ctx: ContextDep, _user: DestructionReader, after: int = 0) -> StreamingResponse:
+    """Each step of the stations' runs as it happens: intake read, cycle telemetry, particle analysis with its
+    evidence image, witness, outcome."""
+    bus = ctx.require_bus()
+    last_id = request.headers.get("last-event-id", "")
+    start = int(last_id) if last_id.isdigit() else max(after, 0)
+    return StreamingResponse(
+        _destruction_stream(bus, start, request),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get("/records")
@@ -103,28 +264,36 @@ def records(ctx: ContextDep, _user: DestructionReader) -> list[schemas.Destructi
     with ctx.factory() as session:
         operator, witness = aliased(Person), aliased(Person)
         rows = session.execute(
-            select(DestructionRecord, Item, operator.username, witness.username)
+            select(DestructionRecord, Item, operator.username, witness.username, Approval.ref)
             .join(Item, Item.id == DestructionRecord.item_id)
             .join(operator, operator.id == DestructionRecord.operator_id)
             .outerjoin(witness, witness.id == DestructionRecord.witness_id)
+            .outerjoin(Approval, Approval.id == DestructionRecord.approval_id)
             .order_by(DestructionRecord.id.desc())
         ).all()
-        return [
-            schemas.DestructionRecordPublic(
-                id=r.id,
-                item=views.item_key(item),
-                operator=op,
-                witness=wit,
-                device_name=r.device_name,
-                method=r.method,
-                outcome=r.outcome,
-                reason=r.reason,
-                started_at=r.started_at,
-                completed_at=r.completed_at,
-                certificate_sha256=r.certificate_sha256,
+        result = []
+        for r, item, op, wit, ref in rows:
+            parameters = {str(k): str(v) for k, v in json.loads(r.parameters_json or "{}").items()}
+            result.append(
+                schemas.DestructionRecordPublic(
+                    id=r.id,
+                    item=views.item_key(item),
+                    operator=op,
+                    witness=wit,
+                    device_name=r.device_name,
+                    method=r.method,
+                    outcome=r.outcome,
+                    reason=r.reason,
+                    started_at=r.started_at,
+                    completed_at=r.completed_at,
+                    certificate_sha256=r.certificate_sha256,
+                    approval=ref,
+                    parameters=parameters,
+                    evidence_image_sha256=parameters.get("evidence_image_sha256"),
+                    journal_seq=r.journal_seq,
+                )
             )
-            for r, item, op, wit in rows
-        ]
+        return result
 
 
 def certificate_file(directory: Path | None, sha256: str | None) -> Path | None:
@@ -142,16 +311,39 @@ def certificate_file(directory: Path | None, sha256: str | None) -> Path | None:
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )
-def certificate(record_id: schemas.RowId, ctx: ContextDep, _user: DestructionReader) -> Response:
-    with ctx.factory() as session:
+def certificate(record_id: schemas.RowId, ctx: ContextDep, user: DestructionReader) -> Response:
+    """The certificate PDF; who took it out is journalled, like every export."""
+    with transaction(ctx.factory) as session:
         record = session.get(DestructionRecord, record_id)
         if record is None:
             raise NotFound("destruction record", record_id)
-    path = certificate_file(ctx.settings.certificates_dir, record.certificate_sha256)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
+        path = certificate_file(ctx.settings.certificates_dir, record.certificate_sha256)
+        if path is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
+        journal.append(
+            session, user.username, "destruction.certificate_exported", f"destruction:{record_id}",
+            {"sha256": record.certificate_sha256},
+        )
     return Response(
         path.read_bytes(),
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="destruction-{record_id}.pdf"'},
     )
+
+
+@router.get(
+    "/evidence/{sha256}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
+def evidence_image(sha256: Sha256, ctx: ContextDep, user: DestructionReader) -> Response:
+    """The particle analysis's evidence image (offenders outlined), served only if its bytes have that hash;
+    journalled like every export (the browser keeps it for an hour, so a page shows it without a new entry)."""
+    directory = ctx.settings.certificates_dir
+    path = directory / f"evidence-{sha256[:16]}.png" if directory is not None else None
+    data = path.read_bytes() if path is not None and path.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evidence image {sha256}")
+    with transaction(ctx.factory) as session:
+        journal.append(session, user.username, "destruction.evidence_exported", f"evidence:{sha256}", {})
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

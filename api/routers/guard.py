@@ -1,20 +1,29 @@
-"""Guard station: the live feed (SSE, with history replay), alarm acknowledgement, override, door and device
-states. Commands go to the running site through `SiteControl`; the API never opens a device."""
+"""Guard station: the live feed (SSE, with history replay), the site's alarm book (acknowledge, resolve,
+operating steps), overrides with the guard's own password, door and device states. Commands go to the
+running site through `SiteControl`; the API never opens a device. Errors the site gives (unknown alarm,
+no fresh block, a refused override) are translated to HTTP in api/errors.py."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import StreamingResponse
-from sqlalchemy.exc import DBAPIError
+from fastapi.responses import FileResponse, StreamingResponse
 
 from api import schemas
-from api.deps import ContextDep, Guard, SiteWatcher
+from api.auth import client_address
+from api.context import AppContext
+from api.deps import Administrator, ContextDep, Guard, SiteWatcher
+from controllers.alarms import KINDS, AlarmView
 from controllers.bus import LiveBus, LiveEvent
-from registry.services import lookup
+from controllers.control import BlockState, PasswordRefused
+from registry import journal
+from registry.db import transaction
+from tracking.vocabulary import ALARMS, reason_sentence
 
 router = APIRouter(tags=["guard station"])
 
@@ -65,34 +74,128 @@ async def live(request: Request, ctx: ContextDep, _user: SiteWatcher, after: int
     )
 
 
-@router.post("/api/guard/alarms/{alarm_id}/ack", status_code=status.HTTP_204_NO_CONTENT)
-def acknowledge(alarm_id: schemas.RowId, ctx: ContextDep, user: Guard) -> None:
-    control = ctx.require_control()
-    try:
-        control.acknowledge(alarm_id, user.username)
-    except LookupError:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no open alarm {alarm_id}") from None
+# ---- the alarm book ----
+def site_time(ctx: AppContext, time_us: int | None) -> dt.datetime | None:
+    """A site timestamp as an aware datetime in the site's time zone."""
+    if time_us is None:
+        return None
+    return dt.datetime.fromtimestamp(time_us / 1_000_000, ZoneInfo(ctx.settings.time_zone))
 
 
-@router.post("/api/guard/portals/{portal}/override", status_code=status.HTTP_204_NO_CONTENT)
-def override(portal: str, body: schemas.OverrideCreate, ctx: ContextDep, user: Guard) -> None:
-    """Let a blocked exit through on the guard's own credentials and written reason (the controllers
-    journal it and open an incident)."""
+def reasons_public(reasons: tuple[str, ...]) -> list[schemas.ReasonPublic]:
+    return [schemas.ReasonPublic(id=r, sentence=reason_sentence(r)) for r in reasons]
+
+
+def alarm_public(ctx: AppContext, alarm: AlarmView) -> schemas.AlarmPublic:
+    ev = alarm.evidence
+    return schemas.AlarmPublic(
+        id=alarm.alarm_id, kind=alarm.kind, sentence=alarm.sentence, category=alarm.category.value,
+        severity=alarm.severity.value, source=alarm.source, venue=alarm.venue,
+        raised_at=site_time(ctx, alarm.time_us), last_at=site_time(ctx, alarm.last_us),  # type: ignore[arg-type]
+        repeats=alarm.repeats, person=ev.person, badge=ev.badge, items=list(ev.items),
+        reasons=reasons_public(ev.reasons), detail=ev.detail, has_frame=bool(alarm.frame_ref), state=alarm.state,  # type: ignore[arg-type]
+        escalated_at=site_time(ctx, alarm.escalated_us), acknowledged_by=alarm.acknowledged_by,
+        acknowledged_at=site_time(ctx, alarm.acknowledged_us), acknowledge_note=alarm.acknowledge_note,
+        resolved_by=alarm.resolved_by, resolved_at=site_time(ctx, alarm.resolved_us), resolve_note=alarm.resolve_note,
+        procedure=list(ctx.require_control().procedure(alarm.kind)),
+    )
+
+
+@router.get("/api/guard/alarms")
+def alarms(ctx: ContextDep, _user: SiteWatcher, resolved: bool = False) -> schemas.AlarmBookPublic:
+    """The alarm book: open and acknowledged alarms (and, with `resolved`, those resolved since the site started)."""
+    found = [alarm_public(ctx, a) for a in ctx.require_control().alarms(resolved=resolved)]
+    return schemas.AlarmBookPublic(
+        time_zone=ctx.settings.time_zone,
+        security=[a for a in found if a.category == "security"],
+        technical=[a for a in found if a.category == "technical"],
+    )
+
+
+@router.post("/api/guard/alarms/{alarm_id}/ack")
+def acknowledge(
+    alarm_id: schemas.RowId, ctx: ContextDep, user: Guard, body: schemas.AlarmNote | None = None
+) -> schemas.AlarmPublic:
+    """Acknowledge an open alarm (404 for an alarm the book does not hold, 409 once it was acknowledged)."""
+    alarm = ctx.require_control().acknowledge(alarm_id, user.username, body.note.strip() if body else "")
+    return alarm_public(ctx, alarm)
+
+
+@router.post("/api/guard/alarms/{alarm_id}/resolve")
+def resolve(alarm_id: schemas.RowId, body: schemas.AlarmResolve, ctx: ContextDep, user: Guard) -> schemas.AlarmPublic:
+    """Close an acknowledged alarm with a note saying what was done."""
+    return alarm_public(ctx, ctx.require_control().resolve(alarm_id, user.username, body.note))
+
+
+@router.get("/api/guard/alarms/{alarm_id}/frame.png", response_class=FileResponse)
+def alarm_frame(alarm_id: schemas.RowId, ctx: ContextDep, _user: SiteWatcher) -> FileResponse:
+    path = ctx.require_control().alarm_frame(alarm_id)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"alarm {alarm_id} has no camera frame")
+    return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/guard/procedures")
+def procedures(ctx: ContextDep, _user: SiteWatcher) -> dict[str, list[str]]:
+    """The standard operating steps for every alarm kind (the site's own where set, else the defaults)."""
     control = ctx.require_control()
+    return {kind: list(control.procedure(kind)) for kind in sorted(set(KINDS) | set(ALARMS))}
+
+
+@router.put("/api/guard/procedures/{kind}")
+def set_procedure(kind: str, body: schemas.ProcedureUpdate, ctx: ContextDep, user: Administrator) -> list[str]:
+    """Replace the site's steps for an alarm kind (an empty list goes back to the default); journalled."""
+    if kind not in KINDS and kind not in ALARMS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no alarm kind {kind}")
+    return list(ctx.require_control().set_procedure(kind, list(body.steps), user.username))
+
+
+# ---- doors ----
+@router.post("/api/guard/portals/{portal}/override")
+def override(
+    portal: str, body: schemas.OverrideCreate, request: Request, ctx: ContextDep, user: Guard
+) -> schemas.OverridePublic:
+    """Let the current, fresh block at a door through, on the guard's own password (entered now) and a written
+    reason. The engine decides it; it is journalled with the guard and the blocked person and opens an incident.
+    404 unknown door; 409 no fresh block, or refused (top secret at a border, the guard's own block); 403 a wrong
+    password (counted like a refused sign-in); 503 while the register cannot check the password."""
+    control = ctx.require_control()
+    address = client_address(request)
+    with ctx.factory() as session:
+        ctx.auth.throttle.check(session, user.username, address)
     try:
-        with ctx.factory() as session:
-            lookup.portal(session, portal)
-    except DBAPIError:
-        pass  # the register is down; the site control still knows its portals and decides alone
-    try:
-        control.override(portal, user.username, body.reason)
-    except LookupError:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"no blocked exit waiting at {portal}") from None
+        outcome = control.override(portal, user.username, body.password, body.reason, alarm_id=body.alarm)
+    except PasswordRefused:
+        with transaction(ctx.factory) as session:
+            ctx.auth.throttle.failed(session, user.username, address)
+            journal.append(session, user.username, "exit.override_password_refused", f"portal:{portal}", {})
+        raise
+    return schemas.OverridePublic(
+        portal=outcome.portal, guard=outcome.guard, person=outcome.person, items=list(outcome.items),
+        overridden=reasons_public(outcome.overridden), at=site_time(ctx, outcome.time_us),  # type: ignore[arg-type]
+    )
+
+
+def block_public(ctx: AppContext, block: BlockState | None) -> schemas.BlockPublic | None:
+    if block is None:
+        return None
+    return schemas.BlockPublic(
+        alarm_id=block.alarm_id, person=block.person, items=list(block.items), reasons=reasons_public(block.reasons),
+        at=site_time(ctx, block.time_us), fresh_until=site_time(ctx, block.fresh_until_us),  # type: ignore[arg-type]
+    )
 
 
 @router.get("/api/guard/doors")
 def doors(ctx: ContextDep, _user: SiteWatcher) -> list[schemas.DoorPublic]:
-    return [schemas.DoorPublic.model_validate(d, from_attributes=True) for d in ctx.require_control().doors()]
+    """Every equipped door: lock, contact, links, and the block a guard may override while it is fresh."""
+    return [
+        schemas.DoorPublic(
+            portal=d.portal, locked=d.locked, open=d.open, released_by_fire_alarm=d.released_by_fire_alarm,
+            panel_online=d.panel_online, readers_online=d.readers_online, block=block_public(ctx, d.block),
+            links=d.links,  # type: ignore[arg-type]
+        )
+        for d in ctx.require_control().doors()
+    ]
 
 
 @router.get("/api/guard/devices")

@@ -1,10 +1,23 @@
-// Guard console: live alarms over SSE with an audible signal, acknowledgement, override, door states.
+// Guard console: the site's alarm book (live over SSE, the same book at every station), acknowledgement and
+// resolution, escalation cues, the door board with Override only on a door with a fresh block, device health.
 "use strict";
-const CAN_ACT = Boolean(document.getElementById("console").dataset.canAct);
-const alarms = document.getElementById("alarms");
+const consoleEl = document.getElementById("console");
+const CAN_ACT = Boolean(consoleEl.dataset.canAct);
+const TIME_ZONE = consoleEl.dataset.timeZone || "UTC";
+const alarmList = document.getElementById("alarms");
+const technicalList = document.getElementById("technical");
 const events = document.getElementById("events");
 const feedState = document.getElementById("feed-state");
+const dateTime = new Intl.DateTimeFormat("en-GB", {
+  timeZone: TIME_ZONE, year: "numeric", month: "short", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+});
 let audio = null;
+let known = null; // alarm ids shown already (a new critical one sounds; none on the first load)
+
+// Dates with times, in the site's time zone.
+function when(value) { return value == null ? "" : dateTime.format(new Date(value)); }
+function whenUs(us) { return when(us / 1000); }
 
 document.getElementById("sound").addEventListener("click", (e) => {
   audio = audio || new AudioContext();
@@ -12,72 +25,111 @@ document.getElementById("sound").addEventListener("click", (e) => {
   e.target.textContent = "Sound on";
 });
 
-function beep(critical) {
+// A sound cue; counted on the body so a station's cues can be checked (tests, and a stuck speaker).
+function cue(kind) {
+  document.body.dataset.cues = String(Number(document.body.dataset.cues || 0) + 1);
+  document.body.dataset.lastCue = kind;
   if (!audio || audio.state !== "running") return;
-  const tones = critical ? [880, 660, 880] : [660];
+  const tones = kind === "escalation" ? [988, 740, 988, 740, 988] : kind === "critical" ? [880, 660, 880] : [660];
   tones.forEach((freq, i) => {
     const osc = audio.createOscillator(); const gain = audio.createGain();
-    osc.frequency.value = freq; osc.type = "square"; gain.gain.value = 0.08;
+    osc.frequency.value = freq; osc.type = "square"; gain.gain.value = kind === "escalation" ? 0.15 : 0.08;
     osc.connect(gain).connect(audio.destination);
     const t = audio.currentTime + i * 0.22; osc.start(t); osc.stop(t + 0.18);
   });
 }
 
-function refreshEmpty() {
-  document.getElementById("no-alarms").hidden = alarms.querySelector(".alarm:not(.acked)") !== null;
+function act(label, cls, handler) {
+  return el("button", { class: cls, type: "button", onclick: async (e) => {
+    e.target.disabled = true;
+    try { await handler(); } catch (err) { showError(err.message); } finally { e.target.disabled = false; }
+  } }, label);
 }
 
-function showAlarm(ev) {
+function showError(message) {
+  const note = document.getElementById("control-state");
+  note.textContent = message; note.className = "flash error";
+}
+
+function alarmItem(a) {
   const details = el("dl");
-  for (const [label, value] of ev.details) details.append(el("dt", {}, label), el("dd", {}, value));
-  const item = el("li", { class: `alarm ${ev.severity}`, "data-alarm": ev.alarm_id ?? "", "data-seq": ev.seq },
-    el("div", { class: "title" }, ev.title), el("div", { class: "muted" }, `${ev.source} · ${timeOf(ev.time_us)}`), details);
-  if (ev.image_png_b64) item.append(el("img", { src: `data:image/png;base64,${ev.image_png_b64}`, alt: "camera frame" }));
-  if (CAN_ACT && ev.alarm_id != null) {
-    const ack = el("button", { class: "primary ack", onclick: async () => {
-      try { await api("POST", `/api/guard/alarms/${ev.alarm_id}/ack`); markAcked(ev.alarm_id); }
-      catch (err) { alert(err.message); }
-    } }, "Acknowledge");
-    const over = el("button", { class: "danger", onclick: () => openOverride(ev.source) }, "Override…");
-    item.append(el("div", { class: "row" }, ack, over));
+  const add = (label, value) => { if (value) details.append(el("dt", {}, label), el("dd", {}, value)); };
+  add("person", a.person); add("badge", a.badge); add("items", a.items.join(", "));
+  add("detail", a.detail);
+  const node = el("li", {
+    class: `alarm ${a.severity} ${a.state}${a.escalated_at && a.state === "open" ? " escalated" : ""}`,
+    "data-alarm": a.id, "data-state": a.state,
+  },
+  el("div", { class: "title" }, a.sentence, el("span", { class: "pill state" }, a.state)),
+  el("div", { class: "muted" }, `${a.source} · ${when(a.raised_at)}${a.repeats > 1 ? ` · ${a.repeats} times, last ${when(a.last_at)}` : ""}`),
+  details);
+  if (a.reasons.length) node.append(el("ul", { class: "reasons" }, ...a.reasons.map((r) => el("li", { title: r.id }, r.sentence))));
+  if (a.has_frame) node.append(el("img", { src: `/api/guard/alarms/${a.id}/frame.png`, alt: "camera frame at the door" }));
+  if (a.procedure.length) node.append(el("ol", { class: "steps" }, ...a.procedure.map((s) => el("li", {}, s))));
+  if (a.state === "acknowledged") {
+    node.append(el("div", { class: "muted acked-note" },
+      `acknowledged by ${a.acknowledged_by} at ${when(a.acknowledged_at)}${a.acknowledge_note ? `: ${a.acknowledge_note}` : ""}`));
   }
-  alarms.prepend(item);
-  refreshEmpty();
-  beep(ev.severity === "critical");
+  if (CAN_ACT) {
+    const note = el("input", { class: "note-text", placeholder: a.state === "open" ? "note (optional)" : "what was done", maxlength: "2000" });
+    if (a.state === "open") {
+      node.append(el("div", { class: "note" }, note, act("Acknowledge", "primary ack", async () => {
+        await api("POST", `/api/guard/alarms/${a.id}/ack`, { note: note.value });
+        await refreshAlarms();
+      })));
+    } else if (a.state === "acknowledged") {
+      node.append(el("div", { class: "note" }, note, act("Resolve", "resolve", async () => {
+        await api("POST", `/api/guard/alarms/${a.id}/resolve`, { note: note.value });
+        await refreshAlarms();
+      })));
+    }
+  }
+  return node;
 }
 
-function markAcked(alarmId) {
-  for (const node of alarms.querySelectorAll(`[data-alarm="${alarmId}"]`)) {
-    node.classList.add("acked"); node.querySelectorAll("button").forEach((b) => b.remove());
-    node.append(el("div", { class: "muted acked-note" }, "acknowledged"));
-  }
-  refreshEmpty();
+async function refreshAlarms() {
+  const book = await api("GET", "/api/guard/alarms");
+  const fresh = book.security.filter((a) => known && !known.has(a.id) && a.state === "open");
+  alarmList.replaceChildren(...book.security.map(alarmItem));
+  technicalList.replaceChildren(...book.technical.map(alarmItem));
+  document.getElementById("technical-count").textContent = String(book.technical.filter((a) => a.state === "open").length);
+  document.getElementById("no-alarms").hidden = book.security.some((a) => a.state !== "resolved");
+  if (known && fresh.length) cue(fresh.some((a) => a.severity === "critical") ? "critical" : "warning");
+  known = new Set([...book.security, ...book.technical].map((a) => a.id));
 }
 
 function logEvent(ev) {
-  events.prepend(el("li", { class: ev.severity }, `${timeOf(ev.time_us)} ${ev.source}: ${ev.title}`));
+  events.prepend(el("li", { class: ev.severity }, `${whenUs(ev.time_us)} ${ev.source}: ${ev.title}`));
   while (events.children.length > 200) events.lastChild.remove();
+}
+
+let alarmsDue = null;
+function alarmsSoon() { // several events in one burst: one fetch of the book
+  if (alarmsDue) return;
+  alarmsDue = setTimeout(() => { alarmsDue = null; refreshAlarms().catch((err) => showError(err.message)); }, 50);
 }
 
 function connect() {
   const source = new EventSource("/api/live");
-  source.onopen = () => { feedState.textContent = "live"; feedState.className = "pill live"; };
+  source.onopen = () => { feedState.textContent = "live"; feedState.className = "pill live"; alarmsSoon(); };
   source.onerror = () => { feedState.textContent = "reconnecting…"; feedState.className = "pill down"; };
   const handle = (msg) => {
     const ev = JSON.parse(msg.data);
     logEvent(ev);
-    if (ev.kind === "alarm") showAlarm(ev);
-    if (ev.kind === "ack" && ev.alarm_id != null) markAcked(ev.alarm_id);
-    if (ev.kind === "door" || ev.kind === "health") refreshDoors();
+    if (ev.kind === "escalation") cue("escalation");
+    if (["alarm", "ack", "escalation"].includes(ev.kind)) alarmsSoon();
+    if (["door", "health", "decision", "alarm"].includes(ev.kind)) refreshDoors();
   };
-  for (const kind of ["decision", "alarm", "door", "health", "destruction", "ack"]) source.addEventListener(kind, handle);
+  for (const kind of ["decision", "alarm", "door", "health", "destruction", "ack", "escalation"]) source.addEventListener(kind, handle);
 }
+
+const HEALTH_CLASS = { online: "live", offline: "down", degraded: "degraded" };
 
 async function refreshDoors() {
   const note = document.getElementById("control-state");
   try {
     const [doors, devices] = await Promise.all([api("GET", "/api/guard/doors"), api("GET", "/api/guard/devices")]);
-    note.textContent = "";
+    if (note.classList.contains("flash") === false) note.textContent = "";
     for (const d of doors) {
       const row = document.querySelector(`tr[data-portal="${d.portal}"]`);
       if (!row) continue;
@@ -85,30 +137,68 @@ async function refreshDoors() {
       row.querySelector(".lock").className = `lock ${d.released_by_fire_alarm ? "bad" : "good"}`;
       row.querySelector(".door").textContent = d.open ? "open" : "closed";
       const links = row.querySelector(".links");
-      links.textContent = d.panel_online && d.readers_online ? "online" : "OFFLINE";
-      links.className = `links ${d.panel_online && d.readers_online ? "good" : "bad"}`;
+      // Unknown (no report yet) is grey, not red: only a device that stopped answering is an alarm colour.
+      links.textContent = !d.panel_online ? "PANEL OFFLINE" : !d.readers_online ? "READERS OFFLINE" : d.links;
+      links.className = `links ${!d.panel_online || !d.readers_online || d.links === "offline" ? "bad"
+        : d.links === "online" ? "good" : d.links === "degraded" ? "warn" : "unknown"}`;
+      const block = row.querySelector(".block");
+      block.className = `block ${d.block ? "blocked" : "muted"}`;
+      // Who and what, and until when it can be overridden; the reasons in full are on the alarm and the dialog.
+      block.textContent = d.block ? `${d.block.person} · ${d.block.items.join(", ") || "no items"} · until ${when(d.block.fresh_until).slice(-8)}` : "–";
+      block.title = d.block ? d.block.reasons.map((r) => r.sentence).join(" ") : "";
+      row.classList.toggle("has-block", Boolean(d.block));
+      const cell = row.querySelector(".act");
+      if (cell) {
+        // Override only on a door with a fresh block.
+        cell.replaceChildren(...(d.block ? [el("button", { class: "danger override", type: "button", "data-portal": d.portal,
+          onclick: () => openOverride(d.portal, d.block) }, "Override…")] : []));
+      }
     }
     const list = document.getElementById("devices");
-    list.replaceChildren(...devices.map((d) => el("li", {}, el("span", { class: `pill ${d.health === "online" ? "live" : "down"}`, title: d.reason }, `${d.name}: ${d.health}`))));
+    list.replaceChildren(...devices.map((d) => el("li", {}, el("span", {
+      class: `pill ${HEALTH_CLASS[d.health] || "unknown"}`, title: d.reason, "data-device": d.name,
+    }, `${d.name}: ${d.health}`))));
   } catch (err) { note.textContent = err.message; }
 }
 
 const dialog = document.getElementById("override-dialog");
-function openOverride(portal) {
+const overrideError = document.getElementById("override-error");
+function openOverride(portal, block) {
   document.getElementById("override-portal").textContent = portal;
+  document.getElementById("override-block").textContent =
+    `${block.person} with ${block.items.join(", ") || "no items"}: ${block.reasons.map((r) => r.sentence).join(" ")}`;
   document.getElementById("override-reason").value = "";
+  document.getElementById("override-password").value = "";
+  overrideError.hidden = true;
   dialog.dataset.portal = portal;
+  dialog.dataset.alarm = block.alarm_id ?? "";
   dialog.showModal();
 }
-dialog.addEventListener("close", async () => {
-  if (dialog.returnValue !== "ok") return;
-  const reason = document.getElementById("override-reason").value;
-  try { await api("POST", `/api/guard/portals/${encodeURIComponent(dialog.dataset.portal)}/override`, { reason }); }
-  catch (err) { alert(err.message); }
+document.getElementById("override-form").addEventListener("submit", async (e) => {
+  if (e.submitter && e.submitter.value !== "ok") return;
+  e.preventDefault(); // stay open until the site answers, so a refusal is read where it was asked
+  overrideError.hidden = true;
+  const body = {
+    password: document.getElementById("override-password").value,
+    reason: document.getElementById("override-reason").value,
+  };
+  if (dialog.dataset.alarm) body.alarm = Number(dialog.dataset.alarm);
+  try {
+    const done = await api("POST", `/api/guard/portals/${encodeURIComponent(dialog.dataset.portal)}/override`, body);
+    dialog.close("done");
+    const toast = document.getElementById("override-done");
+    toast.textContent = `Door ${done.portal} opened for ${done.person} at ${when(done.at)}`;
+    toast.hidden = false; setTimeout(() => { toast.hidden = true; }, 8000);
+    refreshDoors();
+  } catch (err) {
+    overrideError.textContent = err.message.replace(/^\d+: /, "");
+    overrideError.hidden = false;
+    document.getElementById("override-password").value = "";
+  }
 });
-document.querySelectorAll("button.override").forEach((b) => b.addEventListener("click", () => openOverride(b.dataset.portal)));
 
-refreshEmpty();
 connect();
 refreshDoors();
+refreshAlarms().catch((err) => showError(err.message));
 setInterval(refreshDoors, 5000);
+setInterval(alarmsSoon, 15000); // repeats of technical alarms are counted without an event

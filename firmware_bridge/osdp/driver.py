@@ -32,9 +32,14 @@ from firmware_bridge.osdp.vocabulary import (
 )
 from firmware_bridge.transport import ReconnectingPort
 
-# One thread refreshes libosdp and supervises; OSDP needs a refresh at least every 50 ms, and a short
-# period keeps card-to-command latency low (libosdp's own helper thread sleeps 20 ms between refreshes).
+# One thread refreshes libosdp and supervises: at least every REFRESH_PERIOD_S (libosdp needs a refresh at
+# least every 50 ms; its own helper thread sleeps 20 ms between refreshes), and at once when the panels'
+# reply arrives on the line, so a reply (a card read) is handled as it comes and the next command follows
+# it, instead of each step of an exchange waiting for the next period. A submitted command is sent at once
+# too. What is left is libosdp's poll interval (OSDP_PD_POLL_TIMEOUT_MS, 50 ms from the last reply, fixed when
+# libosdp is built): a card waits for the next poll, 25 ms on average; the loop wakes when that poll is due.
 REFRESH_PERIOD_S = 0.005
+LIBOSDP_POLL_S = 0.0512  # OSDP_PD_POLL_TIMEOUT_MS, which must have passed by a whole ms (libosdp counts ms)
 DEFAULT_STALE_WINDOW_S = 1.0
 EventSink = Callable[[DeviceEvent], None]
 
@@ -240,11 +245,28 @@ class OsdpLine:
         state = self._online_state(panel)
         if self._cp.submit_command(state.config.address, command) is False:
             raise ProtocolError(f"{panel}: libosdp refused the command (queue full or not supported)")
+        if self._thread is not None:
+            with self._cp.lock:  # on the wire now if the line is idle, else right after the reply in flight
+                self._cp.ctx.refresh()
+                self._cp.ctx.refresh()
 
     def _supervise(self) -> None:
-        while not self._stop.wait(REFRESH_PERIOD_S):
+        unread = False
+        replied = 0.0  # when the panels last sent bytes: libosdp polls LIBOSDP_POLL_S after a reply
+        while not self._stop.is_set():
+            if unread:  # bytes libosdp did not take (noise, a late reply): wait the period instead of spinning
+                self._stop.wait(REFRESH_PERIOD_S)
+            else:
+                poll_due = replied + LIBOSDP_POLL_S - time.monotonic()
+                wait = REFRESH_PERIOD_S if poll_due <= 0 else min(REFRESH_PERIOD_S, poll_due)
+                if self._port.wait_readable(wait):
+                    replied = time.monotonic()
+            if self._stop.is_set():
+                return
             with self._cp.lock:
-                self._cp.ctx.refresh()
+                self._cp.ctx.refresh()  # takes the reply
+                self._cp.ctx.refresh()  # and sends what follows it (a queued command, the next panel's poll)
+            unread = self._port.wait_readable(0)
             if not self._link_up:
                 self._port.ensure_open()  # do not wait for libosdp to touch a port it gave up on
             status = self._cp.status()

@@ -87,7 +87,7 @@ def _simulate(devices: Sequence[Panel], options: SimulationOptions) -> Simulated
             secrets_of[device.name] = secret
             sims.append(sim)
         link = pty_link("osdp", key.removeprefix("pty:")) if options.fixed_endpoints else None
-        bus = PanelBus(sims, link=link).start()
+        bus = PanelBus(sims, link=link, baudrate=members[0].settings.baudrate).start()
         out.stops.append(bus.close)
         for device in members:
             out.endpoints[device.name] = Endpoint(bus.path, secrets_of[device.name])

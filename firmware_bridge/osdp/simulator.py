@@ -31,7 +31,9 @@ from firmware_bridge.osdp.vocabulary import (
 )
 from firmware_bridge.transport import PtyPair
 
-REFRESH_PERIOD_S = 0.005  # a quick panel; libosdp's helper thread would sleep 20 ms between refreshes
+# A quick panel: it answers as soon as a command is on the line, and looks at least this often (libosdp's
+# helper thread would sleep 20 ms between refreshes).
+REFRESH_PERIOD_S = 0.005
 
 COMMAND_KINDS = {
     osdp.Command.Output: "output",
@@ -96,6 +98,7 @@ class PanelSimulator:
         self._pd: osdp.PeripheralDevice | None = None
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
+        self._wait: Callable[[float], bool] = self._stop.wait
 
     # ----- power: on and off model the panel (or its line) going away; door state and events persist -----
 
@@ -103,7 +106,9 @@ class PanelSimulator:
     def running(self) -> bool:
         return self._pd is not None
 
-    def power_on(self, read: Callable[[int], bytes], write: Callable[[bytes], int]) -> None:
+    def power_on(self, read: Callable[[int], bytes], write: Callable[[bytes], int],
+                 wait: Callable[[float], bool] | None = None) -> None:
+        """Start talking on a line: `read` / `write` its bytes, `wait(t)` until bytes arrive (at most t)."""
         if self._pd is not None:
             return
         flags = [osdp.LibFlag.InstallMode] if self.install_mode and self.scbk is None else []
@@ -130,6 +135,7 @@ class PanelSimulator:
                                          command_handler=self._on_command,
                                          event_completion_handler=self._on_event_done)
         self._pd.lock = threading.Lock()  # the wrapper's methods serialise on it against refresh
+        self._wait = wait or self._stop.wait
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name=f"osdp-sim-{self.address}", daemon=True)
         self._worker.start()
@@ -237,12 +243,18 @@ class PanelSimulator:
     def _run(self) -> None:
         # Refresh libosdp and hand it the oldest buffered event, one at a time: an event leaves the
         # buffer only when libosdp reports it delivered, so a link lost mid-delivery loses nothing.
-        while not self._stop.wait(REFRESH_PERIOD_S):
+        unread = False
+        while not self._stop.is_set():
+            if unread:  # bytes libosdp left on the line: wait the period rather than spin on them
+                self._stop.wait(REFRESH_PERIOD_S)
+            else:
+                self._wait(REFRESH_PERIOD_S)
             pd = self._pd
-            if pd is None:
+            if pd is None or self._stop.is_set():
                 continue
             with pd.lock:
                 pd.ctx.refresh()
+            unread = self._wait(0)
             while pd.get_command(timeout=-1) is not None:
                 pass  # the wrapper queues every command too; we record them in _on_command
             if not pd.is_online() or (self.scbk is not None and not pd.is_sc_active()):
@@ -291,17 +303,26 @@ class PanelSimulator:
 class PanelBus:
     """A simulated multi-drop line: one pty; every byte the control panel sends reaches every panel.
 
-    With `link`, the line keeps one path across stop/start, as a USB adapter keeps its by-id name.
+    With `link`, the line keeps one path across stop/start, as a USB adapter keeps its by-id name. With
+    `baudrate`, bytes take the time they take on an RS-485 line at that rate (10 bits each, half duplex):
+    the panels see the control panel's bytes only once they have crossed the line, and their replies reach
+    it after their own transmission time. Without it the pty delivers at once.
     """
 
-    def __init__(self, panels: list[PanelSimulator], *, link: Path | None = None) -> None:
+    def __init__(self, panels: list[PanelSimulator], *, link: Path | None = None,
+                 baudrate: int | None = None) -> None:
         if len({p.address for p in panels}) != len(panels):
             raise ValueError("panel addresses must be unique on a line")
+        if baudrate is not None and baudrate <= 0:
+            raise ValueError("a line's baud rate is positive")
         self.panels = {p.address: p for p in panels}
         self._link = link
         self._pty: PtyPair | None = None
         self._inbox: dict[int, bytearray] = {p.address: bytearray() for p in panels}
         self._lock = threading.Lock()
+        self._byte_s = 10 / baudrate if baudrate else 0.0
+        self._line_free = 0.0  # monotonic time the line is quiet again
+        self._crossing: collections.deque[tuple[float, bytes]] = collections.deque()  # (arrives, bytes) on the line
 
     @property
     def path(self) -> str:
@@ -315,7 +336,7 @@ class PanelBus:
             for inbox in self._inbox.values():
                 inbox.clear()
             for address, panel in self.panels.items():
-                panel.power_on(self._reader(address), self._write)
+                panel.power_on(self._reader(address), self._write, self._waiter(address))
         return self
 
     def stop(self) -> None:
@@ -342,7 +363,7 @@ class PanelBus:
     def power_on_panel(self, address: int) -> None:
         if self._pty is None:
             raise RuntimeError("line not started")
-        self.panels[address].power_on(self._reader(address), self._write)
+        self.panels[address].power_on(self._reader(address), self._write, self._waiter(address))
 
     def inject_noise(self, data: bytes) -> int:
         """Put bytes on the line that no panel sent (electrical noise, a misbehaving device)."""
@@ -352,8 +373,11 @@ class PanelBus:
         def read(max_bytes: int) -> bytes:
             with self._lock:
                 pty = self._pty
-                if pty is not None:
-                    received = pty.read(4096)
+                if pty is not None and (received := pty.read(4096)):
+                    self._crossing.append((self._occupy(len(received)), received))
+                now = time.monotonic()
+                while self._crossing and self._crossing[0][0] <= now:
+                    _arrives, received = self._crossing.popleft()
                     for inbox in self._inbox.values():
                         inbox += received
                 inbox = self._inbox[address]
@@ -363,6 +387,35 @@ class PanelBus:
 
         return read
 
+    def _waiter(self, address: int) -> Callable[[float], bool]:
+        """Wait for bytes for this panel: already in its inbox, or arriving on the line. (On a shared line a
+        panel whose bytes another panel's thread took from the pty notices them at its next period.)"""
+
+        def wait(timeout_s: float) -> bool:
+            with self._lock:
+                pty = self._pty
+                if self._inbox[address]:
+                    return True
+                arrives = self._crossing[0][0] if self._crossing else None
+            if arrives is not None:  # bytes on their way along the line
+                time.sleep(max(0.0, min(timeout_s, arrives - time.monotonic())))
+                return arrives <= time.monotonic()
+            if pty is None:
+                time.sleep(timeout_s)
+                return False
+            return pty.wait_readable(timeout_s)
+
+        return wait
+
+    def _occupy(self, size: int) -> float:
+        """Put `size` bytes on the line (under the lock); when the last of them has crossed it."""
+        self._line_free = max(self._line_free, time.monotonic()) + size * self._byte_s
+        return self._line_free
+
     def _write(self, data: bytes) -> int:
+        if self._byte_s:
+            with self._lock:
+                done = self._occupy(len(data))
+            time.sleep(max(0.0, done - time.monotonic()))  # the panel's UART sends it, byte after byte
         pty = self._pty
         return pty.write(data) if pty is not None else 0

@@ -115,14 +115,22 @@ def record_destroyed(
 
 
 def record_failed(
-    session: Session, operator: str, item: Item, evidence: DestructionEvidence, reason: str
+    session: Session,
+    operator: str,
+    item: Item,
+    evidence: DestructionEvidence,
+    reason: str,
+    *,
+    witness: str | None = None,
 ) -> DestructionRecord:
-    """The cycle did not prove destruction: the item stays registered, in the operator's custody."""
+    """The cycle did not prove destruction: the item stays registered, in the operator's custody. The witness
+    who stood by is recorded as on a successful run: a failure is witnessed too."""
     op = lookup.person(session, operator)
     record = DestructionRecord(
         item_id=item.id,
         approval_id=None,
         operator_id=op.id,
+        witness_id=lookup.person(session, witness).id if witness else None,
         device_name=evidence.device_name,
         method=evidence.method,
         outcome="failed",
@@ -141,7 +149,14 @@ def record_failed(
         operator,
         "item.destruction_failed",
         f"item:{item.register_number}/{item.copy_number}",
-        {"record": record.id, "reason": reason, "device": evidence.device_name, "parameters": evidence.parameters},
+        {
+            "record": record.id,
+            "reason": reason,
+            "witness": witness,
+            "device": evidence.device_name,
+            "method": evidence.method,
+            "parameters": evidence.parameters,
+        },
     )
     record.journal_seq = entry.seq
     session.flush()

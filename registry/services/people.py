@@ -1,11 +1,11 @@
-"""People: creation, roles and badges, and the departure checklist (Art. 53)."""
+"""People: creation and changes (roles, badges, clearance), and the departure checklist (Art. 53)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry import journal, validate
@@ -71,6 +71,62 @@ def create(session: Session, actor: str, data: PersonData) -> Person:
     session.flush()
     journal.append(session, actor, "person.created", f"person:{person.username}", describe(person))
     return person
+
+
+def update(session: Session, actor: str, person: Person, data: PersonData) -> bool:
+    """Give a registered person the values of `data` (same username); False when nothing differs.
+
+    Refused when the new clearance is below an item the person holds (`custody.clearance`), when it would
+    leave the site without an active administrator (`person.last_administrator`), or for a badge that is
+    someone else's (`person.badge_unique`). Badges taken away are deleted: a badge is a card number."""
+    if data.username != person.username:
+        raise InvalidInput("username", "a username does not change; register a new person instead")
+    for role in data.roles:
+        validate.choice(role, ROLES, "roles")
+    if len(set(data.badges)) != len(data.badges):
+        raise RuleViolation("person.badge_unique", "the same badge number is listed twice")
+    for number in data.badges:
+        _badge_free(session, number, person.id)
+    clearance = int(validate.level(data.clearance, "clearance"))
+    above = [i for i in departure_checklist(session, person) if i.effective_level > clearance]
+    if above:
+        listed = sorted(f"{i.register_number}/{i.copy_number}" for i in above)
+        raise RuleViolation(
+            "custody.clearance",
+            f"{person.username} holds {', '.join(listed)} above {Level(clearance).label}; hand them over first",
+            details=listed,
+        )
+    if "administrator" in person.role_names and "administrator" not in data.roles:
+        others = session.execute(
+            select(func.count())
+            .select_from(PersonRole)
+            .join(Person)
+            .where(PersonRole.role == "administrator", Person.id != person.id, Person.status == "active")
+        ).scalar_one()
+        if not others:
+            raise RuleViolation(
+                "person.last_administrator", f"{person.username} is the only active administrator", field="roles"
+            )
+    before = {**describe(person), "title": person.title, "organisation": person.organisation}
+    person.name = data.name
+    person.title = data.title
+    person.organisation = data.organisation
+    person.clearance = clearance
+    person.visitor = data.visitor
+    if person.role_names != set(data.roles):
+        person.roles = [PersonRole(role=r) for r in sorted(set(data.roles))]
+    kept = {b.number: b for b in person.badges}
+    if set(kept) != set(data.badges):
+        person.badges = [kept.get(n) or Badge(number=n, active=person.status == "active") for n in data.badges]
+    if {g.name for g in person.groups} != set(data.groups):
+        person.groups = [_group(session, g) for g in data.groups]
+    session.flush()
+    after = {**describe(person), "title": person.title, "organisation": person.organisation}
+    changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+    if not changed:
+        return False
+    journal.append(session, actor, "person.updated", f"person:{person.username}", changed)
+    return True
 
 
 def describe(person: Person) -> dict[str, object]:

@@ -4,6 +4,10 @@ register's rules and journal the change with the acting user in the caller's tra
 The site loader, the administrator's API and pages all write through here, so a rule holds whichever way a
 change arrives: a venue's ceiling is never lowered under what it holds, a portal joins two different
 venues, a device sits at one place, a door has one panel, an antenna number appears once per reader.
+
+Retiring removes a row from the configuration: a device at any time (its history is in the journal, by
+name), a portal or venue only while nothing else in the register refers to it (`portal.in_use`,
+`venue.in_use` name what does), since records that name it must keep meaning what they said.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from firmware_bridge import kinds as device_kinds
@@ -25,14 +29,21 @@ from registry.errors import InvalidInput, RuleViolation
 from registry.levels import Level
 from registry.models import (
     ANTENNA_SIDES,
+    ANTI_PASSBACK,
     DEVICE_KINDS,
     Antenna,
+    Approval,
     Device,
+    Incident,
+    InventoryCount,
     Item,
+    ItemAccess,
     Meeting,
     Portal,
+    Seizure,
     Transfer,
     Venue,
+    inspection_venues,
     transfer_items,
 )
 from registry.services import lookup
@@ -72,6 +83,7 @@ class PortalData:
     border: bool = False
     x_m: float = 0.0
     y_m: float = 0.0
+    anti_passback: str = "off"  # ANTI_PASSBACK
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +213,7 @@ def _portal_values(session: Session, data: PortalData) -> dict[str, Any]:
     for name, value in (("x_m", data.x_m), ("y_m", data.y_m)):
         if not (math.isfinite(value) and abs(value) <= PLAN_LIMIT_M):
             raise InvalidInput(name, f"a plan coordinate in metres, within ±{PLAN_LIMIT_M:.0f}")
+    validate.choice(data.anti_passback, ANTI_PASSBACK, "anti_passback")
     return {
         "name": data.name,
         "inside_venue_id": inside.id,
@@ -208,6 +221,7 @@ def _portal_values(session: Session, data: PortalData) -> dict[str, Any]:
         "border": data.border,
         "x_m": float(data.x_m),
         "y_m": float(data.y_m),
+        "anti_passback": data.anti_passback,
     }
 
 
@@ -221,6 +235,7 @@ def _portal_payload(session: Session, portal: Portal) -> dict[str, Any]:
         "border": portal.border,
         "x_m": portal.x_m,
         "y_m": portal.y_m,
+        "anti_passback": portal.anti_passback,
     }
 
 
@@ -279,14 +294,15 @@ def _device_values(session: Session, data: DeviceData, device: Device | None) ->
         other = session.execute(
             select(Device.name).where(
                 Device.portal_id == portal.id,
-                Device.kind == data.kind,
+                # A camera or a people-counting sensor: either is the door's one people counter.
+                Device.kind.in_([k for k, rule in ONE_PER_PORTAL.items() if rule == ONE_PER_PORTAL[data.kind]]),
                 Device.id != (device.id if device else -1),
             )
         ).scalar()
         if other is not None:
             raise RuleViolation(
                 ONE_PER_PORTAL[data.kind],
-                f"portal {portal.code} already has the {data.kind} {other}; a door has one",
+                f"portal {portal.code} already has {other} in that role; a door has one",
                 field="portal",
             )
     return {
@@ -416,3 +432,80 @@ def create_meeting(session: Session, actor: str, data: MeetingData) -> Meeting:
         },
     )
     return meeting
+
+
+# Retiring
+
+
+def _uses(session: Session, row_id: int, references: tuple[tuple[str, Any], ...]) -> list[str]:
+    """`what (count)` for every kind of register row that refers to `row_id` through one of `references`."""
+    found = []
+    for what, column in references:
+        count = session.execute(select(func.count()).where(column == row_id)).scalar_one()
+        if count:
+            found.append(f"{what} ({count})")
+    return found
+
+
+_PORTAL_USES: tuple[tuple[str, Any], ...] = (
+    ("devices", Device.portal_id),
+    ("approvals", Approval.portal_id),
+    ("access records", ItemAccess.portal_id),
+    ("incidents", Incident.portal_id),
+)
+_VENUE_USES: tuple[tuple[str, Any], ...] = (
+    ("portals inside it", Portal.inside_venue_id),
+    ("portals leading to it", Portal.outside_venue_id),
+    ("devices", Device.venue_id),
+    ("items", Item.venue_id),
+    ("approvals to it", Approval.destination_venue_id),
+    ("meetings", Meeting.venue_id),
+    ("transfers from it", Transfer.from_venue_id),
+    ("transfers to it", Transfer.to_venue_id),
+    ("inventory counts", InventoryCount.venue_id),
+    ("access records", ItemAccess.venue_id),
+    ("seizures", Seizure.venue_id),
+    ("inspections", inspection_venues.c.venue_id),
+)
+
+
+def retire_device(session: Session, actor: str, device: Device) -> None:
+    """Take a device out of the site (a running site closes its driver); the journal keeps what it was."""
+    payload = {
+        "kind": device.kind,
+        "portal": device.portal.code if device.portal else None,
+        "venue": device.venue.code if device.venue else None,
+    }
+    session.delete(device)
+    session.flush()
+    journal.append(session, actor, "device.retired", f"device:{device.name}", payload)
+
+
+def retire_portal(session: Session, actor: str, portal: Portal) -> None:
+    uses = _uses(session, portal.id, _PORTAL_USES)
+    if uses:
+        raise RuleViolation(
+            "portal.in_use",
+            f"portal {portal.code} is referred to by {', '.join(uses)}; retire its devices first, and a portal "
+            "named by approvals, access records or incidents stays",
+            details=uses,
+            field="code",
+        )
+    payload = _portal_payload(session, portal)
+    session.delete(portal)
+    session.flush()
+    journal.append(session, actor, "portal.retired", f"portal:{portal.code}", payload)
+
+
+def retire_venue(session: Session, actor: str, venue: Venue) -> None:
+    uses = _uses(session, venue.id, _VENUE_USES)
+    if uses:
+        raise RuleViolation(
+            "venue.in_use",
+            f"venue {venue.code} is referred to by {', '.join(uses)}; only a venue nothing refers to is retired",
+            details=uses,
+            field="code",
+        )
+    session.delete(venue)
+    session.flush()
+    journal.append(session, actor, "venue.retired", f"venue:{venue.code}", {"name": venue.name})

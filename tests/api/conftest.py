@@ -1,12 +1,16 @@
 """The API under test: built by the app factory around a SQLite register loaded from examples/site.toml,
-with a password for every demo person, a live bus and a recording stand-in for the running site."""
+with a password for every demo person, a live bus and the real running site behind it: `control` is the
+product's SiteRuntime (engine, portal controller, recorder, alarm book) without devices; `simulated` is the
+whole site with every device simulated (OSDP panels, LLRP and Mercury readers, Modbus machines)."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,11 +22,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import ApiSettings, create_app
 from api.server import uvicorn_config
 from controllers.bus import LiveBus
-from controllers.control import DestructionOutcome, DeviceState, DoorState
+from controllers.site import SiteRuntime
+from custodian.wiring import RunningSite, start_site
 from registry import db
 from registry.passwords import hash_password
 from registry.services import lookup, people
 from registry.sitefile import load
+from tracking.model import EngineConfig
 
 EXAMPLE_SITE = Path(__file__).resolve().parents[2] / "examples" / "site.toml"
 PASSWORD = "demo-password-2026"
@@ -38,50 +44,6 @@ USER_FOR_ROLE = {
     "auditor": "audrey",
     "custodian": "alice",
 }
-
-
-@dataclass
-class RecordingControl:
-    """A SiteControl that answers from fixed state and records every command it is given."""
-
-    acknowledged: list[tuple[int, str]] = field(default_factory=list)
-    overrides: list[tuple[str, str, str]] = field(default_factory=list)
-    destructions: list[tuple[str, list[str], str, str]] = field(default_factory=list)
-    open_alarms: set[int] = field(default_factory=lambda: {1, 2, 3})
-    # What a destruction of one item does on the site; by default it only reports success.
-    destroy_one: Callable[[str, str, str], DestructionOutcome] | None = None
-    stations_running: set[str] | None = None  # None: every station in the register is running
-
-    def doors(self) -> list[DoorState]:
-        return [
-            DoorState("main-exit", True, False, False, True, True),
-            DoorState("archive-door", False, True, True, True, False),
-        ]
-
-    def devices(self) -> list[DeviceState]:
-        return [
-            DeviceState("main-exit-panel", "osdp_panel", "online", ""),
-            DeviceState("shredder-1", "modbus_shredder", "offline", "no reply"),
-        ]
-
-    def acknowledge(self, alarm_id: int, username: str) -> None:
-        if alarm_id not in self.open_alarms:
-            raise KeyError(alarm_id)
-        self.open_alarms.discard(alarm_id)
-        self.acknowledged.append((alarm_id, username))
-
-    def override(self, portal: str, username: str, reason: str) -> None:
-        self.overrides.append((portal, username, reason))
-
-    def run_destruction(
-        self, station: str, item_keys: list[str], operator: str, witness: str
-    ) -> list[DestructionOutcome]:
-        self.destructions.append((station, item_keys, operator, witness))
-        if self.stations_running is not None and station not in self.stations_running:
-            raise KeyError(station)
-        if self.destroy_one is not None:
-            return [self.destroy_one(key, operator, witness) for key in item_keys]
-        return [DestructionOutcome(key, True, "cycle complete", None, None) for key in item_keys]
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +65,7 @@ def factory(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     hashed = hash_password(PASSWORD)
     with db.transaction(sessions) as session:
         load(session, "site-loader", EXAMPLE_SITE)
-        for username in (*USER_FOR_ROLE.values(), "bob", "dave", "petra"):
+        for username in (*USER_FOR_ROLE.values(), "bob", "dave", "petra", "gina"):
             people.set_password_hash(session, "site-loader", lookup.person(session, username), hashed)
     yield sessions
     engine.dispose()
@@ -122,13 +84,48 @@ def bus() -> LiveBus:
 
 
 @pytest.fixture
-def control() -> RecordingControl:
-    return RecordingControl()
+def control(factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path) -> Iterator[SiteRuntime]:
+    """The running site without devices: its doors are the register's, every device's health is unknown."""
+    runtime = SiteRuntime(factory, bus, tmp_path / "state" / "spool", backend="reference").start()
+    yield runtime
+    runtime.stop()
 
 
 @pytest.fixture
-def app(settings: ApiSettings, factory: sessionmaker[Session], bus: LiveBus, control: RecordingControl) -> FastAPI:
+def site_config() -> EngineConfig:
+    """The engine configuration of the simulated site (a test parametrizes it to change one setting)."""
+    return EngineConfig()
+
+
+@pytest.fixture
+def simulated(
+    factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path, site_config: EngineConfig
+) -> Iterator[RunningSite]:
+    """The whole example site on simulated devices, every panel and portal reader online."""
+    running = start_site(factory, bus, tmp_path / "site-state", simulate=True, config=site_config)
+    try:
+        assert running.wait_ready(), "panels (Secure Channel) and readers must come online"
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def app(settings: ApiSettings, factory: sessionmaker[Session], bus: LiveBus, control: SiteRuntime) -> FastAPI:
     return create_app(settings, session_factory=factory, bus=bus, control=control)
+
+
+@pytest.fixture
+def site_app(settings: ApiSettings, factory: sessionmaker[Session], simulated: RunningSite, tmp_path: Path) -> FastAPI:
+    """The API in front of the whole simulated site (serving the certificates its stations write)."""
+    here = dataclasses.replace(settings, certificates_dir=tmp_path / "site-state" / "certificates")
+    return create_app(here, session_factory=factory, bus=simulated.bus, control=simulated.runtime)
+
+
+@pytest.fixture
+def site_client(site_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(site_app) as test_client:
+        yield test_client
 
 
 @pytest.fixture
@@ -179,8 +176,8 @@ class LiveServer:
     thread: threading.Thread
 
 
-@pytest.fixture
-def live_server(app: FastAPI, settings: ApiSettings) -> Iterator[LiveServer]:
+@contextlib.contextmanager
+def serve(app: FastAPI, settings: ApiSettings) -> Iterator[LiveServer]:
     """The app served by uvicorn on 127.0.0.1, port chosen by the OS, in a thread."""
     server = uvicorn.Server(uvicorn_config(app, settings, port=0))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -195,3 +192,16 @@ def live_server(app: FastAPI, settings: ApiSettings) -> Iterator[LiveServer]:
     server.should_exit = True
     thread.join(timeout=10)
     assert not thread.is_alive(), "uvicorn did not stop"
+
+
+@pytest.fixture
+def live_server(app: FastAPI, settings: ApiSettings) -> Iterator[LiveServer]:
+    with serve(app, settings) as server:
+        yield server
+
+
+@pytest.fixture
+def site_server(site_app: FastAPI, settings: ApiSettings) -> Iterator[LiveServer]:
+    """The pages and API of the whole simulated site, served on a loopback port."""
+    with serve(site_app, settings) as server:
+        yield server

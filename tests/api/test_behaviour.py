@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import time
 import zipfile
 
 from fastapi.testclient import TestClient
@@ -13,12 +14,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import ApiSettings, create_app
+from controllers.site import SiteRuntime
+from custodian.wiring import RunningSite
+from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry import db, journal
 from registry.models import DestructionRecord, JournalEntry
 from registry.services import incidents, lookup
-from tests.api.conftest import RecordingControl, Tokens, token_for
+from tests.api.conftest import PASSWORD, Tokens, token_for
 
 WINDOW = {"valid_from": "2026-06-01T09:00:00Z", "valid_until": "2030-06-02T09:00:00Z"}
+
+
+DISK = "E28011700000020000000005"  # S-2026-002, approved for destruction
 
 
 def entries(factory: sessionmaker[Session], action: str) -> list[JournalEntry]:
@@ -78,7 +85,7 @@ def test_a_group_member_may_not_approve_for_the_group_on_the_page(client: TestCl
     assert client.post("/login", data=form, follow_redirects=False).status_code == 303
     session_csrf = client.get("/approvals").text.split('name="csrf-token" content="')[1].split('"')[0]
     decided = client.post("/approvals/A-T-4/decide", data={"decision": "approve", "csrf_token": session_csrf})
-    assert "refused by rule approval.approver_named" in decided.text
+    assert "Refused by rule approval.approver_named" in decided.text
     assert "strategy-team" in decided.text
 
 
@@ -138,7 +145,8 @@ def test_unknown_ids_are_404(client: TestClient, tokens: Tokens) -> None:
     assert client.get("/api/approvals/NOPE", headers=tokens["paul"]).status_code == 404
     assert client.get("/api/audit/items/NOPE/trail", headers=tokens["audrey"]).status_code == 404
     assert client.get("/api/audit/incidents/77/evidence.zip", headers=tokens["audrey"]).status_code == 404
-    portal = client.post("/api/guard/portals/nowhere/override", json={"reason": "testing"}, headers=tokens["gus"])
+    body = {"reason": "testing", "password": PASSWORD}
+    portal = client.post("/api/guard/portals/nowhere/override", json=body, headers=tokens["gus"])
     assert portal.status_code == 404
 
 
@@ -154,11 +162,12 @@ def test_someone_elses_approval_and_a_missing_one_look_the_same(client: TestClie
 
 
 def test_database_outage_is_503_while_guard_commands_keep_working(
-    settings: ApiSettings, factory: sessionmaker[Session], control: RecordingControl, tmp_path
+    settings: ApiSettings, factory: sessionmaker[Session], control: SiteRuntime, tmp_path
 ) -> None:
     with TestClient(create_app(settings, session_factory=factory, control=control)) as working:
         headers = token_for(working, "gus")
         admin = token_for(working, "admin")
+    alarm = control.alarms_book.raise_alarm("door_forced", time.time_ns() // 1000, "main-exit")
     # The same signing key in front of a register that cannot be opened (its folder does not exist).
     dead_engine = db.make_engine(f"sqlite:///{tmp_path / 'gone' / 'register.db'}")
     dead = db.session_factory(dead_engine)
@@ -167,13 +176,14 @@ def test_database_outage_is_503_while_guard_commands_keep_working(
         assert down.status_code == 503
         assert "unavailable" in down.json()["detail"]
         assert outage.get("/api/guard/doors", headers=headers).status_code == 200
-        reason = {"reason": "courier on the phone"}
-        assert outage.post("/api/guard/portals/main-exit/override", json=reason, headers=headers).status_code == 204
-        assert outage.post("/api/guard/alarms/2/ack", headers=headers).status_code == 204
+        assert outage.post(f"/api/guard/alarms/{alarm.alarm_id}/ack", headers=headers).status_code == 200
+        # An override needs the guard's password checked against the register: refused while it is away.
+        body = {"reason": "courier on the phone", "password": PASSWORD}
+        assert outage.post("/api/guard/portals/main-exit/override", json=body, headers=headers).status_code == 503
         assert outage.post("/api/token", data={"username": "gus", "password": "x" * 12}).status_code == 503
         assert outage.get("/api/admin/venues", headers=admin).status_code == 503
     dead_engine.dispose()
-    assert control.acknowledged == [(2, "gus")]
+    assert control.alarms_book.get(alarm.alarm_id).acknowledged_by == "gus"
 
 
 def test_without_a_site_control_the_commands_answer_503(settings: ApiSettings, factory) -> None:
@@ -185,39 +195,83 @@ def test_without_a_site_control_the_commands_answer_503(settings: ApiSettings, f
             assert "no " in response.json()["detail"]
 
 
-def test_guard_acknowledges_and_sees_doors_and_devices(
-    client: TestClient, tokens: Tokens, control: RecordingControl
+def test_guard_acknowledges_an_alarm_of_the_book(client: TestClient, tokens: Tokens, control: SiteRuntime) -> None:
+    alarm = control.alarms_book.raise_alarm("door_forced", time.time_ns() // 1000, "main-exit")
+    url = f"/api/guard/alarms/{alarm.alarm_id}"
+    listed = client.get("/api/guard/alarms", headers=tokens["gus"]).json()
+    [shown] = [a for a in listed["security"] if a["id"] == alarm.alarm_id]
+    assert shown["sentence"] == "The door opened without an allowed exit." and shown["procedure"]
+    assert shown["state"] == "open" and shown["raised_at"].endswith(("Z", "+00:00"))
+    acked = client.post(f"{url}/ack", json={"note": "going there"}, headers=tokens["gus"])
+    assert acked.status_code == 200 and acked.json()["acknowledged_by"] == "gus"
+    again = client.post(f"{url}/ack", headers=tokens["gus"])
+    assert again.status_code == 409
+    assert again.json()["detail"] == f"alarm {alarm.alarm_id} was already acknowledged by gus"
+    missing = client.post("/api/guard/alarms/9999/ack", headers=tokens["gus"])
+    assert missing.status_code == 404 and "no alarm 9999" in missing.json()["detail"]
+    resolved = client.post(f"{url}/resolve", json={"note": "a contractor, let in by facilities"}, headers=tokens["gus"])
+    assert resolved.status_code == 200 and resolved.json()["state"] == "resolved"
+    assert not client.get("/api/guard/alarms", headers=tokens["gus"]).json()["security"]
+
+
+def test_the_guard_sees_the_sites_doors_and_devices_unknown_before_any_report(
+    client: TestClient, tokens: Tokens
 ) -> None:
-    assert client.post("/api/guard/alarms/1/ack", headers=tokens["gus"]).status_code == 204
-    assert client.post("/api/guard/alarms/1/ack", headers=tokens["gus"]).status_code == 404
-    assert control.acknowledged == [(1, "gus")]
     doors = client.get("/api/guard/doors", headers=tokens["gus"]).json()
-    assert {d["portal"]: d["released_by_fire_alarm"] for d in doors} == {"main-exit": False, "archive-door": True}
+    assert {d["portal"] for d in doors} == {"archive-door", "vault-dock", "main-exit"}
+    assert all(d["locked"] and d["block"] is None and d["links"] == "unknown" for d in doors)
     health = client.get("/api/guard/devices", headers=tokens["gus"]).json()
-    assert {d["name"]: d["health"] for d in health}["shredder-1"] == "offline"
+    assert {d["health"] for d in health} == {"unknown"}  # no device has reported yet
 
 
-def test_override_needs_a_written_reason(client: TestClient, tokens: Tokens, control: RecordingControl) -> None:
-    response = client.post("/api/guard/portals/main-exit/override", json={"reason": ""}, headers=tokens["gus"])
+def test_override_needs_a_written_reason(client: TestClient, tokens: Tokens, factory: sessionmaker[Session]) -> None:
+    body = {"reason": "", "password": PASSWORD}
+    response = client.post("/api/guard/portals/main-exit/override", json=body, headers=tokens["gus"])
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "reason"]
-    assert control.overrides == []
+    with factory() as session:
+        assert not session.execute(select(JournalEntry).where(JournalEntry.action.like("exit.override%"))).all()
+
+
+def test_an_override_without_a_fresh_block_or_with_a_wrong_password_is_refused(
+    client: TestClient, tokens: Tokens, control: SiteRuntime, factory: sessionmaker[Session]
+) -> None:
+    url = "/api/guard/portals/main-exit/override"
+    wrong = client.post(url, json={"reason": "courier confirmed", "password": "not-my-password"}, headers=tokens["gus"])
+    assert wrong.status_code == 403 and "password" in wrong.json()["detail"]
+    none = client.post(url, json={"reason": "courier confirmed", "password": PASSWORD}, headers=tokens["gus"])
+    assert none.status_code == 409 and none.json()["reason"] == "override_no_block"
+    assert none.json()["detail"] == "There is no blocked exit at this door to override."
+    nowhere = client.post("/api/guard/portals/nowhere/override", json={"reason": "testing", "password": PASSWORD},
+                          headers=tokens["gus"])
+    assert nowhere.status_code == 404
+    control.recorder.flush(10)
+    with factory() as session:
+        actions = [e.action for e in session.execute(select(JournalEntry)).scalars()]
+    assert "exit.override_password_refused" in actions and "exit.override_refused" in actions
 
 
 def test_destruction_queue_and_run_reach_the_station(
-    client: TestClient, tokens: Tokens, control: RecordingControl
+    site_client: TestClient, simulated: RunningSite, factory: sessionmaker[Session]
 ) -> None:
-    queue = client.get("/api/destruction/queue", headers=tokens["otto"]).json()
+    otto = token_for(site_client, "otto")
+    queue = site_client.get("/api/destruction/queue", headers=otto).json()
     assert [(q["item"], q["approval"]) for q in queue] == [("S-2026-002/1", "A-2026-0002")]
-    run = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy"}
-    response = client.post("/api/destruction/run", json=run, headers=tokens["otto"])
+    assert simulated.sims is not None
+    simulated.sims.mercury["destruction-intake"].place(FieldTag(DISK, 1, -45))
+    run = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
+    response = site_client.post("/api/destruction/run", json=run, headers=otto)
     assert response.status_code == 200
-    assert response.json()[0]["destroyed"] is True
-    assert control.destructions == [("shredder-1", ["S-2026-002/1"], "otto", "wendy")]
+    [outcome] = response.json()
+    assert outcome["destroyed"] is True, outcome["reason"]
+    with factory() as session:
+        record = session.get(DestructionRecord, outcome["record_id"])
+        assert record is not None and "shredder-1" in record.device_name
 
 
-def test_destruction_refusals(client: TestClient, tokens: Tokens, control: RecordingControl) -> None:
+def test_destruction_refusals(client: TestClient, tokens: Tokens) -> None:
     def run(**changes: object) -> dict[str, object]:
-        body = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", **changes}
+        body = {"station": "shredder-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
+        body.update(changes)
         response = client.post("/api/destruction/run", json=body, headers=tokens["otto"])
         assert response.status_code == 409, response.text
         return response.json()
@@ -225,11 +279,11 @@ def test_destruction_refusals(client: TestClient, tokens: Tokens, control: Recor
     assert run(items=["S-2026-001"])["rule"] == "destruction.not_approved"
     assert run(witness="otto")["rule"] == "destruction.witness"
     assert run(witness="bob")["rule"] == "person.role"
+    assert run(witness_password="not wendy's")["rule"] == "destruction.witness_unconfirmed"
     assert run(station="main-exit-panel")["rule"] == "destruction.station"
-    unwired = {"station": "degausser-1", "items": ["S-2026-002"], "witness": "wendy"}
-    control.stations_running = {"shredder-1"}
+    # The register names the station, but this site runs none (no devices are connected): 404.
+    unwired = {"station": "degausser-1", "items": ["S-2026-002"], "witness": "wendy", "witness_password": PASSWORD}
     assert client.post("/api/destruction/run", json=unwired, headers=tokens["otto"]).status_code == 404
-    assert control.destructions == [("degausser-1", ["S-2026-002/1"], "otto", "wendy")]
 
 
 def test_certificate_download_serves_only_the_file_with_the_recorded_hash(

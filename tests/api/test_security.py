@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import ApiSettings
 from api.app import require_declared_access
 from api.auth import SESSION_COOKIE
+from controllers.site import SiteRuntime
 from registry.models import JournalEntry
 from tests.api.conftest import PASSWORD, Tokens, browser_login, token_for
 
@@ -109,14 +110,19 @@ def test_form_post_with_a_session_needs_the_csrf_token(client: TestClient, facto
     assert created.actor == "admin"
 
 
-def test_json_call_with_a_session_cookie_needs_the_csrf_header(client: TestClient, control) -> None:
+def test_json_call_with_a_session_cookie_needs_the_csrf_header(
+    client: TestClient, control: SiteRuntime, factory: sessionmaker[Session]
+) -> None:
     csrf = browser_login(client, "gus")
-    body = {"reason": "courier verified by phone"}
+    body = {"reason": "courier verified by phone", "password": PASSWORD}
     assert client.post("/api/guard/portals/main-exit/override", json=body).status_code == 403
-    assert control.overrides == []
-    ok = client.post("/api/guard/portals/main-exit/override", json=body, headers={"X-CSRF-Token": csrf})
-    assert ok.status_code == 204
-    assert control.overrides == [("main-exit", "gus", "courier verified by phone")]
+    control.recorder.flush(10)
+    assert not journal(factory, "exit.override_refused")  # refused at the door of the API: the site never saw it
+    reached = client.post("/api/guard/portals/main-exit/override", json=body, headers={"X-CSRF-Token": csrf})
+    assert reached.status_code == 409  # the site decided it (no blocked exit there)
+    control.recorder.flush(10)
+    [refused] = journal(factory, "exit.override_refused")
+    assert refused.actor == "gus"
 
 
 def test_logout_revokes_the_token_and_is_journalled(client: TestClient, factory: sessionmaker[Session]) -> None:

@@ -105,11 +105,18 @@ def test_weak_degausser_field_leaves_the_item_with_the_operator(
     site: sessionmaker[Session], machines: Machines, tmp_path: Path
 ) -> None:
     machines.degausser_sim.inject(Fault.WEAK_FIELD)
-    st, _bus = station(site, machines, tmp_path, intake={DISK_EPC})
+    st, bus = station(site, machines, tmp_path, intake={DISK_EPC})
     [outcome] = st.run(["S-2026-002"], "otto", "wendy")
     assert not outcome.destroyed and "degausser-1" in outcome.reason
     assert item_status(site, DISK_EPC) == ("destruction_failed", "otto")
     assert not list((tmp_path / "certificates").glob("*.pdf"))
+    with site() as session:
+        record = session.execute(select(DestructionRecord)).scalar_one()
+        # The shredder never ran, so the record names the degausser alone; the witness who stood by is kept.
+        assert record.device_name == "degausser-1" and record.witness_id is not None
+    titles = [e.title for e in bus.history()]
+    assert "S-2026-002/1: degausser-1 cycle started" in titles and not any("shredder-1" in t for t in titles)
+    assert any(t.startswith("DESTRUCTION FAILED") for t in titles)
 
 
 def test_an_oversized_particle_leaves_the_item_not_destroyed(

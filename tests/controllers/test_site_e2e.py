@@ -14,8 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveEvent
+from controllers.control import NoFreshBlock, OverrideRefused, PasswordRefused, UnknownPortal
 from controllers.site import RELOAD_EVERY_S
 from custodian.demo import PORTALS, Traffic
+from custodian.web import DEMO_PASSWORD, set_demo_passwords
 from custodian.wiring import RunningSite, start_site
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry import db, journal
@@ -110,7 +112,7 @@ def test_destroyed_tag_seen_at_a_portal_alarms(
     assert "destroyed (verified destruction)" in outcome
     traffic.destroyed_seen()
     alarms = [e for e in running_site.bus.history() if e.title == "destroyed item seen"]
-    assert alarms and ("item", "S-2026-002/1") in alarms[0].details
+    assert alarms and ("items", "S-2026-002/1") in alarms[0].details and alarms[0].alarm_id is not None
     with site() as session:
         assert session.execute(select(Item).where(Item.epc == DISK)).scalar_one().status == "destroyed"
         assert journal.verify(session).ok
@@ -174,24 +176,59 @@ def test_inventory_sweep_with_the_handheld_records_discrepancies(running: tuple[
     with site.runtime.factory() as session:
         count = session.execute(select(InventoryCount)).scalar_one()
         assert count.present == 1 and "S-2026-002/1" in count.result_json
-    assert any(e.title == "inventory discrepancy in archive" for e in site.bus.history())
+    [alarm] = [e for e in site.bus.history() if e.title == "inventory discrepancy" and e.source == "archive"]
+    assert alarm.alarm_id is not None and "S-2026-002/1" in dict(alarm.details)["detail"]
 
 
-def test_a_guard_override_opens_the_door_and_opens_an_incident(running: tuple[RunningSite, Traffic]) -> None:
-    site, traffic = running
+def test_a_guard_override_opens_the_door_and_opens_an_incident(
+    running: tuple[RunningSite, Traffic], site: sessionmaker[Session]
+) -> None:
+    running_site, traffic = running
+    runtime = running_site.runtime
+    set_demo_passwords(site)
     assert not traffic.exit_attempt("archive-door", ["20004"], [DISK])
-    before = len(wire(site, "archive-door", "output"))
-    with pytest.raises(ValueError):
-        site.runtime.override("archive-door", "gus", "   ")
-    site.runtime.override("archive-door", "gus", "Disk escorted to the destruction centre by the guard")
-    assert traffic._wait(lambda: len(wire(site, "archive-door", "output")) > before, 5)
-    with pytest.raises(LookupError):
-        site.runtime.override("archive-door", "gus", "twice")
-    site.runtime.recorder.flush(10)
-    with site.runtime.factory() as session:
-        entry = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override")).scalar_one()
-        assert entry.actor == "gus" and "escorted" in entry.payload
-        assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["override"]
+    [door] = [d for d in runtime.doors() if d.portal == "archive-door"]
+    assert door.block is not None and door.block.person == "carol" and door.block.alarm_id is not None
+    before = len(wire(running_site, "archive-door", "output"))
+    with pytest.raises(OverrideRefused):
+        runtime.override("archive-door", "gus", DEMO_PASSWORD, "   ")
+    with pytest.raises(PasswordRefused):
+        runtime.override("archive-door", "gus", "not-the-password", "Disk escorted by the guard")
+    with pytest.raises(UnknownPortal):
+        runtime.override("nowhere", "gus", DEMO_PASSWORD, "Disk escorted by the guard")
+    with pytest.raises(OverrideRefused, match="not a guard"):  # carol overriding her own block
+        runtime.override("archive-door", "carol", DEMO_PASSWORD, "I am allowed, honestly")
+    outcome = runtime.override(
+        "archive-door", "gus", DEMO_PASSWORD, "Disk escorted to the destruction centre by the guard",
+        alarm_id=door.block.alarm_id,
+    )
+    assert outcome.person == "carol" and outcome.items == ("S-2026-002/1",) and "clearance" in outcome.overridden
+    assert traffic._wait(lambda: len(wire(running_site, "archive-door", "output")) > before, 5)
+    traffic.approach("archive-door", [DISK], dwell_s=0.3)  # carol walks through with the disk
+    time.sleep(0.3)
+    traffic.pass_through("archive-door", [DISK])
+    assert traffic._wait(lambda: runtime.portals.movements > 0, 5)
+    time.sleep(1.0)
+    assert not [e for e in running_site.bus.history() if e.title == "unauthorized exit"]
+    assert runtime.alarms_book.get(door.block.alarm_id).state == "resolved"
+    with pytest.raises(NoFreshBlock):
+        runtime.override("archive-door", "gus", DEMO_PASSWORD, "twice")
+    # A guard blocked himself (with an item he may not take) cannot override his own block; another guard can.
+    assert not traffic.exit_attempt("archive-door", ["10005"], [BRIEFING])
+    with pytest.raises(OverrideRefused) as own:
+        runtime.override("archive-door", "gus", DEMO_PASSWORD, "I am the guard, I may")
+    assert own.value.reason == "override_by_blocked_person"
+    other = runtime.override("archive-door", "gina", DEMO_PASSWORD, "Briefing taken to the ministry by gus")
+    assert other.person == "gus"
+    runtime.recorder.flush(10)
+    with runtime.factory() as session:
+        entry, second = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override")).scalars()
+        assert entry.actor == "gus" and "escorted" in entry.payload and '"person":"carol"' in entry.payload
+        assert second.actor == "gina" and '"person":"gus"' in second.payload
+        refused = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.override_refused"))
+        assert {e.actor for e in refused.scalars()} == {"gus"}  # the engine's refusals (carol never reached it)
+        assert [i.kind for i in session.execute(select(Incident)).scalars()] == ["override", "override"]
+        assert not session.execute(select(JournalEntry).where(JournalEntry.action == "alarm.unauthorized_exit")).all()
 
 
 def test_a_station_is_reached_by_its_venue_or_any_machine_in_it(running: tuple[RunningSite, Traffic]) -> None:

@@ -216,3 +216,17 @@ def test_a_failing_consumer_does_not_stop_the_line(tmp_path: Path) -> None:
         assert wait_for(lambda: len(seen) == 2, 20)
         assert line.wait_online("door", 30)  # the line thread survived the failing consumer
         assert line.incidents("door") == {"sink_errors": 1}
+
+
+def test_a_line_at_the_specifications_default_baud_rate_still_carries_everything(tmp_path: Path) -> None:
+    """At 9600 baud every byte takes ~1 ms on the line: Secure Channel, a card read and the strike command
+    still get through (slower: the sites run their lines at 115200)."""
+    door = PanelSimulator(1, VAULT_KEY)
+    with PanelBus([door], link=tmp_path / "ttySLOW", baudrate=9600) as bus, \
+            OsdpLine(bus.path, [PanelConfig("door", 1, VAULT_KEY)], baudrate=9600, stale_window_s=0.1) as line:
+        assert line.wait_online("door", 30) and wait_for(lambda: line.secure("door"), 30)
+        time.sleep(0.2)
+        door.present_card("0A1B2C40", 26)
+        assert next_matching(line.get_event, CardRead).card_hex == "0A1B2C40"
+        when_online(line, "door", lambda: line.pulse_strike("door", 1.0))
+        assert wait_for(lambda: door.strike_active, 10)

@@ -1,14 +1,19 @@
 """The MQTT people-counter driver against the Mosquitto broker on this machine, fed by the simulated
 sensor publishing real MQTT messages (one fresh topic per test)."""
 
+import queue
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from firmware_bridge.errors import SettingsError
 from firmware_bridge.events import Health, HealthEvent
+from firmware_bridge.kinds import Role, parse_device
 from firmware_bridge.people_counter_mqtt import MqttPeopleCounter, SensorCount, SimulatedPeopleSensor, parse_count
+from firmware_bridge.site import OpenContext, open_drivers
 from vision.people import HeadCount, PeopleSource
 
 BROKER = ("127.0.0.1", 1883)
@@ -111,3 +116,35 @@ def test_message_format(payload: bytes, expected: tuple[int, int, int, bool]) ->
     assert (count.count, count.entered, count.exited, count.ambiguous) == expected
     assert count.time_us == (1767225600123000 if b"ts_ms" in payload else 42)
     assert count.source == "fallback"
+
+
+def test_a_site_opens_the_sensor_as_its_portal_people_counter(topic: str, sensor: SimulatedPeopleSensor) -> None:
+    """Kind 'mqtt_people_counter' in the camera's role: opened by the site like every driver, its counts
+    and health go to the site's event sink, named by the register's device."""
+    device = parse_device("door-3d", "mqtt_people_counter", {"topic": topic, "port": BROKER[1]}, portal="main-exit")
+    assert device.description.role is Role.CAMERA
+    sink: queue.Queue[object] = queue.Queue()
+    drivers = open_drivers([device], OpenContext(sink.put))
+    counter = drivers["door-3d"]
+    assert isinstance(counter, MqttPeopleCounter)
+    counter.start()
+    try:
+        assert counter.wait_subscribed(10)
+        sensor.walk_in(2, ambiguous=True)
+        deadline = time.monotonic() + 10
+        seen: list[object] = []
+        while not any(isinstance(e, SensorCount) for e in seen) and time.monotonic() < deadline:
+            seen.append(sink.get(timeout=max(0.0, deadline - time.monotonic())))
+    finally:
+        counter.stop()
+    count = next(e for e in seen if isinstance(e, SensorCount))
+    assert isinstance(count, HeadCount)
+    assert (count.device, count.source, count.count, count.ambiguous) == ("door-3d", "door-3d-1", 2, True)
+    assert any(isinstance(e, HealthEvent) and e.device == "door-3d" and e.health == Health.ONLINE for e in seen)
+
+
+@pytest.mark.parametrize(("settings", "field"), [({"topic": "site/+/people"}, "topic"), ({"port": 0}, "port")])
+def test_sensor_settings_are_checked_once(settings: dict[str, object], field: str) -> None:
+    with pytest.raises(SettingsError) as raised:
+        parse_device("door-3d", "mqtt_people_counter", settings)
+    assert raised.value.setting == field

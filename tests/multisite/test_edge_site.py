@@ -256,7 +256,7 @@ def test_edge_killed_during_the_cut_restarts_from_its_own_state_and_loses_nothin
     try:
         first = tmp_path / "accepted-1.txt"
         procs.append(_spawn_edge(tmp_path, demo, hub, first, "edge-1"))
-        wait_until(lambda: len(in_register()) >= 50, 90, "records from the edge in the register")
+        wait_until(lambda: len(in_register()) >= 50, 180, "records from the edge in the register")
         link.cut()
         centre.hub.wait_leaf_connections(0)
         mark = len(_lines(first))

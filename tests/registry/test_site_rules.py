@@ -331,6 +331,12 @@ def test_the_same_rules_hold_when_the_services_are_called_directly(site: session
     with pytest.raises(Exception) as second, db.transaction(site) as session:
         venues.create_device(session, "admin", venues.DeviceData("spare-panel", "osdp_panel", "main-exit", None))
     assert getattr(second.value, "rule", None) == "portal.one_panel"
+    # A camera or a people-counting sensor: the door has one people counter, whichever kind.
+    with pytest.raises(Exception) as third, db.transaction(site) as session:
+        venues.create_device(
+            session, "admin", venues.DeviceData("door-3d", "mqtt_people_counter", "main-exit", None)
+        )
+    assert getattr(third.value, "rule", None) == "portal.one_camera"
 
 
 def test_cli_refuses_a_reload_with_exit_2_and_writes_nothing(url: str, tmp_path: Path) -> None:

@@ -12,25 +12,29 @@ from tracking.events import (
     CameraCount,
     DoorInput,
     FireAlarmInput,
+    ForgiveRequest,
     InventoryRound,
     OverrideRequest,
     ReaderHealth,
     TagRead,
 )
 from tracking.model import (
+    ANTI_PASSBACK,
     AntennaSpec,
     ApprovalSpec,
     EngineConfig,
     ItemSpec,
+    MeetingSpec,
     PersonSpec,
     PortalSpec,
+    PresenceSpec,
     SiteModel,
     VenueSpec,
 )
 from tracking.results import Output
 
 Event = (TagRead | BadgePresentation | CameraCount | DoorInput | FireAlarmInput | InventoryRound | ReaderHealth
-         | OverrideRequest)
+         | OverrideRequest | ForgiveRequest)
 SECOND = 1_000_000
 
 
@@ -77,7 +81,7 @@ def carry(engine: Engine, portal_id: int, epcs: list[str], start_us: int, outwar
 
 def run(engine: Engine, events: list[Event], cuts: list[int], end_us: int) -> Output:
     """Feed events in order, advancing after each index in cuts and finally to end_us."""
-    movements, decisions, alarms = [], [], []
+    movements, decisions, alarms, presence, brought = [], [], [], [], []
     for k, event in enumerate(events):
         feed(engine, event)
         if k in cuts:
@@ -85,11 +89,16 @@ def run(engine: Engine, events: list[Event], cuts: list[int], end_us: int) -> Ou
             movements += out.movements
             decisions += out.decisions
             alarms += out.alarms
+            presence += out.presence
+            brought += out.brought
     out = engine.advance(end_us)
     movements += out.movements
     decisions += out.decisions
     alarms += out.alarms
-    return Output(sorted(movements, key=repr), sorted(decisions, key=repr), sorted(alarms, key=repr))
+    presence += out.presence
+    brought += out.brought
+    return Output(sorted(movements, key=repr), sorted(decisions, key=repr), sorted(alarms, key=repr),
+                  sorted(presence, key=repr), sorted(brought, key=repr))
 
 
 def feed(engine: Engine, event: Event) -> None:
@@ -107,6 +116,8 @@ def feed(engine: Engine, event: Event) -> None:
         engine.on_reader_health(event)
     elif isinstance(event, OverrideRequest):
         engine.on_override(event)
+    elif isinstance(event, ForgiveRequest):
+        engine.on_forgive(event)
     else:
         engine.on_fire_alarm(event)
 
@@ -135,6 +146,7 @@ def sites(draw: st.DrawFn) -> SiteModel:
         PortalSpec(
             100 + p, draw(st.integers(0, n_venues - 1)), draw(st.none() | st.integers(0, n_venues - 1)),
             draw(st.booleans()), antennas(100 + p), float(draw(st.integers(0, 3))) * 20.0, 0.0,
+            draw(st.sampled_from(ANTI_PASSBACK)),
         )
         for p in range(n_portals)
     )
@@ -143,7 +155,8 @@ def sites(draw: st.DrawFn) -> SiteModel:
         PersonSpec(200 + q, f"B{q}", draw(st.integers(0, 4)), tuple(draw(st.sets(st.integers(0, 1)))),
                    draw(st.booleans() | st.just(True)),
                    badges=(f"B{q}x",) if draw(st.booleans()) else (),
-                   inactive_badges=(f"B{q}lost",) if draw(st.booleans()) else ())
+                   inactive_badges=(f"B{q}lost",) if draw(st.booleans()) else (),
+                   visitor=draw(st.sampled_from([False, False, True])))
         for q in range(n_people)
     )
     person_ids = [p.person_id for p in people]
@@ -171,7 +184,14 @@ def sites(draw: st.DrawFn) -> SiteModel:
         )
         for a in range(draw(st.integers(0, 4)))
     )
-    return SiteModel(items, venues, portals, people, approvals, (0, 1))
+    meetings = tuple(
+        MeetingSpec(500 + m, draw(st.integers(0, n_venues - 1)), draw(st.integers(0, 10 * SECOND)),
+                    draw(st.integers(10 * SECOND, 40 * SECOND)), tuple(draw(st.sets(st.sampled_from(person_ids)))))
+        for m in range(draw(st.integers(0, 1)))
+    )
+    presence = tuple(PresenceSpec(q, draw(st.none() | st.integers(0, n_venues - 1)), 0, draw(st.booleans()))
+                     for q in draw(st.sets(st.sampled_from(person_ids))))
+    return SiteModel(items, venues, portals, people, approvals, (0, 1), meetings=meetings, presence=presence)
 
 
 RSSI = st.sampled_from([-50.0, -50.0, -58.0, -66.0, -74.0, -79.0, float("nan")])
@@ -191,7 +211,7 @@ def streams(draw: st.DrawFn, site: SiteModel, max_events: int = 60) -> list[Even
     for _ in range(draw(st.integers(1, max_events))):
         t += draw(st.integers(0, 400_000))
         kind = draw(st.sampled_from(["exit", "exit", "burst", "burst", "read", "badge", "camera", "door", "fire",
-                                     "dwell", "bleed", "rounds", "health", "override"]))
+                                     "dwell", "bleed", "rounds", "health", "override", "forgive"]))
         portal = draw(st.sampled_from(portal_ids))
         reader = f"R{portal}"
         if kind == "exit":
@@ -206,7 +226,7 @@ def streams(draw: st.DrawFn, site: SiteModel, max_events: int = 60) -> list[Even
             for n in range(draw(st.integers(1, 2))):
                 stale_badge = draw(st.sampled_from([False, False, False, True]))
                 events.append(BadgePresentation(portal, draw(st.sampled_from(badges)), t + 40_000 + 1000 * n,
-                                                stale_badge))
+                                                stale_badge, draw(st.sampled_from(["exit", "exit", "entry"]))))
             if draw(st.booleans()):
                 events.append(CameraCount(portal, draw(st.integers(0, 2)), t + 30_000))
             t += 400_000
@@ -245,7 +265,10 @@ def streams(draw: st.DrawFn, site: SiteModel, max_events: int = 60) -> list[Even
                                   draw(st.sampled_from(epcs)), t,
                                   draw(st.sampled_from([-60.0, float("nan"), 500.0]))))
         elif kind == "badge":
-            events.append(BadgePresentation(portal, draw(st.sampled_from(badges)), t, draw(st.booleans())))
+            events.append(BadgePresentation(portal, draw(st.sampled_from(badges)), t, draw(st.booleans()),
+                                            draw(st.sampled_from(["exit", "entry"]))))
+        elif kind == "forgive":
+            events.append(ForgiveRequest(draw(st.sampled_from(guards)), draw(st.sampled_from(guards)), t, "seen"))
         elif kind == "camera":
             events.append(CameraCount(portal, draw(st.integers(0, 3)), t))
         elif kind == "door":

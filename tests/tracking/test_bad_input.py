@@ -53,6 +53,16 @@ def test_reads_older_than_the_horizon_are_reported_late(engine: Engine) -> None:
     assert engine.stats["late_read"] == 1
 
 
+def test_a_tag_read_every_round_while_its_reader_lags_alarms_late_once(engine: Engine) -> None:
+    engine.advance(T0 + SECOND)
+    for k in range(50):  # two tags, every 10 ms, all arriving after the horizon passed them
+        for epc in (epc_for(1), epc_for(2)):
+            engine.on_read(TagRead("R40", 1, epc, T0 + k * 10_000, -50.0))
+    out = engine.advance(T0 + 2 * SECOND)
+    late = [a for a in out.alarms if a.kind == "late_read"]
+    assert sorted(a.epc for a in late) == [epc_for(1), epc_for(2)] and engine.stats["late_read"] == 100
+
+
 def test_out_of_order_reads_within_the_reorder_buffer_are_sorted(engine: Engine) -> None:
     times = [T0 + 150_000, T0, T0 + 100_000, T0 + 50_000]  # outside reads arrive before inside ones
     for t, antenna in zip(times, [2, 1, 2, 1], strict=True):

@@ -162,3 +162,31 @@ def test_the_camera_counter_is_a_people_source_of_head_counts() -> None:
     counts = list(source.counts())
     assert all(isinstance(c, HeadCount) for c in counts)
     assert [c.time_us for c in counts] == [t for t, _ in seq.frames]
+
+
+def test_a_lamp_switched_on_mid_crossing_keeps_the_crossing_once() -> None:
+    """The light's change is more than a gain (saturation, an offset, the painted line): the empty scene
+    is retaken around the walker, who is followed on, so the crossing counts once, in its direction."""
+    for seed in range(4):
+        seq = corpus.portal_sequence("lights_on", seed)
+        _, crossings, _ = _run(seq)
+        assert crossings == (seq.crossings_in, seq.crossings_out), f"seed {seed}"
+
+
+def test_people_meeting_at_the_door_from_both_sides_cross_one_by_one() -> None:
+    """Two walkers whose regions merge at the line keep their own tracks: one 'in' and one 'out'."""
+    scene = portal_scene(seed=24, people=4)
+    crossings = count_crossings(scene.frames, _config(scene))
+    assert sorted(c.direction for c in crossings) == sorted(c.direction for c in scene.crossings)
+
+
+def test_people_abreast_or_half_in_view_are_never_taken_for_objects() -> None:
+    """A merged pair, or a person cut off by the frame's edge, can fill their rectangle like a box: they
+    are counted (at the most they may be), never as zero."""
+    for seed, formation in ((22, "abreast"), (3, "lanes")):
+        scene = portal_scene(seed=seed, people=seed % 5, formation=formation)
+        counter = PeopleCounter(_config(scene))
+        for (time_us, frame), truth in zip(scene.frames, scene.people_per_frame, strict=True):
+            result = counter.update(time_us, frame)
+            if not result.problem:
+                assert result.people >= truth, f"seed {seed} at {time_us} us"

@@ -1,0 +1,147 @@
+"""The guard console as guards use it, in Chromium, on the whole simulated site (OSDP panels, LLRP readers):
+people walk up to doors through the simulators, the real engine blocks them, and guards act on the pages.
+Screenshots go to artifacts/screenshots/ (gitignored)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import ApiSettings, create_app
+from controllers.bus import LiveBus
+from controllers.site import SiteRuntime
+from custodian.demo import PORTALS, Traffic
+from custodian.wiring import RunningSite
+from firmware_bridge.osdp.vocabulary import OutputCode
+from tests.api.conftest import PASSWORD, LiveServer, serve
+from tests.api.test_browser import CHROMIUM, SCREENSHOTS, browser, no_script_errors, shot, signed_in_page
+from tracking.model import EngineConfig
+
+__all__ = ["browser", "no_script_errors"]  # fixtures, shared with the other browser tests
+CAROL, DISK = "20004", "E28011700000020000000005"  # carol may not take the backup disk out of the archive
+FIGURES = Path(__file__).resolve().parents[2] / "artifacts" / "figures"
+assert CHROMIUM and SCREENSHOTS
+
+
+def strikes(site: RunningSite, portal: str) -> int:
+    """Door releases commanded on the wire to a door's panel."""
+    assert site.sims is not None
+    panel = site.sims.panels[PORTALS[portal][0]]
+    return sum(1 for c in panel.commands if c.kind == "output" and c.field("control_code") == OutputCode.TEMPORARY_ON)
+
+
+def blocked_exit(site: RunningSite) -> int:
+    """Carol walks up to the archive door with the disk and badges; the site keeps the door shut."""
+    traffic = Traffic(site, log=lambda _line: None)
+    assert not traffic.exit_attempt("archive-door", [CAROL], [DISK])
+    [door] = [d for d in site.runtime.doors() if d.portal == "archive-door"]
+    assert door.block is not None and door.block.alarm_id is not None
+    return door.block.alarm_id
+
+
+def test_a_blocked_exit_is_acknowledged_at_one_station_and_shows_at_another(
+    browser, site_server: LiveServer, simulated: RunningSite
+) -> None:
+    gus = signed_in_page(browser, site_server, "gus")
+    gina = signed_in_page(browser, site_server, "gina")
+    for page in (gus, gina):
+        page.wait_for_selector("#feed-state.live")
+    alarm = blocked_exit(simulated)
+    selector = f".alarm.critical[data-alarm='{alarm}']"
+    for page in (gus, gina):
+        shown = page.wait_for_selector(f"{selector}[data-state=open]")
+        text = shown.inner_text()
+        assert "An exit was refused" in text and "carol" in text and "S-2026-002/1" in text
+        assert "The person's clearance is below the item's level." in text  # a sentence, not `clearance`
+        assert "2026" in text  # a date with the time
+        assert int(page.evaluate("document.body.dataset.cues || 0")) >= 1  # the new alarm sounded
+    shot(gina, "guard-two-stations-blocked")
+    gus.fill(f"{selector} input.note-text", "talking to carol at the door")
+    gus.click(f"{selector} button.ack")
+    acked = time.monotonic()
+    gina.wait_for_selector(f"{selector}[data-state=acknowledged]", timeout=5_000)
+    delay = time.monotonic() - acked
+    assert "acknowledged by gus" in gina.inner_text(selector)
+    assert gina.locator(f"{selector} button.ack").count() == 0  # nothing left to acknowledge there
+    shot(gina, "guard-acknowledged-at-the-other-station")
+    FIGURES.mkdir(parents=True, exist_ok=True)  # measured, not asserted (a loaded machine)
+    (FIGURES / "ack-to-second-station.json").write_text(json.dumps({"seconds": round(delay, 3)}))
+
+
+def test_an_override_on_a_fresh_block_with_the_password_opens_the_door(
+    browser, site_server: LiveServer, simulated: RunningSite
+) -> None:
+    page = signed_in_page(browser, site_server, "gus")
+    page.wait_for_selector("#feed-state.live")
+    page.wait_for_selector("tr[data-portal=archive-door] td.lock.good")
+    assert page.locator("button.override").count() == 0  # no block, no override
+    blocked_exit(simulated)
+    button = page.wait_for_selector("tr[data-portal=archive-door] button.override")
+    assert page.locator("tr[data-portal=main-exit] button.override").count() == 0
+    before = strikes(simulated, "archive-door")
+    button.click()
+    page.fill("#override-password", "not-my-password")
+    page.fill("#override-reason", "Disk escorted to the destruction centre by the duty officer")
+    page.click("#override-confirm")
+    page.wait_for_selector("#override-error:not([hidden])")
+    refusal = page.inner_text("#override-error")
+    assert "password" in refusal, refusal
+    assert strikes(simulated, "archive-door") == before
+    page.fill("#override-password", PASSWORD)
+    page.fill("#override-reason", "Disk escorted to the destruction centre by the duty officer")
+    shot(page, "guard-override-dialog")
+    page.click("#override-confirm")
+    page.wait_for_selector("#override-done:not([hidden]), #override-error:not([hidden])")
+    assert page.is_hidden("#override-error"), page.inner_text("#override-error")
+    assert "opened for carol" in page.inner_text("#override-done")
+    deadline = time.monotonic() + 5
+    while strikes(simulated, "archive-door") == before:
+        assert time.monotonic() < deadline, "the strike command must be seen on the wire"
+        time.sleep(0.05)
+    page.wait_for_selector("tr[data-portal=archive-door] button.override", state="detached")
+    shot(page, "guard-override-opened")
+
+
+@pytest.mark.parametrize("site_config", [EngineConfig(override_max_age_us=3_000_000)])
+def test_an_override_on_a_stale_block_is_refused(browser, site_server: LiveServer, simulated: RunningSite) -> None:
+    page = signed_in_page(browser, site_server, "gus")
+    page.wait_for_selector("#feed-state.live")
+    blocked_exit(simulated)
+    page.click("tr[data-portal=archive-door] button.override")
+    page.fill("#override-password", PASSWORD)
+    page.fill("#override-reason", "Courier identity confirmed by phone")
+    before = strikes(simulated, "archive-door")
+    time.sleep(3.5)  # the guard hesitates longer than a block stays fresh (3 s on this site)
+    page.click("#override-confirm")
+    error = page.wait_for_selector("#override-error:not([hidden])")
+    assert "too old to override" in error.inner_text()
+    shot(page, "guard-override-stale-refused")
+    time.sleep(0.5)
+    assert strikes(simulated, "archive-door") == before
+
+
+def test_an_unacknowledged_critical_alarm_escalates_and_technical_ones_stay_quiet(
+    browser, factory: sessionmaker[Session], bus: LiveBus, settings: ApiSettings, tmp_path: Path
+) -> None:
+    runtime = SiteRuntime(factory, bus, tmp_path / "esc" / "spool", backend="reference", escalate_after_s=1.0).start()
+    try:
+        with serve(create_app(settings, session_factory=factory, bus=bus, control=runtime), settings) as server:
+            page = signed_in_page(browser, server, "gus")
+            page.wait_for_selector("#feed-state.live")
+            forced = runtime.alarms_book.raise_alarm("door_forced", time.time_ns() // 1000, "main-exit")
+            page.wait_for_selector(f"#alarms .alarm.escalated[data-alarm='{forced.alarm_id}']")
+            assert page.evaluate("document.body.dataset.lastCue") == "escalation"
+            cues = int(page.evaluate("document.body.dataset.cues"))
+            late = runtime.alarms_book.raise_alarm("late_read", time.time_ns() // 1000, "main-exit-reader")
+            page.wait_for_selector(f"#technical .alarm[data-alarm='{late.alarm_id}']", state="attached")
+            assert page.locator(f"#alarms .alarm[data-alarm='{late.alarm_id}']").count() == 0
+            assert int(page.evaluate("document.body.dataset.cues")) == cues  # quiet: no sound
+            assert page.inner_text("#technical-count") == "1"
+            shot(page, "guard-escalated")
+            page.close()
+    finally:
+        runtime.stop()

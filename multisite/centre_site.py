@@ -155,13 +155,15 @@ class CentreSite:
         for thread in (self._thread, self._watcher):
             if thread is not None:
                 thread.join(10)
-        if self.web is not None:
-            self.web.stop()
-        for closing in (self.ingest, self.register):
-            if closing is not None:
-                closing.close()
-        self.hub.stop()
-        self.db_engine.dispose()
+        try:
+            if self.web is not None:
+                self.web.stop()
+            for closing in (self.ingest, self.register):
+                if closing is not None:
+                    closing.close()
+        finally:  # a client that cannot close in time must not leave the hub running
+            self.hub.stop()
+            self.db_engine.dispose()
 
     def _load_site_files(self) -> list[str]:
         """Every site file into the register: whole into an empty register, else their configuration only

@@ -139,14 +139,16 @@ class EdgeSite:
         self._wake.set()
         for thread in self._threads:
             thread.join(10)
-        if self.running is not None:
-            self.running.stop()
-        left = self.shipper.stop() if self.shipper is not None else 0
-        for closing in (self.register, self.publisher):
-            if closing is not None:
-                closing.close()
-        self.leaf.stop()
-        self.db_engine.dispose()
+        try:
+            if self.running is not None:
+                self.running.stop()
+            left = self.shipper.stop() if self.shipper is not None else 0
+            for closing in (self.register, self.publisher):
+                if closing is not None:
+                    closing.close()
+        finally:  # whatever failed above, the leaf server does not outlive the edge
+            self.leaf.stop()
+            self.db_engine.dispose()
         return left
 
     def _first_snapshot(self) -> None:

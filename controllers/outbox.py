@@ -204,6 +204,7 @@ class LocalLog:
         self._tail: collections.deque[Frame] = collections.deque()
         self._tail_start = Position(0, 0)
         self._tail_lock = threading.Lock()
+        self._release_lock = threading.Lock()
         self.appended = 0  # frames appended by this process
 
     # ---- opening and recovery ----
@@ -371,19 +372,21 @@ class LocalLog:
         return frames, position
 
     def release(self) -> None:
-        """Forget what every cursor has passed: tail frames, and segments except the one being appended to."""
+        """Forget what every cursor has passed: tail frames, and segments except the one being appended to.
+        Consumers commit from their own threads: one at a time here, so two never delete the same segment."""
         if not self._cursors:
             return
-        low = min(c.position for c in self._cursors.values())
-        with self._tail_lock:
-            while self._tail and self._tail_start < low:
-                self._tail_start = self._tail.popleft().end
-        for segment in self.segments():
-            if segment >= self._active:
-                break
-            path = self.path(segment)
-            if segment < low.segment or (segment == low.segment and low.offset >= path.stat().st_size):
-                path.unlink()
+        with self._release_lock:
+            low = min(c.position for c in self._cursors.values())
+            with self._tail_lock:
+                while self._tail and self._tail_start < low:
+                    self._tail_start = self._tail.popleft().end
+            for segment in self.segments():
+                if segment >= self._active:
+                    break
+                path = self.path(segment)
+                if segment < low.segment or (segment == low.segment and low.offset >= path.stat().st_size):
+                    path.unlink()
 
     def close(self) -> None:
         with self.lock:

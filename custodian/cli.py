@@ -463,6 +463,9 @@ def centre(
     nats_port: Annotated[int, typer.Option(help="Client port of the hub (0: chosen once, kept)")] = 0,
     leaf_port: Annotated[int, typer.Option(help="Port the edges' leaf servers dial (0: chosen once, kept)")] = 0,
     port: Annotated[int | None, typer.Option(help="Port of the web pages")] = 8000,
+    site_distance: Annotated[
+        list[str] | None, typer.Option(help="SITE,SITE,METRES between two sites (clone check); repeat")
+    ] = None,
 ) -> None:
     """Run the centre: every site's register (PostgreSQL by --db), records in from the edges, snapshots out."""
     from multisite.run import run_centre
@@ -470,9 +473,18 @@ def centre(
     for path in site:
         if not path.is_file():
             fail(f"{path}: no such file")
+    distances = []
+    for text in site_distance or ():
+        a, _, rest = text.partition(",")
+        b, _, metres = rest.partition(",")
+        try:
+            distances.append((a, b, float(metres)))
+        except ValueError:
+            fail(f"--site-distance {text!r}: expected SITE,SITE,METRES")
     from registry import db
 
-    run_centre(site, db.database_url(url), state, nats_port=nats_port, leaf_port=leaf_port, port=port)
+    run_centre(site, db.database_url(url), state, nats_port=nats_port, leaf_port=leaf_port, port=port,
+               distances=tuple(distances))
 
 
 devices_app = typer.Typer(help="Device simulators and probes for the devices a site file names.", no_args_is_help=True)

@@ -25,15 +25,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.outbox import Frame
 from controllers.recorder import Identity
-from controllers.records import AlarmRaised
+from controllers.records import AlarmRaised, ItemCrossed
 from custodian.web import WebServer, serve_register
 from multisite.centre import CentreIngest, SourceState
+from multisite.crosssite import CloneWatch, TagSighting
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
 from multisite.replica import compile_replica
 from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
 from multisite.shipping import RegisterSink
-from registry import changes, db
+from registry import changes, db, journal
 from registry.services import site_files
 from registry.sitefile import SiteFileError, load
 
@@ -78,6 +79,8 @@ class CentreOptions:
     poll_s: float = 0.1
     min_interval_s: float = 0.2
     applied_interval_s: float = 1.0
+    site_distances_m: tuple[tuple[str, str, float], ...] = ()  # (site, site, metres): pairs checked for clones
+    max_speed_m_per_s: float = 50.0  # door to door between sites, faster means a cloned tag
 
 
 @dataclass
@@ -110,6 +113,9 @@ class CentreSite:
         self.register: CentreRegister | None = None
         self.web: WebServer | None = None
         self.stats = SnapshotStats()
+        self.clones = CloneWatch(
+            {frozenset((a, b)): metres for a, b, metres in options.site_distances_m}, options.max_speed_m_per_s
+        )
         self.sourced: set[str] = set()
         self._stop = threading.Event()
         self._poke = threading.Event()
@@ -131,7 +137,6 @@ class CentreSite:
             self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
-            self._source_new_sites()
             self._thread = threading.Thread(target=self._snapshots, name="centre-snapshots", daemon=True)
             self._thread.start()
             self._watcher = threading.Thread(target=self._watch_sites, name="centre-sites", daemon=True)
@@ -150,13 +155,15 @@ class CentreSite:
         for thread in (self._thread, self._watcher):
             if thread is not None:
                 thread.join(10)
-        if self.web is not None:
-            self.web.stop()
-        for closing in (self.ingest, self.register):
-            if closing is not None:
-                closing.close()
-        self.hub.stop()
-        self.db_engine.dispose()
+        try:
+            if self.web is not None:
+                self.web.stop()
+            for closing in (self.ingest, self.register):
+                if closing is not None:
+                    closing.close()
+        finally:  # a client that cannot close in time must not leave the hub running
+            self.hub.stop()
+            self.db_engine.dispose()
 
     def _load_site_files(self) -> list[str]:
         """Every site file into the register: whole into an empty register, else their configuration only
@@ -177,10 +184,13 @@ class CentreSite:
         return problems
 
     def _watch_sites(self) -> None:
-        """Each site's link and backlog as the centre sees it; a site cut off or back is a live event here."""
+        """Sources each site once its stream exists; each site's link and backlog as the centre sees it, a
+        site cut off or back being a live event here."""
         reachable: dict[str, bool] = {}
-        while not self._stop.wait(2.0):
+        while not self._stop.wait(0.5 if len(self.sourced) < len(self.sites) else 2.0):
             assert self.ingest is not None
+            if len(self.sourced) < len(self.sites):
+                self._source_new_sites()
             try:
                 states = self.ingest.sources()
             except Exception as exc:
@@ -204,7 +214,8 @@ class CentreSite:
         assert self.ingest is not None
         for code in sorted(set(self.sites) - self.sourced):
             try:
-                self.ingest.link.run(self.ingest.link.js(code).stream_info(site_stream(code)), 5)
+                remote = self.ingest.link.nc.jetstream(domain=code, timeout=1.0)
+                self.ingest.link.run(remote.stream_info(site_stream(code)), 3)
             except Exception:  # the edge has not been up yet, or is cut off: asked again in a second
                 continue
             self.ingest.add_site(code)
@@ -217,15 +228,36 @@ class CentreSite:
         if any(f.has_effects for f in frames):
             self._poke.set()
         for frame in frames:
-            if frame.kind != AlarmRaised.KIND:
-                continue
-            fields = json.loads(frame.payload)
-            self.bus.publish(
-                LiveKind.ALARM, Severity.CRITICAL, int(fields.get("time_us") or now_us()), identity.site,
-                f"{identity.site}: {str(fields.get('alarm', 'alarm')).replace('_', ' ')}",
-                (("site", identity.site), ("source", str(fields.get("source", ""))),
-                 ("detail", str(fields.get("detail", ""))), ("record", str(fields.get("record", "")))),
-            )
+            try:
+                if frame.kind == ItemCrossed.KIND:
+                    self._check_clone(identity, json.loads(frame.payload))
+                elif frame.kind == AlarmRaised.KIND:
+                    self._show_alarm(identity, json.loads(frame.payload))
+            except Exception:  # the record is in the register; only its live view or check failed
+                log.exception("centre could not check or show record %s/%s/%s", identity.site, identity.node,
+                              frame.seq)
+
+    def _check_clone(self, identity: Identity, fields: dict[str, object]) -> None:
+        """The same EPC at two sites too far apart for the time between: journaled and alarmed here."""
+        sighting = TagSighting(str(fields["epc"]), identity.site, int(fields["time_us"]))  # type: ignore[call-overload]
+        for suspect in self.clones.see(sighting):
+            detail = (f"{suspect.epc} at {suspect.first.site} then {suspect.second.site}: {suspect.distance_m:.0f} m "
+                      f"in {suspect.seconds:.0f} s")
+            with db.transaction(self.factory) as session:
+                journal.append(session, "centre", "alarm.possible_clone_across_sites", f"item:{fields.get('item')}",
+                               {"epc": suspect.epc, "first": [suspect.first.site, suspect.first.at_us],
+                                "second": [suspect.second.site, suspect.second.at_us],
+                                "speed_m_per_s": round(suspect.speed_m_per_s, 1)})
+            self.bus.publish(LiveKind.ALARM, Severity.CRITICAL, now_us(), "centre",
+                             "possible clone across sites", (("item", str(fields.get("item"))), ("detail", detail)))
+
+    def _show_alarm(self, identity: Identity, fields: dict[str, object]) -> None:
+        self.bus.publish(
+            LiveKind.ALARM, Severity.CRITICAL, int(fields.get("time_us") or now_us()), identity.site,  # type: ignore[call-overload]
+            f"{identity.site}: {str(fields.get('alarm', 'alarm')).replace('_', ' ')}",
+            (("site", identity.site), ("source", str(fields.get("source", ""))),
+             ("detail", str(fields.get("detail", ""))), ("record", str(fields.get("record", "")))),
+        )
 
     # ---- snapshots ----
     def poke(self) -> None:
@@ -235,11 +267,7 @@ class CentreSite:
     def _snapshots(self) -> None:
         seen = -1
         applied_seen: dict[str, int] = {}
-        asked = time.monotonic()
         while not self._stop.is_set():
-            if len(self.sourced) < len(self.sites) and time.monotonic() - asked > 1.0:
-                asked = time.monotonic()
-                self._source_new_sites()
             poked = self._poke.wait(self.options.poll_s)
             self._poke.clear()
             if self._stop.is_set():

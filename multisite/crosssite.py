@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -103,3 +104,32 @@ def in_two_places(events: Iterable[Presence]) -> list[TwoPlaces]:
                 found.append(TwoPlaces(key, tuple(sorted(present | {e.site})), e.at_us))
             present.add(e.site)
     return found
+
+
+class CloneWatch:
+    """`clone_suspects` as the centre applies it to records as they arrive: each new sighting is checked
+    against the newest sighting of the same EPC at every other site. Records arrive in order per site but
+    sites interleave (one may lag after a partition), so a late older read is checked as well. Site pairs
+    without a configured distance are not checked. Remembers at most `keep` EPCs (least recent dropped)."""
+
+    def __init__(
+        self, distances_m: Mapping[frozenset[str], float], max_speed_m_per_s: float, keep: int = 200_000
+    ) -> None:
+        self._distances = distances_m
+        self._max_speed = max_speed_m_per_s
+        self._keep = keep
+        self._latest: OrderedDict[str, dict[str, TagSighting]] = OrderedDict()
+
+    def see(self, sighting: TagSighting) -> list[CloneSuspect]:
+        latest = self._latest.setdefault(sighting.epc, {})
+        self._latest.move_to_end(sighting.epc)
+        found = []
+        for site, other in sorted(latest.items()):
+            if site != sighting.site and frozenset((site, sighting.site)) in self._distances:
+                found += clone_suspects([other, sighting], self._distances, self._max_speed)
+        newest = latest.get(sighting.site)
+        if newest is None or sighting.at_us >= newest.at_us:
+            latest[sighting.site] = sighting
+        while len(self._latest) > self._keep:
+            self._latest.popitem(last=False)
+        return found

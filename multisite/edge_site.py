@@ -118,6 +118,7 @@ class EdgeSite:
                 self.factory, self.bus, self.options.state, simulate=self.options.simulate,
                 backend=self.options.backend, record_consumers=(SHIPPER,),
             )
+            self._check_age()  # before the first card: a start on an old snapshot restricts at once
             recorder = self.running.runtime.recorder
             self.shipper = LogShipper(recorder.log.cursor(SHIPPER), self.identity, self.publisher, log=recorder.log)
             self.shipper.start()
@@ -138,14 +139,16 @@ class EdgeSite:
         self._wake.set()
         for thread in self._threads:
             thread.join(10)
-        if self.running is not None:
-            self.running.stop()
-        left = self.shipper.stop() if self.shipper is not None else 0
-        for closing in (self.register, self.publisher):
-            if closing is not None:
-                closing.close()
-        self.leaf.stop()
-        self.db_engine.dispose()
+        try:
+            if self.running is not None:
+                self.running.stop()
+            left = self.shipper.stop() if self.shipper is not None else 0
+            for closing in (self.register, self.publisher):
+                if closing is not None:
+                    closing.close()
+        finally:  # whatever failed above, the leaf server does not outlive the edge
+            self.leaf.stop()
+            self.db_engine.dispose()
         return left
 
     def _first_snapshot(self) -> None:

@@ -40,6 +40,9 @@ LOCAL_TABLES = frozenset(
         "site_file_loads",
         "auth_sessions",
         "login_failures",
+        # The site's own alarm book: its ids are the site's (not unique across sites), its state the site's
+        # guards'. The centre holds every site's alarm records in its journal; see the notes.
+        "alarms",
     }
 )
 DEVICE_TABLES = ("devices", "antennas")  # filtered by the site's device names

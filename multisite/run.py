@@ -54,11 +54,12 @@ def run_edge(
 
 
 def run_centre(
-    site_files: list[Path], url: str, state: Path, *, nats_port: int, leaf_port: int, port: int | None
+    site_files: list[Path], url: str, state: Path, *, nats_port: int, leaf_port: int, port: int | None,
+    distances: tuple[tuple[str, str, float], ...] = (),
 ) -> None:
     stop = _stop_event()
     centre = CentreSite(CentreOptions(url, tuple(site_files), state, nats_port=nats_port, leaf_port=leaf_port,
-                                      web_port=port))
+                                      web_port=port, site_distances_m=distances))
     centre.start()
     typer.echo(f"centre: hub {centre.hub.url}, leaf nodes dial {centre.hub_leaf}; sites {', '.join(centre.sites)}")
     if centre.web is not None:

@@ -104,6 +104,15 @@ class LogShipper:
         return self.backlog()
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._ship()
+            except Exception as exc:  # the disk or a cursor file: logged, and shipping goes on
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("log shipper error; retrying")
+                self._stop.wait(0.5)
+
+    def _ship(self) -> None:
         delay = 0.05
         while not self._stop.is_set():
             frames, through = self._cursor.read(self._batch)

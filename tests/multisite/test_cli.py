@@ -25,3 +25,11 @@ def test_edge_and_centre_refuse_a_missing_site_file(tmp_path: Path) -> None:
     centre = CliRunner().invoke(app, ["centre", "--site", missing, "--db", f"sqlite:///{tmp_path / 'c.db'}"])
     assert edge.exit_code == centre.exit_code == 2
     assert "no such file" in edge.output and "no such file" in centre.output
+
+
+def test_centre_refuses_a_bad_site_distance(tmp_path: Path) -> None:
+    site_file = demo_sites(1)[0].write(tmp_path)
+    result = CliRunner().invoke(
+        app, ["centre", "--site", str(site_file), "--db", f"sqlite:///{tmp_path / 'c.db'}", "--site-distance", "a,b"]
+    )
+    assert result.exit_code == 2 and "expected SITE,SITE,METRES" in result.output

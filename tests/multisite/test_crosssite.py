@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from multisite.crosssite import Presence, TagSighting, TwoPlaces, clone_suspects, in_two_places
+from multisite.crosssite import CloneWatch, Presence, TagSighting, TwoPlaces, clone_suspects, in_two_places
 
 S = 1_000_000  # microseconds per second
 KM = {frozenset(("north", "south")): 40_000.0, frozenset(("north", "annex")): 300.0}
@@ -63,3 +63,18 @@ def test_a_person_badging_in_at_two_sites_is_reported() -> None:
         Presence("bob", "annex", 10 * S, True),
     ]
     assert in_two_places(events) == [TwoPlaces("alice", ("annex", "north"), 5 * S)]
+
+
+def test_the_centre_watch_checks_each_new_read_against_the_other_sites_newest() -> None:
+    watch = CloneWatch(KM, max_speed_m_per_s=40.0, keep=2)
+    assert watch.see(TagSighting("E1", "north", 0)) == []
+    assert watch.see(TagSighting("E1", "north", 10 * S)) == []  # same site: never a clone
+    (suspect,) = watch.see(TagSighting("E1", "south", 70 * S))  # 40 km a minute after the newest north read
+    assert (suspect.first.at_us, suspect.second.site) == (10 * S, "south")
+    assert watch.see(TagSighting("E1", "annex", 0)) == [], "no distance annex-south; north-annex 300 m in 10 s is fine"
+    # A lagging site's older read is checked too, and the watch forgets the least recent EPCs beyond `keep`.
+    (late,) = watch.see(TagSighting("E1", "south", 5 * S))
+    assert late.first.site == "north" or late.second.site == "north"
+    watch.see(TagSighting("E2", "north", 0))
+    watch.see(TagSighting("E3", "north", 0))
+    assert watch.see(TagSighting("E1", "south", 20 * S)) == [], "E1 was forgotten"

@@ -193,7 +193,7 @@ def test_partition_doors_decide_records_land_once(sites) -> None:
 
 
 def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> None:
-    s: Sites = sites(snapshot_max_age_s=2.0)
+    s: Sites = sites(snapshot_max_age_s=5.0)  # well above a loaded machine's snapshot round trip
     approval_id = _approve_at_centre(s.centre, s.demo, f"A-{s.demo.code}-0200")
     wait_until(lambda: approval_id in s.engine_approvals(), 10, "the approval in the edge's engine")
 
@@ -215,9 +215,10 @@ def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> No
         recorded = session.execute(
             select(func.count()).select_from(JournalEntry).where(JournalEntry.action == f"alarm.{AGE_ALARM}")
         ).scalar_one()
-    assert recorded == 1, "the alarm is a record, in the centre's journal"
+    raised = len([e for e in s.edge.running.bus.history() if e.title == "register snapshot too old"])
+    assert recorded == raised >= 1, "each alarm is a record, in the centre's journal (a loaded machine may flap)"
     live = [e for e in s.centre.bus.history() if e.title == f"{s.demo.code}: {AGE_ALARM.replace('_', ' ')}"]
-    assert len(live) == 1, "and on the centre's live bus, for its guard pages"
+    assert len(live) == raised, "and on the centre's live bus, for its guard pages"
 
 
 def _lines(path: Path) -> list[str]:
@@ -255,7 +256,7 @@ def test_edge_killed_during_the_cut_restarts_from_its_own_state_and_loses_nothin
     try:
         first = tmp_path / "accepted-1.txt"
         procs.append(_spawn_edge(tmp_path, demo, hub, first, "edge-1"))
-        wait_until(lambda: len(in_register()) >= 50, 90, "records from the edge in the register")
+        wait_until(lambda: len(in_register()) >= 50, 180, "records from the edge in the register")
         link.cut()
         centre.hub.wait_leaf_connections(0)
         mark = len(_lines(first))

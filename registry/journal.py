@@ -53,9 +53,14 @@ def now_utc() -> dt.datetime:
 
 
 def _head(session: Session) -> tuple[int, str]:
-    """Sequence and hash of the newest entry, holding the append lock on PostgreSQL until commit."""
-    if session.get_bind().dialect.name == "postgresql":
+    """Sequence and hash of the newest entry, holding the append lock until commit: an advisory lock on
+    PostgreSQL; on SQLite the database's write lock, taken by a write that changes nothing (the driver
+    opens its transaction only at the first write, so a head read before it could be stale by commit)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    elif dialect == "sqlite":
+        session.execute(text("UPDATE journal SET seq = seq WHERE 0"))
     last = session.execute(
         select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
     ).first()

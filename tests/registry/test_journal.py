@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select, text
@@ -95,3 +96,27 @@ def test_verify_from_an_offline_export(site: sessionmaker[Session], tmp_path: Pa
         rows = list(session.execute(select(JournalEntry).order_by(JournalEntry.seq)).scalars())
     assert journal.verify_entries(rows).ok
     assert not journal.verify_entries(rows[:3] + rows[4:]).ok
+
+
+def test_concurrent_writers_each_get_the_next_sequence(factory: sessionmaker[Session]) -> None:
+    """Writers in several threads (the recorder, the API) append at once: none is refused, the chain holds.
+    On SQLite the head used to be read before the driver opened the write transaction (UNIQUE journal.seq)."""
+    failures: list[BaseException] = []
+
+    def write(writer: int) -> None:
+        for n in range(60):
+            try:
+                with db.transaction(factory) as session:
+                    journal.append(session, f"writer-{writer}", "test.concurrent", f"n:{n}")
+            except BaseException as exc:  # collected and asserted below
+                failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures, failures[:3]
+    with factory() as session:
+        assert journal.verify(session).ok
+        assert session.scalar(select(func.count()).select_from(JournalEntry)) == 4 * 60

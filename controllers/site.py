@@ -145,12 +145,12 @@ class SiteRuntime:
     # ---- lifecycle ----
     def start(self) -> SiteRuntime:
         self.recorder.start()
+        # records an earlier run accepted and the register did not take yet: compile again once delivered
+        self._reload_due = self.recorder.backlog() > 0
         # The book starts from the register: an earlier run's alarms should be in it first.
         self.recorder.flush(5.0)
         with self.factory() as session:
             self.alarms_book.load(session, undelivered=self.recorder.backlog())
-        # records an earlier run accepted and the register did not take yet: compile again once delivered
-        self._reload_due = self.recorder.backlog() > 0
         self._unsubscribe = changes.subscribe(self._changed_here)
         self.portals.start()
         self._watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)

@@ -188,7 +188,12 @@ def test_an_administrator_verifies_a_label_and_signs_a_person_off(
     page.click("#items a:text('S-2026-002/1')")
     assert "label out of date" in page.inner_text("#label-state")
     page.click("#label-preview-button")
-    page.wait_for_function("document.getElementById('label-preview').naturalWidth > 0")
+    # polled from Python: the pages' Content Security Policy forbids wait_for_function's string evaluation
+    preview = page.locator("#label-preview")
+    deadline = time.monotonic() + 30
+    while preview.evaluate("img => img.naturalWidth") == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert preview.evaluate("img => img.naturalWidth") > 0
     with page.expect_download() as download:
         page.click("#label-print")
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF")

@@ -26,7 +26,7 @@ from api.deps import Administrator, ApprovalReader, Approver, ContextDep, Reques
 from api.limits import accepts_images
 from api.pages import TEMPLATES, back, render
 from api.routers import admin as admin_api
-from api.routers.approvals import covers, find_approvals, new_ref, visible
+from api.routers.approvals import covers, find_approvals, request_from, visible
 from api.routers.records import MAX_IMAGE_BYTES, decode_label
 from controllers.control import DeviceProbe, DeviceState
 from firmware_bridge import kinds as device_kinds
@@ -992,22 +992,7 @@ def approvals_page(
 async def request_page(request: Request, ctx: ContextDep, user: Requester) -> Response:
     form = await request.form()
     try:
-        body = read_form(schemas.ApprovalCreate, form)
-        data = approvals.ApprovalRequest(
-            ref=body.ref or new_ref(),
-            kind=body.kind,
-            items=tuple(body.items),
-            valid_from=body.valid_from,
-            valid_until=body.valid_until,
-            people=tuple(body.people),
-            groups=tuple(body.groups),
-            portal=body.portal,
-            destination_venue=body.destination_venue,
-            destination_text=body.destination_text,
-            uses=body.uses,
-            return_by=body.return_by,
-            reason=body.reason,
-        )
+        data = request_from(read_form(schemas.ApprovalCreate, form))
         with transaction(ctx.factory) as session:
             approvals.request(session, user.username, data)
     except FORM_ERRORS as exc:

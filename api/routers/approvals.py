@@ -84,9 +84,9 @@ def new_ref() -> str:
     return f"A-{journal.now_utc():%Y%m%d}-{secrets.token_hex(3).upper()}"
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def request_approval(body: schemas.ApprovalCreate, ctx: ContextDep, user: Requester) -> schemas.ApprovalPublic:
-    data = approvals.ApprovalRequest(
+def request_from(body: schemas.ApprovalCreate) -> approvals.ApprovalRequest:
+    """The service's request from the API's (or the page's) body; a new reference when none is given."""
+    return approvals.ApprovalRequest(
         ref=body.ref or new_ref(),
         kind=body.kind,
         items=tuple(body.items),
@@ -102,6 +102,11 @@ def request_approval(body: schemas.ApprovalCreate, ctx: ContextDep, user: Reques
         reason=body.reason,
         originator_consent=body.originator_consent,
     )
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def request_approval(body: schemas.ApprovalCreate, ctx: ContextDep, user: Requester) -> schemas.ApprovalPublic:
+    data = request_from(body)
     with transaction(ctx.factory) as session:
         if session.execute(select(Approval.id).where(Approval.ref == data.ref)).first():
             raise HTTPException(status.HTTP_409_CONFLICT, f"approval {data.ref} already exists")

@@ -71,7 +71,8 @@ approval uses come from the new register, and the register's return deadlines ar
 this engine also believes are out of the unit (it may have seen one come back before the register).
 
 People (tracking.presence): a badge is an exit (from the portal's inside venue) or an entry (into it,
-BadgePresentation.direction; an entry is decided on the people rules alone). Allowed badges, overrides and
+BadgePresentation.direction). An entry opens the same door, so the items inside within reach are judged
+for it as for an exit (they could leave through it); it spends and commits nothing. Allowed badges, overrides and
 badges while the doors are released move their person; ``Output.presence`` reports each move and
 ``Output.brought`` the items that crossed in right after a granted entry. The people rules (anti-passback,
 escorts, meeting participants) add their reasons to the badge's decision; ``on_forgive`` clears one
@@ -727,9 +728,8 @@ class Engine:
                                     same_way) if person >= 0 else None
         if rules is not None:
             reasons |= rules.refuse
-        # an entry carries nothing out: only the people rules decide it
-        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people) if badge.direction == "exit" \
-            else []
+        # an entry opens the same door: an item inside within reach keeps it shut as for an exit (rule 1)
+        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, badge.direction == "entry")
         if self.exits_restricted and verdicts:
             reasons |= R_SNAPSHOT_TOO_OLD
         refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
@@ -753,6 +753,8 @@ class Engine:
         armed.remove(pending)
         if not armed:
             del self._armed[badge.portal_id]
+        if badge.direction == "entry" and reasons == 0:
+            verdicts = []  # allowed in: nothing carried out under this badge
         verdicts = sorted(verdicts, key=attrgetter("item_id"))
         items = tuple(v.item_id for v in verdicts)
         used, carried = set(), set()
@@ -761,11 +763,14 @@ class Engine:
                 (used if v.new_use else carried).add(v.approval_id)
         new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
         allow = reasons == 0
+        if badge.direction == "entry":
+            new_uses, route = (), ()  # a refused entry spends nothing either
         if allow:
+            self._last_allow[badge.portal_id] = t
+        if allow and badge.direction == "exit":
             for approval_id in new_uses:
                 self.core.consume(approval_id)
             self.core.commit_allow(list(items), [v.approval_id for v in verdicts], portal_index, t)
-            self._last_allow[badge.portal_id] = t
             self._track_returns(verdicts)
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,

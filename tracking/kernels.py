@@ -654,7 +654,7 @@ def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int, ts_peopl
 
 
 @njit(cache=True, nogil=True)
-def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int) -> int:
+def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, entry: bool) -> int:
     """Every item within reach of portal p for a badge at badge_us (tracking.reference.decide), with
     its reasons, covering approval and V_* flags, into the dec_* arrays. Returns the item count."""
     items, reasons, approvals, flags_out, since = ctx.dec_item, ctx.dec_reasons, ctx.dec_approval, ctx.dec_flags, \
@@ -667,8 +667,8 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int) 
         if rec.portal != p or rec.last < badge_us - ctx.reach_us:
             continue
         flags = rec.flags
-        if not (flags & F_SEEN_IN) and ctx.venue[i] == outside:
-            continue  # read only outside, and outside it is
+        if ctx.venue[i] == outside and (entry or not (flags & F_SEEN_IN)):
+            continue  # outside it is: read only outside, or being brought in through a door opened for an entry
         if (flags & F_MOVED) and not (flags & F_FIRST_OUT):
             continue  # already left through this door
         clear = _clear(ctx, rec)

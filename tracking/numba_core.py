@@ -181,8 +181,9 @@ class NumbaCore:
             self._drain(events)
         return events
 
-    def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int) -> list[ItemVerdict]:
-        n = k.decide_items(self.ctx, portal_index, person_index, badge_us, ts_people)
+    def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
+               entry: bool = False) -> list[ItemVerdict]:
+        n = k.decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
         if not n:
             return []
         st = self.state

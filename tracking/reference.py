@@ -380,8 +380,12 @@ class ReferenceCore:
     def _covers(self, person: PersonSpec, person_ids: tuple[int, ...], group_ids: tuple[int, ...]) -> bool:
         return person.person_id in person_ids or bool(set(person.group_ids) & set(group_ids))
 
-    def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int) -> list[ItemVerdict]:
-        """Every item within reach of the portal for a badge at badge_us, with its verdict."""
+    def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
+               entry: bool = False) -> list[ItemVerdict]:
+        """Every item within reach of the portal for a badge at badge_us, with its verdict as if it left.
+
+        entry: the door opens for someone coming in; an item inside within reach could leave through
+        it, so it is judged the same way, but items outside (being brought in) are not."""
         c = self.config
         portal_id = int(self.snapshot.portal_ids[portal_index])
         outside = self.portals[portal_id].outside_venue_id
@@ -390,8 +394,8 @@ class ReferenceCore:
             live = state.last_pass
             if live is None or live.portal_id != portal_id or live.last_us < badge_us - c.reach_us:
                 continue
-            if not live.seen_inside and state.venue_id == outside:
-                continue  # read only outside, and outside it is
+            if state.venue_id == outside and (entry or not live.seen_inside):
+                continue  # outside it is: read only outside, or being brought in
             if live.moved and not live.first_outside:
                 continue  # already left through this door
             clear = self._clear(live)  # read only outside, yet not known to be outside: not clear

@@ -133,7 +133,8 @@ class Decision:
     decided_us: when the engine decided (timeline time). override_by: the guard's person id when
     this is an override: allow True with the overridden block's reasons, or allow False with an
     override_* reason when the override was refused; override_reason: the guard's written reason.
-    direction: 'exit' (from the portal's inside venue) or 'entry' (into it), as the badge was presented.
+    direction: 'exit' (from the portal's inside venue) or 'entry' (into it), as the badge was presented;
+    an entry is refused for the items inside within reach as an exit would be, and allowed with none.
     """
 
     portal_id: int

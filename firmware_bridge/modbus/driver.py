@@ -148,7 +148,8 @@ class ModbusDevice:
         except pymodbus_exceptions.ModbusIOException as exc:
             self._lost(f"no reply to {what}")
             raise DeviceTimeout(f"{self.name}: no reply to {what}: {exc}") from exc
-        except pymodbus_exceptions.ConnectionException as exc:
+        except (pymodbus_exceptions.ConnectionException, OSError) as exc:
+            # pymodbus lets a reset socket's OSError (ECONNRESET, EPIPE) through unwrapped
             self._lost(f"connection lost during {what}")
             raise TransportError(f"{self.name}: connection lost during {what}: {exc}") from exc
         except pymodbus_exceptions.ModbusException as exc:

@@ -64,11 +64,10 @@ def _check_allowed_exits(site: SiteModel, events: list[Event], out: Output) -> N
             continue
         person = _person(site, d.badge)
         assert person is not None and person.active and d.badge not in person.inactive_badges
-        if d.direction == "entry":
-            assert d.item_ids == ()  # an entry carries nothing out (an item leaving meanwhile is unauthorized)
-            continue
         portal = portals[d.portal_id]
-        # every item last seen inside the door, within reach, is part of the decision
+        # every item last seen inside the door, within reach, is part of the decision; an entry opens the
+        # same door, so those items must pass it as well (it lists none: nothing is carried out under it)
+        judged = set(d.item_ids)
         for item_id, rs in reads.items():
             here = [(t, side) for t, p, side in rs if p == d.portal_id and d.time_us - c.reach_us <= t <= d.decided_us]
             if not here or here[-1][1] != 1:
@@ -76,9 +75,13 @@ def _check_allowed_exits(site: SiteModel, events: list[Event], out: Output) -> N
             elsewhere = any(p != d.portal_id and here[-1][0] <= t <= d.decided_us for t, p, _ in rs)
             moved = any(m.item_id == item_id and m.portal_id == d.portal_id and m.time_us <= d.decided_us
                         for m in out.movements)
-            if not (elsewhere or moved):
+            if elsewhere or moved:
+                continue
+            if d.direction == "exit":
                 assert item_id in d.item_ids, f"item {item_id} within reach left out of {d}"
-        for item_id in d.item_ids:
+            elif _venue_at(site, out.movements, item_id, d.decided_us) != portal.outside_venue_id:
+                judged.add(item_id)  # not one being brought in
+        for item_id in sorted(judged):
             it = next(i for i in site.items if i.item_id == item_id)
             level = _level(site, item_id)
             assert it.status not in ("destroyed", "seized")
@@ -101,6 +104,14 @@ def _check_allowed_exits(site: SiteModel, events: list[Event], out: Output) -> N
                 companion = any(o.allow and o.portal_id == d.portal_id and item_id in o.item_ids and o is not d
                                 and d.time_us - c.two_person_us <= o.decided_us <= d.decided_us for o in allows)
                 assert approved or companion, f"item {item_id} left without an approval in {d}"
+
+
+def _venue_at(site: SiteModel, movements: list[Movement], item_id: int, t: int) -> int | None:
+    """The item's venue at t: where its last movement by then took it, else where the register had it."""
+    moves = [m for m in movements if m.item_id == item_id and m.time_us <= t]
+    if moves:
+        return max(moves, key=lambda m: m.time_us).to_venue_id
+    return next(i.venue_id for i in site.items if i.item_id == item_id)
 
 
 def _check_movements(site: SiteModel, events: list[Event], movements: list[Movement]) -> None:

@@ -93,6 +93,40 @@ def test_alone_with_a_resting_top_secret_item_the_door_stays_shut(backend: str) 
     assert decision.resting == ((1, T0),) and engine.uses_left(901) == 1
 
 
+def test_a_door_opened_for_someone_coming_in_stays_shut_while_an_unapproved_item_rests_inside(backend: str) -> None:
+    # the same door opens both ways: whoever stands inside with the item could hand it out (rule 1)
+    engine = engine_for(vault_site(items=(item(1),)), backend)
+    rest(engine, 20, epc_for(1), T0, T0 + 8 * SECOND)
+    engine.on_badge(BadgePresentation(20, "alice", T0 + 8 * SECOND, direction="entry"))
+    out = engine.advance(T0 + 20 * SECOND)
+    decision = only(out.decisions, "alice")
+    assert decision.direction == "entry" and not decision.allow
+    assert decision.item_ids == (1,) and decision.reason_names == ("approval_missing",)
+    assert decision.resting == ((1, T0),)
+    assert out.alarms == []
+
+
+def test_an_entry_with_a_resting_top_secret_item_needs_two_people_and_spends_no_approval(backend: str) -> None:
+    site = vault_site(items=(item(1, level=4, scope=(1, 2)),), approvals=(carry_out(1, persons=(1, 2)),))
+    engine = engine_for(site, backend)
+    rest(engine, 20, epc_for(1), T0, T0 + 7 * SECOND)
+    engine.on_badge(BadgePresentation(20, "alice", T0 + 6 * SECOND, direction="entry"))
+    decision = only(engine.advance(T0 + 20 * SECOND).decisions, "alice")
+    assert not decision.allow and decision.reason_names == ("two_person_rule",)
+    assert decision.approval_ids == () and engine.uses_left(901) == 1
+
+
+def test_an_item_being_brought_in_does_not_keep_the_entry_shut(backend: str) -> None:
+    # an item outside, carried towards the door by the person coming in: it is not leaving
+    engine = engine_for(vault_site(items=(item(1, venue=None),)), backend)
+    end = carry(engine, 20, [epc_for(1)], T0, outward=False)
+    engine.on_badge(BadgePresentation(20, "bob", end - 100 * MS, direction="entry"))
+    out = engine.advance(end + 20 * SECOND)
+    decision = only(out.decisions, "bob")
+    assert decision.allow and decision.item_ids == () and decision.approval_ids == ()
+    assert engine.venue_of(1) == 2
+
+
 def test_once_the_resting_item_is_moved_away_the_door_opens(backend: str) -> None:
     site = vault_site(items=(item(1), item(2)), approvals=(carry_out(2),))
     engine = engine_for(site, backend)

@@ -41,7 +41,7 @@ from multisite.commands import CentreCommands
 from multisite.crosssite import CloneWatch, PlaceWatch, Presence, TagSighting, TwoPlaces
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
-from multisite.replica import compile_replica
+from multisite.replica import RegisterReplica, compile_replica
 from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
 from multisite.shipping import RegisterSink
 from registry import changes, db, journal
@@ -63,6 +63,7 @@ class CentreSiteFile:
     path: Path
     devices: frozenset[str]
     venues: frozenset[str] = frozenset()
+    people: frozenset[str] = frozenset()  # usernames: its guards' password hashes go in its snapshots
 
 
 def site_code(path: Path) -> str:
@@ -79,7 +80,8 @@ def read_site_file(path: Path) -> CentreSiteFile:
         raise SiteFileError(f"{path}: {exc}") from exc
     names = frozenset(str(d.get("name", "")) for d in tables.get("devices", []))
     venues = frozenset(str(v.get("code", "")) for v in tables.get("venues", []))
-    return CentreSiteFile(site_code(path), path, names, venues)
+    people = frozenset(str(p.get("username", "")) for p in tables.get("people", []))
+    return CentreSiteFile(site_code(path), path, names, venues, people)
 
 
 @dataclass(frozen=True)
@@ -386,6 +388,14 @@ class CentreSite:
                 log.exception("snapshot round failed; trying again")
                 self._stop.wait(1.0)
 
+    def replica(
+        self, session: Session, code: str, version: int, compiled_at_us: int, applied: dict[str, int]
+    ) -> RegisterReplica:
+        """The snapshot for site `code`: its devices, its guards' password hashes, everything else shared."""
+        site = self.sites[code]
+        return compile_replica(session, code, site.devices, version=version, compiled_at_us=compiled_at_us,
+                               applied=applied, people=site.people)
+
     def _publish(self, applied: dict[str, int] | None = None) -> int:
         """A snapshot for every site, from one consistent read of the register; returns its version."""
         assert self.register is not None
@@ -396,12 +406,7 @@ class CentreSite:
             if session.get_bind().dialect.name == "postgresql":
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             compiled_at = now_us()
-            blobs = {
-                code: compile_replica(
-                    session, code, site.devices, version=version, compiled_at_us=compiled_at, applied=applied
-                ).encode()
-                for code, site in self.sites.items()
-            }
+            blobs = {code: self.replica(session, code, version, compiled_at, applied).encode() for code in self.sites}
         for code, blob in blobs.items():
             self.register.publish_snapshot(code, version, compiled_at, blob)
         self.stats.published += 1

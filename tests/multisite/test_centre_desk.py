@@ -57,6 +57,8 @@ def test_centre_stations_share_every_sites_book_and_reach_the_owning_edge(
             with s.edge.factory() as session:
                 return lookup.person(session, f"{s.demo.code}-gus").password_hash is not None
         wait_until(has_password, 20, "the guard's password in the edge's snapshot")
+    with b.edge.factory() as session:
+        assert lookup.person(session, "site-a-gus").password_hash is None, "a guard's hash only at their site"
     for s in (a, b):
         raise_until(s, 7)
     one, two = station(centre.web.url, "site-a-gus"), station(centre.web.url, "site-b-gus")

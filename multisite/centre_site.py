@@ -160,6 +160,8 @@ class CentreSite:
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
             self.commands = CentreCommands(self.hub.url)
+            for code in self.sites:
+                self.commands.hello(code)
             self.desk = SitesDesk(self.factory, self.commands, frozenset(self.sites))
             self._thread = threading.Thread(target=self._snapshots, name="centre-snapshots", daemon=True)
             self._thread.start()

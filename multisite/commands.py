@@ -50,6 +50,11 @@ RESULT_KIND = "command_result"
 ISSUED_BY = "Custodian-Issued-By"
 ISSUED_AT = "Custodian-Issued-At-Us"
 ALARM_ACK = "alarm_ack"  # body: {"alarm_id": int, "note": str}
+# The centre's first command to each site at start, taken by the edge with no effect: a JetStream source that
+# has never delivered a message resumes only after the server's retry (~35 s, nats-server 2.15) when its link
+# comes back, one that has delivered resumes at once; so an acknowledgement sent during a site's first cut is
+# not held up.
+HELLO = "hello"
 OVERRIDE_ANSWER_S = 8.0  # the centre's wait for the edge's answer (the edge's engine answers within 5 s)
 # The refusals an edge's override may give, sent back by name and raised again at the centre.
 OVERRIDE_ERRORS: dict[str, type[ControlError]] = {
@@ -181,6 +186,11 @@ class CentreCommands:
         """Durably queued for the edge (returns once the centre's stream stored it)."""
         self.link.run(self._publish(command))
 
+    def hello(self, site: str) -> None:
+        """The first message of the site's commands (see HELLO); one per centre start and hour (dedup)."""
+        self.send(Command(f"{HELLO}-{check_site(site)}-{self._clock() // 3_600_000_000}", site, HELLO, "centre",
+                          self._clock()))
+
     async def _publish(self, command: Command) -> None:
         ack = await self._js.publish(command.subject, command.body, headers=command.headers(), stream=COMMANDS)
         if ack.duplicate:
@@ -277,6 +287,7 @@ class EdgeCommands:
             self.link.close()
             raise
         self.applied = 0
+        self.hellos = 0
         self._running = self.link.loop.spawn(self._run())
 
     async def _run(self) -> None:
@@ -296,6 +307,10 @@ class EdgeCommands:
 
     async def _handle(self, msg: Msg) -> None:
         command = Command.from_message(msg)
+        if command.kind == HELLO:  # no effect, nothing to record
+            await msg.ack_sync()
+            self.hellos += 1
+            return
         now = self._clock()
         try:
             outcome = await asyncio.to_thread(self._handler, command, msg.metadata.num_delivered > 1)

@@ -66,12 +66,11 @@ class SitesDesk:
         return SiteAlarm(row.site, view_of(row), sent)
 
     def acknowledge(self, site: str, alarm_id: int, username: str, note: str = "") -> SiteAlarm:
-        found = self.get(site, alarm_id)
-        if found.alarm.state != "open":
-            raise AlarmConflict(f"alarm {alarm_id} of {site} was already {found.alarm.state} by "
-                                f"{found.alarm.acknowledged_by}")
-        if found.ack_sent_by:
-            raise AlarmConflict(f"alarm {alarm_id} of {site}: {found.ack_sent_by} already sent an acknowledgement")
+        found = self.get(site, alarm_id).alarm
+        if found.state != "open":
+            who = found.resolved_by if found.state == "resolved" else found.acknowledged_by
+            raise AlarmConflict(f"alarm {alarm_id} of {site} was already {found.state} by {who}")
+        # One sent and not confirmed yet may be sent again: the edge takes the first and refuses the rest.
         command = self._commands.command(site, ALARM_ACK, username, json.dumps({"alarm_id": alarm_id,
                                                                                    "note": note}).encode())
         with db.transaction(self._factory) as session:  # journalled before it leaves: the guard's act is on record

@@ -31,7 +31,7 @@ def acknowledge(
     site: str, alarm_id: schemas.RowId, ctx: ContextDep, user: Guard, body: schemas.AlarmNote | None = None
 ) -> schemas.SiteAlarmPublic:
     """Acknowledge a site's open alarm: sent to the site (never lost), answered once the site confirmed it or
-    after a few seconds with `ack_sent_by` set. 404 unknown alarm, 409 not open or already sent."""
+    after a few seconds with `ack_sent_by` set. 404 unknown alarm, 409 no longer open."""
     found = ctx.require_desk().acknowledge(site, alarm_id, user.username, body.note.strip() if body else "")
     return site_alarm_public(ctx, found)
 

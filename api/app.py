@@ -16,11 +16,11 @@ from api import admin_pages, errors, headers, pages
 from api.auth import Allow, Authenticator, Public
 from api.context import AppContext
 from api.limits import BodyLimit
-from api.routers import admin, approvals, audit, destruction, docs, guard, people, records
+from api.routers import admin, approvals, audit, centre, destruction, docs, guard, people, records
 from api.routers import auth as auth_routes
 from api.settings import ApiSettings
 from controllers.bus import LiveBus
-from controllers.control import SiteControl
+from controllers.control import CentreDesk, SiteControl
 
 STATIC = Path(__file__).with_name("static")
 ROUTERS: tuple[APIRouter, ...] = (
@@ -28,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     admin.router,
     approvals.router,
     guard.router,
+    centre.router,
     destruction.router,
     audit.router,
     audit.epcis_router,
@@ -46,6 +47,7 @@ def create_app(
     session_factory: sessionmaker[Session],
     bus: LiveBus | None = None,
     control: SiteControl | None = None,
+    desk: CentreDesk | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="Custodian",
@@ -56,7 +58,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.state.context = AppContext(settings, session_factory, bus, control, Authenticator(settings, session_factory))
+    app.state.context = AppContext(
+        settings, session_factory, bus, control, Authenticator(settings, session_factory), desk
+    )
     errors.install(app)
     # Added before the headers, so it sits inside them: a 413 carries the security headers too.
     app.add_middleware(BodyLimit, max_body_bytes=settings.max_body_bytes, max_image_bytes=settings.max_image_bytes)

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import ApiSettings
 from controllers.bus import LiveBus
-from controllers.control import SiteControl
+from controllers.control import CentreDesk, SiteControl
 
 if TYPE_CHECKING:
     from api.auth import Authenticator
@@ -27,6 +27,12 @@ class AppContext:
     bus: LiveBus | None
     control: SiteControl | None
     auth: Authenticator
+    desk: CentreDesk | None = None  # at the centre: every site's alarm book and commands to its edge
+
+    def require_desk(self) -> CentreDesk:
+        if self.desk is None:
+            raise ControlUnavailable("this is not a centre: there is no desk of many sites' alarm books")
+        return self.desk
 
     def require_control(self) -> SiteControl:
         if self.control is None:

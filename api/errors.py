@@ -18,6 +18,7 @@ from controllers.control import (
     OverrideRefused,
     PasswordRefused,
     RegisterUnavailable,
+    SiteUnreachable,
     UnknownAlarm,
     UnknownPortal,
 )
@@ -69,7 +70,7 @@ def _control_status(exc: ControlError) -> int:
         return status.HTTP_404_NOT_FOUND
     if isinstance(exc, PasswordRefused):
         return status.HTTP_403_FORBIDDEN
-    if isinstance(exc, RegisterUnavailable):
+    if isinstance(exc, RegisterUnavailable | SiteUnreachable):
         return status.HTTP_503_SERVICE_UNAVAILABLE
     if isinstance(exc, AlarmConflict | OverrideRefused):
         return status.HTTP_409_CONFLICT

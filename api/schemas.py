@@ -394,6 +394,14 @@ class AlarmPublic(BaseModel):
     procedure: list[str]
 
 
+class SiteAlarmPublic(AlarmPublic):
+    """An alarm of one site's book as the centre shows it: `site` qualifies its id; `ack_sent_by` names the
+    guard at the centre whose acknowledgement the site has not confirmed yet."""
+
+    site: str
+    ack_sent_by: str
+
+
 class AlarmBookPublic(BaseModel):
     """Security alarms (loud, escalating) and technical / data-quality alarms (quiet), newest first."""
 

@@ -125,6 +125,14 @@ DEFAULT_PROCEDURES: dict[str, tuple[str, ...]] = {
 TECHNICAL_DEFAULT = ("Tell the site's technician; the site keeps deciding from its snapshot meanwhile.",)
 
 
+def procedure_for(kind: str, own: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The steps shown with an alarm of `kind`: the site's own (`own`, from the register), else the default."""
+    if own.get(kind):
+        return own[kind]
+    technical = kind_of(kind).category is Category.TECHNICAL
+    return DEFAULT_PROCEDURES.get(kind) or (TECHNICAL_DEFAULT if technical else ())
+
+
 def kind_of(name: str) -> AlarmKind:
     return KINDS.get(name, AlarmKind(name, Category.SECURITY, Severity.CRITICAL))
 
@@ -203,7 +211,7 @@ class AlarmBook:
         which may carry an alarm id above the register's highest, so new ids start after them."""
         rows = register_alarms.unresolved(session)
         with self._lock:
-            self._alarms = {row.id: _view(row) for row in rows}
+            self._alarms = {row.id: view_of(row) for row in rows}
             self._open_technical = {
                 (a.kind, a.source): a.alarm_id
                 for a in self._alarms.values()
@@ -392,11 +400,7 @@ class AlarmBook:
 
     def procedure(self, kind: str) -> tuple[str, ...]:
         with self._lock:
-            own = self._procedures.get(kind)
-        if own:
-            return own
-        technical = kind_of(kind).category is Category.TECHNICAL
-        return DEFAULT_PROCEDURES.get(kind) or (TECHNICAL_DEFAULT if technical else ())
+            return procedure_for(kind, self._procedures)
 
     def set_procedure(self, kind: str, steps: tuple[str, ...]) -> None:
         """What the register now holds for `kind` (the API wrote it through the registry service)."""
@@ -437,7 +441,8 @@ def _details(evidence: Evidence) -> tuple[tuple[str, str], ...]:
     return tuple((label, value) for label, value in pairs if value)
 
 
-def _view(row: AlarmRecord) -> AlarmView:
+def view_of(row: AlarmRecord) -> AlarmView:
+    """An alarm as the register holds it (a restarted book; the centre's view of a site's book)."""
     return AlarmView(
         alarm_id=row.id, kind=row.kind, category=Category(row.category), severity=Severity(row.severity),
         source=row.source, portal_id=row.portal_id, venue=row.venue, time_us=_us(row.raised_at) or 0,

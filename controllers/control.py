@@ -48,6 +48,10 @@ class RegisterUnavailable(ControlError):
     """The command needs the register (to check a password) and it cannot be reached (503)."""
 
 
+class SiteUnreachable(ControlError):
+    """The centre has no live path to the site that owns the door: the command was not applied (503)."""
+
+
 
 @dataclass(frozen=True, slots=True)
 class DoorState:
@@ -111,6 +115,36 @@ class DestructionOutcome:
     reason: str
     record_id: int | None
     certificate_sha256: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteAlarm:
+    """An alarm of one site's book as the centre holds it. `ack_sent_by`: a guard at the centre acknowledged it
+    and the site has not confirmed yet (it applies the acknowledgement whenever it is reachable)."""
+
+    site: str
+    alarm: AlarmView
+    ack_sent_by: str = ""
+
+
+class CentreDesk(Protocol):
+    """What the centre's guard stations may ask: every site's alarm book, commands to the site owning it."""
+
+    def alarms(self, *, resolved: bool = False) -> list[SiteAlarm]: ...
+
+    def acknowledge(self, site: str, alarm_id: int, username: str, note: str = "") -> SiteAlarm:
+        """Sent to the site (never lost); returns once the site confirmed, or after a short wait with
+        `ack_sent_by` set. UnknownAlarm, AlarmConflict when it is not open."""
+        ...
+
+    def procedure(self, kind: str) -> tuple[str, ...]: ...
+
+    def override(
+        self, site: str, portal: str, username: str, password: str, reason: str, *, alarm_id: int | None = None
+    ) -> OverrideOutcome:
+        """As `SiteControl.override`, decided by the site's own edge over a live path; SiteUnreachable when
+        there is none (nothing is queued)."""
+        ...
 
 
 class SiteControl(Protocol):

@@ -273,7 +273,7 @@ class AlarmRaised(Record):
         refusals = []
         if self.alarm_id is not None:
             raised = register_alarms.RaisedAlarm(
-                self.alarm_id, self.alarm, self.category, self.severity, self.source, _at(self.time_us),
+                record_id.site, self.alarm_id, self.alarm, self.category, self.severity, self.source, _at(self.time_us),
                 self.portal_id, self.venue, self.person, self.items, self.reasons, self.detail, self.frame_ref,
             )
             refused = tx.effect(lambda s: register_alarms.record_raised(s, raised))
@@ -352,7 +352,9 @@ class AlarmAcknowledged(Record):
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         refused = tx.effect(
-            lambda s: register_alarms.record_acknowledged(s, self.alarm_id, self.user, _at(self.time_us), self.note)
+            lambda s: register_alarms.record_acknowledged(
+                s, record_id.site, self.alarm_id, self.user, _at(self.time_us), self.note
+            )
         )
         tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
 
@@ -376,7 +378,9 @@ class AlarmResolved(Record):
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         refused = tx.effect(
-            lambda s: register_alarms.record_resolved(s, self.alarm_id, self.user, _at(self.time_us), self.note)
+            lambda s: register_alarms.record_resolved(
+                s, record_id.site, self.alarm_id, self.user, _at(self.time_us), self.note
+            )
         )
         tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
 
@@ -397,7 +401,9 @@ class AlarmEscalated(Record):
         return True
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
-        refused = tx.effect(lambda s: register_alarms.record_escalated(s, self.alarm_id, _at(self.time_us)))
+        refused = tx.effect(
+            lambda s: register_alarms.record_escalated(s, record_id.site, self.alarm_id, _at(self.time_us))
+        )
         tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
 
 

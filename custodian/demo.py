@@ -43,16 +43,20 @@ CAMERAS = {"vault-dock": "vault-dock-camera", "main-exit": "main-exit-camera"}
 
 @dataclass
 class Traffic:
+    """People at a running site's doors, acting only through its simulators. `portals`: portal code -> (its
+    panel, its reader's antennas), as the site file declares them (default: the example site's)."""
+
     site: RunningSite
     log: Callable[[str], None] = print
     scenarios: list[str] = field(default_factory=list)
+    portals: dict[str, tuple[str, Walker]] = field(default_factory=lambda: PORTALS)
 
     # ---- what people do ----
     # Tags are in the readers' fields while someone carries them there (`LlrpSimulator.place`): every present
     # tag answers every inventory round, the reader mode the engine's early allow assumes (tracking.engine).
     def approach(self, portal: str, epcs: list[str]) -> None:
         """Carry items up to the door and wait there: they are in the inside antennas' field until moved."""
-        _panel, walker = PORTALS[portal]
+        _panel, walker = self.portals[portal]
         reader = self._reader(walker.reader)
         for epc in epcs:
             for antenna in walker.inside:
@@ -60,7 +64,7 @@ class Traffic:
 
     def pass_through(self, portal: str, epcs: list[str], outside_s: float = 0.3) -> None:
         """Walk through the open door: the items leave the inside field, are read outside, then are gone."""
-        _panel, walker = PORTALS[portal]
+        _panel, walker = self.portals[portal]
         reader = self._reader(walker.reader)
         for epc in epcs:
             reader.remove(epc)
@@ -71,12 +75,12 @@ class Traffic:
 
     def leave(self, portal: str, epcs: list[str]) -> None:
         """Walk away from the door with the items (out of every antenna's field)."""
-        reader = self._reader(PORTALS[portal][1].reader)
+        reader = self._reader(self.portals[portal][1].reader)
         for epc in epcs:
             reader.remove(epc)
 
     def badge(self, portal: str, number: str) -> None:
-        panel, _walker = PORTALS[portal]
+        panel, _walker = self.portals[portal]
         self._panel(panel).present_card(f"{int(number):08x}", 32)
 
     def camera_sees(self, portal: str, people: int) -> int:
@@ -98,7 +102,7 @@ class Traffic:
             self.camera_sees(portal, people)
         self.approach(portal, epcs)
         time.sleep(0.3)
-        since = len(self._panel(PORTALS[portal][0]).commands)
+        since = len(self._panel(self.portals[portal][0]).commands)
         decided = self._decisions(portal)
         for number in badges:
             self.badge(portal, number)
@@ -176,14 +180,14 @@ class Traffic:
     def fire(self) -> str:
         panel = self._panel("main-exit-panel")
         panel.raise_fire_alarm(True)
-        released = self._wait(lambda: all(self._panel(p).strike_active for p, _w in PORTALS.values()), 5.0)
+        released = self._wait(lambda: all(self._panel(p).strike_active for p, _w in self.portals.values()), 5.0)
         # Someone leaves through the released vault dock with a top-secret disk.
         self.approach("vault-dock", ["E28011700000020000000007"])
         time.sleep(0.3)
         self.pass_through("vault-dock", ["E28011700000020000000007"])
         time.sleep(1.5)
         panel.raise_fire_alarm(False)
-        self._wait(lambda: not any(self._panel(p).strike_active for p, _w in PORTALS.values()), 5.0)
+        self._wait(lambda: not any(self._panel(p).strike_active for p, _w in self.portals.values()), 5.0)
         return f"all doors released during the alarm: {released}"
 
     def reader_unplugged(self) -> str:
@@ -210,7 +214,7 @@ class Traffic:
 
     def _wait_door(self, portal: str, since: int) -> bool:
         """True once the panel received a strike command after the badge (seen on the wire, not assumed)."""
-        panel = self._panel(PORTALS[portal][0])
+        panel = self._panel(self.portals[portal][0])
         return self._wait(lambda: any(c.kind == "output" for c in panel.commands[since:]), 1.0)
 
     @staticmethod

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import ApiSettings, create_app
 from api.server import uvicorn_config
 from controllers.bus import LiveBus
-from controllers.control import SiteControl
+from controllers.control import CentreDesk, SiteControl
 from custodian.wiring import RunningSite
 from registry import db, passwords
 from registry.models import Person
@@ -98,12 +98,13 @@ def serve_register(
     *,
     bus: LiveBus | None,
     control: SiteControl | None,
+    desk: CentreDesk | None = None,
     tls: tuple[Path, Path] | None = None,
     anchors_dir: Path | None = None,
     demo: bool = False,
 ) -> WebServer:
     """The pages and API over a register, with a site's live state and door control when given (the
-    centre has the register and the live bus, no doors of its own)."""
+    centre has the register, the live bus and the desk of every site's alarm book, no doors of its own)."""
     certfile, keyfile = tls or (None, None)
     settings = ApiSettings(
         secret_key=secret_key(),
@@ -114,7 +115,7 @@ def serve_register(
         demo=demo,
         time_zone=os.environ.get("CUSTODIAN_TIME_ZONE", "UTC"),  # the zone guard consoles show times in
     )
-    app = create_app(settings, session_factory=factory, bus=bus, control=control)
+    app = create_app(settings, session_factory=factory, bus=bus, control=control, desk=desk)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, name="web", daemon=True)
     thread.start()

@@ -6,8 +6,10 @@
 - `centre`: the centre stream sourcing every site, the consumer feeding a RecordSink, per-site backlog.
 - `pgsink`: a PostgreSQL RecordSink (INSERT ... ON CONFLICT (record_id) DO NOTHING).
 - `register`: snapshots, changes and beats from the centre; the edge's mirror, cache and snapshot status.
-- `commands`: centre-to-edge commands (acknowledgements, overrides) with the edge's recorded result.
-- `crosssite`: clone, two-custody and two-sites checks over records.
+- `commands`: centre-to-edge commands: acknowledgements (durable, with the edge's recorded receipt) and
+  overrides (a live request to the edge; refused at once when there is no live path, never queued).
+- `centre_desk`: the centre's guard desk: every site's alarm book from the register, keyed by (site, id).
+- `crosssite`: clone, two-custody and two-sites checks over records (`CloneWatch`, `PlaceWatch` at the centre).
 - `replica`: the register's rows (ids kept) as the snapshot blob an edge loads into its local register.
 - `shipping`: the recorder's local log to the site stream (`LogShipper`); records into the register at the
   centre (`RegisterSink`).

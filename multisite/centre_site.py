@@ -20,26 +20,39 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveKind, Severity
 from controllers.outbox import Frame
 from controllers.recorder import Identity
-from controllers.records import AlarmRaised, ItemCrossed
+from controllers.records import (
+    AlarmAcknowledged,
+    AlarmRaised,
+    AlarmResolved,
+    ItemBroughtIn,
+    ItemCrossed,
+    PersonMoved,
+)
 from custodian.web import WebServer, serve_register
 from multisite.centre import CentreIngest, SourceState
-from multisite.crosssite import CloneWatch, TagSighting
+from multisite.centre_desk import SitesDesk
+from multisite.commands import CentreCommands
+from multisite.crosssite import CloneWatch, PlaceWatch, Presence, TagSighting, TwoPlaces
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
-from multisite.replica import compile_replica
+from multisite.replica import RegisterReplica, compile_replica
 from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
 from multisite.shipping import RegisterSink
 from registry import changes, db, journal
+from registry.models import Item, Person, PresenceEntry, Transfer, Venue
 from registry.services import site_files
 from registry.sitefile import SiteFileError, load
 
 log = logging.getLogger(__name__)
 ACTOR = "site-loader"
+PLACE_KINDS = frozenset({ItemCrossed.KIND, ItemBroughtIn.KIND, PersonMoved.KIND})  # where things and people are
+HEARD_MARGIN_US = 2_000_000  # a record accepted at an edge reaches the centre's stream within this when linked
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,8 @@ class CentreSiteFile:
     code: str
     path: Path
     devices: frozenset[str]
+    venues: frozenset[str] = frozenset()
+    people: frozenset[str] = frozenset()  # usernames: its guards' password hashes go in its snapshots
 
 
 def site_code(path: Path) -> str:
@@ -64,7 +79,9 @@ def read_site_file(path: Path) -> CentreSiteFile:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SiteFileError(f"{path}: {exc}") from exc
     names = frozenset(str(d.get("name", "")) for d in tables.get("devices", []))
-    return CentreSiteFile(site_code(path), path, names)
+    venues = frozenset(str(v.get("code", "")) for v in tables.get("venues", []))
+    people = frozenset(str(p.get("username", "")) for p in tables.get("people", []))
+    return CentreSiteFile(site_code(path), path, names, venues, people)
 
 
 @dataclass(frozen=True)
@@ -111,11 +128,15 @@ class CentreSite:
         self.sink: RegisterSink | None = None
         self.ingest: CentreIngest | None = None
         self.register: CentreRegister | None = None
+        self.commands: CentreCommands | None = None
+        self.desk: SitesDesk | None = None
         self.web: WebServer | None = None
         self.stats = SnapshotStats()
         self.clones = CloneWatch(
             {frozenset((a, b)): metres for a, b, metres in options.site_distances_m}, options.max_speed_m_per_s
         )
+        self.places = PlaceWatch()  # items and people by the site they are recorded at (set at start)
+        self._places_lock = threading.Lock()  # records' thread and the site watcher's
         self.sourced: set[str] = set()
         self._stop = threading.Event()
         self._poke = threading.Event()
@@ -131,19 +152,24 @@ class CentreSite:
         db.upgrade(self.db_engine)
         for message in self._load_site_files():
             log.warning("%s", message)
+        self.places = PlaceWatch(self._places_now())
         self.hub.start()
         try:
             self.sink = RegisterSink(self.factory, on_written=self._live)
             self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
+            self.commands = CentreCommands(self.hub.url)
+            for code in self.sites:
+                self.commands.hello(code)
+            self.desk = SitesDesk(self.factory, self.commands, frozenset(self.sites))
             self._thread = threading.Thread(target=self._snapshots, name="centre-snapshots", daemon=True)
             self._thread.start()
             self._watcher = threading.Thread(target=self._watch_sites, name="centre-sites", daemon=True)
             self._watcher.start()
             if self.options.web_port is not None:
                 self.web = serve_register(self.factory, self.options.web_port, self.options.state, bus=self.bus,
-                                          control=None)
+                                          control=None, desk=self.desk)
         except BaseException:
             self.stop()
             raise
@@ -158,7 +184,7 @@ class CentreSite:
         try:
             if self.web is not None:
                 self.web.stop()
-            for closing in (self.ingest, self.register):
+            for closing in (self.ingest, self.commands, self.register):
                 if closing is not None:
                     closing.close()
         finally:  # a client that cannot close in time must not leave the hub running
@@ -197,6 +223,9 @@ class CentreSite:
                 log.warning("site states unavailable: %s", exc)
                 continue
             self.site_states = {s.site: s for s in states}
+            for state in states:  # a site with nothing left to send is heard up to now (less what is in flight)
+                if state.behind == 0:
+                    self._heard(state.site, now_us() - HEARD_MARGIN_US)
             for state in states:
                 up = state.behind is not None
                 if reachable.get(state.site, True) == up:
@@ -227,15 +256,81 @@ class CentreSite:
         records with effects make a snapshot at once (the edge that made them waits for one holding them)."""
         if any(f.has_effects for f in frames):
             self._poke.set()
+        newest = 0
         for frame in frames:
             try:
+                fields = json.loads(frame.payload)
+                newest = max(newest, int(fields.get("time_us") or 0))
+                if frame.kind in PLACE_KINDS:
+                    self._check_place(identity.site, frame.kind, fields)
                 if frame.kind == ItemCrossed.KIND:
-                    self._check_clone(identity, json.loads(frame.payload))
+                    self._check_clone(identity, fields)
                 elif frame.kind == AlarmRaised.KIND:
                     self._show_alarm(identity, json.loads(frame.payload))
+                elif frame.kind in (AlarmAcknowledged.KIND, AlarmResolved.KIND):
+                    self._show_ack(identity, frame.kind, json.loads(frame.payload))
             except Exception:  # the record is in the register; only its live view or check failed
                 log.exception("centre could not check or show record %s/%s/%s", identity.site, identity.node,
                               frame.seq)
+        if newest:  # records come in order per site: the site is heard up to its newest here
+            self._heard(identity.site, newest)
+
+    # ---- one place at a time ----
+    def _places_now(self) -> dict[str, str]:
+        """Where the register has each item and person now, by site (through the site files' venues)."""
+        site_of = {venue: site.code for site in self.sites.values() for venue in site.venues}
+        with self.factory() as session:
+            venues = {vid: site_of.get(code) for vid, code in session.execute(select(Venue.id, Venue.code))}
+            items = session.execute(select(Item.id, Item.venue_id).where(Item.status == "active"))
+            people = session.execute(select(PresenceEntry.person_id, PresenceEntry.venue_id))
+            found = {f"item:{i}": venues.get(v) for i, v in items} | {f"person:{p}": venues.get(v) for p, v in people}
+        return {key: site for key, site in found.items() if site is not None}
+
+    def _check_place(self, site: str, kind: str, fields: dict[str, object]) -> None:
+        """An item or a person recorded arriving at `site` while the centre has it at another site."""
+        at = int(fields["time_us"])  # type: ignore[call-overload]
+        if kind == PersonMoved.KIND:
+            event = Presence(f"person:{fields['person_id']}", site, at, fields["to_venue_id"] is not None)
+        else:
+            arriving = kind == ItemBroughtIn.KIND or fields.get("to_venue_id") is not None
+            event = Presence(f"item:{fields['item_id']}", site, at, arriving)
+        with self._places_lock:
+            found = self.places.see(event, self._shipped)
+        self._report_places(found)
+
+    def _heard(self, site: str, at_us: int) -> None:
+        with self._places_lock:
+            found = self.places.heard(site, at_us, self._shipped)
+        self._report_places(found)
+
+    def _shipped(self, key: str) -> bool:
+        """A shipment in transit covers the item (its arrival elsewhere is expected)."""
+        kind, _, ident = key.partition(":")
+        if kind != "item":
+            return False
+        with self.factory() as session:
+            moving = select(Transfer.id).where(Transfer.state == "in_transit",
+                                               Transfer.items.any(Item.id == int(ident)))
+            return session.execute(moving.limit(1)).first() is not None
+
+    def _report_places(self, found: list[TwoPlaces]) -> None:
+        """Journaled at the centre and shown on its guard stations."""
+        for two in found:
+            kind, _, ident = two.key.partition(":")
+            with db.transaction(self.factory) as session:
+                if kind == "item":
+                    row = session.get(Item, int(ident))
+                    name = f"{row.register_number}/{row.copy_number}" if row else two.key
+                    action, title = "alarm.item_in_two_places", "item recorded at two sites"
+                else:
+                    person = session.get(Person, int(ident))
+                    name = person.username if person else two.key
+                    action, title = "alarm.presence_across_sites", "person recorded at two sites"
+                journal.append(session, "centre", action, f"{kind}:{name}",
+                               {"sites": list(two.sites), "at_us": two.at_us})
+            detail = f"{name} recorded at {' and '.join(two.sites)} at once (no departure or shipment between)"
+            self.bus.publish(LiveKind.ALARM, Severity.CRITICAL, now_us(), "centre", title,
+                             ((kind, name), ("sites", ", ".join(two.sites)), ("detail", detail)))
 
     def _check_clone(self, identity: Identity, fields: dict[str, object]) -> None:
         """The same EPC at two sites too far apart for the time between: journaled and alarmed here."""
@@ -258,6 +353,14 @@ class CentreSite:
             (("site", identity.site), ("source", str(fields.get("source", ""))),
              ("detail", str(fields.get("detail", ""))), ("record", str(fields.get("record", "")))),
         )
+
+    def _show_ack(self, identity: Identity, kind: str, fields: dict[str, object]) -> None:
+        """A site's alarm acknowledged or resolved (by its guards or the centre's): every station refreshes."""
+        done = "acknowledged" if kind == AlarmAcknowledged.KIND else "resolved"
+        alarm_id = int(fields["alarm_id"])  # type: ignore[call-overload]
+        self.bus.publish(LiveKind.ACK, Severity.INFO, int(fields.get("time_us") or now_us()), identity.site,  # type: ignore[call-overload]
+                         f"{identity.site}: alarm {alarm_id} {done} by {fields.get('user')}",
+                         (("site", identity.site), ("alarm", str(alarm_id))), alarm_id=alarm_id)
 
     # ---- snapshots ----
     def poke(self) -> None:
@@ -287,6 +390,14 @@ class CentreSite:
                 log.exception("snapshot round failed; trying again")
                 self._stop.wait(1.0)
 
+    def replica(
+        self, session: Session, code: str, version: int, compiled_at_us: int, applied: dict[str, int]
+    ) -> RegisterReplica:
+        """The snapshot for site `code`: its devices, its guards' password hashes, everything else shared."""
+        site = self.sites[code]
+        return compile_replica(session, code, site.devices, version=version, compiled_at_us=compiled_at_us,
+                               applied=applied, people=site.people)
+
     def _publish(self, applied: dict[str, int] | None = None) -> int:
         """A snapshot for every site, from one consistent read of the register; returns its version."""
         assert self.register is not None
@@ -297,12 +408,7 @@ class CentreSite:
             if session.get_bind().dialect.name == "postgresql":
                 session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
             compiled_at = now_us()
-            blobs = {
-                code: compile_replica(
-                    session, code, site.devices, version=version, compiled_at_us=compiled_at, applied=applied
-                ).encode()
-                for code, site in self.sites.items()
-            }
+            blobs = {code: self.replica(session, code, version, compiled_at, applied).encode() for code in self.sites}
         for code, blob in blobs.items():
             self.register.publish_snapshot(code, version, compiled_at, blob)
         self.stats.published += 1

@@ -1,15 +1,16 @@
-"""Commands from the centre to the edge that owns a door: guard acknowledgements, overrides.
+"""Commands from the centre to the edge that owns a door: guard acknowledgements (durable) and overrides (live).
 
-Both directions are JetStream, never core request/reply across the leaf link (core messages are lost while
-the link is down). The centre puts a command in its `COMMANDS` stream (`cmd.<site>.<kind>`, message id = the
-command id); each leaf sources its own site's commands into `CMD_<site>` in its domain; the edge applies them
-from there with a durable consumer and records the outcome as a record in its site stream
-(`rec.<site>.command_result`), which the centre's stream sources like any other record.
+Acknowledgements must not be lost: the centre puts them in its `COMMANDS` stream (`cmd.<site>.<kind>`, message
+id = the command id); each leaf sources its own site's commands into `CMD_<site>` in its domain; the edge
+applies them from there with a durable consumer, whenever it is reachable, and records each outcome as a record
+in its site stream (`rec.<site>.command_result`), which the centre's stream sources like any other record.
 
-An acknowledgement must not be lost: `send` returns once the centre's stream has it, and the edge applies it
-whenever it is reachable. An override needs a live path: `request` waits for the edge's result and fails with
-`EdgeUnreachable` after its timeout; the command carries a deadline (the same timeout), and an edge that gets
-it later refuses it and records that, so an override never opens a door minutes after the guard gave up.
+An override must never be queued to apply later (a door opening minutes after the guard gave up): it is a core
+NATS request to `guard.<site>.override`, answered by the edge's responder on its leaf. While the leaf link is
+down nobody answers at the hub (no responders: refused at once); an edge that answers too late has its answer
+dropped and the guard was told it is not known to be applied (the edge's own book and records show what the
+door did). The guard's password travels in the request (use TLS on the leaf link) and is checked at the edge
+against its local register, as a local override is; it is never logged.
 """
 
 from __future__ import annotations
@@ -22,12 +23,23 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from multisite.centre import source_states
+from controllers.control import (
+    ControlError,
+    NoFreshBlock,
+    OverrideOutcome,
+    OverrideRefused,
+    PasswordRefused,
+    RegisterUnavailable,
+    SiteUnreachable,
+    UnknownPortal,
+)
 from multisite.edge import EdgePublisher, ensure_site_stream
-from multisite.envelope import CENTRE_STREAM, KIND_RE, MSG_ID, RecordEnvelope, check_site, record_subject, site_api
+from multisite.envelope import KIND_RE, MSG_ID, RecordEnvelope, check_site, site_api
 from multisite.link import Link
 from multisite.register import now_us
 from multisite.servers import CENTRE_DOMAIN
@@ -37,24 +49,28 @@ COMMANDS = "COMMANDS"
 RESULT_KIND = "command_result"
 ISSUED_BY = "Custodian-Issued-By"
 ISSUED_AT = "Custodian-Issued-At-Us"
-EXPIRES_AT = "Custodian-Expires-At-Us"
-
-
-class EdgeUnreachable(RuntimeError):
-    """The edge did not confirm a command in time: nothing is known to have happened at the door."""
+ALARM_ACK = "alarm_ack"  # body: {"alarm_id": int, "note": str}
+# The centre's first command to each site at start, taken by the edge with no effect: a JetStream source that
+# has never delivered a message resumes only after the server's retry (~35 s, nats-server 2.15) when its link
+# comes back, one that has delivered resumes at once; so an acknowledgement sent during a site's first cut is
+# not held up.
+HELLO = "hello"
+OVERRIDE_ANSWER_S = 8.0  # the centre's wait for the edge's answer (the edge's engine answers within 5 s)
+# The refusals an edge's override may give, sent back by name and raised again at the centre.
+OVERRIDE_ERRORS: dict[str, type[ControlError]] = {
+    c.__name__: c for c in (UnknownPortal, NoFreshBlock, PasswordRefused, OverrideRefused, RegisterUnavailable)
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """command_id: unique; kind: e.g. "override", "alarm_ack"; expires_at_us: 0 for none (an acknowledgement),
-    else the edge refuses it after then (centre clock; keep site clocks in NTP sync)."""
+    """command_id: unique; kind: e.g. "alarm_ack"; issued_by: the guard at the centre."""
 
     command_id: str
     site: str
     kind: str
     issued_by: str
     issued_at_us: int
-    expires_at_us: int = 0
     body: bytes = b""
 
     def __post_init__(self) -> None:
@@ -71,14 +87,13 @@ class Command:
             MSG_ID: self.command_id,
             ISSUED_BY: self.issued_by,
             ISSUED_AT: str(self.issued_at_us),
-            EXPIRES_AT: str(self.expires_at_us),
         }
 
     @classmethod
     def from_message(cls, msg: Msg) -> Command:
         _, site, kind = msg.subject.split(".", 2)
         h = msg.headers or {}
-        return cls(h[MSG_ID], site, kind, h[ISSUED_BY], int(h[ISSUED_AT]), int(h[EXPIRES_AT]), bytes(msg.data))
+        return cls(h[MSG_ID], site, kind, h[ISSUED_BY], int(h[ISSUED_AT]), bytes(msg.data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +144,28 @@ async def ensure_commands_stream(js: JetStreamContext) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class OverrideRequest:
+    """A guard's override at a site's door, as `SiteControl.override` takes it."""
+
+    portal: str
+    username: str
+    password: str
+    reason: str
+    alarm_id: int | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> OverrideRequest:
+        return cls(**json.loads(data))
+
+
+def override_subject(site: str) -> str:
+    return f"guard.{check_site(site)}.override"
+
+
 class CentreCommands:
     """The centre's command sender for threaded callers (the guard pages)."""
 
@@ -142,63 +179,47 @@ class CentreCommands:
             self.link.close()
             raise
 
-    def command(self, site: str, kind: str, issued_by: str, body: bytes = b"", expires_in_s: float = 0) -> Command:
-        at = self._clock()
-        expires = at + int(expires_in_s * 1e6) if expires_in_s else 0
-        return Command(uuid.uuid4().hex, site, kind, issued_by, at, expires, body)
+    def command(self, site: str, kind: str, issued_by: str, body: bytes = b"") -> Command:
+        return Command(uuid.uuid4().hex, site, kind, issued_by, self._clock(), body)
 
     def send(self, command: Command) -> None:
         """Durably queued for the edge (returns once the centre's stream stored it)."""
         self.link.run(self._publish(command))
+
+    def hello(self, site: str) -> None:
+        """The first message of the site's commands (see HELLO); one per centre start and hour (dedup)."""
+        self.send(Command(f"{HELLO}-{check_site(site)}-{self._clock() // 3_600_000_000}", site, HELLO, "centre",
+                          self._clock()))
 
     async def _publish(self, command: Command) -> None:
         ack = await self._js.publish(command.subject, command.body, headers=command.headers(), stream=COMMANDS)
         if ack.duplicate:
             log.info("command %s was already queued", command.command_id)
 
-    def request(
-        self, site: str, kind: str, issued_by: str, body: bytes = b"", *, timeout_s: float = 5.0
-    ) -> CommandResult:
-        """Send a command that expires after `timeout_s` and wait for the edge's result.
-        Raises EdgeUnreachable when none came in time (the edge will refuse it if it arrives later)."""
-        command = self.command(site, kind, issued_by, body, expires_in_s=timeout_s)
-        return self.link.run(self._request(command, timeout_s), timeout_s + 15)
-
-    async def _request(self, command: Command, timeout_s: float) -> CommandResult:
-        # Subscribe to the site's results before sending, so a fast answer cannot be missed.
-        sub = await self._js.subscribe(
-            record_subject(command.site, RESULT_KIND),
-            stream=CENTRE_STREAM,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.NEW,
-        )
+    def override(self, site: str, request: OverrideRequest, *, timeout_s: float = OVERRIDE_ANSWER_S) -> OverrideOutcome:
+        """The edge's decision on a live path, or SiteUnreachable (nothing was queued); the edge's refusals
+        (PasswordRefused, NoFreshBlock, ...) are raised as they were there."""
         try:
-            await self._publish(command)
-            deadline = asyncio.get_running_loop().time() + timeout_s
-            while (left := deadline - asyncio.get_running_loop().time()) > 0:
-                try:
-                    msg = await sub.next_msg(timeout=left)
-                except TimeoutError:
-                    break
-                result = CommandResult.from_envelope(RecordEnvelope.from_message(msg.subject, msg.headers, msg.data))
-                if result.command_id == command.command_id:
-                    return result
-        finally:
-            await sub.unsubscribe()
-        raise EdgeUnreachable(await self._unreachable(command, timeout_s))
-
-    async def _unreachable(self, command: Command, timeout_s: float) -> str:
-        heard = ""
-        try:
-            for state in await source_states(self.link.nc):
-                if state.site == command.site:
-                    heard = f"; last heard from the site {state.active_s:.1f} s ago" if state.active_s else ""
-        except Exception:  # the explanation is a courtesy; the error stands without it
-            pass
-        return (
-            f"{command.kind} for site {command.site} not confirmed by the edge within {timeout_s:g} s{heard}: "
-            f"not known to be applied, and the edge will refuse it after its deadline"
-        )
+            reply = self.link.run(self.link.nc.request(override_subject(site), request.encode(), timeout=timeout_s),
+                                  timeout_s + 5)
+        except NoRespondersError:
+            raise SiteUnreachable(
+                f"site {site} cannot be reached from the centre (its edge is cut off or down): the override was not "
+                "sent and nothing is queued; the door stays shut. Call the site's guards."
+            ) from None
+        except (NatsTimeout, TimeoutError):
+            raise SiteUnreachable(
+                f"site {site} did not answer within {timeout_s:g} s: the override is not known to be applied (the "
+                "site's own alarm book shows what its door did); nothing is queued."
+            ) from None
+        answer = json.loads(reply.data)
+        if answer.get("error"):
+            error = OVERRIDE_ERRORS.get(answer["error"], OverrideRefused)
+            if issubclass(error, OverrideRefused):
+                raise error(answer["message"], answer.get("reason", ""))
+            raise error(answer["message"])
+        fields = answer["outcome"]
+        return OverrideOutcome(**{**fields, "items": tuple(fields["items"]), "overridden": tuple(fields["overridden"])})
 
     def close(self) -> None:
         self.link.close()
@@ -246,10 +267,12 @@ Handler = Callable[[Command, bool], CommandOutcome]
 class EdgeCommands:
     """Applies the site's commands with `handler(command, redelivered)` (called on a worker thread) and records
     each outcome in the site stream before acknowledging the command. `redelivered` is true when an earlier
-    attempt may have applied it (a crash before the ack): an override handler should then refuse it (fail
-    closed); an acknowledgement can simply be applied again."""
+    attempt may have applied it (a crash before the ack); a handler must then be idempotent or refuse it."""
 
-    def __init__(self, url: str, site: str, handler: Handler, *, clock: Callable[[], int] = now_us) -> None:
+    def __init__(
+        self, url: str, site: str, handler: Handler, *, centre_domain: str = CENTRE_DOMAIN,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
         self.site = check_site(site)
         self.link = Link(url, f"edge-commands-{site}")
         self._handler = handler
@@ -258,12 +281,13 @@ class EdgeCommands:
         js = self.link.js()
         try:
             self.link.run(ensure_site_stream(js, site))
-            self.link.run(ensure_edge_commands(js, site))
+            self.link.run(ensure_edge_commands(js, site, centre_domain))
             self._sub = self.link.run(js.pull_subscribe_bind("edge", command_stream(site)))
         except BaseException:
             self.link.close()
             raise
         self.applied = 0
+        self.hellos = 0
         self._running = self.link.loop.spawn(self._run())
 
     async def _run(self) -> None:
@@ -283,15 +307,15 @@ class EdgeCommands:
 
     async def _handle(self, msg: Msg) -> None:
         command = Command.from_message(msg)
+        if command.kind == HELLO:  # no effect, nothing to record
+            await msg.ack_sync()
+            self.hellos += 1
+            return
         now = self._clock()
-        if command.expires_at_us and now > command.expires_at_us:
-            late = (now - command.expires_at_us) / 1e6
-            outcome = CommandOutcome(False, f"reached the edge {late:.1f} s after its deadline: not applied")
-        else:
-            try:
-                outcome = await asyncio.to_thread(self._handler, command, msg.metadata.num_delivered > 1)
-            except Exception as exc:
-                outcome = CommandOutcome(False, f"handler failed: {type(exc).__name__}: {exc}")
+        try:
+            outcome = await asyncio.to_thread(self._handler, command, msg.metadata.num_delivered > 1)
+        except Exception as exc:
+            outcome = CommandOutcome(False, f"handler failed: {type(exc).__name__}: {exc}")
         result = CommandResult(command.command_id, self.site, command.kind, outcome.applied, outcome.detail, now)
         (published,) = await self._publisher.publish([result.envelope()])
         if not published.accepted:  # the outcome is not recorded: let the command come back
@@ -310,3 +334,43 @@ class EdgeCommands:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+OverrideHandler = Callable[[OverrideRequest], OverrideOutcome]
+
+
+class EdgeOverrides:
+    """The edge's responder to overrides from the centre: `handler` (the site's own `override`, password check
+    included) runs on a worker thread; its outcome or refusal is the reply."""
+
+    def __init__(self, url: str, site: str, handler: OverrideHandler) -> None:
+        self.site = check_site(site)
+        self._handler = handler
+        self.link = Link(url, f"edge-overrides-{site}")
+        try:
+            self._sub = self.link.run(self.link.nc.subscribe(override_subject(site), cb=self._answer))
+            self.link.run(self.link.nc.flush())
+        except BaseException:
+            self.link.close()
+            raise
+
+    async def _answer(self, msg: Msg) -> None:
+        try:
+            request = OverrideRequest.decode(msg.data)
+        except (ValueError, TypeError) as exc:
+            answer: dict[str, object] = {"error": "OverrideRefused", "message": f"unreadable request: {exc}"}
+            await msg.respond(json.dumps(answer).encode())
+            return
+        try:
+            outcome = await asyncio.to_thread(self._handler, request)
+            answer = {"outcome": asdict(outcome)}
+        except ControlError as exc:
+            answer = {"error": type(exc).__name__, "message": str(exc), "reason": getattr(exc, "reason", "")}
+        except Exception as exc:  # fail closed: the door stays shut, the guard is told why
+            log.exception("override at %s failed", self.site)
+            why = f"the site could not take the override ({type(exc).__name__}); the door stays shut"
+            answer = {"error": "OverrideRefused", "message": why}
+        await msg.respond(json.dumps(answer).encode())
+
+    def close(self) -> None:
+        self.link.close()

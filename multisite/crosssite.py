@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -133,3 +133,59 @@ class CloneWatch:
         while len(self._latest) > self._keep:
             self._latest.popitem(last=False)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the centre last has a key recorded: `site` (None: it left `left`) as of `at_us`."""
+
+    site: str | None
+    at_us: int
+    left: str | None = None
+
+
+class PlaceWatch:
+    """`in_two_places` as the centre applies it to records as they arrive: an arrival at site B of a key the
+    centre has at site A (no departure from A recorded) is reported, unless `covered(key)` (a shipment in
+    transit carries it). Sites interleave (one may lag after a partition, its departure record still on the
+    way), so an arrival is judged only once the other site has been heard from up to the arrival's time;
+    until then it waits in `pending` (a site that stays cut off keeps it waiting: the guards see the site cut
+    off). Per key the newest arrival wins: after a report the key is at B."""
+
+    def __init__(self, places: Mapping[str, str] | None = None) -> None:
+        """places: key -> site where the register has it now (at time 0)."""
+        self._place: dict[str, Place] = {key: Place(site, 0) for key, site in (places or {}).items()}
+        self._heard: dict[str, int] = {}  # site -> newest record time heard from it
+        self.pending: list[Presence] = []
+
+    def heard(self, site: str, at_us: int, covered: Callable[[str], bool] = lambda key: False) -> list[TwoPlaces]:
+        """The centre has every record of `site` up to `at_us`: arrivals waiting for it are judged."""
+        self._heard[site] = max(self._heard.get(site, 0), at_us)
+        waiting, self.pending = self.pending, []
+        found = []
+        for arrival in waiting:
+            found += self.see(arrival, covered)
+        return found
+
+    def see(self, event: Presence, covered: Callable[[str], bool] = lambda key: False) -> list[TwoPlaces]:
+        place = self._place.get(event.key)
+        if not event.arriving:
+            if place is None or place.site == event.site or place.at_us <= event.at_us:
+                self._place[event.key] = Place(None, event.at_us, event.site)
+            return []
+        if place is not None and place.site is None and place.at_us > event.at_us and place.left != event.site:
+            # it left the other site only after arriving here (that departure came first, from a lagging site)
+            found = TwoPlaces(event.key, tuple(sorted((str(place.left), event.site))), event.at_us)
+            self._place[event.key] = Place(event.site, place.at_us)
+            return [] if covered(event.key) else [found]
+        if place is None or place.site in (None, event.site):
+            self._place[event.key] = Place(event.site, event.at_us)
+            return []
+        if place.at_us > event.at_us:  # a late, older arrival: the newer place stands
+            return []
+        if self._heard.get(place.site, 0) < event.at_us:  # its departure from there may still be on the way
+            self.pending.append(event)
+            return []
+        self._place[event.key] = Place(event.site, event.at_us)
+        found = TwoPlaces(event.key, tuple(sorted((place.site, event.site))), event.at_us)
+        return [] if covered(event.key) else [found]

@@ -31,9 +31,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveKind, Severity
+from controllers.control import AlarmConflict, OverrideOutcome, UnknownAlarm
 from controllers.recorder import node_identity
 from controllers.records import AlarmRaised, DeviceHealthChanged
 from custodian.wiring import RunningSite, start_site
+from multisite.commands import ALARM_ACK, Command, CommandOutcome, EdgeCommands, EdgeOverrides, OverrideRequest
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import check_site
 from multisite.register import EdgeRegister, Snapshot, now_us
@@ -99,6 +101,8 @@ class EdgeSite:
         self.register: EdgeRegister | None = None
         self.publisher: SyncEdgePublisher | None = None
         self.shipper: LogShipper | None = None
+        self.commands: EdgeCommands | None = None  # acknowledgements from the centre's guards
+        self.overrides: EdgeOverrides | None = None  # overrides from the centre's guards, live only
         self._threads: list[threading.Thread] = []
         self.deferred = 0  # snapshots that waited for the centre to hold this edge's own records
 
@@ -122,6 +126,9 @@ class EdgeSite:
             recorder = self.running.runtime.recorder
             self.shipper = LogShipper(recorder.log.cursor(SHIPPER), self.identity, self.publisher, log=recorder.log)
             self.shipper.start()
+            self.commands = EdgeCommands(self.leaf.url, self.site, self._command,
+                                         centre_domain=self.options.centre_domain)
+            self.overrides = EdgeOverrides(self.leaf.url, self.site, self._override)
             for target, name in ((self._apply_loop, "edge-snapshots"), (self._age_loop, "edge-age")):
                 thread = threading.Thread(target=target, name=name, daemon=True)
                 thread.start()
@@ -140,6 +147,9 @@ class EdgeSite:
         for thread in self._threads:
             thread.join(10)
         try:
+            for guard_link in (self.overrides, self.commands):  # no centre command reaches a stopping site
+                if guard_link is not None:
+                    guard_link.close()
             if self.running is not None:
                 self.running.stop()
             left = self.shipper.stop() if self.shipper is not None else 0
@@ -161,6 +171,28 @@ class EdgeSite:
                                 f"{self.options.first_snapshot_wait_s:g} s, and none kept locally")
             self._load_pending(before_start=True)
             time.sleep(0.05)
+
+    # ---- the centre's guards ----
+    def _command(self, command: Command, redelivered: bool) -> CommandOutcome:
+        """An acknowledgement from a guard at the centre, taken by this site's book as a local one (applying it
+        twice is refused as already acknowledged, so a redelivery changes nothing)."""
+        assert self.running is not None
+        if command.kind != ALARM_ACK:
+            return CommandOutcome(False, f"this edge takes no {command.kind} command")
+        body = json.loads(command.body)
+        try:
+            alarm_id, note = int(body["alarm_id"]), str(body.get("note", ""))
+            alarm = self.running.runtime.acknowledge(alarm_id, command.issued_by, note)
+        except (UnknownAlarm, AlarmConflict) as exc:
+            return CommandOutcome(False, str(exc))
+        return CommandOutcome(True, f"alarm {alarm.alarm_id} acknowledged by {alarm.acknowledged_by} at the centre")
+
+    def _override(self, request: OverrideRequest) -> OverrideOutcome:
+        """An override from a guard at the centre: the same password check and portal queue as a local one."""
+        assert self.running is not None
+        return self.running.runtime.override(
+            request.portal, request.username, request.password, request.reason, alarm_id=request.alarm_id
+        )
 
     # ---- snapshots ----
     def _read_loaded(self) -> tuple[int, int]:

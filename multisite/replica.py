@@ -8,6 +8,11 @@ is a copy of the centre's with the same primary keys, replaced whole at each sna
 
 Local tables are never sent nor replaced: the edge's own journal chain, its exactly-once ledger, sign-in
 sessions and change signals. Devices (and their antennas) are sent to the site that has them only.
+Password hashes go only where a password is checked: at an edge, a guard's override at its doors and the
+sign-in at its own pages of those who work there (guards, destruction operators and witnesses). A site's
+snapshot carries the hashes of the people of its site file who hold one of those roles in the register now,
+and no one else's: a stolen edge disk gives no offline guessing of anyone else's password (everyone else
+signs in at the centre).
 `applied` is the centre's ledger position per node (site/node -> highest seq written): the edge swaps a
 snapshot in only once it contains every record with register effects the edge accepted (see `edge_site`),
 or the swap would undo what the engine did (an approval use would be given back).
@@ -27,7 +32,7 @@ from typing import Any
 from sqlalchemy import Table, delete, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.models import Base
+from registry.models import Base, Person, PersonRole
 
 FORMAT = 1
 # The edge's own: never overwritten from the centre (new tables are replicated unless named here).
@@ -46,6 +51,7 @@ LOCAL_TABLES = frozenset(
     }
 )
 DEVICE_TABLES = ("devices", "antennas")  # filtered by the site's device names
+EDGE_ROLES = frozenset({"guard", "destruction_operator", "witness"})  # whose passwords an edge checks
 
 
 class ReplicaError(ValueError):
@@ -130,12 +136,18 @@ def compile_replica(
     version: int,
     compiled_at_us: int,
     applied: dict[str, int],
+    people: Iterable[str] = (),
 ) -> RegisterReplica:
     """The register as `session` sees it (run it in one repeatable-read transaction), for `site`, whose
-    devices are named `devices`. applied: the ledger position per node as known before the transaction
-    began (a lower bound of what the rows contain: an edge may wait for a later snapshot, never load one
-    that lacks its records)."""
+    devices are named `devices` and whose people (usernames) are `people`. applied: the ledger position per
+    node as known before the transaction began (a lower bound of what the rows contain: an edge may wait for a
+    later snapshot, never load one that lacks its records)."""
     wanted = set(devices)
+    workers = set(
+        session.execute(
+            select(Person.id).join(PersonRole).where(PersonRole.role.in_(EDGE_ROLES), Person.username.in_(set(people)))
+        ).scalars()
+    )
     tables: dict[str, tuple[tuple[str, ...], list[list[Any]]]] = {}
     device_ids: set[int] = set()
     for table in replicated_tables():
@@ -147,6 +159,11 @@ def compile_replica(
             device_ids = {r[columns.index("id")] for r in rows}
         elif table.name == "antennas":
             rows = [r for r in rows if r[columns.index("device_id")] in device_ids]
+        elif table.name == "people":
+            key, secret = columns.index("id"), columns.index("password_hash")
+            for row in rows:
+                if row[key] not in workers:
+                    row[secret] = None
         tables[table.name] = (columns, rows)
     return RegisterReplica(site, version, compiled_at_us, dict(applied), tables)
 

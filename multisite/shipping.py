@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controllers.outbox import Cursor, Frame, LocalLog
 from controllers.recorder import Identity, RegisterWriter
 from controllers.records import RecordId
+from multisite.commands import RESULT_KIND
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import EnvelopeError, RecordEnvelope
 from registry.models import AcceptedRecord
@@ -178,6 +179,8 @@ class RegisterSink:
     def apply(self, envelopes: Sequence[RecordEnvelope]) -> None:
         frames: list[tuple[Identity, Frame]] = []
         for envelope in envelopes:
+            if envelope.kind == RESULT_KIND:  # a command's receipt: its effect came as the edge's own record
+                continue
             try:
                 frames.append(envelope_frame(envelope))
             except EnvelopeError as exc:

@@ -426,9 +426,12 @@ class IncidentAction(Base):
 class AlarmRecord(Base):
     """One alarm of a site's alarm book (controllers.alarms): its evidence and its state, open ->
     acknowledged -> resolved, with who, when and a note. The id is the one the guards were shown (the book
-    assigns it); a technical alarm that repeats while open counts its repeats instead of adding rows."""
+    assigns it), unique within its site: the centre holds every site's book, so the key is (site, id), site
+    being the site of the record that raised it. A technical alarm that repeats while open counts its repeats
+    instead of adding rows."""
 
     __tablename__ = "alarms"
+    site: Mapped[str] = mapped_column(String(64), primary_key=True, server_default="")
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     kind: Mapped[str] = mapped_column(String(40))
     category: Mapped[str] = mapped_column(String(16))  # security | technical

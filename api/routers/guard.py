@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
@@ -20,7 +20,7 @@ from api.context import AppContext
 from api.deps import Administrator, ContextDep, Guard, SiteWatcher
 from controllers.alarms import KINDS, AlarmView
 from controllers.bus import LiveBus, LiveEvent
-from controllers.control import BlockState, PasswordRefused
+from controllers.control import BlockState, OverrideOutcome, PasswordRefused
 from registry import journal
 from registry.db import transaction
 from tracking.vocabulary import ALARMS, reason_sentence
@@ -86,7 +86,8 @@ def reasons_public(reasons: tuple[str, ...]) -> list[schemas.ReasonPublic]:
     return [schemas.ReasonPublic(id=r, sentence=reason_sentence(r)) for r in reasons]
 
 
-def alarm_public(ctx: AppContext, alarm: AlarmView) -> schemas.AlarmPublic:
+def alarm_public(ctx: AppContext, alarm: AlarmView, procedure: tuple[str, ...] | None = None) -> schemas.AlarmPublic:
+    """`procedure`: the steps to show (default: the connected site's for the alarm's kind)."""
     ev = alarm.evidence
     return schemas.AlarmPublic(
         id=alarm.alarm_id, kind=alarm.kind, sentence=alarm.sentence, category=alarm.category.value,
@@ -97,7 +98,7 @@ def alarm_public(ctx: AppContext, alarm: AlarmView) -> schemas.AlarmPublic:
         escalated_at=site_time(ctx, alarm.escalated_us), acknowledged_by=alarm.acknowledged_by,
         acknowledged_at=site_time(ctx, alarm.acknowledged_us), acknowledge_note=alarm.acknowledge_note,
         resolved_by=alarm.resolved_by, resolved_at=site_time(ctx, alarm.resolved_us), resolve_note=alarm.resolve_note,
-        procedure=list(ctx.require_control().procedure(alarm.kind)),
+        procedure=list(procedure if procedure is not None else ctx.require_control().procedure(alarm.kind)),
     )
 
 
@@ -160,16 +161,31 @@ def override(
     404 unknown door; 409 no fresh block, or refused (top secret at a border, the guard's own block); 403 a wrong
     password (counted like a refused sign-in); 503 while the register cannot check the password."""
     control = ctx.require_control()
+    outcome = with_password_throttle(
+        ctx, request, user.username, f"portal:{portal}",
+        lambda: control.override(portal, user.username, body.password, body.reason, alarm_id=body.alarm),
+    )
+    return override_public(ctx, outcome)
+
+
+def with_password_throttle(
+    ctx: AppContext, request: Request, username: str, subject: str, override: Callable[[], OverrideOutcome]
+) -> OverrideOutcome:
+    """An override on the guard's password, counted like a sign-in: refused while throttled, and a wrong
+    password is a failure of the throttle and a journal entry."""
     address = client_address(request)
     with ctx.factory() as session:
-        ctx.auth.throttle.check(session, user.username, address)
+        ctx.auth.throttle.check(session, username, address)
     try:
-        outcome = control.override(portal, user.username, body.password, body.reason, alarm_id=body.alarm)
+        return override()
     except PasswordRefused:
         with transaction(ctx.factory) as session:
-            ctx.auth.throttle.failed(session, user.username, address)
-            journal.append(session, user.username, "exit.override_password_refused", f"portal:{portal}", {})
+            ctx.auth.throttle.failed(session, username, address)
+            journal.append(session, username, "exit.override_password_refused", subject, {})
         raise
+
+
+def override_public(ctx: AppContext, outcome: OverrideOutcome) -> schemas.OverridePublic:
     return schemas.OverridePublic(
         portal=outcome.portal, guard=outcome.guard, person=outcome.person, items=list(outcome.items),
         overridden=reasons_public(outcome.overridden), at=site_time(ctx, outcome.time_us),  # type: ignore[arg-type]

@@ -23,6 +23,7 @@ STATES = ("open", "acknowledged", "resolved")
 
 @dataclass(frozen=True, slots=True)
 class RaisedAlarm:
+    site: str
     alarm_id: int
     kind: str
     category: str
@@ -40,7 +41,7 @@ class RaisedAlarm:
 
 def record_raised(session: Session, alarm: RaisedAlarm) -> AlarmRecord:
     """A new alarm, or one more repeat of an open one the book coalesced under the same id."""
-    row = session.get(AlarmRecord, alarm.alarm_id)
+    row = session.get(AlarmRecord, (alarm.site, alarm.alarm_id))
     if row is not None:
         if row.kind != alarm.kind:
             raise RuleViolation("alarm.id_taken", f"alarm {alarm.alarm_id} is a {row.kind}, not a {alarm.kind}")
@@ -49,7 +50,8 @@ def record_raised(session: Session, alarm: RaisedAlarm) -> AlarmRecord:
         session.flush()
         return row
     row = AlarmRecord(
-        id=alarm.alarm_id, kind=alarm.kind, category=alarm.category, severity=alarm.severity, source=alarm.source,
+        site=alarm.site, id=alarm.alarm_id, kind=alarm.kind, category=alarm.category, severity=alarm.severity,
+        source=alarm.source,
         portal_id=alarm.portal_id, venue=alarm.venue, raised_at=alarm.at, last_at=alarm.at, repeats=1,
         person=alarm.person, items_json=json.dumps(list(alarm.items)), reasons_json=json.dumps(list(alarm.reasons)),
         detail=alarm.detail, frame_ref=alarm.frame_ref, state="open", acknowledged_by="", acknowledge_note="",
@@ -60,23 +62,25 @@ def record_raised(session: Session, alarm: RaisedAlarm) -> AlarmRecord:
     return row
 
 
-def _row(session: Session, alarm_id: int) -> AlarmRecord:
-    row = session.get(AlarmRecord, alarm_id)
+def _row(session: Session, site: str, alarm_id: int) -> AlarmRecord:
+    row = session.get(AlarmRecord, (site, alarm_id))
     if row is None:
-        raise NotFound("alarm", alarm_id)
+        raise NotFound("alarm", f"{site}/{alarm_id}")
     return row
 
 
-def record_acknowledged(session: Session, alarm_id: int, user: str, at: dt.datetime, note: str) -> AlarmRecord:
-    row = _row(session, alarm_id)
+def record_acknowledged(
+    session: Session, site: str, alarm_id: int, user: str, at: dt.datetime, note: str
+) -> AlarmRecord:
+    row = _row(session, site, alarm_id)
     if row.state == "open":
         row.state, row.acknowledged_by, row.acknowledged_at, row.acknowledge_note = "acknowledged", user, at, note
         session.flush()
     return row
 
 
-def record_resolved(session: Session, alarm_id: int, user: str, at: dt.datetime, note: str) -> AlarmRecord:
-    row = _row(session, alarm_id)
+def record_resolved(session: Session, site: str, alarm_id: int, user: str, at: dt.datetime, note: str) -> AlarmRecord:
+    row = _row(session, site, alarm_id)
     if row.state != "resolved":
         if row.acknowledged_at is None:  # resolved by the site itself (a device came back): no guard saw it
             row.acknowledged_by, row.acknowledged_at = user, at
@@ -85,8 +89,8 @@ def record_resolved(session: Session, alarm_id: int, user: str, at: dt.datetime,
     return row
 
 
-def record_escalated(session: Session, alarm_id: int, at: dt.datetime) -> AlarmRecord:
-    row = _row(session, alarm_id)
+def record_escalated(session: Session, site: str, alarm_id: int, at: dt.datetime) -> AlarmRecord:
+    row = _row(session, site, alarm_id)
     if row.escalated_at is None:
         row.escalated_at = at
         session.flush()

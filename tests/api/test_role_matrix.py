@@ -186,6 +186,15 @@ CASES = [
         "/api/guard/portals/main-exit/override",
         json={"reason": "matrix test", "password": PASSWORD},  # the right password: a 403 would mean the role
     ),
+    Case("GET", "/api/centre/alarms", WATCH),
+    Case("POST", "/api/centre/sites/{site}/alarms/{alarm_id}/ack", GUARD, "/api/centre/sites/site-a/alarms/1/ack"),
+    Case(
+        "POST",
+        "/api/centre/sites/{site}/portals/{portal}/override",
+        GUARD,
+        "/api/centre/sites/site-a/portals/main-exit/override",
+        json={"password": PASSWORD, "reason": "matrix check"},
+    ),
     Case("GET", "/api/guard/doors", WATCH),
     Case("GET", "/api/guard/muster", WATCH),
     Case("POST", "/api/guard/muster/export", GUARD, json={"note": "matrix"}),

@@ -83,7 +83,7 @@ def test_technical_alarms_count_repeats_on_their_own_list(site: sessionmaker[Ses
         assert book.procedure("late_read")  # a default step for every technical kind
         site_runtime.recorder.flush(10)
         with site() as session:
-            assert session.get(AlarmRecord, late.alarm_id).repeats == 5  # type: ignore[union-attr]
+            assert session.get(AlarmRecord, (site_runtime.recorder.identity.site, late.alarm_id)).repeats == 5  # type: ignore[union-attr]
         book.clear("late_read", "main-exit-reader", "reader caught up")
         assert book.raise_alarm("late_read", now + 9, "main-exit-reader").alarm_id != late.alarm_id
     finally:

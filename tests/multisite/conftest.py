@@ -12,12 +12,21 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy import select, text
 
+from controllers.records import AlarmRaised
 from multisite import servers
+from multisite.centre_site import CentreOptions, CentreSite
+from multisite.demo_sites import DemoSite, SiteTraffic, demo_sites
+from multisite.edge_site import EdgeOptions, EdgeSite
 from multisite.envelope import PublishOutcome, RecordEnvelope
+from multisite.servers import LinkProxy
+from registry import db
+from registry.models import AcceptedRecord
 from tests.leaks import no_leaks  # noqa: F401  (autouse: fail a test that leaks threads, fds or ports)
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 LONG = os.environ.get("CUSTODIAN_LONG_TESTS") == "1"
 
 
@@ -106,3 +115,106 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 15.0, what: str
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+@dataclass
+class Sites:
+    centre: CentreSite
+    edge: EdgeSite
+    link: LinkProxy
+    demo: DemoSite
+
+    @property
+    def traffic(self) -> SiteTraffic:
+        assert self.edge.running is not None
+        return SiteTraffic(self.demo, self.edge.running)
+
+    def cut(self) -> None:
+        self.link.cut()
+        self.edge.leaf.wait_leaf_connections(0)
+
+    def heal(self) -> None:
+        self.link.heal()
+        self.edge.leaf.wait_leaf_connections(1)
+
+    def accepted(self) -> int:
+        """Records the edge accepted (its local log's last sequence number)."""
+        assert self.edge.running is not None
+        return self.edge.running.runtime.recorder.log.next_seq - 1
+
+    def in_register(self) -> list[int]:
+        """Sequence numbers of this edge's records in the centre's register."""
+        with self.centre.factory() as session:
+            return list(
+                session.execute(
+                    select(AcceptedRecord.seq)
+                    .where(AcceptedRecord.site == self.edge.site, AcceptedRecord.node == self.edge.identity.node)
+                    .order_by(AcceptedRecord.seq)
+                ).scalars()
+            )
+
+    def accept_alarms(self, count: int, batch: int = 100) -> None:
+        assert self.edge.running is not None
+        recorder = self.edge.running.runtime.recorder
+        for first in range(0, count, batch):
+            recorder.accept(
+                [AlarmRaised(alarm="test_alarm", source="site", detail=f"n {n}", time_us=n)
+                 for n in range(first, min(first + batch, count))]
+            )
+
+    def engine_approvals(self) -> set[int]:
+        assert self.edge.running is not None
+        return {int(a) for a in self.edge.running.runtime.engine.snapshot.appr_ids}
+
+
+@pytest.fixture
+def site_group(tmp_path: Path) -> Iterator[Callable[..., list[Sites]]]:
+    """`make(count, web=False, **edge_options)`: a centre (serving its pages when `web`) and `count` demo edges,
+    each behind its own cuttable link; one `Sites` per edge, all with the same centre."""
+    schema = f"edge_{uuid.uuid4().hex[:12]}"
+    admin = db.make_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    centres: list[CentreSite] = []
+    made: list[Sites] = []
+
+    def make(count: int = 1, *, web: bool = False, **edge_options: object) -> list[Sites]:
+        demos = demo_sites(count)
+        files = tuple(demo.write(tmp_path / "files") for demo in demos)
+        centre = CentreSite(
+            CentreOptions(f"{PG_URL}?options=-csearch_path%3D{schema}", files, tmp_path / "centre",
+                          web_port=0 if web else None)
+        ).start()
+        centres.append(centre)
+        group = []
+        for demo in demos:
+            link = LinkProxy(centre.hub.leaf_port)  # type: ignore[arg-type]
+            try:
+                options = EdgeOptions(demo.code, tmp_path / demo.code, f"127.0.0.1:{link.port}", simulate=True,
+                                      backend="reference", **edge_options)  # type: ignore[arg-type]
+                edge = EdgeSite(options).start()
+            except BaseException:
+                link.close()
+                raise
+            group.append(Sites(centre, edge, link, demo))
+            made.append(group[-1])
+        for found in group:
+            assert found.edge.running is not None and found.edge.running.wait_ready()
+            wait_until(lambda code=found.demo.code: code in centre.sourced, 20, "the centre sources the site")
+        return group
+
+    yield make
+    for found in made:
+        found.edge.stop()
+        found.link.close()
+    for centre in centres:
+        centre.stop()
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def sites(site_group: Callable[..., list[Sites]]) -> Callable[..., Sites]:
+    """`make(**edge_options)`: a centre and one demo edge."""
+    return lambda **edge_options: site_group(1, **edge_options)[0]

@@ -157,6 +157,8 @@ class SiteRuntime:
         self.recorder.flush(5.0)
         with self.factory() as session:
             self.alarms_book.load(session, undelivered=self.recorder.backlog())
+        for damage in self.recorder.damage:  # once the book has its ids from the register, one record each
+            self._alarm("local_log_damaged", damage.describe())
         self._unsubscribe = changes.subscribe(self._changed_here)
         self.portals.start()
         self._watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)

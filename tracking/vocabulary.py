@@ -25,7 +25,8 @@ REASONS: dict[str, str] = {
     "item_status": "The item is not in a state that may leave (destroyed, in transit or seized).",
     "unknown_portal": "The door is not in the register.",
     "uncertain_reads": "The item's tag reads were too weak or one-sided to tell what is being carried.",
-    "readers_offline_fail_secure": "The door's RFID readers are offline, so secret exits are refused (fail-secure).",
+    "readers_offline_fail_secure": "The door's RFID readers are offline and the room it closes holds secrets, so "
+    "the door stays shut both ways (fail-secure).",
     "not_recorded_door_kept_locked": "The decision could not be written to disk, so the door stayed locked.",
     "override_no_block": "There is no refused badge at this door to override.",
     "override_block_too_old": "The block is too old to override; the person must badge again.",
@@ -63,7 +64,7 @@ ALARMS: dict[str, str] = {
     "emergency_release_movement": "An item moved while the doors were released for a fire alarm.",
     "tamper": "A panel reports tampering.",
     "power_failure": "A panel reports a power failure.",
-    "exit_override": "A guard overrode a blocked exit.",
+    "exit_override": "A guard overrode a refused badge and the door was opened.",
     "device_offline": "A device stopped answering.",
     "panel_command_failed": "A door panel did not take a command.",
     "database_unavailable": "The register database is unreachable; doors keep deciding from the snapshot.",

@@ -550,7 +550,8 @@ class PortalController:
         self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str],
         *, now: bool = False,
     ) -> Raised:
-        """The alarm of a blocked exit, with its evidence and the camera's frame (recorded at once with `now`)."""
+        """The alarm of a refused badge (exit or entry), with its evidence and the camera's frame (recorded at once
+        with `now`)."""
         raised = self.book.prepare(
             BLOCKED_KIND.get(decision.direction, "exit_blocked"), decision.time_us, wiring.code,
             Evidence(person, tuple(items), tuple(reasons), "; ".join(self._kept_shut(decision)), decision.badge),

@@ -183,7 +183,8 @@ def test_the_journal_browser_filters_and_pages(browser: Browser, demo: Demo) -> 
     page.click("#older")
     assert wait_until(lambda: _first_seq(page) < first_page[-1], 30)
     page.click("#newer")
-    assert wait_until(lambda: _first_seq(page) == first_page[0], 30)
+    # back to the newest entries: the first page again, or newer still where the site journalled meanwhile
+    assert wait_until(lambda: _first_seq(page) >= first_page[0], 30)
 
     page.fill("#journal-filter input[name=action]", "item.destroyed")
     page.click("#journal-filter button[type=submit]")

@@ -201,26 +201,8 @@ async def admin_register_item(request: Request, ctx: ContextDep, user: Administr
     form = await request.form()
     try:
         body = read_form(schemas.ItemCreate, form)
-        period = SecrecyPeriod(body.period_start, body.period_months, body.declassify_on, body.declassify_condition)
         with transaction(ctx.factory) as session:
-            item = item_service.register(
-                session,
-                user.username,
-                item_service.ItemData(
-                    register_number=body.register_number,
-                    copy_number=body.copy_number,
-                    title=body.title,
-                    kind=body.kind,
-                    level=body.level,
-                    period=period,
-                    originating_unit=body.originating_unit,
-                    epc=body.epc,
-                    venue=body.venue,
-                    custodian=body.custodian,
-                    scope_groups=tuple(body.scope_groups),
-                ),
-            )
-            item_id = item.id
+            item_id = item_service.register(session, user.username, admin_api.item_data(body)).id
     except FORM_ERRORS as exc:
         return back("/admin", error=problem_of(exc).message)
     return back(f"/admin/items/{item_id}", ok=f"item {body.register_number}/{body.copy_number} registered")
@@ -864,17 +846,10 @@ def _item_page(
     )
 
 
-def _item_or_404(session: Session, item_id: int) -> Item:
-    found = session.get(Item, item_id)
-    if found is None:
-        raise NotFound("item", item_id)
-    return found
-
-
 @router.get("/admin/items/{item_id}")
 def item_page(request: Request, item_id: schemas.RowId, ctx: ContextDep, user: Administrator) -> Response:
     with ctx.factory() as session:
-        return _item_page(request, session, user, _item_or_404(session, item_id))
+        return _item_page(request, session, user, lookup.item(session, item_id))
 
 
 @router.post("/admin/items/{item_id}/place")
@@ -889,7 +864,7 @@ def item_place(
     """Where the item is kept and who answers for it, through the register's rules (ceiling, clearance)."""
     try:
         with transaction(ctx.factory) as session:
-            item = _item_or_404(session, item_id)
+            item = lookup.item(session, item_id)
             if venue and (item.venue is None or item.venue.code != venue):
                 item_service.place(session, user.username, item, venue)
             held_by = item.custodian.username if item.custodian else ""
@@ -900,7 +875,7 @@ def item_place(
             raise
         problem = problem_of(exc)
         with ctx.factory() as session:
-            page = _item_page(request, session, user, _item_or_404(session, item_id), problem)
+            page = _item_page(request, session, user, lookup.item(session, item_id), problem)
         page.status_code = refused_status(problem)
         return page
     return back(f"/admin/items/{item_id}", ok="item saved")
@@ -924,7 +899,7 @@ async def item_label_check(request: Request, item_id: schemas.RowId, ctx: Contex
             reading = decode_label(data)
             try:
                 with transaction(ctx.factory) as session:
-                    outcome = item_service.verify_label(session, user.username, _item_or_404(session, item_id), reading)
+                    outcome = item_service.verify_label(session, user.username, lookup.item(session, item_id), reading)
             except RuleViolation as exc:
                 problem = problem_of(exc)
             else:
@@ -933,7 +908,7 @@ async def item_label_check(request: Request, item_id: schemas.RowId, ctx: Contex
     if problem is None:
         return back(f"/admin/items/{item_id}", ok="the label agrees with the register: label out of date cleared")
     with ctx.factory() as session:
-        page = _item_page(request, session, user, _item_or_404(session, item_id), problem)
+        page = _item_page(request, session, user, lookup.item(session, item_id), problem)
     page.status_code = refused_status(problem)
     return page
 

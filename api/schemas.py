@@ -339,8 +339,10 @@ class ReasonPublic(BaseModel):
 class BlockPublic(BaseModel):
     alarm_id: int | None
     person: str
+    direction: Literal["exit", "entry"]  # the way the refused badge was presented
     items: list[str]
     reasons: list[ReasonPublic]
+    kept_shut: list[str]  # a sentence per resting item that kept the door shut: which, and since when
     at: dt.datetime
     fresh_until: dt.datetime
 

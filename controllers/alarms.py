@@ -63,8 +63,9 @@ def _kinds(category: Category, severity: Severity, *names: str) -> dict[str, Ala
 KINDS: dict[str, AlarmKind] = {
     **_kinds(
         Category.SECURITY, Severity.CRITICAL,
-        "exit_blocked", "unauthorized_exit", "unregistered_tag", "destroyed_item_seen", "possible_clone",
-        "venue_ceiling", "door_forced", "door_held_open", "emergency_release_movement", "tamper", "exit_override",
+        "exit_blocked", "entry_blocked", "unauthorized_exit", "unregistered_tag", "destroyed_item_seen",
+        "possible_clone", "venue_ceiling", "door_forced", "door_held_open", "emergency_release_movement", "tamper",
+        "exit_override",
     ),
     **_kinds(Category.SECURITY, Severity.CRITICAL, "visitor_unescorted"),
     **_kinds(Category.SECURITY, Severity.WARNING, "overdue", "inventory_discrepancy", "anti_passback"),
@@ -86,6 +87,12 @@ DEFAULT_PROCEDURES: dict[str, tuple[str, ...]] = {
         "Check their identity against the badge and the items named here.",
         "If the items need an approval, send them back to their room and ask for one.",
         "Override only if the duty officer confirms, with your own password and a written reason.",
+    ),
+    "entry_blocked": (
+        "Keep the door shut and speak to the person at the door.",
+        "If an item named here rests inside by the door, have its custodian take it back to its place; then the "
+        "person badges again.",
+        "Otherwise check the reasons given (escort, meeting list, badge) with the person and their host.",
     ),
     "unauthorized_exit": (
         "Stop the person if they are still in sight; call the duty officer.",

@@ -94,6 +94,8 @@ class BlockState:
     reasons: tuple[str, ...]
     time_us: int  # the badge time
     fresh_until_us: int  # after this the block can no longer be overridden
+    direction: str = "exit"  # the way the refused badge was presented: exit | entry
+    kept_shut: tuple[str, ...] = ()  # a sentence per resting item that kept the door shut (which, since when)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,9 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from controllers import people
 from controllers.alarms import AlarmBook, Evidence, Raised
@@ -78,7 +80,7 @@ from tracking.events import (
     ReaderHealth,
 )
 from tracking.results import Alarm, Decision, Movement
-from tracking.vocabulary import reason_sentence
+from tracking.vocabulary import decision_title, kept_shut_sentence, reason_sentence
 
 log = logging.getLogger(__name__)
 TICK_S = 0.01  # the engine is advanced at least this often (movements settle, caps pass, doors are watched)
@@ -86,6 +88,7 @@ BURST = 1000  # events taken from the queue before the engine is advanced again
 HOST_LAG_US = 2_000  # a host-stamped event reaches the controller within this (a later badge is still decided)
 HELD_OPEN_US = 30_000_000  # a door open longer than this after a pass is "held open"
 NOT_RECORDED = "not_recorded_door_kept_locked"  # an allowed exit whose record could not be made durable
+BLOCKED_KIND = {"exit": "exit_blocked", "entry": "entry_blocked"}  # the alarm of a refused badge, by its way
 
 
 class DoorPanels(Protocol):
@@ -193,8 +196,11 @@ class PortalController:
         panels: DoorPanels | None = None,
         clock: Callable[[], int] = lambda: time.time_ns() // 1000,
         alarms: AlarmBook | None = None,
+        zone: ZoneInfo = ZoneInfo("UTC"),
     ) -> None:
+        """zone: the site's time zone, for the clock times in guards' sentences."""
         self.engine = engine
+        self.zone = zone
         self.book = alarms or AlarmBook(recorder, bus, clock=clock)
         self.names = names
         self.bus = bus
@@ -544,15 +550,35 @@ class PortalController:
         self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str],
         *, now: bool = False,
     ) -> Raised:
-        """The alarm of a blocked exit, with its evidence and the camera's frame (recorded at once with `now`)."""
+        """The alarm of a refused badge (exit or entry), with its evidence and the camera's frame (recorded at once
+        with `now`)."""
         raised = self.book.prepare(
-            "exit_blocked", decision.time_us, wiring.code,
-            Evidence(person, tuple(items), tuple(reasons), badge=decision.badge),
+            BLOCKED_KIND.get(decision.direction, "exit_blocked"), decision.time_us, wiring.code,
+            Evidence(person, tuple(items), tuple(reasons), "; ".join(self._kept_shut(decision)), decision.badge),
             portal_id=wiring.portal_id, frame_png=self.state[decision.portal_id].last_frame_png,
         )
         if now:
             self._record([raised.record])
         return raised
+
+    def _kept_shut(self, decision: Decision) -> tuple[str, ...]:
+        """For a refusal: which resting items kept the door shut (their own reasons refused them), and since when,
+        so the guard can have them moved."""
+        if decision.allow:
+            return ()
+        blamed = {item_id for item_id, mask in decision.item_reasons if mask}
+        names = self.names.items
+        return tuple(
+            kept_shut_sentence(names.get(item_id, str(item_id)), self._clock_time(since_us, decision.time_us))
+            for item_id, since_us in decision.resting
+            if item_id in blamed
+        )
+
+    def _clock_time(self, time_us: int, now_us: int) -> str:
+        """A clock time in the site's zone ("14:02"), with the date when it is not the day of `now_us`."""
+        at = datetime.fromtimestamp(time_us / 1e6, self.zone)
+        same_day = at.date() == datetime.fromtimestamp(now_us / 1e6, self.zone).date()
+        return at.strftime("%H:%M" if same_day else "%d %b %H:%M")
 
     def _show_decision(
         self, wiring: PortalWiring, decision: Decision, person: str, items: list[str], reasons: list[str],
@@ -564,18 +590,18 @@ class PortalController:
             ("badge", decision.badge),
             ("items", ", ".join(items) or "none"),
             ("reasons", ", ".join(reasons) or "-"),
+            *(("kept shut", sentence) for sentence in self._kept_shut(decision)),
         )
+        title = decision_title(decision.direction, block is None, person)
         if block is None:
             self._open_door(wiring)
             state.last_block, state.block_alarm = None, None
-            self._publish(
-                LiveKind.DECISION, Severity.INFO, decision.time_us, wiring.code, f"exit allowed: {person}", details
-            )
+            self._publish(LiveKind.DECISION, Severity.INFO, decision.time_us, wiring.code, title, details)
             return
         state.last_block, state.block_alarm = decision, block.alarm.alarm_id
         self._refuse_at_panel(wiring)
         self.alarms += 1
-        self.book.announce(block, title=f"EXIT BLOCKED: {person}", details=details)
+        self.book.announce(block, title=title, details=details)
 
     def _movement(self, movement: Movement) -> _Step:
         self.movements += 1
@@ -756,6 +782,8 @@ class PortalController:
             block.reason_names,
             block.time_us,
             fresh_until,
+            block.direction,
+            self._kept_shut(block),
         )
 
     def _publish(

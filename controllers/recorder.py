@@ -235,7 +235,7 @@ class Recorder:
         self.writer = RegisterWriter(factory, self.identity)
         self._batch_size = batch_size
         self._on_db_health = on_db_health or (lambda ok, reason: None)
-        self._on_alarm = on_alarm or (lambda kind, detail: None)
+        self._on_alarm = on_alarm  # the site's alarm book, which records (and journals) what it is told
         self._cursor: Cursor | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -256,7 +256,8 @@ class Recorder:
 
     # ---- lifecycle ----
     def start(self) -> Recorder:
-        """Recover the local log (damage is alarmed and journaled, never fatal), then start delivering."""
+        """Recover the local log (damage is never fatal), then start delivering. The damage found is in `damage`
+        for the site to alarm once its alarm book is loaded; a recorder with no `on_alarm` journals it here."""
         opened = self.log.open(CONSUMER)
         self._cursor = self.log.cursor(CONSUMER)
         for consumer in self._consumers:
@@ -266,7 +267,10 @@ class Recorder:
             log.warning("delivering %d records accepted by an earlier run", opened.backlog)
         for damage in opened.damage:
             log.error("%s", damage.describe())
-            self._alarm("local_log_damaged", damage.describe(), journal=True)
+        if self._on_alarm is None and opened.damage:
+            now = time.time_ns() // 1000
+            self.accept([AlarmRaised(alarm="local_log_damaged", source="recorder", detail=d.describe(), time_us=now)
+                         for d in opened.damage])
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
         return self
@@ -362,14 +366,14 @@ class Recorder:
     def _dead_lettered(self, record_id: RecordId, reason: str) -> None:
         self._alarm("record_dead_lettered", f"record {record_id} refused by the register: {reason}")
 
-    def _alarm(self, kind: str, detail: str, *, journal: bool = False) -> None:
-        """Tell the guards (live bus); with `journal`, also record the alarm itself."""
+    def _alarm(self, kind: str, detail: str) -> None:
+        """Tell the guards through the site's alarm book (it records the alarm)."""
+        if self._on_alarm is None:
+            return
         try:
             self._on_alarm(kind, detail)
         except Exception:
             log.exception("alarm callback failed")
-        if journal:
-            self.accept([AlarmRaised(alarm=kind, source="recorder", detail=detail, time_us=time.time_ns() // 1000)])
 
     def _set_db(self, ok: bool, reason: str) -> None:
         if ok != self._db_ok:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
@@ -51,6 +52,7 @@ from registry.passwords import check_password
 from registry.services import alarms as register_alarms
 from registry.services import lookup
 from registry.services.inventory import CountResult
+from registry.sitefile import site_time_zone
 from tracking.engine import Backend, Engine
 from tracking.model import EngineConfig
 from tracking.results import InventoryResult
@@ -107,8 +109,11 @@ class SiteRuntime:
         site: str = "site",
         record_consumers: tuple[str, ...] = (),
         escalate_after_s: float = ESCALATE_AFTER_S,
+        time_zone: str | None = None,
     ) -> None:
+        """time_zone: the IANA zone guards read times in (None: registry.sitefile.site_time_zone's fallback)."""
         self.factory = factory
+        self.time_zone = time_zone or site_time_zone()
         self.bus = bus
         self.recorder = Recorder(
             factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm, consumers=record_consumers
@@ -126,7 +131,8 @@ class SiteRuntime:
         self.engine = Engine(build_snapshot(model), config or EngineConfig(), backend=backend)
         kwargs = {"clock": clock} if clock else {}
         self.portals = PortalController(
-            self.engine, wiring, names, bus, self.recorder, panels=panels, alarms=self.alarms_book, **kwargs
+            self.engine, wiring, names, bus, self.recorder, panels=panels, alarms=self.alarms_book,
+            zone=ZoneInfo(self.time_zone), **kwargs,
         )
         self._health: dict[str, tuple[str, str]] = {name: ("unknown", "no report yet") for name in self._device_kinds}
         self._stop = threading.Event()
@@ -151,6 +157,8 @@ class SiteRuntime:
         self.recorder.flush(5.0)
         with self.factory() as session:
             self.alarms_book.load(session, undelivered=self.recorder.backlog())
+        for damage in self.recorder.damage:  # once the book has its ids from the register, one record each
+            self._alarm("local_log_damaged", damage.describe())
         self._unsubscribe = changes.subscribe(self._changed_here)
         self.portals.start()
         self._watcher = threading.Thread(target=self._watch_register, name="register-watch", daemon=True)

@@ -31,7 +31,7 @@ from custodian.web import DEMO_PASSWORD, serve_in_thread, set_demo_passwords
 from custodian.wiring import start_site
 from registry import db
 from registry.services import site_files
-from registry.sitefile import SiteFileError, load
+from registry.sitefile import SiteFileError, load, site_time_zone
 
 ACTOR = "site-loader"
 
@@ -91,6 +91,15 @@ def _site_name(site_file: Path) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "site"
 
 
+def _time_zone(site_file: Path) -> str:
+    """The site file's time zone; a file that does not check runs on the fallback, as on the register as it is."""
+    try:
+        return site_time_zone(site_file)
+    except SiteFileError as exc:
+        typer.echo(f"warning: {exc}; times are shown in {site_time_zone()}", err=True)
+        return site_time_zone()
+
+
 def run_site(
     url: str | None,
     site_file: Path,
@@ -121,7 +130,7 @@ def run_site(
         raise typer.Exit(1) from None
     node_identity(state / "spool", _site_name(site_file))  # where start_site keeps the recorder's log
     bus = LiveBus()
-    site = start_site(factory, bus, state, simulate=simulate, backend=backend)
+    site = start_site(factory, bus, state, simulate=simulate, backend=backend, time_zone=_time_zone(site_file))
     anchoring = anchoring or AnchorSettings(state / "anchors")
     writer = AnchorWriter(factory, bus, anchoring).start()
     server = serve_in_thread(site, factory, port, state, tls=tls, anchors_dir=anchoring.directory)
@@ -173,7 +182,7 @@ def run_demo(
     started = time.monotonic()
     bus = LiveBus()
     typer.echo("starting simulators (OSDP panels on ptys, LLRP readers on loopback, Modbus machines) ...")
-    site = start_site(factory, bus, state, simulate=True, backend=backend)
+    site = start_site(factory, bus, state, simulate=True, backend=backend, time_zone=_time_zone(site_file))
     anchoring = anchoring or AnchorSettings(state / "anchors")
     writer = AnchorWriter(factory, bus, anchoring).start()
     server = None

@@ -22,6 +22,7 @@ from custodian.wiring import RunningSite
 from registry import db, passwords
 from registry.models import Person
 from registry.services import people
+from registry.sitefile import site_time_zone
 
 DEMO_PASSWORD = "custodian-demo"
 
@@ -88,7 +89,7 @@ def serve_in_thread(
     """Serve the pages and API; HTTPS with Secure cookies when `tls` names a certificate and its key.
     `demo` opens the demo-only controls (placing an item on a simulated intake)."""
     return serve_register(factory, port, state, bus=site.bus, control=site.runtime, tls=tls,
-                          anchors_dir=anchors_dir, demo=demo)
+                          anchors_dir=anchors_dir, demo=demo, time_zone=site.runtime.time_zone)
 
 
 def serve_register(
@@ -102,9 +103,12 @@ def serve_register(
     tls: tuple[Path, Path] | None = None,
     anchors_dir: Path | None = None,
     demo: bool = False,
+    time_zone: str | None = None,
 ) -> WebServer:
     """The pages and API over a register, with a site's live state and door control when given (the
-    centre has the register, the live bus and the desk of every site's alarm book, no doors of its own)."""
+    centre has the register, the live bus and the desk of every site's alarm book, no doors of its own).
+    time_zone: the one guard consoles show times in (None: registry.sitefile.site_time_zone's fallback,
+    $CUSTODIAN_TIME_ZONE or UTC)."""
     certfile, keyfile = tls or (None, None)
     settings = ApiSettings(
         secret_key=secret_key(),
@@ -113,7 +117,7 @@ def serve_register(
         tls_keyfile=keyfile,
         anchors_dir=anchors_dir,
         demo=demo,
-        time_zone=os.environ.get("CUSTODIAN_TIME_ZONE", "UTC"),  # the zone guard consoles show times in
+        time_zone=time_zone or site_time_zone(),
     )
     app = create_app(settings, session_factory=factory, bus=bus, control=control, desk=desk)
     server = uvicorn.Server(uvicorn_config(app, settings, host="127.0.0.1", port=port))

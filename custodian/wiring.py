@@ -307,8 +307,10 @@ def start_site(
     record_consumers: tuple[str, ...] = (),
     config: EngineConfig | None = None,
     escalate_after_s: float = ESCALATE_AFTER_S,
+    time_zone: str | None = None,
 ) -> RunningSite:
-    """record_consumers: readers of the recorder's local log besides the register (an edge's shipper)."""
+    """record_consumers: readers of the recorder's local log besides the register (an edge's shipper).
+    time_zone: the site's (registry.sitefile.site_time_zone)."""
     devices = site_devices(factory)
     sims = start_simulators(devices, SimulationOptions()) if simulate else None
     lines: dict[str, OsdpLine] = {}
@@ -316,7 +318,7 @@ def start_site(
     try:
         runtime = SiteRuntime(
             factory, bus, state_dir / "spool", backend=backend, panels=router,  # type: ignore[arg-type]
-            record_consumers=record_consumers, config=config, escalate_after_s=escalate_after_s,
+            record_consumers=record_consumers, config=config, escalate_after_s=escalate_after_s, time_zone=time_zone,
         )
     except BaseException:
         if sims is not None:

@@ -16,6 +16,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from collections.abc import Callable
@@ -35,7 +36,9 @@ from registry.models import Approval, Device, Item, Person, Portal, Venue
 from registry.services import approvals, items, lookup, people, venues
 from registry.services.venues import SECRET_KEYS, VENUE_FLAGS
 
-__all__ = ["SECRET_KEYS", "SECTIONS", "VENUE_FLAGS", "LoadResult", "SiteFileError", "export", "load"]
+__all__ = [
+    "SECRET_KEYS", "SECTIONS", "VENUE_FLAGS", "LoadResult", "SiteFileError", "export", "load", "site_time_zone",
+]
 
 SECTIONS = ("venues", "portals", "devices", "people", "items", "approvals")
 MAX_FILE_BYTES = 8 * 1024 * 1024  # a real site file is a few hundred kilobytes at most
@@ -68,6 +71,7 @@ RULE_FIELDS = {
 # What the file declares about the site itself; the rest (people, items, approvals) becomes live state
 # once loaded, changed through the services, never reset from the file (`load(configuration_only=True)`).
 CONFIGURATION = ("venues", "portals", "devices")
+TIME_ZONE_ENV = "CUSTODIAN_TIME_ZONE"  # the site's time zone when its file declares none
 
 
 class SiteFileError(Exception):
@@ -524,15 +528,7 @@ def load(session: Session, actor: str, path: Path, *, configuration_only: bool =
     """Load a site file into the register inside the caller's transaction (see the module's docstring). With
     `configuration_only`, only the sections in CONFIGURATION are applied; people, items and approvals in the
     file are left alone (they are live state once loaded)."""
-    text = _read(path)
-    lines = _Text(text.split("\n"))  # TOML counts lines by "\n" alone, as str.splitlines does not
-    raw = _parse(path, text, lines)
-    try:
-        site = schema.parse(raw)
-    except schema.SchemaProblems as exc:
-        problem = min(exc.found, key=lambda p: _rank(lines, p))
-        line, where = lines.locate(problem.path), _where(problem.path)
-        raise SiteFileError(str(path), line, where, problem.message, problem.rule) from None
+    lines, site = _checked(path)
     loader = _Loader(session, actor)
     for section in CONFIGURATION if configuration_only else SECTIONS:
         for index, entry in enumerate(getattr(site, section)):
@@ -542,6 +538,26 @@ def load(session: Session, actor: str, path: Path, *, configuration_only: bool =
                 raise _refused(path, lines, section, index, entry, exc) from None
     _check_portals(session, path, lines, site)
     return LoadResult(loader.created, loader.unchanged)
+
+
+def site_time_zone(path: Path | None = None) -> str:
+    """The IANA zone the site's guards read times in: the site file's `[site] time_zone`, else
+    $CUSTODIAN_TIME_ZONE, else UTC. A file that does not check (steps 1 and 2 of a load) is a SiteFileError."""
+    declared = _checked(path)[1].site.time_zone if path is not None else ""
+    return declared or os.environ.get(TIME_ZONE_ENV, "") or "UTC"
+
+
+def _checked(path: Path) -> tuple[_Text, schema.SiteFile]:
+    """Steps 1 and 2 of a load: the file read and its structure checked."""
+    text = _read(path)
+    lines = _Text(text.split("\n"))  # TOML counts lines by "\n" alone, as str.splitlines does not
+    raw = _parse(path, text, lines)
+    try:
+        return lines, schema.parse(raw)
+    except schema.SchemaProblems as exc:
+        problem = min(exc.found, key=lambda p: _rank(lines, p))
+        line, where = lines.locate(problem.path), _where(problem.path)
+        raise SiteFileError(str(path), line, where, problem.message, problem.rule) from None
 
 
 def _rank(lines: _Text, problem: schema.SchemaProblem) -> tuple[int, int]:

@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StringConstraints, ValidationError
 from pydantic_core import PydanticCustomError
@@ -145,9 +146,19 @@ class Entry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
+def _zone(value: str) -> str:
+    if value:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise _custom("time_zone", "must be an IANA time zone name such as Europe/Berlin") from None
+    return value
+
+
 class SiteInfo(Entry):
     name: Name = ""
     unit: Name = ""
+    time_zone: Annotated[str, StringConstraints(max_length=64), AfterValidator(_zone)] = ""  # "" = not declared
 
 
 class VenueEntry(Entry):

@@ -1,4 +1,5 @@
-"""Human sentences for the stable ids guards see: every decision reason and every alarm kind.
+"""Human sentences for the stable ids guards see: every decision reason and every alarm kind, and the
+headlines of a badge's decision (exit or entry) on the live feed.
 
 One table, used by the guard pages and the API alike (the ids themselves stay in the journal). A test
 checks that every id in `tracking.results.REASON_NAMES`, `tracking.results.ALARM_KINDS` and the site's
@@ -24,9 +25,10 @@ REASONS: dict[str, str] = {
     "item_status": "The item is not in a state that may leave (destroyed, in transit or seized).",
     "unknown_portal": "The door is not in the register.",
     "uncertain_reads": "The item's tag reads were too weak or one-sided to tell what is being carried.",
-    "readers_offline_fail_secure": "The door's RFID readers are offline, so secret exits are refused (fail-secure).",
+    "readers_offline_fail_secure": "The door's RFID readers are offline and the room it closes holds secrets, so "
+    "the door stays shut both ways (fail-secure).",
     "not_recorded_door_kept_locked": "The decision could not be written to disk, so the door stayed locked.",
-    "override_no_block": "There is no blocked exit at this door to override.",
+    "override_no_block": "There is no refused badge at this door to override.",
     "override_block_too_old": "The block is too old to override; the person must badge again.",
     "override_border_top_secret": "No override may send a top-secret item through a border portal.",
     "override_by_blocked_person": "A guard cannot override a block of their own or of the party they badged with.",
@@ -47,6 +49,7 @@ ALARMS: dict[str, str] = {
     "to alarm).",
     "visitor_unescorted": "A visitor is in this room with no escort: the last escort has left.",
     "exit_blocked": "An exit was refused: the door stays locked.",
+    "entry_blocked": "An entry was refused: the door stays locked.",
     "unauthorized_exit": "An item crossed the door without an allowed exit covering it.",
     "unregistered_tag": "A tag that is not in the register was read: a foreign or copied tag.",
     "destroyed_item_seen": "The tag of an item recorded as destroyed was read again.",
@@ -61,7 +64,7 @@ ALARMS: dict[str, str] = {
     "emergency_release_movement": "An item moved while the doors were released for a fire alarm.",
     "tamper": "A panel reports tampering.",
     "power_failure": "A panel reports a power failure.",
-    "exit_override": "A guard overrode a blocked exit.",
+    "exit_override": "A guard overrode a refused badge and the door was opened.",
     "device_offline": "A device stopped answering.",
     "panel_command_failed": "A door panel did not take a command.",
     "database_unavailable": "The register database is unreachable; doors keep deciding from the snapshot.",
@@ -80,3 +83,19 @@ def reason_sentence(reason: str) -> str:
 
 def alarm_sentence(kind: str) -> str:
     return ALARMS.get(kind, kind.replace("_", " "))
+
+
+DIRECTIONS = ("exit", "entry")  # the ways a badge is presented (tracking.results.Decision.direction)
+
+
+def decision_title(direction: str, allow: bool, person: str) -> str:
+    """The live feed's headline for a badge's decision, saying which way: "entry allowed: bob",
+    "EXIT BLOCKED: carol" (capitals: a refusal is an alarm)."""
+    way = direction if direction in DIRECTIONS else "exit"
+    return f"{way} allowed: {person}" if allow else f"{way.upper()} BLOCKED: {person}"
+
+
+def kept_shut_sentence(item: str, since: str) -> str:
+    """Why a door stayed shut for an item resting inside by it (issue 12 rule 1), so the guard can have it
+    moved: `since` is the site's clock time it has rested there since."""
+    return f"door kept shut: {item} resting inside by the door since {since}"

@@ -21,7 +21,7 @@ from firmware_bridge import kinds as device_kinds
 from firmware_bridge.errors import BridgeError, SettingsError
 from registry import journal
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound
+from registry.errors import InvalidInput
 from registry.levels import Level
 from registry.models import ROLES, Device, Item, Meeting, Person, PersonRole, Portal, Venue
 from registry.passwords import hash_password
@@ -423,13 +423,6 @@ def set_password(username: str, body: schemas.PasswordCreate, ctx: ContextDep, u
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-def _item(session: Session, item_id: int) -> Item:
-    found = session.get(Item, item_id)
-    if found is None:
-        raise NotFound("item", item_id)
-    return found
-
-
 @router.get("/items")
 def list_items(
     ctx: ContextDep,
@@ -449,16 +442,16 @@ def list_items(
 @router.get("/items/{item_id}")
 def get_item(item_id: schemas.RowId, ctx: ContextDep, _user: ItemReader) -> schemas.ItemPublic:
     with ctx.factory() as session:
-        return views.item(_item(session, item_id))
+        return views.item(lookup.item(session, item_id))
 
 
 def _period(start: dt.date, months: int | None, until: dt.date | None, condition: str | None) -> SecrecyPeriod:
     return SecrecyPeriod(start, months, until, condition)
 
 
-@router.post("/items", status_code=status.HTTP_201_CREATED)
-def register_item(body: schemas.ItemCreate, ctx: ContextDep, user: Administrator) -> schemas.ItemPublic:
-    data = item_service.ItemData(
+def item_data(body: schemas.ItemCreate) -> item_service.ItemData:
+    """What the registry service registers, from the API's body or the administration page's form."""
+    return item_service.ItemData(
         register_number=body.register_number,
         copy_number=body.copy_number,
         title=body.title,
@@ -473,8 +466,12 @@ def register_item(body: schemas.ItemCreate, ctx: ContextDep, user: Administrator
         scope_people=tuple(body.scope_people),
         scope_groups=tuple(body.scope_groups),
     )
+
+
+@router.post("/items", status_code=status.HTTP_201_CREATED)
+def register_item(body: schemas.ItemCreate, ctx: ContextDep, user: Administrator) -> schemas.ItemPublic:
     with transaction(ctx.factory) as session:
-        return views.item(item_service.register(session, user.username, data))
+        return views.item(item_service.register(session, user.username, item_data(body)))
 
 
 @router.post("/items/{item_id}/relabel")
@@ -483,7 +480,7 @@ def relabel_item(
 ) -> schemas.ItemPublic:
     """Art. 21/22: change level and/or period; the item is flagged 'label out of date' until read back."""
     with transaction(ctx.factory) as session:
-        item = _item(session, item_id)
+        item = lookup.item(session, item_id)
         period = None
         if any(v is not None for v in (body.period_months, body.declassify_on, body.declassify_condition)):
             period = _period(
@@ -508,7 +505,7 @@ def item_label(item_id: schemas.RowId, fmt: str, ctx: ContextDep, user: LabelPri
     if label_codec is None or fmt not in ("png", "pdf"):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "label rendering is not available in this installation")
     with transaction(ctx.factory) as session:
-        item = _item(session, item_id)
+        item = lookup.item(session, item_id)
         data = label_codec.LabelData(
             item_id=item.epc,
             register_number=views.item_key(item),

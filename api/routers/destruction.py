@@ -4,10 +4,8 @@ certificate downloads. In the demo, an item's tag can be put on the simulated in
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -18,12 +16,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
-from api import schemas, views
+from api import schemas, sse, views
 from api.auth import client_address
 from api.context import AppContext
 from api.deps import ContextDep, DestructionOperator, DestructionReader
 from api.schemas import level_name
-from controllers.bus import LiveBus, LiveEvent, LiveKind
+from controllers.bus import LiveKind
 from controllers.destruction import POLICY
 from registry import journal, rules
 from registry.db import transaction
@@ -36,7 +34,6 @@ router = APIRouter(prefix="/api/destruction", tags=["destruction centre"])
 STATION_KINDS = ("modbus_shredder", "modbus_degausser")
 STEP_OF_KIND = {"modbus_degausser": "degauss", "modbus_shredder": "shred"}
 QUEUED_STATUSES = ("active", "destruction_failed")
-KEEPALIVE_S = 15.0
 Sha256 = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -231,49 +228,12 @@ def load_intake(body: IntakeCreate, ctx: ContextDep, user: DestructionOperator) 
     return placed
 
 
-async def _destruction_stream(bus: LiveBus, after_seq: int, request: Request) -> AsyncIterator[str]:
-    """The bus's destruction events (station steps) as server-sent events, history first."""
-
-    def frame(event: LiveEvent) -> str:
-        return f"id: {event.seq}\nevent: step\ndata: {json.dumps(event.to_json())}\n\n"
-
-    queue_ = bus.subscribe()  # before the replay, so nothing published meanwhile is missed
-    try:
-        last = after_seq
-        yield "retry: 2000\n\n"
-        for event in bus.history(after_seq):
-            last = event.seq
-            if event.kind is LiveKind.DESTRUCTION:
-                yield frame(event)
-        while not await request.is_disconnected():
-            try:
-                event = await asyncio.wait_for(queue_.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            if event.seq > last:
-                last = event.seq
-                if event.kind is LiveKind.DESTRUCTION:
-                    yield frame(event)
-    finally:
-        bus.unsubscribe(queue_)
-
-
-@router.get(
-    "/live",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
-)
+@router.get("/live", response_class=StreamingResponse, responses=sse.RESPONSES)
 async def live(request: Request, ctx: ContextDep, _user: DestructionReader, after: int = 0) -> StreamingResponse:
-    """Each step of the stations' runs as it happens: intake read, cycle telemetry, particle analysis with its
-    evidence image, witness, outcome."""
-    bus = ctx.require_bus()
-    last_id = request.headers.get("last-event-id", "")
-    start = int(last_id) if last_id.isdigit() else max(after, 0)
-    return StreamingResponse(
-        _destruction_stream(bus, start, request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    """Each step of the stations' runs as it happens (SSE events called `step`): intake read, cycle telemetry,
+    particle analysis with its evidence image, witness, outcome."""
+    return sse.stream(
+        request, ctx.require_bus(), after, shown=lambda e: e.kind is LiveKind.DESTRUCTION, name=lambda _e: "step"
     )
 
 

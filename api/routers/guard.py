@@ -5,21 +5,18 @@ no fresh block, a refused override) are translated to HTTP in api/errors.py."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import FileResponse, StreamingResponse
 
-from api import schemas
+from api import schemas, sse
 from api.auth import client_address
 from api.context import AppContext
 from api.deps import Administrator, ContextDep, Guard, SiteWatcher
 from controllers.alarms import KINDS, AlarmView
-from controllers.bus import LiveBus, LiveEvent
 from controllers.control import BlockState, OverrideOutcome, PasswordRefused
 from registry import journal
 from registry.db import transaction
@@ -27,51 +24,11 @@ from tracking.vocabulary import ALARMS, reason_sentence
 
 router = APIRouter(tags=["guard station"])
 
-KEEPALIVE_S = 15.0
-
-
-def sse_frame(event: LiveEvent) -> str:
-    return f"id: {event.seq}\nevent: {event.kind.value}\ndata: {json.dumps(event.to_json())}\n\n"
-
-
-async def live_stream(bus: LiveBus, after_seq: int, request: Request) -> AsyncIterator[str]:
-    # Subscribe before replaying, so nothing published during the replay is missed; duplicates are skipped.
-    queue = bus.subscribe()
-    try:
-        last = after_seq
-        yield "retry: 2000\n\n"
-        for event in bus.history(after_seq):
-            last = event.seq
-            yield sse_frame(event)
-        while not await request.is_disconnected():
-            try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            if event.seq > last:
-                last = event.seq
-                yield sse_frame(event)
-    finally:
-        bus.unsubscribe(queue)
-
-
-@router.get(
-    "/api/live",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}},
-)
+@router.get("/api/live", response_class=StreamingResponse, responses=sse.RESPONSES)
 async def live(request: Request, ctx: ContextDep, _user: SiteWatcher, after: int = 0) -> StreamingResponse:
     """Decisions, alarms, door states and device health as server-sent events; replays history after `after`
     (or the browser's Last-Event-ID on reconnect)."""
-    bus = ctx.require_bus()
-    last_id = request.headers.get("last-event-id", "")
-    start = int(last_id) if last_id.isdigit() else max(after, 0)
-    return StreamingResponse(
-        live_stream(bus, start, request),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return sse.stream(request, ctx.require_bus(), after)
 
 
 # ---- the alarm book ----
@@ -196,7 +153,8 @@ def block_public(ctx: AppContext, block: BlockState | None) -> schemas.BlockPubl
     if block is None:
         return None
     return schemas.BlockPublic(
-        alarm_id=block.alarm_id, person=block.person, items=list(block.items), reasons=reasons_public(block.reasons),
+        alarm_id=block.alarm_id, person=block.person, direction=block.direction,  # type: ignore[arg-type]
+        items=list(block.items), reasons=reasons_public(block.reasons), kept_shut=list(block.kept_shut),
         at=site_time(ctx, block.time_us), fresh_until=site_time(ctx, block.fresh_until_us),  # type: ignore[arg-type]
     )
 

@@ -99,7 +99,9 @@ async function refreshAlarms() {
 }
 
 function logEvent(ev) {
-  events.prepend(el("li", { class: ev.severity }, `${whenUs(ev.time_us)} ${ev.source}: ${ev.title}`));
+  // The title says the way (exit or entry); a door kept shut by a resting item says which and since when.
+  const keptShut = ev.details.filter(([label]) => label === "kept shut").map(([, sentence]) => ` · ${sentence}`).join("");
+  events.prepend(el("li", { class: ev.severity }, `${whenUs(ev.time_us)} ${ev.source}: ${ev.title}${keptShut}`));
   while (events.children.length > 200) events.lastChild.remove();
 }
 
@@ -144,7 +146,8 @@ async function refreshDoors() {
       const block = row.querySelector(".block");
       block.className = `block ${d.block ? "blocked" : "muted"}`;
       // Who and what, and until when it can be overridden; the reasons in full are on the alarm and the dialog.
-      block.textContent = d.block ? `${d.block.person} · ${d.block.items.join(", ") || "no items"} · until ${when(d.block.fresh_until).slice(-8)}` : "–";
+      block.textContent = d.block ? `${blockWho(d.block)} · ${d.block.items.join(", ") || "no items"} · until ${when(d.block.fresh_until).slice(-8)}` : "–";
+      if (d.block && d.block.kept_shut.length) block.append(...d.block.kept_shut.map((s) => el("div", { class: "kept-shut" }, s)));
       block.title = d.block ? d.block.reasons.map((r) => r.sentence).join(" ") : "";
       row.classList.toggle("has-block", Boolean(d.block));
       const cell = row.querySelector(".act");
@@ -161,12 +164,15 @@ async function refreshDoors() {
   } catch (err) { note.textContent = err.message; }
 }
 
+// Who was refused, and which way: a refused entry is someone outside the door.
+function blockWho(block) { return block.direction === "entry" ? `${block.person} (coming in)` : block.person; }
+
 const dialog = document.getElementById("override-dialog");
 const overrideError = document.getElementById("override-error");
 function openOverride(portal, block) {
   document.getElementById("override-portal").textContent = portal;
   document.getElementById("override-block").textContent =
-    `${block.person} with ${block.items.join(", ") || "no items"}: ${block.reasons.map((r) => r.sentence).join(" ")}`;
+    `${blockWho(block)} with ${block.items.join(", ") || "no items"}: ${[...block.reasons.map((r) => r.sentence), ...block.kept_shut].join(" ")}`;
   document.getElementById("override-reason").value = "";
   document.getElementById("override-password").value = "";
   overrideError.hidden = true;

@@ -28,6 +28,7 @@ from registry import db
 from registry.passwords import hash_password
 from registry.services import lookup, people
 from registry.sitefile import load
+from tests.api import browsing
 from tracking.model import EngineConfig
 
 EXAMPLE_SITE = Path(__file__).resolve().parents[2] / "examples" / "site.toml"
@@ -55,6 +56,13 @@ def no_leaked_threads() -> Iterator[None]:
     while (extra := set(threading.enumerate()) - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not extra, f"threads left running: {sorted(t.name for t in extra)}"
+
+
+@pytest.fixture
+def browser() -> Iterator[browsing.Browser]:
+    """Chromium for a browser test (tests/api/browsing.py); its pages' script errors fail the test."""
+    with browsing.launched() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -98,11 +106,17 @@ def site_config() -> EngineConfig:
 
 
 @pytest.fixture
+def site_zone() -> str:
+    """The simulated site's time zone, its pages' too (a test parametrizes it to change it)."""
+    return "UTC"
+
+
+@pytest.fixture
 def simulated(
-    factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path, site_config: EngineConfig
+    factory: sessionmaker[Session], bus: LiveBus, tmp_path: Path, site_config: EngineConfig, site_zone: str
 ) -> Iterator[RunningSite]:
     """The whole example site on simulated devices, every panel and portal reader online."""
-    running = start_site(factory, bus, tmp_path / "site-state", simulate=True, config=site_config)
+    running = start_site(factory, bus, tmp_path / "site-state", simulate=True, config=site_config, time_zone=site_zone)
     try:
         assert running.wait_ready(), "panels (Secure Channel) and readers must come online"
         yield running
@@ -118,7 +132,9 @@ def app(settings: ApiSettings, factory: sessionmaker[Session], bus: LiveBus, con
 @pytest.fixture
 def site_app(settings: ApiSettings, factory: sessionmaker[Session], simulated: RunningSite, tmp_path: Path) -> FastAPI:
     """The API in front of the whole simulated site (serving the certificates its stations write)."""
-    here = dataclasses.replace(settings, certificates_dir=tmp_path / "site-state" / "certificates")
+    here = dataclasses.replace(
+        settings, certificates_dir=tmp_path / "site-state" / "certificates", time_zone=simulated.runtime.time_zone
+    )
     return create_app(here, session_factory=factory, bus=simulated.bus, control=simulated.runtime)
 
 

@@ -240,7 +240,7 @@ def test_an_override_without_a_fresh_block_or_with_a_wrong_password_is_refused(
     assert wrong.status_code == 403 and "password" in wrong.json()["detail"]
     none = client.post(url, json={"reason": "courier confirmed", "password": PASSWORD}, headers=tokens["gus"])
     assert none.status_code == 409 and none.json()["reason"] == "override_no_block"
-    assert none.json()["detail"] == "There is no blocked exit at this door to override."
+    assert none.json()["detail"] == "There is no refused badge at this door to override."
     nowhere = client.post("/api/guard/portals/nowhere/override", json={"reason": "testing", "password": PASSWORD},
                           headers=tokens["gus"])
     assert nowhere.status_code == 404

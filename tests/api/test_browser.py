@@ -1,83 +1,26 @@
-"""Browser tests: Playwright driving Debian's Chromium against the app served by uvicorn on a loopback port.
-Screenshots go to artifacts/screenshots/."""
+"""Browser tests of the stations' jobs, on the app served by uvicorn on a loopback port (tests/api/browsing.py)."""
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from custodian.wiring import RunningSite
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry import db
 from registry.services import incidents
+from tests.api.browsing import Browser, fill, needs_chromium, shot, wait_until
 from tests.api.conftest import PASSWORD, LiveServer
 
-CHROMIUM = "/usr/bin/chromium"
 DISK = "E28011700000020000000005"  # S-2026-002, approved for destruction
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-)
-pytestmark = pytest.mark.skipif(
-    shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-)
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        yield launched
-        launched.close()
-
-
-# Uncaught JavaScript errors on any page fail the test that opened it.
-_page_errors: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def no_script_errors() -> Iterator[None]:
-    _page_errors.clear()
-    yield
-    assert not _page_errors, f"script errors: {_page_errors}"
-
-
-def signed_in_page(browser, server: LiveServer, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    page.on("pageerror", lambda error: _page_errors.append(str(error)))
-    page.set_default_timeout(15_000)
-    page.goto(f"{server.url}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
-
-
-def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+pytestmark = needs_chromium
 
 
 def test_administrator_creates_a_venue_and_an_approval_that_an_approver_grants(
-    browser, live_server: LiveServer
+    browser: Browser, live_server: LiveServer
 ) -> None:
-    page = signed_in_page(browser, live_server, "admin")
+    page = browser.signed_in(live_server.url, "admin", PASSWORD)
     assert page.url.endswith("/admin")
     page.fill("#venue-form input[name=code]", "briefing-room")
     page.fill("#venue-form input[name=name]", "Briefing room")
@@ -90,18 +33,15 @@ def test_administrator_creates_a_venue_and_an_approval_that_an_approver_grants(
 
     page.goto(f"{live_server.url}/approvals")
     page.select_option("#request-form select[name=kind]", "carry_out")
-    page.fill("#request-form input[name=items]", "C-2026-001")
-    page.fill("#request-form input[name=people]", "carol")
-    page.fill("#request-form input[name=valid_from]", "2026-06-01T09:00")
-    page.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
-    page.fill("#request-form textarea[name=reason]", "Survey review at the ministry")
+    fill(page, "#request-form", {"items": "C-2026-001", "people": "carol", "valid_from": "2026-06-01T09:00",
+                                 "valid_until": "2030-06-01T17:00", "reason": "Survey review at the ministry"})
     page.click("#request-form button[type=submit]")
     flash = page.wait_for_selector(".flash.ok")
     ref = flash.inner_text().split()[1]
     assert page.locator(f"tr:has-text('{ref}')").inner_text().count("requested") == 1
     shot(page, "admin-approval-requested")
 
-    approver = signed_in_page(browser, live_server, "paul")
+    approver = browser.signed_in(live_server.url, "paul", PASSWORD)
     approver.goto(f"{live_server.url}/approvals")
     row = approver.locator(f"tr:has-text('{ref}')")
     row.locator("button[value=approve]").click()
@@ -110,12 +50,11 @@ def test_administrator_creates_a_venue_and_an_approval_that_an_approver_grants(
     shot(approver, "approver-granted")
 
 
-def test_self_approval_is_refused_on_the_page(browser, live_server: LiveServer) -> None:
-    page = signed_in_page(browser, live_server, "petra")
+def test_self_approval_is_refused_on_the_page(browser: Browser, live_server: LiveServer) -> None:
+    page = browser.signed_in(live_server.url, "petra", PASSWORD)
     page.goto(f"{live_server.url}/approvals")
-    page.fill("#request-form input[name=items]", "C-2026-001")
-    page.fill("#request-form input[name=valid_from]", "2026-06-01T09:00")
-    page.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
+    fill(page, "#request-form", {"items": "C-2026-001", "valid_from": "2026-06-01T09:00",
+                                 "valid_until": "2030-06-01T17:00"})
     page.click("#request-form button[type=submit]")
     ref = page.wait_for_selector(".flash.ok").inner_text().split()[1]
     row = page.locator(f"tr:has-text('{ref}')")
@@ -130,11 +69,11 @@ def test_self_approval_is_refused_on_the_page(browser, live_server: LiveServer) 
 
 
 def test_operator_runs_a_destruction_and_downloads_its_certificate(
-    browser, site_server: LiveServer, simulated: RunningSite
+    browser: Browser, site_server: LiveServer, simulated: RunningSite
 ) -> None:
     assert simulated.sims is not None
     simulated.sims.mercury["destruction-intake"].place(FieldTag(DISK, 1, -45))  # the operator loads the intake
-    page = signed_in_page(browser, site_server, "otto")
+    page = browser.signed_in(site_server.url, "otto", PASSWORD)
     assert page.url.endswith("/destruction")
     page.check("input[name=item][value='S-2026-002/1']")
     page.select_option("#station", "destruction-centre")
@@ -152,11 +91,11 @@ def test_operator_runs_a_destruction_and_downloads_its_certificate(
 
 
 def test_auditor_sees_the_journal_and_an_incident_clock(
-    browser, live_server: LiveServer, factory: sessionmaker[Session]
+    browser: Browser, live_server: LiveServer, factory: sessionmaker[Session]
 ) -> None:
     with db.transaction(factory) as session:
         incidents.open_incident(session, "portal-controller", "exit_without_approval", "S-2026-001 left unapproved")
-    page = signed_in_page(browser, live_server, "audrey")
+    page = browser.signed_in(live_server.url, "audrey", PASSWORD)
     assert page.url.endswith("/audit")
     page.wait_for_selector("#journal-status.good")
     assert "intact" in page.inner_text("#journal-status")
@@ -166,9 +105,5 @@ def test_auditor_sees_the_journal_and_an_incident_clock(
     assert "Negotiation briefing" in page.inner_text("#trail")
     shot(page, "auditor-view")
     page.click("nav.tabs a[href='/audit/incidents']")
-    clock = page.locator("#incidents td.clock").first
-    deadline = time.monotonic() + 15
-    while not clock.inner_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    clock = clock.inner_text()
+    clock = wait_until(page.locator("#incidents td.clock").first.inner_text)
     assert clock.startswith(("23h", "24h")), clock

@@ -15,14 +15,11 @@ from controllers.bus import LiveBus
 from controllers.site import SiteRuntime
 from custodian.wiring import RunningSite, start_site
 from firmware_bridge.osdp.simulator import PanelSimulator
-from tests.api import test_browser as browsing
-from tests.api.conftest import LiveServer
-from tests.api.test_browser import shot, signed_in_page
+from tests.api.browsing import Browser, fill, needs_chromium, shot, wait_until
+from tests.api.conftest import PASSWORD, LiveServer
 
 ONLINE_WAIT_MS = 30_000
-# The browser tests' fixtures: Chromium, and no uncaught script error on any page.
-browser = browsing.browser
-no_script_errors = browsing.no_script_errors
+pytestmark = needs_chromium
 
 
 @pytest.fixture
@@ -46,9 +43,9 @@ def control(running: RunningSite) -> SiteRuntime:
 
 
 def test_an_administrator_adds_a_portal_with_devices_and_it_comes_online(
-    browser, live_server: LiveServer, running: RunningSite
+    browser: Browser, live_server: LiveServer, running: RunningSite
 ) -> None:
-    page = signed_in_page(browser, live_server, "admin")
+    page = browser.signed_in(live_server.url, "admin", PASSWORD)
     page.goto(f"{live_server.url}/admin/portals")
     page.fill("#portal-form input[name=code]", "annex-door")
     page.fill("#portal-form input[name=name]", "Annex door")
@@ -78,14 +75,11 @@ def test_an_administrator_adds_a_portal_with_devices_and_it_comes_online(
         page.wait_for_selector(f"[data-health-of={device}] .health-online", timeout=ONLINE_WAIT_MS)
     shot(page, "admin-portal-online")
     # The guard stations' door board has it too (the portal controller takes the health reports in its turn).
-    deadline = time.monotonic() + 10
-    while True:
-        doors = {d["portal"]: d for d in page.request.get(f"{live_server.url}/api/guard/doors").json()}
-        annex = doors.get("annex-door", {})
-        if (annex.get("panel_online") and annex.get("readers_online")) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert annex.get("panel_online") and annex.get("readers_online"), annex
+    def annex() -> dict[str, object]:
+        return next((d for d in page.request.get(f"{live_server.url}/api/guard/doors").json()
+                     if d["portal"] == "annex-door"), {})
+
+    assert wait_until(lambda: annex().get("panel_online") and annex().get("readers_online"), 10), annex()
 
     page.click("#portal-devices a:text('annex-panel')")
     page.click("#probe-form button")
@@ -98,15 +92,13 @@ def test_an_administrator_adds_a_portal_with_devices_and_it_comes_online(
     assert isinstance(panel, PanelSimulator) and panel.secure
     time.sleep(1.0)  # a card read just after a panel came online counts as replayed (stale), and is refused
     panel.present_card(f"{20004:08x}", 32)
-    deadline = time.monotonic() + 10
-    while not any(c.kind == "output" for c in panel.commands):  # the strike command, seen on the wire
-        assert time.monotonic() < deadline, "the new door's strike was never released"
-        time.sleep(0.05)
+    released = wait_until(lambda: any(c.kind == "output" for c in panel.commands), 10)  # the strike, on the wire
+    assert released, "the new door's strike was never released"
     assert any(e.source == "annex-door" and e.title == "exit allowed: carol" for e in running.bus.history())
 
 
-def test_an_administrator_edits_a_venue_and_sees_the_rule_refuse_it(browser, live_server: LiveServer) -> None:
-    page = signed_in_page(browser, live_server, "admin")
+def test_an_administrator_edits_a_venue_and_sees_the_rule_refuse_it(browser: Browser, live_server: LiveServer) -> None:
+    page = browser.signed_in(live_server.url, "admin", PASSWORD)
     page.goto(f"{live_server.url}/admin/venues")
     page.fill("#venue-search input[name=q]", "archive")
     with page.expect_navigation():
@@ -126,30 +118,22 @@ def test_an_administrator_edits_a_venue_and_sees_the_rule_refuse_it(browser, liv
     assert page.input_value("#venue-edit input[name=name]") == "Main archive"
 
 
-def test_an_approver_approves_a_request_seeing_its_details(browser, live_server: LiveServer) -> None:
-    bob = signed_in_page(browser, live_server, "bob")
+def test_an_approver_approves_a_request_seeing_its_details(browser: Browser, live_server: LiveServer) -> None:
+    bob = browser.signed_in(live_server.url, "bob", PASSWORD)
     bob.goto(f"{live_server.url}/approvals")
-    bob.fill("#request-form input[name=items]", "S-2026-001")
-    bob.fill("#request-form input[name=people]", "bob")
-    bob.fill("#request-form input[name=portal]", "main-exit")
-    bob.fill("#request-form input[name=valid_from]", "2026-06-01T09:00")
-    bob.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
-    bob.fill("#request-form input[name=uses]", "2")
-    bob.fill("#request-form textarea[name=reason]", "Treaty talks at the ministry")
+    window = {"valid_from": "2026-06-01T09:00", "valid_until": "2030-06-01T17:00"}
+    fill(bob, "#request-form", {"items": "S-2026-001", "people": "bob", "portal": "main-exit", **window,
+                                "uses": "2", "reason": "Treaty talks at the ministry"})
     with bob.expect_navigation():
         bob.click("#request-form button[type=submit]")
     ref = bob.wait_for_selector(".flash.ok").inner_text().split()[1]
-    bob.fill("#request-form input[name=items]", "S-2026-001")
-    bob.fill("#request-form input[name=people]", "bob, paul")
-    bob.fill("#request-form input[name=valid_from]", "2026-06-01T09:00")
-    bob.fill("#request-form input[name=valid_until]", "2030-06-01T17:00")
-    bob.fill("#request-form textarea[name=reason]", "Paul comes along")
+    fill(bob, "#request-form", {"items": "S-2026-001", "people": "bob, paul", **window, "reason": "Paul comes along"})
     with bob.expect_navigation():
         bob.click("#request-form button[type=submit]")
     naming_paul = bob.wait_for_selector(".flash.ok").inner_text().split()[1]
     assert naming_paul != ref
 
-    paul = signed_in_page(browser, live_server, "paul")
+    paul = browser.signed_in(live_server.url, "paul", PASSWORD)
     paul.goto(f"{live_server.url}/approvals")
     paul.locator(f"tr[data-ref='{ref}'] a.button").click()
     request = paul.wait_for_selector("#request").inner_text()
@@ -177,9 +161,9 @@ def test_an_approver_approves_a_request_seeing_its_details(browser, live_server:
 
 
 def test_an_administrator_verifies_a_label_and_signs_a_person_off(
-    browser, live_server: LiveServer, tmp_path: Path
+    browser: Browser, live_server: LiveServer, tmp_path: Path
 ) -> None:
-    page = signed_in_page(browser, live_server, "admin")
+    page = browser.signed_in(live_server.url, "admin", PASSWORD)
     page.goto(f"{live_server.url}/admin/items")
     page.select_option("#item-search select[name=level]", "secret")
     with page.expect_navigation():
@@ -188,12 +172,7 @@ def test_an_administrator_verifies_a_label_and_signs_a_person_off(
     page.click("#items a:text('S-2026-002/1')")
     assert "label out of date" in page.inner_text("#label-state")
     page.click("#label-preview-button")
-    # polled from Python: the pages' Content Security Policy forbids wait_for_function's string evaluation
-    preview = page.locator("#label-preview")
-    deadline = time.monotonic() + 30
-    while preview.evaluate("img => img.naturalWidth") == 0 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert preview.evaluate("img => img.naturalWidth") > 0
+    assert wait_until(lambda: page.locator("#label-preview").evaluate("img => img.naturalWidth") > 0, 30)
     with page.expect_download() as download:
         page.click("#label-print")
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF")

@@ -12,17 +12,14 @@ simulated, the demo's traffic walked through first), and the tests click its pag
 - An auditor logs a remedial action on an incident and marks it reported (its 24-hour clock stops), and sweeps
   a venue with its handheld reader from the inventory page, seeing the reconciliation and the new count.
 
-Screenshots go to artifacts/screenshots/ (gitignored). Waits poll from Python: the pages' Content Security
-Policy forbids the string evaluation that Playwright's wait_for_function polls with."""
+The browser, sign-in, screenshots and waits are tests/api/browsing.py's."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +28,11 @@ import httpx
 import pytest
 
 from custodian.web import DEMO_PASSWORD
+from tests.api import browsing
+from tests.api.browsing import Browser, needs_chromium, wait_until
 
-CHROMIUM = "/usr/bin/chromium"
 CUSTODIAN = Path(sys.executable).with_name("custodian")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
-
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-]
+pytestmark = [pytest.mark.slow, needs_chromium]
 
 
 @dataclass
@@ -55,15 +47,6 @@ class Demo:
         return "".join(self.lines)
 
 
-def _wait(condition, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return bool(condition())
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     state = tmp_path_factory.mktemp("demo") / "state"
@@ -75,12 +58,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     reader.start()
     running = Demo("", f"sqlite:///{state.resolve() / 'custodian.db'}", process, lines)
     try:
-        assert _wait(lambda: "web pages: " in running.output or process.poll() is not None, 120), running.output
+        assert wait_until(lambda: "web pages: " in running.output or process.poll() is not None, 120), running.output
         found = re.search(r"web pages: (http://127\.0\.0\.1:\d+)/guard", running.output)
         assert found, running.output
         running.url = found.group(1)
         # The demo's own traffic first (it destroys S-2026-002); then the site is ours to click.
-        assert _wait(lambda: "demo traffic done" in running.output or process.poll() is not None, 300), running.output
+        done = wait_until(lambda: "demo traffic done" in running.output or process.poll() is not None, 300)
+        assert done, running.output
         assert process.poll() is None, running.output
         yield running
     finally:
@@ -89,42 +73,12 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         reader.join(30)
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield launched
-        launched.close()
-
-
-_page_errors: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def no_script_errors() -> Iterator[None]:
-    _page_errors.clear()
-    yield
-    assert not _page_errors, f"script errors: {_page_errors}"
-
-
-def signed_in(browser, demo: Demo, username: str):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
-    page.on("pageerror", lambda error: _page_errors.append(str(error)))
-    page.set_default_timeout(30_000)
-    page.goto(f"{demo.url}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", DEMO_PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return page
+def signed_in(browser: Browser, demo: Demo, username: str):  # type: ignore[no-untyped-def]
+    return browser.signed_in(demo.url, username, DEMO_PASSWORD, height=900, timeout_ms=30_000)
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+    browsing.shot(page, name, full_page=True)
 
 
 def bearer(demo: Demo, username: str) -> dict[str, str]:
@@ -133,7 +87,7 @@ def bearer(demo: Demo, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-def test_a_destruction_started_from_the_page_succeeds(browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+def test_a_destruction_started_from_the_page_succeeds(browser: Browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
     # A custodian asks for the briefing to be destroyed and an approver agrees (their pages are tested elsewhere).
     request = {
         "ref": "A-DEMO-DESTROY", "kind": "destroy", "items": ["S-2026-001"], "valid_from": "2026-01-01T00:00:00Z",
@@ -159,7 +113,7 @@ def test_a_destruction_started_from_the_page_succeeds(browser, demo: Demo) -> No
     page.click("#run-form button[type=submit]")
     failed = page.wait_for_selector("#outcomes li.outcome", timeout=90_000)
     assert "NOT destroyed" in failed.inner_text() and "intake" in failed.inner_text()
-    assert _wait(lambda: "S-2026-001/1" in page.locator("#records tr").first.inner_text(), 15)
+    assert wait_until(lambda: "S-2026-001/1" in page.locator("#records tr").first.inner_text(), 15)
     failed_record = page.locator("#records tr").first
     assert failed_record.locator("td.witness").inner_text() == "wendy"
     assert failed_record.locator("td.machines").inner_text() == "none"
@@ -178,7 +132,7 @@ def test_a_destruction_started_from_the_page_succeeds(browser, demo: Demo) -> No
     for expected in ("intake read", "S-2026-001/1: tag read at the intake", "shredder-1 cycle complete",
                      "particle analysis pass", "S-2026-001/1: witnessed", "destroyed and verified: S-2026-001/1"):
         assert expected in steps, (expected, steps)
-    assert _wait(lambda: page.locator("#steps img.evidence").first.evaluate("img => img.naturalWidth") > 0, 30)
+    assert wait_until(lambda: page.locator("#steps img.evidence").first.evaluate("img => img.naturalWidth") > 0, 30)
     page.wait_for_selector("#queue tr[data-item='S-2026-001/1']", state="detached")
     record = page.locator("#records tr").first
     assert record.locator("td.machines").inner_text() == "shredder-1"
@@ -199,7 +153,7 @@ def _cli_head(demo: Demo) -> str:
     return found.group(1)
 
 
-def test_an_auditor_finds_the_head_hash_and_it_is_the_journals(browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+def test_an_auditor_finds_the_head_hash_and_it_is_the_journals(browser: Browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
     page = signed_in(browser, demo, "audrey")
     assert page.url.endswith("/audit")
     page.wait_for_selector("#journal-status.good")
@@ -207,7 +161,7 @@ def test_an_auditor_finds_the_head_hash_and_it_is_the_journals(browser, demo: De
     # The site keeps writing (anchors do not, records may): compare once both views agree on a quiet moment.
     for _attempt in range(10):
         page.reload()
-        assert _wait(lambda: re.fullmatch(r"[0-9a-f]{64}", page.inner_text("#head-hash")) is not None, 30)
+        assert wait_until(lambda: re.fullmatch(r"[0-9a-f]{64}", page.inner_text("#head-hash")) is not None, 30)
         shown = page.inner_text("#head-hash")
         if shown == _cli_head(demo):
             break
@@ -221,22 +175,23 @@ def _first_seq(page) -> int:  # type: ignore[no-untyped-def]
     return int(page.locator("#journal-rows tr").first.get_attribute("data-seq") or 0)
 
 
-def test_the_journal_browser_filters_and_pages(browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+def test_the_journal_browser_filters_and_pages(browser: Browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
     page = signed_in(browser, demo, "audrey")
     page.wait_for_selector("#journal-rows tr")
     first_page = [int(s) for s in page.locator("#journal-rows tr").evaluate_all("rows => rows.map(r => r.dataset.seq)")]
     assert len(first_page) == 25 and first_page == sorted(first_page, reverse=True)
     page.click("#older")
-    assert _wait(lambda: _first_seq(page) < first_page[-1], 30)
+    assert wait_until(lambda: _first_seq(page) < first_page[-1], 30)
     page.click("#newer")
-    assert _wait(lambda: _first_seq(page) == first_page[0], 30)
+    # back to the newest entries: the first page again, or newer still where the site journalled meanwhile
+    assert wait_until(lambda: _first_seq(page) >= first_page[0], 30)
 
     page.fill("#journal-filter input[name=action]", "item.destroyed")
     page.click("#journal-filter button[type=submit]")
-    assert _wait(lambda: set(page.locator("#journal-rows td.action").all_inner_texts()) == {"item.destroyed"}, 30)
+    assert wait_until(lambda: set(page.locator("#journal-rows td.action").all_inner_texts()) == {"item.destroyed"}, 30)
     page.fill("#journal-filter input[name=subject]", "S-2026-002")
     page.click("#journal-filter button[type=submit]")
-    assert _wait(lambda: page.locator("#journal-rows tr").count() == 1, 30)
+    assert wait_until(lambda: page.locator("#journal-rows tr").count() == 1, 30)
     assert "S-2026-002/1" in page.inner_text("#journal-rows")
     assert page.inner_text("#journal-matched").startswith("1 matching")
     shot(page, "demo-journal-filtered")
@@ -245,11 +200,11 @@ def test_the_journal_browser_filters_and_pages(browser, demo: Demo) -> None:  # 
     page.fill("#journal-filter input[name=actor]", "audrey")
     page.fill("#journal-filter input[name=action]", "auth.")
     page.click("#journal-filter button[type=submit]")
-    assert _wait(lambda: set(page.locator("#journal-rows td.actor").all_inner_texts()) == {"audrey"}, 30)
+    assert wait_until(lambda: set(page.locator("#journal-rows td.actor").all_inner_texts()) == {"audrey"}, 30)
     assert set(page.locator("#journal-rows td.action").all_inner_texts()) <= {"auth.login", "auth.logout"}
 
 
-def test_an_auditor_logs_an_action_reports_an_incident_and_sweeps_a_venue(browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
+def test_an_auditor_logs_an_action_reports_an_incident_and_sweeps_a_venue(browser: Browser, demo: Demo) -> None:  # type: ignore[no-untyped-def]
     page = signed_in(browser, demo, "audrey")
     page.click("nav.tabs a[href='/audit/incidents']")
     # The demo's traffic opened incidents (a destroyed tag seen, an unregistered tag, ...), each on its clock.
@@ -258,13 +213,13 @@ def test_an_auditor_logs_an_action_reports_an_incident_and_sweeps_a_venue(browse
     incident = row.get_attribute("data-incident")
     clock = page.locator(f"tr[data-incident='{incident}'] td.clock")
     ticking = re.compile(r"^\d+h \d\dm \d\ds$|^OVERDUE")
-    assert _wait(lambda: ticking.match(clock.inner_text()) is not None, 15), clock.inner_text()
+    assert wait_until(lambda: ticking.match(clock.inner_text()) is not None, 15), clock.inner_text()
     row.locator("input.action-text").fill("Called the duty officer; the gate log is secured")
     row.locator("button.add-action").click()
     reported = page.locator(f"tr[data-incident='{incident}']")
-    assert _wait(lambda: "Called the duty officer" in reported.locator("ol.actions").inner_text(), 15)
+    assert wait_until(lambda: "Called the duty officer" in reported.locator("ol.actions").inner_text(), 15)
     reported.locator("button.reported").click()
-    assert _wait(lambda: reported.locator("td.state").inner_text() == "reported", 15)
+    assert wait_until(lambda: reported.locator("td.state").inner_text() == "reported", 15)
     assert reported.locator("td.clock").inner_text() == "reported"
     shot(page, "demo-incident-reported")
 
@@ -275,6 +230,6 @@ def test_an_auditor_logs_an_action_reports_an_incident_and_sweeps_a_venue(browse
     page.click("#sweep-form button[type=submit]")
     verdict = page.wait_for_selector("#sweep-verdict", timeout=60_000)
     assert verdict.inner_text().startswith("archive: ")
-    assert _wait(lambda: page.locator("#counts tr").count() == before + 1, 15)
+    assert wait_until(lambda: page.locator("#counts tr").count() == before + 1, 15)
     assert "archive" in page.locator("#counts tr").first.inner_text()
     shot(page, "demo-inventory-sweep")

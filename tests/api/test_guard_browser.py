@@ -4,9 +4,11 @@ Screenshots go to artifacts/screenshots/ (gitignored)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,14 +20,13 @@ from controllers.site import SiteRuntime
 from custodian.demo import PORTALS, Traffic
 from custodian.wiring import RunningSite
 from firmware_bridge.osdp.vocabulary import OutputCode
+from tests.api.browsing import Browser, needs_chromium, shot, wait_until
 from tests.api.conftest import PASSWORD, LiveServer, serve
-from tests.api.test_browser import CHROMIUM, SCREENSHOTS, browser, no_script_errors, shot, signed_in_page
 from tracking.model import EngineConfig
 
-__all__ = ["browser", "no_script_errors"]  # fixtures, shared with the other browser tests
+pytestmark = needs_chromium
 CAROL, DISK = "20004", "E28011700000020000000005"  # carol may not take the backup disk out of the archive
 FIGURES = Path(__file__).resolve().parents[2] / "artifacts" / "figures"
-assert CHROMIUM and SCREENSHOTS
 
 
 def strikes(site: RunningSite, portal: str) -> int:
@@ -45,10 +46,10 @@ def blocked_exit(site: RunningSite) -> int:
 
 
 def test_a_blocked_exit_is_acknowledged_at_one_station_and_shows_at_another(
-    browser, site_server: LiveServer, simulated: RunningSite
+    browser: Browser, site_server: LiveServer, simulated: RunningSite
 ) -> None:
-    gus = signed_in_page(browser, site_server, "gus")
-    gina = signed_in_page(browser, site_server, "gina")
+    gus = browser.signed_in(site_server.url, "gus", PASSWORD)
+    gina = browser.signed_in(site_server.url, "gina", PASSWORD)
     for page in (gus, gina):
         page.wait_for_selector("#feed-state.live")
     alarm = blocked_exit(simulated)
@@ -73,10 +74,37 @@ def test_a_blocked_exit_is_acknowledged_at_one_station_and_shows_at_another(
     (FIGURES / "ack-to-second-station.json").write_text(json.dumps({"seconds": round(delay, 3)}))
 
 
-def test_an_override_on_a_fresh_block_with_the_password_opens_the_door(
-    browser, site_server: LiveServer, simulated: RunningSite
+@pytest.mark.parametrize(("site_config", "site_zone"), [(EngineConfig(association_us=1_000_000), "Asia/Kathmandu")])
+def test_an_entry_kept_shut_by_a_resting_item_says_entry_which_item_and_since_when(
+    browser: Browser, site_server: LiveServer, simulated: RunningSite, site_zone: str
 ) -> None:
-    page = signed_in_page(browser, site_server, "gus")
+    page = browser.signed_in(site_server.url, "gus", PASSWORD)
+    page.wait_for_selector("#feed-state.live")
+    traffic = Traffic(simulated, log=lambda _line: None)
+    put_down = time.time()
+    traffic.approach("archive-door", [DISK])  # the disk is left inside by the archive door
+    time.sleep(1.5)  # longer than the site's association time: it rests there
+    assert simulated.sims is not None
+    simulated.sims.panels[PORTALS["archive-door"][0]].present_card(f"{int(CAROL):08x}", 32, reader=1)  # outside
+    since = {dt.datetime.fromtimestamp(t, ZoneInfo(site_zone)).strftime("%H:%M") for t in (put_down, time.time())}
+    kept_shut = [f"door kept shut: S-2026-002/1 resting inside by the door since {t}" for t in since]
+    shown = page.wait_for_selector(".alarm.critical[data-state=open]")
+    text = shown.inner_text()
+    assert "An entry was refused" in text and "carol" in text, text
+    assert any(sentence in text for sentence in kept_shut), text
+    feed = page.wait_for_selector("#events li:has-text('ENTRY BLOCKED: carol')").inner_text()
+    assert any(sentence in feed for sentence in kept_shut), feed
+    block = page.wait_for_selector("tr[data-portal=archive-door] td.block.blocked").inner_text()
+    assert "carol (coming in)" in block and any(sentence in block for sentence in kept_shut), block
+    assert "EXIT BLOCKED" not in page.inner_text("#events")
+    shot(page, "guard-entry-kept-shut-by-a-resting-item")
+    traffic.leave("archive-door", [DISK])
+
+
+def test_an_override_on_a_fresh_block_with_the_password_opens_the_door(
+    browser: Browser, site_server: LiveServer, simulated: RunningSite
+) -> None:
+    page = browser.signed_in(site_server.url, "gus", PASSWORD)
     page.wait_for_selector("#feed-state.live")
     page.wait_for_selector("tr[data-portal=archive-door] td.lock.good")
     assert page.locator("button.override").count() == 0  # no block, no override
@@ -99,17 +127,16 @@ def test_an_override_on_a_fresh_block_with_the_password_opens_the_door(
     page.wait_for_selector("#override-done:not([hidden]), #override-error:not([hidden])")
     assert page.is_hidden("#override-error"), page.inner_text("#override-error")
     assert "opened for carol" in page.inner_text("#override-done")
-    deadline = time.monotonic() + 5
-    while strikes(simulated, "archive-door") == before:
-        assert time.monotonic() < deadline, "the strike command must be seen on the wire"
-        time.sleep(0.05)
+    assert wait_until(lambda: strikes(simulated, "archive-door") > before, 5), "the strike command must be on the wire"
     page.wait_for_selector("tr[data-portal=archive-door] button.override", state="detached")
     shot(page, "guard-override-opened")
 
 
 @pytest.mark.parametrize("site_config", [EngineConfig(override_max_age_us=3_000_000)])
-def test_an_override_on_a_stale_block_is_refused(browser, site_server: LiveServer, simulated: RunningSite) -> None:
-    page = signed_in_page(browser, site_server, "gus")
+def test_an_override_on_a_stale_block_is_refused(
+    browser: Browser, site_server: LiveServer, simulated: RunningSite
+) -> None:
+    page = browser.signed_in(site_server.url, "gus", PASSWORD)
     page.wait_for_selector("#feed-state.live")
     blocked_exit(simulated)
     page.click("tr[data-portal=archive-door] button.override")
@@ -126,12 +153,12 @@ def test_an_override_on_a_stale_block_is_refused(browser, site_server: LiveServe
 
 
 def test_an_unacknowledged_critical_alarm_escalates_and_technical_ones_stay_quiet(
-    browser, factory: sessionmaker[Session], bus: LiveBus, settings: ApiSettings, tmp_path: Path
+    browser: Browser, factory: sessionmaker[Session], bus: LiveBus, settings: ApiSettings, tmp_path: Path
 ) -> None:
     runtime = SiteRuntime(factory, bus, tmp_path / "esc" / "spool", backend="reference", escalate_after_s=1.0).start()
     try:
         with serve(create_app(settings, session_factory=factory, bus=bus, control=runtime), settings) as server:
-            page = signed_in_page(browser, server, "gus")
+            page = browser.signed_in(server.url, "gus", PASSWORD)
             page.wait_for_selector("#feed-state.live")
             forced = runtime.alarms_book.raise_alarm("door_forced", time.time_ns() // 1000, "main-exit")
             page.wait_for_selector(f"#alarms .alarm.escalated[data-alarm='{forced.alarm_id}']")
@@ -148,11 +175,13 @@ def test_an_unacknowledged_critical_alarm_escalates_and_technical_ones_stay_quie
         runtime.stop()
 
 
-def test_an_auditor_watches_the_book_but_cannot_act(browser, live_server: LiveServer, control: SiteRuntime) -> None:
+def test_an_auditor_watches_the_book_but_cannot_act(
+    browser: Browser, live_server: LiveServer, control: SiteRuntime
+) -> None:
     alarm = control.alarms_book.raise_alarm(
         "unregistered_tag", time.time_ns() // 1000, "main-exit", Evidence(detail="EPC E28011700000FFFF00000001")
     )
-    page = signed_in_page(browser, live_server, "audrey")
+    page = browser.signed_in(live_server.url, "audrey", PASSWORD)
     page.goto(f"{live_server.url}/guard")
     shown = page.wait_for_selector(f"#alarms .alarm[data-alarm='{alarm.alarm_id}']")
     assert "A tag that is not in the register was read" in shown.inner_text()

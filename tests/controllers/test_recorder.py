@@ -15,10 +15,12 @@ from typing import ClassVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from controllers.bus import LiveBus
 from controllers.recorder import Recorder
 from controllers.records import AlarmRaised, DeviceHealthChanged, ExitDecision, ItemCrossed, RecordId, kind
+from controllers.site import SiteRuntime
 from registry import db, journal
-from registry.models import AcceptedRecord, Approval, DeadLetter, Incident, Item, JournalEntry, Venue
+from registry.models import AcceptedRecord, AlarmRecord, Approval, DeadLetter, Incident, Item, JournalEntry, Venue
 from tests.controllers.conftest import OutageRegister
 
 
@@ -87,9 +89,9 @@ def _frames(path: Path) -> list[tuple[int, int]]:
     return found
 
 
-def test_a_torn_and_a_damaged_local_log_are_skipped_with_an_alarm(tmp_path: Path) -> None:
-    unreachable = db.session_factory(db.make_engine(f"sqlite:///{tmp_path}/missing/dir/register.db"))
-    log_dir = tmp_path / "log"
+def _damage(log_dir: Path) -> list[RecordId]:
+    """100 records accepted while the register is away, then record 41 damaged and the last write torn."""
+    unreachable = db.session_factory(db.make_engine(f"sqlite:///{log_dir.parent}/missing/dir/register.db"))
     first = Recorder(unreachable, log_dir).start()
     ids = first.accept([health(n) for n in range(100)])
     assert first.stop() == 100
@@ -100,17 +102,22 @@ def test_a_torn_and_a_damaged_local_log_are_skipped_with_an_alarm(tmp_path: Path
     data[offset + length - 3] ^= 0xFF  # a flipped bit in record 41's payload
     last_offset, last_length = frames[-1]
     segment.write_bytes(bytes(data[: last_offset + last_length // 2]))  # the last write cut short
+    unreachable.kw["bind"].dispose()
+    return ids
 
+
+def test_a_torn_and_a_damaged_local_log_are_skipped_with_an_alarm(tmp_path: Path) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path}/register.db")
     db.upgrade(engine)
     factory = db.session_factory(engine)
-    alarms: list[tuple[str, str]] = []
-    recorder = Recorder(factory, log_dir, on_alarm=lambda k, detail: alarms.append((k, detail))).start()
+    log_dir = tmp_path / "log"
+    ids = _damage(log_dir)
+    recorder = Recorder(factory, log_dir).start()  # on its own: it journals the damage itself
     [later] = recorder.accept([health(1000)])
     assert recorder.flush(10)
     recorder.stop()
-    assert [k for k, _ in alarms] == ["local_log_damaged", "local_log_damaged"]
-    assert "torn tail" in alarms[1][1] and "damaged frames" in alarms[0][1]
+    found = [d.describe() for d in recorder.damage]
+    assert len(found) == 2 and "damaged frames" in found[0] and "torn tail" in found[1]
     entries = journaled(factory)
     intact = [i for n, i in enumerate(ids) if n not in (40, 99)]
     assert all(entries[str(i)] == 1 for i in intact) and len(entries) == len(intact) + 3  # + alarms, + later
@@ -120,7 +127,27 @@ def test_a_torn_and_a_damaged_local_log_are_skipped_with_an_alarm(tmp_path: Path
         actions = session.execute(select(JournalEntry.action).where(JournalEntry.action.like("alarm.%"))).scalars()
         assert list(actions) == ["alarm.local_log_damaged"] * 2
     engine.dispose()
-    unreachable.kw["bind"].dispose()
+
+
+def test_a_site_on_a_damaged_local_log_alarms_each_damage_and_journals_it_once(
+    site: sessionmaker[Session], tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "state" / "spool"
+    _damage(log_dir)
+    runtime = SiteRuntime(site, LiveBus(), log_dir, backend="reference").start()
+    try:
+        # a technical alarm: the second damage counts as a repeat of the open one
+        damaged = [a for a in runtime.alarms() if a.kind == "local_log_damaged"]
+        assert [(a.state, a.repeats) for a in damaged] == [("open", 2)]
+        assert "damaged frames" in damaged[0].evidence.detail
+        assert runtime.recorder.flush(10)
+    finally:
+        runtime.stop()
+    with site() as session:
+        actions = session.execute(select(JournalEntry.action).where(JournalEntry.action.like("alarm.%"))).scalars()
+        assert list(actions) == ["alarm.local_log_damaged"] * 2
+        rows = session.execute(select(AlarmRecord).where(AlarmRecord.kind == "local_log_damaged")).scalars().all()
+        assert sorted(r.id for r in rows) == sorted(a.alarm_id for a in damaged)  # in the book's register table
 
 
 @kind

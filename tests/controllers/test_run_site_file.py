@@ -18,6 +18,7 @@ from custodian.run import prepare_register
 from registry import db
 from registry.models import Approval, Item, JournalEntry, SiteFileLoad, Venue
 from registry.services import approvals, items
+from registry.sitefile import TIME_ZONE_ENV, SiteFileError, site_time_zone
 from tests.controllers.conftest import EXAMPLE_SITE, OutageRegister
 
 CUSTODIAN = Path(sys.executable).with_name("custodian")
@@ -113,3 +114,21 @@ def test_custodian_run_restarts_on_a_register_whose_items_moved(tmp_path: Path) 
             engine = db.make_engine(url)
             _live_changes(db.session_factory(engine))
             engine.dispose()
+
+
+def test_the_site_file_names_the_time_zone_and_the_environment_is_the_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site_file = tmp_path / "site.toml"
+    site_file.write_text(EXAMPLE_SITE.read_text())
+    monkeypatch.delenv(TIME_ZONE_ENV, raising=False)
+    assert site_time_zone(site_file) == "UTC"
+    monkeypatch.setenv(TIME_ZONE_ENV, "Europe/Oslo")
+    assert site_time_zone(site_file) == "Europe/Oslo" == site_time_zone()
+    declared = EXAMPLE_SITE.read_text().replace('unit = "', 'time_zone = "Europe/Berlin"\nunit = "', 1)
+    site_file.write_text(declared)
+    assert site_time_zone(site_file) == "Europe/Berlin"  # the file wins over the environment
+    site_file.write_text(declared.replace("Europe/Berlin", "Europe/Atlantis"))
+    with pytest.raises(SiteFileError) as refused:
+        site_time_zone(site_file)
+    assert refused.value.line == 8 and "IANA time zone" in str(refused.value)

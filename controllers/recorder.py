@@ -168,6 +168,10 @@ class RegisterWriter:
     def _commit(self, frames: Sequence[Frame]) -> int:
         site, node = self.identity.site, self.identity.node
         with self._session() as session, session.begin():
+            # The write transaction is open before any effect's savepoint: on SQLite a savepoint opened
+            # outside one becomes the transaction, and its release would commit that effect on its own (a
+            # later failure or a kill, and the replay applies it again).
+            journal.lock(session)
             held = ledger.present(session, site, node, frames[0].seq, frames[-1].seq)
             tx = _Transaction(session)
             for frame in frames:

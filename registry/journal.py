@@ -52,15 +52,21 @@ def now_utc() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _head(session: Session) -> tuple[int, str]:
-    """Sequence and hash of the newest entry, holding the append lock until commit: an advisory lock on
-    PostgreSQL; on SQLite the database's write lock, taken by a write that changes nothing (the driver
-    opens its transaction only at the first write, so a head read before it could be stale by commit)."""
+def lock(session: Session) -> None:
+    """Take the append lock, held until the transaction ends: an advisory lock on PostgreSQL; on SQLite the
+    database's write lock, taken by a write that changes nothing. The SQLite driver opens its transaction
+    only at the first write, so this also opens it: a head read before it could be stale by commit, and a
+    savepoint before it would itself become the transaction (its release would commit)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
     elif dialect == "sqlite":
         session.execute(text("UPDATE journal SET seq = seq WHERE 0"))
+
+
+def _head(session: Session) -> tuple[int, str]:
+    """Sequence and hash of the newest entry, holding the append lock until commit (`lock`)."""
+    lock(session)
     last = session.execute(
         select(JournalEntry.seq, JournalEntry.hash).order_by(JournalEntry.seq.desc()).limit(1)
     ).first()

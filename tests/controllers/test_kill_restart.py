@@ -49,13 +49,11 @@ def _ledger(register: OutageRegister) -> set[str]:
 
 def _kill_when_replay_commits(register: OutageRegister, pending: set[str], proc: SiteProcess) -> bool:
     """SIGKILL the moment the first of the earlier run's records is committed: right between the register's
-    commit and the local log's cursor moving on (where a replay would apply records twice)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.proc.poll() is None:
-        if pending & _ledger(register):
-            proc.kill()
-            return True
-        time.sleep(0.003)
+    commit and the local log's cursor moving on (where a replay would apply records twice). Waits as long
+    as the starting process makes progress (a loaded machine), bounded."""
+    if proc.wait_until(lambda: bool(pending & _ledger(register)), poll_s=0.003):
+        proc.kill()
+        return True
     return False
 
 

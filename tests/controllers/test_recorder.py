@@ -222,3 +222,25 @@ def test_an_unexpected_error_in_the_loop_raises_an_alarm_and_the_loop_carries_on
         recorder.stop()
     assert journaled(factory) == Counter({str(i): 1 for i in ids}), "retried batches are written once"
     engine.dispose()
+
+
+def test_a_batch_refused_after_an_approval_use_spends_it_once(site: sessionmaker[Session], tmp_path: Path) -> None:
+    """A batch whose first record spends an approval use and whose later record fails is retried record by
+    record: the use is spent once (a rolled-back batch leaves nothing behind, not even on SQLite, where a
+    savepoint opened outside a transaction becomes the transaction and its release commits)."""
+    with site() as session:
+        approval = session.execute(select(Approval).where(Approval.ref == "A-2026-0001")).scalar_one()
+        uses_before = approval.uses_left
+    exit_ = ExitDecision(portal="archive-door", person="bob", allow=True, badge="20003", items=("S-2026-001/1",),
+                         reasons=(), approvals=(approval.id,), time_us=1)
+    broken = AlarmWithBrokenEffect(alarm="x", source="y", detail="", time_us=2)
+    recorder = Recorder(site, tmp_path / "log").start()
+    ids = recorder.accept([exit_, broken, health(0)])
+    assert recorder.flush(10)
+    recorder.stop()
+    assert recorder.writer.dead_letters == 1
+    assert journaled(site) == Counter({str(ids[0]): 1, str(ids[2]): 1})
+    with site() as session:
+        assert session.get(Approval, approval.id).uses_left == uses_before - 1  # type: ignore[union-attr]
+        used = session.execute(select(JournalEntry).where(JournalEntry.action == "approval.used")).scalars().all()
+        assert len(used) == 1

@@ -115,7 +115,7 @@ class _Transaction:
         self._owners.append((frame.seq, frame.kind))
 
     def journaled(self, seq: int) -> None:
-        self.rows.append(ledger.LedgerRow(self._current[0], self._current[1], seq))
+        self.rows.append((*self._current, seq))
 
     def call(self, service: Callable[[Session], T]) -> T:
         self.flush()
@@ -134,7 +134,7 @@ class _Transaction:
         if self._lines:
             last = journal.append_many(self.session, self._lines)
             first = last - len(self._lines) + 1
-            self.rows += [ledger.LedgerRow(seq, kind, first + n) for n, (seq, kind) in enumerate(self._owners)]
+            self.rows += [(seq, kind, first + n) for n, (seq, kind) in enumerate(self._owners)]
             self._lines, self._owners = [], []
 
 

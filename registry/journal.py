@@ -24,7 +24,8 @@ _string = json.encoder.encode_basestring  # json.dumps' escaping of a str with e
 _COLUMNS = ("seq", "at", "actor", "action", "subject", "payload", "prev_hash", "hash")
 
 GENESIS = "0" * 64
-# Serialises appends across processes on PostgreSQL; SQLite serialises writers by itself.
+# Serialises appends across processes on PostgreSQL, per schema (advisory locks are database-wide, and a
+# database can hold several registers, one per schema); SQLite serialises writers by itself.
 _PG_LOCK_KEY = 0x0C057D1A
 
 
@@ -76,7 +77,7 @@ def lock(session: Session) -> None:
     savepoint before it would itself become the transaction (its release would commit)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+        session.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"), {"k": _PG_LOCK_KEY})
     elif dialect == "sqlite":
         session.execute(text("UPDATE journal SET seq = seq WHERE 0"))
 

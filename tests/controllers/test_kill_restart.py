@@ -58,6 +58,7 @@ def _kill_when_replay_commits(register: OutageRegister, pending: set[str], proc:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800 if LONG else 300)  # the long form's 24 kills and restarts outlast 300 s on a loaded machine
 def test_killed_at_random_the_site_restarts_and_loses_nothing(outage_register: OutageRegister, tmp_path: Path) -> None:
     register = outage_register
     seed = int(os.environ.get("CUSTODIAN_KILL_SEED", time.time_ns() % 100_000))

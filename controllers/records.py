@@ -223,6 +223,7 @@ class ItemCrossed(Record):
     """An item crossed a portal: the register's movement service moves it and journals the crossing."""
 
     KIND: ClassVar[str] = "item_crossed"
+    BATCHED: ClassVar[bool] = True  # a busy portal's crossings: their items and venues read once, one flush
     item_id: int
     item: str
     epc: str
@@ -239,8 +240,6 @@ class ItemCrossed(Record):
 
     def has_effects(self) -> bool:
         return True
-
-    BATCHED: ClassVar[bool] = True  # a busy portal's crossings: their items and venues read once, one flush
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         self.commit_run(tx, [(self, record_id)])

@@ -77,7 +77,8 @@ def lock(session: Session) -> None:
     savepoint before it would itself become the transaction (its release would commit)."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))"), {"k": _PG_LOCK_KEY})
+        lock = "SELECT pg_advisory_xact_lock(:k, hashtext(coalesce(current_schema(), '')))"
+        session.execute(text(lock), {"k": _PG_LOCK_KEY})
     elif dialect == "sqlite":
         session.execute(text("UPDATE journal SET seq = seq WHERE 0"))
 

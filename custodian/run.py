@@ -38,9 +38,16 @@ ACTOR = "site-loader"
 
 
 def _stop_event() -> threading.Event:
+    """Set by SIGTERM or SIGINT. The handler runs in the main thread, maybe while that thread is inside
+    `stop.wait()` holding the event's own lock: setting it right there would deadlock (a site that never
+    stops), so another thread sets it."""
     stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: stop.set())
+        signal.signal(sig, handler)
     return stop
 
 

@@ -379,7 +379,10 @@ class LocalLog:
         with self._release_lock:
             low = min(c.position for c in self._cursors.values())
             with self._tail_lock:
-                while self._tail and self._tail_start < low:
+                passed = _ended_by(self._tail, low)
+                if passed:
+                    for _ in range(passed - 1):
+                        self._tail.popleft()
                     self._tail_start = self._tail.popleft().end
             for segment in self.segments():
                 if segment >= self._active:
@@ -393,6 +396,20 @@ class LocalLog:
             if self._fd >= 0:
                 os.close(self._fd)
                 self._fd = -1
+
+
+def _ended_by(tail: collections.deque[Frame], position: Position) -> int:
+    """How many frames at the head of `tail` end at or before `position`: a binary search, not a walk (the
+    tail is in log order, and a batch's commit releases thousands at once)."""
+    low, high = 0, len(tail)
+    while low < high:
+        mid = (low + high) // 2
+        frame = tail[mid]
+        if (frame.segment, frame.end_offset) <= position:
+            low = mid + 1
+        else:
+            high = mid
+    return low
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -97,13 +97,21 @@ class _Transaction:
         self._owners: list[tuple[int, str]] = []  # (record seq, kind) of each buffered line
         self.rows: list[ledger.LedgerRow] = []
         self._current = (0, "")
+        self._kinds: dict[int, str] = {}  # record seq -> kind, of the records with effects begun
 
-    def begin(self, seq: int, kind: str) -> int:
+    def begin(self, seq: int, kind: str) -> None:
+        """A record with effects: its `journal` calls are its own entry."""
         self._current = (seq, kind)
-        return len(self._owners) + len(self.rows)
+        self._kinds[seq] = kind
 
-    def entries_since(self, mark: int) -> int:
-        return len(self._owners) + len(self.rows) - mark
+    def mark(self) -> int:
+        return len(self.rows) + len(self._owners)
+
+    def owners_since(self, mark: int) -> list[int]:
+        """The record seq of each own entry journaled since `mark`, in journal order (buffered lines are
+        always the newest: `flush` moves them all to `rows`)."""
+        rows = len(self.rows)
+        return [row[0] for row in self.rows[mark:]] + [owner[0] for owner in self._owners[max(mark - rows, 0) :]]
 
     def journal(self, actor: str, action: str, subject: str, payload: str) -> None:
         self._lines.append((actor, action, subject, payload))
@@ -114,8 +122,8 @@ class _Transaction:
         self._lines.append((frame.actor, frame.action, frame.subject, frame.payload))
         self._owners.append((frame.seq, frame.kind))
 
-    def journaled(self, seq: int) -> None:
-        self.rows.append(ledger.LedgerRow(self._current[0], self._current[1], seq))
+    def journaled(self, seq: int, record_id: RecordId) -> None:
+        self.rows.append((record_id.seq, self._kinds[record_id.seq], seq))
 
     def call(self, service: Callable[[Session], T]) -> T:
         self.flush()
@@ -134,7 +142,7 @@ class _Transaction:
         if self._lines:
             last = journal.append_many(self.session, self._lines)
             first = last - len(self._lines) + 1
-            self.rows += [ledger.LedgerRow(seq, kind, first + n) for n, (seq, kind) in enumerate(self._owners)]
+            self.rows += [(seq, kind, first + n) for n, (seq, kind) in enumerate(self._owners)]
             self._lines, self._owners = [], []
 
 
@@ -168,18 +176,31 @@ class RegisterWriter:
     def _commit(self, frames: Sequence[Frame]) -> int:
         site, node = self.identity.site, self.identity.node
         with self._session() as session, session.begin():
+            # The write transaction is open before any effect's savepoint: on SQLite a savepoint opened
+            # outside one becomes the transaction, and its release would commit that effect on its own (a
+            # later failure or a kill, and the replay applies it again).
+            journal.lock(session)
             held = ledger.present(session, site, node, frames[0].seq, frames[-1].seq)
             tx = _Transaction(session)
+            run: list[tuple[Record, RecordId]] = []  # consecutive records of one BATCHED kind
             for frame in frames:
                 if frame.seq in held:
                     continue
-                if not frame.has_effects:  # the common case: its journal entry, exactly as the log keeps it
+                record = decode(frame.kind, json.loads(frame.payload)) if frame.has_effects else None
+                if run and type(record) is not type(run[0][0]):
+                    _commit_run(tx, run)
+                    run = []
+                if record is None:  # the common case: its journal entry, exactly as the log keeps it
                     tx.plain(frame)
                     continue
-                mark = tx.begin(frame.seq, frame.kind)
-                decode(frame.kind, json.loads(frame.payload)).commit(tx, RecordId(site, node, frame.seq))
-                if tx.entries_since(mark) != 1:
-                    raise RuntimeError(f"record kind {frame.kind} must journal exactly one entry of its own")
+                record_id = RecordId(site, node, frame.seq)
+                tx.begin(frame.seq, frame.kind)
+                if record.BATCHED:
+                    run.append((record, record_id))
+                else:
+                    _commit_run(tx, [(record, record_id)])
+            if run:
+                _commit_run(tx, run)
             tx.flush()
             ledger.enter(session, site, node, tx.rows)
             return len(tx.rows)
@@ -203,6 +224,18 @@ class RegisterWriter:
         self.dead_letters += 1
         log.error("record %s moved to the dead letters: %s", record_id, reason)
         on_dead_letter(record_id, reason)
+
+
+def _commit_run(tx: _Transaction, records: list[tuple[Record, RecordId]]) -> None:
+    """Commit records with effects (several only of a BATCHED kind); each must journal one entry of its own."""
+    mark = tx.mark()
+    if len(records) == 1:
+        record, record_id = records[0]
+        record.commit(tx, record_id)
+    else:
+        type(records[0][0]).commit_run(tx, records)
+    if tx.owners_since(mark) != [record_id.seq for _, record_id in records]:
+        raise RuntimeError(f"record kind {records[0][0].KIND} must journal exactly one entry of its own per record")
 
 
 def _reason(exc: BaseException) -> str:

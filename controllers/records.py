@@ -18,7 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar
 
@@ -59,8 +59,8 @@ class RegisterTransaction(Protocol):
     def effect(self, service: Callable[[Session], object]) -> str | None:
         """Run a service in a savepoint; a register rule refusing it is returned as text, not raised."""
 
-    def journaled(self, seq: int) -> None:
-        """The record's own entry is journal entry `seq` (written by a service through `call`)."""
+    def journaled(self, seq: int, record_id: RecordId) -> None:
+        """Record `record_id`'s own entry is journal entry `seq` (written by a service through `call`)."""
 
 
 class Record:
@@ -68,6 +68,8 @@ class Record:
 
     __slots__ = ()
     KIND: ClassVar[str]
+    # Whether a run of records of this kind, next to each other in a batch, is committed at once (`commit_run`).
+    BATCHED: ClassVar[bool] = False
 
     def entry(self) -> tuple[str, str, str]:
         """(actor, action, subject) of the record's journal entry."""
@@ -88,6 +90,11 @@ class Record:
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
         tx.journal(*self.entry(), canonical_json(self.payload(record_id)))
+
+    @classmethod
+    def commit_run(cls, tx: RegisterTransaction, records: Sequence[tuple[Record, RecordId]]) -> None:
+        """Commit consecutive records of a BATCHED kind in one go, with what `commit` does for each."""
+        raise NotImplementedError
 
 
 @functools.cache
@@ -216,6 +223,7 @@ class ItemCrossed(Record):
     """An item crossed a portal: the register's movement service moves it and journals the crossing."""
 
     KIND: ClassVar[str] = "item_crossed"
+    BATCHED: ClassVar[bool] = True  # a busy portal's crossings: their items and venues read once, one flush
     item_id: int
     item: str
     epc: str
@@ -234,9 +242,14 @@ class ItemCrossed(Record):
         return True
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
-        crossing = movements.Crossing(**self.fields())
-        entry = tx.call(lambda s: movements.record_crossing(s, "system", crossing, record=str(record_id)))
-        tx.journaled(entry.seq)
+        self.commit_run(tx, [(self, record_id)])
+
+    @classmethod
+    def commit_run(cls, tx: RegisterTransaction, records: Sequence[tuple[Record, RecordId]]) -> None:
+        crossings = [(movements.Crossing(**record.fields()), str(record_id)) for record, record_id in records]
+        last = tx.call(lambda s: movements.record_crossings(s, "system", crossings))
+        for n, (_, record_id) in enumerate(records):
+            tx.journaled(last - len(records) + 1 + n, record_id)
 
 
 @kind

@@ -9,6 +9,7 @@ over the live state (see `prepare_register`).
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import re
@@ -37,9 +38,16 @@ ACTOR = "site-loader"
 
 
 def _stop_event() -> threading.Event:
+    """Set by SIGTERM or SIGINT. The handler runs in the main thread, maybe while that thread is inside
+    `stop.wait()` holding the event's own lock: setting it right there would deadlock (a site that never
+    stops), so another thread sets it."""
     stop = threading.Event()
+
+    def handler(_signum: int, _frame: object) -> None:
+        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _signum, _frame: stop.set())
+        signal.signal(sig, handler)
     return stop
 
 
@@ -135,6 +143,10 @@ def run_site(
     writer = AnchorWriter(factory, bus, anchoring).start()
     server = serve_in_thread(site, factory, port, state, tls=tls, anchors_dir=anchoring.directory)
     devices = "simulated devices" if simulate else "real devices"
+    # The start-up heap (engine, app, register caches) lives as long as the process: frozen, the collector stops
+    # walking it at every full collection (a third of the recorder's delivery cost, bench/durability.py).
+    gc.collect()
+    gc.freeze()
     typer.echo(f"site running ({devices}) at {server.url}; SIGTERM or Ctrl-C stops it")
     typer.echo(f"journal anchors every {anchoring.interval_s:g} s in {anchoring.directory}")
     try:

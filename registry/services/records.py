@@ -9,7 +9,6 @@ record replayed after a crash or an unacknowledged commit is found here and skip
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -17,11 +16,10 @@ from sqlalchemy.orm import Session
 from registry import db, journal
 from registry.models import AcceptedRecord, DeadLetter
 
-
-class LedgerRow(NamedTuple):
-    seq: int
-    kind: str
-    journal_seq: int  # the record's own journal entry
+# (seq, kind, journal seq of the record's own entry). A plain tuple, not a NamedTuple: the recorder makes one
+# per record, and the collector stops tracking a plain tuple of strings and ints but walks a NamedTuple at
+# every full collection for as long as it lives (a fifth of the delivery's cost, measured).
+LedgerRow = tuple[int, str, int]
 
 
 def present(session: Session, site: str, node: str, first: int, last: int) -> set[int]:
@@ -47,7 +45,7 @@ def enter(session: Session, site: str, node: str, rows: Sequence[LedgerRow]) -> 
         session,
         AcceptedRecord.__tablename__,
         ("site", "node", "seq", "kind", "journal_seq", "dead_letter"),
-        [(site, node, r.seq, r.kind, r.journal_seq, False) for r in rows],
+        [(site, node, seq, kind, journal_seq, False) for seq, kind, journal_seq in rows],
     )
 
 

@@ -32,6 +32,8 @@ def test_no_server_errors_and_answers_match_the_schema(live_server: LiveServer, 
     headers = {"Authorization": f"Bearer {omni_token(live_server, factory)}"}
     schema = schemathesis.openapi.from_url(f"{live_server.url}/openapi.json", headers=headers)
     schema = schema.exclude(path_regex=r"^/api/(live|destruction/live|logout)$")
+    # served only by `custodian centre` (503 on a site by design): tests/multisite/test_centre_desk.py
+    schema = schema.exclude(path_regex=r"^/api/centre/")
     checks = [schemathesis.checks.not_a_server_error, schemathesis.checks.response_schema_conformance]
     tried = 0
     for result in schema.get_all_operations():

@@ -21,6 +21,7 @@ import threading
 import time
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -273,15 +274,42 @@ class SiteProcess:
     def text(self) -> str:
         return self.out.read_text(errors="replace")
 
-    def wait_for(self, needle: str, timeout_s: float = 30.0) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if needle in self.text():
+    def wait_for(self, needle: str, idle_s: float = 30.0) -> bool:
+        """Whether the process printed `needle` (see `wait_until`)."""
+        return self.wait_until(lambda: needle in self.text(), idle_s)
+
+    def wait_until(
+        self, condition: Callable[[], bool], idle_s: float = 30.0, limit_s: float = 240.0, poll_s: float = 0.02
+    ) -> bool:
+        """Poll `condition` until it holds or the process ends. Gives up only when the process made no
+        progress (no CPU time used, no output) for `idle_s`, or after `limit_s` in all: a loaded machine
+        slows a start-up down, it does not stall it."""
+        started = last_progress = time.monotonic()
+        progress = self._progress()
+        while True:
+            if condition():
                 return True
             if self.proc.poll() is not None:
-                return needle in self.text()
-            time.sleep(0.02)
-        return False
+                return condition()
+            now = time.monotonic()
+            if (seen := self._progress()) != progress:
+                progress, last_progress = seen, now
+            if now - last_progress > idle_s or now - started > limit_s:
+                return False
+            time.sleep(poll_s)
+
+    def _progress(self) -> tuple[int, int]:
+        """(CPU clock ticks of the process, all threads; bytes it printed)."""
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks = int(stat[11]) + int(stat[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            ticks = -1
+        try:
+            size = self.out.stat().st_size
+        except OSError:
+            size = -1
+        return ticks, size
 
     def kill(self) -> None:
         if self.proc.poll() is None:

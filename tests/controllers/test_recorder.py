@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import struct
 import time
 from collections import Counter
@@ -249,3 +250,63 @@ def test_an_unexpected_error_in_the_loop_raises_an_alarm_and_the_loop_carries_on
         recorder.stop()
     assert journaled(factory) == Counter({str(i): 1 for i in ids}), "retried batches are written once"
     engine.dispose()
+
+
+def test_a_batch_refused_after_an_approval_use_spends_it_once(site: sessionmaker[Session], tmp_path: Path) -> None:
+    """A batch whose first record spends an approval use and whose later record fails is retried record by
+    record: the use is spent once (a rolled-back batch leaves nothing behind, not even on SQLite, where a
+    savepoint opened outside a transaction becomes the transaction and its release commits)."""
+    with site() as session:
+        approval = session.execute(select(Approval).where(Approval.ref == "A-2026-0001")).scalar_one()
+        uses_before = approval.uses_left
+    exit_ = ExitDecision(portal="archive-door", person="bob", allow=True, badge="20003", items=("S-2026-001/1",),
+                         reasons=(), approvals=(approval.id,), time_us=1)
+    broken = AlarmWithBrokenEffect(alarm="x", source="y", detail="", time_us=2)
+    recorder = Recorder(site, tmp_path / "log").start()
+    ids = recorder.accept([exit_, broken, health(0)])
+    assert recorder.flush(10)
+    recorder.stop()
+    assert recorder.writer.dead_letters == 1
+    assert journaled(site) == Counter({str(ids[0]): 1, str(ids[2]): 1})
+    with site() as session:
+        assert session.get(Approval, approval.id).uses_left == uses_before - 1  # type: ignore[union-attr]
+        used = session.execute(select(JournalEntry).where(JournalEntry.action == "approval.used")).scalars().all()
+        assert len(used) == 1
+
+
+def test_a_run_of_crossings_in_one_batch_lands_as_each_would_alone(site: sessionmaker[Session], tmp_path: Path) -> None:
+    """Crossings next to each other in a batch are committed together (their items and venues read once):
+    the register ends as after each alone, in order: the same item moved twice ends where it went last,
+    a breach is named, what the register cannot follow is refused and still journaled, records between
+    them keep their place in the journal."""
+    with site() as session:
+        item = session.execute(select(Item).where(Item.register_number == "S-2026-001")).scalar_one()
+        venues = {v.code: v.id for v in session.execute(select(Venue)).scalars()}
+        item_id, epc, archive_venue = item.id, item.epc, item.venue_id
+
+    def crossing(to: str, n: int, *, item_id: int = item_id, to_venue_id: int | None = None) -> ItemCrossed:
+        return ItemCrossed(item_id=item_id, item="S-2026-001/1", epc=epc, portal="archive-door", from_venue="x",
+                           to_venue=to, to_venue_id=to_venue_id or venues[to], direction="exit", time_us=n,
+                           emergency_release=False)
+
+    records = [
+        crossing("corridor", 1), crossing("reading-room", 2), health(0), crossing("corridor", 3, item_id=99_999),
+        crossing("corridor", 4, to_venue_id=99_999), crossing("corridor", 5),
+    ]
+    recorder = Recorder(site, tmp_path / "log").start()
+    ids = recorder.accept(records)
+    assert recorder.flush(10)
+    recorder.stop()
+    with site() as session:
+        rows = session.execute(
+            select(JournalEntry.action, JournalEntry.payload).where(JournalEntry.seq > 0).order_by(JournalEntry.seq)
+        ).all()
+        ours = [(action, json.loads(payload)) for action, payload in rows if '"record"' in payload]
+        assert session.get(Item, item_id).venue_id == venues["corridor"] != archive_venue  # type: ignore[union-attr]
+        assert journal.verify(session).ok
+    assert [p["record"] for _, p in ours] == [str(i) for i in ids]
+    assert [a for a, _ in ours] == ["movement.crossed"] * 2 + ["device.health"] + ["movement.crossed"] * 3
+    rule = re.compile(r"\[?([\w.]+)")  # the rule a note names first
+    notes = [{k: rule.match(v).group(1) for k, v in p.items() if k in ("refused", "breach")} for _, p in ours]  # type: ignore[union-attr]
+    assert notes == [{}, {"breach": "venue.ceiling"}, {}, {"refused": "item.unknown"}, {"refused": "venue.unknown"},
+                     {}]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from custodian.cli import app
 from registry import db, journal
 from registry.models import JournalEntry
+from tests.registry.conftest import fresh_register
 
 
 def _verify(factory: sessionmaker[Session]) -> journal.VerifyResult:
@@ -120,3 +121,17 @@ def test_concurrent_writers_each_get_the_next_sequence(factory: sessionmaker[Ses
     with factory() as session:
         assert journal.verify(session).ok
         assert session.scalar(select(func.count()).select_from(JournalEntry)) == 4 * 60
+
+
+def test_registers_in_two_schemas_of_one_database_append_independently(tmp_path: Path) -> None:
+    """PostgreSQL's append lock is per register (schema): a writer holding it in one register does not hold up
+    appends to another register in the same database (a centre and its edges, tests side by side)."""
+    with fresh_register("postgresql", tmp_path) as one, fresh_register("postgresql", tmp_path) as other:
+        first, second = db.session_factory(one), db.session_factory(other)
+        with db.transaction(first) as holding:
+            journal.append(holding, "a", "test.hold", "n:1")  # holds one's append lock until this block ends
+            with db.transaction(second) as session:
+                session.execute(text("SET LOCAL lock_timeout = '2s'"))  # a shared lock would fail here, not hang
+                journal.append(session, "b", "test.other", "n:1")
+        with first() as session:
+            assert journal.verify(session).ok

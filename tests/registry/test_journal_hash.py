@@ -4,6 +4,7 @@ definition says: SHA-256(prev || canonical_json({seq, at, actor, action, subject
 from __future__ import annotations
 
 import hashlib
+import json
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,3 +25,17 @@ def test_entry_hash_is_the_hash_of_the_canonical_json(
     assert entry_hash(prev, seq, at, actor, action, subject, payload) == hashlib.sha256(
         (prev + body).encode()
     ).hexdigest()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts | st.dates(),
+    lambda inner: st.lists(inner) | st.tuples(inner, inner) | st.dictionaries(texts, inner),
+    max_leaves=30,
+)
+
+
+@given(json_values)
+def test_canonical_json_is_sorted_compact_utf8_json(value: object) -> None:
+    """The encoder is called directly for speed: the bytes stay json.dumps' with the canonical options."""
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    assert canonical_json(value) == expected

@@ -319,6 +319,7 @@ class Engine:
         self._person_ids: list[int] = snapshot.person_ids.tolist()
         self._active: list[bool] = snapshot.person_active.tolist()
         self._clearance: list[int] = snapshot.person_clearance.tolist()
+        self._portal_border: list[bool] = snapshot.portal_border.astype(bool).tolist()
         self._approvals = {a.approval_id: a for a in site.approvals}
         self._item_ids = {it.item_id for it in site.items}
         self._top_secret = {it.item_id for it in site.items if it.level == TOP_SECRET and it.status != "declassified"}
@@ -726,17 +727,18 @@ class Engine:
         person = badge_person.get(badge.badge, -1)
         window_start = t - c.two_person_us
         history = self._badges[badge.portal_id]
-        while history and history[0][0] < window_start - c.settle_us:
+        oldest = window_start - c.settle_us
+        while history and history[0][0] < oldest:
             history.popleft()
-        present, same_way = set(), set()
+        present, same_way, ts_people, clearance = set(), set(), 0, self._clearance
         for bt, other_badge, fresh, direction in history:
             q = badge_person.get(other_badge, -1)
             if window_start <= bt <= t and fresh and q >= 0 and active[q] and other_badge not in s.inactive_badges:
-                present.add(q)
+                if q not in present:  # people are counted, not badges
+                    present.add(q)
+                    ts_people += clearance[q] >= TOP_SECRET
                 if direction == badge.direction:
                     same_way.add(person_ids[q])
-        clearance = self._clearance
-        ts_people = sum(1 for q in present if clearance[q] >= TOP_SECRET)
         reasons = 0
         if badge.stale:
             reasons |= R_STALE_BADGE
@@ -759,10 +761,13 @@ class Engine:
         verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, badge.direction == "entry")
         if self.exits_restricted and verdicts:
             reasons |= R_SNAPSHOT_TOO_OLD
-        refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
-                                         for v in verdicts)
+        refuse_now, item_reasons = reasons != 0, False
+        for v in verdicts:
+            if v.reasons:
+                item_reasons = True
+                refuse_now = refuse_now or (not v.uncertain and v.reasons != R_TWO_PERSON)
         if not (refuse_now or final):
-            if any(v.reasons for v in verdicts) or (rules is not None and rules.wait):
+            if item_reasons or (rules is not None and rules.wait):
                 return  # uncertain reads, or waiting for a second carrier or an escort: hold until the cap
             if not self._may_allow_early(badge, portal_index, t):
                 return
@@ -813,7 +818,7 @@ class Engine:
         if allow:
             self._blocks.pop(badge.portal_id, None)
         else:
-            border = portal_index >= 0 and bool(self.snapshot.portal_border[portal_index])
+            border = portal_index >= 0 and self._portal_border[portal_index]
             self._blocks[badge.portal_id] = _Block(decision, border and bool(self._top_secret.intersection(items)))
 
     def _override(self, request: OverrideRequest, late: bool) -> None:

@@ -115,15 +115,18 @@ class People:
         return Counter({venue: len(people) for venue, people in self._by_venue.items() if people})
 
     def _place(self, person_id: int, place: Place) -> None:
-        before = self.where.get(person_id)
+        before, visitor = self.where.get(person_id), person_id in self._visitor
         if before is not None:
             self._by_venue[before.venue_id].discard(person_id)
-            self._visitors_in[before.venue_id].discard(person_id)
+            if visitor:
+                self._visitors_in[before.venue_id].discard(person_id)
         self.where[person_id] = place
-        self._by_venue.setdefault(place.venue_id, set()).add(person_id)
-        visitors = self._visitors_in.setdefault(place.venue_id, set())
-        if person_id in self._visitor:
-            visitors.add(person_id)
+        people = self._by_venue.get(place.venue_id)
+        if people is None:
+            people = self._by_venue[place.venue_id] = set()
+        people.add(person_id)
+        if visitor:
+            self._visitors_in.setdefault(place.venue_id, set()).add(person_id)
 
     def forgive(self, person_id: int) -> None:
         self.forgiven.add(person_id)
@@ -176,7 +179,7 @@ class People:
         if portal is None:
             return None
         src, dst = self.sides(portal, direction)
-        passback = self._passback(person_id, src) and portal.anti_passback == "alarm" and cause == "badge"
+        passback = portal.anti_passback == "alarm" and cause == "badge" and self._passback(person_id, src)
         before = self.where.get(person_id)
         self.forgiven.discard(person_id)
         self._place(person_id, Place(dst, time_us, uncertain))
@@ -184,10 +187,11 @@ class People:
         left = before.venue_id if before is not None else src
         if left is not None and left != dst and self.unescorted(left):
             checks.append(left)  # the last escort may have left (or a visitor is still there)
-        if dst is not None and person_id in self._visitor and self.unescorted(dst):
-            checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
-        if dst is not None and not self.unescorted(dst):
-            self._alarmed.pop(dst, None)
+        if dst is not None:
+            if not self.unescorted(dst):
+                self._alarmed.pop(dst, None)
+            elif person_id in self._visitor:
+                checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
         change = PresenceChange(person_id, portal_id, src, dst, time_us, cause, uncertain, item_ids)
         return Moved(change, passback, tuple(checks))
 

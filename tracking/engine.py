@@ -447,8 +447,9 @@ class Engine:
             batch, bad, portal, side, code = held
         else:
             return _EMPTY_READS, None
-        cut = int(batch.time_us.searchsorted(horizon, side="right"))
-        if cut < len(batch):  # not due yet: kept as validated for the next advance
+        n = len(batch)
+        cut = n if not n or batch.time_us[-1] <= horizon else int(batch.time_us.searchsorted(horizon, side="right"))
+        if cut < n:  # not due yet: kept as validated for the next advance
             self._held = _Held(batch.rows(cut, len(batch)), int(np.count_nonzero(code[cut:])) if bad else 0,
                                portal[cut:], side[cut:], code[cut:])
             batch, portal, side, code = batch.rows(0, cut), portal[:cut], side[:cut], code[:cut]
@@ -790,7 +791,7 @@ class Engine:
             verdicts = []  # allowed in: nothing carried out under this badge
         if len(verdicts) > 1:
             verdicts = sorted(verdicts, key=attrgetter("item_id"))
-        items = tuple(v.item_id for v in verdicts)
+        items = tuple([v.item_id for v in verdicts])
         new_uses = route = ()
         if exit_ and verdicts:  # a refused entry spends nothing either
             used, carried = set(), set()
@@ -807,9 +808,9 @@ class Engine:
                 self._track_returns(verdicts)
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
-            tuple((v.item_id, _item_mask(v)) for v in verdicts if v.reasons),
-            tuple((v.item_id, v.since_us) for v in verdicts if v.resting),
-            tuple(v.item_id for v in verdicts if v.uncertain), route, decided_us=t, direction=badge.direction,
+            tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
+            tuple([(v.item_id, v.since_us) for v in verdicts if v.resting]),
+            tuple([v.item_id for v in verdicts if v.uncertain]), route, decided_us=t, direction=badge.direction,
         )
         self._out.decisions.append(decision)
         if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):

@@ -792,8 +792,9 @@ class Engine:
         if len(verdicts) > 1:
             verdicts = sorted(verdicts, key=attrgetter("item_id"))
         items = tuple([v.item_id for v in verdicts])
+        approvals = [v.approval_id for v in verdicts]
         new_uses = route = ()
-        if exit_ and verdicts:  # a refused entry spends nothing either
+        if exit_ and approvals.count(None) < len(approvals):  # a refused entry spends nothing either
             used, carried = set(), set()
             for v in verdicts:
                 if v.approval_id is not None:
@@ -804,7 +805,7 @@ class Engine:
             if exit_ and verdicts:
                 for approval_id in new_uses:
                     self.core.consume(approval_id)
-                self.core.commit_allow(list(items), [v.approval_id for v in verdicts], portal_index, t)
+                self.core.commit_allow(list(items), approvals, portal_index, t)
                 self._track_returns(verdicts)
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,

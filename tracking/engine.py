@@ -217,7 +217,7 @@ class Engine:
         self.exits_restricted = False
         self._seq = itertools.count()
         self._batches: list[ReadBatch] = []
-        self._held: _Held | None = None  # validated reads not due yet (sorted, after every queued batch's time)
+        self._held: _Held | None = None  # validated reads not due yet at the last advance (time-ordered)
         self._single_reads: list[TagRead] = []
         self._inputs: list[tuple[int, int, int, object]] = []  # heap of (time, class, seq, payload)
         # portal -> (t, badge, fresh, direction)
@@ -794,7 +794,8 @@ class Engine:
         items = tuple([v.item_id for v in verdicts])
         approvals = [v.approval_id for v in verdicts]
         new_uses = route = ()
-        if exit_ and approvals.count(None) < len(approvals):  # a refused entry spends nothing either
+        # an entry spends nothing, allowed or refused; without an approval there is nothing to book
+        if exit_ and approvals.count(None) < len(approvals):
             used, carried = set(), set()
             for v in verdicts:
                 if v.approval_id is not None:

@@ -109,9 +109,14 @@ class Collector:
                                        none, late))
 
     def output(self) -> Output:
-        decisions = sorted(self.decisions, key=_decision_order) if len(self.decisions) > 1 else self.decisions
-        presence = sorted(self.presence, key=lambda c: (c.time_us, c.portal_id, c.person_id))
-        brought = sorted(self.brought, key=lambda b: (b.time_us, b.portal_id, b.item_id))
+        # most advances on the latency path give one decision or none: nothing to sort
+        decisions, presence, brought = self.decisions, self.presence, self.brought
+        if len(decisions) > 1:
+            decisions = sorted(decisions, key=_decision_order)
+        if len(presence) > 1:
+            presence = sorted(presence, key=lambda c: (c.time_us, c.portal_id, c.person_id))
+        if len(brought) > 1:
+            brought = sorted(brought, key=lambda b: (b.time_us, b.portal_id, b.item_id))
         return Output(self._sorted_movements(), decisions, self._sorted_alarms(), presence, brought)
 
     def _sorted_movements(self) -> Rows[Movement]:

@@ -92,7 +92,7 @@ import itertools
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -164,6 +164,16 @@ class _Pending:
     done: bool = False
 
 
+class _Held(NamedTuple):
+    """Validated reads not due yet at the last advance, with their validation (Engine._validate)."""
+
+    batch: ReadBatch
+    bad: int
+    portal: np.ndarray
+    side: np.ndarray
+    code: np.ndarray
+
+
 @dataclass(frozen=True)
 class _LateBadge:
     """A badge that arrived after its moment was processed, re-queued at the first free moment."""
@@ -207,6 +217,7 @@ class Engine:
         self.exits_restricted = False
         self._seq = itertools.count()
         self._batches: list[ReadBatch] = []
+        self._held: _Held | None = None  # validated reads not due yet at the last advance (time-ordered)
         self._single_reads: list[TagRead] = []
         self._inputs: list[tuple[int, int, int, object]] = []  # heap of (time, class, seq, payload)
         # portal -> (t, badge, fresh, direction)
@@ -286,6 +297,9 @@ class Engine:
         known = {it.item_id for it in self.snapshot.site.items}
         still_out = [due for due in snapshot.site.pending_returns if due.item_id not in self._due
                      and (due.item_id not in known or self.core.venue_of(due.item_id) is None)]
+        if self._held is not None:  # validated against the old register: validated again
+            self._batches.insert(0, self._held.batch)
+            self._held = None
         old_names = {code: name for name, code in self.snapshot.reader_code.items()}
         table = np.array([snapshot.reader_code.get(old_names[c], -1) for c in range(len(old_names))] + [-1],
                          np.int32)
@@ -301,6 +315,11 @@ class Engine:
         self.people.use(site)
         self._portal_index = {int(p): i for i, p in enumerate(snapshot.portal_ids)}
         self._person_index = {int(p): i for i, p in enumerate(snapshot.person_ids)}
+        # per person index, as Python values: a decision reads a few of them, and numpy scalars are slow
+        self._person_ids: list[int] = snapshot.person_ids.tolist()
+        self._active: list[bool] = snapshot.person_active.tolist()
+        self._clearance: list[int] = snapshot.person_clearance.tolist()
+        self._portal_border: list[bool] = snapshot.portal_border.astype(bool).tolist()
         self._approvals = {a.approval_id: a for a in site.approvals}
         self._item_ids = {it.item_id for it in site.items}
         self._top_secret = {it.item_id for it in site.items if it.level == TOP_SECRET and it.status != "declassified"}
@@ -415,17 +434,24 @@ class Engine:
     def _take_reads(self, horizon: int) -> tuple[ValidReads, ValidReads | None]:
         """Split queued reads into due (time-ordered, valid), late (valid, for alarms only) and still
         pending; report bad and late ones."""
-        if not self._batches:
+        held, self._held = self._held, None
+        if self._batches:
+            batches = self._batches if held is None else [held.batch, *self._batches]
+            batch = _concat(batches) if len(batches) > 1 else batches[0]
+            self._batches = []
+            bad, portal, side, code, ordered = self._validate(batch)
+            if not ordered:
+                batch = batch.take(np.argsort(batch.time_us, kind="stable"))
+                bad, portal, side, code, _ = self._validate(batch)
+        elif held is not None:
+            batch, bad, portal, side, code = held
+        else:
             return _EMPTY_READS, None
-        batch = _concat(self._batches) if len(self._batches) > 1 else self._batches[0]
-        self._batches = []
-        bad, portal, side, code, ordered = self._validate(batch)
-        if not ordered:
-            batch = batch.take(np.argsort(batch.time_us, kind="stable"))
-            bad, portal, side, code, _ = self._validate(batch)
-        cut = int(batch.time_us.searchsorted(horizon, side="right"))
-        if cut < len(batch):  # not due yet: validated again with the next advance
-            self._batches = [batch.rows(cut, len(batch))]
+        n = len(batch)
+        cut = n if not n or batch.time_us[-1] <= horizon else int(batch.time_us.searchsorted(horizon, side="right"))
+        if cut < n:  # not due yet: kept as validated for the next advance
+            self._held = _Held(batch.rows(cut, len(batch)), int(np.count_nonzero(code[cut:])) if bad else 0,
+                               portal[cut:], side[cut:], code[cut:])
             batch, portal, side, code = batch.rows(0, cut), portal[:cut], side[:cut], code[:cut]
             bad = int(np.count_nonzero(code)) if bad else 0
         n = len(batch)
@@ -677,7 +703,7 @@ class Engine:
             heapq.heappush(self._inputs, (now + c.settle_us, _CHECK, next(self._seq), (pending, True)))
 
     def _person_id(self, person: int) -> int | None:
-        return int(self.snapshot.person_ids[person]) if person >= 0 else None
+        return self._person_ids[person] if person >= 0 else None
 
     def _evaluate_portal(self, portal_id: int, t: int, allow_only: bool = False) -> None:
         for pending in list(self._armed.get(portal_id, ())):
@@ -698,33 +724,37 @@ class Engine:
         if allow_only and not self._may_allow_early(badge, portal_index, t):
             return
         self._core_events(self.core.settle_due(t), self._reads)  # the item state as of t
-        person = s.badge_person.get(badge.badge, -1)
+        badge_person, active, person_ids = s.badge_person, self._active, self._person_ids
+        person = badge_person.get(badge.badge, -1)
         window_start = t - c.two_person_us
         history = self._badges[badge.portal_id]
-        while history and history[0][0] < window_start - c.settle_us:
+        oldest = window_start - c.settle_us
+        while history and history[0][0] < oldest:
             history.popleft()
-        present, same_way = set(), set()
+        present, same_way, ts_people, clearance = set(), set(), 0, self._clearance
         for bt, other_badge, fresh, direction in history:
-            q = s.badge_person.get(other_badge, -1)
-            if window_start <= bt <= t and fresh and q >= 0 and s.person_active[q] \
-                    and other_badge not in s.inactive_badges:
-                present.add(q)
+            q = badge_person.get(other_badge, -1)
+            if window_start <= bt <= t and fresh and q >= 0 and active[q] and other_badge not in s.inactive_badges:
+                if q not in present:  # people are counted, not badges
+                    present.add(q)
+                    ts_people += clearance[q] >= TOP_SECRET
                 if direction == badge.direction:
-                    same_way.add(int(s.person_ids[q]))
-        ts_people = sum(1 for q in present if s.person_clearance[q] >= TOP_SECRET)
+                    same_way.add(person_ids[q])
         reasons = 0
         if badge.stale:
             reasons |= R_STALE_BADGE
         if person < 0:
             reasons |= R_UNKNOWN_BADGE
-        elif not s.person_active[person] or badge.badge in s.inactive_badges:
+        elif not active[person] or badge.badge in s.inactive_badges:
             reasons |= R_PERSON_INACTIVE
-        counts = [n for ct, n in self._camera[badge.portal_id] if window_start <= ct <= t]
-        if counts and counts[-1] > len(present):
-            reasons |= R_TAILGATING
+        camera = self._camera.get(badge.portal_id)
+        if camera:
+            counts = [n for ct, n in camera if window_start <= ct <= t]
+            if counts and counts[-1] > len(present):
+                reasons |= R_TAILGATING
         if self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
-        rules = self.people.verdict(int(s.person_ids[person]), badge.portal_id, badge.direction, badge.time_us,
+        rules = self.people.verdict(person_ids[person], badge.portal_id, badge.direction, badge.time_us,
                                     same_way) if person >= 0 else None
         if rules is not None:
             reasons |= rules.refuse
@@ -732,10 +762,13 @@ class Engine:
         verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, badge.direction == "entry")
         if self.exits_restricted and verdicts:
             reasons |= R_SNAPSHOT_TOO_OLD
-        refuse_now = reasons != 0 or any(v.reasons and not v.uncertain and v.reasons != R_TWO_PERSON
-                                         for v in verdicts)
+        refuse_now, item_reasons = reasons != 0, False
+        for v in verdicts:
+            if v.reasons:
+                item_reasons = True
+                refuse_now = refuse_now or (not v.uncertain and v.reasons != R_TWO_PERSON)
         if not (refuse_now or final):
-            if any(v.reasons for v in verdicts) or (rules is not None and rules.wait):
+            if item_reasons or (rules is not None and rules.wait):
                 return  # uncertain reads, or waiting for a second carrier or an escort: hold until the cap
             if not self._may_allow_early(badge, portal_index, t):
                 return
@@ -753,30 +786,33 @@ class Engine:
         armed.remove(pending)
         if not armed:
             del self._armed[badge.portal_id]
-        if badge.direction == "entry" and reasons == 0:
+        allow, exit_ = reasons == 0, badge.direction == "exit"
+        if allow and not exit_:
             verdicts = []  # allowed in: nothing carried out under this badge
-        verdicts = sorted(verdicts, key=attrgetter("item_id"))
-        items = tuple(v.item_id for v in verdicts)
-        used, carried = set(), set()
-        for v in verdicts:
-            if v.approval_id is not None:
-                (used if v.new_use else carried).add(v.approval_id)
-        new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
-        allow = reasons == 0
-        if badge.direction == "entry":
-            new_uses, route = (), ()  # a refused entry spends nothing either
+        if len(verdicts) > 1:
+            verdicts = sorted(verdicts, key=attrgetter("item_id"))
+        items = tuple([v.item_id for v in verdicts])
+        approvals = [v.approval_id for v in verdicts]
+        new_uses = route = ()
+        # an entry spends nothing, allowed or refused; without an approval there is nothing to book
+        if exit_ and approvals.count(None) < len(approvals):
+            used, carried = set(), set()
+            for v in verdicts:
+                if v.approval_id is not None:
+                    (used if v.new_use else carried).add(v.approval_id)
+            new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
         if allow:
             self._last_allow[badge.portal_id] = t
-        if allow and badge.direction == "exit":
-            for approval_id in new_uses:
-                self.core.consume(approval_id)
-            self.core.commit_allow(list(items), [v.approval_id for v in verdicts], portal_index, t)
-            self._track_returns(verdicts)
+            if exit_ and verdicts:
+                for approval_id in new_uses:
+                    self.core.consume(approval_id)
+                self.core.commit_allow(list(items), approvals, portal_index, t)
+                self._track_returns(verdicts)
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
-            tuple((v.item_id, _item_mask(v)) for v in verdicts if v.reasons),
-            tuple((v.item_id, v.since_us) for v in verdicts if v.resting),
-            tuple(v.item_id for v in verdicts if v.uncertain), route, decided_us=t, direction=badge.direction,
+            tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
+            tuple([(v.item_id, v.since_us) for v in verdicts if v.resting]),
+            tuple([v.item_id for v in verdicts if v.uncertain]), route, decided_us=t, direction=badge.direction,
         )
         self._out.decisions.append(decision)
         if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):
@@ -785,7 +821,7 @@ class Engine:
         if allow:
             self._blocks.pop(badge.portal_id, None)
         else:
-            border = portal_index >= 0 and bool(self.snapshot.portal_border[portal_index])
+            border = portal_index >= 0 and self._portal_border[portal_index]
             self._blocks[badge.portal_id] = _Block(decision, border and bool(self._top_secret.intersection(items)))
 
     def _override(self, request: OverrideRequest, late: bool) -> None:

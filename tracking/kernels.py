@@ -130,6 +130,15 @@ PASS_DTYPE = np.dtype([
     ("first", np.int64),  # first read
 ])
 MAX_PORTALS = 2**15 - 1  # PASS_DTYPE.portal
+# One row of decide_items output per item within reach: a record, so that Python reads a decision's
+# rows with one tolist() (five columns cost five slices and five conversions).
+DEC_DTYPE = np.dtype([
+    ("item", np.int32),  # item index
+    ("reasons", np.int64),  # reasons mask
+    ("approval", np.int32),  # covering approval index, -1 = none
+    ("flags", np.int8),  # V_*
+    ("since", np.int64),  # first read of its pass
+])
 
 
 class KSnap(NamedTuple):
@@ -178,11 +187,7 @@ class KState(NamedTuple):
     appr_uses: np.ndarray  # int32
     portal_new: np.ndarray  # int64 per portal: when a pass last opened there
     portal_change: np.ndarray  # int64 per portal: last read there that opened a pass or made an item clear
-    dec_item: np.ndarray  # decide_items output, one row per item within reach: item index
-    dec_reasons: np.ndarray  # int64 reasons mask
-    dec_approval: np.ndarray  # int32 covering approval index, -1 = none
-    dec_flags: np.ndarray  # int8 V_*
-    dec_since: np.ndarray  # int64 first read of its pass
+    dec: np.ndarray  # DEC_DTYPE, decide_items output (scratch, not state)
 
 
 class KConfig(NamedTuple):
@@ -656,9 +661,8 @@ def item_reasons(ctx: KCtx, i: int, person: int, p: int, badge_us: int, ts_peopl
 @njit(cache=True, nogil=True)
 def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, entry: bool) -> int:
     """Every item within reach of portal p for a badge at badge_us (tracking.reference.decide), with
-    its reasons, covering approval and V_* flags, into the dec_* arrays. Returns the item count."""
-    items, reasons, approvals, flags_out, since = ctx.dec_item, ctx.dec_reasons, ctx.dec_approval, ctx.dec_flags, \
-        ctx.dec_since
+    its reasons, covering approval and V_* flags, into the rows of ctx.dec. Returns the item count."""
+    dec = ctx.dec
     n = 0
     outside = ctx.portal_outside[p]
     for k in range(ctx.n_open[0]):
@@ -678,12 +682,13 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, 
         if person >= 0:
             mask, chosen, new_use = item_reasons(ctx, i, person, p, badge_us, ts_people)
         first = rec.first
-        items[n] = i
-        reasons[n] = mask
-        approvals[n] = chosen
-        flags_out[n] = (0 if clear else V_UNCERTAIN) | (V_NEW_USE if new_use else 0) | \
+        row = dec[n]
+        row.item = i
+        row.reasons = mask
+        row.approval = chosen
+        row.flags = (0 if clear else V_UNCERTAIN) | (V_NEW_USE if new_use else 0) | \
             (V_RESTING if first < badge_us - ctx.association_us else 0)
-        since[n] = first
+        row.since = first
         n += 1
     return n
 

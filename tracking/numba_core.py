@@ -6,7 +6,9 @@ array indices and the draining of the kernels' bounded output buffers.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
+from numba.core import types
 
 from tracking import kernels as k
 from tracking.codes import STATUS_CODE
@@ -56,11 +58,7 @@ def _fresh_state(s: Snapshot) -> k.KState:
         appr_uses=s.appr_uses.copy(),
         portal_new=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
         portal_change=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
-        dec_item=np.zeros(max(n, 1), np.int32),
-        dec_reasons=np.zeros(max(n, 1), np.int64),
-        dec_approval=np.zeros(max(n, 1), np.int32),
-        dec_flags=np.zeros(max(n, 1), np.int8),
-        dec_since=np.zeros(max(n, 1), np.int64),
+        dec=np.zeros(max(n, 1), k.DEC_DTYPE),
     )
 
 
@@ -89,17 +87,24 @@ class NumbaCore:
         self.ksnap = _ksnap(snapshot)
         self.state = state
         self.ctx = k.make_ctx(self.ksnap, state, self.kcfg, self.out)
+        # The kernels the latency path calls with this ctx and scalars only, as their compiled code for
+        # exactly those types (what Numba's dispatch would choose, loaded from its cache): a call then
+        # skips typing the KCtx argument, a struct of ~90 fields, ~0.5 us each time.
+        ctx_type, i64 = numba.typeof(self.ctx), types.int64
+        self._decide_items = k.decide_items.compile((ctx_type, i64, i64, i64, i64, types.boolean))
+        self._settle_due = k.settle_due.compile((ctx_type, i64))
         # venue index -> register id; index -1 (the outside of the unit) -> -1
         self._venue_id_or_outside = np.append(snapshot.venue_ids, -1).astype(np.int64)
         self._id_order = np.argsort(snapshot.item_ids)
         # a lower bound on the last read of every open pass: no sweep is needed before it expires
         self._oldest_last = -(2**62)
         self._approval_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
+        self._appr_ids = snapshot.appr_ids.tolist()
+        self._decided: dict[int, int] = {}  # item id -> index of the items of the last decide
 
     def state_bytes(self) -> int:
-        """Bytes of tracking state (the dec_* scratch rows of decide_items are not state)."""
-        return sum(a.nbytes for name, a in self.state._asdict().items()
-                   if isinstance(a, np.ndarray) and not name.startswith("dec_"))
+        """Bytes of tracking state (the dec scratch rows of decide_items are not state)."""
+        return sum(a.nbytes for name, a in self.state._asdict().items() if isinstance(a, np.ndarray) and name != "dec")
 
     def swap(self, snapshot: Snapshot) -> None:
         """Use a new register: venues and approval uses come from it; passes carry over by id."""
@@ -138,12 +143,15 @@ class NumbaCore:
                 new.portal_change[p_new] = old.portal_change[p_old]
         self._install(snapshot, new)
 
-    def _drain(self, events: CoreEvents) -> None:
-        """Copy the kernels' output buffers into events as columns of register ids."""
+    def _drain(self, events: CoreEvents) -> CoreEvents:
+        """Copy the kernels' output buffers into events as columns of register ids; returns events, or
+        new ones when it was NO_EVENTS (most calls on the latency path produce nothing)."""
         out, s = self.out, self.snapshot
         n_mov, n_al, n_unk = out.counts.tolist()
         if not (n_mov or n_al or n_unk):
-            return
+            return events
+        if events is NO_EVENTS:
+            events = CoreEvents()
         if n_mov:
             venue = self._venue_id_or_outside
             events.movement_columns.append((
@@ -158,9 +166,10 @@ class NumbaCore:
             ))
         events.unknown_rows.extend(out.unknown_rows[:n_unk].tolist())
         out.counts[:] = 0
+        return events
 
     def apply_reads(self, reads: ValidReads) -> CoreEvents:
-        events = CoreEvents()
+        events = NO_EVENTS
         n = len(reads.time_us)
         if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
             self._oldest_last = min(self._oldest_last, int(reads.time_us[0]))
@@ -168,55 +177,52 @@ class NumbaCore:
         while row < n:
             row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
                                 reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
-            self._drain(events)
+            events = self._drain(events)
         return events
 
     def settle_due(self, horizon_us: int) -> CoreEvents:
         if horizon_us - self.config.settle_us <= self._oldest_last:
             return NO_EVENTS  # no open pass can be due yet
-        events = CoreEvents()
-        done = False
+        events, done = NO_EVENTS, False
         while not done:
-            done, self._oldest_last = k.settle_due(self.ctx, horizon_us)
-            self._drain(events)
+            done, self._oldest_last = self._settle_due(self.ctx, horizon_us)
+            events = self._drain(events)
         return events
 
     def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
                entry: bool = False) -> list[ItemVerdict]:
-        n = k.decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
-        if not n:
-            return []
-        st = self.state
-        item_ids, appr_ids = self.snapshot.item_ids, self.snapshot.appr_ids
-        verdicts = []
-        for i, r, a, f, since in zip(st.dec_item[:n].tolist(), st.dec_reasons[:n].tolist(),
-                                     st.dec_approval[:n].tolist(), st.dec_flags[:n].tolist(),
-                                     st.dec_since[:n].tolist(), strict=True):
-            verdicts.append(ItemVerdict(int(item_ids[i]), r, None if a < 0 else int(appr_ids[a]),
-                                        bool(f & k.V_NEW_USE), bool(f & k.V_UNCERTAIN), since, bool(f & k.V_RESTING)))
+        n = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
+        item_ids, appr_ids, verdicts = self.snapshot.item_ids, self._appr_ids, []
+        self._decided = {}  # the items an allow commits next: their indices need no search (_item_indices)
+        for i, reasons, a, f, since in self.state.dec[:n].tolist() if n else ():
+            item_id = item_ids.item(i)
+            self._decided[item_id] = i
+            verdicts.append(ItemVerdict(item_id, reasons, None if a < 0 else appr_ids[a], bool(f & k.V_NEW_USE),
+                                        bool(f & k.V_UNCERTAIN), since, bool(f & k.V_RESTING)))
         return verdicts
 
-    def _item_indices(self, item_ids: list[int]) -> np.ndarray:
+    def _item_indices(self, item_ids: list[int]) -> list[int]:
+        decided = self._decided
+        if all(i in decided for i in item_ids):
+            return [decided[i] for i in item_ids]
         ids = np.array(item_ids, np.int64)
         found = np.searchsorted(self.snapshot.item_ids, ids, sorter=self._id_order)
         idx = self._id_order[np.minimum(found, max(len(self._id_order) - 1, 0))] if len(self._id_order) else found
         if len(ids) and (len(self._id_order) == 0 or (self.snapshot.item_ids[idx] != ids).any()):
             raise KeyError(f"items not in the register: {sorted(set(item_ids) - set(self.snapshot.item_ids.tolist()))}")
-        return idx
+        return idx.tolist()
 
     def commit_allow(self, item_ids: list[int], approval_ids: list[int | None], portal_index: int,
                      allow_us: int) -> None:
         """The items leave through the portal; an approval with a destination takes them into custody."""
-        if not item_ids:
-            return
-        idx = self._item_indices(item_ids)
-        self.state.allow_portal[idx] = portal_index
-        self.state.allow_us[idx] = allow_us
-        for i, approval_id in zip(idx.tolist(), approval_ids, strict=True):
+        st, target = self.state, self.snapshot.appr_row_target
+        for i, approval_id in zip(self._item_indices(item_ids), approval_ids, strict=True):
+            st.allow_portal[i] = portal_index
+            st.allow_us[i] = allow_us
             if approval_id is not None:
                 a = self._approval_index(approval_id)
-                if self.snapshot.appr_row_target[a] >= 0:
-                    self.state.custody[i] = a
+                if target[a] >= 0:
+                    st.custody[i] = a
 
     def portal_new(self, portal_index: int) -> int:
         """When a tag last newly appeared at the portal (opened a pass there)."""

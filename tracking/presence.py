@@ -28,23 +28,24 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tracking.model import EngineConfig, PortalSpec, SiteModel
 from tracking.results import R_ANTI_PASSBACK, R_ESCORT_MISSING, R_MEETING_NOT_PARTICIPANT, PresenceChange
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where a person is: a venue id (None = the outside of the unit), since when, and how sure."""
+class Place(NamedTuple):
+    """Where a person is: a venue id (None = the outside of the unit), since when, and how sure.
+
+    Place, Verdict and Moved are named tuples: every badge builds some, and a frozen dataclass costs a
+    microsecond to build."""
 
     venue_id: int | None
     since_us: int
     uncertain: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What the people rules say about one badge: reasons to refuse now, reasons to hold (an escort may
     still badge), and whether anti-passback wants an alarm if the badge is allowed."""
 
@@ -53,8 +54,7 @@ class Verdict:
     passback_alarm: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Moved:
+class Moved(NamedTuple):
     """A move and what the engine must do about it: raise an anti-passback alarm, look at the escort of
     these venues again one window later."""
 
@@ -73,6 +73,8 @@ class People:
         self.config = config
         self.where: dict[int, Place] = {}
         self._by_venue: dict[int | None, set[int]] = {}  # venue -> people in it (what every move looks at)
+        self._visitors_in: dict[int | None, set[int]] = {}  # venue -> the visitors among them
+        self._visitor: set[int] = set()
         self.forgiven: set[int] = set()
         self._alarmed: dict[int, frozenset[int]] = {}  # venue -> visitors last alarmed as unescorted there
         self.use(site)
@@ -81,13 +83,16 @@ class People:
         """Take a new register's people, venues, portals and meetings. A place the register knows is taken when
         it is newer than the engine's own (moves this engine recorded after a restart, another node's moves);
         otherwise places carry over."""
+        self._visitor = {p.person_id for p in site.people if p.visitor}
+        self._visitors_in = {}
+        for venue_id, people in self._by_venue.items():
+            self._visitors_in[venue_id] = people & self._visitor
         for p in site.presence:
             known = self.where.get(p.person_id)
             if known is None or p.since_us > known.since_us:
                 self._place(p.person_id, Place(p.venue_id, p.since_us, p.uncertain))
         self._portals = {p.portal_id: p for p in site.portals}
         self._ceiling = {v.venue_id: v.ceiling for v in site.venues}
-        self._visitor = {p.person_id for p in site.people if p.visitor}
         self._clearance = {p.person_id: p.clearance for p in site.people}
         self._meetings = {}
         for m in site.meetings:
@@ -110,11 +115,18 @@ class People:
         return Counter({venue: len(people) for venue, people in self._by_venue.items() if people})
 
     def _place(self, person_id: int, place: Place) -> None:
-        before = self.where.get(person_id)
+        before, visitor = self.where.get(person_id), person_id in self._visitor
         if before is not None:
             self._by_venue[before.venue_id].discard(person_id)
+            if visitor:
+                self._visitors_in[before.venue_id].discard(person_id)
         self.where[person_id] = place
-        self._by_venue.setdefault(place.venue_id, set()).add(person_id)
+        people = self._by_venue.get(place.venue_id)
+        if people is None:
+            people = self._by_venue[place.venue_id] = set()
+        people.add(person_id)
+        if visitor:
+            self._visitors_in.setdefault(place.venue_id, set()).add(person_id)
 
     def forgive(self, person_id: int) -> None:
         self.forgiven.add(person_id)
@@ -151,7 +163,7 @@ class People:
         for meeting in self._meetings.get(dst, ()) if dst is not None else ():
             if meeting.start_us <= badge_us < meeting.end_us and person_id not in meeting.participant_ids:
                 refuse |= R_MEETING_NOT_PARTICIPANT
-        return Verdict(refuse, wait, alarm)
+        return Verdict(refuse, wait, alarm) if refuse or wait or alarm else NO_VERDICT
 
     def _passback(self, person_id: int, src: int | None) -> bool:
         """Is the person known to be somewhere other than the venue the badge leaves?"""
@@ -167,7 +179,7 @@ class People:
         if portal is None:
             return None
         src, dst = self.sides(portal, direction)
-        passback = self._passback(person_id, src) and portal.anti_passback == "alarm" and cause == "badge"
+        passback = portal.anti_passback == "alarm" and cause == "badge" and self._passback(person_id, src)
         before = self.where.get(person_id)
         self.forgiven.discard(person_id)
         self._place(person_id, Place(dst, time_us, uncertain))
@@ -175,23 +187,23 @@ class People:
         left = before.venue_id if before is not None else src
         if left is not None and left != dst and self.unescorted(left):
             checks.append(left)  # the last escort may have left (or a visitor is still there)
-        if dst is not None and person_id in self._visitor and self.unescorted(dst):
-            checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
-        if dst is not None and not self.unescorted(dst):
-            self._alarmed.pop(dst, None)
+        if dst is not None:
+            if not self.unescorted(dst):
+                self._alarmed.pop(dst, None)
+            elif person_id in self._visitor:
+                checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
         change = PresenceChange(person_id, portal_id, src, dst, time_us, cause, uncertain, item_ids)
         return Moved(change, passback, tuple(checks))
 
     def unescorted(self, venue_id: int) -> tuple[int, ...]:
         """Visitors in the venue with no escort there (nobody not a visitor, cleared to its ceiling)."""
-        people = self._by_venue.get(venue_id, set())
-        visitors = tuple(sorted(p for p in people if p in self._visitor))
-        if not visitors:
+        visitors = self._visitors_in.get(venue_id)
+        if not visitors:  # kept per venue: a move must not scan everyone in the venues it joins
             return ()
         need = self._ceiling.get(venue_id, 0)
-        if any(p not in self._visitor and self._clearance.get(p, -1) >= need for p in people):
+        if any(p not in self._visitor and self._clearance.get(p, -1) >= need for p in self._by_venue[venue_id]):
             return ()
-        return visitors
+        return tuple(sorted(visitors))
 
     def unescorted_alarm(self, venue_id: int) -> tuple[int, ...]:
         """The visitors to raise 'visitor_unescorted' for now: unescorted, and not alarmed already as such."""

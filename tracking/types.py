@@ -10,9 +10,9 @@ import numpy as np
 from tracking.results import Movement
 
 
-@dataclass(frozen=True)
-class ValidReads:
-    """Validated, time-ordered tag reads mapped to portals: what a core applies.
+class ValidReads(NamedTuple):
+    """Validated, time-ordered tag reads mapped to portals: what a core applies (a named tuple: the
+    latency path builds a few per event).
 
     portal: snapshot portal index; side: SIDE_INSIDE or SIDE_OUTSIDE; rssi: as reported (the cores
     treat NaN or an implausible value as missing); stale: alarms only, never evidence (rule 4.9).

@@ -627,6 +627,18 @@ def test_a_new_register_adds_deadlines_for_items_the_engine_did_not_see_return(b
     assert [(a.kind, a.item_id) for a in engine.advance(T0 + 10 * SECOND).alarms] == [("overdue", 1)]
 
 
+
+def test_reads_not_due_yet_at_a_register_swap_count_at_their_portal_in_the_new_register(backend: str) -> None:
+    # the engine keeps reads past the horizon validated between calls; a new register renumbers readers
+    engine = engine_for(vault_site(items=(item(1),)), backend)
+    end = carry(engine, 20, [epc_for(1)], T0)  # three reads inside, then three outside
+    engine.advance(T0 + 120 * MS)  # only the first reads are due: the others wait
+    site = vault_site(items=(item(1),))
+    engine.swap_snapshot(build_snapshot(replace(site, portals=tuple(reversed(site.portals)))))
+    out = engine.advance(end + 2 * SECOND)
+    assert [(m.item_id, m.portal_id, m.direction) for m in out.movements] == [(1, 20, "exit")]
+    assert [(a.kind, a.portal_id) for a in out.alarms] == [("unauthorized_exit", 20)]
+
 # --- 10. one vocabulary -----------------------------------------------------------------------------
 def test_approval_kinds_are_the_registers() -> None:
     assert APPROVAL_KINDS == REGISTER_KINDS

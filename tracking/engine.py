@@ -689,7 +689,8 @@ class Engine:
                 (R_UNKNOWN_PORTAL if badge.portal_id not in self._portal_index else 0)
             self.stats["refused_unplaceable_badge"] += 1
             self._out.decisions.append(Decision(badge.portal_id, badge.time_us, badge.badge, self._person_id(person),
-                                                (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us)))
+                                                (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us),
+                                                direction=badge.direction))
             return
         now = badge.time_us if arrived_us is None else arrived_us
         self._badges[badge.portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
@@ -851,13 +852,15 @@ class Engine:
                 request.portal_id, t, blocked.badge if blocked else "", blocked.person_id if blocked else None,
                 blocked.item_ids if blocked else (), False, reason, (), decided_us=t,
                 override_by=request.guard_person_id, override_reason=request.reason,
+                direction=blocked.direction if blocked else "exit",
             ))
             return
         # the guard's decision covers the blocked items' crossing: no second unauthorized_exit (a
         # crossing that ended more than settle_us before is settled, and alarmed, first)
         self._core_events(self.core.settle_due(t), self._reads)
-        still = [i for i in blocked.item_ids if i in self._item_ids]  # the register may have changed since
-        self.core.commit_allow(still, [None] * len(still), portal_index, t)
+        if blocked.direction == "exit":  # a refused entry let through lets no item out with it
+            still = [i for i in blocked.item_ids if i in self._item_ids]  # the register may have changed since
+            self.core.commit_allow(still, [None] * len(still), portal_index, t)
         self._last_allow[request.portal_id] = t
         del self._blocks[request.portal_id]
         decision = Decision(

@@ -31,7 +31,8 @@ class BadgePresentation:
     """A badge read on a portal's access panel. stale: queued on the device while its link was down.
 
     direction: 'exit' (the reader inside: leaving the portal's inside venue) or 'entry' (the reader
-    outside: coming into it). An entry carries no exit approval check; the people rules apply to both.
+    outside: coming into it). Both open the same door: the items inside within reach are judged for both
+    (tracking.engine); the people rules apply to both.
     """
 
     portal_id: int

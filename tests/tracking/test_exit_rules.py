@@ -116,6 +116,25 @@ def test_an_entry_with_a_resting_top_secret_item_needs_two_people_and_spends_no_
     assert decision.approval_ids == () and engine.uses_left(901) == 1
 
 
+def test_an_override_lets_a_refused_entry_in_but_lets_no_resting_item_out(backend: str) -> None:
+    engine = engine_for(vault_site(items=(item(1),)), backend)
+    rest(engine, 20, epc_for(1), T0, T0 + 4 * SECOND)
+    engine.on_badge(BadgePresentation(20, "alice", T0 + 4 * SECOND, direction="entry"))
+    assert not only(engine.advance(T0 + 5 * SECOND).decisions, "alice").allow
+    engine.on_override(OverrideRequest(20, 5, T0 + 6 * SECOND, "alice is expected"))
+    [override] = [d for d in engine.advance(T0 + 7 * SECOND).decisions if d.override_by == 5]
+    assert override.allow and override.direction == "entry"
+    end = carry(engine, 20, [epc_for(1)], T0 + 7 * SECOND)  # someone inside hands the item out
+    assert "unauthorized_exit" in kinds(engine.advance(end + 20 * SECOND))
+
+
+def test_a_stale_entry_badge_is_refused_as_an_entry(backend: str) -> None:
+    engine = engine_for(vault_site(), backend)
+    engine.on_badge(BadgePresentation(20, "alice", T0, direction="entry", stale=True))
+    decision = only(engine.advance(T0 + 5 * SECOND).decisions, "alice")
+    assert not decision.allow and decision.direction == "entry" and "stale_badge" in decision.reason_names
+
+
 def test_an_item_being_brought_in_does_not_keep_the_entry_shut(backend: str) -> None:
     # an item outside, carried towards the door by the person coming in: it is not leaving
     engine = engine_for(vault_site(items=(item(1, venue=None),)), backend)

@@ -19,7 +19,17 @@ import numpy as np
 
 from vision.calibration import Calibration, MarkerBoard, calibrate
 from vision.images import ImageInput, load_colour
-from vision.segmentation import Components, MedialAxis, Split, components, medial_axis, piece_mask, roi, split
+from vision.segmentation import (
+    Components,
+    MedialAxis,
+    Split,
+    components,
+    medial_axis,
+    piece_mask,
+    roi,
+    split,
+    two_strips,
+)
 from vision.shred_levels import LEVELS, SecurityLevel, find_level
 from vision.tray import Contrast, TrayFit, fit_tray
 
@@ -462,7 +472,10 @@ def _judge(
         mask, offset = piece_mask(found, int(index))
         ys, xs, _ = roi(found, int(index))
         level = float(found.level[index])
-        division = split(mask, tray.distance[ys, xs], level) if divide[index] else Split((mask,), False)
+        division = Split((mask,), False)
+        if divide[index]:
+            crossed = two_strips((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
+            division = Split(crossed, False) if crossed else split(mask, tray.distance[ys, xs], level)
         pieces = [
             _measure_mask(p, offset, level, calibration, not straight[index], float(rel[index]))[0]
             for p in division.pieces

@@ -2,9 +2,10 @@
 
 A particle is a connected region clearly unlike the tray, with every hole inside its outline filled
 (print on paper is part of the paper). Its pixels are counted at half its own contrast on the outline
-(unbiased under blur) and wholly inside it. Touching pieces are separated only on two independent
-kinds of evidence: a seam (a line darker than the paper on both sides) and a neck in the outline
-(the union is narrow where the seam runs); anything less is measured as one particle.
+(unbiased under blur) and wholly inside it. Touching pieces are separated only where their shape says
+they are two: two straight strips at an angle crossing or meeting end to side (`two_strips`), or
+pieces at an angle touching at a point. A dark line is no evidence (printed ink is one) and parallel
+pieces are never split; anything less is measured as one particle.
 """
 
 from dataclasses import dataclass, field
@@ -17,16 +18,13 @@ MIN_PARTICLE_PX = 6  # smaller regions are sensor noise or dust
 EDGE_BAND = 2  # px inside the outline where pixels count only above half the particle's level
 # Levels along a cut, as shares of the particle's own level: paper is above CORE_LEVEL; a line of
 # print is below INK_LEVEL; a seam (the shadow at the edge of a piece lying on or against another)
-# is in between, and a dark seam below SEAM_LEVEL.
+# is in between.
 CORE_LEVEL = 0.8
-SEAM_LEVEL = 0.6
 SHADOW_LEVEL = 0.75
 INK_LEVEL = 0.3
 CORE_SHARE = 0.25  # a piece's core: thicker than this share of the region's greatest half-width
 MAX_CORES = 24  # a region of more candidate pieces than this is a heap: it is measured whole
 SAME_PIECE = 0.88  # parts whose union is this solid (and no thicker) are one piece
-SOLID = 0.8  # a piece's area over its convex hull's: a simple piece; a T, L or X of two is below
-NECK_SHARE = 0.5  # a neck: the union's half-thickness at a cut, as a share of the thinner piece's
 POINT_SHARE = 0.25  # a point contact: a neck this narrow
 MIN_TURN = np.radians(20)  # pieces this far apart in direction are not one straight piece
 COLLINEAR = np.radians(12)  # two visible ends of one piece partly covered by another
@@ -180,8 +178,8 @@ def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
 
 
 def _disc(radius: int) -> np.ndarray:
-    """A square: separable, so fast on a 12 MP frame; it erodes a little deeper along diagonals (safe)."""
-    return np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    """A disc: a square would erode deeper along diagonals and leave print near a diagonal edge out."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
 
 def _close(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -221,8 +219,11 @@ def components(
     counts = _edge_counts(labels, half, inner, n)[1:]
     clean = (level[1:] >= 3 * particle_level) & (counts[:, 0] >= 50)
     offsets = (counts[clean, 0] - counts[clean, 1]) / np.maximum(counts[clean, 2], 1)
-    # (outline pixels undercount a diagonal edge: the depth is taken a little deeper)
-    depth = int(np.ceil(1.2 * np.median(offsets))) if len(offsets) else EDGE_BAND
+    # Print near the outline adds to a piece's offset (ink below half level reads as edge): unprinted
+    # pieces have the smallest, so a low percentile is the edge's own depth (taken a little deeper:
+    # outline pixels undercount a diagonal edge). Much deeper, the print near every edge would be
+    # left out (a piece measured smaller than it is).
+    depth = int(np.ceil(1.2 * np.percentile(offsets, 20))) if len(offsets) else EDGE_BAND
     # The level again, from the paper well inside the true edge, now that the edge's depth is known.
     interior = cv2.erode(filled, _disc(depth + 2))
     level = _interior_levels(labels, distance, interior, level, n)
@@ -392,7 +393,7 @@ def split(mask: np.ndarray, distance: np.ndarray, level: float) -> Split:
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
                 samples = between(i, j)
-                if samples and not _separate(groups[i], groups[j], samples, level):
+                if samples and not _separate(groups[i], groups[j], samples):
                     seams |= _is_shadow(samples, level)
                     merge(i, j)
                     changed = True
@@ -418,25 +419,15 @@ def _is_shadow(samples: list[tuple[float, float]], level: float) -> bool:
     return INK_LEVEL < _seam(samples, level) <= SHADOW_LEVEL
 
 
-def _separate(a: np.ndarray, b: np.ndarray, samples: list[tuple[float, float]], level: float) -> bool:
+def _separate(a: np.ndarray, b: np.ndarray, samples: list[tuple[float, float]]) -> bool:
     half_a = float(cv2.distanceTransform(a, cv2.DIST_L2, 5).max())
     half_b = float(cv2.distanceTransform(b, cv2.DIST_L2, 5).max())
     neck = max(t for t, _ in samples) / max(min(half_a, half_b), 1.0)
-    seam = _seam(samples, level)
     turn = _turn(_orientation(a), _orientation(b))
-    separate = (
-        (neck <= NECK_SHARE and seam <= SEAM_LEVEL)  # a narrow contact with a dark line across it
-        or (neck <= POINT_SHARE and turn >= MIN_TURN)  # a point contact between pieces at an angle
-        # A seam between two simple pieces lying at an angle, their union no simple piece (T, L, X).
-        or (
-            seam <= SHADOW_LEVEL
-            and turn >= MIN_TURN
-            and _solidity(a) >= SOLID
-            and _solidity(b) >= SOLID
-            and _solidity(a | b) < SOLID
-        )
-    )
-    return bool(separate)
+    # Pieces lying parallel are never split (a partly cut piece is two parallel halves). A dark line
+    # alone is no evidence: printed ink reads as one. Pieces at an angle crossing or meeting end to
+    # side are found by `two_strips`; here only a point contact (tray all round it) separates them.
+    return bool(turn >= MIN_TURN and neck <= POINT_SHARE)
 
 
 def _solidity(region: np.ndarray) -> float:
@@ -590,3 +581,169 @@ def medial_axis(mask: np.ndarray) -> MedialAxis:
     middle = radii[k // 5 : k - k // 5] if k >= 5 else radii
     width = 2.0 * float(np.percentile(middle, 90)) - 1.0
     return MedialAxis(along + max(ends, 0.0), max(width, 1.0), pts - 1.0)
+
+
+# Two pieces lying across each other (X) or one's end against the other's side (T) are two straight
+# strips at an angle, and no single piece makes that shape: a fold makes a V or an L (both arms end at
+# the crease), a partly cut piece stays collinear, a curl is no pair of straight strips.
+STRIP_FILL = 0.8  # a strip's rectangle is this full of the region's pixels (ink notches its edges)
+STRIP_RESIDUE_PX = 0.75  # pixels outside both strips, per pixel of their outlines (ragged edges)
+STRIP_ELONGATION = 2.0  # a strip is at least this many times as long as it is wide
+
+
+@dataclass(frozen=True)
+class _Strip:
+    theta: float  # direction of its length (radians)
+    v: tuple[float, float]  # its band across, in the coordinate across `theta`
+    u: tuple[float, float]  # its extent along
+
+
+def _along_across(xs: np.ndarray, ys: np.ndarray, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    c, s = np.cos(theta), np.sin(theta)
+    return xs * c + ys * s, ys * c - xs * s
+
+
+def _run(profile: np.ndarray, level: float, at: int) -> tuple[int, int]:
+    """The run of bins at or above `level` around bin `at`."""
+    lo = hi = at
+    while lo > 0 and profile[lo - 1] >= level:
+        lo -= 1
+    while hi < len(profile) - 1 and profile[hi + 1] >= level:
+        hi += 1
+    return lo, hi
+
+
+def _histogram(values: np.ndarray) -> np.ndarray:
+    """Counts in unit bins from 0, each value shared between its two nearest bins (no aliasing at
+    diagonal directions)."""
+    whole = np.floor(values).astype(np.int64)
+    share = values - whole
+    return np.bincount(whole, 1.0 - share, len_ := int(whole.max()) + 2) + np.bincount(whole + 1, share, len_)
+
+
+def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float, float]]:
+    """The direction in which these pixels are most concentrated across (a strip's rows are all full
+    only along its own direction) and the band of its fullest rows: as wide as their pixels over
+    their length (a ragged or blurred edge row counts by its share), about their middle."""
+
+    def profile_at(theta: float) -> tuple[np.ndarray, float]:
+        _, v = _along_across(xs, ys, theta)
+        low = float(np.floor(v.min()))
+        return _histogram(v - low), low
+
+    coarse = np.radians(np.arange(0.0, 180.0, 2.0))
+    best = max(coarse, key=lambda t: float(np.sum(profile_at(t)[0] ** 2)))
+    theta = max(best + np.radians(np.arange(-2.0, 2.01, 0.5)), key=lambda t: float(np.sum(profile_at(t)[0] ** 2)))
+    profile, low = profile_at(theta)
+    at = int(np.argmax(profile))
+    lo, hi = _run(profile, 0.5 * float(profile[at]), at)
+    full_length = float(np.median(profile[lo : hi + 1]))
+    lo, hi = max(lo - 2, 0), min(hi + 2, len(profile) - 1)  # and its blurred edges
+    rows = np.arange(lo, hi + 1)
+    weights = profile[lo : hi + 1]
+    middle = low + float(np.sum(rows * weights) / np.sum(weights)) + 0.5
+    half_width = 0.5 * float(np.sum(weights)) / max(full_length, 1.0)
+    return float(theta), (middle - half_width, middle + half_width)
+
+
+def _extent(xs: np.ndarray, ys: np.ndarray, theta: float, band: tuple[float, float], other: _Strip) -> _Strip:
+    """A strip's extent along its band: its own rows (clear of the other strip's band) at least half
+    full, across any gap where the other strip covers its line; it ends at its last own full row."""
+    u, v = _along_across(xs, ys, theta)
+    own = (v >= band[0]) & (v < band[1]) & ~_in_strip(xs, ys, _padded(other, 2))
+    if not own.any():
+        return _Strip(theta, band, (0.0, 0.0))
+    first = float(np.floor(u[own].min())) - 1
+    full = _histogram(u[own] - first) >= 0.5 * (band[1] - band[0])
+    # Where the other strip's band crosses this strip's middle line.
+    along = first + np.arange(len(full)) + 0.5
+    middle = 0.5 * (band[0] + band[1])
+    c, s = np.cos(theta), np.sin(theta)
+    covered = _in_strip(along * c - middle * s, along * s + middle * c, _padded(other, 3))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], (full | covered).astype(np.int8), [0]])))
+    best, start, end = 0, 0, 0
+    for a, b in zip(edges[::2], edges[1::2], strict=True):
+        rows = np.flatnonzero(full[a:b])
+        if len(rows) > best:
+            best, start, end = len(rows), a + int(rows[0]), a + int(rows[-1]) + 1
+    return _Strip(theta, band, (first + start, first + end))
+
+
+def _padded(strip: _Strip, px: float) -> _Strip:
+    return _Strip(strip.theta, (strip.v[0] - px, strip.v[1] + px), (strip.u[0] - px, strip.u[1] + px))
+
+
+def _in_strip(xs: np.ndarray, ys: np.ndarray, strip: _Strip) -> np.ndarray:
+    u, v = _along_across(xs, ys, strip.theta)
+    return (v >= strip.v[0]) & (v < strip.v[1]) & (u >= strip.u[0]) & (u < strip.u[1])
+
+
+def _through(strip: _Strip, xs: np.ndarray, ys: np.ndarray, other: np.ndarray) -> _Strip:
+    """`strip` extended along its band across the pixels of `other`."""
+    u, v = _along_across(xs, ys, strip.theta)
+    crossing = u[(v >= strip.v[0]) & (v < strip.v[1]) & other]
+    if len(crossing) == 0:
+        return strip
+    return _Strip(strip.theta, strip.v, (min(strip.u[0], float(crossing.min())), max(strip.u[1], crossing.max() + 1.0)))
+
+
+def two_strips(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
+    end to side (T): the `counted` pixels of each strip, in the region's box; None unless the region is
+    clearly that. The strip that may lie under the other is measured through it (its covered part
+    counted), so neither is measured smaller than it can be."""
+    ys, xs = np.nonzero(region)
+    n = len(xs)
+    if n < 4 * MIN_PARTICLE_PX:
+        return None
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    bar_theta, bar_band = _strongest_band(xs, ys)
+    _, v = _along_across(xs, ys, bar_theta)
+    # The stem is sought clear of the bar's band and its ragged edges (rows beside it, parallel to it).
+    rest = (v < bar_band[0] - 2) | (v >= bar_band[1] + 2)
+    if rest.sum() < 0.1 * n:
+        return None  # one strip
+    stem_theta, stem_band = _strongest_band(xs[rest], ys[rest])
+    turn = _turn(bar_theta, stem_theta)
+    if turn < MIN_TURN:
+        return None  # parallel or collinear: never split
+    # Each strip's extent clear of the other: first of the other's whole band, then of its rectangle.
+    bar, stem = _Strip(bar_theta, bar_band, (-np.inf, np.inf)), _Strip(stem_theta, stem_band, (-np.inf, np.inf))
+    for _ in range(2):
+        bar, stem = _extent(xs, ys, bar_theta, bar_band, stem), _extent(xs, ys, stem_theta, stem_band, bar)
+    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
+    perimeter = 0.0
+    for strip, inside in ((bar, in_bar), (stem, in_stem)):
+        width, length = strip.v[1] - strip.v[0], strip.u[1] - strip.u[0]
+        if length < STRIP_ELONGATION * width or inside.sum() < STRIP_FILL * width * length:
+            return None
+        perimeter += 2 * (width + length)
+    # A T or an X, not an L or a V: one strip runs on past where the other meets it, on both sides (a
+    # fold's crease ends both arms).
+    meet = _in_strip(xs, ys, _padded(bar, 3)) & _in_strip(xs, ys, _padded(stem, 3))
+    if not meet.any():
+        return None
+    through = False
+    for strip in (bar, stem):
+        u, _ = _along_across(xs[meet], ys[meet], strip.theta)
+        margin = max(3.0, 0.25 * (strip.v[1] - strip.v[0]))
+        through |= bool(u.min() - strip.u[0] >= margin and strip.u[1] - u.max() >= margin)
+    if not through:
+        return None
+    # Each strip is measured through the other: one of them may lie under the other, its end anywhere
+    # beneath it.
+    bar, stem = _through(bar, xs, ys, in_stem), _through(stem, xs, ys, in_bar)
+    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
+    strips = ((bar, in_bar), (stem, in_stem))
+    # Outside both strips only their ragged edges: under a pixel along their outlines.
+    residue = ~(in_bar | in_stem)
+    if residue.sum() > STRIP_RESIDUE_PX * perimeter:
+        return None
+    pieces = []
+    for _, inside in strips:
+        # What lies outside both strips is counted in each: neither is measured smaller than it may be.
+        piece = np.zeros_like(counted)
+        take = inside | residue
+        piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
+        pieces.append(piece & counted)
+    return pieces[0], pieces[1]

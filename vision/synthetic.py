@@ -99,6 +99,25 @@ def _touching_pair(rng: np.random.Generator, length: float, width: float) -> lis
     ]
 
 
+def _t_pair(rng: np.random.Generator, length: float, width: float) -> list[TrueParticle]:
+    """Two particles at an angle, the corner of one resting on the long side of the other (a T)."""
+    angle = float(rng.uniform(0, 180))
+    turn = float(rng.choice([-1, 1]) * rng.uniform(35, 75))
+    along = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    across = np.array([-along[1], along[0]])
+    stem = np.array([np.cos(np.radians(angle + turn)), np.sin(np.radians(angle + turn))])
+    if stem @ across < 0:
+        stem = -stem
+    contact = along * length * rng.uniform(-0.2, 0.2) + across * width * 0.45
+    centre = contact + stem * length / 2
+    return [
+        TrueParticle((0.0, 0.0), length, width, angle),
+        TrueParticle(
+            (float(centre[0]), float(centre[1])), length, width, float(np.degrees(np.arctan2(stem[1], stem[0])))
+        ),
+    ]
+
+
 def _fill_exact(canvas: np.ndarray, corners_px: np.ndarray, tone: int) -> None:
     """Blend a polygon by its true pixel coverage (pixel i spans [i-0.5, i+0.5]), found by supersampling.
 
@@ -162,6 +181,7 @@ def shred_tray(
     count: int = 200,
     size_jitter: float = 0.15,
     touching_pairs: int = 0,
+    t_pairs: int = 0,
     oversized_mm: Sequence[tuple[float, float]] = (),
     perspective: float = 0.0,
     blur_px: float = 0.8,
@@ -197,6 +217,8 @@ def shred_tray(
     base_width, base_length = particle_mm
     for _ in range(touching_pairs):
         particles += _place(rng, grid, _touching_pair(rng, base_length, base_width), tray_mm)
+    for _ in range(t_pairs):
+        particles += _place(rng, grid, _t_pair(rng, base_length, base_width), tray_mm)
     for _ in range(count):
         scale_l, scale_w = rng.uniform(1.0 - size_jitter, 1.0, size=2)
         single = TrueParticle((0, 0), base_length * scale_l, base_width * scale_w, float(rng.uniform(0, 180)))

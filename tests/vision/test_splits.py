@@ -1,0 +1,56 @@
+"""When touching pieces are measured apart, on both generators (`vision.synthetic` and the independent
+corpus): two straight strips at an angle crossing or meeting end to side are two pieces; a line of
+print across a piece never cuts it in two; splitting never hides a piece over the limit."""
+
+import cv2
+import numpy as np
+
+from tests.vision import independent_corpus as corpus
+from tests.vision.test_particles_independent import board_of, flagged
+from vision import synthetic
+from vision.particles import TraySetup, analyse
+
+
+def test_two_compliant_strips_meeting_end_to_side_are_judged_pass() -> None:
+    lot = corpus.realistic_lot("P-5", 1, tray="black")  # four pairs touching corner to side, one crossing
+    assert len({p.group for p in lot.pieces if p.group >= 0}) >= 4
+    report = analyse(lot.image, "P-5", TraySetup(board_of(lot)))
+    assert report.verdict == "pass", report.reason
+    tray = synthetic.shred_tray(seed=20, size_px=(2000, 1500), particle_mm=(1.5, 12.0), count=60, t_pairs=6)
+    report = analyse(tray.image, "P-5", TraySetup(tray.board))
+    assert report.verdict == "pass", report.reason
+    assert report.count == len(tray.particles)
+
+
+def test_an_oversized_strip_touching_another_still_fails() -> None:
+    # 1.5 x 22 mm: 33 mm², over P-5's 30 mm² whether measured alone or with the piece it touches.
+    lot = corpus.realistic_lot("P-5", 1, tray="black", cut=corpus.Cut(1.5, 22.0, 0.02), count=20)
+    assert analyse(lot.image, "P-5", TraySetup(board_of(lot))).verdict == "fail"
+    tray = synthetic.shred_tray(
+        seed=21, size_px=(2000, 1500), particle_mm=(1.5, 22.0), size_jitter=0.02, count=0, t_pairs=4
+    )
+    assert analyse(tray.image, "P-5", TraySetup(tray.board)).verdict == "fail"
+
+
+def test_a_printed_line_across_a_piece_never_splits_it() -> None:
+    # A 0.9 x 9 mm strip (NSA/CSS 02-01: 5 mm at most) with print across it, on a black tray where ink
+    # reads as tray: it must be measured whole, never as compliant halves.
+    lot = corpus.realistic_lot("NSA-02-01", 3, tray="black", extra=(corpus.ExtraPiece(0.9, 9.0, print="text"),))
+    report = analyse(lot.image, "NSA-02-01", TraySetup(board_of(lot)))
+    assert report.verdict != "pass"
+    assert flagged(report, lot, lot.pieces[0])
+    tray = synthetic.shred_tray(
+        seed=22, size_px=(2000, 1500), particle_mm=(0.75, 4.0), count=200, oversized_mm=[(0.9, 9.0)]
+    )
+    piece = tray.particles[0]
+    image = tray.image.copy()
+    # A line of ink (tray-dark, 0.25 mm) across the strip's middle.
+    across = np.radians(piece.angle_deg + 90)
+    ends_mm = np.array(
+        [[piece.centre_mm[0] + s * np.cos(across), piece.centre_mm[1] + s * np.sin(across)] for s in (-1, 1)]
+    )
+    ends = cv2.perspectiveTransform(ends_mm[None], tray.mm_to_px)[0]
+    cv2.line(image, tuple(int(v) for v in ends[0]), tuple(int(v) for v in ends[1]), (38, 42, 35), 3, cv2.LINE_AA)
+    report = analyse(image, "NSA-02-01", TraySetup(tray.board))
+    assert report.verdict == "fail", report.reason
+    assert report.max_length_mm >= 8.5

@@ -139,7 +139,8 @@ def guard_page(request: Request, ctx: ContextDep, user: SiteWatcher) -> Response
     with ctx.factory() as session:
         portals = list(session.execute(select(Portal.code).order_by(Portal.code)).scalars())
     return render(
-        request, "guard.html", user, portals=portals, can_act="guard" in user.roles, time_zone=ctx.settings.time_zone
+        request, "guard.html", user, portals=portals, can_act="guard" in user.roles, time_zone=ctx.settings.time_zone,
+        centre=ctx.desk is not None,  # at the centre: every site's book, acting through the centre's routes
     )
 
 

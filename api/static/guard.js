@@ -1,8 +1,12 @@
 // Guard console: the site's alarm book (live over SSE, the same book at every station), acknowledgement and
 // resolution, escalation cues, the door board with Override only on a door with a fresh block, device health.
+// At the centre (data-centre): every site's book with its site, acknowledgements and overrides sent through the
+// centre's routes to the site's edge; no door board (doors are the edges'), no Resolve (not wired there).
 "use strict";
 const consoleEl = document.getElementById("console");
 const CAN_ACT = Boolean(consoleEl.dataset.canAct);
+const CENTRE = Boolean(consoleEl.dataset.centre);
+const BLOCK_KINDS = new Set(["exit_blocked", "entry_blocked"]); // a refused badge: its source is the door
 const TIME_ZONE = consoleEl.dataset.timeZone || "UTC";
 const alarmList = document.getElementById("alarms");
 const technicalList = document.getElementById("technical");
@@ -13,7 +17,13 @@ const dateTime = new Intl.DateTimeFormat("en-GB", {
   hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
 });
 let audio = null;
-let known = null; // alarm ids shown already (a new critical one sounds; none on the first load)
+let known = null; // alarm keys shown already (a new critical one sounds; none on the first load)
+
+// An alarm's id is its site's: at the centre two sites' alarm 7 are two alarms.
+function alarmKey(a) { return CENTRE ? `${a.site}/${a.id}` : String(a.id); }
+function alarmPath(a) {
+  return CENTRE ? `/api/centre/sites/${encodeURIComponent(a.site)}/alarms/${a.id}` : `/api/guard/alarms/${a.id}`;
+}
 
 // Dates with times, in the site's time zone.
 function when(value) { return value == null ? "" : dateTime.format(new Date(value)); }
@@ -58,44 +68,64 @@ function alarmItem(a) {
   add("detail", a.detail);
   const node = el("li", {
     class: `alarm ${a.severity} ${a.state}${a.escalated_at && a.state === "open" ? " escalated" : ""}`,
-    "data-alarm": a.id, "data-state": a.state,
+    "data-alarm": a.id, "data-state": a.state, "data-key": `${alarmKey(a)} ${a.state}`, ...(CENTRE ? { "data-site": a.site } : {}),
   },
-  el("div", { class: "title" }, a.sentence, el("span", { class: "pill state" }, a.state)),
+  el("div", { class: "title" }, ...(CENTRE ? [el("span", { class: "pill site" }, a.site)] : []), a.sentence,
+    el("span", { class: "pill state" }, a.state)),
   el("div", { class: "muted" }, `${a.source} · ${when(a.raised_at)}${a.repeats > 1 ? ` · ${a.repeats} times, last ${when(a.last_at)}` : ""}`),
   details);
   if (a.reasons.length) node.append(el("ul", { class: "reasons" }, ...a.reasons.map((r) => el("li", { title: r.id }, r.sentence))));
-  if (a.has_frame) node.append(el("img", { src: `/api/guard/alarms/${a.id}/frame.png`, alt: "camera frame at the door" }));
+  if (a.has_frame && !CENTRE) node.append(el("img", { src: `/api/guard/alarms/${a.id}/frame.png`, alt: "camera frame at the door" }));
   if (a.procedure.length) node.append(el("ol", { class: "steps" }, ...a.procedure.map((s) => el("li", {}, s))));
   if (a.state === "acknowledged") {
     node.append(el("div", { class: "muted acked-note" },
       `acknowledged by ${a.acknowledged_by} at ${when(a.acknowledged_at)}${a.acknowledge_note ? `: ${a.acknowledge_note}` : ""}`));
+  } else if (a.ack_sent_by) {
+    node.append(el("div", { class: "muted ack-sent" }, `acknowledgement sent by ${a.ack_sent_by}; ${a.site} has not confirmed it yet`));
   }
   if (CAN_ACT) {
     const note = el("input", { class: "note-text", placeholder: a.state === "open" ? "note (optional)" : "what was done", maxlength: "2000" });
     if (a.state === "open") {
       node.append(el("div", { class: "note" }, note, act("Acknowledge", "primary ack", async () => {
-        await api("POST", `/api/guard/alarms/${a.id}/ack`, { note: note.value });
+        await api("POST", `${alarmPath(a)}/ack`, { note: note.value });
         await refreshAlarms();
       })));
-    } else if (a.state === "acknowledged") {
+    } else if (a.state === "acknowledged" && !CENTRE) {
       node.append(el("div", { class: "note" }, note, act("Resolve", "resolve", async () => {
-        await api("POST", `/api/guard/alarms/${a.id}/resolve`, { note: note.value });
+        await api("POST", `${alarmPath(a)}/resolve`, { note: note.value });
         await refreshAlarms();
       })));
+    }
+    // At the centre the door board is the edges': a refused badge is overridden from its alarm.
+    if (CENTRE && a.state !== "resolved" && BLOCK_KINDS.has(a.kind)) {
+      node.append(el("button", { class: "danger override", type: "button", "data-portal": a.source,
+        onclick: () => openOverride(a.source, `${a.person} with ${a.items.join(", ") || "no items"}: ${[...a.reasons.map((r) => r.sentence), a.detail].filter(Boolean).join(" ")}`, a.id, a.site) },
+      "Override…"));
     }
   }
   return node;
 }
 
 async function refreshAlarms() {
-  const book = await api("GET", "/api/guard/alarms");
-  const fresh = book.security.filter((a) => known && !known.has(a.id) && a.state === "open");
+  const book = CENTRE ? byCategory(await api("GET", "/api/centre/alarms")) : await api("GET", "/api/guard/alarms");
+  const fresh = book.security.filter((a) => known && !known.has(alarmKey(a)) && a.state === "open");
+  // A note being typed survives the refresh (every site's events refresh the centre's book), in the same state.
+  const typed = new Map([...document.querySelectorAll(".alarm .note-text")].filter((n) => n.value)
+    .map((n) => [n.closest(".alarm").dataset.key, n.value]));
   alarmList.replaceChildren(...book.security.map(alarmItem));
   technicalList.replaceChildren(...book.technical.map(alarmItem));
+  for (const [key, value] of typed) {
+    const input = document.querySelector(`.alarm[data-key="${CSS.escape(key)}"] .note-text`);
+    if (input) input.value = value;
+  }
   document.getElementById("technical-count").textContent = String(book.technical.filter((a) => a.state === "open").length);
   document.getElementById("no-alarms").hidden = book.security.some((a) => a.state !== "resolved");
   if (known && fresh.length) cue(fresh.some((a) => a.severity === "critical") ? "critical" : "warning");
-  known = new Set([...book.security, ...book.technical].map((a) => a.id));
+  known = new Set([...book.security, ...book.technical].map(alarmKey));
+}
+
+function byCategory(alarms) {
+  return { security: alarms.filter((a) => a.category === "security"), technical: alarms.filter((a) => a.category === "technical") };
 }
 
 function logEvent(ev) {
@@ -120,7 +150,7 @@ function connect() {
     logEvent(ev);
     if (ev.kind === "escalation") cue("escalation");
     if (["alarm", "ack", "escalation"].includes(ev.kind)) alarmsSoon();
-    if (["door", "health", "decision", "alarm"].includes(ev.kind)) refreshDoors();
+    if (!CENTRE && ["door", "health", "decision", "alarm"].includes(ev.kind)) refreshDoors();
   };
   for (const kind of ["decision", "alarm", "door", "health", "destruction", "ack", "escalation"]) source.addEventListener(kind, handle);
 }
@@ -154,7 +184,7 @@ async function refreshDoors() {
       if (cell) {
         // Override only on a door with a fresh block.
         cell.replaceChildren(...(d.block ? [el("button", { class: "danger override", type: "button", "data-portal": d.portal,
-          onclick: () => openOverride(d.portal, d.block) }, "Override…")] : []));
+          onclick: () => openOverride(d.portal, blockSentence(d.block), d.block.alarm_id) }, "Override…")] : []));
       }
     }
     const list = document.getElementById("devices");
@@ -169,15 +199,19 @@ function blockWho(block) { return block.direction === "entry" ? `${block.person}
 
 const dialog = document.getElementById("override-dialog");
 const overrideError = document.getElementById("override-error");
-function openOverride(portal, block) {
-  document.getElementById("override-portal").textContent = portal;
-  document.getElementById("override-block").textContent =
-    `${blockWho(block)} with ${block.items.join(", ") || "no items"}: ${[...block.reasons.map((r) => r.sentence), ...block.kept_shut].join(" ")}`;
+function blockSentence(block) {
+  return `${blockWho(block)} with ${block.items.join(", ") || "no items"}: ${[...block.reasons.map((r) => r.sentence), ...block.kept_shut].join(" ")}`;
+}
+// The dialog for the block at `portal` (of `site`, at the centre) that alarm `alarmId` was raised for.
+function openOverride(portal, sentence, alarmId, site = "") {
+  document.getElementById("override-portal").textContent = site ? `${site} / ${portal}` : portal;
+  document.getElementById("override-block").textContent = sentence;
   document.getElementById("override-reason").value = "";
   document.getElementById("override-password").value = "";
   overrideError.hidden = true;
   dialog.dataset.portal = portal;
-  dialog.dataset.alarm = block.alarm_id ?? "";
+  dialog.dataset.alarm = alarmId ?? "";
+  dialog.dataset.site = site;
   dialog.showModal();
 }
 document.getElementById("override-form").addEventListener("submit", async (e) => {
@@ -190,12 +224,15 @@ document.getElementById("override-form").addEventListener("submit", async (e) =>
   };
   if (dialog.dataset.alarm) body.alarm = Number(dialog.dataset.alarm);
   try {
-    const done = await api("POST", `/api/guard/portals/${encodeURIComponent(dialog.dataset.portal)}/override`, body);
+    const portal = encodeURIComponent(dialog.dataset.portal);
+    const done = await api("POST", dialog.dataset.site
+      ? `/api/centre/sites/${encodeURIComponent(dialog.dataset.site)}/portals/${portal}/override`
+      : `/api/guard/portals/${portal}/override`, body);
     dialog.close("done");
     const toast = document.getElementById("override-done");
     toast.textContent = `Door ${done.portal} opened for ${done.person} at ${when(done.at)}`;
     toast.hidden = false; setTimeout(() => { toast.hidden = true; }, 8000);
-    refreshDoors();
+    if (!CENTRE) refreshDoors();
   } catch (err) {
     overrideError.textContent = err.message.replace(/^\d+: /, "");
     overrideError.hidden = false;
@@ -204,7 +241,6 @@ document.getElementById("override-form").addEventListener("submit", async (e) =>
 });
 
 connect();
-refreshDoors();
 refreshAlarms().catch((err) => showError(err.message));
-setInterval(refreshDoors, 5000);
+if (!CENTRE) { refreshDoors(); setInterval(refreshDoors, 5000); }
 setInterval(alarmsSoon, 15000); // repeats of technical alarms are counted without an event

@@ -14,6 +14,7 @@ from controllers.bus import LiveKind
 from registry import db
 from registry.passwords import hash_password
 from registry.services import lookup, people
+from tests.api import browsing
 from tests.multisite.conftest import Sites, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -107,3 +108,48 @@ def test_centre_stations_share_every_sites_book_and_reach_the_owning_edge(
     finally:
         one.close()
         two.close()
+
+
+@browsing.needs_chromium
+def test_a_guard_at_the_centres_page_sees_each_sites_alarm_and_acknowledges_it_at_the_owning_edge(
+    site_group: Callable[..., list[Sites]],
+) -> None:
+    [a] = site_group(1, web=True)
+    centre = a.centre
+    assert centre.web is not None and a.edge.running is not None
+    with db.transaction(centre.factory) as session:  # guards sign in at the centre's own register
+        people.set_password_hash(session, "test", lookup.person(session, "site-a-gus"), hash_password(PASSWORD))
+    edge_book = a.edge.running.runtime.alarms_book
+    tamper = edge_book.raise_alarm("tamper", time.time_ns() // 1000, f"{a.demo.code}-door-panel").alarm_id
+    assert not a.traffic.exit_attempt("carol", (2,)), "carol's disk may not leave"
+    [blocked] = [d.block.alarm_id for d in a.edge.running.runtime.doors() if d.block is not None]
+    with browsing.launched() as browser:
+        page = browser.signed_in(centre.web.url, "site-a-gus", PASSWORD)
+        assert page.url.endswith("/guard")
+        page.wait_for_selector("#feed-state.live")
+        page.wait_for_selector(f".alarm[data-site='site-a'][data-alarm='{blocked}'] button.override")
+        shown = page.locator(f".alarm[data-site='site-a'][data-alarm='{tamper}'][data-state=open]")
+        assert shown.locator(".pill.site").inner_text() == "site-a"
+
+        # Acknowledge at the centre: site-a's own book holds it, and the page shows it back from there.
+        shown.locator(".note-text").fill("seen from the centre")
+        later = edge_book.raise_alarm("tamper", time.time_ns() // 1000, f"{a.demo.code}-reader").alarm_id
+        page.wait_for_selector(f".alarm[data-site='site-a'][data-alarm='{later}']")  # the book was drawn again
+        shown.locator("button.ack").click()  # with the note typed before
+        assert browsing.wait_until(lambda: edge_book.get(tamper).state == "acknowledged", 30), "in site-a's book"
+        assert edge_book.get(tamper).acknowledged_by == "site-a-gus"
+        assert edge_book.get(tamper).acknowledge_note == "seen from the centre"
+        acked = page.wait_for_selector(f".alarm[data-site='site-a'][data-alarm='{tamper}'][data-state=acknowledged]")
+        assert "seen from the centre" in acked.inner_text()
+        assert acked.query_selector("button.resolve") is None, "resolving is the site's own console's"
+
+        # Cut off: the override dialog says why it was refused, and nothing reaches the door.
+        a.cut()
+        wait_until(lambda: centre.hub.leaf_connections() == 0, 20, "the hub sees site-a gone")
+        page.click(f".alarm[data-site='site-a'][data-alarm='{blocked}'] button.override")
+        browsing.fill(page, "#override-form", {"password": PASSWORD, "reason": "duty officer agreed"})
+        page.click("#override-confirm")
+        refusal = page.wait_for_selector("#override-error:not([hidden])").inner_text()
+        assert "site-a cannot be reached" in refusal and "nothing is queued" in refusal, refusal
+        assert page.is_visible("#override-dialog"), "the dialog stays open on a refusal"
+        browsing.shot(page, "centre-guard-cut-off")

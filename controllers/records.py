@@ -123,8 +123,11 @@ def decode(kind_name: str, payload: dict[str, Any]) -> Record:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in payload.items() if k != "record"})
 
 
-def _with_refusals(record: Record, record_id: RecordId, refusals: list[str]) -> str:
+def _with_refusals(record: Record, record_id: RecordId, outcomes: list[str | None]) -> str:
+    """The record's journal payload, naming the register rules that refused its effects (outcomes of
+    RegisterTransaction.effect: None = applied)."""
     payload = record.payload(record_id)
+    refusals = [r for r in outcomes if r]
     if refusals:
         payload["effect_refused"] = "; ".join(refusals)
     return canonical_json(payload)
@@ -154,12 +157,8 @@ class ExitDecision(Record):
         return self.allow and bool(self.approvals)
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
-        refusals = []
-        if self.allow:
-            for approval_id in self.approvals:
-                refused = tx.effect(lambda s, a=approval_id: self._use(s, a, record_id))
-                if refused:
-                    refusals.append(refused)
+        refusals = [tx.effect(lambda s, a=approval_id: self._use(s, a, record_id))
+                    for approval_id in (self.approvals if self.allow else ())]
         tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
 
     def _use(self, session: Session, approval_id: int, record_id: RecordId) -> None:
@@ -196,7 +195,7 @@ class ExitOverride(Record):
         refused = tx.effect(
             lambda s: incidents.open_incident(s, self.guard, "override", description, portal_id=self.portal_id)
         )
-        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused]))
 
 
 @kind
@@ -283,24 +282,20 @@ class AlarmRaised(Record):
         return self.alarm_id is not None or self.alarm in INCIDENT_ALARMS
 
     def commit(self, tx: RegisterTransaction, record_id: RecordId) -> None:
-        refusals = []
+        refusals: list[str | None] = []
         if self.alarm_id is not None:
             raised = register_alarms.RaisedAlarm(
                 record_id.site, self.alarm_id, self.alarm, self.category, self.severity, self.source, _at(self.time_us),
                 self.portal_id, self.venue, self.person, self.items, self.reasons, self.detail, self.frame_ref,
             )
-            refused = tx.effect(lambda s: register_alarms.record_raised(s, raised))
-            if refused:
-                refusals.append(refused)
+            refusals.append(tx.effect(lambda s: register_alarms.record_raised(s, raised)))
         if self.alarm in INCIDENT_ALARMS:
             what = f"{self.alarm.replace('_', ' ')} at portal:{self.source}: {self.item} {self.detail}".strip()
-            refused = tx.effect(
+            refusals.append(tx.effect(
                 lambda s: incidents.open_incident(
                     s, "system", self.alarm, what, item_id=self.item_id, portal_id=self.portal_id
                 )
-            )
-            if refused:
-                refusals.append(refused)
+            ))
         tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
 
 
@@ -369,7 +364,7 @@ class AlarmAcknowledged(Record):
                 s, record_id.site, self.alarm_id, self.user, _at(self.time_us), self.note
             )
         )
-        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused]))
 
 
 @kind
@@ -395,7 +390,7 @@ class AlarmResolved(Record):
                 s, record_id.site, self.alarm_id, self.user, _at(self.time_us), self.note
             )
         )
-        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused]))
 
 
 @kind
@@ -417,7 +412,7 @@ class AlarmEscalated(Record):
         refused = tx.effect(
             lambda s: register_alarms.record_escalated(s, record_id.site, self.alarm_id, _at(self.time_us))
         )
-        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused] if refused else []))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, [refused]))
 
 
 @kind
@@ -452,7 +447,7 @@ class PersonMoved(Record):
         refusals = [tx.effect(lambda s: presence.record_move(s, move))]
         if self.item_ids:
             refusals.append(tx.effect(lambda s: presence.carried_out(s, "system", move, self.item_ids, reference)))
-        tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
 
 
 @kind
@@ -481,7 +476,7 @@ class ItemBroughtIn(Record):
         reference = f"entry by {self.person} ({record_id})"
         refusals = [tx.effect(lambda s: presence.brought_to_meeting(s, brought, reference)),
                     tx.effect(lambda s: presence.read_in_venue(s, "system", brought, reference))]
-        tx.journal(*self.entry(), _with_refusals(self, record_id, [r for r in refusals if r]))
+        tx.journal(*self.entry(), _with_refusals(self, record_id, refusals))
 
 
 @kind

@@ -274,6 +274,26 @@ def test_a_batch_refused_after_an_approval_use_spends_it_once(site: sessionmaker
         assert len(used) == 1
 
 
+def test_an_effect_the_register_refuses_is_named_in_the_records_journal_entry(
+    site: sessionmaker[Session], tmp_path: Path
+) -> None:
+    """The door already acted: the record lands whatever the register's rules say of its effects, and its
+    journal entry names each refused one (here an exit relying on an approval with no use left)."""
+    with site() as session, session.begin():
+        approval = session.execute(select(Approval).where(Approval.ref == "A-2026-0001")).scalar_one()
+        approval.uses_left, approval_id = 0, approval.id
+    exit_ = ExitDecision(portal="archive-door", person="bob", allow=True, badge="20003", items=("S-2026-001/1",),
+                         reasons=(), approvals=(approval_id,), time_us=1)
+    recorder = Recorder(site, tmp_path / "log").start()
+    [record_id] = recorder.accept([exit_])
+    assert recorder.flush(10)
+    recorder.stop()
+    assert journaled(site) == Counter({str(record_id): 1})
+    with site() as session:
+        entry = session.execute(select(JournalEntry).where(JournalEntry.action == "exit.decision")).scalar_one()
+        assert "approval.used_up" in json.loads(entry.payload)["effect_refused"]
+
+
 def test_a_run_of_crossings_in_one_batch_lands_as_each_would_alone(site: sessionmaker[Session], tmp_path: Path) -> None:
     """Crossings next to each other in a batch are committed together (their items and venues read once):
     the register ends as after each alone, in order: the same item moved twice ends where it went last,

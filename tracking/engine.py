@@ -86,6 +86,7 @@ module; they differ only in the core.
 
 from __future__ import annotations
 
+import bisect
 import gc
 import heapq
 import itertools
@@ -152,6 +153,7 @@ _MAX_REMEMBERED = 100_000
 # control-point classes at equal timestamps: inputs, then decision checks, then return deadlines
 _INPUT, _CHECK, _OVERDUE = 0, 1, 2
 _KIND = {name: k for k, name in enumerate(ALARM_KINDS)}
+_FEW = 32  # at most this many due reads in an advance: searched as lists (_Few)
 _DETAIL = {0: "", **CLONE_DETAIL}  # the reference core's detail codes (non-zero only for possible_clone)
 
 
@@ -162,6 +164,14 @@ class _Pending:
     badge: BadgePresentation
     seq: int
     done: bool = False
+
+
+class _Few(NamedTuple):
+    """The due reads of an advance as lists, when they are few (the on-line path)."""
+
+    time_us: list[int]
+    portal: list[int]
+    stale: list[bool]
 
 
 class _Held(NamedTuple):
@@ -240,6 +250,7 @@ class Engine:
         self._reads = _EMPTY_READS
         self._row = 0
         self._rows_at: dict[int, np.ndarray] = {}
+        self._few: _Few | None = None
         self._no_stale = np.zeros(1024, np.bool_)
         for due in snapshot.site.pending_returns:
             self._add_due(due.item_id, due.return_by_us, due.approval_id)
@@ -372,13 +383,16 @@ class Engine:
         if late is not None:
             self._core_events(self.core.apply_reads(late), late)
         self._reads, self._row, self._rows_at = reads, 0, {}
+        n_reads = len(reads.time_us)
+        # the on-line path: a few reads per advance, whose columns are cheaper to search as lists than in numpy
+        few = _Few(reads.time_us.tolist(), reads.portal.tolist(), reads.stale.tolist()) if n_reads <= _FEW else None
+        self._few = few
         while True:
             next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
             t = self._next_trigger() if self._armed else None
             if t is not None and (next_input is None or t <= next_input):
                 # reads at a portal with an armed decision: apply those up to t, then look again
-                end = int(reads.time_us.searchsorted(t, side="right"))
-                self._apply_until(end)
+                self._apply_until(self._rows_until(t))
                 for portal_id in sorted(self._armed):
                     # only a new tag, or one now clearly there, can make a decision refuse at once
                     p = self._portal_index.get(portal_id, -1)
@@ -388,8 +402,8 @@ class Engine:
             if next_input is None:
                 break
             t, cls, _, payload = heapq.heappop(self._inputs)
-            if self._row < len(reads.time_us) and reads.time_us[self._row] <= t:
-                self._apply_until(int(reads.time_us.searchsorted(t, side="right")))
+            if self._row < n_reads and (few.time_us[self._row] if few else reads.time_us[self._row]) <= t:
+                self._apply_until(self._rows_until(t))
             if cls == _CHECK:
                 assert isinstance(payload, tuple)
                 pending, final = payload
@@ -400,24 +414,33 @@ class Engine:
                 self._overdue(payload, t)
             else:
                 self._input(payload, t, late=t <= self.horizon_us)
-        self._apply_until(len(reads.time_us))
+        self._apply_until(n_reads)
         self._core_events(self.core.settle_due(horizon), reads)
         self.horizon_us = horizon
-        self._reads = _EMPTY_READS
+        self._reads, self._few = _EMPTY_READS, None
         return self._out.output()
+
+    def _rows_until(self, t: int) -> int:
+        """The first due row after time t."""
+        few = self._few
+        if few is not None:
+            return bisect.bisect_right(few.time_us, t)
+        return int(self._reads.time_us.searchsorted(t, side="right"))
 
     def _next_trigger(self) -> int | None:
         """Time of the next due read, from the current row, at a portal with an armed decision."""
-        reads, row, best = self._reads, self._row, None
-        n = len(reads.time_us)
-        if row >= n:
+        reads, row, best, few = self._reads, self._row, None, self._few
+        if few is not None:
+            portals = few.portal
+            if row >= len(portals):
+                return None
+            index = self._portal_index
+            armed = [index.get(portal_id, -1) for portal_id in self._armed]
+            for r in range(row, len(portals)):
+                if portals[r] in armed and not few.stale[r]:
+                    return few.time_us[r]
             return None
-        if n - row <= 32:  # the on-line path: a few reads per tick, cheaper in Python than in numpy
-            armed = {self._portal_index.get(portal_id, -1) for portal_id in self._armed}
-            portals, stale = reads.portal[row:].tolist(), reads.stale[row:].tolist()
-            for k, (p, is_stale) in enumerate(zip(portals, stale, strict=True)):
-                if p in armed and not is_stale:
-                    return int(reads.time_us[row + k])
+        if row >= len(reads.time_us):
             return None
         for portal_id in self._armed:
             rows = self._rows_at.get(portal_id)
@@ -447,14 +470,15 @@ class Engine:
             batch, bad, portal, side, code = held
         else:
             return _EMPTY_READS, None
-        n = len(batch)
-        cut = n if not n or batch.time_us[-1] <= horizon else int(batch.time_us.searchsorted(horizon, side="right"))
+        n = len(batch.time_us)
+        due_all = not n or batch.time_us.item(-1) <= horizon
+        cut = n if due_all else int(batch.time_us.searchsorted(horizon, side="right"))
         if cut < n:  # not due yet: kept as validated for the next advance
             self._held = _Held(batch.rows(cut, len(batch)), int(np.count_nonzero(code[cut:])) if bad else 0,
                                portal[cut:], side[cut:], code[cut:])
             batch, portal, side, code = batch.rows(0, cut), portal[:cut], side[:cut], code[:cut]
             bad = int(np.count_nonzero(code)) if bad else 0
-        n = len(batch)
+        n = len(batch.time_us)
         rssi = batch.rssi.astype(np.float64, copy=False)
         self.stats["reads"] += n
         if batch.stale is None:
@@ -465,7 +489,7 @@ class Engine:
             stale = batch.stale
             self.stats["stale_read"] += int(stale.sum())
         late_reads = None
-        if bad or (n and batch.time_us[0] <= self.horizon_us):  # sorted: only the first can tell
+        if bad or (n and batch.time_us.item(0) <= self.horizon_us):  # sorted: only the first can tell
             late = batch.time_us <= self.horizon_us
             self._report_bad(batch, code, late)
             valid = (code == k.READ_OK) | (code == k.READ_BAD_RSSI)
@@ -667,7 +691,7 @@ class Engine:
 
     def _fail_secure(self, portal_index: int) -> bool:
         s = self.snapshot
-        if not (self._offline and self._offline & s.portal_readers[portal_index]):
+        if not self._offline & s.portal_readers[portal_index]:
             return False
         venue = s.portal_inside[portal_index]
         return bool(s.venue_ceiling[venue] >= s.venue_fail_secure[venue])
@@ -692,13 +716,13 @@ class Engine:
                                                 (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us),
                                                 direction=badge.direction))
             return
-        now = badge.time_us if arrived_us is None else arrived_us
-        self._badges[badge.portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
+        now, portal_id = badge.time_us if arrived_us is None else arrived_us, badge.portal_id
+        self._badges[portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
         pending = _Pending(badge, next(self._seq))
-        self._armed.setdefault(badge.portal_id, []).append(pending)
-        self._evaluate_portal(badge.portal_id, now)  # also a second carrier for an earlier badge
+        self._armed.setdefault(portal_id, []).append(pending)
+        self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
-            if all(key in self._rounds for key in self.snapshot.portal_antennas[self._portal_index[badge.portal_id]]):
+            if self._rounds.keys() >= set(self.snapshot.portal_antennas[self._portal_index[portal_id]]):
                 # rounds may be complete before the floor: look again then (else the round ends will)
                 heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
             heapq.heappush(self._inputs, (now + c.settle_us, _CHECK, next(self._seq), (pending, True)))
@@ -753,7 +777,7 @@ class Engine:
             counts = [n for ct, n in camera if window_start <= ct <= t]
             if counts and counts[-1] > len(present):
                 reasons |= R_TAILGATING
-        if self._fail_secure(portal_index):
+        if self._offline and self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
         rules = self.people.verdict(person_ids[person], badge.portal_id, badge.direction, badge.time_us,
                                     same_way) if person >= 0 else None
@@ -807,8 +831,9 @@ class Engine:
             if exit_ and verdicts:
                 for approval_id in new_uses:
                     self.core.consume(approval_id)
-                self.core.commit_allow(list(items), approvals, portal_index, t)
-                self._track_returns(verdicts)
+                self.core.commit_allow(items, approvals, portal_index, t)
+                if new_uses:  # a return deadline comes only with a new use of an approval
+                    self._track_returns(verdicts)
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
             tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),

@@ -6,6 +6,8 @@ array indices and the draining of the kernels' bounded output buffers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numba
 import numpy as np
 from numba.core import types
@@ -172,7 +174,7 @@ class NumbaCore:
         events = NO_EVENTS
         n = len(reads.time_us)
         if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
-            self._oldest_last = min(self._oldest_last, int(reads.time_us[0]))
+            self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
         row = 0
         while row < n:
             row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
@@ -201,10 +203,11 @@ class NumbaCore:
                                         bool(f & k.V_UNCERTAIN), since, bool(f & k.V_RESTING)))
         return verdicts
 
-    def _item_indices(self, item_ids: list[int]) -> list[int]:
-        decided = self._decided
-        if all(i in decided for i in item_ids):
-            return [decided[i] for i in item_ids]
+    def _item_indices(self, item_ids: Sequence[int]) -> list[int]:
+        try:
+            return [self._decided[i] for i in item_ids]
+        except KeyError:
+            pass  # not all of them from the last decide: searched
         ids = np.array(item_ids, np.int64)
         found = np.searchsorted(self.snapshot.item_ids, ids, sorter=self._id_order)
         idx = self._id_order[np.minimum(found, max(len(self._id_order) - 1, 0))] if len(self._id_order) else found
@@ -212,7 +215,7 @@ class NumbaCore:
             raise KeyError(f"items not in the register: {sorted(set(item_ids) - set(self.snapshot.item_ids.tolist()))}")
         return idx.tolist()
 
-    def commit_allow(self, item_ids: list[int], approval_ids: list[int | None], portal_index: int,
+    def commit_allow(self, item_ids: Sequence[int], approval_ids: Sequence[int | None], portal_index: int,
                      allow_us: int) -> None:
         """The items leave through the portal; an approval with a destination takes them into custody."""
         st, target = self.state, self.snapshot.appr_row_target

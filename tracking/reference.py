@@ -53,6 +53,7 @@ and (abroad) at a border portal.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tracking.codes import SIDE_OUTSIDE
@@ -475,7 +476,7 @@ class ReferenceCore:
         rest = next_venue if target is None else None if target == OUTSIDE else target
         return R_DESTINATION_CEILING if self._venue_rejects(rest, level) else 0
 
-    def commit_allow(self, item_ids: list[int], approval_ids: list[int | None], portal_index: int,
+    def commit_allow(self, item_ids: Sequence[int], approval_ids: Sequence[int | None], portal_index: int,
                      allow_us: int) -> None:
         """The items leave through the portal; an approval with a destination takes them into custody."""
         portal_id = int(self.snapshot.portal_ids[portal_index])

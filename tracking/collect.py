@@ -134,6 +134,8 @@ class Collector:
         return Rows(build_movements, tuple(c[order] for c in columns), len(order))
 
     def _sorted_alarms(self) -> Rows[Alarm]:
+        if not (self._alarm_blocks or self._alarms[0]):
+            return _NO_ALARMS  # most advances on the latency path raise none
         blocks = list(self._alarm_blocks)
         kind, time, portal, item, detail, reader, epc, late = self._alarms
         if kind:

@@ -157,7 +157,7 @@ _FEW = 32  # at most this many due reads in an advance: searched as lists (_Few)
 _DETAIL = {0: "", **CLONE_DETAIL}  # the reference core's detail codes (non-zero only for possible_clone)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     """An armed exit decision: one badge presentation not yet decided."""
 
@@ -331,6 +331,7 @@ class Engine:
         self._active: list[bool] = snapshot.person_active.tolist()
         self._clearance: list[int] = snapshot.person_clearance.tolist()
         self._portal_border: list[bool] = snapshot.portal_border.astype(bool).tolist()
+        self._portal_antenna_sets = [frozenset(antennas) for antennas in snapshot.portal_antennas]
         self._approvals = {a.approval_id: a for a in site.approvals}
         self._item_ids = {it.item_id for it in site.items}
         self._top_secret = {it.item_id for it in site.items if it.level == TOP_SECRET and it.status != "declassified"}
@@ -722,7 +723,7 @@ class Engine:
         self._armed.setdefault(portal_id, []).append(pending)
         self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
-            if self._rounds.keys() >= set(self.snapshot.portal_antennas[self._portal_index[portal_id]]):
+            if self._rounds.keys() >= self._portal_antenna_sets[self._portal_index[portal_id]]:
                 # rounds may be complete before the floor: look again then (else the round ends will)
                 heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
             heapq.heappush(self._inputs, (now + c.settle_us, _CHECK, next(self._seq), (pending, True)))
@@ -748,7 +749,9 @@ class Engine:
             return
         if allow_only and not self._may_allow_early(badge, portal_index, t):
             return
-        self._core_events(self.core.settle_due(t), self._reads)  # the item state as of t
+        settled = self.core.settle_due(t)  # the item state as of t
+        if settled is not NO_EVENTS:
+            self._core_events(settled, self._reads)
         badge_person, active, person_ids = s.badge_person, self._active, self._person_ids
         person = badge_person.get(badge.badge, -1)
         window_start = t - c.two_person_us
@@ -836,7 +839,7 @@ class Engine:
                     self._track_returns(verdicts)
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
-            tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
+            () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
             tuple([(v.item_id, v.since_us) for v in verdicts if v.resting]),
             tuple([v.item_id for v in verdicts if v.uncertain]), route, decided_us=t, direction=badge.direction,
         )

@@ -150,7 +150,7 @@ class People:
             return NO_VERDICT
         src, dst = self.sides(portal, direction)
         refuse, wait, alarm = 0, 0, False
-        if self._passback(person_id, src) and portal.anti_passback != "off":
+        if portal.anti_passback != "off" and self._passback(person_id, src):
             if portal.anti_passback == "refuse":
                 refuse |= R_ANTI_PASSBACK
             else:

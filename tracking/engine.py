@@ -199,9 +199,8 @@ class _EscortCheck:
     portal_id: int
 
 
-@dataclass(frozen=True)
-class _Block:
-    """The latest refusal at a portal, as a guard may override it."""
+class _Block(NamedTuple):
+    """The latest refusal at a portal, as a guard may override it (a named tuple: one per refusal)."""
 
     decision: Decision
     top_secret_at_border: bool

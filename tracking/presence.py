@@ -184,14 +184,15 @@ class People:
         self.forgiven.discard(person_id)
         self._place(person_id, Place(dst, time_us, uncertain))
         checks = []
-        left = before.venue_id if before is not None else src
-        if left is not None and left != dst and self.unescorted(left):
-            checks.append(left)  # the last escort may have left (or a visitor is still there)
-        if dst is not None:
-            if not self.unescorted(dst):
-                self._alarmed.pop(dst, None)
-            elif person_id in self._visitor:
-                checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
+        if self._visitor or self._alarmed:  # else no venue has a visitor, nor an alarm about one, to look at
+            left = before.venue_id if before is not None else src
+            if left is not None and left != dst and self.unescorted(left):
+                checks.append(left)  # the last escort may have left (or a visitor is still there)
+            if dst is not None:
+                if not self.unescorted(dst):
+                    self._alarmed.pop(dst, None)
+                elif person_id in self._visitor:
+                    checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
         change = PresenceChange(person_id, portal_id, src, dst, time_us, cause, uncertain, item_ids)
         return Moved(change, passback, tuple(checks))
 

@@ -385,7 +385,9 @@ class Engine:
         self._reads, self._row, self._rows_at = reads, 0, {}
         n_reads = len(reads.time_us)
         # the on-line path: a few reads per advance, whose columns are cheaper to search as lists than in numpy
-        few = _Few(reads.time_us.tolist(), reads.portal.tolist(), reads.stale.tolist()) if n_reads <= _FEW else None
+        few = None
+        if n_reads <= _FEW:
+            few = _Few(reads.time_us.tolist(), reads.portal.tolist(), reads.stale.tolist()) if n_reads else _NO_FEW
         self._few = few
         while True:
             next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
@@ -970,6 +972,7 @@ def _recent(last_seen: dict[str, int], since_us: int) -> dict[str, int]:
     return {key: t for key, t in last_seen.items() if t >= since_us}
 
 
+_NO_FEW = _Few([], [], [])  # never modified
 _EMPTY_READS = ValidReads(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
                           np.zeros((0, 1), np.uint64), np.zeros(0, np.int16), np.zeros(0, np.uint64),
                           np.zeros(0, np.float64), np.zeros(0, np.bool_))

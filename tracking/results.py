@@ -284,19 +284,25 @@ class Rows(Sequence[R], Generic[R]):
         return repr(self._all())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Output:
     """Everything settled by one advance()/process() call, each sequence sorted by time.
 
     movements and alarms are Rows (immutable lists, built on first read); decisions a list; presence and
-    brought: people through portals and the items they brought in (tracking.presence).
+    brought: people through portals and the items they brought in (tracking.presence; None: none).
     """
 
     movements: Sequence[Movement]
     decisions: list[Decision]
     alarms: Sequence[Alarm]
-    presence: list[PresenceChange] = field(default_factory=list)
-    brought: list[ItemBrought] = field(default_factory=list)
+    presence: list[PresenceChange]
+    brought: list[ItemBrought]
+
+    def __init__(self, movements: Sequence[Movement], decisions: list[Decision], alarms: Sequence[Alarm],
+                 presence: list[PresenceChange] | None = None, brought: list[ItemBrought] | None = None) -> None:
+        # written out, as Decision.__init__: every advance builds one
+        self.__dict__.update(movements=movements, decisions=decisions, alarms=alarms,
+                             presence=[] if presence is None else presence, brought=[] if brought is None else brought)
 
 
 @dataclass(frozen=True)

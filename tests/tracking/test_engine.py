@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 
 import pytest
 
@@ -27,6 +28,33 @@ def test_synthetic_load_agrees_with_the_reference() -> None:
                         sorted(first.alarms + rest.alarms, key=repr)))
     assert results[0] == results[1]
     assert len(results[0][0]) > 100  # the load really moves items
+
+
+def test_decisions_under_load_agree_with_the_reference() -> None:
+    """Badges at every door while passes are open at all of them and items go from door to door, with a
+    register swap halfway: each decision judges the items within reach of its own door, as the reference
+    does (the Numba core lists the passes of each door apart, so a decision does not scan the others)."""
+    site = synthetic_site(300, n_portals=12, n_people=50)
+    snapshot = build_snapshot(site)
+    smaller = build_snapshot(replace(site, items=site.items[1:]))  # every item index moves by one
+    batch = synthetic_reads(snapshot, 12_000, reads_per_pass=6, pass_gap_us=10_000)
+    end = int(batch.time_us[-1])
+    middle = int(batch.time_us[len(batch) // 2])
+    badges = [BadgePresentation(n % 12, site.people[n % 50].badge, t)
+              for n, t in enumerate(range(int(batch.time_us[0]), end, 7_000))]
+    results = []
+    for backend in ("numba", "reference"):
+        engine = Engine(snapshot, EngineConfig(), backend)
+        for badge in badges:
+            engine.on_badge(badge)
+        engine.ingest(batch.rows(0, len(batch) // 2))
+        first = engine.advance(middle)
+        engine.swap_snapshot(smaller)
+        engine.ingest(batch.rows(len(batch) // 2, len(batch)))
+        rest = engine.advance(end + 10 * SECOND)
+        results.append(sorted(first.decisions + rest.decisions, key=repr))
+    assert results[0] == results[1]
+    assert sum(len(d.item_ids) for d in results[0]) > 100  # the decisions really judge items
 
 
 def test_small_output_buffers_are_drained_without_loss(monkeypatch: pytest.MonkeyPatch) -> None:

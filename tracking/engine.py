@@ -404,7 +404,7 @@ class Engine:
             if next_input is None:
                 break
             t, cls, _, payload = heapq.heappop(self._inputs)
-            if self._row < n_reads and (few.time_us[self._row] if few else reads.time_us[self._row]) <= t:
+            if self._row < n_reads and (reads.time_us[self._row] if few is None else few.time_us[self._row]) <= t:
                 self._apply_until(self._rows_until(t))
             if cls == _CHECK:
                 assert isinstance(payload, tuple)

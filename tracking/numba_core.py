@@ -102,7 +102,7 @@ class NumbaCore:
         self._oldest_last = -(2**62)
         self._approval_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
         self._appr_ids = snapshot.appr_ids.tolist()
-        self._decided: dict[int, int] = {}  # item id -> index, of the items of the last decide
+        self._decided: dict[int, int] = {}  # item id -> index of the items of the last decide
 
     def state_bytes(self) -> int:
         """Bytes of tracking state (the dec scratch rows of decide_items are not state)."""
@@ -194,8 +194,8 @@ class NumbaCore:
     def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
                entry: bool = False) -> list[ItemVerdict]:
         n = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
-        # the items an allow commits next: their indices need no search (_item_indices)
-        self._decided = decided = {}
+        decided: dict[int, int] = {}  # the items an allow commits next: their indices need no search (_item_indices)
+        self._decided = decided
         if not n:
             return []
         item_ids, appr_ids, verdicts = self.snapshot.item_ids, self._appr_ids, []

@@ -179,11 +179,18 @@ class KSnap(NamedTuple):
 class KState(NamedTuple):
     passes: np.ndarray  # PASS_DTYPE, one per item
     venue: np.ndarray  # int32, current venue index
-    allow_portal: np.ndarray  # int32, portal of the last allow covering the item
+    allow_portal: np.ndarray  # int16 (portals < MAX_PORTALS), portal of the last allow covering the item
     allow_us: np.ndarray  # int64
     custody: np.ndarray  # int32, approval the item is carried under along its route, -1 = none
-    open_items: np.ndarray  # int32, items with F_LISTED (compacted by settle_due)
-    n_open: np.ndarray  # int64[1]
+    # The items with F_LISTED, per portal (their pass's): a doubly linked list per portal (-1 ends it), so that
+    # a decision looks at the passes of its own portal only, however many are open at others; and the portals
+    # whose list may be non-empty, which settle_due walks (and compacts).
+    portal_listed: np.ndarray  # int32 per portal: first item of its list
+    listed_next: np.ndarray  # int32 per item
+    listed_prev: np.ndarray  # int32 per item
+    active_portals: np.ndarray  # int32 per portal: the first n_active are the portals settle_due walks
+    n_active: np.ndarray  # int64[1]
+    portal_active: np.ndarray  # bool per portal: among the first n_active of active_portals
     appr_uses: np.ndarray  # int32
     portal_new: np.ndarray  # int64 per portal: when a pass last opened there
     portal_change: np.ndarray  # int64 per portal: last read there that opened a pass or made an item clear
@@ -431,6 +438,34 @@ def _settle(ctx: KCtx, i: int) -> None:
 
 
 @njit(cache=True, inline="always")
+def _link(ctx: KCtx, i: int, p: int) -> None:
+    """Put listed item i first in portal p's list."""
+    head = ctx.portal_listed[p]
+    ctx.listed_next[i] = head
+    ctx.listed_prev[i] = -1
+    if head >= 0:
+        ctx.listed_prev[head] = i
+    ctx.portal_listed[p] = i
+    if not ctx.portal_active[p]:
+        ctx.portal_active[p] = True
+        ctx.active_portals[ctx.n_active[0]] = p
+        ctx.n_active[0] += 1
+
+
+@njit(cache=True, inline="always")
+def _unlink(ctx: KCtx, i: int, p: int) -> None:
+    """Take item i out of portal p's list."""
+    before = ctx.listed_prev[i]
+    after = ctx.listed_next[i]
+    if before >= 0:
+        ctx.listed_next[before] = after
+    else:
+        ctx.portal_listed[p] = after
+    if after >= 0:
+        ctx.listed_prev[after] = before
+
+
+@njit(cache=True, inline="always")
 def _too_far(ctx: KCtx, a: int, b: int, gap_us: int) -> bool:
     dx = ctx.portal_xy[b, 0] - ctx.portal_xy[a, 0]
     dy = ctx.portal_xy[b, 1] - ctx.portal_xy[a, 1]
@@ -521,8 +556,10 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
             if ctx.item_status[i] == DESTROYED:
                 _alarm(ctx, A_DESTROYED_SEEN, t, p, i, 0, False)
             if not (rec.flags & F_LISTED):
-                ctx.open_items[ctx.n_open[0]] = i
-                ctx.n_open[0] += 1
+                _link(ctx, i, p)
+            elif prev != p:  # listed still at the portal of its last pass
+                _unlink(ctx, i, prev)
+                _link(ctx, i, p)
             rec.portal = p
             rec.first = t
             rec.last = t
@@ -544,40 +581,55 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
 
 @njit(cache=True, nogil=True)
 def settle_due(ctx: KCtx, horizon_us: int) -> tuple[bool, int]:
-    """Settle passes whose last read is more than settle_us before the horizon; compact the list.
+    """Settle passes whose last read is more than settle_us before the horizon; unlist the old ones.
 
     A settled pass stays listed while it may still be within reach of a decision (reach_us before a
     badge, decided at most settle_us after it). Returns (done, oldest): done False when it stopped
     early because an output buffer is nearly full; oldest, the earliest last read of the passes still
     open (NO_OPEN_PASS when none).
     """
-    keep = 0
-    n = ctx.n_open[0]
     done = True
     oldest = NO_OPEN_PASS
     listed_us = ctx.reach_us + ctx.settle_us
     passes = ctx.passes
-    for k in range(n):
-        i = ctx.open_items[k]
-        rec = passes[i]
-        flags = rec.flags
-        if done and (flags & F_OPEN) and horizon_us - rec.last > ctx.settle_us:
-            if ctx.counts[0] + 1 > len(ctx.mov_item) or ctx.counts[1] + 2 > len(ctx.al_kind):
-                done = False
-            else:
-                _settle(ctx, i)
-                flags = rec.flags
-        if flags & F_OPEN:
-            ctx.open_items[keep] = i
-            keep += 1
-            oldest = min(oldest, rec.last)
-        elif horizon_us - rec.last <= listed_us:
-            ctx.open_items[keep] = i
+    keep = 0
+    for a in range(ctx.n_active[0]):
+        p = ctx.active_portals[a]
+        following = ctx.portal_listed[p]
+        while following >= 0:
+            i = following
+            following = ctx.listed_next[i]
+            rec = passes[i]
+            flags = rec.flags
+            if done and (flags & F_OPEN) and horizon_us - rec.last > ctx.settle_us:
+                if ctx.counts[0] + 1 > len(ctx.mov_item) or ctx.counts[1] + 2 > len(ctx.al_kind):
+                    done = False
+                else:
+                    _settle(ctx, i)
+                    flags = rec.flags
+            if flags & F_OPEN:
+                oldest = min(oldest, rec.last)
+            elif horizon_us - rec.last > listed_us:
+                rec.flags = flags & ~np.uint8(F_LISTED)
+                _unlink(ctx, i, p)
+        if ctx.portal_listed[p] >= 0:
+            ctx.active_portals[keep] = p
             keep += 1
         else:
-            rec.flags = flags & ~np.uint8(F_LISTED)
-    ctx.n_open[0] = keep
+            ctx.portal_active[p] = False
+    ctx.n_active[0] = keep
     return done, oldest
+
+
+@njit(cache=True, nogil=True)
+def link_listed(ctx: KCtx) -> None:
+    """The per-portal lists of a state whose passes are set (a register swap), from their F_LISTED flags."""
+    ctx.portal_listed[:] = -1
+    ctx.portal_active[:] = False
+    ctx.n_active[0] = 0
+    for i in range(len(ctx.passes)):
+        if ctx.passes[i].flags & F_LISTED:
+            _link(ctx, i, int(ctx.passes[i].portal))
 
 
 @njit(cache=True, inline="always")
@@ -665,10 +717,12 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, 
     dec = ctx.dec
     n = 0
     outside = ctx.portal_outside[p]
-    for k in range(ctx.n_open[0]):
-        i = ctx.open_items[k]
+    following = ctx.portal_listed[p]
+    while following >= 0:
+        i = following
+        following = ctx.listed_next[i]
         rec = ctx.passes[i]
-        if rec.portal != p or rec.last < badge_us - ctx.reach_us:
+        if rec.last < badge_us - ctx.reach_us:
             continue
         flags = rec.flags
         if ctx.venue[i] == outside and (entry or not (flags & F_SEEN_IN)):

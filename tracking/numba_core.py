@@ -52,11 +52,15 @@ def _fresh_state(s: Snapshot) -> k.KState:
     return k.KState(
         passes=_no_passes(n),
         venue=s.item_venue.copy(),
-        allow_portal=np.full(n, -1, dtype=np.int32),
+        allow_portal=np.full(n, -1, dtype=np.int16),
         allow_us=np.full(n, -1, dtype=np.int64),
         custody=np.full(n, -1, dtype=np.int32),
-        open_items=np.zeros(n, dtype=np.int32),
-        n_open=np.zeros(1, dtype=np.int64),
+        portal_listed=np.full(len(s.portal_ids), -1, dtype=np.int32),
+        listed_next=np.full(n, -1, dtype=np.int32),
+        listed_prev=np.full(n, -1, dtype=np.int32),
+        active_portals=np.zeros(len(s.portal_ids), dtype=np.int32),
+        n_active=np.zeros(1, dtype=np.int64),
+        portal_active=np.zeros(len(s.portal_ids), dtype=np.bool_),
         appr_uses=s.appr_uses.copy(),
         portal_new=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
         portal_change=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
@@ -136,14 +140,12 @@ class NumbaCore:
         appr_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
         appr_map = np.array([appr_pos.get(int(a), -1) for a in old_snap.appr_ids] + [-1], np.int32)
         new.custody[dst] = appr_map[old.custody[src]]
-        listed = np.nonzero(new.passes["flags"] & k.F_LISTED)[0]  # open passes and those still within reach
-        new.open_items[: len(listed)] = listed
-        new.n_open[0] = len(listed)
         for p_old, p_new in enumerate(portal_map[:-1].tolist()):
             if p_new >= 0:
                 new.portal_new[p_new] = old.portal_new[p_old]
                 new.portal_change[p_new] = old.portal_change[p_old]
         self._install(snapshot, new)
+        k.link_listed(self.ctx)  # open passes and those still within reach, in their portals' lists
 
     def _drain(self, events: CoreEvents) -> CoreEvents:
         """Copy the kernels' output buffers into events as columns of register ids; returns events, or

@@ -196,6 +196,7 @@ class CentreConsumer:
         self._next_delivery = 1  # the consumer sequence the next delivery must have (none lost on the way)
         self._reconnects = 0
         self._taken_over = False
+        self._unanswered = False
         self.applied = 0  # envelopes handed to the sink and acknowledged (redeliveries included)
         self.malformed = 0
 
@@ -253,8 +254,10 @@ class CentreConsumer:
             self._wake_after -= 1
             if self._wake_after > 0:
                 return
-        elif "Consumer Deleted" in (msg.headers or {}).get("Description", ""):
-            self._taken_over = True
+        else:
+            headers = msg.headers or {}
+            self._taken_over |= "Consumer Deleted" in headers.get("Description", "")
+            self._unanswered |= headers.get("Status") == "503"  # no such consumer, or the hub is starting
         self._arrived.set()
 
     async def _pull(self, no_wait: bool) -> None:
@@ -266,6 +269,7 @@ class CentreConsumer:
         else:
             request["expires"] = int(self._fetch_wait_s * 1e9)
         self._wake_after = self._batch if no_wait else 1
+        self._unanswered = False
         self._arrived.clear()
         assert self._sub is not None, "setup() first"
         await self._nc.publish(
@@ -282,6 +286,13 @@ class CentreConsumer:
             await self._pull(no_wait=True)
         if not self._buffer:
             await self._pull(no_wait=False)
+        if self._unanswered and not self._buffer:
+            try:
+                await self._js.consumer_info(self._stream, self.durable)
+            except NotFoundError:
+                self._taken_over = True
+            else:
+                raise RuntimeError(f"no answer to a pull from consumer {self.durable}")
         if self._taken_over:
             raise ConsumerTakenOver(f"consumer {self.durable} of partition {self.partition} was deleted")
         taken, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
@@ -404,6 +415,11 @@ class CentreIngest:
 
     def pending(self) -> int:
         return self.link.run(self.consumer.pending())
+
+    @property
+    def consuming(self) -> bool:
+        """False once the consumer stopped (closed, or another process took its partition over)."""
+        return not self._task.done()
 
     def wait_drained(self, timeout_s: float = 30.0) -> bool:
         """Until no source lags and the consumer has nothing pending (tests, shutdown, the backlog bench)."""

@@ -195,6 +195,7 @@ class CentreConsumer:
         self._wake_after = 0  # fetch() waits for this many more deliveries (or a status) from its pull
         self._next_delivery = 1  # the consumer sequence the next delivery must have (none lost on the way)
         self._reconnects = 0
+        self._ack_marker = ""
         self._taken_over = False
         self._unanswered = False
         self.applied = 0  # envelopes handed to the sink and acknowledged (redeliveries included)
@@ -227,6 +228,7 @@ class CentreConsumer:
         if self._sub is not None:
             await self._sub.unsubscribe()  # late deliveries of the old consumer go nowhere
         self.durable = name
+        self._ack_marker = f".{name}."  # in the ack subject of each message this consumer delivers
         self._buffer = []
         self._next_delivery = 1
         self._reconnects = self._nc.stats["reconnects"]
@@ -250,6 +252,8 @@ class CentreConsumer:
 
     async def _on_delivery(self, msg: Msg) -> None:
         if msg.reply:  # a message of the stream (its ack subject); a status (no reply) ends a pull
+            if self._ack_marker not in msg.reply:
+                return  # delivered by a consumer this process replaced: the new one delivers it again
             self._buffer.append(msg)
             self._wake_after -= 1
             if self._wake_after > 0:
@@ -326,6 +330,8 @@ class CentreConsumer:
         """One AckAll on the batch's last delivery, if every delivery of this consumer so far reached this
         process (consumer sequences without a gap, no reconnect since setup). Otherwise no ack at all and a
         new consumer from the ack floor: the unacknowledged messages come again."""
+        if msgs[0].metadata.consumer != self.durable:
+            return  # fetched before this process replaced its consumer: the new one delivers them again
         first, last = msgs[0].metadata.sequence.consumer, msgs[-1].metadata.sequence.consumer
         reconnected = self._nc.stats["reconnects"] != self._reconnects
         if first != self._next_delivery or last - first + 1 != len(msgs) or reconnected:

@@ -5,21 +5,31 @@ Exactly once, in practice: the site stream dropped republished ids (message dedu
 double ack after the sink's transaction committed; a crash between commit and ack redelivers the batch, and
 the sink, idempotent by record id (a unique constraint), keeps one copy.
 
-Acks are explicit, one per message: every message of the batch is acked, and the last one with `ack_sync`
-(the server's confirmation). One connection's acks reach the consumer in order, so that confirmation covers
-the batch. Not AckAll: a consumer killed with messages delivered to its pending pulls leaves them unacked
-until `ack_wait`, and the next process's ack-all would acknowledge them without their being written.
+One AckAll per batch, on its last delivery, after the sink committed. An AckAll acknowledges every message
+the consumer has pending up to that stream sequence, so it must never cover a message delivered to someone
+else: a consumer killed with messages delivered to its pending pulls leaves them unacked, and the next
+process's AckAll would acknowledge them without their being written. So each process makes its own consumer
+for its partition (`CentreConsumer.setup`): it starts after the ack floor of the partition's older consumers
+and deletes them, so what they delivered without an ack comes again to the new one. Within a process, the
+AckAll is sent only if every delivery of its consumer reached it (consumer sequences without a gap, no
+reconnect since the consumer was made); otherwise the batch stays unacknowledged and a new consumer starts
+from the ack floor. One process per partition: a second one takes the partition over and the first stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
@@ -36,6 +46,7 @@ from multisite.link import Link
 
 log = logging.getLogger(__name__)
 DURABLE = "register"
+PARTITION_KEY = "custodian_partition"  # consumer metadata: the partition (durable name) a consumer serves
 
 
 class RecordSink(Protocol):
@@ -143,16 +154,22 @@ async def source_states(nc: Client, stream: str = CENTRE_STREAM) -> list[SourceS
     return states
 
 
-class CentreConsumer:
-    """The durable pull consumer feeding the sink. `run()` fetches the next batch while the sink commits
-    the current one; a batch is acked (double ack) only after the sink returned.
+class ConsumerTakenOver(RuntimeError):
+    """Another process started a consumer for this partition, which deleted this one's."""
 
-    sites: consume only these sites' records (a partition, with its own durable name), so that several
-    consumer processes share the centre's load; None: every site."""
+
+class CentreConsumer:
+    """The pull consumer feeding the sink. `run()` fetches the next batch while the sink commits the current
+    one; a batch is acknowledged (one AckAll, double ack) only after the sink returned.
+
+    partition: the durable name the caller gives (one per partition); each process makes its own consumer
+    for it (`setup()`), so an AckAll only ever covers messages delivered to this process (see the module
+    docstring). sites: consume only these sites' records (a partition), so that several consumer processes
+    share the centre's load; None: every site."""
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         sink: RecordSink,
         *,
         stream: str = CENTRE_STREAM,
@@ -162,45 +179,131 @@ class CentreConsumer:
         fetch_wait_s: float = 0.5,
         sites: Sequence[str] | None = None,
     ) -> None:
-        self._js = js
+        self._nc = nc
+        self._js = nc.jetstream(timeout=5)
         self._filters = [f"{RECORDS_PREFIX}.{check_site(s)}.>" for s in sites] if sites else None
         self._sink = sink
         self._stream = stream
-        self._durable = durable
+        self.partition = durable
+        self.durable = ""  # this process's consumer, made by setup()
         self._batch = batch
         self._ack_wait_s = ack_wait_s
         self._fetch_wait_s = fetch_wait_s
-        self._sub: JetStreamContext.PullSubscription | None = None
+        self._sub: Subscription | None = None
+        self._buffer: list[Msg] = []  # delivered to this consumer, not yet handed out by fetch()
+        self._arrived = asyncio.Event()
+        self._wake_after = 0  # fetch() waits for this many more deliveries (or a status) from its pull
+        self._next_delivery = 1  # the consumer sequence the next delivery must have (none lost on the way)
+        self._reconnects = 0
+        self._ack_marker = ""
+        self._taken_over = False
+        self._unanswered = False
         self.applied = 0  # envelopes handed to the sink and acknowledged (redeliveries included)
         self.malformed = 0
 
     async def setup(self) -> None:
-        try:
-            await self._js.consumer_info(self._stream, self._durable)
-        except NotFoundError:
-            await self._js.add_consumer(
-                self._stream,
-                api.ConsumerConfig(
-                    durable_name=self._durable,
-                    ack_policy=api.AckPolicy.EXPLICIT,
-                    ack_wait=self._ack_wait_s,
-                    deliver_policy=api.DeliverPolicy.ALL,
-                    max_ack_pending=4 * self._batch,
-                    max_waiting=4,
-                    filter_subjects=self._filters,
-                ),
-            )
-        self._sub = await self._js.pull_subscribe_bind(self._durable, self._stream)
+        """A new consumer for the partition, starting after the ack floor of the ones before it (a killed
+        process's, or this process's own before a reconnect), which it then deletes. Whatever they had
+        delivered without an ack comes again, and the sink drops what it already holds."""
+        before = [c for c in await self._consumers() if self._serves_partition(c)]
+        floor = min((c.ack_floor.stream_seq if c.ack_floor else 0 for c in before), default=0)
+        name = f"{self.partition}-{uuid.uuid4().hex[:12]}"
+        await self._js.add_consumer(
+            self._stream,
+            api.ConsumerConfig(
+                durable_name=name,
+                ack_policy=api.AckPolicy.ALL,
+                ack_wait=self._ack_wait_s,
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE if floor else api.DeliverPolicy.ALL,
+                opt_start_seq=floor + 1 if floor else None,
+                max_ack_pending=4 * self._batch,
+                max_waiting=4,
+                filter_subjects=self._filters,
+                metadata={PARTITION_KEY: self.partition},
+            ),
+        )
+        for old in before:
+            with contextlib.suppress(NotFoundError):  # another process deleted it first
+                await self._js.delete_consumer(self._stream, old.name)
+        if self._sub is not None:
+            await self._sub.unsubscribe()  # late deliveries of the old consumer go nowhere
+        self.durable = name
+        self._ack_marker = f".{name}."  # in the ack subject of each message this consumer delivers
+        self._buffer = []
+        self._next_delivery = 1
+        self._reconnects = self._nc.stats["reconnects"]
+        self._taken_over = False
+        self._sub = await self._nc.subscribe(
+            self._nc.new_inbox(), cb=self._on_delivery, pending_msgs_limit=0, pending_bytes_limit=0
+        )
 
-    async def fetch(self) -> list:  # list[nats Msg]
+    async def _consumers(self) -> list[api.ConsumerInfo]:
+        found: list[api.ConsumerInfo] = []
+        while True:
+            page = await self._js.consumers_info(self._stream, offset=len(found) or None)
+            found += page
+            if len(page) < 256:
+                return found
+
+    def _serves_partition(self, info: api.ConsumerInfo) -> bool:
+        metadata = (info.config.metadata if info.config else None) or {}
+        # By name: a consumer made before consumers were per process.
+        return info.name == self.partition or metadata.get(PARTITION_KEY) == self.partition
+
+    async def _on_delivery(self, msg: Msg) -> None:
+        if msg.reply:  # a message of the stream (its ack subject); a status (no reply) ends a pull
+            if self._ack_marker not in msg.reply:
+                return  # delivered by a consumer this process replaced: the new one delivers it again
+            self._buffer.append(msg)
+            self._wake_after -= 1
+            if self._wake_after > 0:
+                return
+        else:
+            headers = msg.headers or {}
+            self._taken_over |= "Consumer Deleted" in headers.get("Description", "")
+            self._unanswered |= headers.get("Status") == "503"  # no such consumer, or the hub is starting
+        self._arrived.set()
+
+    async def _pull(self, no_wait: bool) -> None:
+        """One pull request to this process's inbox: no_wait answers at once with what is there; otherwise
+        the server holds the request up to `fetch_wait_s` and we wake on the first record."""
+        request: dict[str, object] = {"batch": self._batch}
+        if no_wait:
+            request["no_wait"] = True
+        else:
+            request["expires"] = int(self._fetch_wait_s * 1e9)
+        self._wake_after = self._batch if no_wait else 1
+        self._unanswered = False
+        self._arrived.clear()
         assert self._sub is not None, "setup() first"
-        try:
-            return await self._sub.fetch(self._batch, timeout=self._fetch_wait_s)
-        except TimeoutError:  # nats.errors.TimeoutError is one
-            return []
+        await self._nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self._stream}.{self.durable}",
+            json.dumps(request).encode(),
+            reply=self._sub.subject,
+        )
+        with contextlib.suppress(TimeoutError):  # nothing came: fetch() returns what there is
+            await asyncio.wait_for(self._arrived.wait(), self._fetch_wait_s + 1.0)
 
-    async def apply(self, msgs: list) -> int:
-        """Hand a fetched batch to the sink (retrying while it refuses), then double-ack it."""
+    async def fetch(self) -> list[Msg]:
+        """Up to `batch` delivered messages, in delivery order ([] if none came within `fetch_wait_s`)."""
+        if not self._buffer:
+            await self._pull(no_wait=True)
+        if not self._buffer:
+            await self._pull(no_wait=False)
+        if self._unanswered and not self._buffer:
+            try:
+                await self._js.consumer_info(self._stream, self.durable)
+            except NotFoundError:
+                self._taken_over = True
+            else:
+                raise RuntimeError(f"no answer to a pull from consumer {self.durable}")
+        if self._taken_over:
+            raise ConsumerTakenOver(f"consumer {self.durable} of partition {self.partition} was deleted")
+        taken, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
+        return taken
+
+    async def apply(self, msgs: list[Msg]) -> int:
+        """Hand a fetched batch to the sink (retrying while it refuses), then acknowledge it."""
         if not msgs:
             return 0
         envelopes = []
@@ -219,20 +322,40 @@ class CentreConsumer:
                 log.warning("register refused a batch of %d, retrying in %.2f s: %s", len(envelopes), delay, exc)
                 await asyncio.sleep(delay)
                 delay = min(2 * delay, 2.0)
-        for msg in msgs[:-1]:
-            await msg.ack()
-        await msgs[-1].ack_sync(timeout=10)
+        await self._ack(msgs)
         self.applied += len(envelopes)
         return len(envelopes)
 
+    async def _ack(self, msgs: list[Msg]) -> None:
+        """One AckAll on the batch's last delivery, if every delivery of this consumer so far reached this
+        process (consumer sequences without a gap, no reconnect since setup). Otherwise no ack at all and a
+        new consumer from the ack floor: the unacknowledged messages come again."""
+        if msgs[0].metadata.consumer != self.durable:
+            return  # fetched before this process replaced its consumer: the new one delivers them again
+        first, last = msgs[0].metadata.sequence.consumer, msgs[-1].metadata.sequence.consumer
+        reconnected = self._nc.stats["reconnects"] != self._reconnects
+        if first != self._next_delivery or last - first + 1 != len(msgs) or reconnected:
+            log.warning(
+                "centre consumer %s: deliveries %d..%d after %d (reconnected: %s); starting a new consumer",
+                self.durable, first, last, self._next_delivery - 1, reconnected,
+            )
+            await self.setup()
+            return
+        await msgs[-1].ack_sync(timeout=10)
+        self._next_delivery = last + 1
+
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`: a failed fetch or ack (the hub restarting) is logged and the loop goes on; what was
-        not acknowledged comes back after `ack_wait` and the sink drops what it already holds."""
+        not acknowledged comes back (after `ack_wait`, or to the next consumer) and the sink drops what it
+        already holds. Ends when another process took the partition over."""
         next_batch = asyncio.ensure_future(self.fetch())
         try:
             while not stop.is_set():
                 try:
                     msgs = await next_batch
+                except ConsumerTakenOver as exc:
+                    log.error("%s: another centre consumer serves this partition now; stopping", exc)
+                    return
                 except Exception as exc:
                     log.warning("centre consumer fetch failed: %s", exc)
                     msgs = []
@@ -247,7 +370,7 @@ class CentreConsumer:
 
     async def pending(self) -> int:
         """Records in the centre stream not yet acknowledged by this consumer."""
-        info = await self._js.consumer_info(self._stream, self._durable)
+        info = await self._js.consumer_info(self._stream, self.durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
 
@@ -273,7 +396,7 @@ class CentreIngest:
         self._stream = (stream or CentreStreamConfig()).name
         self._consume = list(consume) if consume else None
         self.consumer = CentreConsumer(
-            self.link.js(),
+            self.link.nc,
             sink,
             stream=self._stream,
             durable=durable,
@@ -298,6 +421,11 @@ class CentreIngest:
 
     def pending(self) -> int:
         return self.link.run(self.consumer.pending())
+
+    @property
+    def consuming(self) -> bool:
+        """False once the consumer stopped (closed, or another process took its partition over)."""
+        return not self._task.done()
 
     def wait_drained(self, timeout_s: float = 30.0) -> bool:
         """Until no source lags and the consumer has nothing pending (tests, shutdown, the backlog bench)."""

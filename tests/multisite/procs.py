@@ -1,7 +1,8 @@
 """The processes the durability tests kill -9: an edge publisher and a centre consumer.
 
     python -m tests.multisite.procs publish URL SITE NODE START COUNT BATCH ACCEPTED_FILE
-    python -m tests.multisite.procs consume URL DSN SCHEMA SITES BATCH MARKER_FILE PAUSE_AFTER_COMMIT
+    python -m tests.multisite.procs consume URL DSN SCHEMA SITES BATCH MARKER_FILE PAUSE [ACK_WAIT_S]
+      (PAUSE: 1 after the first commit, before before it, 0 never)
     python -m tests.multisite.procs edge SITE STATE HUB ACCEPTED_FILE
     python -m tests.multisite.procs consume-register URL DB_URL SITES BATCH MARKER_FILE PAUSE_AFTER_COMMIT
 """
@@ -46,23 +47,30 @@ def publish(url: str, site: str, node: str, start: int, count: int, batch: int, 
 
 
 class PausingSink(PostgresSink):
-    """The product's sink, pausing after its first commit (so the test can kill the consumer between the
-    register's commit and the ack) and reporting each commit in a marker file."""
+    """The product's sink, pausing after its first commit (pause "1": the test kills the consumer between the
+    register's commit and the ack) or before it (pause "before": killed with batches delivered, none
+    written), and reporting each batch in a marker file."""
 
-    def __init__(self, dsn: str, schema: str, marker: Path, pause: bool) -> None:
+    def __init__(self, dsn: str, schema: str, marker: Path, pause: str) -> None:
         super().__init__(dsn, schema)
         self._marker = marker
         self._pause = pause
 
     def apply(self, envelopes: Sequence[RecordEnvelope]) -> None:
+        if self._pause == "before":
+            _append(self._marker, [f"delivered {len(envelopes)}"])
+            threading.Event().wait(600)  # the test kills us here
         super().apply(envelopes)
         _append(self._marker, [f"committed {len(envelopes)}"])
-        if self._pause:
+        if self._pause == "1":
             threading.Event().wait(600)  # the test kills us here
 
 
-def consume(url: str, dsn: str, schema: str, sites: str, batch: int, marker: Path, pause: bool) -> None:
-    ingest = CentreIngest(url, PausingSink(dsn, schema, marker, pause), sites.split(","), batch=batch, ack_wait_s=3.0)
+def consume(
+    url: str, dsn: str, schema: str, sites: str, batch: int, marker: Path, pause: str, ack_wait_s: float
+) -> None:
+    sink = PausingSink(dsn, schema, marker, pause)
+    ingest = CentreIngest(url, sink, sites.split(","), batch=batch, ack_wait_s=ack_wait_s)
     _append(marker, ["started"])
     threading.Event().wait()  # consume until killed
     ingest.close()
@@ -124,7 +132,7 @@ if __name__ == "__main__":
         site, state, hub, accepted = args
         edge(site, Path(state), hub, Path(accepted))
     elif command == "consume":
-        url, dsn, schema, sites, batch, marker, pause = args
-        consume(url, dsn, schema, sites, int(batch), Path(marker), pause == "1")
+        url, dsn, schema, sites, batch, marker, pause, *ack_wait = args
+        consume(url, dsn, schema, sites, int(batch), Path(marker), pause, float(ack_wait[0]) if ack_wait else 3.0)
     else:
         raise SystemExit(f"unknown command {command}")

@@ -11,7 +11,7 @@ from multisite.centre import CentreIngest
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import RecordEnvelope
 from multisite.pgsink import PostgresSink
-from tests.multisite.conftest import accepted, records
+from tests.multisite.conftest import accepted, records, wait_until
 
 pytestmark = [pytest.mark.postgres]
 
@@ -40,4 +40,24 @@ def test_a_refused_batch_is_kept_and_retried(topology, pg) -> None:
         assert ingest.wait_drained(30)
     sink.close()
     assert sink.refused == 4
+    assert sorted(pg.ids()) == sorted(e.record_id for e in records("site-a", "n1", 0, 1000))
+
+
+def test_a_second_consumer_of_a_partition_takes_it_over(topology, pg) -> None:
+    """Each process makes its own consumer for its partition and deletes the older ones: the first process
+    stops (it could otherwise ack-all what the second was handed), the second writes every record once."""
+    top = topology("site-a")
+    SyncEdgePublisher(top.leaves["site-a"].url, "site-a").close()
+    first_sink, second_sink = PostgresSink(pg.dsn, pg.schema), PostgresSink(pg.dsn, pg.schema)
+    with (
+        CentreIngest(top.hub.url, first_sink, ["site-a"]) as first,
+        CentreIngest(top.hub.url, second_sink, ["site-a"]) as second,
+    ):
+        wait_until(lambda: not first.consuming, 10, "the first consumer stopping")
+        with SyncEdgePublisher(top.leaves["site-a"].url, "site-a") as publisher:
+            assert accepted(publisher.publish(records("site-a", "n1", 0, 1000)))
+        assert second.wait_drained(30)
+        assert second.consuming and first_sink.inserted == 0
+    first_sink.close()
+    second_sink.close()
     assert sorted(pg.ids()) == sorted(e.record_id for e in records("site-a", "n1", 0, 1000))

@@ -99,9 +99,12 @@ def test_edge_killed_during_cut_restarts_from_its_store_and_loses_nothing(topolo
         sink.close()
 
 
-def _consumer(tmp_path: Path, top, pg, marker: Path, pause: bool, batch: int = 500) -> subprocess.Popen[bytes]:
+def _consumer(
+    tmp_path: Path, top, pg, marker: Path, pause: bool | str, batch: int = 500, ack_wait_s: float = 3.0
+) -> subprocess.Popen[bytes]:
+    pause = pause if isinstance(pause, str) else str(int(pause))
     return _spawn(
-        tmp_path, "consumer", "consume", top.hub.url, pg.dsn, pg.schema, "site-a", batch, marker, int(pause)
+        tmp_path, "consumer", "consume", top.hub.url, pg.dsn, pg.schema, "site-a", batch, marker, pause, ack_wait_s
     )
 
 
@@ -137,3 +140,55 @@ def test_centre_consumer_killed_mid_batch_loses_and_doubles_nothing(topology, pg
     ids = pg.ids()
     assert sorted(ids) == sorted(e.record_id for e in records("site-a", "n1", 0, TOTAL))
     assert sink.ignored > 0 or len(_lines(marker)) > 2, "a committed but unacknowledged batch came back"
+
+
+def test_records_delivered_to_a_killed_consumer_are_written_by_the_next_one(topology, pg, tmp_path: Path) -> None:
+    """Killed with batches delivered (one in its sink, one fetched ahead) and none written: the next consumer's
+    AckAll must not acknowledge them unwritten. Its ack_wait is ten minutes, so no redelivery rescues them."""
+    top = topology("site-a")
+    with SyncEdgePublisher(top.leaves["site-a"].url, "site-a") as publisher:
+        assert accepted(publisher.publish(records("site-a", "n1", 0, TOTAL)), duplicate=None)
+    marker = tmp_path / "marker.txt"
+    consumer = _consumer(tmp_path, top, pg, marker, pause="before", ack_wait_s=600)
+    try:
+        wait_until(lambda: any(line.startswith("delivered") for line in _lines(marker)), 60, "a batch in the sink")
+        time.sleep(0.5)  # the batch fetched ahead arrives too
+    finally:
+        _kill9(consumer)
+    assert pg.ids() == [], "delivered, not written"
+
+    sink = PostgresSink(pg.dsn, pg.schema)
+    with CentreIngest(top.hub.url, sink, ["site-a"]) as ingest:
+        assert ingest.wait_drained(60)
+    sink.close()
+    ids = pg.ids()
+    assert sorted(ids) == sorted(e.record_id for e in records("site-a", "n1", 0, TOTAL)), "none lost, none doubled"
+
+
+class SlowSink(PostgresSink):
+    """The product's sink, taking its time per batch so that the hub dies in the middle of the drain."""
+
+    def apply(self, envelopes) -> None:
+        time.sleep(0.02)
+        super().apply(envelopes)
+
+
+def test_hub_killed_while_the_centre_consumer_drains_loses_and_doubles_nothing(topology, pg) -> None:
+    """The consumer's connection drops and comes back: the batch in hand is not acknowledged (an AckAll after
+    a reconnect could cover deliveries lost on the way), a new consumer starts from the ack floor."""
+    top = topology("site-a")
+    with SyncEdgePublisher(top.leaves["site-a"].url, "site-a") as publisher:
+        assert accepted(publisher.publish(records("site-a", "n1", 0, TOTAL)), duplicate=None)
+    sink = SlowSink(pg.dsn, pg.schema)
+    ingest = CentreIngest(top.hub.url, sink, ["site-a"], batch=200)
+    try:
+        wait_until(lambda: sink.inserted >= TOTAL // 4, 60, "a quarter written")
+        top.hub.kill()
+        top.hub.start()
+        assert ingest.wait_drained(90)
+        assert ingest.consuming
+    finally:
+        ingest.close()
+        sink.close()
+    ids = pg.ids()
+    assert sorted(ids) == sorted(e.record_id for e in records("site-a", "n1", 0, TOTAL)), "none lost, none doubled"

@@ -37,7 +37,7 @@ from controllers.records import (
 from custodian.web import WebServer, serve_register
 from multisite.centre import CentreIngest, SourceState
 from multisite.centre_desk import SitesDesk
-from multisite.commands import CentreCommands
+from multisite.commands import CentreCommands, CommandResult
 from multisite.crosssite import CloneWatch, PlaceWatch, Presence, TagSighting, TwoPlaces
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
@@ -155,7 +155,7 @@ class CentreSite:
         self.places = PlaceWatch(self._places_now())
         self.hub.start()
         try:
-            self.sink = RegisterSink(self.factory, on_written=self._live)
+            self.sink = RegisterSink(self.factory, on_written=self._live, on_result=self._command_result)
             self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
@@ -274,6 +274,10 @@ class CentreSite:
                               frame.seq)
         if newest:  # records come in order per site: the site is heard up to its newest here
             self._heard(identity.site, newest)
+
+    def _command_result(self, result: CommandResult) -> None:
+        if self.desk is not None:
+            self.desk.command_settled(result)
 
     # ---- one place at a time ----
     def _places_now(self) -> dict[str, str]:

@@ -42,7 +42,7 @@ from multisite.crosssite import CloneWatch, PlaceWatch, Presence, TagSighting, T
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
 from multisite.replica import RegisterReplica, compile_replica
-from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
+from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_leaf_logins, kept_ports
 from multisite.shipping import RegisterSink
 from registry import changes, db, journal
 from registry.models import Item, Person, PresenceEntry, Transfer, Venue
@@ -118,9 +118,10 @@ class CentreSite:
         ports = kept_ports(
             options.state / "nats-ports.json", {"port": options.nats_port, "http": 0, "leaf": options.leaf_port}
         )
+        self.leaf_logins = kept_leaf_logins(options.state / "leaf-logins.json", sorted(self.sites))
         self.hub = NatsServer(
             "hub", options.state / "nats", CENTRE_DOMAIN, leaf_port=ports["leaf"], port=ports["port"],
-            http_port=ports["http"],
+            http_port=ports["http"], leaf_logins=tuple(self.leaf_logins.values()),
         )
         self.db_engine = db.make_engine(options.db_url)
         self.factory: sessionmaker[Session] = db.session_factory(self.db_engine)
@@ -147,6 +148,10 @@ class CentreSite:
     @property
     def hub_leaf(self) -> str:
         return f"127.0.0.1:{self.hub.leaf_port}"
+
+    def leaf_password(self, site: str) -> str:
+        """What site `site`'s edge signs its leaf node in with (`EdgeOptions.leaf_password`)."""
+        return self.leaf_logins[site].password
 
     def start(self) -> CentreSite:
         db.upgrade(self.db_engine)

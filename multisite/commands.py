@@ -45,7 +45,7 @@ from multisite.edge import EdgePublisher, ensure_site_stream
 from multisite.envelope import KIND_RE, MSG_ID, RecordEnvelope, check_site, site_api
 from multisite.link import Link
 from multisite.register import now_us
-from multisite.servers import CENTRE_DOMAIN
+from multisite.servers import CENTRE_DOMAIN, deliver_prefix
 from multisite.sourcing import ORIGIN_ASK_S, ensure_copy
 
 log = logging.getLogger(__name__)
@@ -249,7 +249,7 @@ async def ensure_edge_commands(nc: Client, site: str, centre_domain: str = CENTR
             api.StreamSource(
                 name=COMMANDS,
                 filter_subject=f"cmd.{site}.*",
-                external=api.ExternalStream(api=site_api(centre_domain)),
+                external=api.ExternalStream(api=site_api(centre_domain), deliver=deliver_prefix(site)),
             )
         ],
         retention=api.RetentionPolicy.LIMITS,

@@ -50,7 +50,7 @@ from multisite.edge import SyncEdgePublisher
 from multisite.envelope import check_site
 from multisite.register import EdgeRegister, Snapshot, now_us
 from multisite.replica import RegisterReplica, ReplicaError, load_replica
-from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
+from multisite.servers import CENTRE_DOMAIN, LEAF_PASSWORD_ENV, LeafLogin, NatsServer, kept_ports
 from multisite.shipping import SHIPPER, LogShipper
 from registry import db
 from registry.errors import NotFound
@@ -75,6 +75,7 @@ class EdgeOptions:
     nats_port: int = 0
     centre_domain: str = CENTRE_DOMAIN
     first_snapshot_wait_s: float = 600.0
+    leaf_password: str = ""  # its sign-in at the hub (the centre's leaf-logins.json); "": $CUSTODIAN_LEAF_PASSWORD
 
 
 class EdgeError(RuntimeError):
@@ -92,9 +93,11 @@ class EdgeSite:
             raise EdgeError(f"hub {options.hub}: this build dials a hub on loopback only")
         options.state.mkdir(parents=True, exist_ok=True)
         ports = kept_ports(options.state / "nats-ports.json", {"port": options.nats_port, "http": 0})
+        password = options.leaf_password or os.environ.get(LEAF_PASSWORD_ENV, "")
         self.leaf = NatsServer(
             f"leaf-{self.site}", options.state / "nats", self.site, remote_port=int(hub_port),
             sync_always=True, port=ports["port"], http_port=ports["http"],
+            leaf_login=LeafLogin(self.site, password) if password else None,
         )
         self.bus = LiveBus()
         self.db_engine = db.make_engine(f"sqlite:///{(options.state / 'register.db').resolve()}")

@@ -37,7 +37,7 @@ from nats.js.kv import KeyValue
 
 from multisite.envelope import KIND_RE, check_site, site_api
 from multisite.link import Link
-from multisite.servers import CENTRE_DOMAIN
+from multisite.servers import CENTRE_DOMAIN, deliver_prefix
 from multisite.sourcing import ORIGIN_ASK_S, ensure_copy
 
 log = logging.getLogger(__name__)
@@ -225,13 +225,14 @@ class CentreRegister:
 
 
 # ---- edge ----
-async def ensure_register_mirror(nc: Client, centre_domain: str = CENTRE_DOMAIN) -> bool:
+async def ensure_register_mirror(nc: Client, site: str, centre_domain: str = CENTRE_DOMAIN) -> bool:
     """The `register` KV stream mirrored into the local domain under the same name (nats-py's KeyValueConfig
     has no mirror field, so the stream is made directly), once the centre's stream answers (see `sourcing`);
     False while it does not (ask again later)."""
     config = api.StreamConfig(
         name=KV_STREAM,
-        mirror=api.StreamSource(name=KV_STREAM, external=api.ExternalStream(api=site_api(centre_domain))),
+        mirror=api.StreamSource(name=KV_STREAM, external=api.ExternalStream(api=site_api(centre_domain),
+                                                                            deliver=deliver_prefix(site))),
         storage=api.StorageType.FILE,
         max_msgs_per_subject=1,
         allow_rollup_hdrs=True,
@@ -314,7 +315,7 @@ class RegisterFollower:
         self.mirrored = False  # the local mirror is made (an edge that never reached the centre waits for it)
 
     async def setup(self) -> None:
-        self.mirrored = await ensure_register_mirror(self._nc, self._centre_domain)
+        self.mirrored = await ensure_register_mirror(self._nc, self.site, self._centre_domain)
         if self.snapshot is not None:
             self._on_snapshot(self.snapshot)
 
@@ -341,7 +342,7 @@ class RegisterFollower:
         while not self.mirrored:
             self.initial_done.set()  # no mirror yet: nothing to read, and what the edge knows is what it has
             try:
-                self.mirrored = await ensure_register_mirror(self._nc, self._centre_domain)
+                self.mirrored = await ensure_register_mirror(self._nc, self.site, self._centre_domain)
             except Exception as exc:  # the leaf restarting
                 log.warning("register mirror at %s not made yet: %s", self.site, exc)
             if not self.mirrored:

@@ -52,7 +52,8 @@ def test_a_never_linked_edge_is_served_and_heard_within_seconds_of_its_first_lin
         link = LinkProxy(centre.hub.leaf_port)  # type: ignore[arg-type]
         link.cut()  # from the very first start of the edge
         edge = EdgeSite(EdgeOptions(demo.code, tmp_path / demo.code, f"127.0.0.1:{link.port}", simulate=True,
-                                    backend="reference", first_snapshot_wait_s=AFTER_HEAL_S + 10))
+                                    backend="reference", first_snapshot_wait_s=AFTER_HEAL_S + 10,
+                                    leaf_password=centre.leaf_password(demo.code)))
 
         starter.start()
         wait_until(lambda: edge.register is not None, 20, "the edge asking for its register")  # type: ignore[union-attr]

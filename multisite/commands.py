@@ -11,8 +11,9 @@ An override must never be queued to apply later (a door opening minutes after th
 NATS request to `guard.<site>.override`, answered by the edge's responder on its leaf. While the leaf link is
 down nobody answers at the hub (no responders: refused at once); an edge that answers too late has its answer
 dropped and the guard was told it is not known to be applied (the edge's own book and records show what the
-door did). The guard's password travels in the request (use TLS on the leaf link) and is checked at the edge
-against its local register, as a local override is; it is never logged.
+door did). The guard's password travels in the request and is checked at the edge against its local register, as
+a local override is; it is never logged. The hub hands `guard.<site>.override` to that site's leaf only
+(`servers.leaf_permissions`); the link itself needs TLS in production.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ RESOLVE_NOTE_MIN = 3  # characters of a resolution's note, as the site's own res
 # The centre's first command to each site at start, taken by the edge with no effect: a JetStream source that
 # has never delivered a message resumes only after the server's retry (~35 s, nats-server 2.15) when its link
 # comes back, one that has delivered resumes at once; so an acknowledgement sent during a site's first cut is
-# not held up.
+# not held up. (A source made while the link is down waits the same way: `sourcing` makes it only once the centre
+# answers.)
 HELLO = "hello"
 OVERRIDE_ANSWER_S = 8.0  # the centre's wait for the edge's answer (the edge's engine answers within 5 s)
 # The refusals an edge's override may give, sent back by name and raised again at the centre.

@@ -229,6 +229,8 @@ class NatsServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.reap_orphan()
         conf = self.workdir / "server.conf"
+        conf.touch(mode=0o600)  # it holds the leaf passwords
+        conf.chmod(0o600)
         conf.write_text(self.config_text(), encoding="utf-8")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

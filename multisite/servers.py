@@ -44,6 +44,22 @@ class LeafLogin:
             raise ValueError(f"leaf password of {self.site}: non-empty, no '@', ':', '/', quotes or spaces")
 
 
+@dataclass(frozen=True)
+class LinkTls:
+    """Mutual TLS on the leaf link (PEM files). On the hub: its certificate (for the address the leaves dial) and
+    the CA that signs the sites' client certificates, which it requires; on a leaf: its site's client certificate
+    and the CA that signed the hub's."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def block(self, *, require_client_cert: bool) -> str:
+        verify = ", verify: true" if require_client_cert else ""
+        return (f"tls {{ cert_file: {json.dumps(str(self.cert_file))}, key_file: {json.dumps(str(self.key_file))}, "
+                f"ca_file: {json.dumps(str(self.ca_file))}{verify} }}")
+
+
 def deliver_prefix(site: str) -> str:
     """Where a copy across the leaf link of `site`'s streams is delivered (`ExternalStream.deliver`): a prefix per
     site, so the hub lets each leaf carry only its own deliveries (the server's default `$JS.S.<id>` is shared)."""
@@ -145,7 +161,7 @@ class NatsServer:
     (the default sync interval is two minutes).
     leaf_logins (hub): the sites whose leaf nodes may connect, each signing in as a user limited to its own subjects
     (the hub's own clients sign in as `centre`, in `url`); empty: anyone, unrestricted (single-server tests).
-    leaf_login (leaf): how this leaf signs in at the hub.
+    leaf_login (leaf): how this leaf signs in at the hub. leaf_tls: the leaf link over mutual TLS (both ends).
     """
 
     name: str
@@ -156,6 +172,7 @@ class NatsServer:
     sync_always: bool = False
     leaf_logins: tuple[LeafLogin, ...] = ()
     leaf_login: LeafLogin | None = None
+    leaf_tls: LinkTls | None = None
     centre_password: str = field(default_factory=lambda: secrets.token_hex(16))  # this run's, for `url`
     port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
@@ -213,12 +230,14 @@ class NatsServer:
             ]
             lines.append(f"authorization {{ users: [ {', '.join(users)} ] }}")
         if self.leaf_port is not None:
-            lines.append(f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port} }}")
+            tls = f", {self.leaf_tls.block(require_client_cert=True)}" if self.leaf_tls else ""
+            lines.append(f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port}{tls} }}")
         if self.remote_port is not None:
             login = f"{self.leaf_login.site}:{self.leaf_login.password}@" if self.leaf_login else ""
+            tls = f", {self.leaf_tls.block(require_client_cert=False)}" if self.leaf_tls else ""
             lines.append(
                 "leafnodes { reconnect: 1, remotes: [ { "
-                f'url: "nats-leaf://{login}127.0.0.1:{self.remote_port}", ignore_discovered_servers: true'
+                f'url: "nats-leaf://{login}127.0.0.1:{self.remote_port}", ignore_discovered_servers: true{tls}'
                 " } ] }"
             )
         return "\n".join(lines) + "\n"
@@ -318,18 +337,19 @@ class NatsServer:
 
 
 def hub(workdir: Path, *, domain: str = CENTRE_DOMAIN, sync_always: bool = False,
-        leaf_logins: tuple[LeafLogin, ...] = ()) -> NatsServer:
+        leaf_logins: tuple[LeafLogin, ...] = (), tls: LinkTls | None = None) -> NatsServer:
     """The centre's server: accepts leaf nodes on its `leaf_port` (only these sites', when given)."""
-    return NatsServer("hub", workdir, domain, leaf_port=free_port(), sync_always=sync_always, leaf_logins=leaf_logins)
+    return NatsServer("hub", workdir, domain, leaf_port=free_port(), sync_always=sync_always, leaf_logins=leaf_logins,
+                      leaf_tls=tls)
 
 
 def leaf(workdir: Path, site: str, hub_leaf_port: int, *, sync_always: bool = True,
-         login: LeafLogin | None = None) -> NatsServer:
+         login: LeafLogin | None = None, tls: LinkTls | None = None) -> NatsServer:
     """A site's leaf node, its JetStream domain named after the site. fsyncs every write by default: an
     edge writes at door rates and can afford it, and an accepted record must survive a power cut."""
     check_site(site)
     return NatsServer(f"leaf-{site}", workdir, site, remote_port=hub_leaf_port, sync_always=sync_always,
-                      leaf_login=login)
+                      leaf_login=login, leaf_tls=tls)
 
 
 class LinkProxy:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import json
+import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import nats
@@ -140,3 +144,77 @@ def test_a_sites_leaf_cannot_change_the_centres_streams_or_read_another_sites_co
 
     refused, left = asyncio.run(run())
     assert refused == ["delete", "purge", "read site-b"] and left == 1
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def _authority(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate authority made for this test (EC P-256, valid one day)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+             "-out", cert, "-days", "1", "-subj", f"/CN={name}")
+    return cert, key
+
+
+def _signed(directory: Path, name: str, ca: tuple[Path, Path], extension: str) -> tuple[Path, Path]:
+    key, csr, cert, ext = (directory / f"{name}.{x}" for x in ("key", "csr", "pem", "ext"))
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+             "-out", csr, "-subj", f"/CN={name}")
+    ext.write_text(extension + "\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
+             "-days", "1", "-extfile", ext)
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
+def test_the_leaf_link_runs_over_mutual_tls_and_refuses_a_leaf_without_the_sites_certificate(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    ca = _authority(pki, "custodian-test-ca")
+    hub_cert = _signed(pki, "hub", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    site_cert = _signed(pki, "site-a", ca, "extendedKeyUsage=clientAuth")
+    other_ca = _authority(pki, "someone-else")
+    stranger_cert = _signed(pki, "stranger", other_ca, "extendedKeyUsage=clientAuth")
+    login = servers.LeafLogin("site-a", "pw-for-site-a")
+    hub = servers.hub(tmp_path / "hub", leaf_logins=(login,),
+                      tls=servers.LinkTls(*hub_cert, ca_file=ca[0])).start()
+    leaves = []
+    try:
+        for name, tls in (("plain", None), ("stranger", servers.LinkTls(*stranger_cert, ca_file=ca[0]))):
+            leaves.append(servers.leaf(tmp_path / name, "site-a", hub.leaf_port, login=login, tls=tls).start())
+        time.sleep(2)  # each dialled and was refused (a leaf retries every second)
+        assert hub.leaf_connections() == 0, "no TLS, or a certificate the centre's CA did not sign: refused"
+        for refused in leaves:
+            refused.stop()
+        good = servers.leaf(tmp_path / "site-a", "site-a", hub.leaf_port, login=login,
+                            tls=servers.LinkTls(*site_cert, ca_file=ca[0])).start()
+        leaves.append(good)
+        hub.wait_leaf_connections(1)
+        with socket.create_connection(("127.0.0.1", hub.leaf_port), timeout=5) as raw:  # what the hub offers
+            info = json.loads(raw.recv(65536).decode().removeprefix("INFO ").strip())
+        assert info.get("tls_required") is True, info
+
+        async def override_crosses() -> bytes:
+            centre, edge = await nats.connect(hub.url), await nats.connect(good.url)
+            try:
+                async def answer(msg: Msg) -> None:
+                    await msg.respond(b"site-a")
+                await edge.subscribe("guard.site-a.override", cb=answer)
+                await edge.flush()
+                for _ in range(100):  # the interest crosses the link shortly after
+                    try:
+                        return (await centre.request("guard.site-a.override", b"{}", timeout=0.5)).data
+                    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                        await asyncio.sleep(0.1)
+                raise AssertionError("no answer across the TLS link")
+            finally:
+                await edge.close()
+                await centre.close()
+
+        assert asyncio.run(override_crosses()) == b"site-a"
+    finally:
+        for server in leaves:
+            server.stop()
+        hub.stop()

@@ -397,11 +397,14 @@ class AlarmPublic(BaseModel):
 
 
 class SiteAlarmPublic(AlarmPublic):
-    """An alarm of one site's book as the centre shows it: `site` qualifies its id; `ack_sent_by` names the
-    guard at the centre whose acknowledgement the site has not confirmed yet."""
+    """An alarm of one site's book as the centre shows it: `site` qualifies its id; `ack_sent_by` /
+    `resolve_sent_by` name the guard at the centre whose acknowledgement / resolution the site has not confirmed
+    yet; `refused`: why the site refused the last one sent."""
 
     site: str
     ack_sent_by: str
+    resolve_sent_by: str
+    refused: str
 
 
 class AlarmBookPublic(BaseModel):

@@ -32,7 +32,8 @@ def main() -> None:
     demo = demo_sites(1)[0]
     url = args.db or f"sqlite:///{root / 'centre.db'}"
     centre = CentreSite(CentreOptions(url, (demo.write(root / "files"),), root / "centre")).start()
-    edge = EdgeSite(EdgeOptions(demo.code, root / demo.code, centre.hub_leaf, simulate=True, backend="reference"))
+    edge = EdgeSite(EdgeOptions(demo.code, root / demo.code, centre.hub_leaf, simulate=True, backend="reference",
+                                leaf_password=centre.leaf_password(demo.code)))
     latencies = []
     try:
         edge.start()

@@ -121,12 +121,19 @@ class DestructionOutcome:
 
 @dataclass(frozen=True, slots=True)
 class SiteAlarm:
-    """An alarm of one site's book as the centre holds it. `ack_sent_by`: a guard at the centre acknowledged it
-    and the site has not confirmed yet (it applies the acknowledgement whenever it is reachable)."""
+    """An alarm of one site's book as the centre holds it. `ack_sent_by` / `resolve_sent_by`: a guard at the centre
+    acknowledged / resolved it and the site has not confirmed yet (it applies the command whenever it is
+    reachable). `refused`: the site's refusal of the last command sent for it, as its receipt said."""
 
     site: str
     alarm: AlarmView
     ack_sent_by: str = ""
+    resolve_sent_by: str = ""
+    refused: str = ""
+
+    @property
+    def sent_by(self) -> str:
+        return self.ack_sent_by or self.resolve_sent_by
 
 
 class CentreDesk(Protocol):
@@ -137,6 +144,11 @@ class CentreDesk(Protocol):
     def acknowledge(self, site: str, alarm_id: int, username: str, note: str = "") -> SiteAlarm:
         """Sent to the site (never lost); returns once the site confirmed, or after a short wait with
         `ack_sent_by` set. UnknownAlarm, AlarmConflict when it is not open."""
+        ...
+
+    def resolve(self, site: str, alarm_id: int, username: str, note: str) -> SiteAlarm:
+        """As `acknowledge`, for an acknowledged alarm, with a note saying what was done (AlarmConflict when it is
+        open or resolved already)."""
         ...
 
     def procedure(self, kind: str) -> tuple[str, ...]: ...

@@ -446,7 +446,8 @@ def edge(
     nats_port: Annotated[int, typer.Option(help="Client port of the leaf server (0: chosen once, kept)")] = 0,
     port: Annotated[int | None, typer.Option(help="Port of the site's web pages (none by default)")] = None,
 ) -> None:
-    """Run a site at the edge: its devices and doors, deciding from the centre's last register snapshot."""
+    """Run a site at the edge: its devices and doors, deciding from the centre's last register snapshot. Its leaf
+    server signs in at the hub with $CUSTODIAN_LEAF_PASSWORD (the site's entry in the centre's leaf-logins.json)."""
     from multisite.run import run_edge
 
     if not site_file.is_file():
@@ -467,7 +468,8 @@ def centre(
         list[str] | None, typer.Option(help="SITE,SITE,METRES between two sites (clone check); repeat")
     ] = None,
 ) -> None:
-    """Run the centre: every site's register (PostgreSQL by --db), records in from the edges, snapshots out."""
+    """Run the centre: every site's register (PostgreSQL by --db), records in from the edges, snapshots out. Each
+    site's leaf password is made once into STATE/leaf-logins.json: give it to that edge."""
     from multisite.run import run_centre
 
     for path in site:

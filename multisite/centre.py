@@ -43,6 +43,7 @@ from multisite.envelope import (
     site_stream,
 )
 from multisite.link import Link
+from multisite.servers import deliver_prefix
 
 log = logging.getLogger(__name__)
 DURABLE = "register"
@@ -68,7 +69,8 @@ class CentreStreamConfig:
 
 
 def _source(site: str) -> api.StreamSource:
-    return api.StreamSource(name=site_stream(site), external=api.ExternalStream(api=site_api(check_site(site))))
+    external = api.ExternalStream(api=site_api(check_site(site)), deliver=deliver_prefix(site))  # see leaf_permissions
+    return api.StreamSource(name=site_stream(site), external=external)
 
 
 async def ensure_centre_stream(

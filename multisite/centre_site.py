@@ -37,12 +37,12 @@ from controllers.records import (
 from custodian.web import WebServer, serve_register
 from multisite.centre import CentreIngest, SourceState
 from multisite.centre_desk import SitesDesk
-from multisite.commands import CentreCommands
+from multisite.commands import CentreCommands, CommandResult
 from multisite.crosssite import CloneWatch, PlaceWatch, Presence, TagSighting, TwoPlaces
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
 from multisite.replica import RegisterReplica, compile_replica
-from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
+from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_leaf_logins, kept_ports
 from multisite.shipping import RegisterSink
 from registry import changes, db, journal
 from registry.models import Item, Person, PresenceEntry, Transfer, Venue
@@ -118,9 +118,10 @@ class CentreSite:
         ports = kept_ports(
             options.state / "nats-ports.json", {"port": options.nats_port, "http": 0, "leaf": options.leaf_port}
         )
+        self.leaf_logins = kept_leaf_logins(options.state / "leaf-logins.json", sorted(self.sites))
         self.hub = NatsServer(
             "hub", options.state / "nats", CENTRE_DOMAIN, leaf_port=ports["leaf"], port=ports["port"],
-            http_port=ports["http"],
+            http_port=ports["http"], leaf_logins=tuple(self.leaf_logins.values()),
         )
         self.db_engine = db.make_engine(options.db_url)
         self.factory: sessionmaker[Session] = db.session_factory(self.db_engine)
@@ -148,6 +149,10 @@ class CentreSite:
     def hub_leaf(self) -> str:
         return f"127.0.0.1:{self.hub.leaf_port}"
 
+    def leaf_password(self, site: str) -> str:
+        """What site `site`'s edge signs its leaf node in with (`EdgeOptions.leaf_password`)."""
+        return self.leaf_logins[site].password
+
     def start(self) -> CentreSite:
         db.upgrade(self.db_engine)
         for message in self._load_site_files():
@@ -155,7 +160,7 @@ class CentreSite:
         self.places = PlaceWatch(self._places_now())
         self.hub.start()
         try:
-            self.sink = RegisterSink(self.factory, on_written=self._live)
+            self.sink = RegisterSink(self.factory, on_written=self._live, on_result=self._command_result)
             self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
@@ -274,6 +279,10 @@ class CentreSite:
                               frame.seq)
         if newest:  # records come in order per site: the site is heard up to its newest here
             self._heard(identity.site, newest)
+
+    def _command_result(self, result: CommandResult) -> None:
+        if self.desk is not None:
+            self.desk.command_settled(result)
 
     # ---- one place at a time ----
     def _places_now(self) -> dict[str, str]:

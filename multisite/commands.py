@@ -1,16 +1,19 @@
-"""Commands from the centre to the edge that owns a door: guard acknowledgements (durable) and overrides (live).
+"""Commands from the centre to the edge that owns a door: guard acknowledgements and resolutions (durable) and
+overrides (live).
 
-Acknowledgements must not be lost: the centre puts them in its `COMMANDS` stream (`cmd.<site>.<kind>`, message
-id = the command id); each leaf sources its own site's commands into `CMD_<site>` in its domain; the edge
-applies them from there with a durable consumer, whenever it is reachable, and records each outcome as a record
-in its site stream (`rec.<site>.command_result`), which the centre's stream sources like any other record.
+Acknowledgements and resolutions must not be lost: the centre puts them in its `COMMANDS` stream
+(`cmd.<site>.<kind>`, message id = the command id); each leaf sources its own site's commands into `CMD_<site>`
+in its domain; the edge applies them from there with a durable consumer, whenever it is reachable, and records
+each outcome as a record in its site stream (`rec.<site>.command_result`), which the centre's stream sources like
+any other record.
 
 An override must never be queued to apply later (a door opening minutes after the guard gave up): it is a core
 NATS request to `guard.<site>.override`, answered by the edge's responder on its leaf. While the leaf link is
 down nobody answers at the hub (no responders: refused at once); an edge that answers too late has its answer
 dropped and the guard was told it is not known to be applied (the edge's own book and records show what the
-door did). The guard's password travels in the request (use TLS on the leaf link) and is checked at the edge
-against its local register, as a local override is; it is never logged.
+door did). The guard's password travels in the request and is checked at the edge against its local register, as
+a local override is; it is never logged. The hub hands `guard.<site>.override` to that site's leaf only
+(`servers.leaf_permissions`); the link itself needs TLS in production.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
@@ -42,7 +46,8 @@ from multisite.edge import EdgePublisher, ensure_site_stream
 from multisite.envelope import KIND_RE, MSG_ID, RecordEnvelope, check_site, site_api
 from multisite.link import Link
 from multisite.register import now_us
-from multisite.servers import CENTRE_DOMAIN
+from multisite.servers import CENTRE_DOMAIN, deliver_prefix
+from multisite.sourcing import ORIGIN_ASK_S, ensure_copy
 
 log = logging.getLogger(__name__)
 COMMANDS = "COMMANDS"
@@ -50,10 +55,13 @@ RESULT_KIND = "command_result"
 ISSUED_BY = "Custodian-Issued-By"
 ISSUED_AT = "Custodian-Issued-At-Us"
 ALARM_ACK = "alarm_ack"  # body: {"alarm_id": int, "note": str}
+ALARM_RESOLVE = "alarm_resolve"  # body: {"alarm_id": int, "note": str}, the note saying what was done
+RESOLVE_NOTE_MIN = 3  # characters of a resolution's note, as the site's own resolve asks
 # The centre's first command to each site at start, taken by the edge with no effect: a JetStream source that
 # has never delivered a message resumes only after the server's retry (~35 s, nats-server 2.15) when its link
 # comes back, one that has delivered resumes at once; so an acknowledgement sent during a site's first cut is
-# not held up.
+# not held up. (A source made while the link is down waits the same way: `sourcing` makes it only once the centre
+# answers.)
 HELLO = "hello"
 OVERRIDE_ANSWER_S = 8.0  # the centre's wait for the edge's answer (the edge's engine answers within 5 s)
 # The refusals an edge's override may give, sent back by name and raised again at the centre.
@@ -232,33 +240,35 @@ class CentreCommands:
 
 
 # ---- edge ----
-async def ensure_edge_commands(js: JetStreamContext, site: str, centre_domain: str = CENTRE_DOMAIN) -> None:
-    """The site's commands sourced from the centre into the local domain, and the edge's durable consumer."""
+async def ensure_edge_commands(nc: Client, site: str, centre_domain: str = CENTRE_DOMAIN) -> bool:
+    """The site's commands sourced from the centre into the local domain, and the edge's durable consumer, once
+    the centre's stream answers (see `sourcing`); False while it does not (ask again later)."""
     stream = command_stream(site)
-    try:
-        await js.stream_info(stream)
-    except NotFoundError:
-        await js.add_stream(
-            api.StreamConfig(
-                name=stream,
-                sources=[
-                    api.StreamSource(
-                        name=COMMANDS,
-                        filter_subject=f"cmd.{site}.*",
-                        external=api.ExternalStream(api=site_api(centre_domain)),
-                    )
-                ],
-                retention=api.RetentionPolicy.LIMITS,
-                storage=api.StorageType.FILE,
-                max_age=7 * 86_400.0,
+    js = nc.jetstream(timeout=5)
+    config = api.StreamConfig(
+        name=stream,
+        sources=[
+            api.StreamSource(
+                name=COMMANDS,
+                filter_subject=f"cmd.{site}.*",
+                external=api.ExternalStream(api=site_api(centre_domain), deliver=deliver_prefix(site)),
             )
-        )
-    try:
-        await js.consumer_info(stream, "edge")
-    except NotFoundError:
-        await js.add_consumer(
-            stream, api.ConsumerConfig(durable_name="edge", ack_policy=api.AckPolicy.EXPLICIT, ack_wait=30.0)
-        )
+        ],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        max_age=7 * 86_400.0,
+    )
+
+    async def consumer() -> None:
+        try:
+            await js.consumer_info(stream, "edge")
+        except NotFoundError:
+            await js.add_consumer(
+                stream, api.ConsumerConfig(durable_name="edge", ack_policy=api.AckPolicy.EXPLICIT, ack_wait=30.0)
+            )
+
+    return await ensure_copy(js, nc.jetstream(domain=centre_domain, timeout=ORIGIN_ASK_S), COMMANDS, config,
+                             consumer)
 
 
 Handler = Callable[[Command, bool], CommandOutcome]
@@ -278,11 +288,9 @@ class EdgeCommands:
         self._handler = handler
         self._clock = clock
         self._publisher = EdgePublisher(self.link.nc, site)
-        js = self.link.js()
+        self._centre_domain = centre_domain
         try:
-            self.link.run(ensure_site_stream(js, site))
-            self.link.run(ensure_edge_commands(js, site, centre_domain))
-            self._sub = self.link.run(js.pull_subscribe_bind("edge", command_stream(site)))
+            self.link.run(ensure_site_stream(self.link.js(), site))
         except BaseException:
             self.link.close()
             raise
@@ -291,6 +299,17 @@ class EdgeCommands:
         self._running = self.link.loop.spawn(self._run())
 
     async def _run(self) -> None:
+        """Commands are taken once the centre answered: a site that never reached it has no command stream yet."""
+        while True:
+            try:
+                if await ensure_edge_commands(self.link.nc, self.site, self._centre_domain):
+                    break
+            except Exception as exc:  # the leaf restarting
+                if self.link.nc.is_closed:
+                    return
+                log.warning("edge commands at %s not set up yet: %s", self.site, exc)
+            await asyncio.sleep(0.5)
+        self._sub = await self.link.js().pull_subscribe_bind("edge", command_stream(self.site))
         while True:
             try:
                 msgs = await self._sub.fetch(10, timeout=1.0)
@@ -324,6 +343,14 @@ class EdgeCommands:
             return
         await msg.ack_sync()
         self.applied += 1
+
+    def pending(self) -> int:
+        """Commands at the edge not yet taken and acknowledged (tests, diagnostics); -1 before the stream is made."""
+        try:
+            info = self.link.run(self.link.js().consumer_info(command_stream(self.site), "edge"), 10)
+        except NotFoundError:
+            return -1
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     def close(self) -> None:
         self._running.cancel()

@@ -28,6 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from controllers.bus import LiveBus, LiveKind, Severity
@@ -35,14 +36,25 @@ from controllers.control import AlarmConflict, OverrideOutcome, UnknownAlarm
 from controllers.recorder import node_identity
 from controllers.records import AlarmRaised, DeviceHealthChanged
 from custodian.wiring import RunningSite, start_site
-from multisite.commands import ALARM_ACK, Command, CommandOutcome, EdgeCommands, EdgeOverrides, OverrideRequest
+from multisite.commands import (
+    ALARM_ACK,
+    ALARM_RESOLVE,
+    RESOLVE_NOTE_MIN,
+    Command,
+    CommandOutcome,
+    EdgeCommands,
+    EdgeOverrides,
+    OverrideRequest,
+)
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import check_site
 from multisite.register import EdgeRegister, Snapshot, now_us
 from multisite.replica import RegisterReplica, ReplicaError, load_replica
-from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_ports
+from multisite.servers import CENTRE_DOMAIN, LEAF_PASSWORD_ENV, LeafLogin, NatsServer, kept_ports
 from multisite.shipping import SHIPPER, LogShipper
 from registry import db
+from registry.errors import NotFound
+from registry.services import lookup
 
 log = logging.getLogger(__name__)
 AGE_ALARM = "snapshot_too_old"
@@ -63,6 +75,7 @@ class EdgeOptions:
     nats_port: int = 0
     centre_domain: str = CENTRE_DOMAIN
     first_snapshot_wait_s: float = 600.0
+    leaf_password: str = ""  # its sign-in at the hub (the centre's leaf-logins.json); "": $CUSTODIAN_LEAF_PASSWORD
 
 
 class EdgeError(RuntimeError):
@@ -80,9 +93,11 @@ class EdgeSite:
             raise EdgeError(f"hub {options.hub}: this build dials a hub on loopback only")
         options.state.mkdir(parents=True, exist_ok=True)
         ports = kept_ports(options.state / "nats-ports.json", {"port": options.nats_port, "http": 0})
+        password = options.leaf_password or os.environ.get(LEAF_PASSWORD_ENV, "")
         self.leaf = NatsServer(
             f"leaf-{self.site}", options.state / "nats", self.site, remote_port=int(hub_port),
             sync_always=True, port=ports["port"], http_port=ports["http"],
+            leaf_login=LeafLogin(self.site, password) if password else None,
         )
         self.bus = LiveBus()
         self.db_engine = db.make_engine(f"sqlite:///{(options.state / 'register.db').resolve()}")
@@ -174,18 +189,41 @@ class EdgeSite:
 
     # ---- the centre's guards ----
     def _command(self, command: Command, redelivered: bool) -> CommandOutcome:
-        """An acknowledgement from a guard at the centre, taken by this site's book as a local one (applying it
-        twice is refused as already acknowledged, so a redelivery changes nothing)."""
+        """An acknowledgement or a resolution from a guard at the centre, taken by this site's book as a local one
+        and by its rules: the sender must be an active guard in this site's register, a resolution needs a note
+        and an acknowledged alarm. Applying one twice is refused as already done, so a redelivery changes
+        nothing."""
         assert self.running is not None
-        if command.kind != ALARM_ACK:
+        if command.kind not in (ALARM_ACK, ALARM_RESOLVE):
             return CommandOutcome(False, f"this edge takes no {command.kind} command")
-        body = json.loads(command.body)
         try:
-            alarm_id, note = int(body["alarm_id"]), str(body.get("note", ""))
-            alarm = self.running.runtime.acknowledge(alarm_id, command.issued_by, note)
+            body = json.loads(command.body)
+            alarm_id, note = int(body["alarm_id"]), str(body.get("note", "")).strip()
+        except (ValueError, TypeError, KeyError) as exc:
+            return CommandOutcome(False, f"unreadable {command.kind} command: {exc}")
+        if not self._is_guard(command.issued_by):
+            return CommandOutcome(False, f"{command.issued_by} is not an active guard in {self.site}'s register")
+        runtime = self.running.runtime
+        try:
+            if command.kind == ALARM_ACK:
+                alarm = runtime.acknowledge(alarm_id, command.issued_by, note)
+                return CommandOutcome(True, f"alarm {alarm.alarm_id} acknowledged by {alarm.acknowledged_by} at the "
+                                            "centre")
+            if len(note) < RESOLVE_NOTE_MIN:
+                return CommandOutcome(False, f"resolving alarm {alarm_id} needs a note saying what was done")
+            alarm = runtime.resolve(alarm_id, command.issued_by, note)
         except (UnknownAlarm, AlarmConflict) as exc:
             return CommandOutcome(False, str(exc))
-        return CommandOutcome(True, f"alarm {alarm.alarm_id} acknowledged by {alarm.acknowledged_by} at the centre")
+        return CommandOutcome(True, f"alarm {alarm.alarm_id} resolved by {alarm.resolved_by} at the centre")
+
+    def _is_guard(self, username: str) -> bool:
+        """Fail closed: a register that cannot be read, or a person it does not hold, is not a guard."""
+        try:
+            with self.factory() as session:
+                person = lookup.person(session, username)
+                return person.status == "active" and "guard" in person.role_names
+        except (NotFound, DBAPIError):
+            return False
 
     def _override(self, request: OverrideRequest) -> OverrideOutcome:
         """An override from a guard at the centre: the same password check and portal queue as a local one."""

@@ -37,7 +37,8 @@ from nats.js.kv import KeyValue
 
 from multisite.envelope import KIND_RE, check_site, site_api
 from multisite.link import Link
-from multisite.servers import CENTRE_DOMAIN
+from multisite.servers import CENTRE_DOMAIN, deliver_prefix
+from multisite.sourcing import ORIGIN_ASK_S, ensure_copy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -224,23 +225,22 @@ class CentreRegister:
 
 
 # ---- edge ----
-async def ensure_register_mirror(js: JetStreamContext, centre_domain: str = CENTRE_DOMAIN) -> None:
+async def ensure_register_mirror(nc: Client, site: str, centre_domain: str = CENTRE_DOMAIN) -> bool:
     """The `register` KV stream mirrored into the local domain under the same name (nats-py's KeyValueConfig
-    has no mirror field, so the stream is made directly). It may be created before the centre is reachable:
-    the mirror catches up by itself when the link comes back."""
+    has no mirror field, so the stream is made directly), once the centre's stream answers (see `sourcing`);
+    False while it does not (ask again later)."""
     config = api.StreamConfig(
         name=KV_STREAM,
-        mirror=api.StreamSource(name=KV_STREAM, external=api.ExternalStream(api=site_api(centre_domain))),
+        mirror=api.StreamSource(name=KV_STREAM, external=api.ExternalStream(api=site_api(centre_domain),
+                                                                            deliver=deliver_prefix(site))),
         storage=api.StorageType.FILE,
         max_msgs_per_subject=1,
         allow_rollup_hdrs=True,
         deny_delete=True,
         discard=api.DiscardPolicy.OLD,
     )
-    try:
-        await js.stream_info(KV_STREAM)
-    except NotFoundError:
-        await js.add_stream(config)
+    centre = nc.jetstream(domain=centre_domain, timeout=ORIGIN_ASK_S)
+    return await ensure_copy(nc.jetstream(timeout=5), centre, KV_STREAM, config)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -299,6 +299,7 @@ class RegisterFollower:
         clock: Callable[[], int] = now_us,
     ) -> None:
         self.site = check_site(site)
+        self._nc = nc
         self._local = nc.jetstream(timeout=5)
         self._centre = nc.jetstream(domain=centre_domain, timeout=10)
         self._centre_domain = centre_domain
@@ -311,9 +312,10 @@ class RegisterFollower:
         self.synced_at_us = 0
         self.newest_head: SnapshotHead | None = self.snapshot.head if self.snapshot else None
         self.initial_done = asyncio.Event()  # the mirror's current content has been read once
+        self.mirrored = False  # the local mirror is made (an edge that never reached the centre waits for it)
 
     async def setup(self) -> None:
-        await ensure_register_mirror(self._local, self._centre_domain)
+        self.mirrored = await ensure_register_mirror(self._nc, self.site, self._centre_domain)
         if self.snapshot is not None:
             self._on_snapshot(self.snapshot)
 
@@ -336,7 +338,15 @@ class RegisterFollower:
 
     async def run(self) -> None:
         """Watch the mirror for ever; a watch that fails or goes quiet for QUIET_S (the leaf restarting) is started
-        again, and what it re-reads is applied idempotently."""
+        again, and what it re-reads is applied idempotently. The mirror is made first, once the centre answers."""
+        while not self.mirrored:
+            self.initial_done.set()  # no mirror yet: nothing to read, and what the edge knows is what it has
+            try:
+                self.mirrored = await ensure_register_mirror(self._nc, self.site, self._centre_domain)
+            except Exception as exc:  # the leaf restarting
+                log.warning("register mirror at %s not made yet: %s", self.site, exc)
+            if not self.mirrored:
+                await asyncio.sleep(0.5)
         while True:
             try:
                 await self._watch()

@@ -61,7 +61,9 @@ def run_centre(
     centre = CentreSite(CentreOptions(url, tuple(site_files), state, nats_port=nats_port, leaf_port=leaf_port,
                                       web_port=port, site_distances_m=distances))
     centre.start()
-    typer.echo(f"centre: hub {centre.hub.url}, leaf nodes dial {centre.hub_leaf}; sites {', '.join(centre.sites)}")
+    typer.echo(f"centre: hub on port {centre.hub.port}, leaf nodes dial {centre.hub_leaf}; sites "
+               f"{', '.join(centre.sites)}; each edge's leaf password is in {state / 'leaf-logins.json'} (give it "
+               "to that edge as CUSTODIAN_LEAF_PASSWORD)")
     if centre.web is not None:
         typer.echo(f"web pages: {centre.web.url}")
     try:
@@ -90,13 +92,13 @@ def run_sites_demo(
         if not headless:
             set_demo_passwords(centre.factory)
             centre.poke()
-        typer.echo(f"centre up: hub {centre.hub.url}; register {db_url}")
+        typer.echo(f"centre up: hub on port {centre.hub.port}; register {db_url}")
         if centre.web is not None:
             typer.echo(f"centre pages: {centre.web.url}  (accounts site-a-gus, site-a-paul, ...; "
                        f"password: {DEMO_PASSWORD})")
         for site in sites:
             edge = EdgeSite(EdgeOptions(site.code, state / site.code, centre.hub_leaf, simulate=True,
-                                        backend=backend))
+                                        backend=backend, leaf_password=centre.leaf_password(site.code)))
             edges.append(edge.start())
             typer.echo(f"edge {site.code} up: leaf {edge.leaf.url}, deciding from snapshot {edge.loaded[0]}")
         for edge in edges:

@@ -11,6 +11,7 @@ import contextlib
 import importlib.metadata
 import json
 import os
+import secrets
 import selectors
 import signal
 import socket
@@ -25,6 +26,73 @@ from pathlib import Path
 from multisite.envelope import check_site
 
 CENTRE_DOMAIN = "centre"
+CENTRE_USER = "centre"  # the hub's own clients, when leaf nodes sign in
+LEAF_PASSWORD_ENV = "CUSTODIAN_LEAF_PASSWORD"  # an edge's leaf password, given by the centre's operator
+
+
+@dataclass(frozen=True)
+class LeafLogin:
+    """A site's leaf connection to the hub: the hub knows each site by this user and password and lets that
+    connection carry only the site's own subjects (`leaf_permissions`)."""
+
+    site: str
+    password: str
+
+    def __post_init__(self) -> None:
+        check_site(self.site)
+        if not self.password or any(c in self.password for c in "@:/\"\\ "):
+            raise ValueError(f"leaf password of {self.site}: non-empty, no '@', ':', '/', quotes or spaces")
+
+
+@dataclass(frozen=True)
+class LinkTls:
+    """Mutual TLS on the leaf link (PEM files). On the hub: its certificate (for the address the leaves dial) and
+    the CA that signs the sites' client certificates, which it requires; on a leaf: its site's client certificate
+    and the CA that signed the hub's."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def block(self, *, require_client_cert: bool) -> str:
+        verify = ", verify: true" if require_client_cert else ""
+        return (f"tls {{ cert_file: {json.dumps(str(self.cert_file))}, key_file: {json.dumps(str(self.key_file))}, "
+                f"ca_file: {json.dumps(str(self.ca_file))}{verify} }}")
+
+
+def deliver_prefix(site: str) -> str:
+    """Where a copy across the leaf link of `site`'s streams is delivered (`ExternalStream.deliver`): a prefix per
+    site, so the hub lets each leaf carry only its own deliveries (the server's default `$JS.S.<id>` is shared)."""
+    return f"deliver.{check_site(site)}"
+
+
+def leaf_permissions(site: str, centre_domain: str = CENTRE_DOMAIN) -> dict[str, list[str]]:
+    """The subjects site `site`'s leaf connection may carry, as the hub sees it: `publish`, into the hub; `subscribe`,
+    out to the leaf. Nothing of another site's (its overrides, commands, JetStream domain, deliveries).
+
+    Out to the leaf: the centre's override requests for this site (`guard.<site>.override`, the guard's password
+    inside), the centre's JetStream calls into the site's domain (`$JS.<site>.API.>`: the site stream's info and
+    the centre's sourcing consumer), the centre's streams delivered to the site's copies (its commands, the register
+    mirror: `deliver.<site>.>`), replies to the edge's own requests (`_INBOX.>`: nats-py clients; `$JSC.R.>`: the
+    server's own, setting up a copy). Into the hub: the same replies, the edge's JetStream calls into the centre's
+    domain (its copies' consumers, reading the snapshot Object Store: no change to the centre's streams, no other
+    site's commands), the site stream delivered to the centre's copy and flow control for both (`deliver.<site>.>`,
+    `$JS.FC.>`). Left shared: `_INBOX.>` replies, and the snapshot Object Store (chunks are not named by site)."""
+    check_site(site)
+    replies = ["_INBOX.>", "$JSC.R.>"]
+    centre = f"$JS.{centre_domain}.API"
+    centre_calls = [  # reading the register and the site's own commands; never a change to the centre's streams
+        f"{centre}.INFO", f"{centre}.STREAM.NAMES", f"{centre}.STREAM.INFO.*", f"{centre}.STREAM.MSG.GET.*",
+        f"{centre}.DIRECT.GET.>",
+        *(f"{centre}.CONSUMER.{verb}.{stream}{tail}" for verb in ("CREATE", "DELETE", "INFO")
+          for stream in ("KV_register", "OBJ_register_snapshots") for tail in ("", ".>")),
+        f"{centre}.CONSUMER.CREATE.COMMANDS.*.cmd.{site}.*",  # the site's command source (filtered to the site)
+    ]
+    return {
+        "publish": [*replies, *centre_calls, f"{deliver_prefix(site)}.>", "$JS.FC.>"],
+        "subscribe": [*replies, f"guard.{site}.override", f"$JS.{site}.API.>", f"{deliver_prefix(site)}.>",
+                      "$JS.FC.>"],
+    }
 
 
 class ServerError(RuntimeError):
@@ -65,6 +133,22 @@ def kept_ports(path: Path, wanted: dict[str, int]) -> dict[str, int]:
     return ports
 
 
+def kept_leaf_logins(path: Path, sites: list[str]) -> dict[str, LeafLogin]:
+    """Each site's leaf password, made once and kept in `path` (owner-only): the centre's operator gives each edge
+    its own (`CUSTODIAN_LEAF_PASSWORD`); a site added later gets one, the others keep theirs."""
+    try:
+        found = {k: str(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        found = {}
+    logins = {site: LeafLogin(site, found.get(site) or secrets.token_hex(24)) for site in sites}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**found, **{s: login.password for s, login in logins.items()}}))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return logins
+
+
 @dataclass
 class NatsServer:
     """One nats-server process with JetStream in its own domain. Ports are chosen once and kept across
@@ -75,6 +159,9 @@ class NatsServer:
     there: the hub's advertised addresses are ignored, or a leaf would walk round a cut proxy.
     sync_always: fsync every JetStream write, so an ack survives a power cut and not only a process crash
     (the default sync interval is two minutes).
+    leaf_logins (hub): the sites whose leaf nodes may connect, each signing in as a user limited to its own subjects
+    (the hub's own clients sign in as `centre`, in `url`); empty: anyone, unrestricted (single-server tests).
+    leaf_login (leaf): how this leaf signs in at the hub. leaf_tls: the leaf link over mutual TLS (both ends).
     """
 
     name: str
@@ -83,13 +170,19 @@ class NatsServer:
     leaf_port: int | None = None
     remote_port: int | None = None
     sync_always: bool = False
+    leaf_logins: tuple[LeafLogin, ...] = ()
+    leaf_login: LeafLogin | None = None
+    leaf_tls: LinkTls | None = None
+    centre_password: str = field(default_factory=lambda: secrets.token_hex(16))  # this run's, for `url`
     port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
+        """For this machine's clients: a hub that signs leaf nodes in has the centre sign in too (full rights)."""
+        login = f"{CENTRE_USER}:{self.centre_password}@" if self.leaf_logins else ""
+        return f"nats://{login}127.0.0.1:{self.port}"
 
     @property
     def store_dir(self) -> Path:
@@ -129,12 +222,22 @@ class NatsServer:
             f"pid_file: {json.dumps(str(self.pid_path))}",
             f"jetstream {{ domain: {json.dumps(self.domain)}, store_dir: {json.dumps(str(self.store_dir))}{sync} }}",
         ]
+        if self.leaf_logins:  # leaf nodes sign in as users of the hub (leafnodes' own users take no permissions)
+            users = [f"{{ user: {CENTRE_USER}, password: {json.dumps(self.centre_password)} }}"] + [
+                f"{{ user: {json.dumps(login.site)}, password: {json.dumps(login.password)}, permissions: "
+                f"{json.dumps(leaf_permissions(login.site, self.domain))} }}"
+                for login in self.leaf_logins
+            ]
+            lines.append(f"authorization {{ users: [ {', '.join(users)} ] }}")
         if self.leaf_port is not None:
-            lines.append(f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port} }}")
+            tls = f", {self.leaf_tls.block(require_client_cert=True)}" if self.leaf_tls else ""
+            lines.append(f"leafnodes {{ listen: 127.0.0.1:{self.leaf_port}{tls} }}")
         if self.remote_port is not None:
+            login = f"{self.leaf_login.site}:{self.leaf_login.password}@" if self.leaf_login else ""
+            tls = f", {self.leaf_tls.block(require_client_cert=False)}" if self.leaf_tls else ""
             lines.append(
                 "leafnodes { reconnect: 1, remotes: [ { "
-                f'url: "nats-leaf://127.0.0.1:{self.remote_port}", ignore_discovered_servers: true'
+                f'url: "nats-leaf://{login}127.0.0.1:{self.remote_port}", ignore_discovered_servers: true{tls}'
                 " } ] }"
             )
         return "\n".join(lines) + "\n"
@@ -145,6 +248,8 @@ class NatsServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.reap_orphan()
         conf = self.workdir / "server.conf"
+        conf.touch(mode=0o600)  # it holds the leaf passwords
+        conf.chmod(0o600)
         conf.write_text(self.config_text(), encoding="utf-8")
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -231,16 +336,20 @@ class NatsServer:
         self.stop()
 
 
-def hub(workdir: Path, *, domain: str = CENTRE_DOMAIN, sync_always: bool = False) -> NatsServer:
-    """The centre's server: accepts leaf nodes on its `leaf_port`."""
-    return NatsServer("hub", workdir, domain, leaf_port=free_port(), sync_always=sync_always)
+def hub(workdir: Path, *, domain: str = CENTRE_DOMAIN, sync_always: bool = False,
+        leaf_logins: tuple[LeafLogin, ...] = (), tls: LinkTls | None = None) -> NatsServer:
+    """The centre's server: accepts leaf nodes on its `leaf_port` (only these sites', when given)."""
+    return NatsServer("hub", workdir, domain, leaf_port=free_port(), sync_always=sync_always, leaf_logins=leaf_logins,
+                      leaf_tls=tls)
 
 
-def leaf(workdir: Path, site: str, hub_leaf_port: int, *, sync_always: bool = True) -> NatsServer:
+def leaf(workdir: Path, site: str, hub_leaf_port: int, *, sync_always: bool = True,
+         login: LeafLogin | None = None, tls: LinkTls | None = None) -> NatsServer:
     """A site's leaf node, its JetStream domain named after the site. fsyncs every write by default: an
     edge writes at door rates and can afford it, and an accepted record must survive a power cut."""
     check_site(site)
-    return NatsServer(f"leaf-{site}", workdir, site, remote_port=hub_leaf_port, sync_always=sync_always)
+    return NatsServer(f"leaf-{site}", workdir, site, remote_port=hub_leaf_port, sync_always=sync_always,
+                      leaf_login=login, leaf_tls=tls)
 
 
 class LinkProxy:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controllers.outbox import Cursor, Frame, LocalLog
 from controllers.recorder import Identity, RegisterWriter
 from controllers.records import RecordId
-from multisite.commands import RESULT_KIND
+from multisite.commands import RESULT_KIND, CommandResult
 from multisite.edge import SyncEdgePublisher
 from multisite.envelope import EnvelopeError, RecordEnvelope
 from registry.models import AcceptedRecord
@@ -155,11 +155,14 @@ class RegisterSink:
         factory: sessionmaker[Session],
         on_dead_letter: Callable[[RecordId, str], None] | None = None,
         on_written: Callable[[Identity, Sequence[Frame]], None] | None = None,
+        on_result: Callable[[CommandResult], None] | None = None,
     ) -> None:
         """on_written: called with each node's batch once the register committed it (new records only when
-        the whole batch was new; a redelivered batch is not reported again)."""
+        the whole batch was new; a redelivered batch is not reported again). on_result: called with each
+        command receipt an edge sent back (a redelivered one again: the callee keeps it idempotent)."""
         self._factory = factory
         self._on_written = on_written or (lambda identity, frames: None)
+        self._on_result = on_result or (lambda result: None)
         self._writers: dict[Identity, RegisterWriter] = {}
         self._on_dead_letter = on_dead_letter or (lambda record_id, reason: None)
         self.written = 0
@@ -180,6 +183,10 @@ class RegisterSink:
         frames: list[tuple[Identity, Frame]] = []
         for envelope in envelopes:
             if envelope.kind == RESULT_KIND:  # a command's receipt: its effect came as the edge's own record
+                try:
+                    self._on_result(CommandResult.from_envelope(envelope))
+                except (ValueError, TypeError) as exc:
+                    log.error("unreadable command receipt %s: %s", envelope.record_id, exc)
                 continue
             try:
                 frames.append(envelope_frame(envelope))

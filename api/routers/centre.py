@@ -1,6 +1,6 @@
-"""The centre's guard stations: every site's alarm book (ids qualified by the site), acknowledgements sent to
-the site that owns the alarm, overrides decided by that site's edge over a live path (503 with the reason when
-there is none: nothing is queued). Served only by `custodian centre` (503 elsewhere)."""
+"""The centre's guard stations: every site's alarm book (ids qualified by the site), acknowledgements and
+resolutions sent to the site that owns the alarm, overrides decided by that site's edge over a live path (503
+with the reason when there is none: nothing is queued). Served only by `custodian centre` (503 elsewhere)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ router = APIRouter(tags=["centre guard station"])
 
 def site_alarm_public(ctx: AppContext, found: SiteAlarm) -> schemas.SiteAlarmPublic:
     shown = alarm_public(ctx, found.alarm, ctx.require_desk().procedure(found.alarm.kind))
-    return schemas.SiteAlarmPublic(**shown.model_dump(), site=found.site, ack_sent_by=found.ack_sent_by)
+    return schemas.SiteAlarmPublic(**shown.model_dump(), site=found.site, ack_sent_by=found.ack_sent_by,
+                                   resolve_sent_by=found.resolve_sent_by, refused=found.refused)
 
 
 @router.get("/api/centre/alarms")
@@ -34,6 +35,15 @@ def acknowledge(
     after a few seconds with `ack_sent_by` set. 404 unknown alarm, 409 no longer open."""
     found = ctx.require_desk().acknowledge(site, alarm_id, user.username, body.note.strip() if body else "")
     return site_alarm_public(ctx, found)
+
+
+@router.post("/api/centre/sites/{site}/alarms/{alarm_id}/resolve")
+def resolve(
+    site: str, alarm_id: schemas.RowId, body: schemas.AlarmResolve, ctx: ContextDep, user: Guard
+) -> schemas.SiteAlarmPublic:
+    """Resolve a site's acknowledged alarm with a note saying what was done: sent to the site like an
+    acknowledgement (`resolve_sent_by` set until the site confirmed it). 404 unknown alarm, 409 open or resolved."""
+    return site_alarm_public(ctx, ctx.require_desk().resolve(site, alarm_id, user.username, body.note))
 
 
 @router.post("/api/centre/sites/{site}/portals/{portal}/override")

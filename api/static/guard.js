@@ -1,7 +1,8 @@
 // Guard console: the site's alarm book (live over SSE, the same book at every station), acknowledgement and
 // resolution, escalation cues, the door board with Override only on a door with a fresh block, device health.
-// At the centre (data-centre): every site's book with its site, acknowledgements and overrides sent through the
-// centre's routes to the site's edge; no door board (doors are the edges'), no Resolve (not wired there).
+// At the centre (data-centre): every site's book with its site, acknowledgements, resolutions and overrides sent
+// through the centre's routes to the site's edge, shown pending until the site confirms; no door board (doors are
+// the edges').
 "use strict";
 const consoleEl = document.getElementById("console");
 const CAN_ACT = Boolean(consoleEl.dataset.canAct);
@@ -83,6 +84,11 @@ function alarmItem(a) {
   } else if (a.ack_sent_by) {
     node.append(el("div", { class: "muted ack-sent" }, `acknowledgement sent by ${a.ack_sent_by}; ${a.site} has not confirmed it yet`));
   }
+  if (a.resolve_sent_by) {
+    node.append(el("div", { class: "muted resolve-sent" },
+      `resolution sent by ${a.resolve_sent_by}: pending until ${a.site} confirms it (it is applied once when the site is reachable)`));
+  }
+  if (a.refused) node.append(el("div", { class: "flash error refused" }, a.refused));
   if (CAN_ACT) {
     const note = el("input", { class: "note-text", placeholder: a.state === "open" ? "note (optional)" : "what was done", maxlength: "2000" });
     if (a.state === "open") {
@@ -90,7 +96,7 @@ function alarmItem(a) {
         await api("POST", `${alarmPath(a)}/ack`, { note: note.value });
         await refreshAlarms();
       })));
-    } else if (a.state === "acknowledged" && !CENTRE) {
+    } else if (a.state === "acknowledged" && !a.resolve_sent_by) {
       node.append(el("div", { class: "note" }, note, act("Resolve", "resolve", async () => {
         await api("POST", `${alarmPath(a)}/resolve`, { note: note.value });
         await refreshAlarms();

@@ -190,6 +190,13 @@ CASES = [
     Case("POST", "/api/centre/sites/{site}/alarms/{alarm_id}/ack", GUARD, "/api/centre/sites/site-a/alarms/1/ack"),
     Case(
         "POST",
+        "/api/centre/sites/{site}/alarms/{alarm_id}/resolve",
+        GUARD,
+        "/api/centre/sites/site-a/alarms/1/resolve",
+        json={"note": "matrix check"},
+    ),
+    Case(
+        "POST",
         "/api/centre/sites/{site}/portals/{portal}/override",
         GUARD,
         "/api/centre/sites/site-a/portals/main-exit/override",

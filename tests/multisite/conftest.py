@@ -4,6 +4,7 @@ per site behind a cuttable link, PostgreSQL at 127.0.0.1:5432 for the centre's r
 from __future__ import annotations
 
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,11 +64,12 @@ def topology(tmp_path: Path) -> Iterator[Callable[..., Topology]]:
     made: list[Topology] = []
 
     def make(*sites: str) -> Topology:
-        top = Topology(servers.hub(tmp_path / "hub").start())
+        logins = {site: servers.LeafLogin(site, secrets.token_hex(16)) for site in sites}
+        top = Topology(servers.hub(tmp_path / "hub", leaf_logins=tuple(logins.values())).start())
         made.append(top)
         for site in sites:
             top.links[site] = servers.LinkProxy(top.hub.leaf_port)  # type: ignore[arg-type]
-            top.leaves[site] = servers.leaf(tmp_path / site, site, top.links[site].port).start()
+            top.leaves[site] = servers.leaf(tmp_path / site, site, top.links[site].port, login=logins[site]).start()
         top.hub.wait_leaf_connections(len(sites))
         return top
 
@@ -191,7 +193,8 @@ def site_group(tmp_path: Path) -> Iterator[Callable[..., list[Sites]]]:
             link = LinkProxy(centre.hub.leaf_port)  # type: ignore[arg-type]
             try:
                 options = EdgeOptions(demo.code, tmp_path / demo.code, f"127.0.0.1:{link.port}", simulate=True,
-                                      backend="reference", **edge_options)  # type: ignore[arg-type]
+                                      backend="reference", leaf_password=centre.leaf_password(demo.code),
+                                      **edge_options)  # type: ignore[arg-type]
                 edge = EdgeSite(options).start()
             except BaseException:
                 link.close()

@@ -22,7 +22,7 @@ from multisite.demo_sites import DemoSite, demo_sites
 from multisite.edge_site import AGE_ALARM
 from multisite.envelope import RecordEnvelope, site_stream
 from multisite.link import Link
-from multisite.servers import LinkProxy
+from multisite.servers import LEAF_PASSWORD_ENV, LinkProxy
 from multisite.shipping import RegisterSink
 from registry import db
 from registry.models import AcceptedRecord, Approval, JournalEntry
@@ -134,13 +134,15 @@ def _lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
 
 
-def _spawn_edge(tmp_path: Path, demo: DemoSite, hub: str, accepted: Path, name: str) -> subprocess.Popen[bytes]:
+def _spawn_edge(
+    tmp_path: Path, demo: DemoSite, hub: str, accepted: Path, name: str, password: str
+) -> subprocess.Popen[bytes]:
     log = (tmp_path / f"{name}.log").open("ab")
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "tests.multisite.procs", "edge", demo.code, str(tmp_path / demo.code), hub,
              str(accepted)],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, LEAF_PASSWORD_ENV: password},
         )
     finally:
         log.close()
@@ -164,7 +166,7 @@ def test_edge_killed_during_the_cut_restarts_from_its_own_state_and_loses_nothin
 
     try:
         first = tmp_path / "accepted-1.txt"
-        procs.append(_spawn_edge(tmp_path, demo, hub, first, "edge-1"))
+        procs.append(_spawn_edge(tmp_path, demo, hub, first, "edge-1", centre.leaf_password(demo.code)))
         wait_until(lambda: len(in_register()) >= 50, 180, "records from the edge in the register")
         link.cut()
         centre.hub.wait_leaf_connections(0)
@@ -178,7 +180,7 @@ def test_edge_killed_during_the_cut_restarts_from_its_own_state_and_loses_nothin
 
         # Restarted with the centre still unreachable: it decides from its own register and keeps accepting.
         second = tmp_path / "accepted-2.txt"
-        procs.append(_spawn_edge(tmp_path, demo, hub, second, "edge-2"))
+        procs.append(_spawn_edge(tmp_path, demo, hub, second, "edge-2", centre.leaf_password(demo.code)))
         wait_until(lambda: len(_lines(second)) >= 30, 90, "the restarted edge accepts records")
         started = _lines(second)[0]
         assert started.startswith("started ") and int(started.split()[1]) > 0, "from its kept snapshot"

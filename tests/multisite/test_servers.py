@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
+import json
+import shutil
+import socket
 import subprocess
+import time
 from pathlib import Path
 
+import nats
 import pytest
+from nats.aio.msg import Msg
+from nats.js import api
+from nats.js.errors import ServiceUnavailableError
 
 from multisite import servers
 from multisite.envelope import EnvelopeError, RecordEnvelope, check_site
@@ -47,3 +56,165 @@ def test_bad_names_are_refused_with_the_field() -> None:
         RecordEnvelope("r1", "site-a", "Decision>", 0, b"")
     with pytest.raises(EnvelopeError, match="body"):
         RecordEnvelope("r1", "site-a", "decision", 0, "text")  # type: ignore[arg-type]
+
+
+def test_a_sites_leaf_receives_its_own_override_requests_and_never_another_sites(topology) -> None:
+    """The guard's password travels in `guard.<site>.override`: the hub hands it to that site's leaf only, even
+    to a client on another site's leaf that asks for every site's (a compromised edge)."""
+    top = topology("site-a", "site-b")
+
+    async def run() -> tuple[list[str], bytes, bytes]:
+        centre = await nats.connect(top.hub.url)
+        eavesdropper = await nats.connect(top.leaves["site-a"].url)
+        responders = {site: await nats.connect(top.leaves[site].url) for site in ("site-a", "site-b")}
+        overheard: list[str] = []
+        try:
+            async def overhear(msg: Msg) -> None:
+                overheard.append(msg.subject)
+
+            await eavesdropper.subscribe("guard.>", cb=overhear)
+            await eavesdropper.subscribe("guard.site-b.override", cb=overhear)
+            for site, nc in responders.items():
+                async def answer(msg: Msg, site: str = site) -> None:
+                    if msg.reply:
+                        await msg.respond(site.encode())
+                await nc.subscribe(f"guard.{site}.override", cb=answer)
+                await nc.flush()
+            await eavesdropper.flush()
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:  # interest crosses the leaf link shortly after the subscriptions
+                try:
+                    to_b = await centre.request("guard.site-b.override", b'{"password": "secret-b"}', timeout=1)
+                    to_a = await centre.request("guard.site-a.override", b'{"password": "secret-a"}', timeout=1)
+                    break
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+            for _ in range(5):
+                await centre.publish("guard.site-b.override", b'{"password": "secret-b"}')
+            await centre.flush()
+            await asyncio.sleep(1)  # what would have crossed by now
+            return overheard, to_a.data, to_b.data
+        finally:
+            for nc in (centre, eavesdropper, *responders.values()):
+                await nc.close()
+
+    overheard, to_a, to_b = asyncio.run(run())
+    assert to_b == b"site-b" and to_a == b"site-a", "each site's own edge answers its overrides"
+    assert "guard.site-b.override" not in overheard, "site-b's override requests never reach site-a's leaf"
+    assert overheard == ["guard.site-a.override"], "site-a's leaf gets its own, and only those"
+
+
+def test_leaf_permissions_name_only_the_sites_own_subjects() -> None:
+    perms = servers.leaf_permissions("site-a")
+    for direction in ("publish", "subscribe"):
+        assert not [s for s in perms[direction] if "site-b" in s or s in (">", "guard.>", "cmd.>", "$JS.>")]
+    assert "guard.site-a.override" in perms["subscribe"] and "guard.site-a.override" not in perms["publish"]
+    with pytest.raises(ValueError, match="password"):
+        servers.LeafLogin("site-a", "has@at")
+
+
+def test_a_sites_leaf_cannot_change_the_centres_streams_or_read_another_sites_commands(topology) -> None:
+    top = topology("site-a", "site-b")
+
+    async def run() -> tuple[list[str], int]:
+        centre = await nats.connect(top.hub.url)
+        edge = await nats.connect(top.leaves["site-a"].url)
+        refused: list[str] = []
+        try:
+            await centre.jetstream().add_stream(api.StreamConfig(name="COMMANDS", subjects=["cmd.*.*"]))
+            await centre.jetstream().publish("cmd.site-b.alarm_ack", b"for site-b")
+            at_centre = edge.jetstream(domain=servers.CENTRE_DOMAIN, timeout=2)
+            assert (await at_centre.stream_info("COMMANDS")).state.messages == 1, "reading stream info is allowed"
+            for name, attempt in (
+                ("delete", at_centre.delete_stream("COMMANDS")),
+                ("purge", at_centre.purge_stream("COMMANDS")),
+                ("read site-b", at_centre.add_consumer("COMMANDS", api.ConsumerConfig(
+                    name="spy", filter_subject="cmd.site-b.*", deliver_subject="deliver.site-a.spy"))),
+            ):
+                try:
+                    await attempt
+                except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+                    refused.append(name)
+            return refused, (await centre.jetstream().stream_info("COMMANDS")).state.messages
+        finally:
+            await edge.close()
+            await centre.close()
+
+    refused, left = asyncio.run(run())
+    assert refused == ["delete", "purge", "read site-b"] and left == 1
+
+
+def _openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def _authority(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate authority made for this test (EC P-256, valid one day)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+             "-out", cert, "-days", "1", "-subj", f"/CN={name}")
+    return cert, key
+
+
+def _signed(directory: Path, name: str, ca: tuple[Path, Path], extension: str) -> tuple[Path, Path]:
+    key, csr, cert, ext = (directory / f"{name}.{x}" for x in ("key", "csr", "pem", "ext"))
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+             "-out", csr, "-subj", f"/CN={name}")
+    ext.write_text(extension + "\n")
+    _openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
+             "-days", "1", "-extfile", ext)
+    return cert, key
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
+def test_the_leaf_link_runs_over_mutual_tls_and_refuses_a_leaf_without_the_sites_certificate(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    ca = _authority(pki, "custodian-test-ca")
+    hub_cert = _signed(pki, "hub", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    site_cert = _signed(pki, "site-a", ca, "extendedKeyUsage=clientAuth")
+    other_ca = _authority(pki, "someone-else")
+    stranger_cert = _signed(pki, "stranger", other_ca, "extendedKeyUsage=clientAuth")
+    login = servers.LeafLogin("site-a", "pw-for-site-a")
+    hub = servers.hub(tmp_path / "hub", leaf_logins=(login,),
+                      tls=servers.LinkTls(*hub_cert, ca_file=ca[0])).start()
+    leaves = []
+    try:
+        for name, tls in (("plain", None), ("stranger", servers.LinkTls(*stranger_cert, ca_file=ca[0]))):
+            leaves.append(servers.leaf(tmp_path / name, "site-a", hub.leaf_port, login=login, tls=tls).start())
+        time.sleep(2)  # each dialled and was refused (a leaf retries every second)
+        assert hub.leaf_connections() == 0, "no TLS, or a certificate the centre's CA did not sign: refused"
+        for refused in leaves:
+            refused.stop()
+        good = servers.leaf(tmp_path / "site-a", "site-a", hub.leaf_port, login=login,
+                            tls=servers.LinkTls(*site_cert, ca_file=ca[0])).start()
+        leaves.append(good)
+        hub.wait_leaf_connections(1)
+        with socket.create_connection(("127.0.0.1", hub.leaf_port), timeout=5) as raw:  # what the hub offers
+            info = json.loads(raw.recv(65536).decode().removeprefix("INFO ").strip())
+        assert info.get("tls_required") is True, info
+
+        async def override_crosses() -> bytes:
+            centre, edge = await nats.connect(hub.url), await nats.connect(good.url)
+            try:
+                async def answer(msg: Msg) -> None:
+                    await msg.respond(b"site-a")
+                await edge.subscribe("guard.site-a.override", cb=answer)
+                await edge.flush()
+                for _ in range(100):  # the interest crosses the link shortly after
+                    try:
+                        return (await centre.request("guard.site-a.override", b"{}", timeout=0.5)).data
+                    except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                        await asyncio.sleep(0.1)
+                raise AssertionError("no answer across the TLS link")
+            finally:
+                await edge.close()
+                await centre.close()
+
+        assert asyncio.run(override_crosses()) == b"site-a"
+    finally:
+        for server in leaves:
+            server.stop()
+        hub.stop()

@@ -365,8 +365,7 @@ class EdgeSite:
         restrict = age > self.options.snapshot_max_age_s
         if restrict == self.restricted:
             return
-        self.restricted = restrict
-        self.running.runtime.engine.exits_restricted = restrict
+        self.running.runtime.engine.exits_restricted = restrict  # the door first: fail closed at once
         now = now_us()
         limit = self.options.snapshot_max_age_s
         recorder = self.running.runtime.recorder
@@ -380,3 +379,4 @@ class EdgeSite:
             recorder.accept([DeviceHealthChanged(device="register-snapshot", health="online", reason=detail)])
             self.bus.publish(LiveKind.HEALTH, Severity.INFO, now, "register", "register snapshot fresh",
                              (("detail", detail),))
+        self.restricted = restrict  # last, so whoever sees it can also see the alarm and its record

@@ -208,7 +208,7 @@ class CentreConsumer:
         process's, or this process's own before a reconnect), which it then deletes. Whatever they had
         delivered without an ack comes again, and the sink drops what it already holds."""
         before = [c for c in await self._consumers() if self._serves_partition(c)]
-        floor = min((c.ack_floor.stream_seq if c.ack_floor else 0 for c in before), default=0)
+        floor = min((self._floor(c) for c in before), default=0)
         name = f"{self.partition}-{uuid.uuid4().hex[:12]}"
         await self._js.add_consumer(
             self._stream,
@@ -246,6 +246,15 @@ class CentreConsumer:
             found += page
             if len(page) < 256:
                 return found
+
+    def _floor(self, info: api.ConsumerInfo) -> int:
+        """The stream sequence up to which `info` acknowledged everything of this partition; 0 if it filtered
+        other subjects (it never saw some of ours: start from the beginning, the sink drops the copies)."""
+        config = info.config or api.ConsumerConfig()
+        theirs = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+        if sorted(theirs) != sorted(self._filters or []):
+            return 0
+        return info.ack_floor.stream_seq if info.ack_floor else 0
 
     def _serves_partition(self, info: api.ConsumerInfo) -> bool:
         metadata = (info.config.metadata if info.config else None) or {}

@@ -61,3 +61,20 @@ def test_a_second_consumer_of_a_partition_takes_it_over(topology, pg) -> None:
     first_sink.close()
     second_sink.close()
     assert sorted(pg.ids()) == sorted(e.record_id for e in records("site-a", "n1", 0, 1000))
+
+
+def test_a_consumer_taking_over_a_partition_whose_sites_changed_misses_nothing(topology, pg) -> None:
+    """A partition (durable name) first consuming site-a only, then both sites: the new consumer cannot start
+    after the old one's ack floor (it never saw site-b's records), so it starts from the beginning."""
+    top = topology("site-a", "site-b")
+    for site in ("site-a", "site-b"):
+        with SyncEdgePublisher(top.leaves[site].url, site) as publisher:
+            assert accepted(publisher.publish(records(site, "n1", 0, 300)))
+    sink = PostgresSink(pg.dsn, pg.schema)
+    with CentreIngest(top.hub.url, sink, ["site-a", "site-b"], consume=["site-a"]) as ingest:
+        assert ingest.wait_drained(30)
+    with CentreIngest(top.hub.url, sink, ["site-a", "site-b"]) as ingest:
+        assert ingest.wait_drained(30)
+    sink.close()
+    expected = [e.record_id for site in ("site-a", "site-b") for e in records(site, "n1", 0, 300)]
+    assert sorted(pg.ids()) == sorted(expected)

@@ -62,12 +62,16 @@ def _time_order(time: np.ndarray, key: Callable[[list[int]], list[int]]) -> np.n
 
 
 class Collector:
-    """Accumulates one advance's results; output() sorts them and hands them out as Rows."""
+    """Accumulates one advance's results; output() sorts them and hands them out as Rows.
+
+    One is built per advance (every tick): slotted, and the alarm columns made at the first alarm."""
+
+    __slots__ = ("_alarm_blocks", "_alarms", "_movement_blocks", "brought", "decisions", "presence")
 
     def __init__(self) -> None:
         self._movement_blocks: list[Block] = []
         self._alarm_blocks: list[Block] = []
-        self._alarms: tuple[list, ...] = ([], [], [], [], [], [], [], [])
+        self._alarms: tuple[list, ...] | None = None
         self.decisions: list[Decision] = []
         self.presence: list[PresenceChange] = []
         self.brought: list[ItemBrought] = []
@@ -90,6 +94,8 @@ class Collector:
 
     def alarm(self, kind: int, time_us: int, portal_id: int | None, item_id: int | None, detail: str = "",
               reader: str | None = None, epc: str | None = None, late: bool = False) -> None:
+        if self._alarms is None:
+            self._alarms = ([], [], [], [], [], [], [], [])
         kinds, times, portals, items, details, readers, epcs, lates = self._alarms
         kinds.append(kind)
         times.append(time_us)
@@ -134,11 +140,11 @@ class Collector:
         return Rows(build_movements, tuple(c[order] for c in columns), len(order))
 
     def _sorted_alarms(self) -> Rows[Alarm]:
-        if not (self._alarm_blocks or self._alarms[0]):
+        if not (self._alarm_blocks or self._alarms):
             return _NO_ALARMS  # most advances on the latency path raise none
         blocks = list(self._alarm_blocks)
-        kind, time, portal, item, detail, reader, epc, late = self._alarms
-        if kind:
+        if self._alarms is not None:
+            kind, time, portal, item, detail, reader, epc, late = self._alarms
             blocks.append((np.array(kind, np.int16), np.array(time, np.int64), np.array(portal, np.int64),
                            np.array(item, np.int64), _objects(detail), _objects(reader), _objects(epc),
                            np.array(late, np.bool_)))

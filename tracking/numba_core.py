@@ -19,6 +19,10 @@ from tracking.snapshot import Snapshot
 from tracking.types import NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
 
 _BUFFER = 65_536
+# decide builds an ItemVerdict per item at every evaluation: from its tuple of all fields, without the
+# named tuple's Python __new__
+_verdict = tuple.__new__
+_NEW_USE, _UNCERTAIN, _RESTING = k.V_NEW_USE, k.V_UNCERTAIN, k.V_RESTING
 
 
 def _ksnap(s: Snapshot) -> k.KSnap:
@@ -204,8 +208,9 @@ class NumbaCore:
         for i, reasons, a, f, since in self.state.dec[:n].tolist():
             item_id = item_ids.item(i)
             decided[item_id] = i
-            verdicts.append(ItemVerdict(item_id, reasons, None if a < 0 else appr_ids[a], bool(f & k.V_NEW_USE),
-                                        bool(f & k.V_UNCERTAIN), since, bool(f & k.V_RESTING)))
+            approval = None if a < 0 else appr_ids[a]
+            verdicts.append(_verdict(ItemVerdict, (item_id, reasons, approval, (f & _NEW_USE) != 0,
+                                                   (f & _UNCERTAIN) != 0, since, (f & _RESTING) != 0)))
         return verdicts
 
     def _item_indices(self, item_ids: Sequence[int]) -> list[int]:

@@ -148,7 +148,10 @@ class People:
         portal = self._portals.get(portal_id)
         if portal is None:
             return NO_VERDICT
-        src, dst = self.sides(portal, direction)
+        if direction == "entry":  # self.sides, inline: every evaluation of a badge comes here
+            src, dst = portal.outside_venue_id, portal.inside_venue_id
+        else:
+            src, dst = portal.inside_venue_id, portal.outside_venue_id
         refuse, wait, alarm = 0, 0, False
         if portal.anti_passback != "off" and self._passback(person_id, src):
             if portal.anti_passback == "refuse":

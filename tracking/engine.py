@@ -820,8 +820,19 @@ class Engine:
             verdicts = []  # allowed in: nothing carried out under this badge
         if len(verdicts) > 1:
             verdicts = sorted(verdicts, key=attrgetter("item_id"))
-        items = tuple([v.item_id for v in verdicts])
-        approvals = [v.approval_id for v in verdicts]
+        # the decision's item columns in one pass (most decisions judge one item or none)
+        ids: list[int] = []
+        approvals: list[int | None] = []
+        resting: list[tuple[int, int]] = []
+        uncertain: list[int] = []
+        for v in verdicts:
+            ids.append(v.item_id)
+            approvals.append(v.approval_id)
+            if v.resting:
+                resting.append((v.item_id, v.since_us))
+            if v.uncertain:
+                uncertain.append(v.item_id)
+        items = tuple(ids)
         new_uses = route = ()
         # an entry spends nothing, allowed or refused; without an approval there is nothing to book
         if exit_ and approvals.count(None) < len(approvals):
@@ -841,8 +852,7 @@ class Engine:
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
             () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
-            tuple([(v.item_id, v.since_us) for v in verdicts if v.resting]),
-            tuple([v.item_id for v in verdicts if v.uncertain]), route, decided_us=t, direction=badge.direction,
+            tuple(resting), tuple(uncertain), route, decided_us=t, direction=badge.direction,
         )
         self._out.decisions.append(decision)
         if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):

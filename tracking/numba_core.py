@@ -229,11 +229,12 @@ class NumbaCore:
                      allow_us: int) -> None:
         """The items leave through the portal; an approval with a destination takes them into custody."""
         st, target = self.state, self.snapshot.appr_row_target
+        allow_portal, allow_at = st.allow_portal, st.allow_us
         for i, approval_id in zip(self._item_indices(item_ids), approval_ids, strict=True):
-            st.allow_portal[i] = portal_index
-            st.allow_us[i] = allow_us
+            allow_portal[i] = portal_index
+            allow_at[i] = allow_us
             if approval_id is not None:
-                a = self._approval_index(approval_id)
+                a = self._approval_pos[approval_id]
                 if target[a] >= 0:
                     st.custody[i] = a
 

@@ -240,11 +240,11 @@ class NumbaCore:
 
     def portal_new(self, portal_index: int) -> int:
         """When a tag last newly appeared at the portal (opened a pass there)."""
-        return int(self.state.portal_new[portal_index])
+        return self.state.portal_new.item(portal_index)  # a Python int, without a numpy scalar between
 
     def portal_changed(self, portal_index: int) -> int:
         """When a read at the portal last opened a pass or made an item's presence clear."""
-        return int(self.state.portal_change[portal_index])
+        return self.state.portal_change.item(portal_index)
 
     def _approval_index(self, approval_id: int) -> int:
         return self._approval_pos[approval_id]

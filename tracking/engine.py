@@ -753,42 +753,41 @@ class Engine:
         settled = self.core.settle_due(t)  # the item state as of t
         if settled is not NO_EVENTS:
             self._core_events(settled, self._reads)
-        badge_person, active, person_ids = s.badge_person, self._active, self._person_ids
+        badge_person, active, person_ids, inactive = s.badge_person, self._active, self._person_ids, s.inactive_badges
+        portal_id, direction = badge.portal_id, badge.direction
         person = badge_person.get(badge.badge, -1)
         window_start = t - c.two_person_us
-        history = self._badges[badge.portal_id]
+        history = self._badges[portal_id]
         oldest = window_start - c.settle_us
         while history and history[0][0] < oldest:
             history.popleft()
         present, same_way, ts_people, clearance = set(), set(), 0, self._clearance
-        for bt, other_badge, fresh, direction in history:
+        for bt, other_badge, fresh, way in history:
             q = badge_person.get(other_badge, -1)
-            if window_start <= bt <= t and fresh and q >= 0 and active[q] and other_badge not in s.inactive_badges:
+            if window_start <= bt <= t and fresh and q >= 0 and active[q] and other_badge not in inactive:
                 if q not in present:  # people are counted, not badges
                     present.add(q)
                     ts_people += clearance[q] >= TOP_SECRET
-                if direction == badge.direction:
+                if way == direction:
                     same_way.add(person_ids[q])
-        reasons = 0
-        if badge.stale:
-            reasons |= R_STALE_BADGE
+        reasons = R_STALE_BADGE if badge.stale else 0
         if person < 0:
             reasons |= R_UNKNOWN_BADGE
-        elif not active[person] or badge.badge in s.inactive_badges:
+        elif not active[person] or badge.badge in inactive:
             reasons |= R_PERSON_INACTIVE
-        camera = self._camera.get(badge.portal_id)
+        camera = self._camera.get(portal_id)
         if camera:
             counts = [n for ct, n in camera if window_start <= ct <= t]
             if counts and counts[-1] > len(present):
                 reasons |= R_TAILGATING
         if self._offline and self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
-        rules = self.people.verdict(person_ids[person], badge.portal_id, badge.direction, badge.time_us,
+        rules = self.people.verdict(person_ids[person], portal_id, direction, badge.time_us,
                                     same_way) if person >= 0 else None
         if rules is not None:
             reasons |= rules.refuse
         # an entry opens the same door: an item inside within reach keeps it shut as for an exit (rule 1)
-        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, badge.direction == "entry")
+        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, direction == "entry")
         if self.exits_restricted and verdicts:
             reasons |= R_SNAPSHOT_TOO_OLD
         refuse_now, item_reasons = reasons != 0, False
@@ -820,8 +819,19 @@ class Engine:
             verdicts = []  # allowed in: nothing carried out under this badge
         if len(verdicts) > 1:
             verdicts = sorted(verdicts, key=attrgetter("item_id"))
-        items = tuple([v.item_id for v in verdicts])
-        approvals = [v.approval_id for v in verdicts]
+        # the decision's item columns in one pass (most decisions judge one item or none)
+        ids: list[int] = []
+        approvals: list[int | None] = []
+        resting: list[tuple[int, int]] = []
+        uncertain: list[int] = []
+        for v in verdicts:
+            ids.append(v.item_id)
+            approvals.append(v.approval_id)
+            if v.resting:
+                resting.append((v.item_id, v.since_us))
+            if v.uncertain:
+                uncertain.append(v.item_id)
+        items = tuple(ids)
         new_uses = route = ()
         # an entry spends nothing, allowed or refused; without an approval there is nothing to book
         if exit_ and approvals.count(None) < len(approvals):
@@ -841,8 +851,7 @@ class Engine:
         decision = Decision(
             badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
             () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
-            tuple([(v.item_id, v.since_us) for v in verdicts if v.resting]),
-            tuple([v.item_id for v in verdicts if v.uncertain]), route, decided_us=t, direction=badge.direction,
+            tuple(resting), tuple(uncertain), route, decided_us=t, direction=badge.direction,
         )
         self._out.decisions.append(decision)
         if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):
@@ -903,23 +912,26 @@ class Engine:
 
     def _move(self, decision: Decision, t: int, cause: str, uncertain: bool) -> None:
         """Move the decision's person through its portal (tracking.presence) and act on what that means."""
-        assert decision.person_id is not None
-        moved = self.people.move(decision.person_id, decision.portal_id, decision.direction, t, cause, uncertain,
-                                 decision.item_ids if decision.direction == "exit" and cause != "fire_release" else ())
+        person_id, portal_id, direction = decision.person_id, decision.portal_id, decision.direction
+        assert person_id is not None
+        moved = self.people.move(person_id, portal_id, direction, t, cause, uncertain,
+                                 decision.item_ids if direction == "exit" and cause != "fire_release" else ())
         if moved is None:
             return
         self._out.presence.append(moved.change)
+        c = self.config
         if moved.passback_alarm:
-            self._alarm("anti_passback", t, decision.portal_id, None,
-                        f"person {decision.person_id} left venue {moved.change.from_venue_id}, not known inside")
+            self._alarm("anti_passback", t, portal_id, None,
+                        f"person {person_id} left venue {moved.change.from_venue_id}, not known inside")
         for venue_id in moved.escort_checks:
-            self._push_input(t + self.config.two_person_us, _EscortCheck(venue_id, decision.portal_id))
-        if decision.direction == "entry" and cause != "fire_release":
-            self._entries[decision.portal_id] = (t, decision.person_id)
+            self._push_input(t + c.two_person_us, _EscortCheck(venue_id, portal_id))
+        if direction == "entry" and cause != "fire_release":
+            self._entries[portal_id] = (t, person_id)
         if cause == "badge":
-            passed = self._passed[decision.portal_id]
-            passed.append((t, decision.person_id))
-            while passed[0][0] < t - self.config.door_grant_us - self.config.two_person_us:
+            passed = self._passed[portal_id]
+            passed.append((t, person_id))
+            oldest = t - c.door_grant_us - c.two_person_us
+            while passed[0][0] < oldest:
                 passed.popleft()
 
     def _tailgated(self, count: CameraCount, t: int) -> None:

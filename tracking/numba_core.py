@@ -229,21 +229,22 @@ class NumbaCore:
                      allow_us: int) -> None:
         """The items leave through the portal; an approval with a destination takes them into custody."""
         st, target = self.state, self.snapshot.appr_row_target
+        allow_portal, allow_at = st.allow_portal, st.allow_us
         for i, approval_id in zip(self._item_indices(item_ids), approval_ids, strict=True):
-            st.allow_portal[i] = portal_index
-            st.allow_us[i] = allow_us
+            allow_portal[i] = portal_index
+            allow_at[i] = allow_us
             if approval_id is not None:
-                a = self._approval_index(approval_id)
+                a = self._approval_pos[approval_id]
                 if target[a] >= 0:
                     st.custody[i] = a
 
     def portal_new(self, portal_index: int) -> int:
         """When a tag last newly appeared at the portal (opened a pass there)."""
-        return int(self.state.portal_new[portal_index])
+        return self.state.portal_new.item(portal_index)  # a Python int, without a numpy scalar between
 
     def portal_changed(self, portal_index: int) -> int:
         """When a read at the portal last opened a pass or made an item's presence clear."""
-        return int(self.state.portal_change[portal_index])
+        return self.state.portal_change.item(portal_index)
 
     def _approval_index(self, approval_id: int) -> int:
         return self._approval_pos[approval_id]

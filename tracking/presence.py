@@ -181,12 +181,15 @@ class People:
         portal = self._portals.get(portal_id)
         if portal is None:
             return None
-        src, dst = self.sides(portal, direction)
+        if direction == "entry":  # self.sides, inline: every allowed badge comes here
+            src, dst = portal.outside_venue_id, portal.inside_venue_id
+        else:
+            src, dst = portal.inside_venue_id, portal.outside_venue_id
         passback = portal.anti_passback == "alarm" and cause == "badge" and self._passback(person_id, src)
         before = self.where.get(person_id)
         self.forgiven.discard(person_id)
         self._place(person_id, Place(dst, time_us, uncertain))
-        checks = []
+        checks: list[int] = []
         if self._visitor or self._alarmed:  # else no venue has a visitor, nor an alarm about one, to look at
             left = before.venue_id if before is not None else src
             if left is not None and left != dst and self.unescorted(left):

@@ -161,7 +161,7 @@ class CentreSite:
         self.hub.start()
         try:
             self.sink = RegisterSink(self.factory, on_written=self._live, on_result=self._command_result)
-            self.register = CentreRegister(self.hub.url, beat_s=self.options.beat_s)
+            self.register = CentreRegister(self.hub.url, sites=sorted(self.sites), beat_s=self.options.beat_s)
             self._publish()  # before the edges ask: an edge that never had a register waits for this
             self.ingest = CentreIngest(self.hub.url, self.sink, [])
             self.commands = CentreCommands(self.hub.url)

@@ -36,6 +36,18 @@ def site_stream(site: str) -> str:
     return f"SITE_{check_site(site)}"
 
 
+def register_bucket(site: str) -> str:
+    """The centre's KV bucket of a site's register (its head, its changes, the `all` changes, the beat): one per site,
+    so the hub can let each site's leaf read only its own (the edge mirrors it under the same name)."""
+    return f"register_{check_site(site)}"
+
+
+def snapshot_bucket(site: str) -> str:
+    """The centre's Object Store bucket of a site's compiled snapshots (its people's password hashes): one per site,
+    since chunk subjects are not named by site."""
+    return f"register_snapshots_{check_site(site)}"
+
+
 def record_subject(site: str, kind: str) -> str:
     return f"{RECORDS_PREFIX}.{site}.{kind}"
 

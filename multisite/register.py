@@ -1,12 +1,15 @@
 """The register, from the centre to the edges: compiled snapshots, changes that must apply at once, and the
 proof of how recent the edge's knowledge is.
 
-Centre (`CentreRegister`): each site's compiled snapshot goes into the Object Store bucket
-`register_snapshots` as `<site>/<version>`; the KV bucket `register` holds `head.<site>` (the current version,
-its compiled-at time, size and SHA-256), the changes that must apply at once (`change.<scope>.<kind>.<subject>`,
-scope a site or `all`: a revoked badge, a new approval) and `beat`, the centre's clock, put every second.
+Centre (`CentreRegister`): each site has its own buckets, so that the hub lets a site's leaf read only its own
+(`servers.leaf_permissions`): its compiled snapshots (which hold its people's password hashes) go into the Object
+Store bucket `register_snapshots_<site>` as `<site>/<version>`; its KV bucket `register_<site>` holds
+`head.<site>` (the current version, its compiled-at time, size and SHA-256), the changes that must apply at once
+(`change.<scope>.<kind>.<subject>`, scope the site or `all`: a revoked badge, a new approval; an `all` change is
+put into every site's bucket) and `beat`, the centre's clock, put every second into every site's bucket (in the
+same stream as the site's changes, so the order below holds).
 
-Edge (`EdgeRegister`): the leaf server keeps a mirror of the `register` KV stream in the site's own domain
+Edge (`EdgeRegister`): the leaf server keeps a mirror of its site's KV stream in the site's own domain
 (same bucket name, so the KV API reads it locally), and the edge keeps the snapshot it decides from in a file
 written atomically. Both outlive a restart with the centre away: the edge starts and decides from them.
 
@@ -25,7 +28,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -35,16 +38,13 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
 
-from multisite.envelope import KIND_RE, check_site, site_api
+from multisite.envelope import KIND_RE, check_site, register_bucket, site_api, snapshot_bucket
 from multisite.link import Link
 from multisite.servers import CENTRE_DOMAIN, deliver_prefix
 from multisite.sourcing import ORIGIN_ASK_S, ensure_copy
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-SNAPSHOTS = "register_snapshots"
-BUCKET = "register"
-KV_STREAM = f"KV_{BUCKET}"
 BEAT = "beat"
 ALL = "all"
 SUBJECT_TOKEN_MAX = 120
@@ -140,53 +140,65 @@ class SnapshotStatus:
 
 # ---- centre ----
 class RegisterPublisher:
-    """Centre side, async: puts snapshots, heads, changes and beats."""
+    """Centre side, async: puts snapshots, heads, changes and beats, each into its site's buckets. The sites are
+    those given, and any site a snapshot or change is published for (its buckets are made then)."""
 
-    def __init__(self, js: JetStreamContext, clock: Callable[[], int] = now_us) -> None:
+    def __init__(self, js: JetStreamContext, clock: Callable[[], int] = now_us, sites: Iterable[str] = ()) -> None:
         self._js = js
         self._clock = clock
-        self._kv: KeyValue | None = None
+        self._sites = [check_site(s) for s in sites]
+        self._kv: dict[str, KeyValue] = {}
 
     async def setup(self) -> None:
-        try:
-            self._kv = await self._js.key_value(BUCKET)
-        except BucketNotFoundError:
-            self._kv = await self._js.create_key_value(api.KeyValueConfig(bucket=BUCKET, history=1))
-        try:
-            await self._js.object_store(SNAPSHOTS)
-        except (BucketNotFoundError, NotFoundError):
-            await self._js.create_object_store(SNAPSHOTS)
+        for site in self._sites:
+            await self._site_kv(site)
 
-    @property
-    def kv(self) -> KeyValue:
-        assert self._kv is not None, "setup() first"
-        return self._kv
+    async def _site_kv(self, site: str) -> KeyValue:
+        """The site's KV bucket, and its snapshot bucket, made if missing."""
+        kv = self._kv.get(check_site(site))
+        if kv is None:
+            try:
+                kv = await self._js.key_value(register_bucket(site))
+            except BucketNotFoundError:
+                kv = await self._js.create_key_value(api.KeyValueConfig(bucket=register_bucket(site), history=1))
+            try:
+                await self._js.object_store(snapshot_bucket(site))
+            except (BucketNotFoundError, NotFoundError):
+                await self._js.create_object_store(snapshot_bucket(site))
+            self._kv[site] = kv
+        return kv
 
     async def publish_snapshot(self, site: str, version: int, compiled_at_us: int, blob: bytes) -> SnapshotHead:
         """Store the snapshot, then point the site's head at it (an edge never sees a head without its
         object). Versions must increase; edges ignore a head that is not newer than what they hold."""
         head = SnapshotHead(check_site(site), version, compiled_at_us, len(blob), hashlib.sha256(blob).hexdigest())
-        store = await self._js.object_store(SNAPSHOTS)
+        kv = await self._site_kv(site)
+        store = await self._js.object_store(snapshot_bucket(site))
         await store.put(head.object_name, blob)
-        await self.kv.put(f"head.{site}", json.dumps(asdict(head)).encode())
+        await kv.put(f"head.{site}", json.dumps(asdict(head)).encode())
         return head
 
-    async def put_change(self, change: RegisterChange) -> int:
-        """Returns the KV revision (the order in which edges see it)."""
-        return await self.kv.put(change.check().key, change.encode())
+    async def put_change(self, change: RegisterChange) -> None:
+        """Into its site's bucket; a change for `all` into every site's."""
+        change.check()
+        sites = list(self._kv) if change.scope == ALL else [change.scope]
+        for site in sites:
+            await (await self._site_kv(site)).put(change.key, change.encode())
 
     async def beat(self) -> int:
         at = self._clock()
-        await self.kv.put(BEAT, str(at).encode())
+        for kv in list(self._kv.values()):
+            await kv.put(BEAT, str(at).encode())
         return at
 
 
 class CentreRegister:
     """The register's publishing side for threaded callers, beating every `beat_s` on its loop thread."""
 
-    def __init__(self, url: str, *, beat_s: float = 1.0, clock: Callable[[], int] = now_us) -> None:
+    def __init__(self, url: str, *, sites: Iterable[str] = (), beat_s: float = 1.0,
+                 clock: Callable[[], int] = now_us) -> None:
         self.link = Link(url, "centre-register")
-        self._publisher = RegisterPublisher(self.link.js(), clock)
+        self._publisher = RegisterPublisher(self.link.js(), clock, sites)
         self._beat_s = beat_s
         try:
             self.link.run(self._publisher.setup())
@@ -206,8 +218,8 @@ class CentreRegister:
     def publish_snapshot(self, site: str, version: int, compiled_at_us: int, blob: bytes) -> SnapshotHead:
         return self.link.run(self._publisher.publish_snapshot(site, version, compiled_at_us, blob))
 
-    def put_change(self, change: RegisterChange) -> int:
-        return self.link.run(self._publisher.put_change(change))
+    def put_change(self, change: RegisterChange) -> None:
+        self.link.run(self._publisher.put_change(change))
 
     def beat(self) -> int:
         return self.link.run(self._publisher.beat())
@@ -226,13 +238,14 @@ class CentreRegister:
 
 # ---- edge ----
 async def ensure_register_mirror(nc: Client, site: str, centre_domain: str = CENTRE_DOMAIN) -> bool:
-    """The `register` KV stream mirrored into the local domain under the same name (nats-py's KeyValueConfig
+    """The site's register KV stream mirrored into the local domain under the same name (nats-py's KeyValueConfig
     has no mirror field, so the stream is made directly), once the centre's stream answers (see `sourcing`);
     False while it does not (ask again later)."""
+    stream = f"KV_{register_bucket(site)}"
     config = api.StreamConfig(
-        name=KV_STREAM,
-        mirror=api.StreamSource(name=KV_STREAM, external=api.ExternalStream(api=site_api(centre_domain),
-                                                                            deliver=deliver_prefix(site))),
+        name=stream,
+        mirror=api.StreamSource(name=stream, external=api.ExternalStream(api=site_api(centre_domain),
+                                                                        deliver=deliver_prefix(site))),
         storage=api.StorageType.FILE,
         max_msgs_per_subject=1,
         allow_rollup_hdrs=True,
@@ -240,7 +253,7 @@ async def ensure_register_mirror(nc: Client, site: str, centre_domain: str = CEN
         discard=api.DiscardPolicy.OLD,
     )
     centre = nc.jetstream(domain=centre_domain, timeout=ORIGIN_ASK_S)
-    return await ensure_copy(nc.jetstream(timeout=5), centre, KV_STREAM, config)
+    return await ensure_copy(nc.jetstream(timeout=5), centre, stream, config)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -357,7 +370,7 @@ class RegisterFollower:
                 await asyncio.sleep(0.5)
 
     async def _watch(self) -> None:
-        kv = await self._local.key_value(BUCKET)
+        kv = await self._local.key_value(register_bucket(self.site))
         watcher = await kv.watch(">")
         quiet = 0
         try:
@@ -412,7 +425,7 @@ class RegisterFollower:
 
     async def fetch(self, head: SnapshotHead) -> Snapshot:
         try:
-            store = await self._centre.object_store(SNAPSHOTS)
+            store = await self._centre.object_store(snapshot_bucket(self.site))
             result = await store.get(head.object_name)
         except ObjectNotFoundError as exc:
             raise RegisterError(f"snapshot {head.object_name} is not in the centre's store") from exc
@@ -423,7 +436,7 @@ class RegisterFollower:
 
     async def value(self, key: str) -> bytes | None:
         """A key of the local mirror (tests, diagnostics)."""
-        kv = await self._local.key_value(BUCKET)
+        kv = await self._local.key_value(register_bucket(self.site))
         try:
             entry = await kv.get(key)
         except KeyNotFoundError:

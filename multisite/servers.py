@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multisite.envelope import check_site
+from multisite.envelope import check_site, register_bucket, snapshot_bucket
 
 CENTRE_DOMAIN = "centre"
 CENTRE_USER = "centre"  # the hub's own clients, when leaf nodes sign in
@@ -75,17 +75,20 @@ def leaf_permissions(site: str, centre_domain: str = CENTRE_DOMAIN) -> dict[str,
     the centre's sourcing consumer), the centre's streams delivered to the site's copies (its commands, the register
     mirror: `deliver.<site>.>`), replies to the edge's own requests (`_INBOX.>`: nats-py clients; `$JSC.R.>`: the
     server's own, setting up a copy). Into the hub: the same replies, the edge's JetStream calls into the centre's
-    domain (its copies' consumers, reading the snapshot Object Store: no change to the centre's streams, no other
-    site's commands), the site stream delivered to the centre's copy and flow control for both (`deliver.<site>.>`,
-    `$JS.FC.>`). Left shared: `_INBOX.>` replies, and the snapshot Object Store (chunks are not named by site)."""
+    domain (its copies' consumers, reading its own register and snapshot buckets: no change to the centre's streams, no
+    other site's commands, register or snapshots), the site stream delivered to the centre's copy and flow control for
+    both (`deliver.<site>.>`, `$JS.FC.>`). Left shared: `_INBOX.>` replies."""
     check_site(site)
     replies = ["_INBOX.>", "$JSC.R.>"]
     centre = f"$JS.{centre_domain}.API"
+    register = (f"KV_{register_bucket(site)}", f"OBJ_{snapshot_bucket(site)}")  # the site's own (`register`)
     centre_calls = [  # reading the register and the site's own commands; never a change to the centre's streams
-        f"{centre}.INFO", f"{centre}.STREAM.NAMES", f"{centre}.STREAM.INFO.*", f"{centre}.STREAM.MSG.GET.*",
-        f"{centre}.DIRECT.GET.>",
-        *(f"{centre}.CONSUMER.{verb}.{stream}{tail}" for verb in ("CREATE", "DELETE", "INFO")
-          for stream in ("KV_register", "OBJ_register_snapshots") for tail in ("", ".>")),
+        f"{centre}.INFO", f"{centre}.STREAM.NAMES", f"{centre}.STREAM.INFO.COMMANDS",
+        *(f"{centre}.{call}.{stream}{tail}" for stream in register
+          for call, tails in (("STREAM.INFO", ("",)), ("STREAM.MSG.GET", ("",)), ("DIRECT.GET", ("", ".>")),
+                              ("CONSUMER.CREATE", ("", ".>")), ("CONSUMER.DELETE", ("", ".>")),
+                              ("CONSUMER.INFO", ("", ".>")))
+          for tail in tails),
         f"{centre}.CONSUMER.CREATE.COMMANDS.*.cmd.{site}.*",  # the site's command source (filtered to the site)
     ]
     return {

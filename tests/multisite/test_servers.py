@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 import nats
@@ -18,7 +19,8 @@ from nats.js import api
 from nats.js.errors import ServiceUnavailableError
 
 from multisite import servers
-from multisite.envelope import EnvelopeError, RecordEnvelope, check_site
+from multisite.envelope import EnvelopeError, RecordEnvelope, check_site, register_bucket, snapshot_bucket
+from multisite.register import CentreRegister, RegisterChange, now_us
 
 
 def test_binary_is_the_pinned_wheel_not_the_system_server() -> None:
@@ -144,6 +146,50 @@ def test_a_sites_leaf_cannot_change_the_centres_streams_or_read_another_sites_co
 
     refused, left = asyncio.run(run())
     assert refused == ["delete", "purge", "read site-b"] and left == 1
+
+
+def test_a_sites_leaf_reads_its_own_snapshot_and_register_and_never_another_sites(topology) -> None:
+    """Site-b's snapshot holds its guards', operators' and witnesses' password hashes, and its register entries are its
+    own: from site-a's leaf (a compromised edge) they are refused, however asked; site-a's own are readable."""
+    top = topology("site-a", "site-b")
+    with CentreRegister(top.hub.url, sites=["site-a", "site-b"], beat_s=0) as register:
+        for site in ("site-a", "site-b"):
+            register.publish_snapshot(site, 1, now_us(), f"hashes of {site}".encode())
+            register.put_change(RegisterChange(site, "approval_granted", f"A-{site}", now_us()))
+
+    async def refused(attempt: Awaitable[object]) -> bool:
+        try:
+            await attempt
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError):
+            return True
+        return False
+
+    async def run() -> tuple[bytes, bytes | None, dict[str, bool]]:
+        edge = await nats.connect(top.leaves["site-a"].url)
+        try:
+            at_centre = edge.jetstream(domain=servers.CENTRE_DOMAIN, timeout=2)
+            own = await (await at_centre.object_store(snapshot_bucket("site-a"))).get("site-a/1")
+            own_head = (await (await at_centre.key_value(register_bucket("site-a"))).get("head.site-a")).value
+            b_kv, b_obj = f"KV_{register_bucket('site-b')}", f"OBJ_{snapshot_bucket('site-b')}"
+            attempts = {
+                "site-b's snapshot": at_centre.object_store(snapshot_bucket("site-b")),
+                "site-b's register": at_centre.key_value(register_bucket("site-b")),
+                "site-b's snapshot chunks": at_centre.add_consumer(b_obj, api.ConsumerConfig(
+                    deliver_subject="deliver.site-a.spy")),
+                "site-b's register entries": at_centre.add_consumer(b_kv, api.ConsumerConfig(
+                    name="spy", filter_subject=f"$KV.{register_bucket('site-b')}.>",
+                    deliver_subject="deliver.site-a.spy")),
+                "site-b's head by direct get": at_centre.get_last_msg(
+                    b_kv, f"$KV.{register_bucket('site-b')}.head.site-b", direct=True),
+                "site-b's snapshot by message get": at_centre.get_msg(b_obj, 1),
+            }
+            return bytes(own.data or b""), own_head, {name: await refused(a) for name, a in attempts.items()}
+        finally:
+            await edge.close()
+
+    own, own_head, refusals = asyncio.run(run())
+    assert own == b"hashes of site-a" and own_head is not None and b'"site-a"' in own_head
+    assert refusals == dict.fromkeys(refusals, True), f"readable from site-a's leaf: {refusals}"
 
 
 def _openssl(*args: str | Path) -> None:

@@ -123,7 +123,9 @@ class Collector:
             presence = sorted(presence, key=lambda c: (c.time_us, c.portal_id, c.person_id))
         if len(brought) > 1:
             brought = sorted(brought, key=lambda b: (b.time_us, b.portal_id, b.item_id))
-        return Output(self._sorted_movements(), decisions, self._sorted_alarms(), presence, brought)
+        movements = self._sorted_movements() if self._movement_blocks else _NO_MOVEMENTS
+        alarms = self._sorted_alarms() if self._alarm_blocks or self._alarms else _NO_ALARMS
+        return Output(movements, decisions, alarms, presence, brought)
 
     def _sorted_movements(self) -> Rows[Movement]:
         blocks = self._movement_blocks

@@ -703,16 +703,17 @@ class Engine:
         """Arm a decision for the badge (at arrived_us when it came late, else at its own time)."""
         c = self.config
         delay = self.horizon_us - badge.time_us
-        if late and not badge.stale and badge.portal_id in self._portal_index and delay <= c.late_badge_grace_us:
+        known_portal = badge.portal_id in self._portal_index
+        if late and not badge.stale and known_portal and delay <= c.late_badge_grace_us:
             # held up in the host, not queued on its panel: decided from the first moment it has a place
             self.stats["late_badge_retimed"] += 1
             heapq.heappush(self._inputs, (self.horizon_us + 1, _INPUT, next(self._seq), _LateBadge(badge)))
             return
-        if badge.portal_id not in self._portal_index or late:
+        if not known_portal or late:
             # no place in the timeline (late) or unknown portal: refuse at once, never open
             person = self.snapshot.badge_person.get(badge.badge, -1)
             reason = (R_STALE_BADGE if badge.stale or late else 0) | \
-                (R_UNKNOWN_PORTAL if badge.portal_id not in self._portal_index else 0)
+                (0 if known_portal else R_UNKNOWN_PORTAL)
             self.stats["refused_unplaceable_badge"] += 1
             self._out.decisions.append(Decision(badge.portal_id, badge.time_us, badge.badge, self._person_id(person),
                                                 (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us),

@@ -41,6 +41,11 @@ class BadgePresentation:
     stale: bool = False
     direction: str = "exit"
 
+    def __init__(self, portal_id: int, badge: str, time_us: int, stale: bool = False, direction: str = "exit") -> None:
+        # Written out: the frozen dataclass's own __init__ sets each field through object.__setattr__, and a
+        # controller builds one per badge, on the badge's latency path (bench/tracking.py times it)
+        self.__dict__.update(portal_id=portal_id, badge=badge, time_us=time_us, stale=stale, direction=direction)
+
 
 @dataclass(frozen=True)
 class ForgiveRequest:

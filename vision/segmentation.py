@@ -720,7 +720,7 @@ def _free_ends(xs: np.ndarray, ys: np.ndarray, strip: _Strip, other: _Strip) -> 
     beside = (v >= strip.v[0] - width) & (v < strip.v[1] + width)
     for end, outward in ((strip.u[0], -1.0), (strip.u[1], 1.0)):
         near = beside & ((u - end) * outward >= -width) & ((u - end) * outward < width)
-        if int(np.sum(foreign & near)) > 4:
+        if int(np.sum(foreign & near)) > max(4.0, 0.5 * width):
             return False
     return True
 

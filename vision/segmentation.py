@@ -1,11 +1,12 @@
 """Particles in a tray-distance image: components, their pixel statistics, splits and medial axes.
 
 A particle is a connected region clearly unlike the tray, with every hole inside its outline filled
-(print on paper is part of the paper). Its pixels are counted at half its own contrast on the outline
-(unbiased under blur) and wholly inside it. Touching pieces are separated only where their shape says
-they are two: two straight strips at an angle crossing or meeting end to side (`two_strips`), or
-pieces at an angle touching at a point. A dark line is no evidence (printed ink is one) and parallel
-pieces are never split; anything less is measured as one particle.
+(print on paper is part of the paper). Its pixels are counted at half its own contrast on the
+outline (unbiased under blur) and wholly inside it. Touching pieces are separated only where their
+shape says they are two: two straight strips at an angle crossing (`two_strips`), or pieces at an
+angle touching at a point. Strips meeting end to side (a T) are found too, but a strip folded flat
+shows that outline as well: the caller must not let such a split pass. A dark line is no evidence
+(printed ink is one) and parallel pieces are never split; anything less is measured as one particle.
 """
 
 from dataclasses import dataclass, field
@@ -734,11 +735,21 @@ def _pokes_through(xs: np.ndarray, ys: np.ndarray, strip: _Strip, other: _Strip)
     return bool(min(sides) > 1.5 * (strip.v[1] - strip.v[0]))
 
 
-def two_strips(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+@dataclass(frozen=True)
+class StripPair:
+    """Two straight strips found in one region: the `counted` pixels of each, in the region's box.
+    `crossing` is True for an X (every arm free and longer than a strip is wide), which only two pieces
+    make; False for a T (one strip's end against the other's side), which a strip with its middle
+    stretch folded flat under another also shows from above."""
+
+    pieces: tuple[np.ndarray, np.ndarray]
+    crossing: bool
+
+
+def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
     """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
-    end to side (T): the `counted` pixels of each strip, in the region's box; None unless the region is
-    clearly that. The strip that may lie under the other is measured through it (its covered part
-    counted), so neither is measured smaller than it can be."""
+    end to side (T); None unless the region is clearly that. The strip that may lie under the other is
+    measured through it (its covered part counted), so neither is measured smaller than it can be."""
     ys, xs = np.nonzero(region)
     n = len(xs)
     if n < 4 * MIN_PARTICLE_PX:
@@ -810,4 +821,4 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.
         take = inside | residue
         piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
         pieces.append(piece & counted)
-    return pieces[0], pieces[1]
+    return StripPair((pieces[0], pieces[1]), crossing)

@@ -464,6 +464,7 @@ def _judge(
     faint = (found.level < faint_level) & (found.area_px >= min_faint_px)
     ambiguous = list(unsure)
     ambiguous += [_outline_of(found, int(i)) for i in np.flatnonzero(faint)]
+    folds = 0  # regions that pass only if a T contact is two pieces
     keep = ~closer
     parts = [_take(measured, keep)]
     for index in np.flatnonzero(closer):
@@ -473,9 +474,11 @@ def _judge(
         ys, xs, _ = roi(found, int(index))
         level = float(found.level[index])
         division = Split((mask,), False)
+        tee = False
         if divide[index]:
-            crossed = two_strips((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
-            division = Split(crossed, False) if crossed else split(mask, tray.distance[ys, xs], level)
+            pair = two_strips((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
+            division = Split(pair.pieces, False) if pair else split(mask, tray.distance[ys, xs], level)
+            tee = pair is not None and not pair.crossing
         pieces = [
             _measure_mask(p, offset, level, calibration, not straight[index], float(rel[index]))[0]
             for p in division.pieces
@@ -486,6 +489,12 @@ def _judge(
             # Pieces lying on each other with seams between them but no clean cut: which of them is
             # over the limit cannot be told. Not a 'fail' (nothing was proved too big), never a 'pass'.
             ambiguous += [o for o in group.outlines if o is not None]
+            continue
+        if tee and not (g_over.any() or g_near.any()):
+            # A T is not proved two pieces: a strip whose middle stretch is folded flat under another
+            # shows the same outline. Split, it would pass; whole, it is over or near the limit.
+            ambiguous.append(_outline_of(found, int(index)))
+            folds += 1
             continue
         parts.append(group)
     result = _concat(parts)
@@ -501,6 +510,11 @@ def _judge(
     elif ambiguous:
         verdict = "cannot_verify"
         reason = f"cannot verify: {len(ambiguous)} region(s) could not be classified or separated with confidence"
+        if folds:
+            reason += (
+                f"; {folds} of them: pieces touching end to side that could be one folded piece"
+                " (spread them apart and take the image again)"
+            )
     elif len(clipped_idx):
         verdict = "cannot_verify"
         reason = f"cannot verify: {len(clipped_idx)} particle(s) cut off at the edge of the view, the tray or a marker"

@@ -1,11 +1,12 @@
 """Particles in a tray-distance image: components, their pixel statistics, splits and medial axes.
 
 A particle is a connected region clearly unlike the tray, with every hole inside its outline filled
-(print on paper is part of the paper). Its pixels are counted at half its own contrast on the outline
-(unbiased under blur) and wholly inside it. Touching pieces are separated only where their shape says
-they are two: two straight strips at an angle crossing or meeting end to side (`two_strips`), or
-pieces at an angle touching at a point. A dark line is no evidence (printed ink is one) and parallel
-pieces are never split; anything less is measured as one particle.
+(print on paper is part of the paper). Its pixels are counted at half its own contrast on the
+outline (unbiased under blur) and wholly inside it. Touching pieces are separated only where their
+shape says they are two: two straight strips at an angle crossing (`two_strips`), or pieces at an
+angle touching at a point. Strips meeting end to side (a T) are found too, but a strip folded flat
+shows that outline as well: the caller must not let such a split pass. A dark line is no evidence
+(printed ink is one) and parallel pieces are never split; anything less is measured as one particle.
 """
 
 from dataclasses import dataclass, field
@@ -589,6 +590,9 @@ def medial_axis(mask: np.ndarray) -> MedialAxis:
 STRIP_FILL = 0.8  # a strip's rectangle is this full of the region's pixels (ink notches its edges)
 STRIP_RESIDUE_PX = 0.75  # pixels outside both strips, per pixel of their outlines (ragged edges)
 STRIP_ELONGATION = 2.0  # a strip is at least this many times as long as it is wide
+# Paper outside both strips (clear of their ragged edges) in one place, as a share of a strip's width
+# squared: more is a third stretch of paper (between two folds of one strip), not an edge.
+LOOSE_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -687,11 +691,65 @@ def _through(strip: _Strip, xs: np.ndarray, ys: np.ndarray, other: np.ndarray) -
     return _Strip(strip.theta, strip.v, (min(strip.u[0], float(crossing.min())), max(strip.u[1], crossing.max() + 1.0)))
 
 
-def two_strips(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def _groups(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The pixel counts of the separate (8-connected) groups these pixels form."""
+    if len(xs) == 0:
+        return np.zeros(0, np.int64)
+    x0, y0 = int(xs.min()), int(ys.min())
+    mask = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), np.uint8)
+    mask[ys.astype(np.int64) - y0, xs.astype(np.int64) - x0] = 1
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    return stats[1:, cv2.CC_STAT_AREA].astype(np.int64)
+
+
+def _places(xs: np.ndarray, ys: np.ndarray) -> int:
+    return len(_groups(xs, ys))
+
+
+def _largest_group(xs: np.ndarray, ys: np.ndarray) -> int:
+    groups = _groups(xs, ys)
+    return int(groups.max()) if len(groups) else 0
+
+
+def _free_ends(xs: np.ndarray, ys: np.ndarray, strip: _Strip, other: _Strip) -> bool:
+    """Around each end of `strip` (beside it and up to a width beyond it) no paper but its own, its
+    ragged edge, and the other strip's: a strip that runs on past the other ends in tray, where
+    a folded strip's stretch that it covers would show."""
+    width = strip.v[1] - strip.v[0]
+    u, v = _along_across(xs, ys, strip.theta)
+    foreign = ~_in_strip(xs, ys, _padded(strip, 2)) & ~_in_strip(xs, ys, _padded(other, 2))
+    beside = (v >= strip.v[0] - width) & (v < strip.v[1] + width)
+    for end, outward in ((strip.u[0], -1.0), (strip.u[1], 1.0)):
+        near = beside & ((u - end) * outward >= -width) & ((u - end) * outward < width)
+        if int(np.sum(foreign & near)) > max(4.0, 0.5 * width):
+            return False
+    return True
+
+
+def _pokes_through(xs: np.ndarray, ys: np.ndarray, strip: _Strip, other: _Strip) -> bool:
+    """Whether `strip` shows on both sides of `other`'s band, clear of its ragged edges (3 px), by more
+    than a pixel and a half across its width."""
+    _, v = _along_across(xs, ys, other.theta)
+    own = _in_strip(xs, ys, strip)
+    sides = np.sum(own & (v < other.v[0] - 3)), np.sum(own & (v >= other.v[1] + 3))
+    return bool(min(sides) > 1.5 * (strip.v[1] - strip.v[0]))
+
+
+@dataclass(frozen=True)
+class StripPair:
+    """Two straight strips found in one region: the `counted` pixels of each, in the region's box.
+    `crossing` is True for an X (every arm free and longer than a strip is wide), which only two pieces
+    make; False for a T (one strip's end against the other's side), which a strip with its middle
+    stretch folded flat under another also shows from above."""
+
+    pieces: tuple[np.ndarray, np.ndarray]
+    crossing: bool
+
+
+def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
     """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
-    end to side (T): the `counted` pixels of each strip, in the region's box; None unless the region is
-    clearly that. The strip that may lie under the other is measured through it (its covered part
-    counted), so neither is measured smaller than it can be."""
+    end to side (T); None unless the region is clearly that. The strip that may lie under the other is
+    measured through it (its covered part counted), so neither is measured smaller than it can be."""
     ys, xs = np.nonzero(region)
     n = len(xs)
     if n < 4 * MIN_PARTICLE_PX:
@@ -723,12 +781,29 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.
     meet = _in_strip(xs, ys, _padded(bar, 3)) & _in_strip(xs, ys, _padded(stem, 3))
     if not meet.any():
         return None
-    through = False
+    runs = []
     for strip in (bar, stem):
         u, _ = _along_across(xs[meet], ys[meet], strip.theta)
-        margin = max(3.0, 0.25 * (strip.v[1] - strip.v[0]))
-        through |= bool(u.min() - strip.u[0] >= margin and strip.u[1] - u.max() >= margin)
-    if not through:
+        runs.append((u.min() - strip.u[0], strip.u[1] - u.max()))
+    through = [min(r) >= max(3.0, 0.25 * (s.v[1] - s.v[0])) for r, s in zip(runs, (bar, stem), strict=True)]
+    if not any(through):
+        return None
+    # An X: every arm longer than a strip is wide. A strip folded twice can hide the stretch between
+    # its folds under its last stretch, which then seems to cross the first near the first one's end,
+    # poking out past it by a stub (a Z folded back: an X joined at the ends). A stem that pokes out
+    # past the far edge of the strip it meets crosses it: it is an X, whatever its stub's length.
+    crossing = all(through) or _pokes_through(xs, ys, *((stem, bar) if through[0] else (bar, stem)))
+    arm = 3.0 + max(bar.v[1] - bar.v[0], stem.v[1] - stem.v[0])
+    if crossing and min(min(r) for r in runs) < arm:
+        return None
+    # Two pieces meet in one place. A strip folded twice so that its last stretch lies across its first
+    # (a Z folded back) makes an X whose arms are also joined at their ends: a second place where they
+    # meet, or paper beside an end that belongs to neither (the stretch between the folds).
+    through_strips = [(s, o) for s, o, t in ((bar, stem, through[0]), (stem, bar, through[1])) if t]
+    if _places(xs[meet], ys[meet]) > 1 or not all(_free_ends(xs, ys, s, o) for s, o in through_strips):
+        return None
+    loose = ~_in_strip(xs, ys, _padded(bar, 2)) & ~_in_strip(xs, ys, _padded(stem, 2))
+    if _largest_group(xs[loose], ys[loose]) > LOOSE_SHARE * min(bar.v[1] - bar.v[0], stem.v[1] - stem.v[0]) ** 2:
         return None
     # Each strip is measured through the other: one of them may lie under the other, its end anywhere
     # beneath it.
@@ -746,4 +821,4 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.
         take = inside | residue
         piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
         pieces.append(piece & counted)
-    return pieces[0], pieces[1]
+    return StripPair((pieces[0], pieces[1]), crossing)

@@ -32,6 +32,35 @@ class TrueParticle:
         return self.length_mm * self.width_mm
 
 
+@dataclass(frozen=True)
+class FoldedStrip:
+    """A strip folded flat: `stretches` are (length mm, turn degrees at the fold before it), the first
+    turn ignored. Drawn as one paper; no stretch of it is a particle of its own."""
+
+    width_mm: float
+    stretches: tuple[tuple[float, float], ...]
+
+    @property
+    def length_mm(self) -> float:
+        return sum(length for length, _ in self.stretches)
+
+
+# Strips folded flat that must never pass NSA/CSS 02-01 (1 x 5 mm): a letter Z, a Z whose last stretch
+# folds back across its first over the short stretch between the folds (two strips meeting, to the
+# eye), a zigzag.
+FOLDS = {
+    "z_fold": FoldedStrip(0.9, ((4.5, 0.0), (5.0, 145.0), (4.5, -145.0))),
+    "z_fold_crossing": FoldedStrip(0.7, ((3.6, 0.0), (0.9, -90.0), (3.6, -150.0))),
+    "s_zigzag": FoldedStrip(0.9, ((3.5, 0.0), (3.5, 120.0), (3.5, -120.0), (3.5, 120.0))),
+}
+
+
+@dataclass(frozen=True)
+class TrueFold:
+    strip: FoldedStrip
+    centre_mm: tuple[float, float]  # the middle of its first stretch (paper whatever the folds)
+
+
 @dataclass(frozen=True, eq=False)
 class ShredTray:
     image: np.ndarray = field(repr=False)  # BGR uint8
@@ -39,6 +68,23 @@ class ShredTray:
     board: MarkerBoard  # one marker, at the board's origin
     px_per_mm: float
     mm_to_px: np.ndarray = field(repr=False)  # true homography from tray millimetres to image pixels
+    folded: tuple[TrueFold, ...] = ()
+
+
+def _fold_stretches(strip: FoldedStrip, angle: float) -> list[TrueParticle]:
+    """The stretches of a folded strip as rectangles from the origin, each running half a width into its
+    folds so the crease is covered."""
+    out = []
+    point, heading = np.zeros(2), angle
+    for k, (length, turn) in enumerate(strip.stretches):
+        heading += turn if k else 0.0
+        d = np.array([np.cos(np.radians(heading)), np.sin(np.radians(heading))])
+        before = strip.width_mm / 2 if k else 0.0
+        after = strip.width_mm / 2 if k < len(strip.stretches) - 1 else 0.0
+        middle = point + d * (length + after - before) / 2
+        out.append(TrueParticle((float(middle[0]), float(middle[1])), length + before + after, strip.width_mm, heading))
+        point = point + d * length
+    return out
 
 
 def _rect_corners(p: TrueParticle) -> np.ndarray:
@@ -183,6 +229,7 @@ def shred_tray(
     touching_pairs: int = 0,
     t_pairs: int = 0,
     oversized_mm: Sequence[tuple[float, float]] = (),
+    folded: Sequence[FoldedStrip] = (),
     perspective: float = 0.0,
     blur_px: float = 0.8,
     noise_sigma: float = 3.0,
@@ -214,6 +261,12 @@ def shred_tray(
     particles: list[TrueParticle] = []
     for width, length in oversized_mm:
         particles += _place(rng, grid, [TrueParticle((0, 0), length, width, float(rng.uniform(0, 180)))], tray_mm)
+    folds: list[list[TrueParticle]] = []
+    for strip in folded:
+        stretches = _place(rng, grid, _fold_stretches(strip, float(rng.uniform(0, 180))), tray_mm)
+        if not stretches:
+            raise RuntimeError("no room for the folded strip")
+        folds.append(stretches)
     base_width, base_length = particle_mm
     for _ in range(touching_pairs):
         particles += _place(rng, grid, _touching_pair(rng, base_length, base_width), tray_mm)
@@ -225,13 +278,16 @@ def shred_tray(
         particles += _place(rng, grid, [single], tray_mm, tries=60)
 
     canvas = np.full((height_px, width_px), TRAY_GREY, dtype=np.uint8)
-    outlines = [_rect_corners(p) * px_per_mm for p in particles]
+    outlines = [[_rect_corners(p) * px_per_mm] for p in particles]
+    outlines += [[_rect_corners(p) * px_per_mm for p in stretches] for stretches in folds]
     if shadows:
         offset = np.array([0.5, 0.7]) * px_per_mm
-        for corners in outlines:
+        for corners in (c for paper in outlines for c in paper):
             _fill_exact(canvas, corners + offset, 18)
-    for corners in outlines:
-        _fill_exact(canvas, corners, int(PAPER_GREY - rng.integers(0, 25)))
+    for paper in outlines:
+        tone = int(PAPER_GREY - rng.integers(0, 25))  # one paper, one tone, however folded
+        for corners in paper:
+            _fill_exact(canvas, corners, tone)
 
     dictionary = cv2.aruco.getPredefinedDictionary(board.dictionary)
     side = round(marker.side_mm * px_per_mm)
@@ -251,6 +307,10 @@ def shred_tray(
         )
         for p in particles
     ]
+    true_folds = tuple(
+        TrueFold(strip, (stretches[0].centre_mm[0] - marker_origin[0], stretches[0].centre_mm[1] - marker_origin[1]))
+        for strip, stretches in zip(folded, folds, strict=True)
+    )
 
     warp = _perspective(size_px, perspective, rng) if perspective > 0 else np.eye(3)
     if perspective > 0:
@@ -267,7 +327,7 @@ def shred_tray(
     # The tray as drawn, in the marker's millimetres: the analyser ignores the floor beyond it.
     extent = (-marker_origin[0], -marker_origin[1], tray_mm[0] - marker_origin[0], tray_mm[1] - marker_origin[1])
     drawn_board = MarkerBoard(board.markers, board.dictionary, board.quiet_zone, tuple(float(v) for v in extent))
-    return ShredTray(image, tuple(particles), drawn_board, px_per_mm, warp @ mm_to_canvas)
+    return ShredTray(image, tuple(particles), drawn_board, px_per_mm, warp @ mm_to_canvas, true_folds)
 
 
 @dataclass(frozen=True, eq=False)

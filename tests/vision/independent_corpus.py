@@ -123,6 +123,30 @@ def _outline(
     return np.concatenate([left, right[::-1]]), line
 
 
+def _folded(
+    rng: np.random.Generator,
+    start: np.ndarray,
+    angle: float,
+    width: float,
+    stretches: list[tuple[float, float]],
+    rough: float,
+) -> list[np.ndarray]:
+    """A strip folded flat at creases: one ragged outline (mm) per stretch between folds, each running
+    on half a width into the fold so the paper at the crease is covered (the upper layer on top)."""
+    polys = []
+    point, heading = np.asarray(start, float), angle
+    for k, (length, turn) in enumerate(stretches):
+        heading += math.radians(turn)
+        d = np.array([math.cos(heading), math.sin(heading)])
+        before = width / 2 if k > 0 else 0.0
+        after = width / 2 if k < len(stretches) - 1 else 0.0
+        middle = point + d * (length + after - before) / 2
+        poly, _ = _outline(rng, middle, heading, width, length + before + after, 0.0, rough)
+        polys.append(poly)
+        point = point + d * length
+    return polys
+
+
 def _shoelace(poly: np.ndarray) -> float:
     x, y = poly[:, 0], poly[:, 1]
     return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2)
@@ -413,6 +437,9 @@ class ExtraPiece:
     curl_deg: float = 0.0
     bridge_mm: float = 0.0
     bgr: tuple[int, int, int] | None = None
+    # A strip folded flat: after `length_mm` it runs on through each (length mm, turn degrees) in turn,
+    # each fold a crease across it (its `length_mm` is then the first stretch only).
+    folds: tuple[tuple[float, float], ...] = ()
 
 
 def make_lot(spec: LotSpec) -> Lot:
@@ -465,6 +492,27 @@ def make_lot(spec: LotSpec) -> Lot:
 
     group = 0
     for extra in spec.extra:
+        if extra.folds:
+            stretches = [(extra.length_mm, 0.0), *extra.folds]
+            for _ in range(400):
+                start, angle = rng.uniform([0, 0], tray_mm), rng.uniform(0, math.pi)
+                polys = _folded(rng, start, angle, extra.width_mm, stretches, min(0.06, 0.05 * extra.width_mm))
+                hull = np.concatenate(polys)
+                if layout.fits(hull[cv2.convexHull(hull.astype(np.float32), returnPoints=False).ravel()], 1.5):
+                    break
+            else:
+                raise RuntimeError("no room for the folded piece")
+            for poly in polys:
+                layout.take(poly, 1.5)
+            base = extra.bgr or paper_of(extra.paper if extra.paper in PAPERS else "white")
+            drawn += [(poly, base, extra.print) for poly in polys]
+            total = sum(length for length, _ in stretches)
+            # Its centre: the middle of the first stretch, which lies on paper whatever the folds.
+            first = start + np.array([math.cos(angle), math.sin(angle)]) * extra.length_mm / 2
+            pieces.append(
+                Piece(tuple(first), extra.width_mm, total, extra.width_mm * total, extra.paper, extra.print, -1)  # type: ignore[arg-type]
+            )
+            continue
         got = place(extra.width_mm, extra.length_mm, extra.curl_deg, 1.5, tries=400)
         if got is None:
             raise RuntimeError("no room for the extra piece")
@@ -666,6 +714,13 @@ def adversarial_lots(size_px: tuple[int, int] = (1600, 1200), seed: int = 0) -> 
         "near_blue_tray_paper": ("NSA-02-01", nsa(ExtraPiece(10, 30, bgr=(140, 90, 40)), tray="blue")),
         "dark_blue_paper_on_blue_tray": ("NSA-02-01", nsa(ExtraPiece(10, 40, bgr=(110, 52, 30)), tray="blue")),
         "printed_photo_on_blue_tray": ("NSA-02-01", nsa(ExtraPiece(10, 30, print="photo"), tray="blue")),
+        # Strips folded flat twice or more: no stretch may be measured apart from the others. A letter
+        # Z (two parallel stretches joined by a diagonal); a Z whose last stretch folds back across its
+        # first, hiding the short stretch between the folds (it looks like two strips meeting, the
+        # shape two_strips splits: 0.7 x 8.1 mm as two compliant 3.6 mm strips); a zigzag.
+        "z_fold": ("NSA-02-01", nsa(ExtraPiece(0.9, 4.5, folds=((5.0, 145.0), (4.5, -145.0))))),
+        "z_fold_crossing": ("NSA-02-01", nsa(ExtraPiece(0.7, 3.6, folds=((0.9, -90.0), (3.6, -150.0))))),
+        "s_zigzag": ("NSA-02-01", nsa(ExtraPiece(0.9, 3.5, folds=((3.5, 120.0), (3.5, -120.0), (3.5, 120.0))))),
         "wide_strip_p5": ("P-5", realistic_lot("P-5", seed, size_px, extra=(ExtraPiece(3.0, 8.0, print="text"),))),
     }
     return lots

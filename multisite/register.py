@@ -148,19 +148,24 @@ class RegisterPublisher:
         self._clock = clock
         self._sites = [check_site(s) for s in sites]
         self._kv: dict[str, KeyValue] = {}
+        self._all: dict[str, RegisterChange] = {}  # the `all` changes put so far, for a site's bucket made later
 
     async def setup(self) -> None:
         for site in self._sites:
             await self._site_kv(site)
 
     async def _site_kv(self, site: str) -> KeyValue:
-        """The site's KV bucket, and its snapshot bucket, made if missing."""
+        """The site's KV bucket, and its snapshot bucket, made if missing. A bucket made now gets the `all` changes
+        put so far, then a beat: its edge never sees a beat before changes it does not have, nor waits for one."""
         kv = self._kv.get(check_site(site))
         if kv is None:
             try:
                 kv = await self._js.key_value(register_bucket(site))
             except BucketNotFoundError:
                 kv = await self._js.create_key_value(api.KeyValueConfig(bucket=register_bucket(site), history=1))
+                for change in list(self._all.values()):
+                    await kv.put(change.key, change.encode())
+                await kv.put(BEAT, str(self._clock()).encode())
             try:
                 await self._js.object_store(snapshot_bucket(site))
             except (BucketNotFoundError, NotFoundError):
@@ -181,6 +186,8 @@ class RegisterPublisher:
     async def put_change(self, change: RegisterChange) -> None:
         """Into its site's bucket; a change for `all` into every site's."""
         change.check()
+        if change.scope == ALL:
+            self._all[change.key] = change
         sites = list(self._kv) if change.scope == ALL else [change.scope]
         for site in sites:
             await (await self._site_kv(site)).put(change.key, change.encode())

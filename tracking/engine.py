@@ -43,8 +43,10 @@ possible), and so are a round end of its antennas and the floor, once whole roun
   completed rounds_for_allow whole inventory rounds (a round is whole when the previous round end on
   that antenna is at or after the later of the badge and the last tag newly seen at the portal);
 - at the cap (badge + settle_us) decide from what is known: uncertain items that would be refused
-  refuse with 'uncertain_reads', two-person waits refuse with 'two_person_rule'. A portal whose
-  readers report no round ends is therefore always decided at the cap.
+  refuse with 'uncertain_reads', two-person waits refuse with 'two_person_rule', and a portal whose
+  readers report round ends but have not completed one whole round on every antenna since the badge
+  (reads lagging) refuses with 'readers_behind'. A portal whose readers report no round ends is
+  therefore always decided at the cap.
 What the early allow assumes of the reader: every tag present in an antenna's field answers in every
 round of that antenna (Impinj dual-target search or a Gen2 Select at badge time, not single-target
 sessions 2/3, where a tag read once stays silent), so k clean rounds miss a present tag with
@@ -128,6 +130,7 @@ from tracking.results import (
     R_OVERRIDE_TOO_OLD,
     R_OVERRIDE_UNKNOWN_GUARD,
     R_PERSON_INACTIVE,
+    R_READERS_BEHIND,
     R_READERS_OFFLINE,
     R_SNAPSHOT_TOO_OLD,
     R_STALE_BADGE,
@@ -691,6 +694,21 @@ class Engine:
                 return False
         return bool(antennas)
 
+    def _readers_behind(self, portal_index: int, badge_us: int) -> bool:
+        """At the cap: the portal's readers report round ends, yet an antenna of an online reader has not
+        completed one whole round since the badge. Its reads of that time have not arrived (the reader or its
+        link lagging), so the items at the door are not known: fail closed. A reader reported offline is the
+        fail-secure rule's; a portal whose readers report no round ends is decided at the cap, as documented."""
+        antennas = self._portal_antenna_sets[portal_index]
+        if not antennas or not self._rounds.keys() >= antennas:
+            return False
+        for key in antennas:
+            if key[0] not in self._offline:
+                ends = self._rounds[key]
+                if len(ends) < 2 or ends[-2] < badge_us:
+                    return True
+        return False
+
     def _fail_secure(self, portal_index: int) -> bool:
         s = self.snapshot
         if not self._offline & s.portal_readers[portal_index]:
@@ -783,6 +801,8 @@ class Engine:
                 reasons |= R_TAILGATING
         if self._offline and self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
+        if final and self._readers_behind(portal_index, badge.time_us):
+            reasons |= R_READERS_BEHIND
         rules = self.people.verdict(person_ids[person], portal_id, direction, badge.time_us,
                                     same_way) if person >= 0 else None
         if rules is not None:

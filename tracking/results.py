@@ -42,6 +42,7 @@ REASON_NAMES: tuple[str, ...] = (
     "escort_missing",
     "meeting_not_participant",
     "snapshot_too_old",
+    "readers_behind",
 )
 REASON_BIT: dict[str, int] = {name: 1 << k for k, name in enumerate(REASON_NAMES)}
 R_APPROVAL_MISSING = REASON_BIT["approval_missing"]
@@ -71,6 +72,7 @@ R_ANTI_PASSBACK = REASON_BIT["anti_passback"]
 R_ESCORT_MISSING = REASON_BIT["escort_missing"]
 R_MEETING_NOT_PARTICIPANT = REASON_BIT["meeting_not_participant"]
 R_SNAPSHOT_TOO_OLD = REASON_BIT["snapshot_too_old"]
+R_READERS_BEHIND = REASON_BIT["readers_behind"]
 
 # Alarm kinds; the kernels emit the index into this tuple.
 ALARM_KINDS: tuple[str, ...] = (

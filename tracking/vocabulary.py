@@ -42,6 +42,8 @@ REASONS: dict[str, str] = {
     "participant list.",
     "snapshot_too_old": "This site has not heard from the centre for longer than its limit: items may not leave "
     "until the register is known again (people may).",
+    "readers_behind": "The door's RFID readers have not reported a whole inventory round since the badge (a reader "
+    "or its link is lagging), so what is being carried is not known: the door stays shut.",
 }
 
 ALARMS: dict[str, str] = {

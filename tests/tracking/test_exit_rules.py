@@ -613,6 +613,28 @@ def test_a_portal_without_round_reports_decides_at_the_cap(backend: str) -> None
     assert decision.allow and decision.decided_us == T0 + CAP
 
 
+def test_readers_lagging_behind_the_badge_keep_the_door_shut_at_the_cap(backend: str) -> None:
+    """Rule 4.8: an item never passes because its reads are missing. The reader reported whole rounds up to
+    the badge and then nothing more (its reads of the moment are still queued): what alice carries is not
+    known, so the cap refuses instead of opening on an empty picture."""
+    engine = engine_for(vault_site(items=(item(1), item(2)), approvals=(carry_out(1),)), backend)
+    tb = T0
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb - 10 * MS, step=10 * MS)
+    rounds(engine, 20, tb - 200 * MS, tb - 10 * MS)
+    badge(engine, 20, "alice", tb)
+    decision = only(engine.advance(tb + SECOND).decisions, "alice")
+    assert not decision.allow and decision.reason_names == ("readers_behind",)
+    assert decision.decided_us == tb + CAP
+    # once the reader has caught up (a whole round after the badge on each antenna) the same walk opens
+    engine = engine_for(vault_site(items=(item(1), item(2)), approvals=(carry_out(1),)), backend)
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)
+    rounds(engine, 20, tb - 200 * MS, tb - 10 * MS)
+    rounds(engine, 20, tb + CAP - 60 * MS, tb + CAP - 50 * MS, antennas=(1, 2))
+    badge(engine, 20, "alice", tb)
+    decision = only(engine.advance(tb + SECOND).decisions, "alice")
+    assert decision.allow and decision.item_ids == (1,)
+
+
 def test_the_door_is_watched_while_open(backend: str) -> None:
     engine = engine_for(vault_site(items=(item(1), item(2)), approvals=(carry_out(1),)), backend)
     tb = T0

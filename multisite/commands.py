@@ -43,7 +43,7 @@ from controllers.control import (
     UnknownPortal,
 )
 from multisite.edge import EdgePublisher, ensure_site_stream
-from multisite.envelope import KIND_RE, MSG_ID, RecordEnvelope, check_site, site_api
+from multisite.envelope import KIND_RE, MSG_ID, RecordEnvelope, check_site, site_api, site_inbox
 from multisite.link import Link
 from multisite.register import now_us
 from multisite.servers import CENTRE_DOMAIN, deliver_prefix
@@ -284,7 +284,7 @@ class EdgeCommands:
         clock: Callable[[], int] = now_us,
     ) -> None:
         self.site = check_site(site)
-        self.link = Link(url, f"edge-commands-{site}")
+        self.link = Link(url, f"edge-commands-{site}", inbox_prefix=site_inbox(site))
         self._handler = handler
         self._clock = clock
         self._publisher = EdgePublisher(self.link.nc, site)
@@ -373,7 +373,7 @@ class EdgeOverrides:
     def __init__(self, url: str, site: str, handler: OverrideHandler) -> None:
         self.site = check_site(site)
         self._handler = handler
-        self.link = Link(url, f"edge-overrides-{site}")
+        self.link = Link(url, f"edge-overrides-{site}", inbox_prefix=site_inbox(site))
         try:
             self._sub = self.link.run(self.link.nc.subscribe(override_subject(site), cb=self._answer))
             self.link.run(self.link.nc.flush())

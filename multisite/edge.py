@@ -20,7 +20,7 @@ from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from multisite.envelope import PublishOutcome, RecordEnvelope, check_site, record_subject, site_stream
+from multisite.envelope import PublishOutcome, RecordEnvelope, check_site, record_subject, site_inbox, site_stream
 from multisite.link import Link
 
 DAY_S = 86_400.0
@@ -179,7 +179,7 @@ class SyncEdgePublisher:
         ack_timeout_s: float = 30.0,
         stream: SiteStreamConfig | None = None,
     ) -> None:
-        self.link = Link(url, f"edge-{site}")
+        self.link = Link(url, f"edge-{site}", inbox_prefix=site_inbox(site))
         try:
             self.link.run(ensure_site_stream(self.link.js(), site, stream))
             self._publisher = EdgePublisher(self.link.nc, site, window=window, ack_timeout_s=ack_timeout_s)

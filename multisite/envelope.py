@@ -52,6 +52,12 @@ def record_subject(site: str, kind: str) -> str:
     return f"{RECORDS_PREFIX}.{site}.{kind}"
 
 
+def site_inbox(site: str) -> str:
+    """The reply-subject prefix of a site's clients (nats-py's `inbox_prefix`): the hub hands a site's leaf only the
+    replies to that site's own requests, never the shared `_INBOX.>` (other sites' replies, the centre's deliveries)."""
+    return f"_INBOX_{check_site(site)}"
+
+
 def site_api(domain: str) -> str:
     """The JetStream API prefix of a domain, as seen from another domain across the leaf link."""
     return f"$JS.{domain}.API"

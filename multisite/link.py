@@ -17,14 +17,15 @@ log = logging.getLogger(__name__)
 
 
 class Link:
-    """One client connection (reconnecting forever) on its own loop thread."""
+    """One client connection (reconnecting forever) on its own loop thread. An edge's links pass their site's
+    `inbox_prefix` (`envelope.site_inbox`): through the leaf link the hub delivers no other replies."""
 
-    def __init__(self, url: str, name: str, *, connect_timeout_s: float = 5.0) -> None:
+    def __init__(self, url: str, name: str, *, inbox_prefix: str = "_INBOX", connect_timeout_s: float = 5.0) -> None:
         self.url = url
         self.name = name
         self.loop = LoopThread(f"nats-{name}")
         try:
-            self.nc: Client = self.loop.run(_connect(url, name, connect_timeout_s), connect_timeout_s + 5)
+            self.nc: Client = self.loop.run(_connect(url, name, inbox_prefix, connect_timeout_s), connect_timeout_s + 5)
         except BaseException:
             self.loop.close()
             raise
@@ -56,13 +57,14 @@ class Link:
         self.close()
 
 
-async def _connect(url: str, name: str, timeout_s: float) -> Client:
+async def _connect(url: str, name: str, inbox_prefix: str, timeout_s: float) -> Client:
     async def quiet(exc: Exception) -> None:  # the default callback prints tracebacks on every reconnect
         log.debug("%s: %s", name, exc)
 
     return await nats.connect(
         url,
         name=name,
+        inbox_prefix=inbox_prefix,
         connect_timeout=timeout_s,
         allow_reconnect=True,
         max_reconnect_attempts=-1,

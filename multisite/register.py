@@ -38,7 +38,7 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
 
-from multisite.envelope import KIND_RE, check_site, register_bucket, site_api, snapshot_bucket
+from multisite.envelope import KIND_RE, check_site, register_bucket, site_api, site_inbox, snapshot_bucket
 from multisite.link import Link
 from multisite.servers import CENTRE_DOMAIN, deliver_prefix
 from multisite.sourcing import ORIGIN_ASK_S, ensure_copy
@@ -466,7 +466,7 @@ class EdgeRegister:
         on_change: Callable[[RegisterChange], None] | None = None,
         clock: Callable[[], int] = now_us,
     ) -> None:
-        self.link = Link(url, f"edge-register-{site}")
+        self.link = Link(url, f"edge-register-{site}", inbox_prefix=site_inbox(site))
         self.follower = RegisterFollower(
             self.link.nc,
             site,

@@ -23,7 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from multisite.envelope import check_site, register_bucket, snapshot_bucket
+from multisite.envelope import check_site, register_bucket, site_inbox, snapshot_bucket
 
 CENTRE_DOMAIN = "centre"
 CENTRE_USER = "centre"  # the hub's own clients, when leaf nodes sign in
@@ -73,13 +73,15 @@ def leaf_permissions(site: str, centre_domain: str = CENTRE_DOMAIN) -> dict[str,
     Out to the leaf: the centre's override requests for this site (`guard.<site>.override`, the guard's password
     inside), the centre's JetStream calls into the site's domain (`$JS.<site>.API.>`: the site stream's info and
     the centre's sourcing consumer), the centre's streams delivered to the site's copies (its commands, the register
-    mirror: `deliver.<site>.>`), replies to the edge's own requests (`_INBOX.>`: nats-py clients; `$JSC.R.>`: the
-    server's own, setting up a copy). Into the hub: the same replies, the edge's JetStream calls into the centre's
+    mirror: `deliver.<site>.>`), replies to the edge's own requests (`_INBOX_<site>.>`: the edge's clients, see
+    `site_inbox`; `$JSC.R.>`: the server's own, setting up a copy). Into the hub: the edge's replies to the centre's
+    requests (`_INBOX.>`: the centre's inboxes, unguessable names), the edge's JetStream calls into the centre's
     domain (its copies' consumers, reading its own register and snapshot buckets: no change to the centre's streams, no
     other site's commands, register or snapshots), the site stream delivered to the centre's copy and flow control for
-    both (`deliver.<site>.>`, `$JS.FC.>`). Left shared: `_INBOX.>` replies."""
+    both (`deliver.<site>.>`, `$JS.FC.>`). Never out to the leaf: the shared `_INBOX.>` (other sites' replies, the
+    centre consumer's deliveries of every site's records)."""
     check_site(site)
-    replies = ["_INBOX.>", "$JSC.R.>"]
+    replies = [f"{site_inbox(site)}.>", "$JSC.R.>"]
     centre = f"$JS.{centre_domain}.API"
     register = (f"KV_{register_bucket(site)}", f"OBJ_{snapshot_bucket(site)}")  # the site's own (`register`)
     centre_calls = [  # reading the register and the site's own commands; never a change to the centre's streams
@@ -92,7 +94,7 @@ def leaf_permissions(site: str, centre_domain: str = CENTRE_DOMAIN) -> dict[str,
         f"{centre}.CONSUMER.CREATE.COMMANDS.*.cmd.{site}.*",  # the site's command source (filtered to the site)
     ]
     return {
-        "publish": [*replies, *centre_calls, f"{deliver_prefix(site)}.>", "$JS.FC.>"],
+        "publish": [*replies, "_INBOX.>", *centre_calls, f"{deliver_prefix(site)}.>", "$JS.FC.>"],
         "subscribe": [*replies, f"guard.{site}.override", f"$JS.{site}.API.>", f"{deliver_prefix(site)}.>",
                       "$JS.FC.>"],
     }

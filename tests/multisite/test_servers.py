@@ -19,7 +19,7 @@ from nats.js import api
 from nats.js.errors import ServiceUnavailableError
 
 from multisite import servers
-from multisite.envelope import EnvelopeError, RecordEnvelope, check_site, register_bucket, snapshot_bucket
+from multisite.envelope import EnvelopeError, RecordEnvelope, check_site, register_bucket, site_inbox, snapshot_bucket
 from multisite.register import CentreRegister, RegisterChange, now_us
 
 
@@ -122,7 +122,7 @@ def test_a_sites_leaf_cannot_change_the_centres_streams_or_read_another_sites_co
 
     async def run() -> tuple[list[str], int]:
         centre = await nats.connect(top.hub.url)
-        edge = await nats.connect(top.leaves["site-a"].url)
+        edge = await nats.connect(top.leaves["site-a"].url, inbox_prefix=site_inbox("site-a"))
         refused: list[str] = []
         try:
             await centre.jetstream().add_stream(api.StreamConfig(name="COMMANDS", subjects=["cmd.*.*"]))
@@ -165,7 +165,7 @@ def test_a_sites_leaf_reads_its_own_snapshot_and_register_and_never_another_site
         return False
 
     async def run() -> tuple[bytes, bytes | None, dict[str, bool]]:
-        edge = await nats.connect(top.leaves["site-a"].url)
+        edge = await nats.connect(top.leaves["site-a"].url, inbox_prefix=site_inbox("site-a"))
         try:
             at_centre = edge.jetstream(domain=servers.CENTRE_DOMAIN, timeout=2)
             own = await (await at_centre.object_store(snapshot_bucket("site-a"))).get("site-a/1")
@@ -264,3 +264,51 @@ def test_the_leaf_link_runs_over_mutual_tls_and_refuses_a_leaf_without_the_sites
         for server in leaves:
             server.stop()
         hub.stop()
+
+
+def test_a_sites_leaf_never_overhears_replies_meant_for_others(topology) -> None:
+    """Replies on the hub travel to `_INBOX...` subjects: the centre consumer's deliveries of every site's records,
+    site-b's answers to the centre, the centre's JetStream's answers to site-b. A client on site-a's leaf that asks
+    for all of them (a compromised edge) gets none; its own requests into the centre still get their answers."""
+    top = topology("site-a", "site-b")
+
+    async def run() -> tuple[list[str], bytes, bytes]:
+        centre = await nats.connect(top.hub.url)
+        eavesdropper = await nats.connect(top.leaves["site-a"].url)
+        site_b = await nats.connect(top.leaves["site-b"].url, inbox_prefix=site_inbox("site-b"))
+        site_a = await nats.connect(top.leaves["site-a"].url, inbox_prefix=site_inbox("site-a"))
+        overheard: list[str] = []
+        try:
+            async def overhear(msg: Msg) -> None:
+                overheard.append(msg.subject)
+
+            for subject in ("_INBOX.>", f"{site_inbox('site-b')}.>"):
+                await eavesdropper.subscribe(subject, cb=overhear)
+
+            async def answer(msg: Msg) -> None:
+                await msg.respond(b"answer from " + msg.subject.encode())
+            await site_b.subscribe("guard.site-b.override", cb=answer)
+            for nc in (centre, eavesdropper, site_b):
+                await nc.flush()
+            info = f"$JS.{servers.CENTRE_DOMAIN}.API.INFO"  # an edge may ask the centre's JetStream
+            deadline = asyncio.get_running_loop().time() + 15
+            while True:  # interest crosses the leaf links shortly after the subscriptions
+                try:
+                    from_b = await centre.request("guard.site-b.override", b"{}", timeout=1)
+                    to_b = await site_b.request(info, b"", timeout=1)
+                    to_a = await site_a.request(info, b"", timeout=1)
+                    break
+                except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
+                    if asyncio.get_running_loop().time() > deadline:
+                        raise
+                    await asyncio.sleep(0.1)
+            await asyncio.sleep(1)  # what would have crossed by now
+            assert from_b.data == b"answer from guard.site-b.override" and b"account_info" in to_b.data
+            return overheard, to_a.data, to_a.subject.encode()
+        finally:
+            for nc in (centre, eavesdropper, site_a, site_b):
+                await nc.close()
+
+    overheard, to_a, subject = asyncio.run(run())
+    assert b"account_info" in to_a and subject.startswith(site_inbox("site-a").encode())
+    assert overheard == [], f"site-a's leaf overheard {overheard}"

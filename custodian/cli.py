@@ -24,6 +24,7 @@ from registry.sitefile import SiteFileError, export, load
 if TYPE_CHECKING:
     from controllers.anchoring import AnchorSettings
     from firmware_bridge.kinds import Device
+    from multisite.servers import LinkTls
 
 app = typer.Typer(help="Custodian: physical control of classified media.", no_args_is_help=True)
 site_app = typer.Typer(help="Load and export the declarative site file.", no_args_is_help=True)
@@ -431,6 +432,22 @@ def run(
     )
 
 
+LinkCertOption = Annotated[Path | None, typer.Option(help="Leaf link TLS: this end's certificate (PEM)")]
+LinkKeyOption = Annotated[Path | None, typer.Option(help="Leaf link TLS: this end's private key (PEM)")]
+LinkCaOption = Annotated[Path | None, typer.Option(help="Leaf link TLS: the CA that signed the other end (PEM)")]
+
+
+def _link_tls(cert: Path | None, key: Path | None, ca: Path | None) -> LinkTls | None:
+    """Checked before anything starts: all three files or none."""
+    from multisite.servers import LinkTls
+
+    try:
+        return LinkTls.from_options(cert, key, ca)
+    except ValueError as exc:
+        fail(str(exc))
+        raise  # not reached: fail() exits
+
+
 @app.command()
 def edge(
     site_file: Path,
@@ -445,15 +462,19 @@ def edge(
     ] = 300.0,
     nats_port: Annotated[int, typer.Option(help="Client port of the leaf server (0: chosen once, kept)")] = 0,
     port: Annotated[int | None, typer.Option(help="Port of the site's web pages (none by default)")] = None,
+    link_cert: LinkCertOption = None,
+    link_key: LinkKeyOption = None,
+    link_ca: LinkCaOption = None,
 ) -> None:
     """Run a site at the edge: its devices and doors, deciding from the centre's last register snapshot. Its leaf
-    server signs in at the hub with $CUSTODIAN_LEAF_PASSWORD (the site's entry in the centre's leaf-logins.json)."""
+    server signs in at the hub with $CUSTODIAN_LEAF_PASSWORD (the site's entry in the centre's leaf-logins.json);
+    with --link-cert/--link-key/--link-ca the link is mutual TLS (the site's client certificate, the hub's CA)."""
     from multisite.run import run_edge
 
     if not site_file.is_file():
         fail(f"{site_file}: no such file")
     run_edge(site_file, hub, state, simulate=simulate, backend=backend, snapshot_max_age_s=snapshot_max_age,
-             nats_port=nats_port, port=port)
+             nats_port=nats_port, port=port, link_tls=_link_tls(link_cert, link_key, link_ca))
 
 
 @app.command()
@@ -467,9 +488,13 @@ def centre(
     site_distance: Annotated[
         list[str] | None, typer.Option(help="SITE,SITE,METRES between two sites (clone check); repeat")
     ] = None,
+    link_cert: LinkCertOption = None,
+    link_key: LinkKeyOption = None,
+    link_ca: LinkCaOption = None,
 ) -> None:
     """Run the centre: every site's register (PostgreSQL by --db), records in from the edges, snapshots out. Each
-    site's leaf password is made once into STATE/leaf-logins.json: give it to that edge."""
+    site's leaf password is made once into STATE/leaf-logins.json: give it to that edge. With --link-cert/--link-key/
+    --link-ca the leaf links are mutual TLS (the hub's certificate; the CA that signs the sites' certificates)."""
     from multisite.run import run_centre
 
     for path in site:
@@ -485,8 +510,9 @@ def centre(
             fail(f"--site-distance {text!r}: expected SITE,SITE,METRES")
     from registry import db
 
+    link_tls = _link_tls(link_cert, link_key, link_ca)
     run_centre(site, db.database_url(url), state, nats_port=nats_port, leaf_port=leaf_port, port=port,
-               distances=tuple(distances))
+               distances=tuple(distances), link_tls=link_tls)
 
 
 devices_app = typer.Typer(help="Device simulators and probes for the devices a site file names.", no_args_is_help=True)

@@ -42,7 +42,7 @@ from multisite.crosssite import CloneWatch, PlaceWatch, Presence, TagSighting, T
 from multisite.envelope import check_site, site_stream
 from multisite.register import CentreRegister, now_us
 from multisite.replica import RegisterReplica, compile_replica
-from multisite.servers import CENTRE_DOMAIN, NatsServer, kept_leaf_logins, kept_ports
+from multisite.servers import CENTRE_DOMAIN, LinkTls, NatsServer, kept_leaf_logins, kept_ports
 from multisite.shipping import RegisterSink
 from registry import changes, db, journal
 from registry.models import Item, Person, PresenceEntry, Transfer, Venue
@@ -98,6 +98,7 @@ class CentreOptions:
     applied_interval_s: float = 1.0
     site_distances_m: tuple[tuple[str, str, float], ...] = ()  # (site, site, metres): pairs checked for clones
     max_speed_m_per_s: float = 50.0  # door to door between sites, faster means a cloned tag
+    link_tls: LinkTls | None = None  # leaf links over mutual TLS: the hub's certificate, the CA of the sites'
 
 
 @dataclass
@@ -121,7 +122,7 @@ class CentreSite:
         self.leaf_logins = kept_leaf_logins(options.state / "leaf-logins.json", sorted(self.sites))
         self.hub = NatsServer(
             "hub", options.state / "nats", CENTRE_DOMAIN, leaf_port=ports["leaf"], port=ports["port"],
-            http_port=ports["http"], leaf_logins=tuple(self.leaf_logins.values()),
+            http_port=ports["http"], leaf_logins=tuple(self.leaf_logins.values()), leaf_tls=options.link_tls,
         )
         self.db_engine = db.make_engine(options.db_url)
         self.factory: sessionmaker[Session] = db.session_factory(self.db_engine)

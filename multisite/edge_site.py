@@ -50,7 +50,7 @@ from multisite.edge import SyncEdgePublisher
 from multisite.envelope import check_site
 from multisite.register import EdgeRegister, Snapshot, now_us
 from multisite.replica import RegisterReplica, ReplicaError, load_replica
-from multisite.servers import CENTRE_DOMAIN, LEAF_PASSWORD_ENV, LeafLogin, NatsServer, kept_ports
+from multisite.servers import CENTRE_DOMAIN, LEAF_PASSWORD_ENV, LeafLogin, LinkTls, NatsServer, kept_ports
 from multisite.shipping import SHIPPER, LogShipper
 from registry import db
 from registry.errors import NotFound
@@ -76,6 +76,7 @@ class EdgeOptions:
     centre_domain: str = CENTRE_DOMAIN
     first_snapshot_wait_s: float = 600.0
     leaf_password: str = ""  # its sign-in at the hub (the centre's leaf-logins.json); "": $CUSTODIAN_LEAF_PASSWORD
+    link_tls: LinkTls | None = None  # the leaf link over mutual TLS: the site's client certificate, the hub's CA
 
 
 class EdgeError(RuntimeError):
@@ -97,7 +98,7 @@ class EdgeSite:
         self.leaf = NatsServer(
             f"leaf-{self.site}", options.state / "nats", self.site, remote_port=int(hub_port),
             sync_always=True, port=ports["port"], http_port=ports["http"],
-            leaf_login=LeafLogin(self.site, password) if password else None,
+            leaf_login=LeafLogin(self.site, password) if password else None, leaf_tls=options.link_tls,
         )
         self.bus = LiveBus()
         self.db_engine = db.make_engine(f"sqlite:///{(options.state / 'register.db').resolve()}")

@@ -18,6 +18,7 @@ from multisite.centre_site import CentreOptions, CentreSite, site_code
 from multisite.demo_sites import SiteTraffic, demo_sites
 from multisite.edge_site import EdgeError, EdgeOptions, EdgeSite
 from multisite.envelope import EnvelopeError
+from multisite.servers import LinkTls
 from registry.models import AcceptedRecord
 from registry.sitefile import SiteFileError
 
@@ -30,13 +31,14 @@ def _stop_event() -> threading.Event:
 
 def run_edge(
     site_file: Path, hub: str, state: Path, *, simulate: bool, backend: str, snapshot_max_age_s: float,
-    nats_port: int, port: int | None,
+    nats_port: int, port: int | None, link_tls: LinkTls | None = None,
 ) -> None:
     stop = _stop_event()
     try:
         edge = EdgeSite(EdgeOptions(site_code(site_file), state, hub, snapshot_max_age_s=snapshot_max_age_s,
-                                    simulate=simulate, backend=backend, nats_port=nats_port))
-        typer.echo(f"edge {edge.site}: leaf nats-server on {edge.leaf.url}, dialling the hub at {hub}")
+                                    simulate=simulate, backend=backend, nats_port=nats_port, link_tls=link_tls))
+        over = " over mutual TLS" if link_tls else ""
+        typer.echo(f"edge {edge.site}: leaf nats-server on {edge.leaf.url}, dialling the hub at {hub}{over}")
         edge.start()
     except (EdgeError, EnvelopeError, SiteFileError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -55,13 +57,14 @@ def run_edge(
 
 def run_centre(
     site_files: list[Path], url: str, state: Path, *, nats_port: int, leaf_port: int, port: int | None,
-    distances: tuple[tuple[str, str, float], ...] = (),
+    distances: tuple[tuple[str, str, float], ...] = (), link_tls: LinkTls | None = None,
 ) -> None:
     stop = _stop_event()
     centre = CentreSite(CentreOptions(url, tuple(site_files), state, nats_port=nats_port, leaf_port=leaf_port,
-                                      web_port=port, site_distances_m=distances))
+                                      web_port=port, site_distances_m=distances, link_tls=link_tls))
     centre.start()
-    typer.echo(f"centre: hub on port {centre.hub.port}, leaf nodes dial {centre.hub_leaf}; sites "
+    over = " over mutual TLS" if link_tls else ""
+    typer.echo(f"centre: hub on port {centre.hub.port}, leaf nodes dial {centre.hub_leaf}{over}; sites "
                f"{', '.join(centre.sites)}; each edge's leaf password is in {state / 'leaf-logins.json'} (give it "
                "to that edge as CUSTODIAN_LEAF_PASSWORD)")
     if centre.web is not None:

@@ -54,6 +54,19 @@ class LinkTls:
     key_file: Path
     ca_file: Path
 
+    @classmethod
+    def from_options(cls, cert: Path | None, key: Path | None, ca: Path | None) -> LinkTls | None:
+        """From a command line: all three files or none (a plain link); a missing file is named."""
+        given = [f for f in (cert, key, ca) if f is not None]
+        if not given:
+            return None
+        if len(given) != 3:
+            raise ValueError("leaf link TLS needs --link-cert, --link-key and --link-ca together")
+        for f in given:
+            if not f.is_file():
+                raise ValueError(f"leaf link TLS: {f}: no such file")
+        return cls(*given)
+
     def block(self, *, require_client_cert: bool) -> str:
         verify = ", verify: true" if require_client_cert else ""
         return (f"tls {{ cert_file: {json.dumps(str(self.cert_file))}, key_file: {json.dumps(str(self.key_file))}, "

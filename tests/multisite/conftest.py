@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -171,8 +172,9 @@ class Sites:
 
 @pytest.fixture
 def site_group(tmp_path: Path) -> Iterator[Callable[..., list[Sites]]]:
-    """`make(count, web=False, **edge_options)`: a centre (serving its pages when `web`) and `count` demo edges,
-    each behind its own cuttable link; one `Sites` per edge, all with the same centre."""
+    """`make(count, web=False, centre_tls=None, **edge_options)`: a centre (serving its pages when `web`, its leaf
+    listener over mutual TLS with `centre_tls`) and `count` demo edges, each behind its own cuttable link; one
+    `Sites` per edge, all with the same centre."""
     schema = f"edge_{uuid.uuid4().hex[:12]}"
     admin = db.make_engine(PG_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -180,12 +182,13 @@ def site_group(tmp_path: Path) -> Iterator[Callable[..., list[Sites]]]:
     centres: list[CentreSite] = []
     made: list[Sites] = []
 
-    def make(count: int = 1, *, web: bool = False, **edge_options: object) -> list[Sites]:
+    def make(count: int = 1, *, web: bool = False, centre_tls: servers.LinkTls | None = None,
+             **edge_options: object) -> list[Sites]:
         demos = demo_sites(count)
         files = tuple(demo.write(tmp_path / "files") for demo in demos)
         centre = CentreSite(
             CentreOptions(f"{PG_URL}?options=-csearch_path%3D{schema}", files, tmp_path / "centre",
-                          web_port=0 if web else None)
+                          web_port=0 if web else None, link_tls=centre_tls)
         ).start()
         centres.append(centre)
         group = []
@@ -221,3 +224,26 @@ def site_group(tmp_path: Path) -> Iterator[Callable[..., list[Sites]]]:
 def sites(site_group: Callable[..., list[Sites]]) -> Callable[..., Sites]:
     """`make(**edge_options)`: a centre and one demo edge."""
     return lambda **edge_options: site_group(1, **edge_options)[0]
+
+
+def openssl(*args: str | Path) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
+
+
+def authority(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate authority made for this test (EC P-256, valid one day)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+            "-out", cert, "-days", "1", "-subj", f"/CN={name}")
+    return cert, key
+
+
+def signed(directory: Path, name: str, ca: tuple[Path, Path], extension: str) -> tuple[Path, Path]:
+    key, csr, cert, ext = (directory / f"{name}.{x}" for x in ("key", "csr", "pem", "ext"))
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+            "-out", csr, "-subj", f"/CN={name}")
+    ext.write_text(extension + "\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
+            "-days", "1", "-extfile", ext)
+    return cert, key

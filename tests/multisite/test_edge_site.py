@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,12 +25,12 @@ from multisite.demo_sites import DemoSite, demo_sites
 from multisite.edge_site import AGE_ALARM
 from multisite.envelope import RecordEnvelope, site_stream
 from multisite.link import Link
-from multisite.servers import LEAF_PASSWORD_ENV, LinkProxy
+from multisite.servers import LEAF_PASSWORD_ENV, LinkProxy, LinkTls
 from multisite.shipping import RegisterSink
 from registry import db
 from registry.models import AcceptedRecord, Approval, JournalEntry
 from registry.services import approvals, lookup
-from tests.multisite.conftest import LONG, PG_URL, Sites, wait_until
+from tests.multisite.conftest import LONG, PG_URL, Sites, authority, signed, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 N, M = (20_000, 50_000) if LONG else (300, 500)
@@ -98,6 +101,25 @@ def test_partition_doors_decide_records_land_once(sites) -> None:
     redelivered = RegisterSink(s.centre.factory)  # as the consumer's sink sees a redelivery
     redelivered.apply(envelopes)
     assert redelivered.written == 0 and s.in_register()[: len(seqs)] == seqs
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
+def test_centre_and_edge_given_link_certificates_carry_doors_and_records_over_mutual_tls(
+    site_group, tmp_path: Path,
+) -> None:
+    """`custodian centre/edge --link-cert --link-key --link-ca`: the hub's leaf listener demands TLS and a client
+    certificate its CA signed; the edge dials with its site's; the door decides and its records reach the register."""
+    pki = tmp_path / "pki"
+    ca = authority(pki, "custodian-test-ca")
+    hub_cert = signed(pki, "hub", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    site_cert = signed(pki, "site-a", ca, "extendedKeyUsage=clientAuth")
+    s: Sites = site_group(1, centre_tls=LinkTls(*hub_cert, ca_file=ca[0]),
+                          link_tls=LinkTls(*site_cert, ca_file=ca[0]))[0]
+    with socket.create_connection(("127.0.0.1", s.centre.hub.leaf_port), timeout=5) as raw:  # type: ignore[arg-type]
+        info = json.loads(raw.recv(65536).decode().removeprefix("INFO ").strip())
+    assert info.get("tls_required") is True, info
+    assert s.traffic.exit_attempt("bob", (1,)), "bob's standing approval opens the door"
+    wait_until(lambda: len(s.in_register()) == s.accepted(), 60, "every record in the register, across TLS")
 
 
 def test_snapshot_reaches_the_engine_and_an_old_one_restricts_exits(sites) -> None:

@@ -21,6 +21,7 @@ from nats.js.errors import ServiceUnavailableError
 from multisite import servers
 from multisite.envelope import EnvelopeError, RecordEnvelope, check_site, register_bucket, site_inbox, snapshot_bucket
 from multisite.register import CentreRegister, RegisterChange, now_us
+from tests.multisite.conftest import authority, signed
 
 
 def test_binary_is_the_pinned_wheel_not_the_system_server() -> None:
@@ -192,37 +193,14 @@ def test_a_sites_leaf_reads_its_own_snapshot_and_register_and_never_another_site
     assert refusals == dict.fromkeys(refusals, True), f"readable from site-a's leaf: {refusals}"
 
 
-def _openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
-def _authority(directory: Path, name: str) -> tuple[Path, Path]:
-    """A certificate authority made for this test (EC P-256, valid one day)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
-    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-             "-out", cert, "-days", "1", "-subj", f"/CN={name}")
-    return cert, key
-
-
-def _signed(directory: Path, name: str, ca: tuple[Path, Path], extension: str) -> tuple[Path, Path]:
-    key, csr, cert, ext = (directory / f"{name}.{x}" for x in ("key", "csr", "pem", "ext"))
-    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-             "-out", csr, "-subj", f"/CN={name}")
-    ext.write_text(extension + "\n")
-    _openssl("x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1], "-CAcreateserial", "-out", cert,
-             "-days", "1", "-extfile", ext)
-    return cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make certificates")
 def test_the_leaf_link_runs_over_mutual_tls_and_refuses_a_leaf_without_the_sites_certificate(tmp_path: Path) -> None:
     pki = tmp_path / "pki"
-    ca = _authority(pki, "custodian-test-ca")
-    hub_cert = _signed(pki, "hub", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
-    site_cert = _signed(pki, "site-a", ca, "extendedKeyUsage=clientAuth")
-    other_ca = _authority(pki, "someone-else")
-    stranger_cert = _signed(pki, "stranger", other_ca, "extendedKeyUsage=clientAuth")
+    ca = authority(pki, "custodian-test-ca")
+    hub_cert = signed(pki, "hub", ca, "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth")
+    site_cert = signed(pki, "site-a", ca, "extendedKeyUsage=clientAuth")
+    other_ca = authority(pki, "someone-else")
+    stranger_cert = signed(pki, "stranger", other_ca, "extendedKeyUsage=clientAuth")
     login = servers.LeafLogin("site-a", "pw-for-site-a")
     hub = servers.hub(tmp_path / "hub", leaf_logins=(login,),
                       tls=servers.LinkTls(*hub_cert, ca_file=ca[0])).start()

@@ -244,7 +244,8 @@ def test_a_resolution_at_the_centre_is_applied_by_the_owning_edges_rules_and_onc
         assert one.post(f"{path}/resolve", json={"note": "again"}).status_code == 409, "resolved once"
         [sent] = centre_journal(a, "alarm.resolution_sent", f"alarm:site-a/{first}")  # journalled at the centre
         assert sent["actor"] == "site-a-gus" and sent["note"] == "panel closed, seal replaced"
-        wait_until(lambda: register_resolutions(a) == 1, 30, "the edge's record of it in the register")
+        wait_until(lambda: register_resolutions(a) >= 1, 60, "the edge's record of it in the register")
+        assert register_resolutions(a) == 1, "recorded once"
 
         # The edge applies its own rules: someone its register does not hold as a guard is refused there.
         refused = centre.desk.resolve("site-a", third, "site-a-carol", "not mine to close")
@@ -266,7 +267,7 @@ def test_a_resolution_at_the_centre_is_applied_by_the_owning_edges_rules_and_onc
         wait_until(lambda: edge_book.get(second).state == "resolved", 30, "the resolution at site-a after the heal")
         assert edge_book.get(second).resolve_note == "reader reseated"
         wait_until(lambda: ("site-a", second) not in book(two), 30, "the other station sees it resolved")
-        wait_until(lambda: register_resolutions(a) == 2, 30, "its record in the register")
+        wait_until(lambda: register_resolutions(a) >= 2, 60, "its record in the register")
         assert a.edge.commands is not None
         wait_until(lambda: a.edge.commands.pending() == 0, 10, "every command taken at the edge")
         time.sleep(1)  # a redelivery would have come back by now

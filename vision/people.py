@@ -29,6 +29,9 @@ MERGE_SHARE = 1.35  # a region this many person areas large may be more than one
 RELIGHT_GAIN = 1.2  # the scene's light changed by this factor from one frame to the next: a lamp, not daylight
 RELIGHT_RADIUS = 1.5  # around a tracked person, in person sizes: where the old background is kept
 MERGE_WIDTH = 2.1  # ... and so may one wider than this many times the square root of a person's area
+OBJECT_GROWTH = 1.15  # an object's region this much larger than when seen whole: someone may be with it
+COLOUR_CLOSE = 5  # px: gaps closed in the colour difference (within one person's outline)
+GREY_WEIGHTS = np.array([0.114, 0.587, 0.299], np.float32)  # B, G, R as a grey camera weighs them
 
 
 @runtime_checkable
@@ -111,6 +114,7 @@ class _Track:
     missed: int = 0
     is_object: bool = False
     velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # px per frame, smoothed
+    object_area: float = 0.0  # px, when last seen whole as an object (a box, a trolley)
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,7 @@ class _Region:
     people: int
     ambiguous: bool
     is_object: bool
+    area: float
 
 
 @dataclass
@@ -136,13 +141,13 @@ class PeopleCounter:
 
     def update(self, time_us: int, frame: np.ndarray) -> FrameCount:
         source = self.config.source
-        gray = _grey(frame)
-        if gray is None:
+        colour = _colour(frame)
+        if colour is None:
             return FrameCount(time_us, 0, problem="unusable frame", source=source)
-        if self._background is not None and gray.shape != self._background.shape:
+        if self._background is not None and colour.shape != self._background.shape:
             self._relearn()
             return FrameCount(time_us, 0, problem="frame size changed; relearning background", source=source)
-        image = cv2.GaussianBlur(gray.astype(np.float32), (5, 5), 1.2)
+        image = cv2.GaussianBlur(colour.astype(np.float32), (5, 5), 1.2)
         if self._background is None or self._frames < self.config.warmup_frames:
             self._background = image if self._background is None else 0.5 * (self._background + image)
             self._frames += 1
@@ -175,12 +180,12 @@ class PeopleCounter:
         gain = self._gain(image)
         if abs(math.log(max(gain, 1e-3))) < math.log(RELIGHT_GAIN):
             return
-        keep = np.zeros(image.shape, np.uint8)
+        keep = np.zeros(image.shape[:2], np.uint8)
         radius = math.ceil(RELIGHT_RADIUS * math.sqrt(self.config.person_area_px))
         for track in self._tracks:
             if not track.is_object:
                 cv2.circle(keep, (int(track.centre[0]), int(track.centre[1])), radius, 1, -1)
-        self._background = np.where(keep > 0, self._background * gain, image).astype(np.float32)
+        self._background = np.where(keep[..., None] > 0, self._background * gain, image).astype(np.float32)
 
     def _gain(self, image: np.ndarray) -> float:
         """The light's change since the background: the median ratio over the scene (people are few)."""
@@ -192,13 +197,21 @@ class PeopleCounter:
         assert self._background is not None
         gain = self._gain(image)
         expected = self._background * gain
-        diff = cv2.absdiff(image, expected)
+        signed = image - expected
         # Brighter light raises both signal and noise: the threshold scales with it.
-        mask = (diff > self.config.threshold * math.sqrt(max(1.0, gain))).astype(np.uint8) * 255
-        if cv2.countNonZero(mask) > MAX_CHANGED_SHARE * mask.size:
-            return None, mask
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        limit = self.config.threshold * math.sqrt(max(1.0, gain))
+        # Brightness, as a grey camera sees it, with its gaps closed wide (a trolley's grate, print on a box);
+        # and colour, the largest difference of any channel: clothes as bright as the floor but of another
+        # colour (green or purple on grey) are as foreground as dark ones, and grey alone loses them. Colour's
+        # gaps are closed narrowly, so a person's colour does not join them to the trolley they push.
+        grey = np.abs(signed @ GREY_WEIGHTS) > limit
+        colour = (np.abs(signed).max(axis=2) > limit).astype(np.uint8) * 255
+        if cv2.countNonZero(colour) > MAX_CHANGED_SHARE * colour.size:
+            return None, colour
+        mask = cv2.morphologyEx(grey.astype(np.uint8) * 255, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+        colour = cv2.morphologyEx(colour, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        mask |= cv2.morphologyEx(colour, cv2.MORPH_CLOSE, np.ones((COLOUR_CLOSE, COLOUR_CLOSE), np.uint8))
         n, labels, stats, centroids = cv2.connectedComponentsWithStats(mask)
         regions = []
         for i in range(1, n):
@@ -221,15 +234,15 @@ class PeopleCounter:
             # Two people abreast overlap into one region little larger than a person, but far wider.
             wide = max(rw, rh) > MERGE_WIDTH * math.sqrt(self.config.person_area_px)
             merged = (share >= MERGE_SHARE or wide) and not is_object
-            people = 0 if is_object else (max(2, math.ceil(share - 0.35)) if merged else 1)
-            regions.append(_Region(centroids[i], people, merged, is_object))
+            people = 0 if is_object else _people_in(share, merged)
+            regions.append(_Region(centroids[i], people, merged, is_object, float(area)))
         return regions, mask
 
     def _learn(self, image: np.ndarray, moving: np.ndarray) -> None:
         """Slowly follow the empty scene where nothing is, at the current light."""
         assert self._background is not None
         gain = self._gain(image)
-        quiet = cv2.dilate(moving, np.ones((15, 15), np.uint8)) == 0
+        quiet = (cv2.dilate(moving, np.ones((15, 15), np.uint8)) == 0)[..., None]
         target = image / max(gain, 1e-3)
         self._background = np.where(quiet, 0.95 * self._background + 0.05 * target, self._background).astype(np.float32)
 
@@ -262,18 +275,32 @@ class PeopleCounter:
                 track = tracks[0]
                 step = (region.centre - track.centre) / (track.missed + 1)
                 track.velocity = 0.5 * track.velocity + 0.5 * step
-                track.centre, track.people, track.is_object = region.centre, region.people, region.is_object
+                # An object seen whole stays one while its region does not grow (its outline can fray
+                # over a floor of its own shade); grown, someone may have joined it: counted again.
+                still_object = track.is_object and region.area <= OBJECT_GROWTH * track.object_area
+                track.centre, track.is_object = region.centre, region.is_object or still_object
+                track.people = 0 if track.is_object else region.people
+                if region.is_object:  # its largest whole view: a frayed outline is smaller, never larger
+                    track.object_area = max(track.object_area, region.area)
             else:
                 # Met in one region: each walks on as they walked, and crosses the line on their own
                 # (two meeting at the door from both sides are one 'in' and one 'out', not two of either).
+                # A trolley being pushed stays an object; the people are what its area leaves.
                 for track in tracks:
                     track.centre = track.centre + track.velocity * (track.missed + 1)
-                    track.people, track.is_object = 1, False
-                tracks[0].people += max(0, region.people - len(tracks))
+                    track.people = 0 if track.is_object else 1
+                persons = [t for t in tracks if not t.is_object]
+                if persons:
+                    rest = region.area - sum(t.object_area for t in tracks if t.is_object)
+                    share = rest / self.config.person_area_px
+                    persons[0].people += max(0, _people_in(share, share >= MERGE_SHARE) - len(persons))
             for track in tracks:
                 track.missed = 0
+                # An object's side is followed too (it counts no crossing): should it turn out to be a
+                # person later, only a crossing of their own counts.
+                crossed = self._side_change(track, time_us)
                 if not track.is_object:
-                    crossings.extend(self._side_change(track, time_us))
+                    crossings.extend(crossed)
         for i in list(unmatched):
             # A person unseen for a few frames (their clothes like the floor, a light just switched on)
             # walked on meanwhile: the track that lost them picks them up again, farther on, so a
@@ -295,7 +322,8 @@ class PeopleCounter:
             unmatched.remove(i)
         for i in unmatched:
             region = regions[i]
-            track = _Track(self._next_id, region.centre, 0, region.people, 0, region.is_object)
+            track = _Track(self._next_id, region.centre, 0, region.people, 0, region.is_object,
+                           object_area=region.area if region.is_object else 0.0)
             self._next_id += 1
             self._side_change(track, time_us)
             self._tracks.append(track)
@@ -320,6 +348,12 @@ class PeopleCounter:
         return [Crossing(time_us, direction, track.track_id)] * track.people
 
 
+def _people_in(share: float, merged: bool) -> int:
+    """People a region of `share` person areas may hold: a merged one at the most it can hold, never fewer
+    than two."""
+    return max(2, math.ceil(share - 0.35)) if merged else 1
+
+
 def _straight_edged(outline: np.ndarray, rect: tuple) -> bool:  # type: ignore[type-arg]
     """The outline runs along its rotated rectangle's sides (a box, a trolley), not only touching them
     (people abreast, or a person half in view, can fill their rectangle as well)."""
@@ -334,13 +368,14 @@ def _straight_edged(outline: np.ndarray, rect: tuple) -> bool:  # type: ignore[t
     return float(np.mean(near)) >= STRAIGHT_SHARE
 
 
-def _grey(frame: np.ndarray) -> np.ndarray | None:
+def _colour(frame: np.ndarray) -> np.ndarray | None:
+    """The frame as three channels (a grey camera's frame repeated in each)."""
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.size == 0:
         return None
     if frame.ndim == 2:
-        return frame
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
     if frame.ndim == 3 and frame.shape[2] in (3, 4):
-        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY if frame.shape[2] == 3 else cv2.COLOR_BGRA2GRAY)
+        return frame if frame.shape[2] == 3 else cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
     return None
 
 

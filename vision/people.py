@@ -25,6 +25,7 @@ MAX_CHANGED_SHARE = 0.6  # more of the frame than this unlike the background, af
 OBJECT_FILL = 0.88  # a region filling this much of its rotated rectangle ...
 STRAIGHT_SHARE = 0.8  # ... with this share of its outline along the rectangle's sides: an object
 EDGE_TOLERANCE_PX = 2.0
+OBJECT_MIN_SIDE_PX = 8 * EDGE_TOLERANCE_PX  # a region narrower than this is never judged an object
 MERGE_SHARE = 1.35  # a region this many person areas large may be more than one person
 RELIGHT_GAIN = 1.2  # the scene's light changed by this factor from one frame to the next: a lamp, not daylight
 RELIGHT_RADIUS = 1.5  # around a tracked person, in person sizes: where the old background is kept
@@ -226,11 +227,16 @@ class PeopleCounter:
             outline = max(contours, key=cv2.contourArea)
             rect = cv2.minAreaRect(outline)
             (_, _), (rw, rh), _ = rect
-            fill = area / max(rw * rh, 1.0)
+            # The outline runs through pixel centres: the pixels span one more in each direction (without
+            # it, a small round person of one colour "filled" their rectangle and was taken for a box).
+            fill = area / ((rw + 1.0) * (rh + 1.0))
             # Cut off by the frame's edge, a person's outline is straight there too: only what is
             # wholly in view can be told to be an object (fail-secure: otherwise it is a person).
             whole = x > 0 and y > 0 and x + w < mask.shape[1] and y + h < mask.shape[0]
-            is_object = whole and fill >= OBJECT_FILL and share >= 0.5 and _straight_edged(outline, rect)
+            # And only what is large enough for a straight edge to be told from a round one: at a few
+            # pixels across, a disc is as square as a box.
+            large = min(rw, rh) + 1.0 >= OBJECT_MIN_SIDE_PX
+            is_object = whole and large and fill >= OBJECT_FILL and share >= 0.5 and _straight_edged(outline, rect)
             # Two people abreast overlap into one region little larger than a person, but far wider.
             wide = max(rw, rh) > MERGE_WIDTH * math.sqrt(self.config.person_area_px)
             merged = (share >= MERGE_SHARE or wide) and not is_object

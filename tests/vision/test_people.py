@@ -211,13 +211,17 @@ def test_a_crowd_is_not_counted_fewer_than_it_is() -> None:
     assert short <= 0.1 * frames, f"{short} of {frames} crowded frames counted short"
 
 
-def test_a_person_as_bright_as_the_floor_but_of_another_colour_is_counted() -> None:
-    floor = np.full((120, 160, 3), 128, np.uint8)
-    config = PeopleConfig(PortalLine((80, 120), (80, 0)), math.pi * 12**2)
-    counter = PeopleCounter(config)
+@pytest.mark.parametrize("radius", [8, 12, 16, 20])
+@pytest.mark.parametrize("bgr", [(60, 150, 111), (20, 20, 20)], ids=["floor-grey-green", "dark"])
+def test_a_round_person_of_one_colour_is_counted_and_never_taken_for_a_box(radius: int, bgr: tuple[int, ...]) -> None:
+    """Seen from above, one person in plain clothes: counted whether their grey differs from the floor's (dark) or
+    only their colour does; never an object (a disc does not fill its rectangle)."""
+    floor = np.full((160, 200, 3), 128, np.uint8)
+    counter = PeopleCounter(PeopleConfig(PortalLine((100, 160), (100, 0)), math.pi * radius**2))
     for n in range(6):
         counter.update(n * 100_000, floor)
-    grey_green = floor.copy()
-    cv2.circle(grey_green, (40, 60), 12, (60, 150, 111), -1)  # BGR; the same grey level as the floor (128)
-    assert abs(float(cv2.cvtColor(grey_green, cv2.COLOR_BGR2GRAY)[60, 40]) - 128) <= 2
-    assert counter.update(600_000, grey_green).people == 1
+    person = floor.copy()
+    cv2.circle(person, (50, 80), radius, bgr, -1)
+    if bgr != (20, 20, 20):
+        assert abs(float(cv2.cvtColor(person, cv2.COLOR_BGR2GRAY)[80, 50]) - 128) <= 2, "the floor's grey"
+    assert counter.update(600_000, person).people == 1

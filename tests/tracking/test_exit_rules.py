@@ -13,6 +13,7 @@ from tracking.engine import Engine
 from tracking.events import BadgePresentation, InventoryRound, OverrideRequest, ReaderHealth, TagRead
 from tracking.model import (
     APPROVAL_KINDS,
+    AntennaSpec,
     ApprovalSpec,
     EngineConfig,
     ItemSpec,
@@ -657,6 +658,15 @@ def test_a_reader_lagging_since_the_engine_started_keeps_the_door_shut_at_the_ca
     decision = only(engine.advance(tb + SECOND).decisions, "alice")
     assert not decision.allow and decision.reason_names == ("readers_behind",)
     assert engine.stats["late_round"] > 0
+    # a second reader at the door that has not reported a round since the engine started
+    second = (AntennaSpec("R20B", 1, "inside"), AntennaSpec("R20B", 2, "outside"))
+    portals = tuple(replace(p, antennas=p.antennas + second) if p.portal_id == 20 else p for p in site.portals)
+    engine = engine_for(replace(site, portals=portals), backend)
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)
+    rounds(engine, 20, tb - 200 * MS, tb + CAP)
+    badge(engine, 20, "alice", tb)
+    decision = only(engine.advance(tb + SECOND).decisions, "alice")
+    assert not decision.allow and decision.reason_names == ("readers_behind",)
     # the same walk with the reader never reporting rounds is decided at the cap on its reads, as before
     engine = engine_for(site, backend)
     rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)

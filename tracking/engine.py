@@ -45,8 +45,9 @@ possible), and so are a round end of its antennas and the floor, once whole roun
 - at the cap (badge + settle_us) decide from what is known: uncertain items that would be refused
   refuse with 'uncertain_reads', two-person waits refuse with 'two_person_rule', and a portal whose
   readers report round ends but have not completed one whole round on every antenna since the badge
-  (reads lagging) refuses with 'readers_behind'. A portal whose readers report no round ends is
-  therefore always decided at the cap.
+  (reads lagging) refuses with 'readers_behind'; once one of a portal's readers has reported a round
+  end (on time or late), an online antenna of the portal that never reported one counts as behind.
+  A portal whose readers report no round ends is therefore always decided at the cap.
 What the early allow assumes of the reader: every tag present in an antenna's field answers in every
 round of that antenna (Impinj dual-target search or a Gen2 Select at badge time, not single-target
 sessions 2/3, where a tag read once stays silent), so k clean rounds miss a present tag with
@@ -239,6 +240,7 @@ class Engine:
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
         self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
         self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
+        self._round_readers: set[str] = set()  # readers that reported a round end, on time or late, since start
         self._offline: set[str] = set()  # readers reported offline
         self._blocks: dict[int, _Block] = {}  # portal id -> latest refusal there
         self._last_allow: dict[int, int] = {}  # portal id -> time of the last allow
@@ -660,6 +662,8 @@ class Engine:
 
     def _round(self, event: InventoryRound, late: bool) -> None:
         code = self.snapshot.reader_code.get(event.reader)
+        if code is not None:
+            self._round_readers.add(event.reader)  # a late round end still says the reader reports them
         if code is None or late:
             self.stats["late_round" if late else "unknown_round"] += 1
             return
@@ -697,15 +701,20 @@ class Engine:
     def _readers_behind(self, portal_index: int, badge_us: int) -> bool:
         """At the cap: the portal's readers report round ends, yet an antenna of an online reader has not
         completed one whole round since the badge. Its reads of that time have not arrived (the reader or its
-        link lagging), so the items at the door are not known: fail closed. A reader reported offline is the
-        fail-secure rule's; a portal whose readers report no round ends is decided at the cap, as documented."""
-        antennas = self._portal_antenna_sets[portal_index]
-        if not antennas or not self._rounds.keys() >= antennas:
+        link lagging), so the items at the door are not known: fail closed.
+
+        A portal's readers report round ends once any of them has reported one since the engine started, on
+        time or late (a reader lagging from the start delivers only late ones); from then on every antenna
+        of the portal is expected to, and one that never reported a round counts as behind. A reader reported
+        offline is the fail-secure rule's; a portal whose readers never reported a round end is decided at
+        the cap, as documented."""
+        if not self._round_readers & self.snapshot.portal_readers[portal_index]:
             return False
-        for key in antennas:
-            if key[0] not in self._offline:
-                ends = self._rounds[key]
-                if len(ends) < 2 or ends[-2] < badge_us:
+        rounds, offline = self._rounds, self._offline
+        for key in self.snapshot.portal_antennas[portal_index]:
+            if key[0] not in offline:
+                ends = rounds.get(key)
+                if ends is None or len(ends) < 2 or ends[-2] < badge_us:
                     return True
         return False
 

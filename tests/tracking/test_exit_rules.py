@@ -13,6 +13,7 @@ from tracking.engine import Engine
 from tracking.events import BadgePresentation, InventoryRound, OverrideRequest, ReaderHealth, TagRead
 from tracking.model import (
     APPROVAL_KINDS,
+    AntennaSpec,
     ApprovalSpec,
     EngineConfig,
     ItemSpec,
@@ -633,6 +634,44 @@ def test_readers_lagging_behind_the_badge_keep_the_door_shut_at_the_cap(backend:
     badge(engine, 20, "alice", tb)
     decision = only(engine.advance(tb + SECOND).decisions, "alice")
     assert decision.allow and decision.item_ids == (1,)
+
+
+def test_a_reader_lagging_since_the_engine_started_keeps_the_door_shut_at_the_cap(backend: str) -> None:
+    """Rule 4.8, with a reader that never reported a round in time since the engine started: an antenna
+    that reports no rounds while the portal's reader reports them on another, or a reader whose round ends
+    all arrive late (its link lagging from the start), is behind; the cap refuses instead of opening on the
+    reads that happened to arrive."""
+    site = vault_site(items=(item(1), item(2)), approvals=(carry_out(1),))
+    tb = T0
+    engine = engine_for(site, backend)  # the outside antenna has never reported a round
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)
+    rounds(engine, 20, tb - 200 * MS, tb + CAP, antennas=(1,))
+    badge(engine, 20, "alice", tb)
+    decision = only(engine.advance(tb + SECOND).decisions, "alice")
+    assert not decision.allow and decision.reason_names == ("readers_behind",)
+    assert decision.decided_us == tb + CAP
+    engine = engine_for(site, backend)  # every round end of the reader arrives after its moment
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)
+    badge(engine, 20, "alice", tb)
+    engine.advance(tb + 100 * MS)
+    rounds(engine, 20, tb - 200 * MS, tb + 100 * MS - CONFIG.reorder_us)
+    decision = only(engine.advance(tb + SECOND).decisions, "alice")
+    assert not decision.allow and decision.reason_names == ("readers_behind",)
+    assert engine.stats["late_round"] > 0
+    # a second reader at the door that has not reported a round since the engine started
+    second = (AntennaSpec("R20B", 1, "inside"), AntennaSpec("R20B", 2, "outside"))
+    portals = tuple(replace(p, antennas=p.antennas + second) if p.portal_id == 20 else p for p in site.portals)
+    engine = engine_for(replace(site, portals=portals), backend)
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)
+    rounds(engine, 20, tb - 200 * MS, tb + CAP)
+    badge(engine, 20, "alice", tb)
+    decision = only(engine.advance(tb + SECOND).decisions, "alice")
+    assert not decision.allow and decision.reason_names == ("readers_behind",)
+    # the same walk with the reader never reporting rounds is decided at the cap on its reads, as before
+    engine = engine_for(site, backend)
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + CAP, step=10 * MS)
+    badge(engine, 20, "alice", tb)
+    assert only(engine.advance(tb + SECOND).decisions, "alice").allow
 
 
 def test_the_door_is_watched_while_open(backend: str) -> None:

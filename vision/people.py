@@ -6,10 +6,12 @@ over MQTT: `firmware_bridge.people_counter_mqtt`); both are a `PeopleSource` yie
 The camera counter keeps a background of the empty portal and updates it only where nobody is, so a
 person who stands at the badge reader stays foreground (and counted) for as long as they stand; a
 light switched on scales the whole scene, which is measured and divided out rather than relearned.
-Foreground regions are tracked from frame to frame. A region with straight edges that fills its
-rectangle is an object (a box, a trolley), not a person. A region larger than one person may hold
-several: it is counted at the most people it can hold and flagged `ambiguous`, so a decision built on
-it holds or refuses instead of rounding down.
+Foreground is what differs from that background in brightness or in colour (clothes of the floor's grey
+but another colour are people too). Foreground regions are tracked from frame to frame. A region wholly
+in view, large enough, with straight edges, that fills its rectangle is an object (a box, a trolley), not
+a person; it stays one while its region does not grow, and a person pushing it is what its area
+leaves. A region larger than one person may hold several: it is counted at the most people it can hold
+and flagged `ambiguous`, so a decision built on it holds or refuses instead of rounding down.
 """
 
 import math

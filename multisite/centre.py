@@ -108,9 +108,10 @@ class SourceState:
     """How far the centre is behind one site (a guard page shows it: sync lag is what PACS users cannot see).
 
     lag: the server's own figure, as of the source's last contact (it stays where it was while cut off).
-    active_s: seconds since the centre last heard from that site's stream (None: never). behind: records the
-    site's stream holds that the centre's has not sourced yet, asked of the site across the link now (None:
-    the site does not answer). error: the server's complaint about the source, if any."""
+    active_s: seconds since the centre last heard from that site's stream (None: never). behind: messages the
+    site's stream holds that the centre's has not sourced yet (each a batch of up to `BATCH_RECORDS` records),
+    asked of the site across the link now (None: the site does not answer). error: the server's complaint about
+    the source, if any."""
 
     site: str
     lag: int
@@ -126,7 +127,8 @@ def _origin_seq(headers: dict[str, str] | None) -> int:
 
 
 async def site_behind(nc: Client, site: str, stream: str = CENTRE_STREAM, timeout_s: float = 2.0) -> int | None:
-    """Records site `site` holds that the centre stream has not sourced yet; None if the site cannot be asked."""
+    """Messages (batches of records) site `site` holds that the centre stream has not sourced yet; None if the site
+    cannot be asked."""
     try:
         remote = await nc.jetstream(domain=site, timeout=timeout_s).stream_info(site_stream(site))
     except Exception:  # cut off, or the leaf is restarting

@@ -3,8 +3,9 @@ counts a record accepted only when that server's JetStream has stored it.
 
 The site stream keeps every record for `max_age` (Limits retention: WorkQueue and Interest streams lost
 messages across outages, nats-server issue 3207), longer than the longest outage planned for, so the
-centre's source can resume from where it stopped. A record republished within `duplicate_window` (after
-a crash, a timeout, a retry) is acknowledged as a duplicate and stored once.
+centre's source can resume from where it stopped. A batch of records republished within `duplicate_window`
+(after a crash, a timeout, a retry: the same records, cut the same way) is acknowledged as a duplicate and
+stored once; records republished in another cut are stored again and the register keeps one copy of each.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The typed messages that cross the edge/centre boundary, and the names they travel under.
 
 A record is what the recorder accepted at a site (a decision, a movement, an alarm, a health report): its
-id is unique across all sites and nodes (the recorder makes it: site, node, sequence), and it is the
-JetStream message id, so the stream drops a republished record inside its duplicate window and the centre's
-register drops one outside it (unique record id).
+id is unique across all sites and nodes (the recorder makes it: site, node, sequence). Records travel in
+batches (`RecordBatch`, up to `BATCH_RECORDS` per JetStream message) whose message id is a digest of their
+record ids, so the stream drops a republished batch inside its duplicate window; the centre's register drops a
+record it holds (unique record id) whatever batch it came in.
 """
 
 from __future__ import annotations

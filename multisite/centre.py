@@ -34,11 +34,13 @@ from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
 from multisite.envelope import (
+    BATCH_RECORDS,
     CENTRE_STREAM,
     RECORDS_PREFIX,
     EnvelopeError,
     RecordEnvelope,
     check_site,
+    message_records,
     site_api,
     site_stream,
 )
@@ -106,9 +108,10 @@ class SourceState:
     """How far the centre is behind one site (a guard page shows it: sync lag is what PACS users cannot see).
 
     lag: the server's own figure, as of the source's last contact (it stays where it was while cut off).
-    active_s: seconds since the centre last heard from that site's stream (None: never). behind: records the
-    site's stream holds that the centre's has not sourced yet, asked of the site across the link now (None:
-    the site does not answer). error: the server's complaint about the source, if any."""
+    active_s: seconds since the centre last heard from that site's stream (None: never). behind: messages the
+    site's stream holds that the centre's has not sourced yet (each a batch of up to `BATCH_RECORDS` records),
+    asked of the site across the link now (None: the site does not answer). error: the server's complaint about
+    the source, if any."""
 
     site: str
     lag: int
@@ -124,7 +127,8 @@ def _origin_seq(headers: dict[str, str] | None) -> int:
 
 
 async def site_behind(nc: Client, site: str, stream: str = CENTRE_STREAM, timeout_s: float = 2.0) -> int | None:
-    """Records site `site` holds that the centre stream has not sourced yet; None if the site cannot be asked."""
+    """Messages (batches of records) site `site` holds that the centre stream has not sourced yet; None if the site
+    cannot be asked."""
     try:
         remote = await nc.jetstream(domain=site, timeout=timeout_s).stream_info(site_stream(site))
     except Exception:  # cut off, or the leaf is restarting
@@ -167,7 +171,8 @@ class CentreConsumer:
     partition: the durable name the caller gives (one per partition); each process makes its own consumer
     for it (`setup()`), so an AckAll only ever covers messages delivered to this process (see the module
     docstring). sites: consume only these sites' records (a partition), so that several consumer processes
-    share the centre's load; None: every site."""
+    share the centre's load; None: every site. batch: records per register transaction, about: a pull asks for
+    `batch` divided by the records per message of the last batch (edges send up to `BATCH_RECORDS` per message)."""
 
     def __init__(
         self,
@@ -189,6 +194,7 @@ class CentreConsumer:
         self.partition = durable
         self.durable = ""  # this process's consumer, made by setup()
         self._batch = batch
+        self._pull_size = max(1, batch // BATCH_RECORDS)  # messages per pull, until a batch shows their size
         self._ack_wait_s = ack_wait_s
         self._fetch_wait_s = fetch_wait_s
         self._sub: Subscription | None = None
@@ -278,12 +284,12 @@ class CentreConsumer:
     async def _pull(self, no_wait: bool) -> None:
         """One pull request to this process's inbox: no_wait answers at once with what is there; otherwise
         the server holds the request up to `fetch_wait_s` and we wake on the first record."""
-        request: dict[str, object] = {"batch": self._batch}
+        request: dict[str, object] = {"batch": self._pull_size}
         if no_wait:
             request["no_wait"] = True
         else:
             request["expires"] = int(self._fetch_wait_s * 1e9)
-        self._wake_after = self._batch if no_wait else 1
+        self._wake_after = self._pull_size if no_wait else 1
         self._unanswered = False
         self._arrived.clear()
         assert self._sub is not None, "setup() first"
@@ -310,7 +316,7 @@ class CentreConsumer:
                 raise RuntimeError(f"no answer to a pull from consumer {self.durable}")
         if self._taken_over:
             raise ConsumerTakenOver(f"consumer {self.durable} of partition {self.partition} was deleted")
-        taken, self._buffer = self._buffer[: self._batch], self._buffer[self._batch :]
+        taken, self._buffer = self._buffer[: self._pull_size], self._buffer[self._pull_size :]
         return taken
 
     async def apply(self, msgs: list[Msg]) -> int:
@@ -320,10 +326,11 @@ class CentreConsumer:
         envelopes = []
         for msg in msgs:
             try:
-                envelopes.append(RecordEnvelope.from_message(msg.subject, msg.headers, msg.data))
+                envelopes += message_records(msg.subject, msg.headers, msg.data)
             except EnvelopeError as exc:  # kept in the centre stream, never handed on
                 self.malformed += 1
                 log.error("centre stream seq %s is not a record: %s", msg.metadata.sequence.stream, exc)
+        self._pull_size = max(1, self._batch * len(msgs) // max(1, len(envelopes)))
         delay = 0.05
         while True:
             try:

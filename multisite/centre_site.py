@@ -239,7 +239,7 @@ class CentreSite:
                     continue
                 reachable[state.site] = up
                 heard = f"last heard {state.active_s:.0f} s ago" if state.active_s is not None else "never heard"
-                detail = f"{state.behind} records to drain" if up else f"{heard}; its records wait at the edge"
+                detail = f"{state.behind} batches to drain" if up else f"{heard}; its records wait at the edge"
                 self.bus.publish(LiveKind.HEALTH, Severity.INFO if up else Severity.WARNING, now_us(), state.site,
                                  f"{state.site}: {'link back' if up else 'CUT OFF'}", (("detail", detail),))
 

@@ -3,8 +3,9 @@ counts a record accepted only when that server's JetStream has stored it.
 
 The site stream keeps every record for `max_age` (Limits retention: WorkQueue and Interest streams lost
 messages across outages, nats-server issue 3207), longer than the longest outage planned for, so the
-centre's source can resume from where it stopped. A record republished within `duplicate_window` (after
-a crash, a timeout, a retry) is acknowledged as a duplicate and stored once.
+centre's source can resume from where it stopped. A batch of records republished within `duplicate_window`
+(after a crash, a timeout, a retry: the same records, cut the same way) is acknowledged as a duplicate and
+stored once; records republished in another cut are stored again and the register keeps one copy of each.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from nats.errors import NoRespondersError
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from multisite.envelope import PublishOutcome, RecordEnvelope, check_site, record_subject, site_inbox, site_stream
+from multisite.envelope import (
+    PublishOutcome,
+    RecordBatch,
+    RecordEnvelope,
+    check_site,
+    cut_batches,
+    record_subject,
+    site_inbox,
+    site_stream,
+)
 from multisite.link import Link
 
 DAY_S = 86_400.0
@@ -62,9 +72,13 @@ async def ensure_site_stream(js: JetStreamContext, site: str, config: SiteStream
 
 
 class EdgePublisher:
-    """Publishes envelopes to the local site stream with `Nats-Msg-Id` = record id and reports each one's
-    outcome, with at most `window` acknowledgements outstanding. Async; `SyncEdgePublisher` is the threaded
-    callers' face.
+    """Publishes envelopes to the local site stream and reports each one's outcome, with at most `window`
+    acknowledgements outstanding. Async; `SyncEdgePublisher` is the threaded callers' face.
+
+    The envelopes travel in batches (`cut_batches`: up to 100 consecutive records per message, its
+    `Nats-Msg-Id` a digest of their ids): the leaf, the hub's source and the centre's consumer handle one
+    message per batch, not per record. A record is accepted only when the ack of its whole batch came back;
+    nothing is held back to fill a batch (a call's records are cut into batches and sent at once).
 
     A JetStream publish is a request whose reply is the stream's ack. The batch's requests are written
     back to back (one socket write per window, not per record) with replies to one wildcard inbox; nats-py's
@@ -101,16 +115,17 @@ class EdgePublisher:
             if env.site != self.site:
                 raise ValueError(f"record {env.record_id} is for site {env.site}, this publisher is {self.site}")
         await self._ensure_inbox()
+        batches = cut_batches(envelopes)
         outcomes: list[PublishOutcome] = []
-        for start in range(0, len(envelopes), self._window):
-            outcomes += await self._publish_window(envelopes[start : start + self._window])
+        for start in range(0, len(batches), self._window):
+            outcomes += await self._publish_window(batches[start : start + self._window])
         return outcomes
 
-    async def _publish_window(self, envelopes: Sequence[RecordEnvelope]) -> list[PublishOutcome]:
+    async def _publish_window(self, batches: Sequence[RecordBatch]) -> list[PublishOutcome]:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[bytes] | str] = []
         refused = ""  # once one cannot be sent, the rest of the window is not tried
-        for env in envelopes:
+        for batch in batches:
             if refused:
                 futures.append(refused)
                 continue
@@ -118,10 +133,10 @@ class EdgePublisher:
             token = str(self._serial)
             future: asyncio.Future[bytes] = loop.create_future()
             self._waiting[token] = future
-            headers = env.headers()
+            headers = batch.headers()
             headers[EXPECTED_STREAM] = self._stream
             try:
-                await self._nc.publish(env.subject, env.body, reply=f"{self._inbox}.{token}", headers=headers)
+                await self._nc.publish(batch.subject, batch.body(), reply=f"{self._inbox}.{token}", headers=headers)
             except Exception as exc:  # closed, or the reconnect buffer is full
                 self._waiting.pop(token, None)
                 refused = f"not sent: {type(exc).__name__}: {exc}"
@@ -131,7 +146,9 @@ class EdgePublisher:
         sent = [f for f in futures if not isinstance(f, str)]
         await self._await_acks(sent)
         self._waiting = {t: f for t, f in self._waiting.items() if not f.done()}
-        return [self._outcome(env, f) for env, f in zip(envelopes, futures, strict=True)]
+        return [
+            self._outcome(env, f) for batch, f in zip(batches, futures, strict=True) for env in batch.records
+        ]
 
     async def _await_acks(self, sent: list[asyncio.Future[bytes]]) -> None:
         """Wait while acks keep coming: a slow server is not a lost one (with an fsync per write, acks come

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text
 from multisite.centre_site import CentreOptions, CentreSite
 from multisite.demo_sites import DemoSite, demo_sites
 from multisite.edge_site import AGE_ALARM
-from multisite.envelope import RecordEnvelope, site_stream
+from multisite.envelope import message_records, site_stream
 from multisite.link import Link
 from multisite.servers import LEAF_PASSWORD_ENV, LinkProxy, LinkTls
 from multisite.shipping import RegisterSink
@@ -92,12 +92,15 @@ def test_partition_doors_decide_records_land_once(sites) -> None:
     assert decisions == 5, "every door decision, made connected or cut off, is in the centre's journal"
     assert uses == 1000 - 2, "bob's two exits used his approval twice at the centre"
 
-    # Republished ids come back as duplicates; a redelivery to the register writes nothing.
+    # Republished batches come back as duplicates; a redelivery to the register writes nothing.
     with Link(s.edge.leaf.url, "check") as link:
-        msgs = [link.run(link.js().get_msg(site_stream(s.edge.site), seq)) for seq in (1, 2, before + 1)]
-    envelopes = [RecordEnvelope.from_message(m.subject, m.headers, m.data) for m in msgs]
+        stream = site_stream(s.edge.site)
+        last = link.run(link.js().stream_info(stream)).state.last_seq
+        msgs = [link.run(link.js().get_msg(stream, seq)) for seq in range(1, last + 1)]
+    batches = [message_records(m.subject, m.headers, m.data) for m in msgs]
+    envelopes = [e for batch in batches for e in batch]
     assert s.edge.publisher is not None
-    assert all(o.accepted and o.duplicate for o in s.edge.publisher.publish(envelopes))
+    assert all(o.accepted and o.duplicate for batch in batches for o in s.edge.publisher.publish(batch))
     redelivered = RegisterSink(s.centre.factory)  # as the consumer's sink sees a redelivery
     redelivered.apply(envelopes)
     assert redelivered.written == 0 and s.in_register()[: len(seqs)] == seqs

@@ -842,6 +842,8 @@ def corner_contact(pair: StripPair, distance: np.ndarray, level: float) -> float
     """How surely the stem of this T touches the bar only at a corner, tray showing between its end and
     the bar's side: 0 (no such wedge) to 1. `distance` is the region's box of the tray-distance image
     (raw, nothing closed), `level` the region's own level."""
+    if not pair.pieces[1].any():
+        return 0.0
     xs, ys, inside = _end_lines(pair, distance.shape)
     paper = np.zeros(xs.shape, bool)
     paper[inside] = distance[ys[inside], xs[inside]].astype(np.float64) * 2.0 >= level

@@ -7,7 +7,8 @@ plain grey+Otsu pass over the same frame. Labels: decode rate and wrong decodes 
 a covered target beside a neighbour (must be 'not found'), time per 2 MP frame against OpenCV's
 QRCodeDetector on the same photos. People: frames counted exactly and sequences whose crossings are
 right. Prints a table, then one JSON line.
-Usage: python bench/vision.py [--quick] [--only particles|labels|people] [--json PATH]
+Usage: python bench/vision.py [--quick] [--only particles|labels|people] [--reasons] [--json PATH]
+(--reasons: each compliant particle lot's verdict and reason on stderr)
 """
 
 import argparse
@@ -60,7 +61,7 @@ def _errors(report: ParticleReport, truth_mm: np.ndarray, areas: np.ndarray) -> 
     return errors.tolist()
 
 
-def particles(quick: bool) -> dict[str, float]:
+def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
     figures: dict[str, float] = {}
     # Speed: one 12 MP frame from each generator, one core.
     big = corpus.realistic_lot("P-5", 11, (4000, 3000), count=400 if quick else 1500)
@@ -113,6 +114,10 @@ def particles(quick: bool) -> dict[str, float]:
         for seed, tray_kind in ((0, "blue"), (1, "black"), (2, "blue"), (3, "black"))[: 2 if quick else 4]:
             lot = corpus.realistic_lot(level, seed, tray=tray_kind)
             report = analyse(lot.image, level, TraySetup(_board(lot)))
+            if reasons:
+                print(
+                    f"independent {level} seed {seed} {tray_kind}: {report.verdict}: {report.reason}", file=sys.stderr
+                )
             passed += report.verdict == "pass"
             lots += 1
             alone = [p for p in lot.pieces if p.group < 0]
@@ -137,6 +142,8 @@ def particles(quick: bool) -> dict[str, float]:
             blur_px=0.8 + 0.2 * (seed % 3),
         )
         report = analyse(sample.image, "P-5", TraySetup(sample.board))
+        if reasons:
+            print(f"synthetic P-5 seed {10 + seed}: {report.verdict}: {report.reason}", file=sys.stderr)
         passed += report.verdict == "pass"
         lots += 1
         synthetic_errors += _errors(
@@ -278,13 +285,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--only", choices=("particles", "labels", "people"), help="run one part")
+    parser.add_argument("--reasons", action="store_true", help="print each compliant lot's verdict (stderr)")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # the target is one core
     parts = {"particles": particles, "labels": labels, "people": people}
     figures: dict[str, float] = {}
     for name, part in parts.items():
         if args.only in (None, name):
-            figures.update(part(args.quick))
+            figures.update(particles(args.quick, args.reasons) if part is particles else part(args.quick))
     print(f"{'figure':40} {'value':>10}  target")
     for name, value in figures.items():
         print(f"{name:40} {value:10.3f}  {TARGETS.get(name, '')}")

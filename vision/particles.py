@@ -24,6 +24,7 @@ from vision.segmentation import (
     MedialAxis,
     Split,
     components,
+    corner_contact,
     medial_axis,
     piece_mask,
     roi,
@@ -51,6 +52,7 @@ FAINT_SHARE = 2.0  # a particle's own level below this many times the particle t
 DUST_SHARE = 0.01  # a fleck under 1 % of the level's area cannot break it: dust, not a particle ...
 DUST_MAX_MM2 = 0.3  # ... and under this it is dust whatever the level
 PRINT_GAP_MM = 0.3  # a gap this narrow inside a piece is a line of print, not tray between two pieces
+CORNER_CONFIDENCE = 0.5  # a T's stem shown touching the bar only at a corner this surely: two pieces
 # Regions of unclassifiable pixels smaller than this share of the level's area (and 24 px) are noise.
 UNSURE_SHARE = 0.15
 
@@ -478,7 +480,12 @@ def _judge(
         if divide[index]:
             pair = two_strips((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
             division = Split(pair.pieces, False) if pair else split(mask, tray.distance[ys, xs], level)
-            tee = pair is not None and not pair.crossing
+            # A T is two pieces only on evidence: the stem touches the bar at a corner, tray between.
+            tee = (
+                pair is not None
+                and not pair.crossing
+                and corner_contact(pair, tray.distance[ys, xs], level) < CORNER_CONFIDENCE
+            )
         pieces = [
             _measure_mask(p, offset, level, calibration, not straight[index], float(rel[index]))[0]
             for p in division.pieces

@@ -744,6 +744,8 @@ class StripPair:
 
     pieces: tuple[np.ndarray, np.ndarray]
     crossing: bool
+    bar: _Strip  # the strip that runs on past the meeting on both sides (either one, for an X)
+    stem: _Strip  # the strip whose end meets the bar's side (for a T)
 
 
 def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
@@ -821,4 +823,77 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
         take = inside | residue
         piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
         pieces.append(piece & counted)
-    return StripPair((pieces[0], pieces[1]), crossing)
+    if not through[0]:
+        bar, stem = stem, bar
+        pieces.reverse()
+    return StripPair((pieces[0], pieces[1]), crossing, bar, stem)
+
+
+# Evidence that a T is two pieces: the stem's end is a straight cut at an angle to the bar, so it touches
+# the bar at a corner and a wedge of tray opens between them across the rest of its width. A strip folded
+# under the bar, or one branched piece, is paper across its whole width where it meets the bar.
+WEDGE_GAP_PX = 2.0  # tray this far along the stem (beyond the blurred edges) in a row: the row is open
+WEDGE_SHARE = 0.4  # open rows: at least this share of the stem's width, in one run from one of its sides
+WEDGE_ORDER = 0.6  # the gap widens toward the open side in at least this share of row pairs (Kendall)
+SAMPLE_STEP = 0.5  # px between samples along the stem
+
+
+def corner_contact(pair: StripPair, distance: np.ndarray, level: float) -> float:
+    """How surely the stem of this T touches the bar only at a corner, tray showing between its end and
+    the bar's side: 0 (no such wedge) to 1. `distance` is the region's box of the tray-distance image
+    (raw, nothing closed), `level` the region's own level."""
+    if not pair.pieces[1].any():
+        return 0.0
+    xs, ys, inside = _end_lines(pair, distance.shape)
+    paper = np.zeros(xs.shape, bool)
+    paper[inside] = distance[ys[inside], xs[inside]].astype(np.float64) * 2.0 >= level
+    # Per row: the first sample on paper (the stem's end); the outermost rows are its ragged edges.
+    first = np.where(paper.any(axis=1), paper.argmax(axis=1), paper.shape[1] - 1)[1:-1]
+    if len(first) < 4:
+        return 0.0
+    # Tray joined to the tray round the region: print inside the paper is no gap.
+    tray = (distance.astype(np.float64) * 2.0 < level).astype(np.uint8)
+    _, labels = cv2.connectedComponents(tray, connectivity=8)
+    border = np.unique(np.concatenate([labels[0, :], labels[-1, :], labels[:, 0], labels[:, -1]]))
+    outside = np.isin(labels, border[border > 0])
+    rows = np.arange(1, len(first) + 1)
+    middle = np.clip(first // 2, 0, xs.shape[1] - 1)
+    mx, my = xs[rows, middle], ys[rows, middle]
+    ok = inside[rows, middle]
+    gap = first * SAMPLE_STEP
+    open_ = (gap >= WEDGE_GAP_PX) & ok
+    open_[open_] = outside[my[open_], mx[open_]]
+    best = 0.0
+    for flip in (False, True):
+        rows_open, profile = (open_[::-1], gap[::-1]) if flip else (open_, gap)
+        run = len(rows_open) if rows_open.all() else int(np.argmin(rows_open[::-1]))
+        if run < WEDGE_SHARE * len(profile):
+            continue  # the open rows ending at this side of the stem
+        wedge = profile[len(profile) - run :]
+        i, j = np.triu_indices(len(wedge), 1)
+        steps = np.sign(wedge[j] - wedge[i])
+        order = float(np.sum(steps)) / max(float(np.sum(steps != 0)), 1.0)
+        if order >= WEDGE_ORDER:
+            best = max(best, run / len(profile) * order)
+    return best
+
+
+def _end_lines(pair: StripPair, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample pixels (x, y and whether in the box) on lines along the stem, one per row across its width,
+    each from the bar's edge (a pixel clear of it) outward along the stem for two of its widths."""
+    bar, stem = pair.bar, pair.stem
+    delta = stem.theta - bar.theta
+    sin_d, cos_d = np.sin(delta), np.cos(delta)
+    # Which side of the bar the stem lies on: where its pixels are, across the bar.
+    py, px = np.nonzero(pair.pieces[1])
+    _, across = _along_across(px.astype(np.float64), py.astype(np.float64), bar.theta)
+    side = np.sign(float(np.median(across)) - 0.5 * (bar.v[0] + bar.v[1]))
+    edge = (bar.v[1] + 1.0) if side > 0 else (bar.v[0] - 1.0)
+    rows = np.arange(np.ceil(stem.v[0]), np.floor(stem.v[1]) + 1.0)
+    t = np.arange(0.0, 2.0 * (stem.v[1] - stem.v[0]) + 4.0, SAMPLE_STEP)
+    c, s = np.cos(stem.theta), np.sin(stem.theta)
+    u = (edge - rows * cos_d)[:, None] / sin_d + side * np.sign(sin_d) * t[None, :]
+    x = np.round(u * c - rows[:, None] * s).astype(np.int64)
+    y = np.round(u * s + rows[:, None] * c).astype(np.int64)
+    inside = (x >= 0) & (y >= 0) & (x < shape[1]) & (y < shape[0])
+    return np.clip(x, 0, shape[1] - 1), np.clip(y, 0, shape[0] - 1), inside

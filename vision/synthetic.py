@@ -145,8 +145,10 @@ def _touching_pair(rng: np.random.Generator, length: float, width: float) -> lis
     ]
 
 
-def _t_pair(rng: np.random.Generator, length: float, width: float) -> list[TrueParticle]:
-    """Two particles at an angle, the corner of one resting on the long side of the other (a T)."""
+def _t_pair(rng: np.random.Generator, length: float, width: float, corner: bool = False) -> list[TrueParticle]:
+    """Two particles at an angle, the end of one resting on the long side of the other (a T): the middle
+    of its end just over the other's edge, or (`corner`) only its corner, tray between the rest of its
+    end and the other's side, as a piece that fell against another lies."""
     angle = float(rng.uniform(0, 180))
     turn = float(rng.choice([-1, 1]) * rng.uniform(35, 75))
     along = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
@@ -155,6 +157,10 @@ def _t_pair(rng: np.random.Generator, length: float, width: float) -> list[TrueP
     if stem @ across < 0:
         stem = -stem
     contact = along * length * rng.uniform(-0.2, 0.2) + across * width * 0.45
+    if corner:
+        # The end's middle half a width from the corner that touches, on the side away from the bar.
+        normal = np.array([-stem[1], stem[0]])
+        contact = contact + normal * np.sign(normal @ across) * width / 2
     centre = contact + stem * length / 2
     return [
         TrueParticle((0.0, 0.0), length, width, angle),
@@ -228,6 +234,7 @@ def shred_tray(
     size_jitter: float = 0.15,
     touching_pairs: int = 0,
     t_pairs: int = 0,
+    corner_pairs: int = 0,
     oversized_mm: Sequence[tuple[float, float]] = (),
     folded: Sequence[FoldedStrip] = (),
     perspective: float = 0.0,
@@ -272,6 +279,8 @@ def shred_tray(
         particles += _place(rng, grid, _touching_pair(rng, base_length, base_width), tray_mm)
     for _ in range(t_pairs):
         particles += _place(rng, grid, _t_pair(rng, base_length, base_width), tray_mm)
+    for _ in range(corner_pairs):
+        particles += _place(rng, grid, _t_pair(rng, base_length, base_width, corner=True), tray_mm)
     for _ in range(count):
         scale_l, scale_w = rng.uniform(1.0 - size_jitter, 1.0, size=2)
         single = TrueParticle((0, 0), base_length * scale_l, base_width * scale_w, float(rng.uniform(0, 180)))

@@ -5,9 +5,11 @@ NSA/CSS 02-01, length) <= the level's maximum. Each particle is measured with it
 position, scale at its place on the tray) and the lot passes only when every particle is within the
 limits by twice that uncertainty. Anything that keeps the measurement from being trustworthy makes the
 verdict 'cannot_verify', never 'pass': no or inconsistent markers, too coarse a resolution, a region
-that is neither clearly tray nor clearly paper, a piece too faint to measure, pieces that touch or
-overlap without a visible separation when their union is over the limit, pieces cut off at the edge,
-a particle too close to the limit to call. 'fail' means a particle was measured over the limit.
+that is neither clearly tray nor clearly paper, a piece too faint to measure, pieces lying on each
+other (seams, no clean cut) when their union is over the limit, pieces meeting end to side that would
+pass only if split without proof of two pieces, pieces cut off at the edge, a particle too close to the
+limit to call. 'fail' means a particle was measured over the limit; touching pieces that the image does
+not show to be two are measured whole (when in doubt, the union), so their union over the limit fails.
 """
 
 from collections.abc import Mapping

@@ -38,7 +38,7 @@ def _value(distance, labels, lab, t, fixed, along_x, limit) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x):
+def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     """The area (px) of particle `lab` in its box, from cross-sections across its length."""
     rows, cols = labels.shape
     n_sec = w if along_x else h
@@ -113,8 +113,9 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x):
         lo[k] = first + INNER + 1 - below
         hi[k] = last - INNER + above
     extent = float(np.median(hi - lo))
-    # The piece's ends cross the sections obliquely: there the edges are the ends, not the sides.
-    end = int(np.ceil(0.75 * extent)) + 1
+    # The piece's ends cross the sections obliquely (`slant`: the sine of the angle between the piece
+    # and the sections' normal): over so many sections the edges are its ends, not its sides.
+    end = int(np.ceil(extent * min(1.0, 1.5 * slant))) + 3
     half = max(5, int(2 * extent))
     area = 0.0
     for k in range(m):
@@ -143,11 +144,11 @@ def _restored(edge, clean, k, r, outward):
 
 
 @numba.njit(cache=True, nogil=True)
-def edge_areas(distance, labels, counted, bbox, level, along_x):
+def edge_areas(distance, labels, counted, bbox, level, along_x, slant):
     """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module)."""
     n = len(level)
     out = np.zeros(n, np.float64)
     for i in range(n):
         x, y, w, h = bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3]
-        out[i] = _piece(distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i])
+        out[i] = _piece(distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i], float(slant[i]))
     return out

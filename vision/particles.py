@@ -333,7 +333,8 @@ def _measure_moments(
     width_px = np.sqrt(12 * lam2 + 1)
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
     along_x = np.abs(e1[:, 0]) >= np.abs(e1[:, 1])
-    area_px = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x)
+    slant = np.minimum(np.abs(e1[:, 0]), np.abs(e1[:, 1]))
+    area_px = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x, slant)
     area = area_px * det
     length = length_px * stretch1
     rect = found.area_px / np.maximum(length_px * width_px, 1.0)

@@ -314,9 +314,7 @@ def _sigma_edge(level: np.ndarray) -> np.ndarray:
     return 0.3 + 12.0 / np.maximum(level, 1.0)
 
 
-def _measure_moments(
-    found: Components, distance: np.ndarray, calibration: Calibration
-) -> tuple[_Measured, np.ndarray]:
+def _measure_moments(found: Components, distance: np.ndarray, calibration: Calibration) -> tuple[_Measured, np.ndarray]:
     """Every particle from its pixel moments and the coverage of its edges (`distance`: from the tray
     model): exact for straight pieces; `straight` says which are."""
     centres = found.centroid

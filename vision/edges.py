@@ -47,16 +47,22 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     limit = rows if along_x else cols
     firsts = np.full(n_sec, -1, np.int64)
     lasts = np.full(n_sec, -1, np.int64)
+    outer_first = np.full(n_sec, -1, np.int64)  # the region as detected (a low threshold, print included)
+    outer_last = np.full(n_sec, -1, np.int64)
     # The tray's own distance beside the piece (noise and texture are not paper).
     tray_sum, tray_n = 0.0, 0
     for s in range(n_sec):
         fixed = x0 + s if along_x else y0 + s
         for t in range(start, start + span):
             y, x = (t, fixed) if along_x else (fixed, t)
-            if labels[y, x] == lab and counted[y, x] > 0:
-                if firsts[s] < 0:
-                    firsts[s] = t
-                lasts[s] = t
+            if labels[y, x] == lab:
+                if outer_first[s] < 0:
+                    outer_first[s] = t
+                outer_last[s] = t
+                if counted[y, x] > 0:
+                    if firsts[s] < 0:
+                        firsts[s] = t
+                    lasts[s] = t
         if firsts[s] < 0:
             continue
         for t in (firsts[s] - BAND - 3, firsts[s] - BAND - 2, lasts[s] + BAND + 2, lasts[s] + BAND + 3):
@@ -67,7 +73,7 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
                     tray_n += 1
     tray = tray_sum / tray_n if tray_n >= 8 else 0.0
     scale = 1.0 / max(level - tray, 1.0)
-    valid = np.flatnonzero(firsts >= 0)
+    valid = np.flatnonzero(outer_first >= 0)
     m = len(valid)
     if m == 0:
         return 0.0
@@ -78,6 +84,9 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     for k in range(m):
         s = valid[k]
         first, last = firsts[s], lasts[s]
+        if first < 0:  # detected, but nothing counted: the blurred rim of an end
+            lo[k], hi[k] = np.inf, -np.inf
+            continue
         fixed = x0 + s if along_x else y0 + s
         peak = 0.0
         for t in range(first, last + 1):
@@ -85,12 +94,15 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
         # An edge is clean where the paper just inside it is as bright as the section's own paper: no
         # print near enough to darken what is summed across it. Its coverage is then measured against
         # that paper (a photo print is not one tone); elsewhere against the piece's level.
-        floor = tray + CLEAN * (peak - tray)
+        # (and nearly as bright as the piece's paper: a dark stretch of a photo has little contrast)
+        floor = tray + max(CLEAN * (peak - tray), CLEAN * CLEAN * (level - tray))
         if last - first < 2 * PROBE + 2:  # too narrow to hold paper clear of both edges: all of it summed
             total = 0.0
             for t in range(first - BAND, last + BAND + 1):
                 total += min((_value(distance, labels, lab, t, fixed, along_x, limit) - tray) * scale, 1.0)
-            lo[k], hi[k] = first + 0.5 * (last - first + 1 - total), last + 1 - 0.5 * (last - first + 1 - total)
+            # Print may darken it anywhere: never less than its counted pixels.
+            short = max(last - first + 1 - total, 0.0)
+            lo[k], hi[k] = first + 0.5 * short, last + 1 - 0.5 * short
             continue
         inner_lo = min(
             _value(distance, labels, lab, first + PROBE, fixed, along_x, limit),
@@ -112,6 +124,30 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
             above += min((_value(distance, labels, lab, t, fixed, along_x, limit) - tray) * scale_hi, 1.0)
         lo[k] = first + INNER + 1 - below
         hi[k] = last - INNER + above
+        # Print near an edge darkens the sum across it: there the edge is at least the counted one.
+        if not clean_lo[k]:
+            lo[k] = min(lo[k], first)
+        if not clean_hi[k]:
+            hi[k] = max(hi[k], last + 1)
+    # Where print reaches an edge, the region as detected (print on paper stands out from the tray
+    # more than the tray's noise) still shows the edge, at the offset the clean edges have from it.
+    outer_lo = outer_first[valid].astype(np.float64)
+    outer_hi = outer_last[valid].astype(np.float64) + 1.0
+    if clean_lo.sum() >= 3 and clean_hi.sum() >= 3:
+        shift_lo = float(np.median(lo[clean_lo] - outer_lo[clean_lo]))
+        shift_hi = float(np.median(outer_hi[clean_hi] - hi[clean_hi]))
+        for k in range(m):
+            if not np.isfinite(lo[k]):
+                continue
+            if not clean_lo[k]:
+                lo[k] = min(lo[k], outer_lo[k] + shift_lo)
+            if not clean_hi[k]:
+                hi[k] = max(hi[k], outer_hi[k] - shift_hi)
+    keep = np.isfinite(lo) & (lo < hi)
+    lo, hi, clean_lo, clean_hi = lo[keep], hi[keep], clean_lo[keep], clean_hi[keep]
+    m = len(lo)
+    if m == 0:
+        return 0.0
     extent = float(np.median(hi - lo))
     # The piece's ends cross the sections obliquely (`slant`: the sine of the angle between the piece
     # and the sections' normal): over so many sections the edges are its ends, not its sides.
@@ -120,27 +156,39 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     area = 0.0
     for k in range(m):
         a, b = lo[k], hi[k]
-        # A window centred on the section, so that a slanted edge's median is its value here.
-        r = min(half, k - end, m - 1 - end - k)
-        if r >= 3:
-            a = _restored(lo, clean_lo, k, r, -1.0)
-            b = _restored(hi, clean_hi, k, r, 1.0)
+        if end <= k < m - end:
+            j0, j1 = max(end, k - half), min(m - end, k + half + 1)
+            a = _restored(lo, clean_lo, k, j0, j1, -1.0)
+            b = _restored(hi, clean_hi, k, j0, j1, 1.0)
         area += max(b - a, 0.0)
     return area
 
 
 @numba.njit(cache=True, nogil=True)
-def _restored(edge, clean, k, r, outward):
-    """Section k's edge, put back on the median of its clean neighbours where print has moved it inward
-    (`outward`: the sign of a step away from the piece)."""
-    window = edge[k - r : k + r + 1][clean[k - r : k + r + 1]]
-    if len(window) < 3:
+def _restored(edge, clean, k, j0, j1, outward):
+    """Section k's edge, put back on the line through its clean neighbours (on both sides of it) where
+    print has moved it inward (`outward`: the sign of a step away from the piece); the neighbours are
+    sections j0 to j1 - 1, clear of the piece's ends."""
+    n, before, after = 0, 0, 0
+    sx, sy, sxx, sxy = 0.0, 0.0, 0.0, 0.0
+    for j in range(j0, j1):
+        if clean[j] and j != k:
+            d = float(j - k)
+            n += 1
+            before += j < k
+            after += j > k
+            sx += d
+            sy += edge[j]
+            sxx += d * d
+            sxy += d * edge[j]
+    if before < 2 or after < 2:
         return edge[k]
-    median = float(np.median(window))
-    step = (edge[k] - median) * outward  # > 0: outward of the median
+    slope = (n * sxy - sx * sy) / max(n * sxx - sx * sx, 1e-9)
+    line = (sy - slope * sx) / n  # the line's value at section k
+    step = (edge[k] - line) * outward  # > 0: outward of the line
     if step >= 0.0 or (clean[k] and step > -RAGGED_PX):
         return edge[k]
-    return median
+    return line
 
 
 @numba.njit(cache=True, nogil=True)

@@ -6,10 +6,13 @@ the edge at a fraction of a pixel however blurred. A particle is scanned in cros
 image axis nearest its length: each cross-section runs between two edges, each placed by that sum
 (everything between them is the piece's, print included).
 
-Print reaching a cut edge leaves no trace of the edge there: ink on a dark tray reads as tray, and the
-edge seems to step inward. A cut edge is straight or gently curved, and so does not step: where a
-cross-section's edge lies inward of the median of its neighbours by more than a ragged edge does, it is
-put back on that median. Edges are only ever moved outward, so a piece is never measured smaller.
+Print near a cut edge darkens that sum, and print reaching the edge leaves no trace of it (ink on a
+dark tray reads as tray): the edge seems to step inward. An edge is clean where the paper just inside
+it is as bright as its section's paper. Elsewhere the edge is at least the counted pixels, or the
+region as detected at a low threshold (print on paper still stands out from the tray) at the offset
+the clean edges have from it; and a cut edge is straight or gently curved, so where it lies inward of
+the line through clean sections on both sides by more than a torn edge strays, it is put back on that
+line. Print only ever moves an edge outward, so it can no longer make a piece measure smaller.
 """
 
 import numba

@@ -22,6 +22,7 @@ BAND = 5  # px of an edge's blur (and the colour channels' smoothing) summed out
 RAGGED_PX = 1.0  # a torn edge strays this far from its neighbours; ink at the edge, further
 INNER = 1  # px inside the outermost counted one where an edge's blur ends
 PROBE = 3  # px inside it, paper clear of the colour channels' smoothing tells whether print is near
+MIN_EXTENT_PX = 9  # narrower pieces (in pixels) are left to their pixel count
 CLEAN = 0.9  # paper just inside an edge at this share of its section's brightest: no print near it
 
 
@@ -78,8 +79,11 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     scale = 1.0 / max(level - tray, 1.0)
     valid = np.flatnonzero(outer_first >= 0)
     m = len(valid)
-    if m == 0:
-        return 0.0
+    counted_sections = firsts >= 0
+    if m == 0 or not counted_sections.any():
+        return -1.0
+    if np.median(lasts[counted_sections] - firsts[counted_sections]) + 1 < MIN_EXTENT_PX:
+        return -1.0  # too few pixels across to hold an edge's blur and paper clear of it: not measured here
     lo = np.empty(m)
     hi = np.empty(m)
     clean_lo = np.zeros(m, np.bool_)
@@ -150,7 +154,7 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     lo, hi, clean_lo, clean_hi = lo[keep], hi[keep], clean_lo[keep], clean_hi[keep]
     m = len(lo)
     if m == 0:
-        return 0.0
+        return -1.0
     extent = float(np.median(hi - lo))
     # The piece's ends cross the sections obliquely (`slant`: the sine of the angle between the piece
     # and the sections' normal): over so many sections the edges are its ends, not its sides.
@@ -196,7 +200,8 @@ def _restored(edge, clean, k, j0, j1, outward):
 
 @numba.njit(cache=True, nogil=True)
 def edge_areas(distance, labels, counted, bbox, level, along_x, slant):
-    """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module)."""
+    """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module);
+    -1 where it is too narrow in pixels to be measured so."""
     n = len(level)
     out = np.zeros(n, np.float64)
     for i in range(n):

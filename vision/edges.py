@@ -11,15 +11,14 @@ dark tray reads as tray): the edge seems to step inward. An edge is clean where 
 it is as bright as its section's paper. Elsewhere the edge is at least the counted pixels, or the
 region as detected at a low threshold (print on paper still stands out from the tray) at the offset
 the clean edges have from it; and a cut edge is straight or gently curved, so where it lies inward of
-the line through clean sections on both sides by more than a torn edge strays, it is put back on that
-line. Print only ever moves an edge outward, so it can no longer make a piece measure smaller.
+the line through the clean sections on both sides of it, it is put back on that line (a clean edge is
+measured, torn or not). Print only ever moves an edge outward, so it can no longer make a piece measure smaller.
 """
 
 import numba
 import numpy as np
 
 BAND = 5  # px of an edge's blur (and the colour channels' smoothing) summed outside the detected edge
-RAGGED_PX = 1.0  # a torn edge strays this far from its neighbours; ink at the edge, further
 INNER = 1  # px inside the outermost counted one where an edge's blur ends
 PROBE = 3  # px inside it, paper clear of the colour channels' smoothing tells whether print is near
 MIN_EXTENT_PX = 9  # narrower pieces (in pixels) are left to their pixel count
@@ -165,8 +164,10 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
         a, b = lo[k], hi[k]
         if end <= k < m - end:
             j0, j1 = max(end, k - half), min(m - end, k + half + 1)
-            a = _restored(lo, clean_lo, k, j0, j1, -1.0)
-            b = _restored(hi, clean_hi, k, j0, j1, 1.0)
+            if not clean_lo[k]:
+                a = _restored(lo, clean_lo, k, j0, j1, -1.0)
+            if not clean_hi[k]:
+                b = _restored(hi, clean_hi, k, j0, j1, 1.0)
         area += max(b - a, 0.0)
     return area
 
@@ -193,9 +194,7 @@ def _restored(edge, clean, k, j0, j1, outward):
     slope = (n * sxy - sx * sy) / max(n * sxx - sx * sx, 1e-9)
     line = (sy - slope * sx) / n  # the line's value at section k
     step = (edge[k] - line) * outward  # > 0: outward of the line
-    if step >= 0.0 or (clean[k] and step > -RAGGED_PX):
-        return edge[k]
-    return line
+    return edge[k] if step >= 0.0 else line
 
 
 @numba.njit(cache=True, nogil=True)

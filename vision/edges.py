@@ -21,7 +21,7 @@ import numpy as np
 BAND = 5  # px of an edge's blur (and the colour channels' smoothing) summed outside the detected edge
 INNER = 1  # px inside the outermost counted one where an edge's blur ends
 PROBE = 3  # px inside it, paper clear of the colour channels' smoothing tells whether print is near
-MIN_EXTENT_PX = 9  # narrower pieces (in pixels) are left to their pixel count
+MIN_WIDTH_PX = 9.0  # narrower pieces hold no paper clear of both edges' blur: left to their pixel count
 CLEAN = 0.9  # paper just inside an edge at this share of its section's brightest: no print near it
 
 
@@ -81,8 +81,6 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     counted_sections = firsts >= 0
     if m == 0 or not counted_sections.any():
         return -1.0
-    if np.median(lasts[counted_sections] - firsts[counted_sections]) + 1 < MIN_EXTENT_PX:
-        return -1.0  # too few pixels across to hold an edge's blur and paper clear of it: not measured here
     lo = np.empty(m)
     hi = np.empty(m)
     clean_lo = np.zeros(m, np.bool_)
@@ -198,12 +196,14 @@ def _restored(edge, clean, k, j0, j1, outward):
 
 
 @numba.njit(cache=True, nogil=True)
-def edge_areas(distance, labels, counted, bbox, level, along_x, slant):
+def edge_areas(distance, labels, counted, bbox, level, along_x, slant, width_px):
     """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module);
-    -1 where it is too narrow in pixels to be measured so."""
+    -1 where it is narrower than MIN_WIDTH_PX (`width_px`) or nothing of it is counted."""
     n = len(level)
-    out = np.zeros(n, np.float64)
+    out = np.full(n, -1.0)
     for i in range(n):
+        if width_px[i] < MIN_WIDTH_PX:
+            continue
         x, y, w, h = bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3]
         out[i] = _piece(distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i], float(slant[i]))
     return out

@@ -332,7 +332,7 @@ def _measure_moments(found: Components, distance: np.ndarray, calibration: Calib
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
     along_x = np.abs(e1[:, 0]) >= np.abs(e1[:, 1])
     slant = np.minimum(np.abs(e1[:, 0]), np.abs(e1[:, 1]))
-    by_edges = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x, slant)
+    by_edges = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px)
     area_px = np.where(by_edges >= 0, by_edges, found.area_px)
     area = area_px * det
     length = length_px * stretch1

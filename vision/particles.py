@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from vision.calibration import Calibration, MarkerBoard, calibrate
+from vision.edges import edge_areas
 from vision.images import ImageInput, load_colour
 from vision.segmentation import (
     Components,
@@ -317,8 +318,9 @@ def _sigma_edge(level: np.ndarray) -> np.ndarray:
     return 0.3 + 12.0 / np.maximum(level, 1.0)
 
 
-def _measure_moments(found: Components, calibration: Calibration) -> tuple[_Measured, np.ndarray]:
-    """Every particle from its pixel moments: exact for straight pieces; `straight` says which are."""
+def _measure_moments(found: Components, distance: np.ndarray, calibration: Calibration) -> tuple[_Measured, np.ndarray]:
+    """Every particle from its pixel moments and the coverage of its edges (`distance`: from the tray
+    model): exact for straight pieces; `straight` says which are."""
     centres = found.centroid
     jac = calibration.jacobians(centres)
     det = np.abs(np.linalg.det(jac))
@@ -332,7 +334,11 @@ def _measure_moments(found: Components, calibration: Calibration) -> tuple[_Meas
     length_px = np.sqrt(12 * lam1 + 1)
     width_px = np.sqrt(12 * lam2 + 1)
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
-    area = found.area_px * det
+    along_x = np.abs(e1[:, 0]) >= np.abs(e1[:, 1])
+    slant = np.minimum(np.abs(e1[:, 0]), np.abs(e1[:, 1]))
+    by_edges = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px)
+    area_px = np.where(by_edges >= 0, by_edges, found.area_px)
+    area = area_px * det
     length = length_px * stretch1
     rect = found.area_px / np.maximum(length_px * width_px, 1.0)
     straight = (rect >= STRAIGHT[0]) & (rect <= STRAIGHT[1])
@@ -453,7 +459,7 @@ def _judge(
     unsure: tuple[np.ndarray, ...],
 ) -> ParticleReport:
     limits = _limits(spec)
-    measured, straight = _measure_moments(found, calibration)
+    measured, straight = _measure_moments(found, tray.distance, calibration)
     over, near = _status(measured, limits)
     # Irregular pieces over or near a limit get a closer look (along their medial axis): are they
     # several touching pieces, is the bound too coarse?

@@ -1,0 +1,209 @@
+"""Sub-pixel particle areas from the coverage of their edge pixels, with a straight-edge prior.
+
+A pixel on a particle's edge is partly paper and partly tray; its distance from the tray model is
+linear in how much of it the paper covers, so the coverage of the pixels across an edge, summed, puts
+the edge at a fraction of a pixel however blurred. A particle is scanned in cross-sections along the
+image axis nearest its length: each cross-section runs between two edges, each placed by that sum
+(everything between them is the piece's, print included).
+
+Print near a cut edge darkens that sum, and print reaching the edge leaves no trace of it (ink on a
+dark tray reads as tray): the edge seems to step inward. An edge is clean where the paper just inside
+it is as bright as its section's paper. Elsewhere the edge is at least the counted pixels, or the
+region as detected at a low threshold (print on paper still stands out from the tray) at the offset
+the clean edges have from it; and a cut edge is straight or gently curved, so where it lies inward of
+the line through the clean sections on both sides of it, it is put back on that line (a clean edge is
+measured, torn or not). Print only ever moves an edge outward, so it can no longer make a piece measure smaller.
+"""
+
+import numba
+import numpy as np
+
+BAND = 5  # px of an edge's blur (and the colour channels' smoothing) summed outside the detected edge
+INNER = 1  # px inside the outermost counted one where an edge's blur ends
+PROBE = 3  # px inside it, paper clear of the colour channels' smoothing tells whether print is near
+MIN_WIDTH_PX = 9.0  # narrower pieces hold no paper clear of both edges' blur: left to their pixel count
+CLEAN = 0.9  # paper just inside an edge at this share of its section's brightest: no print near it
+
+
+@numba.njit(cache=True, nogil=True)
+def _coverage(value: float, tray: float, level: float) -> float:
+    c = (value - tray) / max(level - tray, 1.0)
+    return min(c, 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _value(distance, labels, lab, t, fixed, along_x, limit) -> float:
+    """The distance at position `t` of a cross-section; another particle's pixel counts as tray."""
+    if t < 0 or t >= limit:
+        return 0.0
+    y, x = (t, fixed) if along_x else (fixed, t)
+    return float(distance[y, x]) if labels[y, x] == 0 or labels[y, x] == lab else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
+    """The area (px) of particle `lab` in its box, from cross-sections across its length."""
+    rows, cols = labels.shape
+    n_sec = w if along_x else h
+    span = h if along_x else w
+    start = y0 if along_x else x0
+    limit = rows if along_x else cols
+    firsts = np.full(n_sec, -1, np.int64)
+    lasts = np.full(n_sec, -1, np.int64)
+    outer_first = np.full(n_sec, -1, np.int64)  # the region as detected (a low threshold, print included)
+    outer_last = np.full(n_sec, -1, np.int64)
+    # The tray's own distance beside the piece (noise and texture are not paper).
+    tray_sum, tray_n = 0.0, 0
+    for s in range(n_sec):
+        fixed = x0 + s if along_x else y0 + s
+        for t in range(start, start + span):
+            y, x = (t, fixed) if along_x else (fixed, t)
+            if labels[y, x] == lab:
+                if outer_first[s] < 0:
+                    outer_first[s] = t
+                outer_last[s] = t
+                if counted[y, x] > 0:
+                    if firsts[s] < 0:
+                        firsts[s] = t
+                    lasts[s] = t
+        if firsts[s] < 0:
+            continue
+        for t in (firsts[s] - BAND - 3, firsts[s] - BAND - 2, lasts[s] + BAND + 2, lasts[s] + BAND + 3):
+            if 0 <= t < limit:
+                y, x = (t, fixed) if along_x else (fixed, t)
+                if labels[y, x] == 0:
+                    tray_sum += distance[y, x]
+                    tray_n += 1
+    tray = tray_sum / tray_n if tray_n >= 8 else 0.0
+    scale = 1.0 / max(level - tray, 1.0)
+    valid = np.flatnonzero(outer_first >= 0)
+    m = len(valid)
+    counted_sections = firsts >= 0
+    if m == 0 or not counted_sections.any():
+        return -1.0
+    lo = np.empty(m)
+    hi = np.empty(m)
+    clean_lo = np.zeros(m, np.bool_)
+    clean_hi = np.zeros(m, np.bool_)
+    for k in range(m):
+        s = valid[k]
+        first, last = firsts[s], lasts[s]
+        if first < 0:  # detected, but nothing counted: the blurred rim of an end
+            lo[k], hi[k] = np.inf, -np.inf
+            continue
+        fixed = x0 + s if along_x else y0 + s
+        peak = 0.0
+        for t in range(first, last + 1):
+            peak = max(peak, _value(distance, labels, lab, t, fixed, along_x, limit))
+        # An edge is clean where the paper just inside it is as bright as the section's own paper: no
+        # print near enough to darken what is summed across it. Its coverage is then measured against
+        # that paper (a photo print is not one tone); elsewhere against the piece's level.
+        # (and nearly as bright as the piece's paper: a dark stretch of a photo has little contrast)
+        floor = tray + max(CLEAN * (peak - tray), CLEAN * CLEAN * (level - tray))
+        if last - first < 2 * PROBE + 2:  # too narrow to hold paper clear of both edges: all of it summed
+            total = 0.0
+            for t in range(first - BAND, last + BAND + 1):
+                total += min((_value(distance, labels, lab, t, fixed, along_x, limit) - tray) * scale, 1.0)
+            # Print may darken it anywhere: never less than its counted pixels.
+            short = max(last - first + 1 - total, 0.0)
+            lo[k], hi[k] = first + 0.5 * short, last + 1 - 0.5 * short
+            continue
+        inner_lo = min(
+            _value(distance, labels, lab, first + PROBE, fixed, along_x, limit),
+            _value(distance, labels, lab, first + PROBE + 1, fixed, along_x, limit),
+        )
+        inner_hi = min(
+            _value(distance, labels, lab, last - PROBE, fixed, along_x, limit),
+            _value(distance, labels, lab, last - PROBE - 1, fixed, along_x, limit),
+        )
+        clean_lo[k], clean_hi[k] = inner_lo >= floor, inner_hi >= floor
+        scale_lo = 1.0 / max(inner_lo - tray, 1.0) if clean_lo[k] else scale
+        scale_hi = 1.0 / max(inner_hi - tray, 1.0) if clean_hi[k] else scale
+        # Each edge at the sum of the coverage across it: the pixels from BAND outside the outermost
+        # counted one to INNER inside it (further in, a pixel is wholly paper).
+        below, above = 0.0, 0.0
+        for t in range(first - BAND, first + INNER + 1):
+            below += min((_value(distance, labels, lab, t, fixed, along_x, limit) - tray) * scale_lo, 1.0)
+        for t in range(last - INNER, last + BAND + 1):
+            above += min((_value(distance, labels, lab, t, fixed, along_x, limit) - tray) * scale_hi, 1.0)
+        lo[k] = first + INNER + 1 - below
+        hi[k] = last - INNER + above
+        # Print near an edge darkens the sum across it: there the edge is at least the counted one.
+        if not clean_lo[k]:
+            lo[k] = min(lo[k], first)
+        if not clean_hi[k]:
+            hi[k] = max(hi[k], last + 1)
+    # Where print reaches an edge, the region as detected (print on paper stands out from the tray
+    # more than the tray's noise) still shows the edge, at the offset the clean edges have from it.
+    outer_lo = outer_first[valid].astype(np.float64)
+    outer_hi = outer_last[valid].astype(np.float64) + 1.0
+    if clean_lo.sum() >= 3 and clean_hi.sum() >= 3:
+        shift_lo = float(np.median(lo[clean_lo] - outer_lo[clean_lo]))
+        shift_hi = float(np.median(outer_hi[clean_hi] - hi[clean_hi]))
+        for k in range(m):
+            if not np.isfinite(lo[k]):
+                continue
+            if not clean_lo[k]:
+                lo[k] = min(lo[k], outer_lo[k] + shift_lo)
+            if not clean_hi[k]:
+                hi[k] = max(hi[k], outer_hi[k] - shift_hi)
+    keep = np.isfinite(lo) & (lo < hi)
+    lo, hi, clean_lo, clean_hi = lo[keep], hi[keep], clean_lo[keep], clean_hi[keep]
+    m = len(lo)
+    if m == 0:
+        return -1.0
+    extent = float(np.median(hi - lo))
+    # The piece's ends cross the sections obliquely (`slant`: the sine of the angle between the piece
+    # and the sections' normal): over so many sections the edges are its ends, not its sides.
+    end = int(np.ceil(extent * min(1.0, 1.5 * slant))) + 3
+    half = max(5, int(2 * extent))
+    area = 0.0
+    for k in range(m):
+        a, b = lo[k], hi[k]
+        if end <= k < m - end:
+            j0, j1 = max(end, k - half), min(m - end, k + half + 1)
+            if not clean_lo[k]:
+                a = _restored(lo, clean_lo, k, j0, j1, -1.0)
+            if not clean_hi[k]:
+                b = _restored(hi, clean_hi, k, j0, j1, 1.0)
+        area += max(b - a, 0.0)
+    return area
+
+
+@numba.njit(cache=True, nogil=True)
+def _restored(edge, clean, k, j0, j1, outward):
+    """Section k's edge, put back on the line through its clean neighbours (on both sides of it) where
+    print has moved it inward (`outward`: the sign of a step away from the piece); the neighbours are
+    sections j0 to j1 - 1, clear of the piece's ends."""
+    n, before, after = 0, 0, 0
+    sx, sy, sxx, sxy = 0.0, 0.0, 0.0, 0.0
+    for j in range(j0, j1):
+        if clean[j] and j != k:
+            d = float(j - k)
+            n += 1
+            before += j < k
+            after += j > k
+            sx += d
+            sy += edge[j]
+            sxx += d * d
+            sxy += d * edge[j]
+    if before < 2 or after < 2:
+        return edge[k]
+    slope = (n * sxy - sx * sy) / max(n * sxx - sx * sx, 1e-9)
+    line = (sy - slope * sx) / n  # the line's value at section k
+    step = (edge[k] - line) * outward  # > 0: outward of the line
+    return edge[k] if step >= 0.0 else line
+
+
+@numba.njit(cache=True, nogil=True)
+def edge_areas(distance, labels, counted, bbox, level, along_x, slant, width_px):
+    """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module);
+    -1 where it is narrower than MIN_WIDTH_PX (`width_px`) or nothing of it is counted."""
+    n = len(level)
+    out = np.full(n, -1.0)
+    for i in range(n):
+        if width_px[i] < MIN_WIDTH_PX:
+            continue
+        x, y, w, h = bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3]
+        out[i] = _piece(distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i], float(slant[i]))
+    return out

@@ -34,7 +34,7 @@ RELIGHT_RADIUS = 1.5  # around a tracked person, in person sizes: where the old 
 MERGE_WIDTH = 2.1  # ... and so may one wider than this many times the square root of a person's area
 OBJECT_GROWTH = 1.15  # an object's region this much larger than when seen whole: someone may be with it
 COLOUR_CLOSE = 5  # px: gaps closed in the colour difference (within one person's outline)
-GREY_WEIGHTS = np.array([0.114, 0.587, 0.299], np.float32)  # B, G, R as a grey camera weighs them
+GREY_WEIGHTS = np.array([[0.114, 0.587, 0.299]], np.float32)  # B, G, R as a grey camera weighs them
 
 
 @runtime_checkable
@@ -158,7 +158,7 @@ class PeopleCounter:
         self._frames += 1
         self._relight(image)
         try:
-            regions, moving = self._regions(image)
+            regions, moving, gain = self._regions(image)
         except cv2.error as error:  # a fault on one frame must not stop the portal's counting
             return FrameCount(time_us, 0, problem=f"frame rejected ({error.msg})", source=source)
         if regions is None:
@@ -170,7 +170,7 @@ class PeopleCounter:
                 source=source,
             )
         crossings = self._track(regions, time_us)
-        self._learn(image, moving)
+        self._learn(image, moving, gain)
         people = [t for t in self._tracks if not t.is_object and t.missed == 0 and self._in_zone(t.centre)]
         ambiguous = any(r.ambiguous for r in regions if not r.is_object and self._in_zone(r.centre))
         return FrameCount(time_us, sum(t.people for t in people), tuple(crossings), ambiguous=ambiguous, source=source)
@@ -196,22 +196,23 @@ class PeopleCounter:
         ratio = image[::4, ::4] / np.maximum(self._background[::4, ::4], 1.0)
         return float(np.median(ratio))
 
-    def _regions(self, image: np.ndarray) -> tuple[list[_Region] | None, np.ndarray]:
+    def _regions(self, image: np.ndarray) -> tuple[list[_Region] | None, np.ndarray, float]:
+        """The frame's foreground regions (None: most of the scene changed), its mask and the light's gain."""
         assert self._background is not None
         gain = self._gain(image)
         expected = self._background * gain
-        signed = image - expected
         # Brighter light raises both signal and noise: the threshold scales with it.
         limit = self.config.threshold * math.sqrt(max(1.0, gain))
         # Brightness, as a grey camera sees it, with its gaps closed wide (a trolley's grate, print on a box);
         # and colour, the largest difference of any channel: clothes as bright as the floor but of another
         # colour (green or purple on grey) are as foreground as dark ones, and grey alone loses them. Colour's
         # gaps are closed narrowly, so a person's colour does not join them to the trolley they push.
-        grey = np.abs(signed @ GREY_WEIGHTS) > limit
-        colour = (np.abs(signed).max(axis=2) > limit).astype(np.uint8) * 255
+        grey = cv2.absdiff(cv2.transform(image, GREY_WEIGHTS), cv2.transform(expected, GREY_WEIGHTS))
+        blue, green, red = cv2.split(cv2.absdiff(image, expected))
+        colour = (cv2.max(cv2.max(blue, green), red) > limit).astype(np.uint8) * 255
         if cv2.countNonZero(colour) > MAX_CHANGED_SHARE * colour.size:
-            return None, colour
-        mask = cv2.morphologyEx(grey.astype(np.uint8) * 255, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+            return None, colour, gain
+        mask = cv2.morphologyEx((grey > limit).astype(np.uint8) * 255, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
         colour = cv2.morphologyEx(colour, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         mask |= cv2.morphologyEx(colour, cv2.MORPH_CLOSE, np.ones((COLOUR_CLOSE, COLOUR_CLOSE), np.uint8))
@@ -244,15 +245,14 @@ class PeopleCounter:
             merged = (share >= MERGE_SHARE or wide) and not is_object
             people = 0 if is_object else _people_in(share, merged)
             regions.append(_Region(centroids[i], people, merged, is_object, float(area)))
-        return regions, mask
+        return regions, mask, gain
 
-    def _learn(self, image: np.ndarray, moving: np.ndarray) -> None:
-        """Slowly follow the empty scene where nothing is, at the current light."""
+    def _learn(self, image: np.ndarray, moving: np.ndarray, gain: float) -> None:
+        """Slowly follow the empty scene where nothing is, at the current light (`gain`, as `_regions` found it)."""
         assert self._background is not None
-        gain = self._gain(image)
-        quiet = (cv2.dilate(moving, np.ones((15, 15), np.uint8)) == 0)[..., None]
-        target = image / max(gain, 1e-3)
-        self._background = np.where(quiet, 0.95 * self._background + 0.05 * target, self._background).astype(np.float32)
+        quiet = (cv2.dilate(moving, np.ones((15, 15), np.uint8)) == 0).astype(np.uint8)
+        target = (image / max(gain, 1e-3)).astype(np.float32)
+        cv2.accumulateWeighted(target, self._background, 0.05, mask=quiet)  # 0.95 old + 0.05 new, where quiet
 
     def _in_zone(self, centre: np.ndarray) -> bool:
         if not self.config.zone:

@@ -23,7 +23,10 @@ reorder_us; a reader without round ends, or one that lags, holds it back to the 
 
 Fail-secure (readers offline: `readers_offline_fail_secure`) is the engine's reason, fed by the readers'
 health. Life safety: a fire-alarm input on any panel releases every door at once and keeps them released
-until it clears.
+until it clears. The release does not queue behind the engine (a decision being made, kernels compiling on
+a first run, a snapshot swap): `submit` sends it from the thread that heard the alarm, and sends it again
+to a panel that comes back on the line while the alarm lasts. The decision thread does the rest (records,
+guards' screens, relocking when it clears).
 """
 
 from __future__ import annotations
@@ -184,6 +187,14 @@ class _OverrideAsk:
     answer: Future[OverrideOutcome]
 
 
+@dataclass(frozen=True, slots=True)
+class _ReleaseFailed:
+    """A fire release a panel could not take (it is sent again when the panel is back)."""
+
+    panel: str
+    reason: str
+
+
 class PortalController:
     def __init__(
         self,
@@ -213,7 +224,9 @@ class PortalController:
         self.by_camera = {w.camera: w for w in wiring if w.camera}
         self.by_code = {w.code: w for w in wiring}
         self.state = {w.portal_id: _PortalState() for w in wiring}
-        self.fire_active = False
+        self.fire_active = False  # as the decision thread has applied it
+        self._fire_heard = False  # as the drivers' threads reported it (the release follows this one)
+        self._fire_lock = threading.Lock()
         self.held_open_us = HELD_OPEN_US
         self.decisions = 0
         self.timings: deque[DecisionTiming] = deque(maxlen=10_000)
@@ -244,7 +257,31 @@ class PortalController:
 
     # ---- input side (any thread) ----
     def submit(self, event: object) -> None:
+        self._life_safety(event)
         self._events.put(event)
+
+    def _life_safety(self, event: object) -> None:
+        """Release every door on a fire alarm, and a panel back on the line during one, before queueing."""
+        if isinstance(event, InputChange) and event.input == "fire_alarm":
+            with self._fire_lock:
+                if event.active and not self._fire_heard:
+                    self._release({w.panel for w in self.wiring.values() if w.panel})
+                self._fire_heard = event.active
+        elif isinstance(event, HealthEvent) and event.health != Health.OFFLINE and event.device in self.by_panel:
+            with self._fire_lock:  # also online without Secure Channel: in a fire the door opens all the same
+                if self._fire_heard:
+                    self._release({event.device})
+
+    def _release(self, panels: set[str]) -> None:
+        """Hold the strikes released (under _fire_lock); a panel that cannot hear it now gets it when it is
+        back (above)."""
+        if self.panels is None:
+            return
+        for panel in sorted(panels):
+            try:
+                self.panels.set_strike(panel, True)
+            except BridgeError as exc:
+                self.submit(_ReleaseFailed(panel, str(exc)))
 
     def start(self) -> PortalController:
         self._thread = threading.Thread(target=self._run, name="portal-controller", daemon=True)
@@ -360,6 +397,8 @@ class PortalController:
                 self._health(event)
             elif isinstance(event, _OverrideAsk):
                 self._ask_override(event)
+            elif isinstance(event, _ReleaseFailed):
+                self._publish_alarm("panel_command_failed", self.clock(), event.panel, f"fire release: {event.reason}")
             elif isinstance(event, PeopleCount):
                 wiring = self.by_camera.get(event.camera)
                 if wiring is not None:
@@ -427,10 +466,6 @@ class PortalController:
         if event.device in self.by_panel:
             wiring = self.by_panel[event.device]
             self.state[wiring.portal_id].panel_online = not offline
-            if self.fire_active and event.health == Health.ONLINE and self.panels is not None:
-                # life safety: a panel that was away when the fire release went out gets it on its return
-                panels, door = self.panels, event.device
-                self._command(door, lambda: panels.set_strike(door, True), "fire release")
         elif event.device in self.by_reader:
             wiring = self.by_reader[event.device]
             readers = self.state[wiring.portal_id].offline_readers
@@ -660,13 +695,13 @@ class PortalController:
         if active == self.fire_active:
             return
         self.fire_active = active
-        if self.panels is not None:
+        if self.panels is not None and not active:  # the release itself went out from `submit`
             panels = self.panels
-            what = "fire release" if active else "relock after fire"
-            for wiring in self.wiring.values():
-                if wiring.panel:
-                    door = wiring.panel
-                    self._command(door, lambda d=door: panels.set_strike(d, active), what)
+            with self._fire_lock:  # never relock over a fire alarm raised again meanwhile
+                for wiring in self.wiring.values():
+                    if wiring.panel and not self._fire_heard:
+                        door = wiring.panel
+                        self._command(door, lambda d=door: panels.set_strike(d, False), "relock after fire")
         for state in self.state.values():
             state.locked = not active
         title = "FIRE ALARM: all doors released" if active else "fire alarm cleared: doors relocked"

@@ -96,7 +96,9 @@ class OsdpLine:
         sink: EventSink | None = None,
         baudrate: int = 115200,
         backoff: Backoff | None = None,
-        reinit_backoff: Backoff = Backoff(1.0, 30.0),
+        # libosdp sits out 300 s after a failed initialisation (a NAK, a late reply); a panel that is back
+        # is re-initialised within 8 s at worst, and a dead one costs its line one try every 8 s
+        reinit_backoff: Backoff = Backoff(1.0, 8.0),
         stale_window_s: float = DEFAULT_STALE_WINDOW_S,
         log_level: int = osdp.LogLevel.Emergency,
     ) -> None:

@@ -67,6 +67,12 @@ class SimulatedIdentity:
     firmware_version: int = 0x010203
 
 
+# how a panel is on its line: read, write, wait for bytes, forget what it missed while off
+_Line = tuple[
+    Callable[[int], bytes], Callable[[bytes], int], Callable[[float], bool] | None, Callable[[], None] | None
+]
+
+
 class PanelSimulator:
     """One OSDP peripheral device (a door panel); it talks once a `PanelBus` powers it on.
 
@@ -99,7 +105,7 @@ class PanelSimulator:
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
         self._wait: Callable[[float], bool] = self._stop.wait
-        self._line: tuple[Callable[[int], bytes], Callable[[bytes], int], Callable[[float], bool] | None] | None = None
+        self._line: _Line | None = None
 
     # ----- power: on and off model the panel (or its line) going away; door state and events persist -----
 
@@ -108,16 +114,19 @@ class PanelSimulator:
         return self._pd is not None
 
     def power_on(self, read: Callable[[int], bytes] | None = None, write: Callable[[bytes], int] | None = None,
-                 wait: Callable[[float], bool] | None = None) -> None:
-        """Start talking on a line: `read` / `write` its bytes, `wait(t)` until bytes arrive (at most t).
-        Without them, back on the line it was last on (a panel powered off and on again)."""
+                 wait: Callable[[float], bool] | None = None, flush: Callable[[], None] | None = None) -> None:
+        """Start talking on a line: `read` / `write` its bytes, `wait(t)` until bytes arrive (at most t),
+        `flush()` to forget what crossed the line while the panel was off. Without them, back on the line it
+        was last on (a panel powered off and on again)."""
         if self._pd is not None:
             return
         if read is None or write is None:
             if self._line is None:
                 raise RuntimeError("the panel was never on a line")
-            read, write, wait = self._line
-        self._line = (read, write, wait)
+            read, write, wait, flush = self._line
+        self._line = (read, write, wait, flush)
+        if flush is not None:
+            flush()
         flags = [osdp.LibFlag.InstallMode] if self.install_mode and self.scbk is None else []
         ident = self.identity
         info = osdp.PDInfo(
@@ -343,7 +352,7 @@ class PanelBus:
             for inbox in self._inbox.values():
                 inbox.clear()
             for address, panel in self.panels.items():
-                panel.power_on(self._reader(address), self._write, self._waiter(address))
+                panel.power_on(self._reader(address), self._write, self._waiter(address), self._flusher(address))
         return self
 
     def stop(self) -> None:
@@ -370,7 +379,8 @@ class PanelBus:
     def power_on_panel(self, address: int) -> None:
         if self._pty is None:
             raise RuntimeError("line not started")
-        self.panels[address].power_on(self._reader(address), self._write, self._waiter(address))
+        self.panels[address].power_on(self._reader(address), self._write, self._waiter(address),
+                                      self._flusher(address))
 
     def inject_noise(self, data: bytes) -> int:
         """Put bytes on the line that no panel sent (electrical noise, a misbehaving device)."""
@@ -393,6 +403,21 @@ class PanelBus:
                 return chunk
 
         return read
+
+    def _flusher(self, address: int) -> Callable[[], None]:
+        """A panel powers up with an empty receive buffer: what crossed the line while it was off is gone
+        for it (and stays with the panels that were on)."""
+
+        def flush() -> None:
+            with self._lock:
+                pty = self._pty
+                while pty is not None and (received := pty.read(4096)):  # there only because no panel read
+                    for other, inbox in self._inbox.items():
+                        if other != address and self.panels[other].running:
+                            inbox += received
+                self._inbox[address].clear()
+
+        return flush
 
     def _waiter(self, address: int) -> Callable[[float], bool]:
         """Wait for bytes for this panel: already in its inbox, or arriving on the line. (On a shared line a

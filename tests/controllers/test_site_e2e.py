@@ -135,6 +135,20 @@ def test_a_panel_away_during_a_fire_release_is_released_when_it_returns(
     assert wait_for(lambda: not main.strike_active and not vault.strike_active, 10.0)
 
 
+def test_a_fire_alarm_releases_the_doors_while_the_engine_is_busy(running: tuple[RunningSite, Traffic]) -> None:
+    """Life safety does not queue behind a decision (or kernels compiling on a first run, a snapshot swap):
+    with the engine held, the fire input still releases every door, and they relock once it clears."""
+    site, _traffic = running
+    assert site.sims is not None
+    panels = site.sims.panels
+    with site.runtime.portals.engine_lock:
+        panels["main-exit-panel"].raise_fire_alarm(True)
+        assert wait_for(lambda: all(p.strike_active for p in panels.values()), 10.0), "released at once"
+    panels["main-exit-panel"].raise_fire_alarm(False)
+    assert wait_for(lambda: not any(p.strike_active for p in panels.values()), 10.0), "relocked when it clears"
+    assert [e for e in site.bus.history() if e.title.startswith("FIRE ALARM")], "and the guards are told"
+
+
 def test_destroyed_tag_seen_at_a_portal_alarms(
     running: tuple[RunningSite, Traffic], site: sessionmaker[Session]
 ) -> None:

@@ -786,6 +786,11 @@ class PortalController:
 
         return _Step(record, act)
 
+    def readers_reporting_rounds(self) -> frozenset[str]:
+        """The portal readers that have reported an inventory round end: only then can an exit be allowed
+        early, and a portal's reader that never reported one keeps its door shut at the cap."""
+        return frozenset(self._round_seen.copy())  # copy(): atomic against the decision thread's inserts
+
     def doors(self) -> list[DoorState]:
         return [
             DoorState(

@@ -264,13 +264,16 @@ class RunningSite:
         return DeviceProbe(name, device.kind, str(result.health), result.identity, result.detail)
 
     def wait_ready(self, timeout_s: float = 15.0) -> bool:
-        """Until every panel and portal reader reports online (panels after Secure Channel is up)."""
+        """Until every panel and portal reader reports online (panels after Secure Channel is up) and every
+        portal reader has reported an inventory round (before that a door stays shut to the cap)."""
         watched = {d.name for d in self.devices if d.description.role in (Role.PANEL, Role.PORTAL_READER)}
+        readers = {d.name for d in self.devices if d.description.role == Role.PORTAL_READER}
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             states = {d.name: d.health for d in self.runtime.devices() if d.name in watched}
             panels_secure = self.sims is None or all(p.secure for p in self.sims.panels.values())
-            if panels_secure and all(h == "online" for h in states.values()):
+            rounds = readers <= self.runtime.portals.readers_reporting_rounds()
+            if panels_secure and rounds and all(h == "online" for h in states.values()):
                 # A card read within the stale window of a panel coming online counts as replayed.
                 time.sleep(DEFAULT_STALE_WINDOW_S)
                 return True

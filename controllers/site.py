@@ -53,7 +53,7 @@ from registry.services import alarms as register_alarms
 from registry.services import lookup
 from registry.services.inventory import CountResult
 from registry.sitefile import site_time_zone
-from tracking.engine import Backend, Engine
+from tracking.engine import Backend, Engine, warm_up
 from tracking.model import EngineConfig
 from tracking.results import InventoryResult
 from tracking.snapshot import build_snapshot
@@ -128,7 +128,10 @@ class SiteRuntime:
             wiring = _wiring(session)
             self._changes_seen = changes.latest(session)  # the register change the snapshot reflects
             self._device_kinds = {d.name: d.kind for d in session.execute(select(Device)).scalars()}
-        self.engine = Engine(build_snapshot(model), config or EngineConfig(), backend=backend)
+        snapshot, config = build_snapshot(model), config or EngineConfig()
+        if backend == "numba":
+            warm_up(snapshot, config)  # before any door depends on it
+        self.engine = Engine(snapshot, config, backend=backend)
         kwargs = {"clock": clock} if clock else {}
         self.portals = PortalController(
             self.engine, wiring, names, bus, self.recorder, panels=panels, alarms=self.alarms_book,

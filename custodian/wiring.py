@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -315,6 +315,8 @@ def start_site(
     """record_consumers: readers of the recorder's local log besides the register (an edge's shipper).
     time_zone: the site's (registry.sitefile.site_time_zone)."""
     devices = site_devices(factory)
+    if any(d.description.role == Role.MACHINE for d in devices):
+        _warm_particle_check()  # before any device line needs the interpreter
     sims = start_simulators(devices, SimulationOptions()) if simulate else None
     lines: dict[str, OsdpLine] = {}
     router = PanelRouter(lines)
@@ -370,6 +372,15 @@ def _place(site: RunningSite, devices: list[Device[Any]], drivers: dict[str, obj
             site.machines[device.name] = driver
         elif isinstance(driver, MqttPeopleCounter) and role is Role.CAMERA:
             site.people_sensors[device.name] = driver
+
+
+@cache
+def _warm_particle_check() -> None:
+    """Compile (or load from Numba's cache) the particle check's kernels on a small tray, once per process.
+    On a first run after an install the compiler holds the interpreter for tens of seconds; during a
+    destruction that starved the panel lines until libosdp dropped the panels."""
+    tray = synthetic.shred_tray(size_px=(1400, 1000), px_per_mm=6.0, particle_mm=(2.0, 12.0), count=30, seed=1)
+    particles.analyse(tray.image, "P-2")
 
 
 def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, devices: list[Device[Any]]) -> None:

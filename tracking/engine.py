@@ -1037,3 +1037,23 @@ def _with_readers(batch: ReadBatch, table: np.ndarray) -> ReadBatch:
     codes = np.where((codes >= 0) & (codes < len(table) - 1), codes, len(table) - 1)
     return ReadBatch(batch.time_us, table[codes], batch.antenna, batch.epc_words, batch.epc_bits, batch.rssi,
                      batch.tid_hash, batch.stale)
+
+
+def warm_up(snapshot: Snapshot, config: EngineConfig) -> None:
+    """Compile (or load from Numba's cache) the kernels a site's decisions call, on a throwaway engine over
+    the same register. On a fresh install the first read, badge and decision would otherwise wait for the
+    compiler, seconds to tens of seconds on a small machine, and the person at the door with them."""
+    portal = next((i for i, antennas in enumerate(snapshot.portal_antennas) if antennas), None)
+    if portal is None or not snapshot.site.items or not snapshot.badge_person:
+        return
+    engine = Engine(snapshot, config)
+    (reader, antenna), epc = snapshot.portal_antennas[portal][0], snapshot.site.items[0].epc
+    start = 1 << 50  # any time: nothing of this engine is kept
+    reads = [TagRead(reader, antenna, epc, start + n * 10_000, -50.0) for n in range(5)]
+    engine.ingest(ReadBatch.from_reads(reads, snapshot.reader_code))
+    engine.on_badge(BadgePresentation(int(snapshot.portal_ids[portal]), next(iter(snapshot.badge_person)),
+                                      start + 20_000))
+    for n in range(1, 4):
+        engine.on_round(InventoryRound(reader, antenna, start + n * 30_000))
+    engine.advance(start + 10 * (config.settle_us + config.reorder_us))
+    engine.swap_snapshot(snapshot)

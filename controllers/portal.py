@@ -690,8 +690,9 @@ class PortalController:
         self._command(panel, lambda: panels.buzz(panel, on_s=0.2, off_s=0.1, repeats=3), "buzzer")
 
     def _fire(self, active: bool, time_us: int, panel: str) -> None:
-        """Life safety over everything: release every door at once, relock when the alarm clears. The only
-        action taken before its record is durable (a disk must never hold a door shut in a fire)."""
+        """Life safety over everything: the release went out from `submit`, before its record is durable (a
+        disk must never hold a door shut in a fire); here it is recorded and shown, and the doors relocked
+        when the alarm clears."""
         if active == self.fire_active:
             return
         self.fire_active = active

@@ -15,6 +15,7 @@ import cv2
 
 from controllers.bus import LiveKind
 from custodian.wiring import RunningSite
+from firmware_bridge.osdp.driver import DEFAULT_STALE_WINDOW_S
 from firmware_bridge.osdp.simulator import PanelSimulator
 from firmware_bridge.rfid.llrp_simulator import FieldTag, LlrpSimulator
 from firmware_bridge.rfid.mercury_simulator import FieldTag as IntakeTag
@@ -98,6 +99,7 @@ class Traffic:
 
     def exit_attempt(self, portal: str, badges: list[str], epcs: list[str], people: int | None = None) -> bool:
         """Walk up, badge, stand at the door (tags read all the while) until it decides; walk through if it opens."""
+        self._wait_for_panel(portal)
         if people is not None:
             self.camera_sees(portal, people)
         self.approach(portal, epcs)
@@ -216,6 +218,21 @@ class Traffic:
         """True once the panel received a strike command after the badge (seen on the wire, not assumed)."""
         panel = self._panel(self.portals[portal][0])
         return self._wait(lambda: any(c.kind == "output" for c in panel.commands[since:]), 1.0)
+
+    def _wait_for_panel(self, portal: str, timeout_s: float = 30.0) -> None:
+        """People badge where the door's panel is on the line: a card read while it is away, or just back,
+        is held or counted as replayed (the driver's promise, not this scenario's). On a starved machine a
+        panel can drop for a moment; wait until it has been back for the stale window."""
+        name = self.portals[portal][0]
+        panel, deadline = self._panel(name), time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            door = next((d for d in self.site.runtime.doors() if d.portal == portal), None)
+            changes = [e for e in self.site.bus.history() if e.kind == LiveKind.HEALTH and e.source == name]
+            back_us = changes[-1].time_us if changes else 0
+            settled = time.time_ns() // 1000 - back_us > DEFAULT_STALE_WINDOW_S * 1e6
+            if door is not None and door.panel_online and panel.secure and settled:
+                return
+            time.sleep(0.05)
 
     @staticmethod
     def _wait(condition: Callable[[], bool], timeout_s: float) -> bool:

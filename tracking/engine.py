@@ -158,6 +158,7 @@ _MAX_REMEMBERED = 100_000
 _INPUT, _CHECK, _OVERDUE = 0, 1, 2
 _KIND = {name: k for k, name in enumerate(ALARM_KINDS)}
 _FEW = 32  # at most this many due reads in an advance: searched as lists (_Few)
+_new = tuple.__new__  # a named tuple from the tuple of all its fields, without its Python __new__ (latency path)
 _DETAIL = {0: "", **CLONE_DETAIL}  # the reference core's detail codes (non-zero only for possible_clone)
 
 
@@ -237,6 +238,7 @@ class Engine:
         self._badges: dict[int, deque[tuple[int, str, bool, str]]] = defaultdict(deque)
         self._entries: dict[int, tuple[int, int]] = {}  # portal id -> (time, person id) of its last granted entry
         self._passed: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, person) badged through
+        self._passed_keep_us = self.config.door_grant_us + self.config.two_person_us  # how long _passed keeps one
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
         self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
         self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
@@ -392,11 +394,12 @@ class Engine:
         # the on-line path: a few reads per advance, whose columns are cheaper to search as lists than in numpy
         few = None
         if n_reads <= _FEW:
-            few = _Few(reads.time_us.tolist(), reads.portal.tolist(), reads.stale.tolist()) if n_reads else _NO_FEW
+            few = (_new(_Few, (reads.time_us.tolist(), reads.portal.tolist(), reads.stale.tolist())) if n_reads
+                   else _NO_FEW)
         self._few = few
         while True:
             next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
-            t = self._next_trigger() if self._armed else None
+            t = self._next_trigger() if self._armed and self._row < n_reads else None
             if t is not None and (next_input is None or t <= next_input):
                 # reads at a portal with an armed decision: apply those up to t, then look again
                 self._apply_until(self._rows_until(t))
@@ -507,8 +510,8 @@ class Engine:
                                         np.ones(len(gone), np.bool_))
             keep = np.nonzero(valid & ~late)[0]
             batch, portal, side, rssi, stale = batch.take(keep), portal[keep], side[keep], rssi[keep], stale[keep]
-        return ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash, rssi,
-                          stale), late_reads
+        return _new(ValidReads, (batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash, rssi,
+                                 stale)), late_reads
 
     def _validate(self, batch: ReadBatch) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, bool]:
         """(reads not READ_OK, portal, side, code, in time order) of a batch (kernels.validate_reads)."""
@@ -810,7 +813,7 @@ class Engine:
                 reasons |= R_TAILGATING
         if self._offline and self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
-        if final and self._readers_behind(portal_index, badge.time_us):
+        if final and self._round_readers and self._readers_behind(portal_index, badge.time_us):
             reasons |= R_READERS_BEHIND
         rules = self.people.verdict(person_ids[person], portal_id, direction, badge.time_us,
                                     same_way) if person >= 0 else None
@@ -948,19 +951,19 @@ class Engine:
                                  decision.item_ids if direction == "exit" and cause != "fire_release" else ())
         if moved is None:
             return
-        self._out.presence.append(moved.change)
-        c = self.config
-        if moved.passback_alarm:
+        change, passback_alarm, escort_checks = moved
+        self._out.presence.append(change)
+        if passback_alarm:
             self._alarm("anti_passback", t, portal_id, None,
-                        f"person {person_id} left venue {moved.change.from_venue_id}, not known inside")
-        for venue_id in moved.escort_checks:
-            self._push_input(t + c.two_person_us, _EscortCheck(venue_id, portal_id))
+                        f"person {person_id} left venue {change.from_venue_id}, not known inside")
+        for venue_id in escort_checks:
+            self._push_input(t + self.config.two_person_us, _EscortCheck(venue_id, portal_id))
         if direction == "entry" and cause != "fire_release":
             self._entries[portal_id] = (t, person_id)
         if cause == "badge":
             passed = self._passed[portal_id]
             passed.append((t, person_id))
-            oldest = t - c.door_grant_us - c.two_person_us
+            oldest = t - self._passed_keep_us
             while passed[0][0] < oldest:
                 passed.popleft()
 

@@ -233,6 +233,8 @@ class Engine:
         self._passed_keep_us = self.config.door_grant_us + self.config.two_person_us  # how long _passed keeps one
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
         self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
+        # the armed portals once their badge was first looked at: the core stops applying reads at their changes
+        self._watched: set[int] = set()
         self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
         self._round_readers: set[str] = set()  # readers that reported a round end, on time or late, since start
         self._offline: set[str] = set()  # readers reported offline
@@ -314,9 +316,9 @@ class Engine:
         self._batches = [_with_readers(b, table) for b in self._batches]
         self.core.swap(snapshot)
         self._use(snapshot)
-        for portal_id in self._armed:  # watched by the new register's portal index
-            if portal_id in self._portal_index:
-                self.core.watch(self._portal_index[portal_id], True)
+        self._watched = {portal_id for portal_id in self._watched if portal_id in self._portal_index}
+        for portal_id in self._watched:  # by the new register's portal index
+            self.core.watch(self._portal_index[portal_id], True)
         for due in still_out:
             self._add_due(due.item_id, due.return_by_us, due.approval_id)
 
@@ -728,9 +730,11 @@ class Engine:
         self._badges[portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
         pending = _Pending(badge, next(self._seq))
         self._armed.setdefault(portal_id, []).append(pending)
-        self.core.watch(self._portal_index[portal_id], True)
         self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
+            if portal_id not in self._watched:  # a read there may make it refuse at once (_apply_watching)
+                self._watched.add(portal_id)
+                self.core.watch(self._portal_index[portal_id], True)
             if self._rounds.keys() >= self._portal_antenna_sets[self._portal_index[portal_id]]:
                 # rounds may be complete before the floor: look again then (else the round ends will)
                 heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
@@ -823,8 +827,10 @@ class Engine:
         armed.remove(pending)
         if not armed:
             del self._armed[badge.portal_id]
-            if portal_index >= 0:
-                self.core.watch(portal_index, False)
+            if badge.portal_id in self._watched:
+                self._watched.discard(badge.portal_id)
+                if portal_index >= 0:
+                    self.core.watch(portal_index, False)
         allow, exit_ = reasons == 0, badge.direction == "exit"
         if allow and not exit_:
             verdicts = []  # allowed in: nothing carried out under this badge

@@ -180,14 +180,6 @@ class NumbaCore:
         return events
 
     def apply_reads(self, reads: ValidReads) -> CoreEvents:
-        return self._apply(reads, False)[0]
-
-    def apply_reads_watching(self, reads: ValidReads) -> tuple[CoreEvents, int, int | None]:
-        """apply_reads up to and including the first moment at which a read changed a watched portal
-        (portal_changed): (events, rows applied, that moment or None)."""
-        return self._apply(reads, True)
-
-    def _apply(self, reads: ValidReads, watching: bool) -> tuple[CoreEvents, int, int | None]:
         events = NO_EVENTS
         n, hit = len(reads.time_us), self.state.watch_hit
         if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
@@ -197,13 +189,26 @@ class NumbaCore:
             row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
                                 reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
             events = self._drain(events)
+            if hit.item(0) != k.NO_HIT:  # a watched portal changed: no reason to stop here
+                hit[0] = k.NO_HIT
+        return events
+
+    def apply_reads_watching(self, reads: ValidReads) -> tuple[CoreEvents, int, int | None]:
+        """apply_reads up to and including the first moment at which a read changed a watched portal
+        (portal_changed): (events, rows applied, that moment or None)."""
+        events = NO_EVENTS
+        n, hit = len(reads.time_us), self.state.watch_hit
+        if n:
+            self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
+        row = 0
+        while row < n:
+            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
+                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
+            events = self._drain(events)
             moment = hit.item(0)
-            if moment != k.NO_HIT:
-                if watching and (row == n or reads.time_us.item(row) != moment):
-                    hit[0] = k.NO_HIT
-                    return events, row, moment
-                if not watching:
-                    hit[0] = k.NO_HIT
+            if moment != k.NO_HIT and (row == n or reads.time_us.item(row) != moment):
+                hit[0] = k.NO_HIT
+                return events, row, moment
         return events, n, None
 
     def watch(self, portal_index: int, on: bool) -> None:

@@ -814,7 +814,8 @@ class Engine:
             if not self._may_allow_early(badge, portal_index, t):
                 return
         for v in verdicts:
-            reasons |= _item_mask(v)
+            if v.reasons:
+                reasons |= _item_mask(v)
         if rules is not None:
             reasons |= rules.wait
         self._finish(pending, t, portal_index, person, verdicts, reasons)

@@ -510,11 +510,12 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
     passes, item_tid, settle_us, burst_gap = ctx.passes, ctx.item_tid, ctx.settle_us, ctx.burst_gap_us
     min_reads, min_dbm = ctx.presence_min_reads, ctx.presence_rssi_dbm
     watch, hit = ctx.portal_watch, ctx.watch_hit
+    moment = hit[0]  # kept in a local as well: a load of hit[0] per read would not be hoisted
     for r in range(start, len(time_us)):
         if counts[0] + 1 > cap_mov or counts[1] + ALARMS_PER_READ > cap_al or counts[2] >= cap_unknown:
             return r
         t = time_us[r]
-        if hit[0] != NO_HIT and t != hit[0]:
+        if moment != NO_HIT and t != moment:
             return r
         p = portal[r]
         i = find_item(table, epc_ptr, epc_words, epc_bits, flat, r * width, bits[r])
@@ -554,8 +555,8 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
                     rec.peak_in = max(int(rec.peak_in), dbm)
                 if not was_clear and (rec.burst_in >= min_reads or rec.peak_in >= min_dbm):
                     ctx.portal_change[p] = t
-                    if watch[p] and hit[0] == NO_HIT:
-                        hit[0] = t
+                    if watch[p] and moment == NO_HIT:
+                        moment = hit[0] = t
             rec.last = t
             flags = (flags & ~np.uint8(F_LAST_OUT)) | out_side | seen
         else:
@@ -581,8 +582,8 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
                 rec.burst_in, rec.peak_in, rec.burst_out, rec.peak_out = 1, dbm, 0, NO_RSSI
             ctx.portal_new[p] = t
             ctx.portal_change[p] = t
-            if watch[p] and hit[0] == NO_HIT:
-                hit[0] = t
+            if watch[p] and moment == NO_HIT:
+                moment = hit[0] = t
             first_out = np.uint8(F_FIRST_OUT) if outside else np.uint8(0)
             flags = np.uint8(F_OPEN | F_LISTED) | first_out | out_side | seen
         if tid[r] != 0 and item_tid[i] != 0 and tid[r] != item_tid[i] and not (flags & F_TID_ALARMED):

@@ -157,7 +157,8 @@ _MAX_REMEMBERED = 100_000
 # control-point classes at equal timestamps: inputs, then decision checks, then return deadlines
 _INPUT, _CHECK, _OVERDUE = 0, 1, 2
 _KIND = {name: k for k, name in enumerate(ALARM_KINDS)}
-_FEW = 32  # at most this many due reads in an advance: searched as lists (_Few)
+_FEW = 32  # at most this many due reads in an advance: their times searched as a list
+_new = tuple.__new__  # a named tuple from the tuple of all its fields, without its Python __new__ (latency path)
 _DETAIL = {0: "", **CLONE_DETAIL}  # the reference core's detail codes (non-zero only for possible_clone)
 
 
@@ -168,14 +169,6 @@ class _Pending:
     badge: BadgePresentation
     seq: int
     done: bool = False
-
-
-class _Few(NamedTuple):
-    """The due reads of an advance as lists, when they are few (the on-line path)."""
-
-    time_us: list[int]
-    portal: list[int]
-    stale: list[bool]
 
 
 class _Held(NamedTuple):
@@ -237,8 +230,11 @@ class Engine:
         self._badges: dict[int, deque[tuple[int, str, bool, str]]] = defaultdict(deque)
         self._entries: dict[int, tuple[int, int]] = {}  # portal id -> (time, person id) of its last granted entry
         self._passed: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, person) badged through
+        self._passed_keep_us = self.config.door_grant_us + self.config.two_person_us  # how long _passed keeps one
         self._camera: dict[int, deque[tuple[int, int]]] = defaultdict(deque)  # portal -> (t, count)
         self._armed: dict[int, list[_Pending]] = {}  # portal id -> undecided badges, in badge order
+        # the armed portals once their badge was first looked at: the core stops applying reads at their changes
+        self._watched: set[int] = set()
         self._rounds: dict[tuple[str, int], deque[int]] = {}  # (reader, antenna) -> last round ends
         self._round_readers: set[str] = set()  # readers that reported a round end, on time or late, since start
         self._offline: set[str] = set()  # readers reported offline
@@ -253,8 +249,7 @@ class Engine:
         self._out = Collector()
         self._reads = _EMPTY_READS
         self._row = 0
-        self._rows_at: dict[int, np.ndarray] = {}
-        self._few: _Few | None = None
+        self._times: list[int] | None = None  # the due reads' times during an advance, when they are few
         self._no_stale = np.zeros(1024, np.bool_)
         for due in snapshot.site.pending_returns:
             self._add_due(due.item_id, due.return_by_us, due.approval_id)
@@ -321,6 +316,9 @@ class Engine:
         self._batches = [_with_readers(b, table) for b in self._batches]
         self.core.swap(snapshot)
         self._use(snapshot)
+        self._watched = {portal_id for portal_id in self._watched if portal_id in self._portal_index}
+        for portal_id in self._watched:  # by the new register's portal index
+            self.core.watch(self._portal_index[portal_id], True)
         for due in still_out:
             self._add_due(due.item_id, due.return_by_us, due.approval_id)
 
@@ -387,29 +385,26 @@ class Engine:
         reads, late = self._take_reads(horizon)
         if late is not None:
             self._core_events(self.core.apply_reads(late), late)
-        self._reads, self._row, self._rows_at = reads, 0, {}
+        self._reads, self._row = reads, 0
         n_reads = len(reads.time_us)
-        # the on-line path: a few reads per advance, whose columns are cheaper to search as lists than in numpy
-        few = None
-        if n_reads <= _FEW:
-            few = _Few(reads.time_us.tolist(), reads.portal.tolist(), reads.stale.tolist()) if n_reads else _NO_FEW
-        self._few = few
+        # the on-line path: a few reads per advance, whose times are cheaper to search as a list than in numpy
+        times = self._times = reads.time_us.tolist() if n_reads <= _FEW else None
         while True:
             next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
-            t = self._next_trigger() if self._armed else None
-            if t is not None and (next_input is None or t <= next_input):
-                # reads at a portal with an armed decision: apply those up to t, then look again
-                self._apply_until(self._rows_until(t))
-                for portal_id in sorted(self._armed):
-                    # only a new tag, or one now clearly there, can make a decision refuse at once
-                    p = self._portal_index.get(portal_id, -1)
-                    if p >= 0 and self.core.portal_changed(p) == t:
-                        self._evaluate_portal(portal_id, t)
-                continue
+            if self._armed and self._row < n_reads:
+                # the reads due by the next input, applied until one changes a portal with an armed decision (a
+                # new tag, or one now clearly there: only that can make a decision refuse at once); look again then
+                t = self._apply_watching(n_reads if next_input is None else self._rows_until(next_input))
+                if t is not None:
+                    for portal_id in sorted(self._armed):
+                        p = self._portal_index.get(portal_id, -1)
+                        if p >= 0 and self.core.portal_changed(p) == t:
+                            self._evaluate_portal(portal_id, t)
+                    continue
             if next_input is None:
                 break
             t, cls, _, payload = heapq.heappop(self._inputs)
-            if self._row < n_reads and (reads.time_us[self._row] if few is None else few.time_us[self._row]) <= t:
+            if self._row < n_reads and (reads.time_us[self._row] if times is None else times[self._row]) <= t:
                 self._apply_until(self._rows_until(t))
             if cls == _CHECK:
                 assert isinstance(payload, tuple)
@@ -424,42 +419,15 @@ class Engine:
         self._apply_until(n_reads)
         self._core_events(self.core.settle_due(horizon), reads)
         self.horizon_us = horizon
-        self._reads, self._few = _EMPTY_READS, None
+        self._reads, self._times = _EMPTY_READS, None
         return self._out.output()
 
     def _rows_until(self, t: int) -> int:
         """The first due row after time t."""
-        few = self._few
-        if few is not None:
-            return bisect.bisect_right(few.time_us, t)
+        times = self._times
+        if times is not None:
+            return bisect.bisect_right(times, t)
         return int(self._reads.time_us.searchsorted(t, side="right"))
-
-    def _next_trigger(self) -> int | None:
-        """Time of the next due read, from the current row, at a portal with an armed decision."""
-        reads, row, best, few = self._reads, self._row, None, self._few
-        if few is not None:
-            portals = few.portal
-            if row >= len(portals):
-                return None
-            index = self._portal_index
-            armed = [index.get(portal_id, -1) for portal_id in self._armed]
-            for r in range(row, len(portals)):
-                if portals[r] in armed and not few.stale[r]:
-                    return few.time_us[r]
-            return None
-        if row >= len(reads.time_us):
-            return None
-        for portal_id in self._armed:
-            rows = self._rows_at.get(portal_id)
-            if rows is None:
-                here = reads.portal == self._portal_index.get(portal_id, -1)
-                if reads.stale.any():
-                    here &= ~reads.stale  # stale reads are evidence for nothing: they trigger nothing either
-                rows = self._rows_at[portal_id] = np.flatnonzero(here)
-            i = int(rows.searchsorted(row))
-            if i < len(rows) and (best is None or rows[i] < best):
-                best = int(rows[i])
-        return None if best is None else int(reads.time_us[best])
 
     def _take_reads(self, horizon: int) -> tuple[ValidReads, ValidReads | None]:
         """Split queued reads into due (time-ordered, valid), late (valid, for alarms only) and still
@@ -507,8 +475,8 @@ class Engine:
                                         np.ones(len(gone), np.bool_))
             keep = np.nonzero(valid & ~late)[0]
             batch, portal, side, rssi, stale = batch.take(keep), portal[keep], side[keep], rssi[keep], stale[keep]
-        return ValidReads(batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash, rssi,
-                          stale), late_reads
+        return _new(ValidReads, (batch.time_us, portal, side, batch.epc_words, batch.epc_bits, batch.tid_hash, rssi,
+                                 stale)), late_reads
 
     def _validate(self, batch: ReadBatch) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, bool]:
         """(reads not READ_OK, portal, side, code, in time order) of a batch (kernels.validate_reads)."""
@@ -553,6 +521,18 @@ class Engine:
             part = reads if start == 0 and end == len(reads.time_us) else reads.rows(start, end)
             self._core_events(self.core.apply_reads(part), part)
             self._row = end
+
+    def _apply_watching(self, end: int) -> int | None:
+        """Apply the due reads from the current row up to row `end`, stopping after the first moment at which
+        one changed a watched portal (one with an armed decision, Core.watch); returns that moment (None: none)."""
+        reads, start = self._reads, self._row
+        if end <= start:
+            return None
+        part = reads if start == 0 and end == len(reads.time_us) else reads.rows(start, end)
+        events, applied, moment = self.core.apply_reads_watching(part)
+        self._core_events(events, part)
+        self._row = start + applied
+        return moment
 
     def _core_events(self, events: CoreEvents, reads: ValidReads) -> None:
         if events is NO_EVENTS:
@@ -752,6 +732,9 @@ class Engine:
         self._armed.setdefault(portal_id, []).append(pending)
         self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
+            if portal_id not in self._watched:  # a read there may make it refuse at once (_apply_watching)
+                self._watched.add(portal_id)
+                self.core.watch(self._portal_index[portal_id], True)
             if self._rounds.keys() >= self._portal_antenna_sets[self._portal_index[portal_id]]:
                 # rounds may be complete before the floor: look again then (else the round ends will)
                 heapq.heappush(self._inputs, (now + c.decision_floor_us, _CHECK, pending.seq, (pending, False)))
@@ -810,7 +793,7 @@ class Engine:
                 reasons |= R_TAILGATING
         if self._offline and self._fail_secure(portal_index):
             reasons |= R_READERS_OFFLINE
-        if final and self._readers_behind(portal_index, badge.time_us):
+        if final and self._round_readers and self._readers_behind(portal_index, badge.time_us):
             reasons |= R_READERS_BEHIND
         rules = self.people.verdict(person_ids[person], portal_id, direction, badge.time_us,
                                     same_way) if person >= 0 else None
@@ -831,7 +814,8 @@ class Engine:
             if not self._may_allow_early(badge, portal_index, t):
                 return
         for v in verdicts:
-            reasons |= _item_mask(v)
+            if v.reasons:
+                reasons |= _item_mask(v)
         if rules is not None:
             reasons |= rules.wait
         self._finish(pending, t, portal_index, person, verdicts, reasons)
@@ -844,6 +828,10 @@ class Engine:
         armed.remove(pending)
         if not armed:
             del self._armed[badge.portal_id]
+            if badge.portal_id in self._watched:
+                self._watched.discard(badge.portal_id)
+                if portal_index >= 0:
+                    self.core.watch(portal_index, False)
         allow, exit_ = reasons == 0, badge.direction == "exit"
         if allow and not exit_:
             verdicts = []  # allowed in: nothing carried out under this badge
@@ -875,7 +863,7 @@ class Engine:
             if exit_ and verdicts:
                 for approval_id in new_uses:
                     self.core.consume(approval_id)
-                self.core.commit_allow(items, approvals, portal_index, t)
+                self.core.commit_decided(portal_index, t)  # the verdicts are those of the last decide
                 if new_uses:  # a return deadline comes only with a new use of an approval
                     self._track_returns(verdicts)
         decision = Decision(
@@ -948,19 +936,19 @@ class Engine:
                                  decision.item_ids if direction == "exit" and cause != "fire_release" else ())
         if moved is None:
             return
-        self._out.presence.append(moved.change)
-        c = self.config
-        if moved.passback_alarm:
+        change, passback_alarm, escort_checks = moved
+        self._out.presence.append(change)
+        if passback_alarm:
             self._alarm("anti_passback", t, portal_id, None,
-                        f"person {person_id} left venue {moved.change.from_venue_id}, not known inside")
-        for venue_id in moved.escort_checks:
-            self._push_input(t + c.two_person_us, _EscortCheck(venue_id, portal_id))
+                        f"person {person_id} left venue {change.from_venue_id}, not known inside")
+        for venue_id in escort_checks:
+            self._push_input(t + self.config.two_person_us, _EscortCheck(venue_id, portal_id))
         if direction == "entry" and cause != "fire_release":
             self._entries[portal_id] = (t, person_id)
         if cause == "badge":
             passed = self._passed[portal_id]
             passed.append((t, person_id))
-            oldest = t - c.door_grant_us - c.two_person_us
+            oldest = t - self._passed_keep_us
             while passed[0][0] < oldest:
                 passed.popleft()
 
@@ -1014,7 +1002,6 @@ def _recent(last_seen: dict[str, int], since_us: int) -> dict[str, int]:
     return {key: t for key, t in last_seen.items() if t >= since_us}
 
 
-_NO_FEW = _Few([], [], [])  # never modified
 _EMPTY_READS = ValidReads(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8),
                           np.zeros((0, 1), np.uint64), np.zeros(0, np.int16), np.zeros(0, np.uint64),
                           np.zeros(0, np.float64), np.zeros(0, np.bool_))

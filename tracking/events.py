@@ -44,7 +44,12 @@ class BadgePresentation:
     def __init__(self, portal_id: int, badge: str, time_us: int, stale: bool = False, direction: str = "exit") -> None:
         # Written out: the frozen dataclass's own __init__ sets each field through object.__setattr__, and a
         # controller builds one per badge, on the badge's latency path (bench/tracking.py times it)
-        self.__dict__.update(portal_id=portal_id, badge=badge, time_us=time_us, stale=stale, direction=direction)
+        d = self.__dict__  # one store per field (tracking.results.Decision)
+        d["portal_id"] = portal_id
+        d["badge"] = badge
+        d["time_us"] = time_us
+        d["stale"] = stale
+        d["direction"] = direction
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,7 @@ F_OPEN, F_SEEN_IN, F_SEEN_OUT, F_FIRST_OUT, F_LAST_OUT, F_TID_ALARMED, F_LISTED,
 DESTROYED, SEIZED, DECLASSIFIED = STATUS_CODE["destroyed"], STATUS_CODE["seized"], STATUS_CODE["declassified"]
 K_CARRY_OUT, K_TRANSFER, K_ABROAD = KIND_CODE["carry_out"], KIND_CODE["transfer"], KIND_CODE["abroad"]
 NO_OPEN_PASS = 2**62  # settle_due's "oldest" when no pass is open
+NO_HIT = -(2**63)  # watch_hit when no watched portal changed
 # worst case per read: a settled pass (2), then clone travel, destroyed and TID (3)
 ALARMS_PER_READ = 5
 NO_RSSI = -128  # a burst with no plausible RSSI (whole dBm, int8)
@@ -194,6 +195,10 @@ class KState(NamedTuple):
     appr_uses: np.ndarray  # int32
     portal_new: np.ndarray  # int64 per portal: when a pass last opened there
     portal_change: np.ndarray  # int64 per portal: last read there that opened a pass or made an item clear
+    # Portals with an armed decision (set by the engine): apply_reads stops after the reads of the first moment
+    # at which one of them changed (portal_change), so the decision is looked at again right then.
+    portal_watch: np.ndarray  # bool per portal
+    watch_hit: np.ndarray  # int64[1]: that moment, NO_HIT when none since the caller reset it
     dec: np.ndarray  # DEC_DTYPE, decide_items output (scratch, not state)
 
 
@@ -492,7 +497,8 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
                 words: np.ndarray, bits: np.ndarray, tid: np.ndarray, rssi: np.ndarray, stale: np.ndarray) -> int:
     """Apply time-ordered valid reads from row `start`; returns the first row not applied.
 
-    Stops early when an output buffer could overflow; the caller drains it and calls again.
+    Stops early when an output buffer could overflow (the caller drains it and calls again), and after the
+    rows of the moment at which a watched portal changed (watch_hit, until the caller resets it).
     """
     cap_mov = len(ctx.mov_item)
     cap_al = len(ctx.al_kind)
@@ -503,10 +509,14 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
     counts, table, epc_ptr, epc_words, epc_bits = ctx.counts, ctx.table, ctx.epc_ptr, ctx.epc_words, ctx.epc_bits
     passes, item_tid, settle_us, burst_gap = ctx.passes, ctx.item_tid, ctx.settle_us, ctx.burst_gap_us
     min_reads, min_dbm = ctx.presence_min_reads, ctx.presence_rssi_dbm
+    watch, hit = ctx.portal_watch, ctx.watch_hit
+    moment = hit[0]  # kept in a local as well: a load of hit[0] per read would not be hoisted
     for r in range(start, len(time_us)):
         if counts[0] + 1 > cap_mov or counts[1] + ALARMS_PER_READ > cap_al or counts[2] >= cap_unknown:
             return r
         t = time_us[r]
+        if moment != NO_HIT and t != moment:
+            return r
         p = portal[r]
         i = find_item(table, epc_ptr, epc_words, epc_bits, flat, r * width, bits[r])
         if i < 0:
@@ -545,6 +555,8 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
                     rec.peak_in = max(int(rec.peak_in), dbm)
                 if not was_clear and (rec.burst_in >= min_reads or rec.peak_in >= min_dbm):
                     ctx.portal_change[p] = t
+                    if watch[p] and moment == NO_HIT:
+                        moment = hit[0] = t
             rec.last = t
             flags = (flags & ~np.uint8(F_LAST_OUT)) | out_side | seen
         else:
@@ -570,6 +582,8 @@ def apply_reads(ctx: KCtx, start: int, time_us: np.ndarray, portal: np.ndarray, 
                 rec.burst_in, rec.peak_in, rec.burst_out, rec.peak_out = 1, dbm, 0, NO_RSSI
             ctx.portal_new[p] = t
             ctx.portal_change[p] = t
+            if watch[p] and moment == NO_HIT:
+                moment = hit[0] = t
             first_out = np.uint8(F_FIRST_OUT) if outside else np.uint8(0)
             flags = np.uint8(F_OPEN | F_LISTED) | first_out | out_side | seen
         if tid[r] != 0 and item_tid[i] != 0 and tid[r] != item_tid[i] and not (flags & F_TID_ALARMED):
@@ -745,6 +759,21 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, 
         row.since = first
         n += 1
     return n
+
+
+@njit(cache=True, nogil=True)
+def commit_decided(ctx: KCtx, n: int, p: int, allow_us: int) -> None:
+    """The n items of the last decide_items leave through portal p at allow_us (tracking.reference
+    commit_allow): an approval it chose that has a destination takes the item into custody."""
+    dec = ctx.dec
+    for r in range(n):
+        row = dec[r]
+        i = row.item
+        ctx.allow_portal[i] = p
+        ctx.allow_us[i] = allow_us
+        a = row.approval
+        if a >= 0 and ctx.appr_row_target[a] >= 0:
+            ctx.custody[i] = a
 
 
 @njit(cache=True, nogil=True)

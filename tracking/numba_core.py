@@ -68,6 +68,8 @@ def _fresh_state(s: Snapshot) -> k.KState:
         appr_uses=s.appr_uses.copy(),
         portal_new=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
         portal_change=np.full(len(s.portal_ids), -(2**62), dtype=np.int64),
+        portal_watch=np.zeros(len(s.portal_ids), dtype=np.bool_),
+        watch_hit=np.full(1, k.NO_HIT, dtype=np.int64),
         dec=np.zeros(max(n, 1), k.DEC_DTYPE),
     )
 
@@ -103,6 +105,7 @@ class NumbaCore:
         ctx_type, i64 = numba.typeof(self.ctx), types.int64
         self._decide_items = k.decide_items.compile((ctx_type, i64, i64, i64, i64, types.boolean))
         self._settle_due = k.settle_due.compile((ctx_type, i64))
+        self._commit_decided = k.commit_decided.compile((ctx_type, i64, i64, i64))
         # venue index -> register id; index -1 (the outside of the unit) -> -1
         self._venue_id_or_outside = np.append(snapshot.venue_ids, -1).astype(np.int64)
         self._id_order = np.argsort(snapshot.item_ids)
@@ -110,7 +113,7 @@ class NumbaCore:
         self._oldest_last = -(2**62)
         self._approval_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
         self._appr_ids = snapshot.appr_ids.tolist()
-        self._decided: dict[int, int] = {}  # item id -> index of the items of the last decide
+        self._n_decided = 0  # the items of the last decide: its rows of state.dec (commit_decided)
 
     def state_bytes(self) -> int:
         """Bytes of tracking state (the dec scratch rows of decide_items are not state)."""
@@ -178,7 +181,7 @@ class NumbaCore:
 
     def apply_reads(self, reads: ValidReads) -> CoreEvents:
         events = NO_EVENTS
-        n = len(reads.time_us)
+        n, hit = len(reads.time_us), self.state.watch_hit
         if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
             self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
         row = 0
@@ -186,7 +189,31 @@ class NumbaCore:
             row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
                                 reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
             events = self._drain(events)
+            if hit.item(0) != k.NO_HIT:  # a watched portal changed: no reason to stop here
+                hit[0] = k.NO_HIT
         return events
+
+    def apply_reads_watching(self, reads: ValidReads) -> tuple[CoreEvents, int, int | None]:
+        """apply_reads up to and including the first moment at which a read changed a watched portal
+        (portal_changed): (events, rows applied, that moment or None)."""
+        events = NO_EVENTS
+        n, hit = len(reads.time_us), self.state.watch_hit
+        if n:
+            self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
+        row = 0
+        while row < n:
+            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
+                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
+            events = self._drain(events)
+            moment = hit.item(0)
+            if moment != k.NO_HIT and (row == n or reads.time_us.item(row) != moment):
+                hit[0] = k.NO_HIT
+                return events, row, moment
+        return events, n, None
+
+    def watch(self, portal_index: int, on: bool) -> None:
+        """Whether apply_reads_watching stops at a change of the portal (it has an armed decision)."""
+        self.state.portal_watch[portal_index] = on
 
     def settle_due(self, horizon_us: int) -> CoreEvents:
         if horizon_us - self.config.settle_us <= self._oldest_last:
@@ -199,25 +226,18 @@ class NumbaCore:
 
     def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
                entry: bool = False) -> list[ItemVerdict]:
-        n = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
-        decided: dict[int, int] = {}  # the items an allow commits next: their indices need no search (_item_indices)
-        self._decided = decided
+        n = self._n_decided = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
         if not n:
             return []
         item_ids, appr_ids, verdicts = self.snapshot.item_ids, self._appr_ids, []
         for i, reasons, a, f, since in self.state.dec[:n].tolist():
             item_id = item_ids.item(i)
-            decided[item_id] = i
             approval = None if a < 0 else appr_ids[a]
             verdicts.append(_verdict(ItemVerdict, (item_id, reasons, approval, (f & _NEW_USE) != 0,
                                                    (f & _UNCERTAIN) != 0, since, (f & _RESTING) != 0)))
         return verdicts
 
     def _item_indices(self, item_ids: Sequence[int]) -> list[int]:
-        try:
-            return [self._decided[i] for i in item_ids]
-        except KeyError:
-            pass  # not all of them from the last decide: searched
         ids = np.array(item_ids, np.int64)
         found = np.searchsorted(self.snapshot.item_ids, ids, sorter=self._id_order)
         idx = self._id_order[np.minimum(found, max(len(self._id_order) - 1, 0))] if len(self._id_order) else found
@@ -237,6 +257,10 @@ class NumbaCore:
                 a = self._approval_pos[approval_id]
                 if target[a] >= 0:
                     st.custody[i] = a
+
+    def commit_decided(self, portal_index: int, allow_us: int) -> None:
+        """commit_allow of every item of the last decide, with the approval it chose: the allow of that decision."""
+        self._commit_decided(self.ctx, self._n_decided, portal_index, allow_us)
 
     def portal_new(self, portal_index: int) -> int:
         """When a tag last newly appeared at the portal (opened a pass there)."""

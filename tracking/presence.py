@@ -64,6 +64,7 @@ class Moved(NamedTuple):
 
 
 NO_VERDICT = Verdict()
+_new = tuple.__new__  # a named tuple from the tuple of all its fields, without its Python __new__
 
 
 class People:
@@ -114,19 +115,21 @@ class People:
         """People per venue (None: known to be outside the unit)."""
         return Counter({venue: len(people) for venue, people in self._by_venue.items() if people})
 
-    def _place(self, person_id: int, place: Place) -> None:
-        before, visitor = self.where.get(person_id), person_id in self._visitor
+    def _place(self, person_id: int, place: Place) -> Place | None:
+        """Put the person at place; returns where they were before (None: unknown)."""
+        before = self.where.get(person_id)
+        if self._visitor and person_id in self._visitor:
+            if before is not None:
+                self._visitors_in[before.venue_id].discard(person_id)
+            self._visitors_in.setdefault(place.venue_id, set()).add(person_id)
         if before is not None:
             self._by_venue[before.venue_id].discard(person_id)
-            if visitor:
-                self._visitors_in[before.venue_id].discard(person_id)
         self.where[person_id] = place
         people = self._by_venue.get(place.venue_id)
         if people is None:
             people = self._by_venue[place.venue_id] = set()
         people.add(person_id)
-        if visitor:
-            self._visitors_in.setdefault(place.venue_id, set()).add(person_id)
+        return before
 
     def forgive(self, person_id: int) -> None:
         self.forgiven.add(person_id)
@@ -137,7 +140,7 @@ class People:
         place = self.where.get(person_id)
         if place is None or place.uncertain:
             return None
-        self._place(person_id, Place(place.venue_id, time_us, True))
+        self._place(person_id, _new(Place, (place.venue_id, time_us, True)))
         return PresenceChange(person_id, portal_id, place.venue_id, place.venue_id, time_us, "tailgating", True)
 
     # --- rules --------------------------------------------------------------------------------
@@ -186,21 +189,23 @@ class People:
         else:
             src, dst = portal.inside_venue_id, portal.outside_venue_id
         passback = portal.anti_passback == "alarm" and cause == "badge" and self._passback(person_id, src)
-        before = self.where.get(person_id)
-        self.forgiven.discard(person_id)
-        self._place(person_id, Place(dst, time_us, uncertain))
-        checks: list[int] = []
+        if self.forgiven:
+            self.forgiven.discard(person_id)
+        before = self._place(person_id, _new(Place, (dst, time_us, uncertain)))
+        checks: tuple[int, ...] = ()
         if self._visitor or self._alarmed:  # else no venue has a visitor, nor an alarm about one, to look at
+            look: list[int] = []
             left = before.venue_id if before is not None else src
             if left is not None and left != dst and self.unescorted(left):
-                checks.append(left)  # the last escort may have left (or a visitor is still there)
+                look.append(left)  # the last escort may have left (or a visitor is still there)
             if dst is not None:
                 if not self.unescorted(dst):
                     self._alarmed.pop(dst, None)
                 elif person_id in self._visitor:
-                    checks.append(dst)  # came in with nobody to stay with them (their escort may follow)
+                    look.append(dst)  # came in with nobody to stay with them (their escort may follow)
+            checks = tuple(look)
         change = PresenceChange(person_id, portal_id, src, dst, time_us, cause, uncertain, item_ids)
-        return Moved(change, passback, tuple(checks))
+        return _new(Moved, (change, passback, checks))
 
     def unescorted(self, venue_id: int) -> tuple[int, ...]:
         """Visitors in the venue with no escort there (nobody not a visitor, cleared to its ceiling)."""

@@ -129,6 +129,9 @@ class ReferenceCore:
     uses: dict[int, int] = field(default_factory=dict)
     portal_new_us: dict[int, int] = field(default_factory=dict)
     portal_change_us: dict[int, int] = field(default_factory=dict)
+    _decided: list[ItemVerdict] = field(default_factory=list)  # the verdicts of the last decide
+    _watched: set[int] = field(default_factory=set)  # portal ids with an armed decision (watch)
+    _watch_hit: int | None = None  # the first moment a watched portal changed, in apply_reads_watching
 
     def __post_init__(self) -> None:
         self.swap(self.snapshot, keep_state=False)
@@ -165,6 +168,7 @@ class ReferenceCore:
         self.portal_new_us = {p: t for p, t in self.portal_new_us.items() if p in portal_ids} if keep_state else {}
         self.portal_change_us = {p: t for p, t in self.portal_change_us.items() if p in portal_ids} \
             if keep_state else {}
+        self._watched = set()  # the engine marks its armed portals again
 
     def _level(self, item: ItemSpec) -> int:
         return 0 if item.status == "declassified" else item.level
@@ -241,19 +245,47 @@ class ReferenceCore:
     def apply_reads(self, reads: ValidReads) -> CoreEvents:
         events = CoreEvents()
         for row in range(len(reads.time_us)):
-            bits = int(reads.epc_bits[row])
-            item = self.by_epc.get(words_to_epc(reads.epc_words[row], bits))
-            if item is None:
-                events.unknown_rows.append(row)
-                continue
-            portal_id = int(self.snapshot.portal_ids[reads.portal[row]])
-            t, tid = int(reads.time_us[row]), int(reads.tid_hash[row])
-            if reads.stale[row]:
-                self._stale_read(item, portal_id, t, tid, events)
-            else:
-                self._read(item, portal_id, t, int(reads.side[row]) == SIDE_OUTSIDE, tid,
-                           self._dbm(float(reads.rssi[row])), events)
+            self._apply_row(reads, row, events)
+        self._watch_hit = None
         return events
+
+    def apply_reads_watching(self, reads: ValidReads) -> tuple[CoreEvents, int, int | None]:
+        """apply_reads up to and including the first moment at which a read changed a watched portal
+        (portal_changed): (events, rows applied, that moment or None)."""
+        events = CoreEvents()
+        for row in range(len(reads.time_us)):
+            moment = self._watch_hit
+            if moment is not None and int(reads.time_us[row]) != moment:
+                self._watch_hit = None
+                return events, row, moment
+            self._apply_row(reads, row, events)
+        moment, self._watch_hit = self._watch_hit, None
+        return events, len(reads.time_us), moment
+
+    def watch(self, portal_index: int, on: bool) -> None:
+        """Whether apply_reads_watching stops at a change of the portal (it has an armed decision)."""
+        portal_id = int(self.snapshot.portal_ids[portal_index])
+        (self._watched.add if on else self._watched.discard)(portal_id)
+
+    def _apply_row(self, reads: ValidReads, row: int, events: CoreEvents) -> None:
+        bits = int(reads.epc_bits[row])
+        item = self.by_epc.get(words_to_epc(reads.epc_words[row], bits))
+        if item is None:
+            events.unknown_rows.append(row)
+            return
+        portal_id = int(self.snapshot.portal_ids[reads.portal[row]])
+        t, tid = int(reads.time_us[row]), int(reads.tid_hash[row])
+        if reads.stale[row]:
+            self._stale_read(item, portal_id, t, tid, events)
+        else:
+            self._read(item, portal_id, t, int(reads.side[row]) == SIDE_OUTSIDE, tid,
+                       self._dbm(float(reads.rssi[row])), events)
+
+    def _changed(self, portal_id: int, t: int) -> None:
+        """A read at the portal opened a pass or made an item clearly present."""
+        self.portal_change_us[portal_id] = t
+        if self._watch_hit is None and portal_id in self._watched:
+            self._watch_hit = t
 
     def _dbm(self, rssi: float) -> int:
         if not (self.config.rssi_min_dbm <= rssi <= self.config.rssi_max_dbm):  # NaN fails too
@@ -283,7 +315,7 @@ class ReferenceCore:
             current.seen_inside |= not outside
             current.last_outside = outside
             if not was_clear and self._clear(current):
-                self.portal_change_us[portal_id] = t
+                self._changed(portal_id, t)
         else:
             if current and current.is_open:
                 self._settle(item, state, events)
@@ -296,7 +328,7 @@ class ReferenceCore:
                             there if outside else here, here if outside else there, t)
             state.last_pass = current
             self.portal_new_us[portal_id] = t
-            self.portal_change_us[portal_id] = t
+            self._changed(portal_id, t)
         registered_tid = tid_hash(item.tid)
         if tid and registered_tid and tid != registered_tid and not current.tid_alarmed:
             events.alarms.append((A_CLONE, t, portal_id, item.item_id, CLONE_TID, False))
@@ -406,6 +438,7 @@ class ReferenceCore:
                                                                    portal_id, badge_us, ts_people)
             verdicts.append(ItemVerdict(item_id, reasons, approval_id, new_use, not clear, live.first_us,
                                         live.first_us < badge_us - c.association_us))
+        self._decided = verdicts
         return verdicts
 
     def _clear(self, live: _Pass) -> bool:
@@ -486,6 +519,11 @@ class ReferenceCore:
             approval = self.approvals.get(approval_id) if approval_id is not None else None
             if approval is not None and self._target(approval) is not None:
                 state.custody_approval_id = approval_id
+
+    def commit_decided(self, portal_index: int, allow_us: int) -> None:
+        """commit_allow of every item of the last decide, with the approval it chose: the allow of that decision."""
+        self.commit_allow([v.item_id for v in self._decided], [v.approval_id for v in self._decided], portal_index,
+                          allow_us)
 
     def portal_new(self, portal_index: int) -> int:
         """When a tag last newly appeared at the portal (opened a pass there)."""

@@ -572,6 +572,25 @@ def test_an_item_that_would_be_refused_refuses_on_its_first_read(backend: str) -
     assert decision.reason_names == ("approval_missing",) and decision.decided_us == tb + 5 * MS
 
 
+def test_each_armed_door_refuses_on_the_first_read_at_it_across_a_register_swap(backend: str) -> None:
+    """Reads at two doors with armed decisions in one advance, after a swap: each decision is looked at
+    again at the first read that changes its own door, not at the other door's nor later."""
+    site = vault_site(items=(item(1, level=2), item(2, level=2), item(3, level=2)), approvals=(carry_out(1),))
+    engine = engine_for(site, backend)
+    tb = T0
+    rest(engine, 20, epc_for(1), tb - 200 * MS, tb + 100 * MS, step=10 * MS)
+    badge(engine, 20, "alice", tb)
+    badge(engine, 40, "bob", tb)
+    assert engine.advance(tb + 2 * MS + CONFIG.reorder_us).decisions == []  # both held: no rounds reported
+    engine.swap_snapshot(build_snapshot(site))
+    engine.on_read(TagRead("R40", 1, epc_for(2), tb + 30 * MS, -55.0))
+    engine.on_read(TagRead("R20", 1, epc_for(3), tb + 50 * MS, -55.0))
+    out = engine.advance(tb + SECOND)
+    alice, bob = only(out.decisions, "alice"), only(out.decisions, "bob")
+    assert not bob.allow and bob.item_ids == (2,) and bob.decided_us == tb + 30 * MS
+    assert not alice.allow and alice.item_ids == (1, 3) and alice.decided_us == tb + 50 * MS
+
+
 def test_an_unapproved_item_seen_in_the_last_round_before_the_cap_still_refuses(backend: str) -> None:
     engine = engine_for(vault_site(items=(item(1), item(2)), approvals=(carry_out(1),)), backend)
     tb = T0

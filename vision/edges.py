@@ -10,9 +10,12 @@ Print near a cut edge darkens that sum, and print reaching the edge leaves no tr
 dark tray reads as tray): the edge seems to step inward. An edge is clean where the paper just inside
 it is as bright as its section's paper. Elsewhere the edge is at least the counted pixels, or the
 region as detected at a low threshold (print on paper still stands out from the tray) at the offset
-the clean edges have from it; and a cut edge is straight or gently curved, so where it lies inward of
-the line through the clean sections on both sides of it, it is put back on that line (a clean edge is
-measured, torn or not). Print only ever moves an edge outward, so it can no longer make a piece measure smaller.
+the clean edges have from it. A cut edge is straight or gently curved, and print only moves it
+inward: where it lies inward of the curve through its neighbours by more than a torn edge wanders, or
+at all where print is near it, it is put on that curve. That catches a line of text running along an
+edge, too, where the paper inside the ink reads clean again (an edge under print over most of its
+length stays hidden: on a black tray ink reads as tray). A restored edge only ever moves outward, so
+print cannot make a piece measure smaller than what its edges show.
 """
 
 import numba

@@ -186,7 +186,8 @@ def _fits(edge, keep, end, half):
     sums = np.zeros((m + 1, 8))
     c = 0.5 * m
     for j in range(m):
-        sums[j + 1] = sums[j]
+        for p in range(8):
+            sums[j + 1, p] = sums[j, p]
         if keep[j] and end <= j < m - end:
             d = float(j) - c
             e = edge[j]
@@ -198,19 +199,26 @@ def _fits(edge, keep, end, half):
             sums[j + 1, 5] += e
             sums[j + 1, 6] += d * e
             sums[j + 1, 7] += d * d * e
+    w = np.empty(8)  # the window's sums, k's own left out (one buffer: this runs for every section)
     for k in range(end, m - end):
         j0, j1 = max(end, k - half), min(m - end, k + half + 1)
-        w = sums[j1] - sums[j0]
+        for p in range(8):
+            w[p] = sums[j1, p] - sums[j0, p]
+        d = float(k) - c
         if keep[k]:
-            d = float(k) - c
             e = edge[k]
-            own = np.array([1.0, d, d * d, d * d * d, d * d * d * d, e, d * e, d * d * e])
-            w = w - own
+            w[0] -= 1.0
+            w[1] -= d
+            w[2] -= d * d
+            w[3] -= d * d * d
+            w[4] -= d * d * d * d
+            w[5] -= e
+            w[6] -= d * e
+            w[7] -= d * d * e
         before = sums[k, 0] - sums[j0, 0]
         after = w[0] - before
         if before < 2 or after < 2:
             continue
-        d = float(k) - c
         if w[0] < 5:  # too few for a curve: a line
             out[k] = _line(w[0], w[1], w[2], w[5], w[6], d)
         else:
@@ -259,10 +267,16 @@ def _restored(edge, clean, end, half, outward):
         r = r - np.median(r)
         scatter = 3.0 * 1.4826 * np.median(r[r >= 0.0])
         limit = max(step * INWARD_PX, min(max(INWARD_PX, scatter), 2.0 * INWARD_PX))
+        deepest = 0.0
         for k in range(m):
-            if keep[k] and np.isfinite(residual[k]) and residual[k] < -limit:
-                keep[k] = False
-    curve = _fits(edge, keep, end, half)
+            if keep[k] and np.isfinite(residual[k]):
+                deepest = min(deepest, residual[k])
+                if residual[k] < -limit:
+                    keep[k] = False
+        if deepest >= -INWARD_PX:
+            break  # nothing is, or can come to be, set aside: the curve stands
+    else:
+        curve = _fits(edge, keep, end, half)
     out = edge.copy()
     for k in range(m):
         if (not keep[k] or not clean[k]) and np.isfinite(curve[k]) and (edge[k] - curve[k]) * outward < 0.0:

@@ -10,9 +10,12 @@ Print near a cut edge darkens that sum, and print reaching the edge leaves no tr
 dark tray reads as tray): the edge seems to step inward. An edge is clean where the paper just inside
 it is as bright as its section's paper. Elsewhere the edge is at least the counted pixels, or the
 region as detected at a low threshold (print on paper still stands out from the tray) at the offset
-the clean edges have from it; and a cut edge is straight or gently curved, so where it lies inward of
-the line through the clean sections on both sides of it, it is put back on that line (a clean edge is
-measured, torn or not). Print only ever moves an edge outward, so it can no longer make a piece measure smaller.
+the clean edges have from it. A cut edge is straight or gently curved, and print only moves it
+inward: where it lies inward of the curve through its neighbours by more than a torn edge wanders, or
+at all where print is near it, it is put on that curve. That catches a line of text running along an
+edge, too, where the paper inside the ink reads clean again (an edge under print over most of its
+length stays hidden: on a black tray ink reads as tray). A restored edge only ever moves outward, so
+print cannot make a piece measure smaller than what its edges show.
 """
 
 import numba
@@ -22,6 +25,9 @@ BAND = 5  # px of an edge's blur (and the colour channels' smoothing) summed out
 INNER = 1  # px inside the outermost counted one where an edge's blur ends
 PROBE = 3  # px inside it, paper clear of the colour channels' smoothing tells whether print is near
 MIN_WIDTH_PX = 9.0  # narrower pieces hold no paper clear of both edges' blur: left to their pixel count
+# An edge further inward of its neighbours' curve than this, or than three times their scatter up to
+# twice this, has print at it.
+INWARD_PX = 1.0
 CLEAN = 0.9  # paper just inside an edge at this share of its section's brightest: no print near it
 
 
@@ -157,42 +163,125 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
     # and the sections' normal): over so many sections the edges are its ends, not its sides.
     end = int(np.ceil(extent * min(1.0, 1.5 * slant))) + 3
     half = max(5, int(2 * extent))
+    # Print only ever moves an edge inward, and a cut edge is straight or gently curved: a section whose
+    # edge lies well inward of the curve through its neighbours has print at its edge (a line of text
+    # along it hides the edge's band wholly, and the paper inside the ink then reads clean again), and
+    # its edge is put on that curve. Sections at the ends, where the sections cross the piece's ends
+    # obliquely, are left as they are.
+    lo = _restored(lo, clean_lo, end, half, -1.0)
+    hi = _restored(hi, clean_hi, end, half, 1.0)
     area = 0.0
     for k in range(m):
-        a, b = lo[k], hi[k]
-        if end <= k < m - end:
-            j0, j1 = max(end, k - half), min(m - end, k + half + 1)
-            if not clean_lo[k]:
-                a = _restored(lo, clean_lo, k, j0, j1, -1.0)
-            if not clean_hi[k]:
-                b = _restored(hi, clean_hi, k, j0, j1, 1.0)
-        area += max(b - a, 0.0)
+        area += max(hi[k] - lo[k], 0.0)
     return area
 
 
 @numba.njit(cache=True, nogil=True)
-def _restored(edge, clean, k, j0, j1, outward):
-    """Section k's edge, put back on the line through its clean neighbours (on both sides of it) where
-    print has moved it inward (`outward`: the sign of a step away from the piece); the neighbours are
-    sections j0 to j1 - 1, clear of the piece's ends."""
-    n, before, after = 0, 0, 0
-    sx, sy, sxx, sxy = 0.0, 0.0, 0.0, 0.0
-    for j in range(j0, j1):
-        if clean[j] and j != k:
-            d = float(j - k)
-            n += 1
-            before += j < k
-            after += j > k
-            sx += d
-            sy += edge[j]
-            sxx += d * d
-            sxy += d * edge[j]
-    if before < 2 or after < 2:
-        return edge[k]
-    slope = (n * sxy - sx * sy) / max(n * sxx - sx * sx, 1e-9)
-    line = (sy - slope * sx) / n  # the line's value at section k
-    step = (edge[k] - line) * outward  # > 0: outward of the line
-    return edge[k] if step >= 0.0 else line
+def _fits(edge, keep, end, half):
+    """At each section k (clear of the ends), the quadratic through the kept sections within `half` of
+    it other than k itself, evaluated at k; NaN without two kept sections on each side of k."""
+    m = len(edge)
+    out = np.full(m, np.nan)
+    # Prefix sums of the kept sections' powers of their position (centred) and of their edges.
+    sums = np.zeros((m + 1, 8))
+    c = 0.5 * m
+    for j in range(m):
+        for p in range(8):
+            sums[j + 1, p] = sums[j, p]
+        if keep[j] and end <= j < m - end:
+            d = float(j) - c
+            e = edge[j]
+            sums[j + 1, 0] += 1.0
+            sums[j + 1, 1] += d
+            sums[j + 1, 2] += d * d
+            sums[j + 1, 3] += d * d * d
+            sums[j + 1, 4] += d * d * d * d
+            sums[j + 1, 5] += e
+            sums[j + 1, 6] += d * e
+            sums[j + 1, 7] += d * d * e
+    w = np.empty(8)  # the window's sums, k's own left out (one buffer: this runs for every section)
+    for k in range(end, m - end):
+        j0, j1 = max(end, k - half), min(m - end, k + half + 1)
+        for p in range(8):
+            w[p] = sums[j1, p] - sums[j0, p]
+        d = float(k) - c
+        if keep[k]:
+            e = edge[k]
+            w[0] -= 1.0
+            w[1] -= d
+            w[2] -= d * d
+            w[3] -= d * d * d
+            w[4] -= d * d * d * d
+            w[5] -= e
+            w[6] -= d * e
+            w[7] -= d * d * e
+        before = sums[k, 0] - sums[j0, 0]
+        after = w[0] - before
+        if before < 2 or after < 2:
+            continue
+        if w[0] < 5:  # too few for a curve: a line
+            out[k] = _line(w[0], w[1], w[2], w[5], w[6], d)
+        else:
+            out[k] = _quadratic(w, d)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _line(s0, s1, s2, t0, t1, d):
+    slope = (s0 * t1 - s1 * t0) / max(s0 * s2 - s1 * s1, 1e-9)
+    return (t0 - slope * s1) / s0 + slope * d
+
+
+@numba.njit(cache=True, nogil=True)
+def _quadratic(w, d):
+    """The least-squares quadratic from its sums (`w`: 1, d .. d^4, e, d e, d^2 e), at d (Cramer's rule)."""
+    a, b, c, e, f = w[0], w[1], w[2], w[3], w[4]
+    t0, t1, t2 = w[5], w[6], w[7]
+    det = a * (c * f - e * e) - b * (b * f - e * c) + c * (b * e - c * c)
+    if abs(det) < 1e-9:
+        return _line(a, b, c, t0, t1, d)
+    q0 = t0 * (c * f - e * e) - b * (t1 * f - e * t2) + c * (t1 * e - c * t2)
+    q1 = a * (t1 * f - t2 * e) - t0 * (b * f - e * c) + c * (b * t2 - t1 * c)
+    q2 = a * (c * t2 - e * t1) - b * (b * t2 - t1 * c) + t0 * (b * e - c * c)
+    return (q0 + q1 * d + q2 * d * d) / det
+
+
+@numba.njit(cache=True, nogil=True)
+def _restored(edge, clean, end, half, outward):
+    """The edge of each section (`outward`: the sign of a step away from the piece), put on the curve
+    through its neighbours where it lies inward of that curve by more than the edge's own scatter
+    (torn fibres wander a little either way; print moves an edge only inward), or inward of it at all
+    where print is near the edge (`clean` False). The sections furthest inward are set aside first, so
+    a run of them does not bend the curve their way."""
+    m = len(edge)
+    keep = np.ones(m, np.bool_)
+    curve = np.full(m, np.nan)
+    for step in (4.0, 3.0, 2.0, 1.5, 1.0, 1.0):
+        curve = _fits(edge, keep, end, half)
+        residual = (edge - curve) * outward  # < 0: inward of the curve
+        known = np.isfinite(residual) & keep
+        if known.sum() < 8:
+            return edge
+        # The edge's scatter from its outward side: print drags only the inward side out.
+        r = residual[known]
+        r = r - np.median(r)
+        scatter = 3.0 * 1.4826 * np.median(r[r >= 0.0])
+        limit = max(step * INWARD_PX, min(max(INWARD_PX, scatter), 2.0 * INWARD_PX))
+        deepest = 0.0
+        for k in range(m):
+            if keep[k] and np.isfinite(residual[k]):
+                deepest = min(deepest, residual[k])
+                if residual[k] < -limit:
+                    keep[k] = False
+        if deepest >= -INWARD_PX:
+            break  # nothing is, or can come to be, set aside: the curve stands
+    else:
+        curve = _fits(edge, keep, end, half)
+    out = edge.copy()
+    for k in range(m):
+        if (not keep[k] or not clean[k]) and np.isfinite(curve[k]) and (edge[k] - curve[k]) * outward < 0.0:
+            out[k] = curve[k]
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -205,7 +205,8 @@ def analyse_frames(
 
     A particle measured over the limit in any frame fails the lot, and one within its uncertainty of the
     limit in any frame keeps it from passing (another frame's luckier measurement of it is no proof). A
-    frame that passes on its own verifies the lot. Otherwise a frame passes when every region it outlined
+    frame that passes on its own verifies the lot, if it holds at least the paper every other frame
+    measured clearly (else the frames are not of one lot). Otherwise a frame passes when every region it outlined
     as unclassified or inseparable is clearly measured in another frame of the tray unmoved: every
     particle clear in both frames in the same place with the same area, and in the other frame no region
     outlined there and nothing near the limit. Anything else stays cannot_verify, outlined."""
@@ -226,8 +227,19 @@ def analyse_frames(
             f" the measurement uncertainty of {report.level}",
         )
     for i, report in enumerate(reports):
-        if report.verdict == "pass":
-            return replace(report, reason=f"frame {i + 1} of {len(reports)}: {report.reason}")
+        if report.verdict != "pass":
+            continue
+        # It shows the whole lot: at least the paper measured clearly in every other frame.
+        total = float(report.areas_mm2.sum())
+        short = [j for j, o in enumerate(reports) if o.count and float(o.areas_mm2.sum()) > (1 + SAME_AREA) * total]
+        if short:
+            return replace(
+                report,
+                verdict="cannot_verify",
+                reason=f"cannot verify: frame {i + 1} of {len(reports)} passes but holds less paper than frame"
+                f" {short[0] + 1} measured clearly: not the same lot",
+            )
+        return replace(report, reason=f"frame {i + 1} of {len(reports)}: {report.reason}")
     best: tuple[int, ParticleReport, tuple[np.ndarray, ...]] | None = None
     for i, report in enumerate(reports):
         if report.px_to_mm is None or report.clipped or report.count == 0:

@@ -85,3 +85,14 @@ def test_a_particle_near_the_limit_in_any_frame_keeps_the_lot_from_passing(lot: 
 
 def test_no_frames_no_verdict() -> None:
     assert analyse_frames([], "P-5").verdict == "cannot_verify"
+
+
+def test_a_passing_frame_holding_less_paper_than_another_is_not_the_same_lot(lot: corpus.Lot) -> None:
+    # A frame of a sparser tray passes on its own, but the other frame measured more paper clearly than it
+    # holds: the frames are not of one lot, and the uncertain region of the first is not verified.
+    sparse = corpus.realistic_lot("P-5", 0, tray="blue", count=20, touching_pairs=0, overlapping_pairs=0)
+    setup = TraySetup(board_of(lot))
+    assert analyse(sparse.image, "P-5", setup).verdict == "pass"
+    report = analyse_frames([_glow(lot, lot.image, (40, 40)), sparse.image], "P-5", setup)
+    assert report.verdict == "cannot_verify", report.reason
+    assert "not the same lot" in report.reason

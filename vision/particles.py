@@ -10,6 +10,7 @@ other (seams, no clean cut) when their union is over the limit, pieces meeting e
 pass only if split without proof of two pieces, pieces cut off at the edge, a particle too close to the
 limit to call. 'fail' means a particle was measured over the limit; touching pieces that the image does
 not show to be two are measured whole (when in doubt, the union), so their union over the limit fails.
+`analyse_frames` judges one lot from several frames of its tray (pieces spread apart, another shot).
 """
 
 from collections.abc import Mapping, Sequence
@@ -206,10 +207,10 @@ def analyse_frames(
     A particle measured over the limit in any frame fails the lot, and one within its uncertainty of the
     limit in any frame keeps it from passing (another frame's luckier measurement of it is no proof). A
     frame that passes on its own verifies the lot, if it holds at least the paper every other frame
-    measured clearly (else the frames are not of one lot). Otherwise a frame passes when every region it outlined
-    as unclassified or inseparable is clearly measured in another frame of the tray unmoved: every
-    particle clear in both frames in the same place with the same area, and in the other frame no region
-    outlined there and nothing near the limit. Anything else stays cannot_verify, outlined."""
+    measured clearly (else the frames are not of one lot). Otherwise a frame passes when every region it
+    outlined as unclassified or inseparable is clearly measured in another frame of the tray unmoved:
+    every particle clear in both frames in the same place with the same area, and in the other frame no
+    region outlined there and nothing near the limit. Anything else stays cannot_verify, outlined."""
     if not images:
         return _cannot(level, "no frames")
     reports = [analyse(image, level, setup, levels) for image in images]

@@ -10,9 +10,10 @@ other (seams, no clean cut) when their union is over the limit, pieces meeting e
 pass only if split without proof of two pieces, pieces cut off at the edge, a particle too close to the
 limit to call. 'fail' means a particle was measured over the limit; touching pieces that the image does
 not show to be two are measured whole (when in doubt, the union), so their union over the limit fails.
+`analyse_frames` judges one lot from several frames of its tray (pieces spread apart, another shot).
 """
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -110,6 +111,7 @@ class ParticleReport:
     near_limit_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     ambiguous_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     marker_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    px_to_mm: np.ndarray | None = field(default=None, repr=False)  # the frame's homography, when calibrated
 
     @property
     def marker_corners_px(self) -> np.ndarray | None:
@@ -157,6 +159,7 @@ def _cannot(level: str, reason: str, calibration: Calibration | None = None, **e
         level,
         mm_per_px=mm,
         marker_outlines=quads,
+        px_to_mm=calibration.homography if calibration else None,
         **extra,  # type: ignore[arg-type]
     )
 
@@ -183,6 +186,145 @@ def analyse(
         return _analyse(loaded.image, spec, setup)
     except Exception as error:  # the controller's boundary: any fault is a 'cannot_verify', never a raise
         return _cannot(spec.name, f"analysis failed ({type(error).__name__}: {error})")
+
+
+# Frames of one tray agree that nothing moved when every particle clear in both lies within this of its
+# counterpart, with an area within this share of it.
+SAME_PLACE_MM = 0.5
+SAME_AREA = 0.1
+CLEAR_OF_MM = 1.0  # a region's outline grown by this in another frame: what lies there is judged with it
+
+
+def analyse_frames(
+    images: Sequence[ImageInput],
+    level: str,
+    setup: TraySetup = TraySetup(),
+    levels: Mapping[str, SecurityLevel] = LEVELS,
+) -> ParticleReport:
+    """One lot judged from several frames of the same tray, each showing the whole lot (nothing added or
+    taken away between them: the operator spread pieces apart, or the camera took another shot).
+
+    A particle measured over the limit in any frame fails the lot, and one within its uncertainty of the
+    limit in any frame keeps it from passing (another frame's luckier measurement of it is no proof). A
+    frame that passes on its own verifies the lot, if it holds at least the paper every other frame
+    measured clearly (else the frames are not of one lot). Otherwise a frame passes when every region it
+    outlined as unclassified or inseparable is clearly measured in another frame of the tray unmoved:
+    every particle clear in both frames in the same place with the same area, and in the other frame no
+    region outlined there and nothing near the limit. Anything else stays cannot_verify, outlined."""
+    if not images:
+        return _cannot(level, "no frames")
+    reports = [analyse(image, level, setup, levels) for image in images]
+    failed = [(i, r) for i, r in enumerate(reports) if r.verdict == "fail"]
+    if failed:
+        i, report = failed[0]
+        return replace(report, reason=f"frame {i + 1} of {len(reports)}: {report.reason}")
+    near = [(i, r) for i, r in enumerate(reports) if r.near_limit]
+    if near:
+        i, report = near[0]
+        return replace(
+            report,
+            verdict="cannot_verify",
+            reason=f"cannot verify: frame {i + 1} of {len(reports)}: {report.near_limit} particle(s) within"
+            f" the measurement uncertainty of {report.level}",
+        )
+    for i, report in enumerate(reports):
+        if report.verdict != "pass":
+            continue
+        # It shows the whole lot: at least the paper measured clearly in every other frame.
+        total = float(report.areas_mm2.sum())
+        short = [j for j, o in enumerate(reports) if o.count and float(o.areas_mm2.sum()) > (1 + SAME_AREA) * total]
+        if short:
+            return replace(
+                report,
+                verdict="cannot_verify",
+                reason=f"cannot verify: frame {i + 1} of {len(reports)} passes but holds less paper than frame"
+                f" {short[0] + 1} measured clearly: not the same lot",
+            )
+        return replace(report, reason=f"frame {i + 1} of {len(reports)}: {report.reason}")
+    best: tuple[int, ParticleReport, tuple[np.ndarray, ...]] | None = None
+    for i, report in enumerate(reports):
+        if report.px_to_mm is None or report.clipped or report.count == 0:
+            continue
+        left = tuple(
+            outline
+            for outline in report.ambiguous_outlines
+            if not any(_clear_in(report, outline, other) for j, other in enumerate(reports) if j != i)
+        )
+        if not left:
+            return replace(
+                report,
+                verdict="pass",
+                reason=f"frame {i + 1} of {len(reports)}: all {report.count} particles within {report.level} with"
+                f" margin; its {report.ambiguous} uncertain region(s) measured clearly in another frame",
+                ambiguous=0,
+                ambiguous_outlines=(),
+            )
+        if best is None or len(left) < len(best[2]):
+            best = (i, report, left)
+    if best is None:
+        return replace(reports[0], reason=f"frame 1 of {len(reports)}: {reports[0].reason}")
+    i, report, left = best
+    return replace(
+        report,
+        reason=f"cannot verify: frame {i + 1} of {len(reports)}: {len(left)} region(s) uncertain in it and not"
+        " measured clearly in another frame of the tray unmoved",
+        ambiguous=len(left),
+        ambiguous_outlines=left,
+    )
+
+
+def _in_mm(report: ParticleReport, outline: np.ndarray) -> np.ndarray:
+    assert report.px_to_mm is not None
+    points = outline.reshape(-1, 1, 2).astype(np.float64)
+    return cv2.perspectiveTransform(points, report.px_to_mm).reshape(-1, 2).astype(np.float32)
+
+
+def _inside(polygon_mm: np.ndarray, points_mm: np.ndarray, grow_mm: float) -> np.ndarray:
+    """Which points lie inside the polygon or within `grow_mm` of it."""
+    contour = polygon_mm.reshape(-1, 1, 2)
+    return np.array(
+        [cv2.pointPolygonTest(contour, (float(x), float(y)), True) > -grow_mm for x, y in points_mm], dtype=bool
+    )
+
+
+def _clear_in(report: ParticleReport, outline: np.ndarray, other: ParticleReport) -> bool:
+    """Whether `other` (a frame of the same tray) measures clearly what `report` outlined as uncertain,
+    the tray unmoved between them."""
+    if other.px_to_mm is None or other.verdict == "fail" or other.near_limit or other.clipped or other.count == 0:
+        return False
+    region = _in_mm(report, outline)
+    # Nothing outlined in the other frame anywhere near the region: what lies there is measured clearly.
+    for theirs in other.ambiguous_outlines:
+        points = _in_mm(other, theirs)
+        if _inside(region, points, CLEAR_OF_MM).any() or _inside(points, region, CLEAR_OF_MM).any():
+            return False
+    return _unmoved(report, other)
+
+
+def _unmoved(a: ParticleReport, b: ParticleReport) -> bool:
+    """Every particle clear in both frames (away from either's uncertain regions) has its counterpart
+    in the other in the same place with the same area."""
+
+    def clear(r: ParticleReport, other: ParticleReport) -> np.ndarray:
+        keep = np.ones(r.count, dtype=bool)
+        for source in (r, other):
+            for outline in source.ambiguous_outlines:
+                keep &= ~_inside(_in_mm(source, outline), r.centres_mm, CLEAR_OF_MM)
+        return keep
+
+    for one, two in ((a, b), (b, a)):
+        mine = clear(one, two)
+        if not mine.any():
+            return False
+        gaps = np.linalg.norm(one.centres_mm[mine, None, :] - two.centres_mm[None, :, :], axis=2)
+        nearest = gaps.argmin(axis=1)
+        areas = one.areas_mm2[mine]
+        same = (gaps[np.arange(len(areas)), nearest] <= SAME_PLACE_MM) & (
+            np.abs(two.areas_mm2[nearest] - areas) <= SAME_AREA * areas
+        )
+        if not same.all():
+            return False
+    return True
 
 
 def _limits(spec: SecurityLevel) -> np.ndarray:
@@ -235,6 +377,7 @@ def _in_full_pixels(report: ParticleReport, factor: int, calibration: Calibratio
         near_limit_outlines=up(report.near_limit_outlines),
         ambiguous_outlines=up(report.ambiguous_outlines),
         marker_outlines=tuple(c for _, c in calibration.found),
+        px_to_mm=calibration.homography,
     )
 
 
@@ -564,6 +707,7 @@ def _judge(
         near_limit_outlines=_pixels(near_outlines),
         ambiguous_outlines=_pixels(ambiguous),
         marker_outlines=tuple(c for _, c in calibration.found),
+        px_to_mm=calibration.homography,
     )
 
 

@@ -55,7 +55,7 @@ from registry.models import Device as DeviceRecord
 from registry.models import Venue
 from registry.services.inventory import CountResult
 from tracking.model import EngineConfig
-from vision import particles, synthetic
+from vision import particles, segmentation, synthetic
 from vision.shred_levels import find_level
 
 log = logging.getLogger(__name__)
@@ -381,6 +381,10 @@ def _warm_particle_check() -> None:
     destruction that starved the panel lines until libosdp dropped the panels."""
     tray = synthetic.shred_tray(size_px=(1400, 1000), px_per_mm=6.0, particle_mm=(2.0, 12.0), count=30, seed=1)
     particles.analyse(tray.image, "P-2")
+    # A bent piece is measured along its medial axis; the small tray need not hold one.
+    bent = np.zeros((40, 40), np.uint8)
+    bent[5:35, 5:12] = bent[28:35, 5:35] = 1
+    segmentation.medial_axis(bent)
 
 
 def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path, devices: list[Device[Any]]) -> None:

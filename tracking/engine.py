@@ -262,7 +262,7 @@ class Engine:
         """Queue a columnar batch of reads (reader codes of the current snapshot)."""
         if len(batch):
             self._flush_single_reads()
-            self._batches.append(batch)
+            self._batches.append(batch.in_kernel_types())  # what the cores are given (types.ValidReads)
 
     def on_badge(self, badge: BadgePresentation) -> None:
         self._push_input(badge.time_us, badge)

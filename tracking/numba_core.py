@@ -106,6 +106,14 @@ class NumbaCore:
         self._decide_items = k.decide_items.compile((ctx_type, i64, i64, i64, i64, types.boolean))
         self._settle_due = k.settle_due.compile((ctx_type, i64))
         self._commit_decided = k.commit_decided.compile((ctx_type, i64, i64, i64))
+        # and apply_reads for the column types of ValidReads (the engine guarantees them): Numba's dispatch
+        # would type the ctx and nine arrays at every call, on the latency path once or twice per event
+        column = types.Array
+        self._apply_reads = k.apply_reads.compile((
+            ctx_type, i64, column(i64, 1, "C"), column(types.int32, 1, "C"), column(types.int8, 1, "C"),
+            column(types.uint64, 2, "C"), column(types.int16, 1, "C"), column(types.uint64, 1, "C"),
+            column(types.float64, 1, "C"), column(types.boolean, 1, "C"),
+        ))
         # venue index -> register id; index -1 (the outside of the unit) -> -1
         self._venue_id_or_outside = np.append(snapshot.venue_ids, -1).astype(np.int64)
         self._id_order = np.argsort(snapshot.item_ids)
@@ -184,10 +192,10 @@ class NumbaCore:
         n, hit = len(reads.time_us), self.state.watch_hit
         if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
             self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
-        row = 0
+        row, apply = 0, self._apply_reads
         while row < n:
-            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
-                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
+            row = apply(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words, reads.epc_bits,
+                        reads.tid_hash, reads.rssi, reads.stale)
             events = self._drain(events)
             if hit.item(0) != k.NO_HIT:  # a watched portal changed: no reason to stop here
                 hit[0] = k.NO_HIT
@@ -200,10 +208,10 @@ class NumbaCore:
         n, hit = len(reads.time_us), self.state.watch_hit
         if n:
             self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
-        row = 0
+        row, apply = 0, self._apply_reads
         while row < n:
-            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
-                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
+            row = apply(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words, reads.epc_bits,
+                        reads.tid_hash, reads.rssi, reads.stale)
             events = self._drain(events)
             moment = hit.item(0)
             if moment != k.NO_HIT and (row == n or reads.time_us.item(row) != moment):

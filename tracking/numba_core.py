@@ -237,8 +237,9 @@ class NumbaCore:
         n = self._n_decided = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
         if not n:
             return []
-        item_ids, appr_ids, verdicts = self.snapshot.item_ids, self._appr_ids, []
-        for i, reasons, a, f, since in self.state.dec[:n].tolist():
+        item_ids, appr_ids, verdicts, dec = self.snapshot.item_ids, self._appr_ids, [], self.state.dec
+        # one item (most decisions): its row as a tuple without a view of the rows between
+        for i, reasons, a, f, since in [dec.item(0)] if n == 1 else dec[:n].tolist():
             item_id = item_ids.item(i)
             approval = None if a < 0 else appr_ids[a]
             verdicts.append(_verdict(ItemVerdict, (item_id, reasons, approval, (f & _NEW_USE) != 0,

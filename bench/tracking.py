@@ -17,6 +17,10 @@ of the runs' p50 and p99; --decision-only measures nothing else (a quick re-meas
 Next to the wall time (the headline) each decision's CPU time is measured with time.thread_time_ns, less
 the clock's own cost: preemption by other processes and time stolen by the hypervisor are not in it, so
 on a shared machine its p99 shows what the code costs when the wall-time p99 shows what the machine did.
+The machine's own timing noise is measured in the same loop: after each decision, a constant pure-Python
+work loop calibrated to about the decision's p50 is timed exactly the same way (noise_floor_p50_us /
+noise_floor_p99_us). Its p99 is what interruptions (other processes, the hypervisor, interrupts) add to
+code of that length on this machine at that moment: a decision p99 near it is the machine's, not the code's.
 """
 
 from __future__ import annotations
@@ -171,14 +175,37 @@ def _clock_cost_ns(n: int = 2000) -> int:
     return int(statistics.median(costs))
 
 
-def decision_latency(snapshot: Snapshot, iterations: int) -> tuple[float, float, float, float]:
+def _work(n: int) -> int:
+    """Constant pure-Python work (the noise floor's unit): n loop turns of integer arithmetic."""
+    x = 0
+    for i in range(n):
+        x += i & 7
+    return x
+
+
+def _turns_for(target_us: float) -> int:
+    """Loop turns of _work that take about target_us on this machine now (median of a few timings)."""
+    wall, n = time.perf_counter_ns, 1000
+    costs = []
+    for _ in range(50):
+        start = wall()
+        _work(n)
+        costs.append((wall() - start) / n)
+    return max(1, round(target_us * 1e3 / statistics.median(costs)))
+
+
+def decision_latency(snapshot: Snapshot, iterations: int) -> tuple[float, ...]:
     """Time from a badge event in to its decision out, single events, with reads at the portal:
-    (p50, p99) of the wall time, then of the CPU time (us)."""
+    (p50, p99) of the wall time, then of the CPU time, then of the noise floor's wall time (us).
+
+    The noise floor: after each warm decision, _work of about the warm-up decisions' p50 duration,
+    timed with the same clocks, so that both see the machine at the same moments."""
     engine = Engine(snapshot, CONFIG, "numba")
     site = snapshot.site
     badge = site.people[4].badge  # a top-secret cleared person
-    samples, cpu_samples = [], []
+    samples, cpu_samples, noise = [], [], []
     cpu, wall, cost = time.thread_time_ns, time.perf_counter_ns, _clock_cost_ns()
+    warm_from, turns = iterations // 10, 0
     gc.collect()
     gc.freeze()  # as `custodian run` does once started
     t = 1_000_000
@@ -195,23 +222,35 @@ def decision_latency(snapshot: Snapshot, iterations: int) -> tuple[float, float,
         samples.append((wall() - start) / 1e3)
         cpu_samples.append((cpu() - c0 - cost) / 1e3)
         assert out.decisions, "the decision must come out of this call"
+        if n + 1 == warm_from:  # calibrated on the warm-up decisions (the first tenth, not counted)
+            turns = _turns_for(float(np.percentile(samples, 50)))
+        if turns:
+            c0 = cpu()
+            start = wall()
+            _work(turns)
+            noise.append((wall() - start) / 1e3)
+            cpu() - c0  # the clock calls of a decision's timing, in the same order
         t += 2_000_000
     gc.unfreeze()
-    warm, warm_cpu = np.array(samples[iterations // 10 :]), np.array(cpu_samples[iterations // 10 :])
+    warm, warm_cpu = np.array(samples[warm_from:]), np.array(cpu_samples[warm_from:])
+    floor = np.array(noise) if noise else np.zeros(1)
     return (float(np.percentile(warm, 50)), float(np.percentile(warm, 99)),
-            float(np.percentile(warm_cpu, 50)), float(np.percentile(warm_cpu, 99)))
+            float(np.percentile(warm_cpu, 50)), float(np.percentile(warm_cpu, 99)),
+            float(np.percentile(floor, 50)), float(np.percentile(floor, 99)))
 
 
 def repeated_latency(snapshot: Snapshot, iterations: int, repeat: int) -> tuple[float, ...]:
-    """Medians of the p50 and of the p99 (wall, then CPU) of `repeat` decision latency runs (each printed)."""
+    """Medians of the p50 and of the p99 (wall, CPU, noise floor) of `repeat` decision latency runs (each
+    printed)."""
     runs = []
     for n in range(repeat):
         runs.append(decision_latency(snapshot, iterations))
         if repeat > 1:
-            p50, p99, cpu50, cpu99 = runs[-1]
+            p50, p99, cpu50, cpu99, floor50, floor99 = runs[-1]
             print(f"decision latency run {n + 1}: p50 {p50:.1f} us, p99 {p99:.1f} us "
-                  f"(CPU time p50 {cpu50:.1f} us, p99 {cpu99:.1f} us)")
-    return tuple(statistics.median(r[i] for r in runs) for i in range(4))
+                  f"(CPU time p50 {cpu50:.1f} us, p99 {cpu99:.1f} us; noise floor p50 {floor50:.1f} us, "
+                  f"p99 {floor99:.1f} us)")
+    return tuple(statistics.median(r[i] for r in runs) for i in range(6))
 
 
 def throughput_figures(snapshot: Snapshot, quick: bool) -> dict[str, float | int]:
@@ -269,11 +308,13 @@ def main() -> None:
         decision_latency(snapshot, 100)  # JIT warm-up
     else:
         figures = throughput_figures(snapshot, args.quick)
-    p50, p99, cpu50, cpu99 = repeated_latency(snapshot, 1000 if args.quick else 5000, args.repeat)
+    p50, p99, cpu50, cpu99, floor50, floor99 = repeated_latency(snapshot, 1000 if args.quick else 5000, args.repeat)
     figures["decision_p50_us"] = round(p50, 1)
     figures["decision_p99_us"] = round(p99, 1)
     figures["decision_cpu_p50_us"] = round(cpu50, 1)
     figures["decision_cpu_p99_us"] = round(cpu99, 1)
+    figures["noise_floor_p50_us"] = round(floor50, 1)  # constant work of about the decision's p50, same run
+    figures["noise_floor_p99_us"] = round(floor99, 1)
     targets = {"numba_reads_per_s": ">= 10M", "numba_vs_reference": ">= 100", "numba_vs_duckdb": ">= 5",
                "decision_p99_us": "<= 50", "bytes_per_item": "<= 128", "snapshot_build_s_per_1m_items": "<= 2"}
     print(f"{'figure':34} {'value':>14}  target")

@@ -262,7 +262,7 @@ class Engine:
         """Queue a columnar batch of reads (reader codes of the current snapshot)."""
         if len(batch):
             self._flush_single_reads()
-            self._batches.append(batch)
+            self._batches.append(batch.in_kernel_types())  # what the cores are given (types.ValidReads)
 
     def on_badge(self, badge: BadgePresentation) -> None:
         self._push_input(badge.time_us, badge)
@@ -381,7 +381,8 @@ class Engine:
     def _advance(self, now_us: int) -> Output:
         self._out = Collector()
         horizon = max(now_us - self.config.reorder_us, self.horizon_us)
-        self._flush_single_reads()
+        if self._single_reads:
+            self._flush_single_reads()
         reads, late = self._take_reads(horizon)
         if late is not None:
             self._core_events(self.core.apply_reads(late), late)
@@ -729,8 +730,13 @@ class Engine:
         now, portal_id = badge.time_us if arrived_us is None else arrived_us, badge.portal_id
         self._badges[portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
         pending = _Pending(badge, next(self._seq))
-        self._armed.setdefault(portal_id, []).append(pending)
-        self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
+        armed = self._armed.get(portal_id)
+        if armed is None:  # the common case: nothing else waits at this door
+            self._armed[portal_id] = [pending]
+            self._evaluate(pending, now, final=False)
+        else:
+            armed.append(pending)
+            self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
         if not pending.done:
             if portal_id not in self._watched:  # a read there may make it refuse at once (_apply_watching)
                 self._watched.add(portal_id)
@@ -867,7 +873,8 @@ class Engine:
                 if new_uses:  # a return deadline comes only with a new use of an approval
                     self._track_returns(verdicts)
         decision = Decision(
-            badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
+            badge.portal_id, badge.time_us, badge.badge, self._person_ids[person] if person >= 0 else None, items,
+            allow, reasons, new_uses,
             () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
             tuple(resting), tuple(uncertain), route, decided_us=t, direction=badge.direction,
         )
@@ -879,7 +886,7 @@ class Engine:
             self._blocks.pop(badge.portal_id, None)
         else:
             border = portal_index >= 0 and self._portal_border[portal_index]
-            self._blocks[badge.portal_id] = _Block(decision, border and bool(self._top_secret.intersection(items)))
+            self._blocks[badge.portal_id] = _new(_Block, (decision, border and not self._top_secret.isdisjoint(items)))
 
     def _override(self, request: OverrideRequest, late: bool) -> None:
         t, c = request.time_us, self.config

@@ -127,6 +127,11 @@ class OverrideRequest:
     block_time_us: int | None = None
 
 
+# the columns the kernels read, with their dtypes (ReadBatch.in_kernel_types)
+_KERNEL_COLUMNS = (("time_us", np.int64), ("epc_words", np.uint64), ("epc_bits", np.int16), ("rssi", np.float64),
+                   ("tid_hash", np.uint64))
+
+
 @dataclass(frozen=True)
 class ReadBatch:
     """Tag reads as columns, for the bulk path.
@@ -166,6 +171,18 @@ class ReadBatch:
             tid_hash=np.array([tid_hash(r.tid) for r in reads], dtype=np.uint64),
             stale=np.array([r.stale for r in reads], dtype=np.bool_) if any(r.stale for r in reads) else None,
         )
+
+    def in_kernel_types(self) -> ReadBatch:
+        """This batch with the columns the kernels read as C-contiguous, aligned, writeable arrays of the
+        documented dtypes (itself when they are: from_reads makes them so). The Numba core calls its kernels
+        through their code compiled for exactly these types, skipping Numba's dispatch (tracking.numba_core)."""
+        columns = [np.require(getattr(self, name), dtype, "CAW") for name, dtype in _KERNEL_COLUMNS]
+        stale = None if self.stale is None else np.require(self.stale, np.bool_, "CAW")
+        same = all(c is getattr(self, name) for c, (name, _) in zip(columns, _KERNEL_COLUMNS, strict=True))
+        if same and stale is self.stale:
+            return self
+        time_us, epc_words, epc_bits, rssi, tid_hash = columns
+        return ReadBatch(time_us, self.reader, self.antenna, epc_words, epc_bits, rssi, tid_hash, stale)
 
     def rows(self, start: int, stop: int) -> ReadBatch:
         """Rows start..stop-1 as views (no copy)."""

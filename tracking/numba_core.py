@@ -106,6 +106,14 @@ class NumbaCore:
         self._decide_items = k.decide_items.compile((ctx_type, i64, i64, i64, i64, types.boolean))
         self._settle_due = k.settle_due.compile((ctx_type, i64))
         self._commit_decided = k.commit_decided.compile((ctx_type, i64, i64, i64))
+        # and apply_reads for the column types of ValidReads (the engine guarantees them): Numba's dispatch
+        # would type the ctx and nine arrays at every call, on the latency path once or twice per event
+        column = types.Array
+        self._apply_reads = k.apply_reads.compile((
+            ctx_type, i64, column(i64, 1, "C"), column(types.int32, 1, "C"), column(types.int8, 1, "C"),
+            column(types.uint64, 2, "C"), column(types.int16, 1, "C"), column(types.uint64, 1, "C"),
+            column(types.float64, 1, "C"), column(types.boolean, 1, "C"),
+        ))
         # venue index -> register id; index -1 (the outside of the unit) -> -1
         self._venue_id_or_outside = np.append(snapshot.venue_ids, -1).astype(np.int64)
         self._id_order = np.argsort(snapshot.item_ids)
@@ -184,10 +192,10 @@ class NumbaCore:
         n, hit = len(reads.time_us), self.state.watch_hit
         if n:  # a lower bound (stale rows open no pass, but counting them is only cautious)
             self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
-        row = 0
+        row, apply = 0, self._apply_reads
         while row < n:
-            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
-                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
+            row = apply(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words, reads.epc_bits,
+                        reads.tid_hash, reads.rssi, reads.stale)
             events = self._drain(events)
             if hit.item(0) != k.NO_HIT:  # a watched portal changed: no reason to stop here
                 hit[0] = k.NO_HIT
@@ -200,10 +208,10 @@ class NumbaCore:
         n, hit = len(reads.time_us), self.state.watch_hit
         if n:
             self._oldest_last = min(self._oldest_last, reads.time_us.item(0))
-        row = 0
+        row, apply = 0, self._apply_reads
         while row < n:
-            row = k.apply_reads(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words,
-                                reads.epc_bits, reads.tid_hash, reads.rssi, reads.stale)
+            row = apply(self.ctx, row, reads.time_us, reads.portal, reads.side, reads.epc_words, reads.epc_bits,
+                        reads.tid_hash, reads.rssi, reads.stale)
             events = self._drain(events)
             moment = hit.item(0)
             if moment != k.NO_HIT and (row == n or reads.time_us.item(row) != moment):
@@ -229,8 +237,9 @@ class NumbaCore:
         n = self._n_decided = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
         if not n:
             return []
-        item_ids, appr_ids, verdicts = self.snapshot.item_ids, self._appr_ids, []
-        for i, reasons, a, f, since in self.state.dec[:n].tolist():
+        item_ids, appr_ids, verdicts, dec = self.snapshot.item_ids, self._appr_ids, [], self.state.dec
+        # one item (most decisions): its row as a tuple without a view of the rows between
+        for i, reasons, a, f, since in [dec.item(0)] if n == 1 else dec[:n].tolist():
             item_id = item_ids.item(i)
             approval = None if a < 0 else appr_ids[a]
             verdicts.append(_verdict(ItemVerdict, (item_id, reasons, approval, (f & _NEW_USE) != 0,

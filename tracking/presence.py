@@ -98,6 +98,9 @@ class People:
         self._meetings = {}
         for m in site.meetings:
             self._meetings.setdefault(m.venue_id, []).append(m)
+        # portals where no people rule can apply to anyone but a visitor: verdict answers at once there
+        self._ruleless = {p.portal_id for p in site.portals if p.anti_passback == "off"
+                          and p.inside_venue_id not in self._meetings and p.outside_venue_id not in self._meetings}
 
     # --- places -------------------------------------------------------------------------------
     @staticmethod
@@ -148,6 +151,8 @@ class People:
                 companions: Iterable[int]) -> Verdict:
         """The people rules for a badge; companions: other people who badged the same way at the portal
         within the two-person window (fresh, active badges)."""
+        if portal_id in self._ruleless and person_id not in self._visitor:  # every badge comes here: keep it short
+            return NO_VERDICT
         portal = self._portals.get(portal_id)
         if portal is None:
             return NO_VERDICT

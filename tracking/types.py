@@ -16,7 +16,9 @@ class ValidReads(NamedTuple):
 
     portal: snapshot portal index; side: SIDE_INSIDE or SIDE_OUTSIDE; rssi: as reported (the cores
     treat NaN or an implausible value as missing); stale: alarms only, never evidence (rule 4.9).
-    The rest as in ReadBatch.
+    The rest as in ReadBatch. Every column is C-contiguous, aligned and writeable, of the dtype noted
+    (the engine takes batches in through ReadBatch.in_kernel_types): the Numba core calls its kernel with
+    the code compiled for exactly these types.
     """
 
     time_us: np.ndarray  # int64

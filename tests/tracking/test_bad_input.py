@@ -87,3 +87,38 @@ def test_batch_path_equals_single_events(engine: Engine) -> None:
     batch = ReadBatch.from_reads(reads, engine.snapshot.reader_code)
     out = engine.process(batch, now_us=T0 + 2 * SECOND)
     assert [(m.item_id, m.direction, m.time_us) for m in out.movements] == [(1, "exit", T0 + 250_000)]
+
+
+def _odd_columns(batch: ReadBatch) -> ReadBatch:
+    """The same reads in columns of other dtypes and layouts: strided views, Fortran order, read-only."""
+
+    def strided(column: np.ndarray) -> np.ndarray:
+        doubled = np.repeat(column, 2, axis=0)
+        return doubled[::2]
+
+    words = np.asfortranarray(batch.epc_words)
+    stale = strided(batch.stale_flags())
+    for column in (words, stale):
+        column.flags.writeable = False
+    return ReadBatch(batch.time_us.astype(np.uint64), batch.reader.astype(np.int64), batch.antenna.astype(np.int8),
+                     words, strided(batch.epc_bits).astype(np.int32), batch.rssi.astype(np.float32),
+                     strided(batch.tid_hash), stale)
+
+
+@pytest.mark.parametrize("backend", ["numba", "reference"])
+def test_a_batch_of_any_column_types_and_layouts_decides_as_the_same_reads_made_by_from_reads(backend: str) -> None:
+    # The Numba core calls its read kernel through the code compiled for one set of column types
+    # (ReadBatch.in_kernel_types): any other batch must be taken in as those, never read as raw memory.
+    items = tuple(ItemSpec(n, epc_for(n), None, 2, "active", 2, (1,)) for n in (1, 2, 3))
+    snapshot = build_snapshot(vault_site(items=items))
+    reads = [TagRead("R20", antenna, epc_for(n), T0 + 40_000 * step + n, -50.0 - n, stale=n == 3 and step == 0)
+             for step, antenna in enumerate((1, 1, 2, 2)) for n in (1, 2, 3)]
+    outputs = []
+    for batch in (ReadBatch.from_reads(reads, snapshot.reader_code),
+                  _odd_columns(ReadBatch.from_reads(reads, snapshot.reader_code))):
+        engine = Engine(snapshot, EngineConfig(), backend)
+        engine.ingest(batch)
+        out = engine.advance(T0 + SECOND)
+        outputs.append((list(out.movements), list(out.alarms), engine.venue_of(1), engine.venue_of(3)))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][0]) == 2  # items 1 and 2 crossed (item 3's first reads were stale)

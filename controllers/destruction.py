@@ -221,6 +221,9 @@ class DestructionStation:
             reasons.append("tag not read at the intake: the item in the hopper is not the one requested")
             self._step(f"{name}: tag NOT read at the intake", ("tag", epc), severity=Severity.WARNING)
         counters = ["", ""]
+        if not reasons and self._pending is not None:
+            # An earlier item of this run waits for another image: this item's shred now falls on its lot.
+            self._close(self._pending, f"{name} went through the machine before the tray was re-imaged")
         if not reasons:
             reasons += self._cycles(name, policy, parameters, counters, used)
         image_hash = ""

@@ -238,7 +238,9 @@ CASES = [
         frozenset({"destruction_operator"}),
         json={"station": "destruction-centre", "witness": "wendy", "witness_password": PASSWORD},
     ),
-    Case("POST", "/api/destruction/give-up", frozenset({"destruction_operator"}), json={"station": "destruction-centre"}),
+    Case(
+        "POST", "/api/destruction/give-up", frozenset({"destruction_operator"}), json={"station": "destruction-centre"}
+    ),
     Case("GET", "/api/destruction/witnesses", DESTRUCTION_READ),
     Case("GET", "/api/destruction/evidence/{sha256}", DESTRUCTION_READ, "/api/destruction/evidence/" + "0" * 64),
     Case(

@@ -455,6 +455,7 @@ class DestructionOutcomePublic(BaseModel):
     reason: str
     record_id: int | None
     certificate_sha256: str | None
+    verification_pending: bool = False  # not verified yet: the station may take another image of the lot
 
 
 class DestructionRecordPublic(BaseModel):

@@ -52,7 +52,6 @@ class SiteUnreachable(ControlError):
     """The centre has no live path to the site that owns the door: the command was not applied (503)."""
 
 
-
 @dataclass(frozen=True, slots=True)
 class DoorState:
     portal: str
@@ -117,6 +116,23 @@ class DestructionOutcome:
     reason: str
     record_id: int | None
     certificate_sha256: str | None
+    # The particle analysis could not verify the lot, which is still in the output tray: the run's operator,
+    # with its witness, may take another image of it (the item stays "destruction failed" until then).
+    verification_pending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PendingVerification:
+    """A station's lot waiting for another image: why it could not be verified and its latest evidence."""
+
+    station: str
+    item: str
+    operator: str
+    witness: str
+    frames: int  # taken so far
+    max_frames: int
+    reason: str
+    evidence_image_sha256: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +188,6 @@ class SiteControl(Protocol):
         """Ask a device of the running site for its identity and health (KeyError: no such device)."""
         ...
 
-
     def alarms(self, *, resolved: bool = False) -> list[AlarmView]: ...
 
     def acknowledge(self, alarm_id: int, username: str, note: str = "") -> AlarmView:
@@ -205,6 +220,17 @@ class SiteControl(Protocol):
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str
     ) -> list[DestructionOutcome]: ...
+
+    def reimage_destruction(self, station: str, operator: str, witness: str) -> DestructionOutcome:
+        """Another frame of the lot the station could not verify, judged with its earlier frames (LookupError:
+        no such station; RuleViolation: nothing pending there, or not that run's operator and witness)."""
+        ...
+
+    def give_up_destruction(self, station: str, operator: str) -> DestructionOutcome:
+        """The run's operator stops re-imaging: the item stays "destruction failed", with the reason."""
+        ...
+
+    def pending_verifications(self) -> list[PendingVerification]: ...
 
     def place_on_intake(self, station: str, epc: str) -> None:
         """Demo only: an item's tag placed on the station's simulated intake reader (LookupError: none)."""

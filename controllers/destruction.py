@@ -2,6 +2,13 @@
 persons -> destroyed, tag retired, certificate; any failure leaves the item "destruction failed" in the
 operator's custody, with the reason.
 
+When the analysis cannot verify the lot (pieces touching end to side, a region it cannot classify, a size
+within its uncertainty of the limit), the item is recorded "destruction failed" at once and the lot, still in
+the output tray, waits for the run's operator: they spread the pieces (or not) and ask for another image,
+which is judged with the run's earlier frames (`vision.particles.analyse_frames`), up to MAX_FRAMES frames.
+Only the register is durable: if the process stops meanwhile, the offer is gone and the item stays
+"destruction failed", never destroyed. A new run at the station, which may add shred to the tray, ends it.
+
 What each kind of medium needs is data (`POLICY`), not code: the device sequence, the particle level the
 camera must confirm, and for magnetic media the coercivity the degausser's field must exceed (2x margin).
 """
@@ -10,10 +17,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -22,11 +30,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from controllers import certificate
 from controllers.bus import LiveBus, LiveKind, Severity
-from controllers.control import DestructionOutcome
+from controllers.control import DestructionOutcome, PendingVerification
 from firmware_bridge.errors import BridgeError
 from firmware_bridge.modbus.driver import CycleReport
 from registry import db, journal
-from registry.errors import RegistryError
+from registry.errors import RegistryError, RuleViolation
 from registry.levels import Level
 from registry.models import Item
 from registry.services import destruction, lookup
@@ -54,6 +62,8 @@ POLICY: dict[str, MediumPolicy] = {
     "other": MediumPolicy(("shred",), "E-4", 2.0),
 }
 FIELD_MARGIN = 2.0
+MAX_FRAMES = 4  # of one lot: the first and up to three re-images
+REIMAGE_WINDOW_S = 900.0  # a lot left longer in the tray is no longer re-imaged (it may have been disturbed)
 
 
 class CycleDevice(Protocol):
@@ -78,6 +88,44 @@ class ParticleCheck(Protocol):
     def __call__(self, image: np.ndarray, level: str) -> ParticleReport: ...
 
 
+class LotCheck(Protocol):
+    """One lot judged from several frames of its tray (`vision.particles.analyse_frames`)."""
+
+    def __call__(self, images: Sequence[np.ndarray], level: str) -> ParticleReport: ...
+
+
+class OutputCamera(Protocol):
+    """Photographs the output tray; `frame` > 1: another image of the same lot (a simulation uses it to show
+    the tray as the operator left it)."""
+
+    def __call__(self, level: str, *, frame: int = 1) -> np.ndarray | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    image: np.ndarray = field(repr=False)
+    report: ParticleReport
+    sha256: str  # of the evidence image (the photograph with its regions outlined), or of the photograph
+
+
+@dataclass
+class _Pending:
+    """A lot the analysis could not verify, still in the output tray, under its "destruction failed" record."""
+
+    item_id: int
+    name: str
+    epc: str
+    operator: str
+    witness: str
+    level: str
+    record_id: int
+    evidence: destruction.DestructionEvidence
+    counters: list[str]
+    frames: list[_Frame]
+    reason: str
+    deadline: float  # time.monotonic()
+
+
 @dataclass
 class StationConfig:
     name: str
@@ -96,11 +144,13 @@ class DestructionStation:
         bus: LiveBus,
         *,
         intake: Callable[[], set[str]],
-        camera: Callable[[str], np.ndarray | None] | None = None,
+        camera: OutputCamera | Callable[[str], np.ndarray | None] | None = None,
         analyse: ParticleCheck | None = None,
         simulated_intake: SimulatedIntake | None = None,
+        analyse_lot: LotCheck | None = None,
     ) -> None:
         """`intake()` returns the EPCs the intake antenna reads now; `camera(level)` photographs the output;
+        `analyse_lot` judges a lot from several frames (without it a `cannot_verify` is final);
         `simulated_intake` (demo only) lets the page put an item's tag on the simulated intake reader."""
         self.config = config
         self.factory = factory
@@ -108,10 +158,20 @@ class DestructionStation:
         self.intake = intake
         self.camera = camera
         self.analyse = analyse
+        self.analyse_lot = analyse_lot
         self.simulated_intake = simulated_intake
+        # One output tray, so one run or re-image at a time, and at most one lot waiting for another image.
+        self._lock = threading.RLock()
+        self._pending: _Pending | None = None
         config.certificates.mkdir(parents=True, exist_ok=True)
 
     def run(self, item_keys: list[str], operator: str, witness: str) -> list[DestructionOutcome]:
+        with self._lock:
+            if self._pending is not None:
+                self._close(self._pending, "a new run started at the station before the tray was re-imaged")
+            return self._run(item_keys, operator, witness)
+
+    def _run(self, item_keys: list[str], operator: str, witness: str) -> list[DestructionOutcome]:
         self._step("run started", ("items", ", ".join(item_keys)), ("operator", operator), ("witness", witness))
         try:
             with self.factory() as session:
@@ -161,11 +221,15 @@ class DestructionStation:
             reasons.append("tag not read at the intake: the item in the hopper is not the one requested")
             self._step(f"{name}: tag NOT read at the intake", ("tag", epc), severity=Severity.WARNING)
         counters = ["", ""]
+        if not reasons and self._pending is not None:
+            # An earlier item of this run waits for another image: this item's shred now falls on its lot.
+            self._close(self._pending, f"{name} went through the machine before the tray was re-imaged")
         if not reasons:
             reasons += self._cycles(name, policy, parameters, counters, used)
         image_hash = ""
+        frame: _Frame | None = None
         if not reasons:
-            verdict, image_hash = self._particles(name, policy, parameters)
+            verdict, image_hash, frame = self._particles(name, policy, parameters)
             if verdict:
                 reasons.append(verdict)
         evidence = destruction.DestructionEvidence(
@@ -176,7 +240,25 @@ class DestructionStation:
             parameters=parameters,
         )
         if reasons:
-            return self._failed(item_id, name, operator, witness, evidence, "; ".join(reasons))
+            outcome = self._failed(item_id, name, operator, witness, evidence, "; ".join(reasons))
+            if frame is not None and frame.report.verdict == "cannot_verify" and self.analyse_lot is not None:
+                assert outcome.record_id is not None
+                pending = _Pending(
+                    item_id,
+                    name,
+                    epc,
+                    operator,
+                    witness,
+                    policy.particle_level,
+                    outcome.record_id,
+                    evidence,
+                    counters,
+                    [frame],
+                    frame.report.reason,
+                    time.monotonic() + REIMAGE_WINDOW_S,
+                )
+                return self._offer(pending)
+            return outcome
         self._step(f"{name}: witnessed", ("operator", operator), ("witness", witness))
         outcome = self._destroyed(item_id, name, operator, witness, evidence, counters, image_hash)
         if outcome.destroyed and self.simulated_intake is not None:
@@ -229,39 +311,175 @@ class DestructionStation:
                 return [f"{device.name}: " + ("; ".join(report.reasons) or "cycle failed")]
         return []
 
-    def _particles(self, name: str, policy: MediumPolicy, parameters: dict[str, str]) -> tuple[str, str]:
+    def _particles(self, name: str, policy: MediumPolicy, parameters: dict[str, str]) -> tuple[str, str, _Frame | None]:
         """Empty verdict text when the output passes (or no camera watches it)."""
         if self.camera is None or self.analyse is None:
             parameters["particle_analysis"] = "no camera on this station output"
             self._step(f"{name}: particle analysis skipped", ("why", "no camera on this station output"))
-            return "", ""
-        image = self.camera(policy.particle_level)
+            return "", "", None
+        frame = self._photograph(name, policy.particle_level, 1)
+        if frame is None:
+            return "the output camera gave no image: destruction cannot be verified", "", None
+        _report_into(parameters, frame.report, [frame])
+        if frame.report.verdict != "pass":
+            return f"particle analysis {frame.report.verdict}: {frame.report.reason}", frame.sha256, frame
+        return "", frame.sha256, frame
+
+    def _photograph(self, name: str, level: str, number: int) -> _Frame | None:
+        """Frame `number` of the lot in the output tray, analysed on its own; its evidence image is kept."""
+        assert self.camera is not None and self.analyse is not None
+        image = self.camera(level) if number == 1 else self.camera(level, frame=number)  # type: ignore[call-arg]
         if image is None:
             self._step(f"{name}: the output camera gave no image", severity=Severity.CRITICAL)
-            return "the output camera gave no image: destruction cannot be verified", ""
-        report = self.analyse(image, policy.particle_level)
+            return None
+        report = self.analyse(image, level)
         # The evidence kept is the photograph with the offending particles outlined; its hash is certified.
         evidence = report.evidence_png(image)
         image_hash = hashlib.sha256(evidence or np.ascontiguousarray(image).tobytes()).hexdigest()
         if evidence:
             (self.config.certificates / f"evidence-{image_hash[:16]}.png").write_bytes(evidence)
-        verdict = report.verdict
-        parameters["particle_verdict"] = verdict
-        parameters["particle_max_mm2"] = _fmt(report.max_area_mm2)
-        parameters["particle_p95_mm2"] = _fmt(report.p95_area_mm2)
-        parameters["particle_offenders"] = str(report.offenders)
-        parameters["evidence_image_sha256"] = image_hash
         self._step(
-            f"{name}: particle analysis {verdict} ({policy.particle_level})",
+            f"{name}: particle analysis {report.verdict} ({level})" + (f", frame {number}" if number > 1 else ""),
             ("largest", f"{_fmt(report.max_area_mm2)} mm²"),
             ("95th percentile", f"{_fmt(report.p95_area_mm2)} mm²"),
             ("offenders", str(report.offenders)),
+            ("reason", report.reason),
             ("evidence", image_hash if evidence else "-"),
-            severity=Severity.INFO if verdict == "pass" else Severity.CRITICAL,
+            severity=Severity.INFO if report.verdict == "pass" else Severity.CRITICAL,
         )
-        if verdict != "pass":
-            return f"particle analysis {verdict}: {report.reason}", image_hash
-        return "", image_hash
+        return _Frame(image, report, image_hash)
+
+    # ---------------------------------------------------------------- another image of a lot not verified
+
+    def pending(self) -> PendingVerification | None:
+        pending = self._pending
+        if pending is None:
+            return None
+        return PendingVerification(
+            self.config.name,
+            pending.name,
+            pending.operator,
+            pending.witness,
+            len(pending.frames),
+            MAX_FRAMES,
+            pending.reason,
+            pending.frames[-1].sha256,
+        )
+
+    def reimage(self, operator: str, witness: str) -> DestructionOutcome:
+        """Another frame of the lot waiting in the tray, for the run's own operator with its own witness; the
+        lot is judged from all its frames: pass -> destroyed, fail -> destruction failed, cannot_verify ->
+        another image may be taken until MAX_FRAMES, then destruction failed."""
+        with self._lock:
+            pending = self._waiting(operator)
+            if witness != pending.witness:
+                raise RuleViolation(
+                    "destruction.reimage_people", f"{pending.name} was witnessed by another person, who must be here"
+                )
+            if time.monotonic() > pending.deadline:
+                return self._close(pending, "the lot waited too long in the tray to be re-imaged")
+            number = len(pending.frames) + 1
+            self._step(
+                f"{pending.name}: another image requested",
+                ("frame", f"{number} of {MAX_FRAMES}"),
+                ("operator", operator),
+                ("witness", witness),
+            )
+            frame = self._photograph(pending.name, pending.level, number)
+            if frame is None:
+                return self._offer(pending, journalled=True)
+            assert self.analyse_lot is not None
+            frames = [*pending.frames, frame]
+            lot = self.analyse_lot([f.image for f in frames], pending.level)
+            self._step(
+                f"{pending.name}: the lot from {len(frames)} frames: {lot.verdict}",
+                ("reason", lot.reason),
+                severity=Severity.INFO if lot.verdict == "pass" else Severity.CRITICAL,
+            )
+            pending.frames, pending.reason = frames, lot.reason
+            parameters = dict(pending.evidence.parameters)
+            _report_into(parameters, lot, frames)
+            evidence = replace(pending.evidence, completed_at=journal.now_utc(), parameters=parameters)
+
+            def reimaged(session: Session, item: Item) -> None:
+                destruction.record_reimage(
+                    session, operator, witness, item, pending.record_id, number, frame.sha256, lot.verdict
+                )
+
+            if lot.verdict == "pass":
+                self._pending = None
+                self._step(f"{pending.name}: witnessed", ("operator", operator), ("witness", witness))
+                hashes = " ".join(f.sha256 for f in frames)
+                outcome = self._destroyed(
+                    pending.item_id,
+                    pending.name,
+                    operator,
+                    witness,
+                    evidence,
+                    pending.counters,
+                    hashes,
+                    before=reimaged,
+                )
+                if outcome.destroyed and self.simulated_intake is not None:
+                    self.simulated_intake.remove(pending.epc)
+                return outcome
+            if lot.verdict == "fail" or number >= MAX_FRAMES:
+                self._pending = None
+                why = f"particle analysis {lot.verdict} from {number} frames: {lot.reason}"
+                if lot.verdict != "fail":
+                    why += " (no image left to take)"
+                return self._failed(pending.item_id, pending.name, operator, witness, evidence, why, before=reimaged)
+            try:
+                with db.transaction(self.factory) as session:
+                    item = session.get(Item, pending.item_id)
+                    assert item is not None
+                    reimaged(session, item)
+            except RegistryError as exc:
+                self._pending = None
+                return DestructionOutcome(pending.name, False, str(exc), None, None)
+            return self._offer(pending, journalled=True)
+
+    def give_up(self, operator: str) -> DestructionOutcome:
+        """The run's operator takes no more images: the item stays "destruction failed", with the reason."""
+        with self._lock:
+            pending = self._waiting(operator)
+            return self._close(pending, f"the operator gave up re-imaging after {len(pending.frames)} frame(s)")
+
+    def _waiting(self, operator: str) -> _Pending:
+        pending = self._pending
+        if pending is None:
+            raise RuleViolation("destruction.no_reimage", f"no lot is waiting for another image at {self.config.name}")
+        if operator != pending.operator:
+            raise RuleViolation(
+                "destruction.reimage_people", f"{pending.name} is {pending.operator}'s run: only they may re-image it"
+            )
+        return pending
+
+    def _offer(self, pending: _Pending, *, journalled: bool = False) -> DestructionOutcome:
+        """The lot waits for another image; the item meanwhile stays "destruction failed" (fail closed)."""
+        self._pending = pending
+        frames = len(pending.frames)
+        self._step(
+            f"{pending.name}: not verified: another image may be taken",
+            ("reason", pending.reason),
+            ("frames", f"{frames} of {MAX_FRAMES}"),
+            ("evidence", pending.frames[-1].sha256),
+            severity=Severity.WARNING,
+        )
+        reason = (
+            f"particle analysis cannot_verify: {pending.reason}; another image may be taken ({frames} of {MAX_FRAMES})"
+        )
+        return DestructionOutcome(pending.name, False, reason, pending.record_id, None, verification_pending=True)
+
+    def _close(self, pending: _Pending, why: str) -> DestructionOutcome:
+        """No more images of the lot: a last "destruction failed" record says why."""
+        self._pending = None
+        reason = f"particle analysis cannot_verify: {pending.reason}; {why}"
+        evidence = replace(pending.evidence, completed_at=journal.now_utc())
+        try:
+            return self._failed(pending.item_id, pending.name, pending.operator, pending.witness, evidence, reason)
+        except RegistryError as exc:
+            return DestructionOutcome(pending.name, False, str(exc), None, None)
 
     def _failed(
         self,
@@ -271,10 +489,15 @@ class DestructionStation:
         witness: str,
         evidence: destruction.DestructionEvidence,
         reason: str,
+        *,
+        before: Callable[[Session, Item], None] | None = None,
     ) -> DestructionOutcome:
+        """`before` runs in the same transaction first (a check that may refuse, a journal entry)."""
         with db.transaction(self.factory) as session:
             item = session.get(Item, item_id)
             assert item is not None
+            if before is not None:
+                before(session, item)
             record = destruction.record_failed(session, operator, item, evidence, reason, witness=witness)
             record_id = record.id
         self._step(
@@ -295,11 +518,15 @@ class DestructionStation:
         evidence: destruction.DestructionEvidence,
         counters: list[str],
         image_hash: str,
+        *,
+        before: Callable[[Session, Item], None] | None = None,
     ) -> DestructionOutcome:
         try:
             with db.transaction(self.factory) as session:
                 item = session.get(Item, item_id)
                 assert item is not None
+                if before is not None:
+                    before(session, item)
                 anchor = journal.verify(session)
                 data = self._certificate_data(session, item, operator, witness, evidence, counters, image_hash)
                 data = replace(data, journal_anchor_seq=anchor.entries, journal_anchor_hash=anchor.head_hash)
@@ -326,7 +553,9 @@ class DestructionStation:
     ) -> certificate.CertificateData:
         op, wit = lookup.person(session, operator), lookup.person(session, witness)
         measured = tuple(
-            (k.replace("_", " "), v) for k, v in sorted(evidence.parameters.items()) if k != "evidence_image_sha256"
+            (k.replace("_", " "), v)
+            for k, v in sorted(evidence.parameters.items())
+            if k not in ("evidence_image_sha256", "evidence_frames_sha256")
         )
         return certificate.CertificateData(
             certificate_id=f"D-{evidence.completed_at:%Y%m%d}-{uuid.uuid4().hex[:8].upper()}",
@@ -364,6 +593,18 @@ class DestructionStation:
     def _step(self, title: str, *details: tuple[str, str], severity: Severity = Severity.INFO) -> None:
         """Each step of a run, live on the destruction page (the station's name is the event's source)."""
         self.bus.publish(LiveKind.DESTRUCTION, severity, time.time_ns() // 1000, self.config.name, title, details)
+
+
+def _report_into(parameters: dict[str, str], report: ParticleReport, frames: list[_Frame]) -> None:
+    """The lot's verdict and figures, and the evidence of each of its frames, as the record keeps them."""
+    parameters["particle_verdict"] = report.verdict
+    parameters["particle_max_mm2"] = _fmt(report.max_area_mm2)
+    parameters["particle_p95_mm2"] = _fmt(report.p95_area_mm2)
+    parameters["particle_offenders"] = str(report.offenders)
+    parameters["evidence_image_sha256"] = frames[-1].sha256
+    if len(frames) > 1:
+        parameters["particle_frames"] = str(len(frames))
+        parameters["evidence_frames_sha256"] = " ".join(f.sha256 for f in frames)
 
 
 def _fmt(value: object) -> str:

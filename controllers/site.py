@@ -35,6 +35,7 @@ from controllers.control import (
     OverrideOutcome,
     OverrideRefused,
     PasswordRefused,
+    PendingVerification,
     RegisterUnavailable,
     UnknownPortal,
 )
@@ -119,7 +120,10 @@ class SiteRuntime:
             factory, log_dir, site=site, on_db_health=self._db_health, on_alarm=self._alarm, consumers=record_consumers
         )
         self.alarms_book = AlarmBook(
-            self.recorder, bus, frames_dir=log_dir.parent / "frames", escalate_after_s=escalate_after_s,
+            self.recorder,
+            bus,
+            frames_dir=log_dir.parent / "frames",
+            escalate_after_s=escalate_after_s,
             **({"clock": clock} if clock else {}),
         )
         with factory() as session:
@@ -134,8 +138,15 @@ class SiteRuntime:
         self.engine = Engine(snapshot, config, backend=backend)
         kwargs = {"clock": clock} if clock else {}
         self.portals = PortalController(
-            self.engine, wiring, names, bus, self.recorder, panels=panels, alarms=self.alarms_book,
-            zone=ZoneInfo(self.time_zone), **kwargs,
+            self.engine,
+            wiring,
+            names,
+            bus,
+            self.recorder,
+            panels=panels,
+            alarms=self.alarms_book,
+            zone=ZoneInfo(self.time_zone),
+            **kwargs,
         )
         self._health: dict[str, tuple[str, str]] = {name: ("unknown", "no report yet") for name in self._device_kinds}
         self._stop = threading.Event()
@@ -359,6 +370,25 @@ class SiteRuntime:
         if found is None:
             raise LookupError(f"no handheld reader is assigned to {venue}")
         return found(actor)
+
+    def reimage_destruction(self, station: str, operator: str, witness: str) -> DestructionOutcome:
+        found = self.stations.get(station)
+        if found is None:
+            raise KeyError(station)
+        outcome = found.reimage(operator, witness)
+        if outcome.destroyed and not self.reload(wait_s=5.0):
+            self._reload_due = True
+            self._poke.set()
+        return outcome
+
+    def give_up_destruction(self, station: str, operator: str) -> DestructionOutcome:
+        found = self.stations.get(station)
+        if found is None:
+            raise KeyError(station)
+        return found.give_up(operator)
+
+    def pending_verifications(self) -> list[PendingVerification]:
+        return [p for s in self.stations.values() if (p := s.pending()) is not None]
 
     def run_destruction(
         self, station: str, item_keys: list[str], operator: str, witness: str

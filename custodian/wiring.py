@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sqlalchemy import select
@@ -123,6 +123,47 @@ class PanelRouter:
         self.lines[panel].buzz(panel, on_s=on_s, off_s=off_s, repeats=repeats)
 
 
+TrayLot = Literal["compliant", "oversized", "touching"]
+TOUCHING_SEED = 2  # a tray of this seed shows its touching pieces end to side (the analysis: cannot_verify)
+
+
+@dataclass
+class SimulatedOutputTray:
+    """The output tray of a simulated station, drawn by `vision.synthetic`: each cycle drops a lot of particles
+    well inside the level, or (asked for by the demo or a test, for the next lot only) one with an oversized
+    strip, or one with pieces touching end to side. The same lot photographed again (`frame` > 1) lies as the
+    operator left it when they asked for another image: touching pieces spread apart, nothing else moved."""
+
+    next_lot: TrayLot = "compliant"
+    _lot: tuple[TrayLot, int] = ("compliant", 0)
+
+    def photograph(self, level: str, *, frame: int = 1) -> np.ndarray:
+        if frame == 1:
+            self._lot = (self.next_lot, TOUCHING_SEED if self.next_lot == "touching" else int(time.time()))
+            self.next_lot = "compliant"
+        kind, seed = self._lot
+        spec = find_level(level)
+        area = spec.max_area_mm2 if spec and spec.max_area_mm2 else 10.0
+        limit_width = spec.max_width_mm if spec and spec.max_width_mm else None
+        if kind == "touching":
+            # Strips, so that two meeting end to side are over the level's area together, within it apart.
+            width = 0.6 * limit_width if limit_width else 0.3 * area**0.5
+            length = 0.6 * area / width
+        else:
+            width = 0.6 * (limit_width or area**0.5)
+            length = min(3 * width, 0.5 * area / width)
+        return synthetic.shred_tray(
+            size_px=(2400, 1800),
+            px_per_mm=15.0,
+            particle_mm=(width, length),
+            count=300,
+            oversized_mm=[(8.0, 30.0)] if kind == "oversized" else [],
+            t_pairs=2 if kind == "touching" else 0,
+            spread=frame > 1,
+            seed=seed,
+        ).image
+
+
 @dataclass
 class RunningSite:
     runtime: SiteRuntime
@@ -135,7 +176,7 @@ class RunningSite:
     people_sensors: dict[str, MqttPeopleCounter] = field(default_factory=dict)  # portal people counters over MQTT
     stations: dict[str, DestructionStation] = field(default_factory=dict)
     sims: SimulatorHandle | None = None
-    output_trays: dict[str, bool] = field(default_factory=dict)  # station -> next tray has an oversized strip
+    output_trays: dict[str, SimulatedOutputTray] = field(default_factory=dict)  # a simulated site's stations
     devices: list[Device[Any]] = field(default_factory=list)
     added_sims: dict[str, SimulatorHandle] = field(default_factory=dict)  # simulators of devices added live
     not_opened: dict[str, tuple[str, str]] = field(default_factory=dict)  # device -> (kind, why it stays closed)
@@ -245,8 +286,10 @@ class RunningSite:
             health, reason = str(line.health(name)), line.health_reason(name)
             with contextlib.suppress(BridgeError):
                 ident = line.identity(name)
-                identity = (f"OSDP vendor {ident.vendor_code:06X} model {ident.model} "
-                            f"serial {ident.serial_number} firmware {ident.firmware_version:06X}")
+                identity = (
+                    f"OSDP vendor {ident.vendor_code:06X} model {ident.model} "
+                    f"serial {ident.serial_number} firmware {ident.firmware_version:06X}"
+                )
             return DeviceProbe(name, device.kind, health, identity, reason)
         if reader is not None or machine is not None:
             driver = reader if reader is not None else machine
@@ -322,8 +365,15 @@ def start_site(
     router = PanelRouter(lines)
     try:
         runtime = SiteRuntime(
-            factory, bus, state_dir / "spool", backend=backend, panels=router,  # type: ignore[arg-type]
-            record_consumers=record_consumers, config=config, escalate_after_s=escalate_after_s, time_zone=time_zone,
+            factory,
+            bus,
+            state_dir / "spool",
+            backend=backend,
+            panels=router,  # type: ignore[arg-type]
+            record_consumers=record_consumers,
+            config=config,
+            escalate_after_s=escalate_after_s,
+            time_zone=time_zone,
         )
     except BaseException:
         if sims is not None:
@@ -400,27 +450,10 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
         intake_sim = site.sims.mercury.get(intake_name) if site.sims is not None and intake_name else None
         if shredder is None and degausser is None:
             continue
-        site.output_trays[centre] = False
+        tray = site.output_trays[centre] = SimulatedOutputTray()
 
         def read_intake(reader: TagReader | None = intake) -> set[str]:
             return set(reader.inventory().epc_hex()) if reader is not None else set()
-
-        def photograph(level: str, centre: str = centre) -> np.ndarray:
-            # Simulated output camera: particles well inside the level, plus an oversized strip on request.
-            spec = find_level(level)
-            area = spec.max_area_mm2 if spec and spec.max_area_mm2 else 10.0
-            width = 0.6 * (spec.max_width_mm if spec and spec.max_width_mm else area**0.5)
-            length = min(3 * width, 0.5 * area / width)
-            oversized = site.output_trays.get(centre, False)
-            site.output_trays[centre] = False
-            return synthetic.shred_tray(
-                size_px=(2400, 1800),
-                px_per_mm=15.0,
-                particle_mm=(width, length),
-                count=300,
-                oversized_mm=[(8.0, 30.0)] if oversized else [],
-                seed=int(time.time()),
-            ).image
 
         config = StationConfig(
             centre, "Example Institute", centre, state_dir / "certificates", shredder=shredder, degausser=degausser
@@ -430,7 +463,8 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
             factory,
             site.bus,
             intake=read_intake,
-            camera=photograph if site.sims is not None else None,
+            camera=tray.photograph if site.sims is not None else None,
             analyse=particles.analyse,
+            analyse_lot=particles.analyse_frames,
             simulated_intake=SimulatedIntake(intake_sim) if intake_sim is not None else None,
         )

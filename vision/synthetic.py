@@ -5,7 +5,7 @@ and returns the truth it drew alongside the image.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -133,6 +133,23 @@ def _place(
     return []
 
 
+def _spread_onto(
+    rng: np.random.Generator, grid: _Occupancy, piece: TrueParticle, size_mm: tuple[float, float]
+) -> TrueParticle:
+    """`piece` moved to free tray: a random spot, else the first free one lying square to the tray (a
+    crowded tray has little room left, as an operator finds)."""
+    moved = _place(rng, grid, [replace(piece, centre_mm=(0.0, 0.0))], size_mm, tries=200)
+    if moved:
+        return moved[0]
+    for angle in (0.0, 90.0):
+        for y in np.arange(0.0, size_mm[1], 0.5):
+            for x in np.arange(0.0, size_mm[0], 0.5):
+                candidate = replace(piece, centre_mm=(float(x), float(y)), angle_deg=angle)
+                if grid.try_take(_rect_corners(candidate), gap_mm=1.0):
+                    return candidate
+    raise RuntimeError("no free tray to spread a touching piece onto")
+
+
 def _touching_pair(rng: np.random.Generator, length: float, width: float) -> list[TrueParticle]:
     """Two particles meeting corner to corner: a narrow neck, the case watershed has to split."""
     angle = float(rng.uniform(0, 180))
@@ -243,8 +260,12 @@ def shred_tray(
     gradient: float = 0.25,
     shadows: bool = True,
     board: MarkerBoard = MarkerBoard(),
+    spread: bool = False,
 ) -> ShredTray:
-    """A dark tray photographed from above with light particles of known size (width, length in mm)."""
+    """A dark tray photographed from above with light particles of known size (width, length in mm).
+
+    `spread`: the same tray after the operator has pulled each touching pair apart: every piece as without
+    it, but the second of each pair moved to free tray (the same paper, lit and photographed alike)."""
     if len(board.markers) != 1:
         raise ValueError("shred_tray draws a one-marker board")
     marker = board.markers[0]
@@ -275,16 +296,26 @@ def shred_tray(
             raise RuntimeError("no room for the folded strip")
         folds.append(stretches)
     base_width, base_length = particle_mm
-    for _ in range(touching_pairs):
-        particles += _place(rng, grid, _touching_pair(rng, base_length, base_width), tray_mm)
-    for _ in range(t_pairs):
-        particles += _place(rng, grid, _t_pair(rng, base_length, base_width), tray_mm)
-    for _ in range(corner_pairs):
-        particles += _place(rng, grid, _t_pair(rng, base_length, base_width, corner=True), tray_mm)
+    seconds: list[int] = []  # the second piece of each touching pair, in `particles`
+    for make, n in (
+        (lambda: _touching_pair(rng, base_length, base_width), touching_pairs),
+        (lambda: _t_pair(rng, base_length, base_width), t_pairs),
+        (lambda: _t_pair(rng, base_length, base_width, corner=True), corner_pairs),
+    ):
+        for _ in range(n):
+            placed = _place(rng, grid, make(), tray_mm)
+            if placed:
+                seconds.append(len(particles) + 1)
+            particles += placed
     for _ in range(count):
         scale_l, scale_w = rng.uniform(1.0 - size_jitter, 1.0, size=2)
         single = TrueParticle((0, 0), base_length * scale_l, base_width * scale_w, float(rng.uniform(0, 180)))
         particles += _place(rng, grid, [single], tray_mm, tries=60)
+    if spread:
+        # Its own generator, so everything drawn after (tones, light, noise) is the same as unspread.
+        mover = np.random.default_rng([seed, 1])
+        for i in seconds:
+            particles[i] = _spread_onto(mover, grid, particles[i], tray_mm)
 
     canvas = np.full((height_px, width_px), TRAY_GREY, dtype=np.uint8)
     outlines = [[_rect_corners(p) * px_per_mm] for p in particles]

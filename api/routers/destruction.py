@@ -168,9 +168,7 @@ def confirm_witness(ctx: AppContext, request: Request, operator: str, username: 
             ctx.auth.throttle.succeeded(session, witness.username, address)
             return
         ctx.auth.throttle.failed(session, witness.username, address)
-        journal.append(
-            session, operator, "destruction.witness_refused", f"person:{witness.username}", {"ip": address}
-        )
+        journal.append(session, operator, "destruction.witness_refused", f"person:{witness.username}", {"ip": address})
     raise RuleViolation("destruction.witness_unconfirmed", f"{username} did not confirm: wrong password")
 
 
@@ -205,6 +203,64 @@ def run(
     except LookupError:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"station {body.station} is not running on this site") from None
     return [schemas.DestructionOutcomePublic.model_validate(o, from_attributes=True) for o in outcomes]
+
+
+class ReimageCreate(schemas.Strict):
+    """Another image of the lot the station could not verify: its run's witness confirms being here again."""
+
+    station: schemas.Ref
+    witness: schemas.Ref
+    witness_password: str = Field(min_length=1, max_length=256)
+
+
+class GiveUpCreate(schemas.Strict):
+    station: schemas.Ref
+
+
+class PendingPublic(BaseModel):
+    """A lot waiting at a station for another image, with why and its latest evidence image."""
+
+    station: str
+    item: str
+    operator: str
+    witness: str
+    frames: int
+    max_frames: int
+    reason: str
+    evidence_image_sha256: str
+
+
+@router.get("/pending")
+def pending(ctx: ContextDep, _user: DestructionReader) -> list[PendingPublic]:
+    return [
+        PendingPublic.model_validate(p, from_attributes=True) for p in ctx.require_control().pending_verifications()
+    ]
+
+
+@router.post("/reimage")
+def reimage(
+    body: ReimageCreate, request: Request, ctx: ContextDep, user: DestructionOperator
+) -> schemas.DestructionOutcomePublic:
+    """The station photographs the lot in its tray again and judges it from all the frames of its run; only the
+    run's operator, with the run's witness present (their password), may ask (the station checks who)."""
+    control = ctx.require_control()
+    confirm_witness(ctx, request, user.username, body.witness, body.witness_password)
+    try:
+        outcome = control.reimage_destruction(body.station, user.username, body.witness)
+    except LookupError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"station {body.station} is not running on this site") from None
+    return schemas.DestructionOutcomePublic.model_validate(outcome, from_attributes=True)
+
+
+@router.post("/give-up")
+def give_up(body: GiveUpCreate, ctx: ContextDep, user: DestructionOperator) -> schemas.DestructionOutcomePublic:
+    """The run's operator takes no more images: the item stays "destruction failed" with the reason."""
+    control = ctx.require_control()
+    try:
+        outcome = control.give_up_destruction(body.station, user.username)
+    except LookupError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"station {body.station} is not running on this site") from None
+    return schemas.DestructionOutcomePublic.model_validate(outcome, from_attributes=True)
 
 
 @router.post("/intake")
@@ -299,7 +355,10 @@ def certificate(record_id: schemas.RowId, ctx: ContextDep, user: DestructionRead
         if path is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no certificate file for destruction record {record_id}")
         journal.append(
-            session, user.username, "destruction.certificate_exported", f"destruction:{record_id}",
+            session,
+            user.username,
+            "destruction.certificate_exported",
+            f"destruction:{record_id}",
             {"sha256": record.certificate_sha256},
         )
     return Response(

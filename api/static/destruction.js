@@ -77,6 +77,34 @@ async function loadWitnesses() {
   document.getElementById("witnesses").replaceChildren(...people.map((p) => el("option", { value: p.username }, p.name)));
 }
 
+// A lot the analysis could not verify waits in the tray: why, its evidence, another image or give up.
+let waiting = null;
+
+function showPending(p) {
+  waiting = p;
+  document.getElementById("reimage").hidden = !p;
+  if (!p) return;
+  document.getElementById("reimage-item").textContent = `${p.item} at ${p.station}`;
+  document.getElementById("reimage-reason").textContent = p.reason;
+  document.getElementById("reimage-frames").textContent = `Frames taken: ${p.frames} of at most ${p.max_frames}`;
+  document.getElementById("reimage-witness").textContent = p.witness;
+  const img = document.getElementById("reimage-evidence");
+  delete img.dataset.retried;
+  img.onerror = retryOnce;
+  img.src = `/api/destruction/evidence/${p.evidence_image_sha256}`;
+}
+
+async function loadPending() {
+  const pending = await api("GET", "/api/destruction/pending");
+  const station = document.getElementById("station");
+  showPending(pending.find((p) => station && p.station === station.value) || pending[0] || null);
+}
+
+function showOutcome(r) {
+  const state = r.destroyed ? "destroyed" : (r.verification_pending ? "not verified yet" : "NOT destroyed");
+  return el("li", { class: r.destroyed ? "outcome destroyed" : "outcome critical" }, `${r.item}: ${state} — ${r.reason}`);
+}
+
 const form = document.getElementById("run-form");
 if (form) {
   loadStations();
@@ -97,11 +125,28 @@ if (form) {
         witness_password: password.value, items: ticked() };
       password.value = "";  // the witness's password is not left on the operator's screen
       const results = await api("POST", "/api/destruction/run", body);
-      out.replaceChildren(...results.map((r) => el("li", { class: r.destroyed ? "outcome destroyed" : "outcome critical" },
-        `${r.item}: ${r.destroyed ? "destroyed" : "NOT destroyed"} — ${r.reason}`)));
+      out.replaceChildren(...results.map((r) => showOutcome(r)));
     } catch (err) { out.replaceChildren(el("li", { class: "critical" }, err.message)); }
-    loadQueue(); loadRecords();
+    loadQueue(); loadRecords(); loadPending();
+  });
+  document.getElementById("reimage-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const password = document.getElementById("reimage-password");
+    const body = { station: waiting.station, witness: waiting.witness, witness_password: password.value };
+    password.value = "";
+    out.replaceChildren(el("li", {}, "taking another image…"));
+    try {
+      out.replaceChildren(showOutcome(await api("POST", "/api/destruction/reimage", body)));
+    } catch (err) { out.replaceChildren(el("li", { class: "critical" }, err.message)); }
+    loadQueue(); loadRecords(); loadPending();
+  });
+  document.getElementById("reimage-give-up").addEventListener("click", async () => {
+    try {
+      out.replaceChildren(showOutcome(await api("POST", "/api/destruction/give-up", { station: waiting.station })));
+    } catch (err) { out.replaceChildren(el("li", { class: "critical" }, err.message)); }
+    loadQueue(); loadRecords(); loadPending();
   });
 }
 connect();
 loadQueue(); loadRecords();
+if (form) loadPending();

@@ -161,3 +161,39 @@ def record_failed(
     record.journal_seq = entry.seq
     session.flush()
     return record
+
+
+def record_reimage(
+    session: Session,
+    operator: str,
+    witness: str,
+    item: Item,
+    record_id: int,
+    frame: int,
+    frame_sha256: str,
+    verdict: str,
+) -> None:
+    """Another frame of a lot whose analysis could not verify it, taken for the operator of that run with its
+    witness present. Refused unless the lot still stands under that run's "destruction failed" record (the
+    item untouched since), so a re-image never turns another run, or another item, into a destruction."""
+    check_people(session, operator, witness)
+    latest = session.execute(
+        select(DestructionRecord).where(DestructionRecord.item_id == item.id).order_by(DestructionRecord.id.desc())
+    ).scalar()
+    if item.status != "destruction_failed" or latest is None or latest.id != record_id:
+        raise RuleViolation(
+            "destruction.reimage_stale",
+            f"{item.register_number}/{item.copy_number} has changed since the run: its tray cannot be re-imaged",
+        )
+    op, wit = lookup.person(session, operator), lookup.person(session, witness)
+    if latest.operator_id != op.id or latest.witness_id != wit.id:
+        raise RuleViolation(
+            "destruction.reimage_people", "only the run's own operator, with its own witness, may re-image its tray"
+        )
+    journal.append(
+        session,
+        operator,
+        "item.destruction_reimaged",
+        f"item:{item.register_number}/{item.copy_number}",
+        {"record": record_id, "witness": witness, "frame": frame, "frame_sha256": frame_sha256, "verdict": verdict},
+    )

@@ -231,6 +231,16 @@ CASES = [
         json={"station": "destruction-centre", "items": ["S-2026-002"]},
     ),
     Case("GET", "/api/destruction/live", DESTRUCTION_READ),
+    Case("GET", "/api/destruction/pending", DESTRUCTION_READ),
+    Case(
+        "POST",
+        "/api/destruction/reimage",
+        frozenset({"destruction_operator"}),
+        json={"station": "destruction-centre", "witness": "wendy", "witness_password": PASSWORD},
+    ),
+    Case(
+        "POST", "/api/destruction/give-up", frozenset({"destruction_operator"}), json={"station": "destruction-centre"}
+    ),
     Case("GET", "/api/destruction/witnesses", DESTRUCTION_READ),
     Case("GET", "/api/destruction/evidence/{sha256}", DESTRUCTION_READ, "/api/destruction/evidence/" + "0" * 64),
     Case(

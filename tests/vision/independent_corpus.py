@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -423,6 +423,9 @@ class LotSpec:
     jpeg: int = 90
     marker_side_mm: float = 0.0  # 0: 14 % of the tray's short side, 10..40 mm
     with_empty_tray: bool = False
+    # The same lot after the operator pulled each touching or overlapping group apart: every piece drawn as
+    # without it, all but the first of each group moved whole to free tray (same paper, print, light, camera).
+    spread: bool = False
 
 
 @dataclass(frozen=True)
@@ -594,13 +597,16 @@ def make_lot(spec: LotSpec) -> Lot:
 
         return make
 
+    followers: list[tuple[int, int]] = []  # (in `drawn`, in `pieces`) all but the first piece of each group
     for builder, n_groups in ((touching, spec.touching_pairs), (crossing, spec.overlapping_pairs)):
         for _ in range(n_groups):
             width, length = sized()
             got_group = place_group(builder(width, length))
             if got_group is None:
                 continue
-            for poly, line in got_group:
+            for k, (poly, line) in enumerate(got_group):
+                if k:
+                    followers.append((len(drawn), len(pieces)))
                 paper, kind = random_style()
                 drawn.append((poly, paper_of(paper), kind))
                 pieces.append(Piece(tuple(line[len(line) // 2]), width, length, _shoelace(poly), paper, kind, group))  # type: ignore[arg-type]
@@ -617,6 +623,16 @@ def make_lot(spec: LotSpec) -> Lot:
         drawn.append((poly, paper_of(paper), kind))
         pieces.append(Piece(tuple(line[len(line) // 2]), width, length, _shoelace(poly), paper, kind, -1, curl))  # type: ignore[arg-type]
 
+    if spread_these := (followers if spec.spread else []):
+        # Its own generator, so all drawn after (print, light, noise) is as in the frame before spreading.
+        mover = np.random.default_rng([spec.seed, 7])
+        for i, j in spread_these:
+            poly, base, kind = drawn[i]
+            moved = _moved_to_free_tray(mover, layout, poly, tray_mm)
+            drawn[i] = (moved, base, kind)
+            x, y = pieces[j].centre_mm + moved.mean(axis=0) - poly.mean(axis=0)
+            pieces[j] = replace(pieces[j], centre_mm=(float(x), float(y)), group=-1)
+
     for poly, base, kind in drawn:
         if kind == "cut":
             _paint_tray(canvas, poly, spec.tray_bgr)
@@ -630,6 +646,42 @@ def make_lot(spec: LotSpec) -> Lot:
             np.random.default_rng(light), empty, spec.blur_px, spec.vignette, spec.noise, spec.jpeg, noise_seed=1
         )
     return Lot(image, tuple(pieces), markers, spec.px_per_mm, h, spec.tray_bgr, empty_image)
+
+
+def _moved_to_free_tray(
+    rng: np.random.Generator, layout: _Layout, poly: np.ndarray, tray_mm: tuple[float, float]
+) -> np.ndarray:
+    """The piece's outline moved whole (slid and turned) to free tray, clear of everything on it by the gap
+    lone pieces keep: random spots first, then every free cell in turn (a crowded tray has little room)."""
+    around = poly - poly.mean(axis=0)
+
+    def turned(angle: float) -> np.ndarray:
+        c, s = math.cos(angle), math.sin(angle)
+        return around @ np.array([[c, s], [-s, c]])
+
+    for _ in range(500):
+        moved = turned(rng.uniform(0, math.pi)) + rng.uniform([0, 0], tray_mm)
+        if layout.fits(moved, 0.6):
+            layout.take(moved, 0.6)
+            return moved
+    for angle in np.linspace(0, math.pi, 6, endpoint=False):
+        # Where the whole footprint (grown by the gap) lies on free cells: the free map eroded by it.
+        shape = turned(float(angle))
+        lo = shape.min(axis=0) - 0.6 - layout.cell
+        size = np.ceil((shape.max(axis=0) + 0.6 + layout.cell - lo) / layout.cell).astype(int) + 1
+        footprint = np.zeros((size[1], size[0]), np.uint8)
+        cv2.fillPoly(footprint, [np.round((shape - lo) / layout.cell).astype(np.int32).reshape(-1, 1, 2)], 1)
+        footprint = cv2.dilate(footprint, np.ones((2 * int(0.6 / layout.cell) + 1,) * 2, np.uint8))
+        origin = np.round(-lo / layout.cell).astype(int)
+        room = cv2.erode(
+            layout.free.astype(np.uint8), footprint, anchor=(int(origin[0]), int(origin[1])), borderValue=0
+        )
+        for cell in np.argwhere(room)[rng.permutation(int(room.sum()))][:50]:
+            moved = shape + cell[::-1] * layout.cell
+            if layout.fits(moved, 0.6):
+                layout.take(moved, 0.6)
+                return moved
+    raise RuntimeError("no free tray to spread a piece onto")
 
 
 def _paint_tray(canvas: _Canvas, poly_mm: np.ndarray, tray_bgr: tuple[float, float, float]) -> None:
@@ -690,16 +742,17 @@ def realistic_lot(
 
 
 def _with(spec: LotSpec, key: str, value: object) -> LotSpec:
-    from dataclasses import replace
-
     return replace(spec, **{key: value})
 
 
-def adversarial_lots(size_px: tuple[int, int] = (1600, 1200), seed: int = 0) -> dict[str, tuple[str, Lot]]:
-    """Named lots that must never pass, each with the level it is judged against."""
+def adversarial_lots(
+    size_px: tuple[int, int] = (1600, 1200), seed: int = 0, spread: bool = False
+) -> dict[str, tuple[str, Lot]]:
+    """Named lots that must never pass, each with the level it is judged against (`spread`: the same lots
+    with their touching pieces pulled apart)."""
 
     def nsa(extra: ExtraPiece, tray: str = "black", **kw: object) -> Lot:
-        return realistic_lot("NSA-02-01", seed, size_px, extra=(extra,), tray=tray, **kw)
+        return realistic_lot("NSA-02-01", seed, size_px, extra=(extra,), tray=tray, spread=spread, **kw)
 
     lots = {
         "dark_blue_paper": ("NSA-02-01", nsa(ExtraPiece(10, 40, bgr=(110, 52, 30)))),
@@ -721,15 +774,20 @@ def adversarial_lots(size_px: tuple[int, int] = (1600, 1200), seed: int = 0) -> 
         "z_fold": ("NSA-02-01", nsa(ExtraPiece(0.9, 4.5, folds=((5.0, 145.0), (4.5, -145.0))))),
         "z_fold_crossing": ("NSA-02-01", nsa(ExtraPiece(0.7, 3.6, folds=((0.9, -90.0), (3.6, -150.0))))),
         "s_zigzag": ("NSA-02-01", nsa(ExtraPiece(0.9, 3.5, folds=((3.5, 120.0), (3.5, -120.0), (3.5, 120.0))))),
-        "wide_strip_p5": ("P-5", realistic_lot("P-5", seed, size_px, extra=(ExtraPiece(3.0, 8.0, print="text"),))),
+        "wide_strip_p5": (
+            "P-5",
+            realistic_lot("P-5", seed, size_px, extra=(ExtraPiece(3.0, 8.0, print="text"),), spread=spread),
+        ),
     }
     return lots
 
 
-def thousands_with_one_oversized(seed: int = 0, size_px: tuple[int, int] = (4000, 3000), oversized: bool = True) -> Lot:
+def thousands_with_one_oversized(
+    seed: int = 0, size_px: tuple[int, int] = (4000, 3000), oversized: bool = True, spread: bool = False
+) -> Lot:
     """NSA-02-01 micro-cut: a few thousand compliant particles and (optionally) one 0.9 x 14 mm strip."""
     extra = (ExtraPiece(0.9, 14.0, print="text"),) if oversized else ()
-    return realistic_lot("NSA-02-01", seed, size_px, count=3000, extra=extra, curled_share=0.05)
+    return realistic_lot("NSA-02-01", seed, size_px, count=3000, extra=extra, curled_share=0.05, spread=spread)
 
 
 # ---------------------------------------------------------------- label photos

@@ -96,3 +96,34 @@ def test_a_passing_frame_holding_less_paper_than_another_is_not_the_same_lot(lot
     report = analyse_frames([_glow(lot, lot.image, (40, 40)), sparse.image], "P-5", setup)
     assert report.verdict == "cannot_verify", report.reason
     assert "not the same lot" in report.reason
+
+
+# The re-image the destruction station offers: the operator pulls the touching pieces apart, the camera
+# takes the lot again (each generator's `spread`: the same pieces, the touching ones moved to free tray).
+
+
+def test_touching_pieces_spread_apart_verify_the_lot() -> None:
+    first = corpus.realistic_lot("P-5", 1, tray="black")
+    spread = corpus.realistic_lot("P-5", 1, tray="black", spread=True)
+    assert sorted(p.area_mm2 for p in first.pieces) == sorted(p.area_mm2 for p in spread.pieces)
+    assert not any(p.group >= 0 for p in spread.pieces if p not in first.pieces)  # the moved ones lie alone
+    setup = TraySetup(board_of(first))
+    alone = analyse(first.image, "P-5", setup)
+    assert alone.verdict == "cannot_verify" and "touching end to side" in alone.reason, alone.reason
+    assert analyse_frames([first.image, spread.image], "P-5", setup).verdict == "pass"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        corpus.ExtraPiece(0.9, 9.0, bridge_mm=0.3),  # a partly cut piece
+        corpus.ExtraPiece(0.9, 4.5, folds=((5.0, 145.0), (4.5, -145.0))),  # a strip folded flat (a Z)
+        corpus.ExtraPiece(10, 40, bgr=(110, 52, 30)),  # dark paper
+    ],
+    ids=["bridged", "z_fold", "dark_paper"],
+)
+def test_spreading_an_adversarial_lot_never_passes(extra: corpus.ExtraPiece) -> None:
+    first = corpus.realistic_lot("NSA-02-01", 0, extra=(extra,), tray="black")
+    spread = corpus.realistic_lot("NSA-02-01", 0, extra=(extra,), tray="black", spread=True)
+    report = analyse_frames([first.image, spread.image], "NSA-02-01", TraySetup(board_of(first)))
+    assert report.verdict != "pass", report.reason

@@ -461,7 +461,9 @@ def _sigma_edge(level: np.ndarray) -> np.ndarray:
     return 0.3 + 12.0 / np.maximum(level, 1.0)
 
 
-def _measure_moments(found: Components, distance: np.ndarray, calibration: Calibration) -> tuple[_Measured, np.ndarray]:
+def _measure_moments(
+    found: Components, distance: np.ndarray, visible: float, calibration: Calibration
+) -> tuple[_Measured, np.ndarray]:
     """Every particle from its pixel moments and the coverage of its edges (`distance`: from the tray
     model): exact for straight pieces; `straight` says which are."""
     centres = found.centroid
@@ -479,7 +481,9 @@ def _measure_moments(found: Components, distance: np.ndarray, calibration: Calib
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
     along_x = np.abs(e1[:, 0]) >= np.abs(e1[:, 1])
     slant = np.minimum(np.abs(e1[:, 0]), np.abs(e1[:, 1]))
-    by_edges = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px)
+    by_edges = edge_areas(
+        distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px, float(visible)
+    )
     area_px = np.where(by_edges >= 0, by_edges, found.area_px)
     area = area_px * det
     length = length_px * stretch1
@@ -602,7 +606,7 @@ def _judge(
     unsure: tuple[np.ndarray, ...],
 ) -> ParticleReport:
     limits = _limits(spec)
-    measured, straight = _measure_moments(found, tray.distance, calibration)
+    measured, straight = _measure_moments(found, tray.distance, tray.particle_level, calibration)
     over, near = _status(measured, limits)
     # Irregular pieces over or near a limit get a closer look (along their medial axis): are they
     # several touching pieces, is the bound too coarse?

@@ -625,6 +625,34 @@ def _histogram(values: np.ndarray) -> np.ndarray:
     return np.bincount(whole, 1.0 - share, len_ := int(whole.max()) + 2) + np.bincount(whole + 1, share, len_)
 
 
+@numba.njit(cache=True, nogil=True)
+def _concentration(xs: np.ndarray, ys: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+    """For each direction, the sum of squares of the pixels' profile across it (as `_histogram` bins
+    it): the higher, the more the pixels crowd into full rows. One pass per direction, no arrays."""
+    out = np.zeros(len(thetas))
+    n = len(xs)
+    if n == 0:
+        return out
+    for a in range(len(thetas)):
+        c, s = np.cos(thetas[a]), np.sin(thetas[a])
+        low = np.inf
+        high = -np.inf
+        for i in range(n):
+            v = ys[i] * c - xs[i] * s
+            low = min(low, v)
+            high = max(high, v)
+        low = np.floor(low)
+        bins = np.zeros(int(np.floor(high - low)) + 2)
+        for i in range(n):
+            v = ys[i] * c - xs[i] * s - low
+            whole = int(np.floor(v))
+            share = v - whole
+            bins[whole] += 1.0 - share
+            bins[whole + 1] += share
+        out[a] = np.sum(bins * bins)
+    return out
+
+
 def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float, float]]:
     """The direction in which these pixels are most concentrated across (a strip's rows are all full
     only along its own direction) and the band of its fullest rows: as wide as their pixels over
@@ -635,9 +663,11 @@ def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float,
         low = float(np.floor(v.min()))
         return _histogram(v - low), low
 
+    px, py = xs.astype(np.float64), ys.astype(np.float64)
     coarse = np.radians(np.arange(0.0, 180.0, 2.0))
-    best = max(coarse, key=lambda t: float(np.sum(profile_at(t)[0] ** 2)))
-    theta = max(best + np.radians(np.arange(-2.0, 2.01, 0.5)), key=lambda t: float(np.sum(profile_at(t)[0] ** 2)))
+    best = coarse[int(np.argmax(_concentration(px, py, coarse)))]
+    fine = best + np.radians(np.arange(-2.0, 2.01, 0.5))
+    theta = fine[int(np.argmax(_concentration(px, py, fine)))]
     profile, low = profile_at(theta)
     at = int(np.argmax(profile))
     lo, hi = _run(profile, 0.5 * float(profile[at]), at)

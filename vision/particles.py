@@ -34,6 +34,7 @@ from vision.segmentation import (
     roi,
     split,
     two_strips,
+    widest_px,
 )
 from vision.shred_levels import LEVELS, SecurityLevel, find_level
 from vision.tray import Contrast, TrayFit, fit_tray
@@ -491,7 +492,9 @@ def _measure_moments(
     straight = (rect >= STRAIGHT[0]) & (rect <= STRAIGHT[1])
     # A piece that is not a straight strip (bent, notched, tapered): its widest inscribed disc bounds
     # its width from above, whatever its shape; pieces within the limit by that bound need no closer look.
-    width = np.where(straight, area / np.maximum(length, 1e-9), found.widest_px * np.sqrt(det))
+    width = area / np.maximum(length, 1e-9)
+    for i in np.flatnonzero(~straight):
+        width[i] = widest_px(found, int(i)) * np.sqrt(det[i])
     measured = _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres)
     # What the area may have left out (print at the edge reads like the blurred edge) widens its
     # uncertainty: a printed piece passes only if it would pass with all of that counted.

@@ -45,7 +45,6 @@ class Components:
     bbox: np.ndarray = field(repr=False)  # (n, 4) x, y, w, h
     clipped: np.ndarray = field(repr=False)  # touches the image edge or a marker zone
     left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _left_out)
-    widest_px: np.ndarray = field(repr=False)  # diameter of the widest disc inside it: an upper bound of its width
 
     @property
     def n(self) -> int:
@@ -147,19 +146,6 @@ def _left_out(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, flo
 
 
 @numba.njit(cache=True, nogil=True)
-def _peak(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per particle: the largest value over its pixels."""
-    out = np.zeros(n + 1, np.float64)
-    rows, cols = labels.shape
-    for y in range(rows):
-        for x in range(cols):
-            lab = labels[y, x]
-            if lab != 0 and values[y, x] > out[lab]:
-                out[lab] = values[y, x]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
     sums = np.zeros((n + 1, 6), np.float64)  # count, x, y, xx, yy, xy
     rows, cols = labels.shape
@@ -176,6 +162,20 @@ def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
             sums[lab, 4] += fy * fy
             sums[lab, 5] += fx * fy
     return sums
+
+
+@numba.njit(cache=True, nogil=True)
+def _relabel(labels: np.ndarray, counted: np.ndarray, lut: np.ndarray) -> None:
+    """In place: each label through `lut`, and nothing counted where the label becomes 0 (dust)."""
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0:
+                new = lut[lab]
+                labels[y, x] = new
+                if new == 0:
+                    counted[y, x] = 0
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -230,12 +230,9 @@ def components(
     level = _interior_levels(labels, distance, interior, level, n)
     half = _half_level(labels, distance, level)
     deep = cv2.erode(filled, _disc(depth))
-    counted = fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px))
-    counted[labels == 0] = 0
+    counted = cv2.bitwise_and(fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px)), filled)  # filled: labels > 0
     sums = _moments(labels, counted, n)
     left_out = _left_out(labels, counted, distance, 2.0 * float(particle_level), n)[1:]
-    # The widest inscribed disc of each particle: at least as wide as the piece anywhere, bent or not.
-    widest = 2.0 * _peak(labels, cv2.distanceTransform(counted, cv2.DIST_L2, 5), n)[1:] - 1.0
     sums, level, clipped, stats = sums[1:], level[1:], clipped[1:], stats[1:]
     area = sums[:, 0]
     keep = area >= max(dust_px, MIN_PARTICLE_PX)
@@ -247,8 +244,7 @@ def components(
         lut = np.zeros(n + 1, np.int32)
         lut[np.flatnonzero(keep) + 1] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
         lut[drop] = 0
-        labels = lut[labels]
-        counted[labels == 0] = 0
+        _relabel(labels, counted, lut)
     return Components(
         labels=labels,
         filled=filled,
@@ -260,7 +256,6 @@ def components(
         bbox=stats[keep, :4],
         clipped=clipped[keep],
         left_out_px=left_out[keep],
-        widest_px=np.maximum(widest[keep], 1.0),
     )
 
 
@@ -277,6 +272,13 @@ def piece_mask(found: Components, index: int) -> tuple[np.ndarray, tuple[int, in
     ys, xs, offset = roi(found, index)
     mask = ((found.labels[ys, xs] == index + 1) & (found.counted[ys, xs] > 0)).astype(np.uint8)
     return mask, offset
+
+
+def widest_px(found: Components, index: int) -> float:
+    """The diameter of the widest disc inside one particle: at least as wide as the piece anywhere, bent
+    or not (measured in its own box: only the pieces that are no straight strip need it)."""
+    mask, _ = piece_mask(found, index)
+    return max(2.0 * float(cv2.distanceTransform(mask, cv2.DIST_L2, 5).max()) - 1.0, 1.0)
 
 
 @dataclass(frozen=True, eq=False)

@@ -44,7 +44,7 @@ class Components:
     level: np.ndarray = field(repr=False)  # each particle's own distance from the tray (grey levels)
     bbox: np.ndarray = field(repr=False)  # (n, 4) x, y, w, h
     clipped: np.ndarray = field(repr=False)  # touches the image edge or a marker zone
-    left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _left_out)
+    left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _moments)
 
     @property
     def n(self) -> int:
@@ -132,27 +132,20 @@ def _edge_counts(labels: np.ndarray, half: np.ndarray, inner: np.ndarray, n: int
 
 
 @numba.njit(cache=True, nogil=True)
-def _left_out(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, floor: float, n: int) -> np.ndarray:
-    """Per particle: pixels clearly unlike the tray that its area does not count (print at the edge,
-    or the blurred edge itself): how much larger it might be."""
-    out = np.zeros(n + 1, np.float64)
+def _moments(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, floor: float, n: int):
+    """Per particle: the moments of its counted pixels (count, x, y, xx, yy, xy), and the pixels
+    clearly unlike the tray (at or above `floor`) that its area does not count (print at the edge, or
+    the blurred edge itself): how much larger it might be."""
+    sums = np.zeros((n + 1, 7), np.float64)  # count, x, y, xx, yy, xy, left out
     rows, cols = labels.shape
     for y in range(rows):
         for x in range(cols):
             lab = labels[y, x]
-            if lab != 0 and counted[y, x] == 0 and distance[y, x] >= floor:
-                out[lab] += 1.0
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
-    sums = np.zeros((n + 1, 6), np.float64)  # count, x, y, xx, yy, xy
-    rows, cols = labels.shape
-    for y in range(rows):
-        for x in range(cols):
-            lab = labels[y, x]
-            if lab == 0 or counted[y, x] == 0:
+            if lab == 0:
+                continue
+            if counted[y, x] == 0:
+                if distance[y, x] >= floor:
+                    sums[lab, 6] += 1.0
                 continue
             fx, fy = float(x), float(y)
             sums[lab, 0] += 1.0
@@ -231,8 +224,8 @@ def components(
     half = _half_level(labels, distance, level)
     deep = cv2.erode(filled, _disc(depth))
     counted = cv2.bitwise_and(fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px)), filled)  # filled: labels > 0
-    sums = _moments(labels, counted, n)
-    left_out = _left_out(labels, counted, distance, 2.0 * float(particle_level), n)[1:]
+    sums = _moments(labels, counted, distance, 2.0 * float(particle_level), n)
+    left_out = sums[1:, 6]
     sums, level, clipped, stats = sums[1:], level[1:], clipped[1:], stats[1:]
     area = sums[:, 0]
     keep = area >= max(dust_px, MIN_PARTICLE_PX)

@@ -16,6 +16,11 @@ at all where print is near it, it is put on that curve. That catches a line of t
 edge, too, where the paper inside the ink reads clean again (an edge under print over most of its
 length stays hidden: on a black tray ink reads as tray). A restored edge only ever moves outward, so
 print cannot make a piece measure smaller than what its edges show.
+
+Where the tray is coloured, print stands out from it as a third colour: an edge whose outermost counted
+pixel is print (below half the paper's level), with the profile only falling from there to the tray,
+is where the print meets the tray, placed by the coverage of print (its level on that piece) across
+the pixels beyond. On a black tray print reads as tray and that evidence is absent.
 """
 
 import numba

@@ -466,7 +466,8 @@ def _measure_moments(
     found: Components, distance: np.ndarray, visible: float, calibration: Calibration
 ) -> tuple[_Measured, np.ndarray]:
     """Every particle from its pixel moments and the coverage of its edges (`distance`: from the tray
-    model): exact for straight pieces; `straight` says which are."""
+    model; `visible`: the least distance that stands out from the tray's texture): exact for straight
+    pieces; `straight` says which are."""
     centres = found.centroid
     jac = calibration.jacobians(centres)
     det = np.abs(np.linalg.det(jac))

@@ -16,6 +16,11 @@ at all where print is near it, it is put on that curve. That catches a line of t
 edge, too, where the paper inside the ink reads clean again (an edge under print over most of its
 length stays hidden: on a black tray ink reads as tray). A restored edge only ever moves outward, so
 print cannot make a piece measure smaller than what its edges show.
+
+Where the tray is coloured, print stands out from it as a third colour: an edge whose outermost counted
+pixel is print (below half the paper's level), with the profile only falling from there to the tray,
+is where the print meets the tray, placed by the coverage of print (its level on that piece) across
+the pixels beyond. On a black tray print reads as tray and that evidence is absent.
 """
 
 import numba
@@ -29,6 +34,9 @@ MIN_WIDTH_PX = 9.0  # narrower pieces hold no paper clear of both edges' blur: l
 # twice this, has print at it.
 INWARD_PX = 1.0
 CLEAN = 0.9  # paper just inside an edge at this share of its section's brightest: no print near it
+INK_MIN_PX = 8  # fewer print pixels than this on a piece: no print level to measure an edge by
+INK_QUANTILE = 0.25
+INK_RISE = 3.0  # grey levels (half) of noise: beyond the print, a rise more than this is paper, not tray
 
 
 @numba.njit(cache=True, nogil=True)
@@ -47,7 +55,41 @@ def _value(distance, labels, lab, t, fixed, along_x, limit) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
+def _ink(distance, labels, counted, lab, x0, y0, w, h, level) -> float:
+    """The level of solid print on particle `lab`: a low quantile of its counted pixels below half its
+    paper's level (a stroke's core; its blurred sides read brighter). The paper's level without print."""
+    values = np.empty(w * h)
+    n = 0
+    for y in range(y0, y0 + h):
+        for x in range(x0, x0 + w):
+            if labels[y, x] == lab and counted[y, x] > 0 and 2.0 * distance[y, x] < level:
+                values[n] = distance[y, x]
+                n += 1
+    if n < INK_MIN_PX:
+        return level
+    return float(np.sort(values[:n])[int(INK_QUANTILE * n)])
+
+
+@numba.njit(cache=True, nogil=True)
+def _print_beyond(distance, labels, lab, at, step, fixed, along_x, limit, level, tray, ink_scale) -> float:
+    """How far (px) print reaches beyond the outermost counted pixel `at` (going `step`), by the coverage
+    of print across the pixels there: only where that pixel is print itself (below half the paper's
+    level) and the profile only falls from it to the tray (no paper beyond the print); else 0."""
+    edge = _value(distance, labels, lab, at, fixed, along_x, limit)
+    if ink_scale <= 0.0 or 2.0 * edge >= level:
+        return 0.0
+    total, lowest = 0.0, edge
+    for i in range(1, BAND + 1):
+        v = _value(distance, labels, lab, at + step * i, fixed, along_x, limit)
+        if v > lowest + INK_RISE:
+            return 0.0
+        lowest = min(lowest, v)
+        total += min((v - tray) * ink_scale, 1.0)
+    return max(total, 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant, visible):
     """The area (px) of particle `lab` in its box, from cross-sections across its length."""
     rows, cols = labels.shape
     n_sec = w if along_x else h
@@ -82,6 +124,10 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
                     tray_n += 1
     tray = tray_sum / tray_n if tray_n >= 8 else 0.0
     scale = 1.0 / max(level - tray, 1.0)
+    ink = _ink(distance, labels, counted, lab, x0, y0, w, h, level)
+    # Print reaching an edge is a third colour there: where it stands out from the tray (a coloured
+    # tray), the edge is where the print meets the tray, placed by the coverage of print across it.
+    ink_scale = 1.0 / (ink - tray) if ink - tray >= visible else 0.0
     valid = np.flatnonzero(outer_first >= 0)
     m = len(valid)
     counted_sections = firsts >= 0
@@ -136,9 +182,15 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant):
         hi[k] = last - INNER + above
         # Print near an edge darkens the sum across it: there the edge is at least the counted one.
         if not clean_lo[k]:
-            lo[k] = min(lo[k], first)
+            lo[k] = min(
+                lo[k],
+                first - _print_beyond(distance, labels, lab, first, -1, fixed, along_x, limit, level, tray, ink_scale),
+            )
         if not clean_hi[k]:
-            hi[k] = max(hi[k], last + 1)
+            hi[k] = max(
+                hi[k],
+                last + 1 + _print_beyond(distance, labels, lab, last, 1, fixed, along_x, limit, level, tray, ink_scale),
+            )
     # Where print reaches an edge, the region as detected (print on paper stands out from the tray
     # more than the tray's noise) still shows the edge, at the offset the clean edges have from it.
     outer_lo = outer_first[valid].astype(np.float64)
@@ -285,7 +337,7 @@ def _restored(edge, clean, end, half, outward):
 
 
 @numba.njit(cache=True, nogil=True)
-def edge_areas(distance, labels, counted, bbox, level, along_x, slant, width_px):
+def edge_areas(distance, labels, counted, bbox, level, along_x, slant, width_px, visible):
     """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module);
     -1 where it is narrower than MIN_WIDTH_PX (`width_px`) or nothing of it is counted."""
     n = len(level)
@@ -294,5 +346,7 @@ def edge_areas(distance, labels, counted, bbox, level, along_x, slant, width_px)
         if width_px[i] < MIN_WIDTH_PX:
             continue
         x, y, w, h = bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3]
-        out[i] = _piece(distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i], float(slant[i]))
+        out[i] = _piece(
+            distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i], float(slant[i]), visible
+        )
     return out

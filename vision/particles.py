@@ -34,6 +34,7 @@ from vision.segmentation import (
     roi,
     split,
     two_strips,
+    widest_px,
 )
 from vision.shred_levels import LEVELS, SecurityLevel, find_level
 from vision.tray import Contrast, TrayFit, fit_tray
@@ -461,9 +462,12 @@ def _sigma_edge(level: np.ndarray) -> np.ndarray:
     return 0.3 + 12.0 / np.maximum(level, 1.0)
 
 
-def _measure_moments(found: Components, distance: np.ndarray, calibration: Calibration) -> tuple[_Measured, np.ndarray]:
+def _measure_moments(
+    found: Components, distance: np.ndarray, visible: float, calibration: Calibration
+) -> tuple[_Measured, np.ndarray]:
     """Every particle from its pixel moments and the coverage of its edges (`distance`: from the tray
-    model): exact for straight pieces; `straight` says which are."""
+    model; `visible`: the least distance that stands out from the tray's texture): exact for straight
+    pieces; `straight` says which are."""
     centres = found.centroid
     jac = calibration.jacobians(centres)
     det = np.abs(np.linalg.det(jac))
@@ -479,7 +483,9 @@ def _measure_moments(found: Components, distance: np.ndarray, calibration: Calib
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
     along_x = np.abs(e1[:, 0]) >= np.abs(e1[:, 1])
     slant = np.minimum(np.abs(e1[:, 0]), np.abs(e1[:, 1]))
-    by_edges = edge_areas(distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px)
+    by_edges = edge_areas(
+        distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px, float(visible)
+    )
     area_px = np.where(by_edges >= 0, by_edges, found.area_px)
     area = area_px * det
     length = length_px * stretch1
@@ -487,7 +493,9 @@ def _measure_moments(found: Components, distance: np.ndarray, calibration: Calib
     straight = (rect >= STRAIGHT[0]) & (rect <= STRAIGHT[1])
     # A piece that is not a straight strip (bent, notched, tapered): its widest inscribed disc bounds
     # its width from above, whatever its shape; pieces within the limit by that bound need no closer look.
-    width = np.where(straight, area / np.maximum(length, 1e-9), found.widest_px * np.sqrt(det))
+    width = area / np.maximum(length, 1e-9)
+    for i in np.flatnonzero(~straight):
+        width[i] = widest_px(found, int(i)) * np.sqrt(det[i])
     measured = _uncertain(found.level, area, width, length, length_px + width_px, det, calibration, centres)
     # What the area may have left out (print at the edge reads like the blurred edge) widens its
     # uncertainty: a printed piece passes only if it would pass with all of that counted.
@@ -602,7 +610,7 @@ def _judge(
     unsure: tuple[np.ndarray, ...],
 ) -> ParticleReport:
     limits = _limits(spec)
-    measured, straight = _measure_moments(found, tray.distance, calibration)
+    measured, straight = _measure_moments(found, tray.distance, tray.particle_level, calibration)
     over, near = _status(measured, limits)
     # Irregular pieces over or near a limit get a closer look (along their medial axis): are they
     # several touching pieces, is the bound too coarse?

@@ -44,8 +44,7 @@ class Components:
     level: np.ndarray = field(repr=False)  # each particle's own distance from the tray (grey levels)
     bbox: np.ndarray = field(repr=False)  # (n, 4) x, y, w, h
     clipped: np.ndarray = field(repr=False)  # touches the image edge or a marker zone
-    left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _left_out)
-    widest_px: np.ndarray = field(repr=False)  # diameter of the widest disc inside it: an upper bound of its width
+    left_out_px: np.ndarray = field(repr=False)  # pixels unlike the tray its area leaves out (see _moments)
 
     @property
     def n(self) -> int:
@@ -133,40 +132,20 @@ def _edge_counts(labels: np.ndarray, half: np.ndarray, inner: np.ndarray, n: int
 
 
 @numba.njit(cache=True, nogil=True)
-def _left_out(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, floor: float, n: int) -> np.ndarray:
-    """Per particle: pixels clearly unlike the tray that its area does not count (print at the edge,
-    or the blurred edge itself): how much larger it might be."""
-    out = np.zeros(n + 1, np.float64)
+def _moments(labels: np.ndarray, counted: np.ndarray, distance: np.ndarray, floor: float, n: int):
+    """Per particle: the moments of its counted pixels (count, x, y, xx, yy, xy), and the pixels
+    clearly unlike the tray (at or above `floor`) that its area does not count (print at the edge, or
+    the blurred edge itself): how much larger it might be."""
+    sums = np.zeros((n + 1, 7), np.float64)  # count, x, y, xx, yy, xy, left out
     rows, cols = labels.shape
     for y in range(rows):
         for x in range(cols):
             lab = labels[y, x]
-            if lab != 0 and counted[y, x] == 0 and distance[y, x] >= floor:
-                out[lab] += 1.0
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _peak(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Per particle: the largest value over its pixels."""
-    out = np.zeros(n + 1, np.float64)
-    rows, cols = labels.shape
-    for y in range(rows):
-        for x in range(cols):
-            lab = labels[y, x]
-            if lab != 0 and values[y, x] > out[lab]:
-                out[lab] = values[y, x]
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
-def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
-    sums = np.zeros((n + 1, 6), np.float64)  # count, x, y, xx, yy, xy
-    rows, cols = labels.shape
-    for y in range(rows):
-        for x in range(cols):
-            lab = labels[y, x]
-            if lab == 0 or counted[y, x] == 0:
+            if lab == 0:
+                continue
+            if counted[y, x] == 0:
+                if distance[y, x] >= floor:
+                    sums[lab, 6] += 1.0
                 continue
             fx, fy = float(x), float(y)
             sums[lab, 0] += 1.0
@@ -176,6 +155,20 @@ def _moments(labels: np.ndarray, counted: np.ndarray, n: int):
             sums[lab, 4] += fy * fy
             sums[lab, 5] += fx * fy
     return sums
+
+
+@numba.njit(cache=True, nogil=True)
+def _relabel(labels: np.ndarray, counted: np.ndarray, lut: np.ndarray) -> None:
+    """In place: each label through `lut`, and nothing counted where the label becomes 0 (dust)."""
+    rows, cols = labels.shape
+    for y in range(rows):
+        for x in range(cols):
+            lab = labels[y, x]
+            if lab != 0:
+                new = lut[lab]
+                labels[y, x] = new
+                if new == 0:
+                    counted[y, x] = 0
 
 
 def _disc(radius: int) -> np.ndarray:
@@ -230,12 +223,9 @@ def components(
     level = _interior_levels(labels, distance, interior, level, n)
     half = _half_level(labels, distance, level)
     deep = cv2.erode(filled, _disc(depth))
-    counted = fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px))
-    counted[labels == 0] = 0
-    sums = _moments(labels, counted, n)
-    left_out = _left_out(labels, counted, distance, 2.0 * float(particle_level), n)[1:]
-    # The widest inscribed disc of each particle: at least as wide as the piece anywhere, bent or not.
-    widest = 2.0 * _peak(labels, cv2.distanceTransform(counted, cv2.DIST_L2, 5), n)[1:] - 1.0
+    counted = cv2.bitwise_and(fill_holes(_close(cv2.bitwise_or(half, deep), bridge_px)), filled)  # filled: labels > 0
+    sums = _moments(labels, counted, distance, 2.0 * float(particle_level), n)
+    left_out = sums[1:, 6]
     sums, level, clipped, stats = sums[1:], level[1:], clipped[1:], stats[1:]
     area = sums[:, 0]
     keep = area >= max(dust_px, MIN_PARTICLE_PX)
@@ -247,8 +237,7 @@ def components(
         lut = np.zeros(n + 1, np.int32)
         lut[np.flatnonzero(keep) + 1] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
         lut[drop] = 0
-        labels = lut[labels]
-        counted[labels == 0] = 0
+        _relabel(labels, counted, lut)
     return Components(
         labels=labels,
         filled=filled,
@@ -260,7 +249,6 @@ def components(
         bbox=stats[keep, :4],
         clipped=clipped[keep],
         left_out_px=left_out[keep],
-        widest_px=np.maximum(widest[keep], 1.0),
     )
 
 
@@ -277,6 +265,13 @@ def piece_mask(found: Components, index: int) -> tuple[np.ndarray, tuple[int, in
     ys, xs, offset = roi(found, index)
     mask = ((found.labels[ys, xs] == index + 1) & (found.counted[ys, xs] > 0)).astype(np.uint8)
     return mask, offset
+
+
+def widest_px(found: Components, index: int) -> float:
+    """The diameter of the widest disc inside one particle: at least as wide as the piece anywhere, bent
+    or not (measured in its own box: only the pieces that are no straight strip need it)."""
+    mask, _ = piece_mask(found, index)
+    return max(2.0 * float(cv2.distanceTransform(mask, cv2.DIST_L2, 5).max()) - 1.0, 1.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -625,6 +620,34 @@ def _histogram(values: np.ndarray) -> np.ndarray:
     return np.bincount(whole, 1.0 - share, len_ := int(whole.max()) + 2) + np.bincount(whole + 1, share, len_)
 
 
+@numba.njit(cache=True, nogil=True)
+def _concentration(xs: np.ndarray, ys: np.ndarray, thetas: np.ndarray) -> np.ndarray:
+    """For each direction, the sum of squares of the pixels' profile across it (as `_histogram` bins
+    it): the higher, the more the pixels crowd into full rows. One pass per direction, no arrays."""
+    out = np.zeros(len(thetas))
+    n = len(xs)
+    if n == 0:
+        return out
+    for a in range(len(thetas)):
+        c, s = np.cos(thetas[a]), np.sin(thetas[a])
+        low = np.inf
+        high = -np.inf
+        for i in range(n):
+            v = ys[i] * c - xs[i] * s
+            low = min(low, v)
+            high = max(high, v)
+        low = np.floor(low)
+        bins = np.zeros(int(np.floor(high - low)) + 2)
+        for i in range(n):
+            v = ys[i] * c - xs[i] * s - low
+            whole = int(np.floor(v))
+            share = v - whole
+            bins[whole] += 1.0 - share
+            bins[whole + 1] += share
+        out[a] = np.sum(bins * bins)
+    return out
+
+
 def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float, float]]:
     """The direction in which these pixels are most concentrated across (a strip's rows are all full
     only along its own direction) and the band of its fullest rows: as wide as their pixels over
@@ -635,9 +658,11 @@ def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float,
         low = float(np.floor(v.min()))
         return _histogram(v - low), low
 
+    px, py = xs.astype(np.float64), ys.astype(np.float64)
     coarse = np.radians(np.arange(0.0, 180.0, 2.0))
-    best = max(coarse, key=lambda t: float(np.sum(profile_at(t)[0] ** 2)))
-    theta = max(best + np.radians(np.arange(-2.0, 2.01, 0.5)), key=lambda t: float(np.sum(profile_at(t)[0] ** 2)))
+    best = coarse[int(np.argmax(_concentration(px, py, coarse)))]
+    fine = best + np.radians(np.arange(-2.0, 2.01, 0.5))
+    theta = fine[int(np.argmax(_concentration(px, py, fine)))]
     profile, low = profile_at(theta)
     at = int(np.argmax(profile))
     lo, hi = _run(profile, 0.5 * float(profile[at]), at)

@@ -82,12 +82,16 @@ def _illumination(small: np.ndarray, tray_bgr: np.ndarray, valid: np.ndarray) ->
     ratio = small.astype(np.float32) / np.maximum(tray_bgr.astype(np.float32), 1.0)
     tolerance = 0.7  # the first pass accepts vignetting; later passes tighten to the fit's own spread
     matched = valid
-    gu, gv = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    full_design = _quadratic(gu.ravel(), gv.ravel(), w, h)
+    # The quadratic's terms as a row and a column: the field is evaluated by broadcasting, not as a
+    # pixels x 6 design matrix (a matrix product that size costs more than the whole fit).
+    u = (np.arange(w, dtype=np.float32) / w - 0.5)[None, :]
+    v = (np.arange(h, dtype=np.float32) / h - 0.5)[:, None]
     for _ in range(4):
-        rel = ratio / gain[:, :, None]
-        # Tray colour in every channel: a coloured or dark piece fails at least one channel.
-        close = np.all(np.abs(np.log(np.maximum(rel, 1e-3))) < tolerance, axis=2)
+        # Tray colour in every channel (|log(ratio / gain)| < tolerance): a coloured or dark piece fails
+        # at least one channel.
+        low = cv2.merge([gain * np.float32(np.exp(-tolerance))] * 3)
+        high = cv2.merge([gain * np.float32(np.exp(tolerance))] * 3)
+        close = cv2.inRange(ratio, low, high) > 0
         matched = close & valid
         ys, xs = np.nonzero(matched)
         if len(xs) < 200:
@@ -97,8 +101,9 @@ def _illumination(small: np.ndarray, tray_bgr: np.ndarray, valid: np.ndarray) ->
         target = np.log(np.maximum(ratio[ys, xs].mean(axis=1), 1e-3))
         design = _quadratic(xs.astype(np.float64), ys.astype(np.float64), w, h)
         # Normal equations: six unknowns (a threaded least-squares call costs more than the fit).
-        coef = np.linalg.solve(design.T @ design + 1e-9 * np.eye(6), design.T @ target)
-        gain = np.exp(full_design @ coef).reshape(h, w).astype(np.float32)
+        coef = np.linalg.solve(design.T @ design + 1e-9 * np.eye(6), design.T @ target).astype(np.float32)
+        c0, cu, cv, cuu, cuv, cvv = coef
+        gain = np.exp(c0 + u * (cu + cuu * u) + v * (cv + cuv * u + cvv * v)).astype(np.float32)
         spread = float(np.std(target - design @ coef))
         tolerance = max(0.12, 4.0 * spread)
     return gain, float(matched.sum() / max(valid.sum(), 1))

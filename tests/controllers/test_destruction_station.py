@@ -61,11 +61,8 @@ def tray(oversized: bool) -> np.ndarray:
     return shot.image
 
 
-def station(
-    site: sessionmaker[Session], machines: Machines, tmp_path: Path, *, intake: set[str], oversized: bool = False
-) -> tuple[DestructionStation, LiveBus]:
-    bus = LiveBus()
-    config = StationConfig(
+def station_config(machines: Machines, tmp_path: Path) -> StationConfig:
+    return StationConfig(
         "station-1",
         "Example Institute",
         "Destruction centre",
@@ -73,6 +70,13 @@ def station(
         shredder=machines.shredder,
         degausser=machines.degausser,
     )
+
+
+def station(
+    site: sessionmaker[Session], machines: Machines, tmp_path: Path, *, intake: set[str], oversized: bool = False
+) -> tuple[DestructionStation, LiveBus]:
+    bus = LiveBus()
+    config = station_config(machines, tmp_path)
     return DestructionStation(
         config, site, bus, intake=lambda: intake, camera=lambda _level: tray(oversized), analyse=particles.analyse
     ), bus
@@ -193,14 +197,7 @@ def touching_station(
     """The site's own simulated output tray, its next lot with pieces touching end to side."""
     tray.next_lot = "touching"
     bus = LiveBus()
-    config = StationConfig(
-        "station-1",
-        "Example Institute",
-        "Destruction centre",
-        tmp_path / "certificates",
-        shredder=machines.shredder,
-        degausser=machines.degausser,
-    )
+    config = station_config(machines, tmp_path)
     return DestructionStation(
         config,
         site,

@@ -5,8 +5,8 @@ Particles: false PASS over the adversarial lots (must be 0), area error p95 over
 compliant lots, share of compliant lots judged 'pass', time per 12 MP frame on one core against a
 plain grey+Otsu pass over the same frame. Within one re-image (as the destruction station offers it): a lot
 whose first frame is 'cannot_verify' gets a second frame of the same lot with its touching pieces spread
-apart (the same generator, the same pieces), judged with `analyse_frames`; the share of compliant lots
-passing so, and false PASS over the adversarial lots spread the same way (must be 0).
+apart (the same generator, the same pieces), judged with `judge_frames` (the first frame's report reused);
+the share of compliant lots passing so, and false PASS over the adversarial lots spread the same way (must be 0).
 Labels: decode rate and wrong decodes over the degradations,
 a covered target beside a neighbour (must be 'not found'), time per 2 MP frame against OpenCV's
 QRCodeDetector on the same photos. People: frames counted exactly and sequences whose crossings are
@@ -31,7 +31,7 @@ from tests.vision import independent_corpus as corpus
 from vision import synthetic
 from vision.calibration import BoardMarker, MarkerBoard
 from vision.labels import LabelData, compare, decode_payload, read_label, render_label
-from vision.particles import ParticleReport, TraySetup, analyse, analyse_frames
+from vision.particles import ParticleReport, TraySetup, analyse, judge_frames
 from vision.people import PeopleConfig, PeopleCounter, PortalLine
 
 ITEM = LabelData("ITEM-0042", "REG/2026/17", "secret", "10 years from 2026-01-01")
@@ -89,27 +89,28 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
         spread_lots = corpus.adversarial_lots(seed=seed, spread=True)
         for name, (level, lot) in corpus.adversarial_lots(seed=seed).items():
             setup = TraySetup(_board(lot))
-            false_pass += analyse(lot.image, level, setup).verdict == "pass"
-            reimaged_pass += analyse_frames([lot.image, spread_lots[name][1].image], level, setup).verdict == "pass"
+            first = analyse(lot.image, level, setup)
+            false_pass += first.verdict == "pass"
+            again = judge_frames([first, analyse(spread_lots[name][1].image, level, setup)], level)
+            reimaged_pass += again.verdict == "pass"
             adversarial += 1
     size = (2400, 1800) if quick else (4000, 3000)
     oversized = corpus.thousands_with_one_oversized(seed=0, size_px=size)
     oversized_spread = corpus.thousands_with_one_oversized(seed=0, size_px=size, spread=True)
-    false_pass += analyse(oversized.image, "NSA-02-01", TraySetup(_board(oversized))).verdict == "pass"
-    reimaged_pass += (
-        analyse_frames([oversized.image, oversized_spread.image], "NSA-02-01", TraySetup(_board(oversized))).verdict
-        == "pass"
-    )
+    oversized_setup = TraySetup(_board(oversized))
+    first = analyse(oversized.image, "NSA-02-01", oversized_setup)
+    false_pass += first.verdict == "pass"
+    again = judge_frames([first, analyse(oversized_spread.image, "NSA-02-01", oversized_setup)], "NSA-02-01")
+    reimaged_pass += again.verdict == "pass"
 
     def synthetic_lot(level: str, **options: object) -> tuple[int, int]:
         """(passes alone, passes with a second frame spread apart) for one synthetic adversarial lot."""
         tray = synthetic.shred_tray(**options)  # type: ignore[arg-type]
         spread = synthetic.shred_tray(**options, spread=True)  # type: ignore[arg-type]
         setup = TraySetup(tray.board)
-        return (
-            analyse(tray.image, level, setup).verdict == "pass",
-            analyse_frames([tray.image, spread.image], level, setup).verdict == "pass",
-        )
+        first = analyse(tray.image, level, setup)
+        again = judge_frames([first, analyse(spread.image, level, setup)], level)
+        return first.verdict == "pass", again.verdict == "pass"
 
     common = {"seed": 7, "size_px": (4000, 3000), "particle_mm": (0.8, 4.5), "count": 2500}
     synthetic_lots = [
@@ -161,7 +162,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
             lot_verdict = report.verdict
             if report.verdict == "cannot_verify":  # the operator spreads the pieces; the station images again
                 spread = corpus.realistic_lot(level, seed, tray=tray_kind, spread=True)
-                again = analyse_frames([lot.image, spread.image], level, TraySetup(_board(lot)))
+                again = judge_frames([report, analyse(spread.image, level, TraySetup(_board(lot)))], level)
                 if reasons:
                     print(f"  after one re-image: {again.verdict}: {again.reason}", file=sys.stderr)
                 reimaged += 1
@@ -200,7 +201,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
         lot_verdict = report.verdict
         if report.verdict == "cannot_verify":
             spread = synthetic.shred_tray(**options, spread=True)  # type: ignore[arg-type]
-            again = analyse_frames([sample.image, spread.image], "P-5", TraySetup(sample.board))
+            again = judge_frames([report, analyse(spread.image, "P-5", TraySetup(sample.board))], "P-5")
             if reasons:
                 print(f"  after one re-image: {again.verdict}: {again.reason}", file=sys.stderr)
             reimaged += 1

@@ -5,7 +5,7 @@ operator's custody, with the reason.
 When the analysis cannot verify the lot (pieces touching end to side, a region it cannot classify, a size
 within its uncertainty of the limit), the item is recorded "destruction failed" at once and the lot, still in
 the output tray, waits for the run's operator: they spread the pieces (or not) and ask for another image,
-which is judged with the run's earlier frames (`vision.particles.analyse_frames`), up to MAX_FRAMES frames.
+which is judged with the run's earlier frames (`vision.particles.judge_frames`), up to MAX_FRAMES frames.
 Only the register is durable: if the process stops meanwhile, the offer is gone and the item stays
 "destruction failed", never destroyed. A new run at the station, which may add shred to the tray, ends it.
 
@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -89,9 +89,10 @@ class ParticleCheck(Protocol):
 
 
 class LotCheck(Protocol):
-    """One lot judged from several frames of its tray (`vision.particles.analyse_frames`)."""
+    """One lot judged from the reports of several frames of its tray, each analysed on its own
+    (`vision.particles.judge_frames`)."""
 
-    def __call__(self, images: Sequence[np.ndarray], level: str) -> ParticleReport: ...
+    def __call__(self, reports: Sequence[ParticleReport], level: str) -> ParticleReport: ...
 
 
 class OutputCamera(Protocol):
@@ -103,7 +104,6 @@ class OutputCamera(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Frame:
-    image: np.ndarray = field(repr=False)
     report: ParticleReport
     sha256: str  # of the evidence image (the photograph with its regions outlined), or of the photograph
 
@@ -347,7 +347,7 @@ class DestructionStation:
             ("evidence", image_hash if evidence else "-"),
             severity=Severity.INFO if report.verdict == "pass" else Severity.CRITICAL,
         )
-        return _Frame(image, report, image_hash)
+        return _Frame(report, image_hash)
 
     # ---------------------------------------------------------------- another image of a lot not verified
 
@@ -390,7 +390,7 @@ class DestructionStation:
                 return self._offer(pending, journalled=True)
             assert self.analyse_lot is not None
             frames = [*pending.frames, frame]
-            lot = self.analyse_lot([f.image for f in frames], pending.level)
+            lot = self.analyse_lot([f.report for f in frames], pending.level)
             self._step(
                 f"{pending.name}: the lot from {len(frames)} frames: {lot.verdict}",
                 ("reason", lot.reason),

@@ -376,9 +376,8 @@ class SiteRuntime:
         if found is None:
             raise KeyError(station)
         outcome = found.reimage(operator, witness)
-        if outcome.destroyed and not self.reload(wait_s=5.0):
-            self._reload_due = True
-            self._poke.set()
+        if outcome.destroyed:
+            self._reload_after_destruction()
         return outcome
 
     def give_up_destruction(self, station: str, operator: str) -> DestructionOutcome:
@@ -397,8 +396,11 @@ class SiteRuntime:
         if found is None:
             raise KeyError(station)
         outcomes = found.run(item_keys, operator, witness)
+        self._reload_after_destruction()
+        return outcomes
+
+    def _reload_after_destruction(self) -> None:
         # A destroyed tag must alarm from the next read on; if the engine is busy, the watcher retries.
         if not self.reload(wait_s=5.0):
             self._reload_due = True
             self._poke.set()
-        return outcomes

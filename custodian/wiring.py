@@ -465,6 +465,6 @@ def _stations(site: RunningSite, factory: sessionmaker[Session], state_dir: Path
             intake=read_intake,
             camera=tray.photograph if site.sims is not None else None,
             analyse=particles.analyse,
-            analyse_lot=particles.analyse_frames,
+            analyse_lot=particles.judge_frames,
             simulated_intake=SimulatedIntake(intake_sim) if intake_sim is not None else None,
         )

@@ -381,8 +381,7 @@ class Engine:
     def _advance(self, now_us: int) -> Output:
         self._out = Collector()
         horizon = max(now_us - self.config.reorder_us, self.horizon_us)
-        if self._single_reads:
-            self._flush_single_reads()
+        self._flush_single_reads()
         reads, late = self._take_reads(horizon)
         if late is not None:
             self._core_events(self.core.apply_reads(late), late)
@@ -873,8 +872,7 @@ class Engine:
                 if new_uses:  # a return deadline comes only with a new use of an approval
                     self._track_returns(verdicts)
         decision = Decision(
-            badge.portal_id, badge.time_us, badge.badge, self._person_ids[person] if person >= 0 else None, items,
-            allow, reasons, new_uses,
+            badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
             () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
             tuple(resting), tuple(uncertain), route, decided_us=t, direction=badge.direction,
         )

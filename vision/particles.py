@@ -10,7 +10,8 @@ other (seams, no clean cut) when their union is over the limit, pieces meeting e
 pass only if split without proof of two pieces, pieces cut off at the edge, a particle too close to the
 limit to call. 'fail' means a particle was measured over the limit; touching pieces that the image does
 not show to be two are measured whole (when in doubt, the union), so their union over the limit fails.
-`analyse_frames` judges one lot from several frames of its tray (pieces spread apart, another shot).
+`analyse_frames` judges one lot from several frames of its tray (pieces spread apart, another shot);
+`judge_frames` does the same from the frames' reports, for a caller that has analysed each frame already.
 """
 
 from collections.abc import Mapping, Sequence
@@ -212,9 +213,13 @@ def analyse_frames(
     outlined as unclassified or inseparable is clearly measured in another frame of the tray unmoved:
     every particle clear in both frames in the same place with the same area, and in the other frame no
     region outlined there and nothing near the limit. Anything else stays cannot_verify, outlined."""
-    if not images:
+    return judge_frames([analyse(image, level, setup, levels) for image in images], level)
+
+
+def judge_frames(reports: Sequence[ParticleReport], level: str) -> ParticleReport:
+    """`analyse_frames` from the reports of each frame analysed on its own (`analyse`, in frame order)."""
+    if not reports:
         return _cannot(level, "no frames")
-    reports = [analyse(image, level, setup, levels) for image in images]
     failed = [(i, r) for i, r in enumerate(reports) if r.verdict == "fail"]
     if failed:
         i, report = failed[0]

@@ -205,7 +205,7 @@ def touching_station(
         intake=lambda: {DISK_EPC},
         camera=tray.photograph,
         analyse=particles.analyse,
-        analyse_lot=particles.analyse_frames,
+        analyse_lot=particles.judge_frames,
     ), bus
 
 

@@ -9,6 +9,7 @@ over the live state (see `prepare_register`).
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import json
 import logging
@@ -18,6 +19,8 @@ import signal
 import threading
 import time
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -35,6 +38,9 @@ from registry.services import site_files
 from registry.sitefile import SiteFileError, load, site_time_zone
 
 ACTOR = "site-loader"
+# A stop still under way after this long prints every thread's stack to stderr (and goes on): a driver that does
+# not let go shows where it waits, in the operator's log or a test's failure, instead of a silent hang.
+SLOW_STOP_S = 20.0
 
 
 def _stop_event() -> threading.Event:
@@ -49,6 +55,15 @@ def _stop_event() -> threading.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
     return stop
+
+
+@contextmanager
+def _reporting_a_slow_stop() -> Iterator[None]:
+    faulthandler.dump_traceback_later(SLOW_STOP_S, exit=False)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def prepare_register(factory: sessionmaker[Session], site_file: Path) -> str:
@@ -152,11 +167,12 @@ def run_site(
     try:
         stop.wait()
     finally:
-        if server is not None:
-            server.stop()
-        site.stop()
-        writer.stop()
-        engine.dispose()
+        with _reporting_a_slow_stop():
+            if server is not None:
+                server.stop()
+            site.stop()
+            writer.stop()
+            engine.dispose()
     if writer.last is not None:
         typer.echo(f"journal anchored at {writer.last.describe()} in {anchoring.directory}")
     recorder = site.runtime.recorder
@@ -221,9 +237,10 @@ def run_demo(
         elif remaining > 0:
             stop.wait(remaining)
     finally:
-        if server is not None:
-            server.stop()
-        site.stop()
-        writer.stop()
-        engine.dispose()
+        with _reporting_a_slow_stop():
+            if server is not None:
+                server.stop()
+            site.stop()
+            writer.stop()
+            engine.dispose()
     typer.echo(json.dumps(summary(site, traffic.scenarios, time.monotonic() - started), sort_keys=True))

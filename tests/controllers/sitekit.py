@@ -263,11 +263,15 @@ class SiteProcess:
 
     @classmethod
     def start(cls, hw: Hardware, site_file: Path, url: str, state: Path, n: int) -> SiteProcess:
-        out = state.parent / f"run-{n}.out"
+        command = ["run", str(site_file), "--db", url, "--state", str(state), "--port", "0"]
+        return cls.command(command, state.parent / f"run-{n}.out", hw.environment())
+
+    @classmethod
+    def command(cls, arguments: list[str], out: Path, env: dict[str, str] | None = None) -> SiteProcess:
+        """`custodian <arguments>`, its output (stdout and stderr) written to `out`."""
         with out.open("wb") as sink:
             proc = subprocess.Popen(
-                [str(CUSTODIAN), "run", str(site_file), "--db", url, "--state", str(state), "--port", "0"],
-                stdout=sink, stderr=subprocess.STDOUT, env=hw.environment(), start_new_session=True,
+                [str(CUSTODIAN), *arguments], stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         return cls(proc, out)
 
@@ -316,10 +320,16 @@ class SiteProcess:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
-    def terminate(self, timeout_s: float = 40.0) -> int:
+    def terminate(self, timeout_s: float = 60.0) -> int:
+        """SIGTERM; the exit code. A process still stopping after `timeout_s` is killed and the test fails with
+        what it printed (a stop that takes long prints every thread's stack, `custodian.run.SLOW_STOP_S`)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout_s)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"not stopped {timeout_s:g} s after SIGTERM; it printed:\n{self.text()}") from None
 
 
 # ---- the local log, read from its documented format (independently of controllers.outbox) ----

@@ -8,22 +8,21 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from custodian.run import _stop_event, prepare_register
+from custodian import run
+from custodian.run import _reporting_a_slow_stop, _stop_event, prepare_register
 from registry import db
 from registry.models import Approval, Item, JournalEntry, SiteFileLoad, Venue
 from registry.services import approvals, items
 from registry.sitefile import TIME_ZONE_ENV, SiteFileError, site_time_zone
 from tests.controllers.conftest import EXAMPLE_SITE, OutageRegister
-
-CUSTODIAN = Path(sys.executable).with_name("custodian")
+from tests.controllers.sitekit import SiteProcess
 
 
 def _live_changes(factory: sessionmaker[Session]) -> None:
@@ -99,19 +98,17 @@ def test_a_changed_file_the_register_refuses_does_not_stop_the_site(
 def test_custodian_run_restarts_on_a_register_whose_items_moved(tmp_path: Path) -> None:
     """The command itself: started, its register changed live, stopped, started again without any edit."""
     url = f"sqlite:///{tmp_path / 'register.db'}"
-    command = [str(CUSTODIAN), "run", str(EXAMPLE_SITE), "--simulate", "--db", url, "--state", str(tmp_path / "s"),
-               "--port", "0"]
+    command = ["run", str(EXAMPLE_SITE), "--simulate", "--db", url, "--state", str(tmp_path / "s"), "--port", "0"]
     for n in range(2):
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        running = proc.stdout.readline()
-        proc.terminate()
-        rest = proc.communicate(timeout=60)[0]
-        assert proc.returncode == 0, first + running + rest
-        assert "site running" in running
-        assert ("loaded into the empty register" if n == 0 else "unchanged") in first
-        assert "stopped cleanly" in rest and "every accepted one is in it" in rest
+        site = SiteProcess.command(command, tmp_path / f"run-{n}.out")
+        try:
+            assert site.wait_for("site running"), site.text()  # the stop comes once it runs, not while it starts
+        finally:
+            returncode = site.terminate()
+        said = site.text()
+        assert returncode == 0, said
+        assert ("loaded into the empty register" if n == 0 else "unchanged") in said
+        assert "stopped cleanly" in said and "every accepted one is in it" in said
         if n == 0:
             engine = db.make_engine(url)
             _live_changes(db.session_factory(engine))
@@ -151,3 +148,18 @@ def test_a_stop_signal_landing_inside_the_wait_for_it_still_stops_the_site() -> 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_stop_that_takes_long_prints_where_every_thread_waits(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A driver that does not let go at stop shows where it waits (the operator's log, a test's failure)."""
+    with _reporting_a_slow_stop():
+        pass  # a prompt stop prints nothing
+    assert capfd.readouterr().err == ""
+    monkeypatch.setattr(run, "SLOW_STOP_S", 0.05)
+    with _reporting_a_slow_stop():
+        time.sleep(1.0)  # a stop stuck past the limit
+    report = capfd.readouterr().err
+    assert "most recent call first" in report
+    assert "test_a_stop_that_takes_long_prints_where_every_thread_waits" in report  # where the stop waits

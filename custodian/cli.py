@@ -560,9 +560,9 @@ def devices_simulate(site_file: Path) -> None:
         for name, endpoint in sorted(handle.endpoints.items()):
             typer.echo(f"{name:24} {endpoint}")
         typer.echo("simulators running; Ctrl-C stops them")
-        from custodian.run import _stop_event
+        from custodian.run import StopSignal
 
-        _stop_event().wait()
+        StopSignal().wait()
 
 
 @devices_app.command("probe")

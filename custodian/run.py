@@ -16,7 +16,6 @@ import logging
 import re
 import shutil
 import signal
-import threading
 import time
 import tomllib
 from collections.abc import Iterator
@@ -43,18 +42,35 @@ ACTOR = "site-loader"
 SLOW_STOP_S = 20.0
 
 
-def _stop_event() -> threading.Event:
-    """Set by SIGTERM or SIGINT. The handler runs in the main thread, maybe while that thread is inside
-    `stop.wait()` holding the event's own lock: setting it right there would deadlock (a site that never
-    stops), so another thread sets it."""
-    stop = threading.Event()
+class StopSignal:
+    """Set by SIGTERM or SIGINT. Python runs a signal handler in the main thread, but the kernel may deliver the
+    signal to any thread: the handler then waits until the main thread next runs Python code, and a main thread
+    blocked in an untimed `Event.wait()` never does (a site that ignored SIGTERM for good, 1 start in ~80). So
+    `wait` sleeps in short steps, and the handler only sets a flag: it may run while the main thread holds any
+    lock, and takes none."""
 
-    def handler(_signum: int, _frame: object) -> None:
-        threading.Thread(target=stop.set, name="stop-signal", daemon=True).start()
+    POLL_S = 0.1
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-    return stop
+    def __init__(self) -> None:
+        self._requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handler)
+
+    def _handler(self, _signum: int, _frame: object) -> None:
+        self._requested = True
+
+    def is_set(self) -> bool:
+        return self._requested
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Whether the stop was asked for within `timeout_s` (None: wait until it is)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._requested:
+            left = self.POLL_S if deadline is None else min(self.POLL_S, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            time.sleep(left)
+        return True
 
 
 @contextmanager
@@ -134,7 +150,7 @@ def run_site(
     tls: tuple[Path, Path] | None = None,
     anchoring: AnchorSettings | None = None,
 ) -> None:
-    stop = _stop_event()  # first: a SIGTERM while starting still ends in a clean stop
+    stop = StopSignal()  # first: a SIGTERM while starting still ends in a clean stop
     state.mkdir(parents=True, exist_ok=True)
     engine = db.make_engine(url)
     try:
@@ -221,7 +237,7 @@ def run_demo(
             f"web pages: {server.url}/guard  (accounts: gus guard, otto operator, wendy witness, "
             f"admin, audrey auditor, paul approver; password: {DEMO_PASSWORD})"
         )
-    stop = _stop_event()
+    stop = StopSignal()
     traffic = Traffic(site, log=typer.echo)
     try:
         if not site.wait_ready():

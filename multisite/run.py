@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import typer
 from sqlalchemy import func, select
 
+from custodian.run import StopSignal
 from custodian.web import DEMO_PASSWORD, serve_in_thread, set_demo_passwords
 from multisite.centre_site import CentreOptions, CentreSite, site_code
 from multisite.demo_sites import SiteTraffic, demo_sites
@@ -23,17 +23,11 @@ from registry.models import AcceptedRecord
 from registry.sitefile import SiteFileError
 
 
-def _stop_event() -> threading.Event:
-    from custodian.run import _stop_event as stop_event
-
-    return stop_event()
-
-
 def run_edge(
     site_file: Path, hub: str, state: Path, *, simulate: bool, backend: str, snapshot_max_age_s: float,
     nats_port: int, port: int | None, link_tls: LinkTls | None = None,
 ) -> None:
-    stop = _stop_event()
+    stop = StopSignal()
     try:
         edge = EdgeSite(EdgeOptions(site_code(site_file), state, hub, snapshot_max_age_s=snapshot_max_age_s,
                                     simulate=simulate, backend=backend, nats_port=nats_port, link_tls=link_tls))
@@ -59,7 +53,7 @@ def run_centre(
     site_files: list[Path], url: str, state: Path, *, nats_port: int, leaf_port: int, port: int | None,
     distances: tuple[tuple[str, str, float], ...] = (), link_tls: LinkTls | None = None,
 ) -> None:
-    stop = _stop_event()
+    stop = StopSignal()
     centre = CentreSite(CentreOptions(url, tuple(site_files), state, nats_port=nats_port, leaf_port=leaf_port,
                                       web_port=port, site_distances_m=distances, link_tls=link_tls))
     centre.start()
@@ -86,7 +80,7 @@ def run_sites_demo(
     sites = demo_sites(count)
     files = [s.write(state / "site-files") for s in sites]
     db_url = url or f"sqlite:///{(state / 'centre.db').resolve()}"
-    stop = _stop_event()
+    stop = StopSignal()
     started = time.monotonic()
     centre = CentreSite(CentreOptions(db_url, tuple(files), state / "centre", web_port=None if headless else port))
     edges: list[EdgeSite] = []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -30,8 +31,9 @@ from typing import Protocol
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.js.errors import NotFoundError, ServiceUnavailableError
 
 from multisite.envelope import (
     BATCH_RECORDS,
@@ -203,9 +205,9 @@ class CentreConsumer:
         self._wake_after = 0  # fetch() waits for this many more deliveries (or a status) from its pull
         self._next_delivery = 1  # the consumer sequence the next delivery must have (none lost on the way)
         self._reconnects = 0
-        self._ack_marker = ""
         self._taken_over = False
         self._unanswered = False
+        self._replacing = asyncio.Lock()  # held by setup(): pending() never names a consumer being deleted
         self.applied = 0  # envelopes handed to the sink and acknowledged (redeliveries included)
         self.malformed = 0
 
@@ -213,6 +215,10 @@ class CentreConsumer:
         """A new consumer for the partition, starting after the ack floor of the ones before it (a killed
         process's, or this process's own before a reconnect), which it then deletes. Whatever they had
         delivered without an ack comes again, and the sink drops what it already holds."""
+        async with self._replacing:
+            await self._replace_consumer()
+
+    async def _replace_consumer(self) -> None:
         before = [c for c in await self._consumers() if self._serves_partition(c)]
         floor = min((self._floor(c) for c in before), default=0)
         name = f"{self.partition}-{uuid.uuid4().hex[:12]}"
@@ -230,20 +236,24 @@ class CentreConsumer:
                 metadata={PARTITION_KEY: self.partition},
             ),
         )
-        for old in before:
-            with contextlib.suppress(NotFoundError):  # another process deleted it first
-                await self._js.delete_consumer(self._stream, old.name)
-        if self._sub is not None:
-            await self._sub.unsubscribe()  # late deliveries of the old consumer go nowhere
+        # The new consumer's inbox first, then the switch with no await in it: a pull or a pending() names
+        # the new consumer with its inbox, and what the old one still sends (its deliveries, the status
+        # `Consumer Deleted` for a pull in flight) arrives on an inbox no longer ours and is dropped.
+        subject = self._nc.new_inbox()
+        inbox = await self._nc.subscribe(
+            subject, cb=functools.partial(self._on_delivery, subject), pending_msgs_limit=0, pending_bytes_limit=0
+        )
+        replaced, self._sub = self._sub, inbox
         self.durable = name
-        self._ack_marker = f".{name}."  # in the ack subject of each message this consumer delivers
         self._buffer = []
         self._next_delivery = 1
         self._reconnects = self._nc.stats["reconnects"]
         self._taken_over = False
-        self._sub = await self._nc.subscribe(
-            self._nc.new_inbox(), cb=self._on_delivery, pending_msgs_limit=0, pending_bytes_limit=0
-        )
+        for old in before:
+            with contextlib.suppress(NotFoundError):  # another process deleted it first
+                await self._js.delete_consumer(self._stream, old.name)
+        if replaced is not None:
+            await replaced.unsubscribe()
 
     async def _consumers(self) -> list[api.ConsumerInfo]:
         found: list[api.ConsumerInfo] = []
@@ -267,10 +277,10 @@ class CentreConsumer:
         # By name: a consumer made before consumers were per process.
         return info.name == self.partition or metadata.get(PARTITION_KEY) == self.partition
 
-    async def _on_delivery(self, msg: Msg) -> None:
+    async def _on_delivery(self, inbox: str, msg: Msg) -> None:
+        if self._sub is None or inbox != self._sub.subject:
+            return  # sent by a consumer this process replaced: the new one delivers its records again
         if msg.reply:  # a message of the stream (its ack subject); a status (no reply) ends a pull
-            if self._ack_marker not in msg.reply:
-                return  # delivered by a consumer this process replaced: the new one delivers it again
             self._buffer.append(msg)
             self._wake_after -= 1
             if self._wake_after > 0:
@@ -388,7 +398,8 @@ class CentreConsumer:
 
     async def pending(self) -> int:
         """Records in the centre stream not yet acknowledged by this consumer."""
-        info = await self._js.consumer_info(self._stream, self.durable)
+        async with self._replacing:
+            info = await self._js.consumer_info(self._stream, self.durable)
         return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
 
@@ -451,13 +462,16 @@ class CentreIngest:
         async def drained() -> bool:
             deadline = asyncio.get_running_loop().time() + timeout_s
             while asyncio.get_running_loop().time() < deadline:
-                states = [
-                    s
-                    for s in await source_states(self.link.nc, self._stream)
-                    if self._consume is None or s.site in self._consume
-                ]
-                if all(s.behind == 0 for s in states) and await self.consumer.pending() == 0:
-                    return True
+                try:
+                    states = [
+                        s
+                        for s in await source_states(self.link.nc, self._stream)
+                        if self._consume is None or s.site in self._consume
+                    ]
+                    if all(s.behind == 0 for s in states) and await self.consumer.pending() == 0:
+                        return True
+                except (NatsTimeoutError, ServiceUnavailableError) as exc:  # the hub restarting: ask again
+                    log.info("centre not answering yet: %s", exc)
                 await asyncio.sleep(0.2)  # the consumer shares this loop: ask rarely
             return False
 

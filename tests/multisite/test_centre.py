@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import psycopg
@@ -78,3 +79,28 @@ def test_a_consumer_taking_over_a_partition_whose_sites_changed_misses_nothing(t
     sink.close()
     expected = [e.record_id for site in ("site-a", "site-b") for e in records(site, "n1", 0, 300)]
     assert sorted(pg.ids()) == sorted(expected)
+
+
+def test_pending_asked_while_the_consumer_replaces_itself_names_a_live_consumer(topology, pg) -> None:
+    """A reconnect makes the consumer replace itself (new consumer, old one deleted); a guard page or
+    wait_drained asking for what is pending at that moment gets a figure, not `consumer not found`."""
+    top = topology("site-a")
+    with SyncEdgePublisher(top.leaves["site-a"].url, "site-a") as publisher:
+        assert accepted(publisher.publish(records("site-a", "n1", 0, 1000)))
+    sink = PostgresSink(pg.dsn, pg.schema)
+    with CentreIngest(top.hub.url, sink, ["site-a"]) as ingest:
+        consumer = ingest.consumer
+
+        async def replace_while_asked() -> list[int]:
+            replacing = asyncio.ensure_future(consumer.setup())
+            figures = []
+            while not replacing.done():
+                figures.append(await consumer.pending())
+            await replacing
+            return figures
+
+        for _ in range(5):
+            assert all(figure >= 0 for figure in ingest.link.run(replace_while_asked(), 30))
+        assert ingest.wait_drained(30)
+    sink.close()
+    assert sorted(pg.ids()) == sorted(e.record_id for e in records("site-a", "n1", 0, 1000))

@@ -215,9 +215,10 @@ def test_any_single_rectangle_is_measured_to_about_a_pixel(
     _fill_exact(grey, cv2.perspectiveTransform(corners_mm, tray.mm_to_px).reshape(-1, 2), 200)
     report = analyse(np.maximum(tray.image, cv2.merge([grey, grey, grey])), "P-1", TraySetup(tray.board))
     assert (report.count, report.verdict) == (1, "pass")
-    # Typical errors are below 0.6 px; an edge landing exactly on a pixel centre (which the generator's
-    # round numbers make likely) is undecidable and can cost a whole pixel per side, hence 1.5 px.
-    pixel = 1.5 / tray.px_per_mm
+    # Typical errors are below 0.6 px; an edge landing exactly on a pixel centre (which round numbers make
+    # likely, and Hypothesis tries the constants it finds in the code) is undecidable and can cost a whole
+    # pixel on each side: 2 px (a 6 x 8 mm strip at 4 degrees at (80, 10) mm measured 1.56 px wide).
+    pixel = 2.0 / tray.px_per_mm
     assert report.max_width_mm == pytest.approx(width, abs=pixel)
     assert report.max_length_mm == pytest.approx(length, abs=pixel)
     assert (width - pixel) * (length - pixel) <= report.max_area_mm2 <= (width + pixel) * (length + pixel)

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,8 +31,8 @@ from controllers.anchoring import AnchorSettings, AnchorWriter
 from controllers.bus import LiveBus
 from controllers.recorder import node_identity
 from custodian.demo import Traffic, summary
-from custodian.web import DEMO_PASSWORD, serve_in_thread, set_demo_passwords
-from custodian.wiring import start_site
+from custodian.web import DEMO_PASSWORD, WebServer, serve_in_thread, set_demo_passwords
+from custodian.wiring import RunningSite, start_site
 from registry import db
 from registry.services import site_files
 from registry.sitefile import SiteFileError, load, site_time_zone
@@ -80,6 +81,16 @@ def _reporting_a_slow_stop() -> Iterator[None]:
         yield
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def _stop_site(server: WebServer | None, site: RunningSite, writer: AnchorWriter, engine: Engine) -> None:
+    """Pages first (no new requests), then devices and engine, the anchor writer, the database."""
+    with _reporting_a_slow_stop():
+        if server is not None:
+            server.stop()
+        site.stop()
+        writer.stop()
+        engine.dispose()
 
 
 def prepare_register(factory: sessionmaker[Session], site_file: Path) -> str:
@@ -183,12 +194,7 @@ def run_site(
     try:
         stop.wait()
     finally:
-        with _reporting_a_slow_stop():
-            if server is not None:
-                server.stop()
-            site.stop()
-            writer.stop()
-            engine.dispose()
+        _stop_site(server, site, writer, engine)
     if writer.last is not None:
         typer.echo(f"journal anchored at {writer.last.describe()} in {anchoring.directory}")
     recorder = site.runtime.recorder
@@ -253,10 +259,5 @@ def run_demo(
         elif remaining > 0:
             stop.wait(remaining)
     finally:
-        with _reporting_a_slow_stop():
-            if server is not None:
-                server.stop()
-            site.stop()
-            writer.stop()
-            engine.dispose()
+        _stop_site(server, site, writer, engine)
     typer.echo(json.dumps(summary(site, traffic.scenarios, time.monotonic() - started), sort_keys=True))

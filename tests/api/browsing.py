@@ -73,6 +73,15 @@ def fill(page: Any, form: str, fields: Mapping[str, str]) -> None:
         page.fill(f"{form} [name='{name}']", value)
 
 
+def start_destruction(page: Any, item: str, station: str, witness: str, witness_password: str) -> None:
+    """On the destruction page: choose the item and the station, the witness signs, run."""
+    page.check(f"input[name=item][value='{item}']")
+    page.select_option("#station", station)
+    page.fill("#witness", witness)
+    page.fill("#witness-password", witness_password)
+    page.click("#run-form button[type=submit]")
+
+
 def shot(page: Any, name: str, *, full_page: bool = False) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)

@@ -10,7 +10,7 @@ from custodian.wiring import RunningSite
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry import db
 from registry.services import incidents
-from tests.api.browsing import Browser, fill, needs_chromium, shot, wait_until
+from tests.api.browsing import Browser, fill, needs_chromium, shot, start_destruction, wait_until
 from tests.api.conftest import PASSWORD, LiveServer
 
 DISK = "E28011700000020000000005"  # S-2026-002, approved for destruction
@@ -75,11 +75,7 @@ def test_operator_runs_a_destruction_and_downloads_its_certificate(
     simulated.sims.mercury["destruction-intake"].place(FieldTag(DISK, 1, -45))  # the operator loads the intake
     page = browser.signed_in(site_server.url, "otto", PASSWORD)
     assert page.url.endswith("/destruction")
-    page.check("input[name=item][value='S-2026-002/1']")
-    page.select_option("#station", "destruction-centre")
-    page.fill("#witness", "wendy")
-    page.fill("#witness-password", PASSWORD)
-    page.click("#run-form button[type=submit]")
+    start_destruction(page, "S-2026-002/1", "destruction-centre", "wendy", PASSWORD)
     page.wait_for_selector("#outcomes li:has-text('destroyed')", timeout=60_000)
     page.wait_for_selector("#records a.certificate")
     page.wait_for_selector("#queue tr", state="detached")  # the destroyed item left the queue

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from custodian.wiring import RunningSite
 from firmware_bridge.rfid.mercury_simulator import FieldTag
 from registry.models import DestructionRecord, Item
-from tests.api.browsing import Browser, needs_chromium, shot
+from tests.api.browsing import Browser, needs_chromium, shot, start_destruction
 from tests.api.conftest import PASSWORD, LiveServer
 
 DISK = "E28011700000020000000005"  # S-2026-002, approved for destruction
@@ -24,11 +24,7 @@ def run_into_cannot_verify(browser: Browser, server: LiveServer, simulated: Runn
     simulated.sims.mercury["destruction-intake"].place(FieldTag(DISK, 1, -45))  # the operator loads the intake
     simulated.output_trays["destruction-centre"].next_lot = "touching"  # the shred falls with pieces end to side
     page = browser.signed_in(server.url, "otto", PASSWORD)
-    page.check("input[name=item][value='S-2026-002/1']")
-    page.select_option("#station", "destruction-centre")
-    page.fill("#witness", "wendy")
-    page.fill("#witness-password", PASSWORD)
-    page.click("#run-form button[type=submit]")
+    start_destruction(page, "S-2026-002/1", "destruction-centre", "wendy", PASSWORD)
     page.wait_for_selector("#outcomes li:has-text('not verified yet')", timeout=60_000)
     page.wait_for_selector("#reimage:not([hidden])")
     assert "touching end to side" in page.inner_text("#reimage-reason")

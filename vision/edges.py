@@ -36,6 +36,9 @@ INWARD_PX = 1.0
 CLEAN = 0.9  # paper just inside an edge at this share of its section's brightest: no print near it
 INK_MIN_PX = 8  # fewer print pixels than this on a piece: no print level to measure an edge by
 INK_QUANTILE = 0.25
+# Of an edge's sections, the share inside the line the outer ones reach: the gaps between words of a
+# line of text along the edge are more than a tenth of it.
+HIDDEN_Q = 0.9
 INK_RISE = 3.0  # grey levels (half) of noise: beyond the print, a rise more than this is paper, not tray
 
 
@@ -90,7 +93,8 @@ def _print_beyond(distance, labels, lab, at, step, fixed, along_x, limit, level,
 
 @numba.njit(cache=True, nogil=True)
 def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant, visible):
-    """The area (px) of particle `lab` in its box, from cross-sections across its length."""
+    """The area (px) of particle `lab` in its box, from cross-sections across its length, and the paper
+    its edges may hide (px, `_hidden`); (-1, 0) where nothing of it is counted."""
     rows, cols = labels.shape
     n_sec = w if along_x else h
     span = h if along_x else w
@@ -132,7 +136,7 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant, 
     m = len(valid)
     counted_sections = firsts >= 0
     if m == 0 or not counted_sections.any():
-        return -1.0
+        return -1.0, 0.0
     lo = np.empty(m)
     hi = np.empty(m)
     clean_lo = np.zeros(m, np.bool_)
@@ -209,7 +213,7 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant, 
     lo, hi, clean_lo, clean_hi = lo[keep], hi[keep], clean_lo[keep], clean_hi[keep]
     m = len(lo)
     if m == 0:
-        return -1.0
+        return -1.0, 0.0
     extent = float(np.median(hi - lo))
     # The piece's ends cross the sections obliquely (`slant`: the sine of the angle between the piece
     # and the sections' normal): over so many sections the edges are its ends, not its sides.
@@ -225,7 +229,76 @@ def _piece(distance, labels, counted, lab, x0, y0, w, h, level, along_x, slant, 
     area = 0.0
     for k in range(m):
         area += max(hi[k] - lo[k], 0.0)
-    return area
+    return area, _hidden(lo, end, -1.0) + _hidden(hi, end, 1.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _counted_hidden(labels, counted, lab, x0, y0, w, h, along_x, slant):
+    """`_hidden` for a piece left to its pixel count: its edges are its outermost counted pixels."""
+    n_sec = w if along_x else h
+    span = h if along_x else w
+    start = y0 if along_x else x0
+    lo = np.empty(n_sec)
+    hi = np.empty(n_sec)
+    m = 0
+    for s in range(n_sec):
+        fixed = x0 + s if along_x else y0 + s
+        first, last = -1, -1
+        for t in range(start, start + span):
+            y, x = (t, fixed) if along_x else (fixed, t)
+            if labels[y, x] == lab and counted[y, x] > 0:
+                if first < 0:
+                    first = t
+                last = t
+        if first >= 0:
+            lo[m], hi[m] = first, last + 1
+            m += 1
+    if m == 0:
+        return 0.0
+    lo, hi = lo[:m], hi[:m]
+    end = int(np.ceil(float(np.median(hi - lo)) * min(1.0, 1.5 * slant))) + 3
+    return _hidden(lo, end, -1.0) + _hidden(hi, end, 1.0)
+
+
+def mask_hidden(mask: np.ndarray, along_x: bool, slant: float) -> float:
+    """`_hidden` (px) of the one piece in `mask` (non-zero), its edges its outermost pixels; `along_x` and
+    `slant` as for `edge_areas`."""
+    h, w = mask.shape
+    return float(_counted_hidden(mask, mask, mask.max(), 0, 0, w, h, along_x, slant))
+
+
+@numba.njit(cache=True, nogil=True)
+def _hidden(edge, end, outward):
+    """Paper (px) an edge may hide under print that reads as tray: the area between the edge and the
+    line its outer sections reach (the HIDDEN_Q quantile of their offsets from the quadratic through the
+    whole edge). A cut edge is straight or gently curved, so where a line of text runs along it the
+    gaps between its words still show how far out the paper reaches; on a clean edge this is about its
+    scatter. It widens the area's uncertainty, never the area."""
+    m = len(edge)
+    n = m - 2 * end
+    if n < 8:
+        return 0.0
+    w = np.zeros(8)
+    c = 0.5 * m
+    for j in range(end, m - end):
+        d = float(j) - c
+        e = edge[j]
+        w[0] += 1.0
+        w[1] += d
+        w[2] += d * d
+        w[3] += d * d * d
+        w[4] += d * d * d * d
+        w[5] += e
+        w[6] += d * e
+        w[7] += d * d * e
+    offsets = np.empty(n)
+    for j in range(end, m - end):
+        offsets[j - end] = (edge[j] - _quadratic(w, float(j) - c)) * outward
+    reach = np.sort(offsets)[int(HIDDEN_Q * (n - 1))]
+    hidden = 0.0
+    for k in range(n):
+        hidden += max(reach - offsets[k], 0.0)
+    return hidden
 
 
 @numba.njit(cache=True, nogil=True)
@@ -338,15 +411,18 @@ def _restored(edge, clean, end, half, outward):
 
 @numba.njit(cache=True, nogil=True)
 def edge_areas(distance, labels, counted, bbox, level, along_x, slant, width_px, visible):
-    """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module);
-    -1 where it is narrower than MIN_WIDTH_PX (`width_px`) or nothing of it is counted."""
+    """Per particle (label i + 1): its area in pixels from the coverage of its edges (see the module),
+    -1 where it is narrower than MIN_WIDTH_PX (`width_px`) or nothing of it is counted; and the paper in
+    pixels its edges may hide under print (`_hidden`; for a narrow piece, of its counted pixels' edges)."""
     n = len(level)
     out = np.full(n, -1.0)
+    hidden = np.zeros(n)
     for i in range(n):
-        if width_px[i] < MIN_WIDTH_PX:
-            continue
         x, y, w, h = bbox[i, 0], bbox[i, 1], bbox[i, 2], bbox[i, 3]
-        out[i] = _piece(
+        if width_px[i] < MIN_WIDTH_PX:
+            hidden[i] = _counted_hidden(labels, counted, i + 1, x, y, w, h, along_x[i], float(slant[i]))
+            continue
+        out[i], hidden[i] = _piece(
             distance, labels, counted, i + 1, x, y, w, h, float(level[i]), along_x[i], float(slant[i]), visible
         )
-    return out
+    return out, hidden

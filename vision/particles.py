@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from vision.calibration import Calibration, MarkerBoard, calibrate
-from vision.edges import edge_areas
+from vision.edges import edge_areas, mask_hidden
 from vision.images import ImageInput, load_colour
 from vision.segmentation import (
     Components,
@@ -488,7 +488,7 @@ def _measure_moments(
     stretch1 = np.linalg.norm(np.einsum("nij,nj->ni", jac, e1), axis=1)
     along_x = np.abs(e1[:, 0]) >= np.abs(e1[:, 1])
     slant = np.minimum(np.abs(e1[:, 0]), np.abs(e1[:, 1]))
-    by_edges = edge_areas(
+    by_edges, hidden_px = edge_areas(
         distance, found.labels, found.counted, found.bbox, found.level, along_x, slant, width_px, float(visible)
     )
     area_px = np.where(by_edges >= 0, by_edges, found.area_px)
@@ -506,7 +506,17 @@ def _measure_moments(
     # uncertainty: a printed piece passes only if it would pass with all of that counted.
     # A blurred edge leaves about a pixel's band out anyway; only more than that is print.
     extra = np.maximum(found.left_out_px - 2 * (length_px + width_px), 0.0) * det
-    return replace(measured, area_sigma=measured.area_sigma + extra / COVERAGE_K), straight
+    # And on a tray that print cannot be told from, a line of text along an edge leaves no trace but the
+    # gaps between its words: what lies between the edge and the line they reach (about the edge's scatter
+    # on a clean edge) counts the same way.
+    extra += hidden_px * det
+    return _allowing(measured, extra), straight
+
+
+def _allowing(measured: _Measured, hidden_mm2: np.ndarray | float) -> _Measured:
+    """The measurement with paper its image may hide (mm²) in its uncertainty: it passes only if it
+    would pass with all of that counted."""
+    return replace(measured, area_sigma=measured.area_sigma + hidden_mm2 / COVERAGE_K)
 
 
 def _uncertain(
@@ -539,8 +549,8 @@ def _uncertain(
 def _measure_mask(
     mask: np.ndarray, offset: tuple[int, int], level: float, calibration: Calibration, bent: bool, rel: float
 ) -> tuple[_Measured, MedialAxis | None]:
-    """One region (a split piece or a bent particle) measured in its own box; `rel` is the scale's
-    relative uncertainty there."""
+    """One region (a split piece or a bent particle) measured in its own box, with what print along its
+    edges may hide in its uncertainty; `rel` is the scale's relative uncertainty there."""
     ys, xs = np.nonzero(mask)
     count = float(len(xs))
     centre = np.array([[xs.mean() + offset[0], ys.mean() + offset[1]]])
@@ -552,6 +562,8 @@ def _measure_mask(
     length_px = float(np.sqrt(12 * max(lam[1], 0) + 1))
     width_px = float(np.sqrt(12 * max(lam[0], 0) + 1))
     stretch1 = float(np.linalg.norm(jac @ vec[:, 1]))
+    along_x = abs(vec[0, 1]) >= abs(vec[1, 1])
+    hidden = mask_hidden(mask, along_x, min(abs(vec[0, 1]), abs(vec[1, 1]))) * det
     area = count * det
     rect = count / max(length_px * width_px, 1.0)
     axis = None
@@ -578,7 +590,7 @@ def _measure_mask(
         (outline,),
         np.array([rel]),
     )
-    return measured, axis
+    return _allowing(measured, hidden), axis
 
 
 def _concat(parts: list[_Measured]) -> _Measured:
@@ -654,6 +666,8 @@ def _judge(
             _measure_mask(p, offset, level, calibration, not straight[index], float(rel[index]))[0]
             for p in division.pieces
         ]
+        if len(pieces) == 1:  # the region whole: at least the paper its edges' measurement allowed for
+            pieces[0] = replace(pieces[0], area_sigma=np.maximum(pieces[0].area_sigma, measured.area_sigma[index]))
         group = _concat(pieces)
         g_over, g_near = _status(group, limits)
         if division.seams and (g_over.any() or g_near.any()):

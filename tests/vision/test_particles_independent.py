@@ -175,3 +175,22 @@ def test_print_reaching_an_edge_on_a_coloured_tray_is_measured_to_where_it_meets
     assert np.median(errors) > -0.045
     assert np.mean(errors < -0.05) < 0.5
     assert np.mean(np.abs(errors) > 2 * sigmas) < 0.03  # the uncertainty still covers the error
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="text running along a cut edge on black felt reads as tray: the strip is measured short beyond its"
+    " 2-sigma uncertainty (true 2.61 mm², measured 1.79, + 2σ 2.42), so a piece up to ~8 % over the limit could"
+    " pass (bench/vision_size_causes.py counts such pieces)",
+)
+def test_a_strip_with_text_along_its_edge_on_black_felt_is_not_measured_short_beyond_its_uncertainty() -> None:
+    # The compliant P-7 lot of bench/vision.py's quick run on black felt; the strip is a 0.72 x 3.6 mm
+    # piece lying alone, text printed on it.
+    lot = corpus.realistic_lot("P-7", 1, tray="black")
+    strip = min(lot.pieces, key=lambda p: np.hypot(p.centre_mm[0] - 41.6, p.centre_mm[1] - 34.0))
+    assert strip.group < 0 and strip.print == "text"
+    report = analyse(lot.image, "P-7", TraySetup(board_of(lot)))
+    gaps = np.linalg.norm(report.centres_mm - np.array(strip.centre_mm), axis=1)
+    assert gaps.min() < 1.0, "the strip was not measured at all"
+    i = int(gaps.argmin())
+    assert strip.area_mm2 <= report.areas_mm2[i] + 2 * report.area_sigma_mm2[i]

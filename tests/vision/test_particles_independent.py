@@ -177,20 +177,39 @@ def test_print_reaching_an_edge_on_a_coloured_tray_is_measured_to_where_it_meets
     assert np.mean(np.abs(errors) > 2 * sigmas) < 0.03  # the uncertainty still covers the error
 
 
+def _true_and_allowed_area(level: str, seed: int, tray: str, near_mm: tuple[float, float]) -> tuple[float, float]:
+    """The true area of the lone text-printed piece of a compliant lot lying at `near_mm`, and the most the
+    verdict allows it to be: its measured area plus twice its reported uncertainty."""
+    lot = corpus.realistic_lot(level, seed, tray=tray)
+    piece = min(lot.pieces, key=lambda p: np.hypot(p.centre_mm[0] - near_mm[0], p.centre_mm[1] - near_mm[1]))
+    assert piece.group < 0 and piece.print == "text"
+    report = analyse(lot.image, level, TraySetup(board_of(lot)))
+    gaps = np.linalg.norm(report.centres_mm - np.array(piece.centre_mm), axis=1)
+    assert gaps.min() < 1.0, "the piece was not measured at all"
+    i = int(gaps.argmin())
+    return piece.area_mm2, float(report.areas_mm2[i] + 2 * report.area_sigma_mm2[i])
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="text running along a cut edge on black felt reads as tray: the strip is measured short beyond its"
-    " 2-sigma uncertainty (true 2.61 mm², measured 1.79, + 2σ 2.42), so a piece up to ~8 % over the limit could"
-    " pass (bench/vision_size_causes.py counts such pieces)",
+    reason="a line of text running along a cut edge on black felt reads as tray: the strip is measured short"
+    " beyond its 2-sigma uncertainty (true 2.61 mm², measured 1.79, + 2σ 2.42), so a piece up to ~8 % over the"
+    " limit could pass (bench/vision_size_causes.py counts such pieces)",
 )
 def test_a_strip_with_text_along_its_edge_on_black_felt_is_not_measured_short_beyond_its_uncertainty() -> None:
-    # The compliant P-7 lot of bench/vision.py's quick run on black felt; the strip is a 0.72 x 3.6 mm
-    # piece lying alone, text printed on it.
-    lot = corpus.realistic_lot("P-7", 1, tray="black")
-    strip = min(lot.pieces, key=lambda p: np.hypot(p.centre_mm[0] - 41.6, p.centre_mm[1] - 34.0))
-    assert strip.group < 0 and strip.print == "text"
-    report = analyse(lot.image, "P-7", TraySetup(board_of(lot)))
-    gaps = np.linalg.norm(report.centres_mm - np.array(strip.centre_mm), axis=1)
-    assert gaps.min() < 1.0, "the strip was not measured at all"
-    i = int(gaps.argmin())
-    assert strip.area_mm2 <= report.areas_mm2[i] + 2 * report.area_sigma_mm2[i]
+    # The compliant P-7 lot of bench/vision.py's quick run on black felt: a 0.72 x 3.6 mm strip lying alone,
+    # a line of text along the whole of one long edge.
+    true, allowed = _true_and_allowed_area("P-7", 1, "black", (41.6, 34.0))
+    assert true <= allowed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a line of text along half a cut edge on a blue mat: the strip is measured short beyond its 2-sigma"
+    " uncertainty (true 2.62 mm², measured 1.80, + 2σ 2.49), ~5 % over what the verdict allows",
+)
+def test_a_strip_with_text_along_its_edge_on_a_blue_mat_is_not_measured_short_beyond_its_uncertainty() -> None:
+    # The other tray: ink stands out from the blue mat, yet a 0.70 x 3.7 mm pastel strip whose text runs
+    # along half its long edge is measured as short as on black felt.
+    true, allowed = _true_and_allowed_area("P-7", 0, "blue", (40.2, 54.2))
+    assert true <= allowed

@@ -162,12 +162,12 @@ def _independent(quick: bool) -> Iterator[tuple[str, str, str, str, TraySetup, n
 
 
 def _synthetic(quick: bool) -> Iterator[tuple[str, str, str, str, TraySetup, np.ndarray, Truth]]:
-    """The same for the synthetic generator: the pieces of each level's cut on bench/vision.py's 12 MP tray at
-    10 px/mm (a smaller tray at the independent lots' finer scale leaves little room beside its 50 mm marker)."""
-    size, px_per_mm = (4000, 3000), 10.0
-    tray_mm2 = size[0] * size[1] / px_per_mm**2
+    """The same for the synthetic generator: each level's cut at the independent lots' scale, on bench/vision.py's
+    12 MP tray (a 2 MP one leaves too little room beside its 50 mm marker), lots otherwise set as bench/vision.py's."""
+    size = (4000, 3000)
     for level in LEVELS:
-        cut, _ = corpus.LEVEL_CUTS[level]
+        cut, px_per_mm = corpus.LEVEL_CUTS[level]
+        tray_mm2 = size[0] * size[1] / px_per_mm**2
         for seed in range(2 if quick else 6):
             lot_options: dict[str, object] = {
                 "seed": 10 + seed,

@@ -177,10 +177,12 @@ def test_print_reaching_an_edge_on_a_coloured_tray_is_measured_to_where_it_meets
     assert np.mean(np.abs(errors) > 2 * sigmas) < 0.03  # the uncertainty still covers the error
 
 
-def _true_and_allowed_area(level: str, seed: int, tray: str, near_mm: tuple[float, float]) -> tuple[float, float]:
+def _true_and_allowed_area(
+    level: str, seed: int, tray: str, near_mm: tuple[float, float], **options: object
+) -> tuple[float, float]:
     """The true area of the lone text-printed piece of a compliant lot lying at `near_mm`, and the most the
     verdict allows it to be: its measured area plus twice its reported uncertainty."""
-    lot = corpus.realistic_lot(level, seed, tray=tray)
+    lot = corpus.realistic_lot(level, seed, tray=tray, **options)
     piece = min(lot.pieces, key=lambda p: np.hypot(p.centre_mm[0] - near_mm[0], p.centre_mm[1] - near_mm[1]))
     assert piece.group < 0 and piece.print == "text"
     report = analyse(lot.image, level, TraySetup(board_of(lot)))
@@ -203,13 +205,36 @@ def test_a_strip_with_text_along_its_edge_on_black_felt_is_not_measured_short_be
     assert true <= allowed
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a line of text along half a cut edge on a blue mat: the strip is measured short beyond its 2-sigma"
-    " uncertainty (true 2.62 mm², measured 1.80, + 2σ 2.49), ~5 % over what the verdict allows",
+def _short(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=f"text along a cut edge: measured short beyond 2σ ({reason})")
+
+
+# Other lone strips that bench/vision_size_causes.py finds measured short beyond their uncertainty.
+@pytest.mark.parametrize(
+    ("level", "seed", "tray", "near_mm", "options"),
+    [
+        # Ink stands out from the blue mat, yet a pastel strip whose text runs along half its edge is as short.
+        pytest.param(
+            "P-7", 0, "blue", (40.2, 54.2), {}, id="p7_blue_mat", marks=_short("true 2.62 mm², + 2σ 2.49: 5 % over")
+        ),
+        # Dark red paper, text along its lower edge.
+        pytest.param(
+            "P-7", 3, "black", (47.4, 58.0), {}, id="p7_dark_paper", marks=_short("true 2.61 mm², + 2σ 2.48: 5 % over")
+        ),
+        # A P-5 strip (1.4 x 10.7 mm), a line of text along all of one long edge, in the lot without curled pieces.
+        pytest.param(
+            "P-5",
+            3,
+            "black",
+            (84.0, 77.3),
+            {"curled_share": 0.0},
+            id="p5_black_felt",
+            marks=_short("true 15.11 mm², measured 10.71, + 2σ 13.91: 8.7 % over"),
+        ),
+    ],
 )
-def test_a_strip_with_text_along_its_edge_on_a_blue_mat_is_not_measured_short_beyond_its_uncertainty() -> None:
-    # The other tray: ink stands out from the blue mat, yet a 0.70 x 3.7 mm pastel strip whose text runs
-    # along half its long edge is measured as short as on black felt.
-    true, allowed = _true_and_allowed_area("P-7", 0, "blue", (40.2, 54.2))
+def test_other_strips_with_text_along_an_edge_are_not_measured_short_beyond_their_uncertainty(
+    level: str, seed: int, tray: str, near_mm: tuple[float, float], options: dict[str, object]
+) -> None:
+    true, allowed = _true_and_allowed_area(level, seed, tray, near_mm, **options)
     assert true <= allowed

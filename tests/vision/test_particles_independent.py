@@ -238,3 +238,27 @@ def test_other_strips_with_text_along_an_edge_are_not_measured_short_beyond_thei
 ) -> None:
     true, allowed = _true_and_allowed_area(level, seed, tray, near_mm, **options)
     assert true <= allowed
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="false PASS: a 0.85 x 6.2 mm strip (5.23 mm², over P-7's 5 mm²) with a line of text along its lower"
+    " edge on black felt is measured 4.17 mm², + 2σ 4.83, and the lot passes",
+)
+def test_a_strip_over_the_limit_with_text_along_its_edge_on_black_felt_does_not_pass() -> None:
+    # What the pieces measured short beyond their uncertainty above come to: found among 400 small lots
+    # (seed 67; seed 106 the same strip is only held up as near the limit, + 2σ 5.20 against a true 5.26).
+    # Text lines run across the image, so only a strip lying along them can have one on its edge.
+    lot = corpus.realistic_lot(
+        "P-7",
+        67,
+        (960, 720),
+        count=25,
+        tray="black",
+        extra=(corpus.ExtraPiece(0.85, 6.2, print="text"),),
+        touching_pairs=0,
+        overlapping_pairs=0,
+    )
+    assert lot.pieces[0].area_mm2 > 5.0
+    report = analyse(lot.image, "P-7", TraySetup(board_of(lot)))
+    assert report.verdict != "pass", report.reason

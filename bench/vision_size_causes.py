@@ -10,8 +10,10 @@ median signed error (bias), median and p95 of |measured - true| / true, p95 on e
 alternate blue mat and black felt by seed, as in bench/vision.py), and how many pieces were measured short
 beyond their uncertainty (true area > measured + 2 sigma: a piece that far over the limit could pass, the
 fail-closed figure) with the worst such excess. The independent as-is renders are also broken down by piece
-(text, no print, photo, curled). Prints a table, then one JSON line.
-Usage: python bench/vision_size_causes.py [--quick] [--json PATH] [--shorts]
+(text, no print, photo, curled). `--oversized N`: N small lots a level on black felt, each with one printed
+strip about 5 % over the area limit: how many pass (must be 0) and in how many the strip is measured short
+beyond 2 sigma. Prints a table, then one JSON line.
+Usage: python bench/vision_size_causes.py [--quick] [--json PATH] [--shorts] [--oversized N]
 (--shorts: each piece measured short beyond its uncertainty, on stderr)
 """
 
@@ -53,6 +55,13 @@ SYNTHETIC_FACTORS: dict[str, dict[str, object]] = {
     "no_shadows": {"shadows": False},
     "no_gradient": {"gradient": 0.0},
     "ideal": {"noise_sigma": 0.0, "perspective": 0.0, "gradient": 0.0, "shadows": False},
+}
+# --oversized: one printed strip about 5 % over the level's area limit (width within it) in a small lot on black
+# felt, where a line of text along its edge reads as tray. How often does the lot pass?
+OVERSIZED = {
+    "P-4": corpus.ExtraPiece(5.0, 33.6, print="text"),  # 168 mm² against 160
+    "P-5": corpus.ExtraPiece(1.7, 18.5, print="text"),  # 31.5 against 30
+    "P-7": corpus.ExtraPiece(0.85, 6.2, print="text"),  # 5.27 against 5
 }
 TOUCH_MM = 0.5  # synthetic pieces whose outlines come this close are a touching pair, not isolated
 
@@ -227,6 +236,40 @@ def run(quick: bool, shorts: bool) -> dict[tuple[str, str, str], Tally]:
     return cells
 
 
+def oversized(lots: int) -> dict[str, float]:
+    """False passes among `lots` small lots a level, each with one OVERSIZED strip; the seeds on stderr."""
+    figures: dict[str, float] = {}
+    for level, strip in OVERSIZED.items():
+        passed, short, placed = [], 0, 0
+        for seed in range(lots):
+            try:
+                lot = corpus.realistic_lot(
+                    level,
+                    seed,
+                    (960, 720),
+                    count=25,
+                    tray="black",
+                    extra=(strip,),
+                    touching_pairs=0,
+                    overlapping_pairs=0,
+                )
+            except RuntimeError:  # no room for the strip on this tray
+                continue
+            placed += 1
+            report = analyse(lot.image, level, TraySetup(board_of(lot)))
+            piece = lot.pieces[0]
+            short += int(match(report, np.array([piece.centre_mm]), np.array([piece.area_mm2])).short[0])
+            if report.verdict == "pass":
+                passed.append(seed)
+        print(f"oversized {level}: {len(passed)} of {placed} lots pass (seeds {passed})", file=sys.stderr)
+        figures |= {
+            f"oversized_{level}_lots": float(placed),
+            f"oversized_{level}_false_pass": float(len(passed)),
+            f"oversized_{level}_short_2sigma": float(short),
+        }
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -234,6 +277,7 @@ def main() -> None:
     )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--shorts", action="store_true", help="each piece measured short beyond 2σ (stderr)")
+    parser.add_argument("--oversized", type=int, default=0, metavar="N", help="also N lots a level with a strip over")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     cells = run(args.quick, args.shorts)
@@ -250,6 +294,15 @@ def main() -> None:
         )
         for key, value in f.items():
             figures[f"size_{name}_{level}_{factor}_{key}"] = round(value, 3)
+    if args.oversized:
+        found = oversized(args.oversized)
+        for level in OVERSIZED:
+            print(
+                f"oversized {level}: {found[f'oversized_{level}_false_pass']:.0f} false PASS,"
+                f" strip short beyond 2σ in {found[f'oversized_{level}_short_2sigma']:.0f}"
+                f" of {found[f'oversized_{level}_lots']:.0f} lots"
+            )
+        figures |= found
     line = json.dumps(figures)
     if args.json:
         args.json.write_text(line + "\n")

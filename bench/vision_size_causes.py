@@ -293,7 +293,8 @@ def main() -> None:
             f" {f['p95_pct']:6.2f} {tray_cols} {f['short_2sigma']:8.0f} {f['worst_excess_pct']:7.1f}"
         )
         for key, value in f.items():
-            figures[f"size_{name}_{level}_{factor}_{key}"] = round(value, 3)
+            if np.isfinite(value):  # a cell without pieces of a kind has no error to report
+                figures[f"size_{name}_{level}_{factor}_{key}"] = round(value, 3)
     if args.oversized:
         found = oversized(args.oversized)
         for level in OVERSIZED:

@@ -27,21 +27,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.particle_truth import board_of, match
 from tests.vision import independent_corpus as corpus
 from vision import synthetic
-from vision.calibration import BoardMarker, MarkerBoard
 from vision.labels import LabelData, compare, decode_payload, read_label, render_label
 from vision.particles import ParticleReport, TraySetup, analyse, judge_frames
 from vision.people import PeopleConfig, PeopleCounter, PortalLine
 
 ITEM = LabelData("ITEM-0042", "REG/2026/17", "secret", "10 years from 2026-01-01")
 NEIGHBOUR = LabelData("ITEM-0043", "REG/2026/18", "secret", "10 years from 2026-01-01")
-
-
-def _board(lot: corpus.Lot) -> MarkerBoard:
-    markers = tuple(BoardMarker(m.marker_id, m.side_mm, m.x_mm, m.y_mm) for m in lot.markers)
-    size = (lot.image.shape[1] / lot.px_per_mm, lot.image.shape[0] / lot.px_per_mm)
-    return MarkerBoard(markers, tray_mm=(0.0, 0.0, *size))
 
 
 def _median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
@@ -55,14 +49,8 @@ def _median_ms(fn, runs: int) -> float:  # type: ignore[no-untyped-def]
 
 def _errors(report: ParticleReport, truth_mm: np.ndarray, areas: np.ndarray) -> list[float]:
     """Relative area error (%) of each true piece; a piece not found counts as wholly wrong."""
-    if report.count == 0:
-        return [100.0] * len(areas)
-    gaps = np.linalg.norm(truth_mm[:, None, :] - report.centres_mm[None, :, :], axis=2)
-    nearest = gaps.argmin(axis=1)
-    found = gaps[np.arange(len(areas)), nearest] < 1.0
-    errors = np.full(len(areas), 100.0)
-    errors[found] = np.abs(report.areas_mm2[nearest[found]] / areas[found] - 1) * 100
-    return errors.tolist()
+    matched = match(report, truth_mm, areas)
+    return np.where(matched.found, np.abs(matched.error) * 100, 100.0).tolist()
 
 
 def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
@@ -71,7 +59,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
     big = corpus.realistic_lot("P-5", 11, (4000, 3000), count=400 if quick else 1500)
     tray = synthetic.shred_tray(seed=1, size_px=(4000, 3000), particle_mm=(2.0, 14.0), count=800, touching_pairs=10)
     runs = 3 if quick else 7
-    setup_big = TraySetup(_board(big))
+    setup_big = TraySetup(board_of(big))
     figures["particle_ms_12mp_independent"] = _median_ms(lambda: analyse(big.image, "P-5", setup_big), runs)
     figures["particle_ms_12mp_synthetic"] = _median_ms(lambda: analyse(tray.image, "P-5", TraySetup(tray.board)), runs)
 
@@ -88,7 +76,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
     for seed in seeds:
         spread_lots = corpus.adversarial_lots(seed=seed, spread=True)
         for name, (level, lot) in corpus.adversarial_lots(seed=seed).items():
-            setup = TraySetup(_board(lot))
+            setup = TraySetup(board_of(lot))
             first = analyse(lot.image, level, setup)
             false_pass += first.verdict == "pass"
             again = judge_frames([first, analyse(spread_lots[name][1].image, level, setup)], level)
@@ -97,7 +85,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
     size = (2400, 1800) if quick else (4000, 3000)
     oversized = corpus.thousands_with_one_oversized(seed=0, size_px=size)
     oversized_spread = corpus.thousands_with_one_oversized(seed=0, size_px=size, spread=True)
-    oversized_setup = TraySetup(_board(oversized))
+    oversized_setup = TraySetup(board_of(oversized))
     first = analyse(oversized.image, "NSA-02-01", oversized_setup)
     false_pass += first.verdict == "pass"
     again = judge_frames([first, analyse(oversized_spread.image, "NSA-02-01", oversized_setup)], "NSA-02-01")
@@ -152,7 +140,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
     for level in ("P-4", "P-5", "P-7"):
         for seed, tray_kind in ((0, "blue"), (1, "black"), (2, "blue"), (3, "black"))[: 2 if quick else 4]:
             lot = corpus.realistic_lot(level, seed, tray=tray_kind)
-            report = analyse(lot.image, level, TraySetup(_board(lot)))
+            report = analyse(lot.image, level, TraySetup(board_of(lot)))
             if reasons:
                 print(
                     f"independent {level} seed {seed} {tray_kind}: {report.verdict}: {report.reason}", file=sys.stderr
@@ -162,7 +150,7 @@ def particles(quick: bool, reasons: bool = False) -> dict[str, float]:
             lot_verdict = report.verdict
             if report.verdict == "cannot_verify":  # the operator spreads the pieces; the station images again
                 spread = corpus.realistic_lot(level, seed, tray=tray_kind, spread=True)
-                again = judge_frames([report, analyse(spread.image, level, TraySetup(_board(lot)))], level)
+                again = judge_frames([report, analyse(spread.image, level, TraySetup(board_of(lot)))], level)
                 if reasons:
                     print(f"  after one re-image: {again.verdict}: {again.reason}", file=sys.stderr)
                 reimaged += 1

@@ -282,6 +282,7 @@ def _finish(
     noise: float,
     jpeg: int,
     noise_seed: int = 0,
+    shot: float = 0.05,
 ) -> np.ndarray:
     h, w = colour.shape[:2]
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -293,7 +294,7 @@ def _finish(
         image = cv2.GaussianBlur(image, (0, 0), blur)
     # Shot noise grows with the signal, read noise does not.
     grain = np.random.default_rng([int(rng.integers(0, 2**31)), noise_seed])
-    image = image + grain.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(noise**2 + 0.05 * np.maximum(image, 0))
+    image = image + grain.normal(0, 1, image.shape).astype(np.float32) * np.sqrt(noise**2 + shot * np.maximum(image, 0))
     out = np.clip(image, 0, 255).astype(np.uint8)
     if jpeg:
         ok, data = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg])
@@ -419,7 +420,8 @@ class LotSpec:
     tilt: float = 0.02
     blur_px: float = 1.0
     vignette: float = 0.25
-    noise: float = 2.0
+    noise: float = 2.0  # read noise (grey levels)
+    shot_noise: float = 0.05  # shot-noise variance per grey level of signal (0: none, for measurement studies)
     jpeg: int = 90
     marker_side_mm: float = 0.0  # 0: 14 % of the tray's short side, 10..40 mm
     with_empty_tray: bool = False
@@ -639,12 +641,11 @@ def make_lot(spec: LotSpec) -> Lot:
         else:
             canvas.paint(rng, poly, base, kind)
     light = int(rng.integers(0, 2**31))  # the same lamp lights the lot and the empty tray
-    image = _finish(np.random.default_rng(light), canvas.colour, spec.blur_px, spec.vignette, spec.noise, spec.jpeg)
+    camera = (spec.blur_px, spec.vignette, spec.noise, spec.jpeg)
+    image = _finish(np.random.default_rng(light), canvas.colour, *camera, shot=spec.shot_noise)
     empty_image = None
     if empty is not None:
-        empty_image = _finish(
-            np.random.default_rng(light), empty, spec.blur_px, spec.vignette, spec.noise, spec.jpeg, noise_seed=1
-        )
+        empty_image = _finish(np.random.default_rng(light), empty, *camera, noise_seed=1, shot=spec.shot_noise)
     return Lot(image, tuple(pieces), markers, spec.px_per_mm, h, spec.tray_bgr, empty_image)
 
 

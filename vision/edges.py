@@ -39,6 +39,9 @@ INK_QUANTILE = 0.25
 # Of an edge's sections, the share inside the line the outer ones reach: the gaps between words of a
 # line of text along the edge are more than a tenth of it.
 HIDDEN_Q = 0.9
+# Sections a stretch of edge holds at the least: a line of text is assumed to break between words within
+# it (3 mm at 16 px/mm).
+HIDDEN_STRETCH = 48
 INK_RISE = 3.0  # grey levels (half) of noise: beyond the print, a rise more than this is paper, not tray
 
 
@@ -271,9 +274,9 @@ def mask_hidden(mask: np.ndarray, along_x: bool, slant: float) -> float:
 def _hidden(edge, end, outward):
     """Paper (px) an edge may hide under print that reads as tray: the area between the edge and the
     line its outer sections reach (the HIDDEN_Q quantile of their offsets from the quadratic through the
-    whole edge). A cut edge is straight or gently curved, so where a line of text runs along it the
-    gaps between its words still show how far out the paper reaches; on a clean edge this is about its
-    scatter. It widens the area's uncertainty, never the area."""
+    whole edge, in each stretch of it). A cut edge is straight or gently curved, so where a line of text
+    runs along it the gaps between its words still show how far out the paper reaches; on a clean edge
+    this is about its scatter. It widens the area's uncertainty, never the area."""
     m = len(edge)
     n = m - 2 * end
     if n < 8:
@@ -294,7 +297,13 @@ def _hidden(edge, end, outward):
     offsets = np.empty(n)
     for j in range(end, m - end):
         offsets[j - end] = (edge[j] - _quadratic(w, float(j) - c)) * outward
-    reach = np.sort(offsets)[int(HIDDEN_Q * (n - 1))]
+    # The reach must hold along the whole edge: the least of its stretches' of HIDDEN_STRETCH sections or
+    # more, so a bump or the wedge a neighbour's piece leaves on a split part is not taken for it.
+    parts = max(1, n // HIDDEN_STRETCH)
+    reach = np.inf
+    for p in range(parts):
+        stretch = np.sort(offsets[p * n // parts : (p + 1) * n // parts])
+        reach = min(reach, stretch[int(HIDDEN_Q * (len(stretch) - 1))])
     hidden = 0.0
     for k in range(n):
         hidden += max(reach - offsets[k], 0.0)

@@ -550,7 +550,7 @@ def _measure_mask(
     mask: np.ndarray, offset: tuple[int, int], level: float, calibration: Calibration, bent: bool, rel: float
 ) -> tuple[_Measured, MedialAxis | None]:
     """One region (a split piece or a bent particle) measured in its own box, with what print along its
-    edges may hide in its uncertainty; `rel` is the scale's relative uncertainty there."""
+    edges may hide in its uncertainty if they are straight; `rel` is the scale's relative uncertainty there."""
     ys, xs = np.nonzero(mask)
     count = float(len(xs))
     centre = np.array([[xs.mean() + offset[0], ys.mean() + offset[1]]])
@@ -562,10 +562,13 @@ def _measure_mask(
     length_px = float(np.sqrt(12 * max(lam[1], 0) + 1))
     width_px = float(np.sqrt(12 * max(lam[0], 0) + 1))
     stretch1 = float(np.linalg.norm(jac @ vec[:, 1]))
-    along_x = abs(vec[0, 1]) >= abs(vec[1, 1])
-    hidden = mask_hidden(mask, along_x, min(abs(vec[0, 1]), abs(vec[1, 1]))) * det
     area = count * det
     rect = count / max(length_px * width_px, 1.0)
+    # Print along an edge may hide paper; straight edges show how much (a kinked part's do not).
+    hidden = 0.0
+    if STRAIGHT[0] <= rect <= STRAIGHT[1]:
+        along_x = abs(vec[0, 1]) >= abs(vec[1, 1])
+        hidden = mask_hidden(mask, along_x, min(abs(vec[0, 1]), abs(vec[1, 1]))) * det
     axis = None
     if bent or not STRAIGHT[0] <= rect <= STRAIGHT[1]:
         axis = medial_axis(mask)

@@ -773,15 +773,11 @@ class StripPair:
     stem: _Strip  # the strip whose end meets the bar's side (for a T)
 
 
-def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
-    """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
-    end to side (T); None unless the region is clearly that. The strip that may lie under the other is
-    measured through it (its covered part counted), so neither is measured smaller than it can be."""
-    ys, xs = np.nonzero(region)
+def _strips_at_an_angle(xs: np.ndarray, ys: np.ndarray) -> tuple[_Strip, _Strip, float] | None:
+    """The region's pixels as two straight strips at an angle, each clear of the other (the strongest
+    band of rows first, then the strongest of the rest), and the half-perimeter of both; None unless
+    both are solid strips at least twice as long as wide."""
     n = len(xs)
-    if n < 4 * MIN_PARTICLE_PX:
-        return None
-    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
     bar_theta, bar_band = _strongest_band(xs, ys)
     _, v = _along_across(xs, ys, bar_theta)
     # The stem is sought clear of the bar's band and its ragged edges (rows beside it, parallel to it).
@@ -803,6 +799,50 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
         if length < STRIP_ELONGATION * width or inside.sum() < STRIP_FILL * width * length:
             return None
         perimeter += 2 * (width + length)
+    return bar, stem, perimeter
+
+
+def _measured_through(
+    xs: np.ndarray, ys: np.ndarray, bar: _Strip, stem: _Strip, perimeter: float, counted: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], _Strip, _Strip] | None:
+    """The counted pixels of each strip, measured through the other (one of them may lie under the other,
+    its end anywhere beneath it) and with whatever lies outside both, and the strips so extended; None if
+    more lies outside both than their ragged edges."""
+    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
+    bar, stem = _through(bar, xs, ys, in_stem), _through(stem, xs, ys, in_bar)
+    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
+    # Outside both strips only their ragged edges: under a pixel along their outlines.
+    residue = ~(in_bar | in_stem)
+    if residue.sum() > STRIP_RESIDUE_PX * perimeter:
+        return None
+    pieces = []
+    for inside in (in_bar, in_stem):
+        # What lies outside both strips is counted in each: neither is measured smaller than it may be.
+        piece = np.zeros_like(counted)
+        take = inside | residue
+        piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
+        pieces.append(piece & counted)
+    return (pieces[0], pieces[1]), bar, stem
+
+
+def _loose(xs: np.ndarray, ys: np.ndarray, bar: _Strip, stem: _Strip) -> bool:
+    """Paper outside both strips in one place, more than a ragged edge: a third stretch (of a folded strip)."""
+    loose = ~_in_strip(xs, ys, _padded(bar, 2)) & ~_in_strip(xs, ys, _padded(stem, 2))
+    return _largest_group(xs[loose], ys[loose]) > LOOSE_SHARE * min(bar.v[1] - bar.v[0], stem.v[1] - stem.v[0]) ** 2
+
+
+def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
+    """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
+    end to side (T); None unless the region is clearly that. The strip that may lie under the other is
+    measured through it (its covered part counted), so neither is measured smaller than it can be."""
+    ys, xs = np.nonzero(region)
+    if len(xs) < 4 * MIN_PARTICLE_PX:
+        return None
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    found = _strips_at_an_angle(xs, ys)
+    if found is None:
+        return None
+    bar, stem, perimeter = found
     # A T or an X, not an L or a V: one strip runs on past where the other meets it, on both sides (a
     # fold's crease ends both arms).
     meet = _in_strip(xs, ys, _padded(bar, 3)) & _in_strip(xs, ys, _padded(stem, 3))
@@ -829,29 +869,36 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
     through_strips = [(s, o) for s, o, t in ((bar, stem, through[0]), (stem, bar, through[1])) if t]
     if _places(xs[meet], ys[meet]) > 1 or not all(_free_ends(xs, ys, s, o) for s, o in through_strips):
         return None
-    loose = ~_in_strip(xs, ys, _padded(bar, 2)) & ~_in_strip(xs, ys, _padded(stem, 2))
-    if _largest_group(xs[loose], ys[loose]) > LOOSE_SHARE * min(bar.v[1] - bar.v[0], stem.v[1] - stem.v[0]) ** 2:
+    if _loose(xs, ys, bar, stem):
         return None
-    # Each strip is measured through the other: one of them may lie under the other, its end anywhere
-    # beneath it.
-    bar, stem = _through(bar, xs, ys, in_stem), _through(stem, xs, ys, in_bar)
-    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
-    strips = ((bar, in_bar), (stem, in_stem))
-    # Outside both strips only their ragged edges: under a pixel along their outlines.
-    residue = ~(in_bar | in_stem)
-    if residue.sum() > STRIP_RESIDUE_PX * perimeter:
+    measured = _measured_through(xs, ys, bar, stem, perimeter, counted)
+    if measured is None:
         return None
-    pieces = []
-    for _, inside in strips:
-        # What lies outside both strips is counted in each: neither is measured smaller than it may be.
-        piece = np.zeros_like(counted)
-        take = inside | residue
-        piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
-        pieces.append(piece & counted)
+    pair, bar, stem = measured
+    pieces = list(pair)
     if not through[0]:
         bar, stem = stem, bar
         pieces.reverse()
     return StripPair((pieces[0], pieces[1]), crossing, bar, stem)
+
+
+def touching_parts(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The region as two straight strips touching at an angle, however they meet (an L, a V, a T, an X,
+    one's end near the other's): the counted pixels of each (uint8 0/1 in the region's box), each measured
+    through the other and with whatever lies outside both, so neither is smaller than it may be. None
+    unless two solid strips at an angle and their ragged edges make the whole region.
+
+    No proof of two pieces: one strip folded once shows an L or a V. A caller may only hold such a region
+    for a re-image (the pieces spread apart), never pass it."""
+    ys, xs = np.nonzero(region)
+    if len(xs) < 4 * MIN_PARTICLE_PX:
+        return None
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    found = _strips_at_an_angle(xs, ys)
+    if found is None or _loose(xs, ys, found[0], found[1]):
+        return None
+    measured = _measured_through(xs, ys, *found, counted)
+    return measured[0] if measured else None
 
 
 # Evidence that a T is two pieces: the stem's end is a straight cut at an angle to the bar, so it touches

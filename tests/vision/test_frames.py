@@ -87,15 +87,16 @@ def test_no_frames_no_verdict() -> None:
     assert analyse_frames([], "P-5").verdict == "cannot_verify"
 
 
-def test_a_passing_frame_holding_less_paper_than_another_is_not_the_same_lot(lot: corpus.Lot) -> None:
-    # A frame of a sparser tray passes on its own, but the other frame measured more paper clearly than it
-    # holds: the frames are not of one lot, and the uncertain region of the first is not verified.
+def test_a_passing_frame_of_another_lot_does_not_verify_an_uncertain_region(lot: corpus.Lot) -> None:
+    # A frame of a sparser tray passes on its own, but its pieces do not lie where the first frame's lay:
+    # the uncertain region of the first (paper of unknown extent) is not verified by it.
     sparse = corpus.realistic_lot("P-5", 0, tray="blue", count=20, touching_pairs=0, overlapping_pairs=0)
     setup = TraySetup(board_of(lot))
     assert analyse(sparse.image, "P-5", setup).verdict == "pass"
     report = analyse_frames([_glow(lot, lot.image, (40, 40)), sparse.image], "P-5", setup)
     assert report.verdict == "cannot_verify", report.reason
-    assert "not the same lot" in report.reason
+    assert "frame 1 of 2" in report.reason and "not measured clearly in frame 2" in report.reason, report.reason
+    assert len(report.ambiguous_outlines) == 1
 
 
 # The re-image the destruction station offers: the operator pulls the touching pieces apart, the camera

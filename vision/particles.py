@@ -62,6 +62,9 @@ PRINT_GAP_MM = 0.3  # a gap this narrow inside a piece is a line of print, not t
 CORNER_CONFIDENCE = 0.5  # a T's stem shown touching the bar only at a corner this surely: two pieces
 # Regions of unclassifiable pixels smaller than this share of the level's area (and 24 px) are noise.
 UNSURE_SHARE = 0.15
+# Pieces lying on each other, not split: they may hide up to this share of their area under each other
+# (two strips crossing at 35 degrees hide a quarter of it).
+HIDDEN = 0.35
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,7 @@ class ParticleReport:
     lengths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     centres_mm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
     touching_areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    touching_most_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # pieces apart, at most
     offender_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     near_limit_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     ambiguous_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
@@ -217,9 +221,9 @@ CLEAR_OF_MM = 1.0  # a region's outline grown by this in another frame: what lie
 # only when the rest of the tray lay still and their paper is found again, spread, not moved or swapped:
 MOVED_SHARE = 0.1  # at most this share of the earlier frame's clear pieces moved (spreading moves a few)
 PAPER_KEPT = 0.95  # the pieces new to the later frame hold at least this share of the touching paper ...
-# ... and at most this multiple of it: pieces lying across each other hide part of their area (strips
-# crossing at 35 degrees, a quarter of a pair); more is paper added, not the same lot.
-PAPER_ADDED = 1.35
+# ... and at most this multiple of the most the touching pieces may hold (`touching_most_mm2`): more is
+# paper added, not the same lot.
+PAPER_ADDED = 1.1
 LEFT_THERE = 0.2  # of each touching region, still covered by paper where it lay: part of a clump was moved
 PART_OF = 0.8  # a new piece this large a share of a touching region: the clump was moved whole, not spread
 
@@ -292,6 +296,7 @@ def judge_frames(reports: Sequence[ParticleReport], level: str) -> ParticleRepor
                 touched=0,
                 angled=0,
                 touching_areas_mm2=np.zeros(0),
+                touching_most_mm2=np.zeros(0),
                 ambiguous_outlines=(),
             )
         if verified is not None:
@@ -374,24 +379,25 @@ def _not_superseded(earlier: ParticleReport, later: ParticleReport) -> str:
         return "that frame held paper of unknown extent (unclassified, too faint or cut off)"
     if not earlier.count or not later.count:
         return "no clear pieces in both to show the rest of the tray lay still"
-    # Its clear pieces where they lay: each matched to the nearest of the later frame's.
+    # Its clear pieces where they lay: each matched to the nearest of the later frame's; in place when its
+    # area is the same too (another frame's measurement of a small piece may differ by more: moved).
     gaps = np.linalg.norm(earlier.centres_mm[:, None, :] - later.centres_mm[None, :, :], axis=2)
     nearest = gaps.argmin(axis=1)
-    stayed = (gaps[np.arange(earlier.count), nearest] <= SAME_PLACE_MM) & (
-        np.abs(later.areas_mm2[nearest] - earlier.areas_mm2) <= SAME_AREA * earlier.areas_mm2
-    )
+    there = gaps[np.arange(earlier.count), nearest] <= SAME_PLACE_MM
+    stayed = there & (np.abs(later.areas_mm2[nearest] - earlier.areas_mm2) <= SAME_AREA * earlier.areas_mm2)
     moved = earlier.count - int(stayed.sum())
     if not stayed.any() or moved > MOVED_SHARE * earlier.count:
         return f"{moved} of its {earlier.count} clear pieces are not where they lay (another tray, or stirred)"
+    # The touching paper found again: in the pieces new to the later frame (none of the earlier's where they
+    # lie), less the clear pieces that left their place.
     new = np.ones(later.count, dtype=bool)
-    new[nearest[stayed]] = False
-    # The touching paper found again: in the pieces new to the later frame, less what moved of the clear.
-    touching = float(earlier.touching_areas_mm2.sum())
-    found = float(later.areas_mm2[new].sum()) - float(earlier.areas_mm2[~stayed].sum())
+    new[nearest[there]] = False
+    touching, most = float(earlier.touching_areas_mm2.sum()), float(earlier.touching_most_mm2.sum())
+    found = float(later.areas_mm2[new].sum()) - float(earlier.areas_mm2[~there].sum())
     if found < PAPER_KEPT * touching:
         return f"only {found:.1f} of its {touching:.1f} mm² of touching paper found again (pieces taken away)"
-    if found > PAPER_ADDED * touching:
-        return f"{found:.1f} mm² of new paper for its {touching:.1f} mm² of touching pieces (paper added)"
+    if found > PAPER_ADDED * most:
+        return f"{found:.1f} mm² of new paper where its touching pieces hold {most:.1f} mm² at most (paper added)"
     largest = float(later.areas_mm2[new].max()) if new.any() else 0.0
     for outline, area in zip(earlier.touching_outlines, earlier.touching_areas_mm2, strict=True):
         if largest >= PART_OF * area:
@@ -781,8 +787,9 @@ def _judge(
     min_faint_px = max(24.0, UNSURE_SHARE * limits[0] / calibration.mm_per_px**2)
     faint = (found.level < faint_level) & (found.area_px >= min_faint_px)
     unknown = [*unsure, *(_outline_of(found, int(i)) for i in np.flatnonzero(faint))]
-    # Regions of pieces touching or lying on each other, measured whole: the region's index and area.
-    touching: list[tuple[int, float]] = []
+    # Regions of pieces touching or lying on each other: the region's index, its area measured whole, and
+    # the most paper its pieces may hold.
+    touching: list[tuple[int, float, float]] = []
     folds = near_touching = 0  # of them: a T contact (maybe one folded piece); split, a piece near the limit
 
     det = np.abs(np.linalg.det(calibration.jacobians(found.centroid)))
@@ -791,24 +798,28 @@ def _judge(
         """A region of touching pieces measured whole: its counted pixels (no strip's edge model fits it)."""
         return float(found.area_px[index] * det[index])
 
-    def within_alone(index: int) -> bool:
-        """Whether the region is two straight strips at an angle (an L, a V, or a contact the T and X tests
-        refuse), each clearly within the level alone: nothing is proved too big, and one strip folded once
-        shows the same outline. Such a region is held for a re-image with the pieces spread apart."""
+    def within_alone(index: int) -> float | None:
+        """The area of both parts if the region is two straight strips at an angle (an L, a V, or a contact
+        the T and X tests refuse), each clearly within the level alone: nothing is proved too big, and one
+        strip folded once shows the same outline. Such a region is held for a re-image, pieces spread."""
         mask, offset = piece_mask(found, index)
         ys, xs, _ = roi(found, index)
         strips = touching_parts((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
         if strips is None:
-            return False
+            return None
         level = float(found.level[index])
         alone = _concat([_measure_mask(p, offset, level, calibration, True, float(rel[index]))[0] for p in strips])
         a_over, a_near = _status(alone, limits)
-        return not (a_over.any() or a_near.any())
+        return None if a_over.any() or a_near.any() else float(alone.area.sum())
 
     # A straight piece over or near the limit may yet be two strips whose outline fills its moment
     # rectangle (a V, a Y).
-    angled = [int(i) for i in np.flatnonzero((over | near) & straight & ~found.clipped) if within_alone(int(i))]
-    touching += [(i, region_area(i)) for i in angled]
+    angled: list[int] = []
+    for i in np.flatnonzero((over | near) & straight & ~found.clipped):
+        apart = within_alone(int(i))
+        if apart is not None:
+            touching.append((int(i), region_area(int(i)), apart))
+            angled.append(int(i))
     keep = ~closer
     keep[angled] = False
     parts = [_take(measured, keep)]
@@ -835,7 +846,10 @@ def _judge(
         ]
         group = _concat(pieces)
         g_over, g_near = _status(group, limits)
-        whole = (int(index), region_area(int(index)))
+        # The most paper its pieces may hold: measured apart, each through the other; not split, as much
+        # again as pieces lying across each other may hide.
+        union = region_area(int(index))
+        whole = (int(index), union, float(group.area.sum()) if len(division.pieces) > 1 else (1 + HIDDEN) * union)
         if division.seams and (g_over.any() or g_near.any()):
             # Pieces lying on each other with seams between them but no clean cut: which of them is
             # over the limit cannot be told. Not a 'fail' (nothing was proved too big), never a 'pass'.
@@ -853,8 +867,9 @@ def _judge(
             touching.append(whole)
             near_touching += 1
             continue
-        if len(division.pieces) == 1 and (g_over.any() or g_near.any()) and within_alone(int(index)):
-            touching.append(whole)
+        apart = within_alone(int(index)) if len(division.pieces) == 1 and (g_over.any() or g_near.any()) else None
+        if apart is not None:
+            touching.append((int(index), union, apart))
             angled.append(int(index))
             continue
         parts.append(group)
@@ -922,10 +937,11 @@ def _judge(
         widths_mm=result.width,
         lengths_mm=result.length,
         centres_mm=calibration.to_mm(result.centres_px),
-        touching_areas_mm2=np.array([area for _, area in touching], dtype=np.float64),
+        touching_areas_mm2=np.array([area for _, area, _ in touching], dtype=np.float64),
+        touching_most_mm2=np.array([most for _, _, most in touching], dtype=np.float64),
         offender_outlines=_pixels(offender_outlines),
         near_limit_outlines=_pixels(near_outlines),
-        ambiguous_outlines=_pixels([*unknown, *(_outline_of(found, i) for i, _ in touching)]),
+        ambiguous_outlines=_pixels([*unknown, *(_outline_of(found, i) for i, _, _ in touching)]),
         marker_outlines=tuple(c for _, c in calibration.found),
         paper_outlines=_paper(found),
         px_to_mm=calibration.homography,

@@ -221,8 +221,8 @@ CLEAR_OF_MM = 1.0  # a region's outline grown by this in another frame: what lie
 # only when the rest of the tray lay still and their paper is found again, spread, not moved or swapped:
 MOVED_SHARE = 0.1  # at most this share of the earlier frame's clear pieces moved (spreading moves a few)
 PAPER_KEPT = 0.95  # the pieces new to the later frame hold at least this share of the touching paper ...
-# ... and at most this multiple of the most the touching pieces may hold (`touching_most_mm2`): more is
-# paper added, not the same lot.
+# ... and at most this multiple of the most the touching pieces may hold (`touching_most_mm2`, measurement
+# noise): more is paper added, not the same lot.
 PAPER_ADDED = 1.1
 LEFT_THERE = 0.2  # of each touching region, still covered by paper where it lay: part of a clump was moved
 PART_OF = 0.8  # a new piece this large a share of a touching region: the clump was moved whole, not spread
@@ -392,11 +392,14 @@ def _not_superseded(earlier: ParticleReport, later: ParticleReport) -> str:
     # lie), less the clear pieces that left their place.
     new = np.ones(later.count, dtype=bool)
     new[nearest[there]] = False
-    touching, most = float(earlier.touching_areas_mm2.sum()), float(earlier.touching_most_mm2.sum())
-    found = float(later.areas_mm2[new].sum()) - float(earlier.areas_mm2[~there].sum())
+    touching, gone = float(earlier.touching_areas_mm2.sum()), float(earlier.areas_mm2[~there].sum())
+    found = float(later.areas_mm2[new].sum()) - gone
     if found < PAPER_KEPT * touching:
         return f"only {found:.1f} of its {touching:.1f} mm² of touching paper found again (pieces taken away)"
-    if found > PAPER_ADDED * most:
+    # A clear 'piece' that left its place may have been pieces touching, within the limits together:
+    # spread, they show what they hid of each other.
+    most = PAPER_ADDED * float(earlier.touching_most_mm2.sum()) + HIDDEN * gone
+    if found > most:
         return f"{found:.1f} mm² of new paper where its touching pieces hold {most:.1f} mm² at most (paper added)"
     largest = float(later.areas_mm2[new].max()) if new.any() else 0.0
     for outline, area in zip(earlier.touching_outlines, earlier.touching_areas_mm2, strict=True):

@@ -119,6 +119,9 @@ class ParticleReport:
     widths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     lengths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     centres_mm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
+    # Each particle: measured apart from a piece it touched (spreading the touching pieces may move it).
+    split_off: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    split_areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # each such region whole
     touching_areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     touching_most_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # pieces apart, at most
     offender_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
@@ -379,26 +382,33 @@ def _not_superseded(earlier: ParticleReport, later: ParticleReport) -> str:
         return "that frame held paper of unknown extent (unclassified, too faint or cut off)"
     if not earlier.count or not later.count:
         return "no clear pieces in both to show the rest of the tray lay still"
-    # Its clear pieces where they lay: each matched to the nearest of the later frame's; in place when its
-    # area is the same too (another frame's measurement of a small piece may differ by more: moved).
-    gaps = np.linalg.norm(earlier.centres_mm[:, None, :] - later.centres_mm[None, :, :], axis=2)
+    # Its clear lone pieces where they lay: each matched to the nearest of the later frame's; in place when
+    # its area is the same too (another frame's measurement of a small piece may differ by more: moved).
+    # Pieces measured apart from one they touched are spread too: they are paper to find again.
+    lone = np.flatnonzero(~earlier.split_off)
+    if not len(lone):
+        return "no clear lone pieces in it to show the rest of the tray lay still"
+    gaps = np.linalg.norm(earlier.centres_mm[lone, None, :] - later.centres_mm[None, :, :], axis=2)
     nearest = gaps.argmin(axis=1)
-    there = gaps[np.arange(earlier.count), nearest] <= SAME_PLACE_MM
-    stayed = there & (np.abs(later.areas_mm2[nearest] - earlier.areas_mm2) <= SAME_AREA * earlier.areas_mm2)
-    moved = earlier.count - int(stayed.sum())
-    if not stayed.any() or moved > MOVED_SHARE * earlier.count:
-        return f"{moved} of its {earlier.count} clear pieces are not where they lay (another tray, or stirred)"
-    # The touching paper found again: in the pieces new to the later frame (none of the earlier's where they
-    # lie), less the clear pieces that left their place.
+    there = gaps[np.arange(len(lone)), nearest] <= SAME_PLACE_MM
+    areas = earlier.areas_mm2[lone]
+    stayed = there & (np.abs(later.areas_mm2[nearest] - areas) <= SAME_AREA * areas)
+    moved = len(lone) - int(stayed.sum())
+    if not stayed.any() or moved > MOVED_SHARE * len(lone):
+        return f"{moved} of its {len(lone)} clear lone pieces are not where they lay (another tray, or stirred)"
+    # The paper of its touching pieces (and of those measured apart) found again: in the pieces new to the
+    # later frame (none of its lone pieces where they lie), less the lone pieces that left their place.
     new = np.ones(later.count, dtype=bool)
     new[nearest[there]] = False
-    touching, gone = float(earlier.touching_areas_mm2.sum()), float(earlier.areas_mm2[~there].sum())
+    gone = float(areas[~there].sum())
     found = float(later.areas_mm2[new].sum()) - gone
-    if found < PAPER_KEPT * touching:
-        return f"only {found:.1f} of its {touching:.1f} mm² of touching paper found again (pieces taken away)"
-    # A clear 'piece' that left its place may have been pieces touching, within the limits together:
+    least = float(earlier.touching_areas_mm2.sum() + earlier.split_areas_mm2.sum())
+    if found < PAPER_KEPT * least:
+        return f"only {found:.1f} of its {least:.1f} mm² of touching paper found again (pieces taken away)"
+    # A lone 'piece' that left its place may have been pieces touching, within the limits together:
     # spread, they show what they hid of each other.
-    most = PAPER_ADDED * float(earlier.touching_most_mm2.sum()) + HIDDEN * gone
+    split_apart = float(earlier.areas_mm2[earlier.split_off].sum())
+    most = PAPER_ADDED * (float(earlier.touching_most_mm2.sum()) + split_apart) + HIDDEN * gone
     if found > most:
         return f"{found:.1f} mm² of new paper where its touching pieces hold {most:.1f} mm² at most (paper added)"
     largest = float(later.areas_mm2[new].max()) if new.any() else 0.0
@@ -826,6 +836,8 @@ def _judge(
     keep = ~closer
     keep[angled] = False
     parts = [_take(measured, keep)]
+    split_off = [False] * int(keep.sum())  # each particle: measured apart from a piece it touched
+    split_areas: list[float] = []  # each region so split, measured whole
     for index in np.flatnonzero(closer):
         if found.clipped[index]:
             continue  # cut off: only part of it is in view, it cannot be judged (reported as clipped)
@@ -876,6 +888,9 @@ def _judge(
             angled.append(int(index))
             continue
         parts.append(group)
+        split_off += [len(division.pieces) > 1] * len(division.pieces)
+        if len(division.pieces) > 1:
+            split_areas.append(union)
     result = _concat(parts)
     over, near = _status(result, limits)
     clipped_idx = np.flatnonzero(found.clipped)
@@ -940,6 +955,8 @@ def _judge(
         widths_mm=result.width,
         lengths_mm=result.length,
         centres_mm=calibration.to_mm(result.centres_px),
+        split_off=np.array(split_off, dtype=bool),
+        split_areas_mm2=np.array(split_areas, dtype=np.float64),
         touching_areas_mm2=np.array([area for _, area, _ in touching], dtype=np.float64),
         touching_most_mm2=np.array([most for _, _, most in touching], dtype=np.float64),
         offender_outlines=_pixels(offender_outlines),

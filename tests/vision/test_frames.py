@@ -72,9 +72,10 @@ def test_a_piece_over_the_limit_in_any_frame_fails_the_lot(lot: corpus.Lot) -> N
 
 
 def test_a_particle_near_the_limit_in_any_frame_keeps_the_lot_from_passing(lot: corpus.Lot) -> None:
-    # P-4 seed 1: two strips crossing at a shallow angle, measured whole, within their uncertainty of the
-    # limit. Another frame that passes is no proof: it may only be a luckier measurement of that particle.
-    near = corpus.realistic_lot("P-4", 1, tray="black")
+    # A lone 4 x 39 mm piece (156 mm², P-4 allows 160) within its uncertainty of the limit. Another frame
+    # that passes is no proof: it may only be a luckier measurement of that particle. (Pieces near the
+    # limit only as measured together with one they touch are held for a re-image instead: test_reimage.)
+    near = corpus.realistic_lot("P-4", 0, tray="blue", extra=(corpus.ExtraPiece(4.0, 39.0),))
     setup = TraySetup(board_of(near))
     assert analyse(near.image, "P-4", setup).near_limit
     clear = corpus.realistic_lot("P-4", 0, tray="blue")

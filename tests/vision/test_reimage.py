@@ -354,3 +354,23 @@ def test_one_strip_folded_into_an_l_never_passes_even_re_imaged() -> None:
     reports = [analyse(t.image, "NSA-02-01", TraySetup(trays[0].board)) for t in trays]
     assert reports[0].verdict != "pass", reports[0].reason
     assert judge_frames(reports, "NSA-02-01").verdict != "pass"
+
+
+NEAR_TOGETHER: dict[str, Callable[[], Scene]] = {
+    # Two 4 mm strips crossing at a shallow angle, measured whole within their uncertainty of P-4's limit.
+    "independent_shallow_x": lambda: independent("P-4", 1),
+    # Strips meeting end to side, each near P-5's limit only as measured through the other.
+    "synthetic_t": lambda: synthetic_scene(
+        seed=11, size_px=(4000, 3000), count=400, t_pairs=5, perspective=0.04, blur_px=1.0
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEAR_TOGETHER))
+def test_pieces_near_the_limit_only_together_are_held_for_a_re_image(name: str) -> None:
+    # Not 'near the limit' (which no other frame may resolve): spread apart, each is measured alone.
+    made = NEAR_TOGETHER[name]()
+    first = analyse(made.first, made.level, made.setup)
+    assert first.verdict == "cannot_verify" and first.touched and not first.near_limit, first.reason
+    report = made.judge(made.first, made.spread)
+    assert report.verdict == "pass", report.reason

@@ -296,10 +296,6 @@ def judge_frames(reports: Sequence[ParticleReport], level: str) -> ParticleRepor
                 reason=f"frame {k + 1} of {n}: all {base.count} particles within {base.level} with margin{verified}",
                 ambiguous=0,
                 unclassified=0,
-                touched=0,
-                angled=0,
-                touching_areas_mm2=np.zeros(0),
-                touching_most_mm2=np.zeros(0),
                 ambiguous_outlines=(),
             )
         if verified is not None:
@@ -323,7 +319,7 @@ def judge_frames(reports: Sequence[ParticleReport], level: str) -> ParticleRepor
 
 def _verifies(k: int, reports: Sequence[ParticleReport]) -> str | _Block | None:
     """Whether the lot passes on frame `k` (the others accounted for): what the pass's reason adds (str),
-    or why not (None: the frame cannot be judged from at all)."""
+    or why not (a _Block); None when the frame shows nothing to judge from (no markers, no particles)."""
     n = len(reports)
     base = reports[k]
     if base.px_to_mm is None or base.count == 0:

@@ -7,6 +7,8 @@ shape says they are two: two straight strips at an angle crossing (`two_strips`)
 angle touching at a point. Strips meeting end to side (a T) are found too, but a strip folded flat
 shows that outline as well: the caller must not let such a split pass. A dark line is no evidence
 (printed ink is one) and parallel pieces are never split; anything less is measured as one particle.
+`touching_parts` finds two straight strips at an angle however they meet (an L or a V too): no proof
+of two pieces (one strip folded once shows an L), only grounds to hold the region for a re-image.
 """
 
 from dataclasses import dataclass, field
@@ -707,8 +709,9 @@ def _full_extent(xs: np.ndarray, ys: np.ndarray, theta: float, band: tuple[float
         return _Strip(theta, band, (0.0, 0.0))
     first = float(np.floor(u[inside].min()))
     full = _histogram(u[inside] - first) >= 0.5 * (band[1] - band[0])
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], full.astype(np.int8), [0]])))
-    runs = edges.reshape(-1, 2)
+    if not full.any():
+        return _Strip(theta, band, (0.0, 0.0))
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], full.astype(np.int8), [0]]))).reshape(-1, 2)
     start, end = runs[int(np.argmax(runs[:, 1] - runs[:, 0]))]
     return _Strip(theta, band, (first + float(start), first + float(end)))
 

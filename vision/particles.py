@@ -34,6 +34,7 @@ from vision.segmentation import (
     piece_mask,
     roi,
     split,
+    touching_parts,
     two_strips,
     widest_px,
 )
@@ -61,6 +62,9 @@ PRINT_GAP_MM = 0.3  # a gap this narrow inside a piece is a line of print, not t
 CORNER_CONFIDENCE = 0.5  # a T's stem shown touching the bar only at a corner this surely: two pieces
 # Regions of unclassifiable pixels smaller than this share of the level's area (and 24 px) are noise.
 UNSURE_SHARE = 0.15
+# Pieces lying on each other, not split: they may hide up to this share of their area under each other
+# (two strips crossing at 35 degrees hide a quarter of it).
+HIDDEN = 0.35
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,12 @@ class ParticleReport:
     offenders: int = 0  # measured over the limit
     near_limit: int = 0  # within the limit, but not by twice their uncertainty
     ambiguous: int = 0  # regions that could not be classified or separated with confidence
+    # Of them: regions of paper of unknown extent (neither clearly tray nor clearly paper, or too faint to
+    # measure), the first `unclassified` of `ambiguous_outlines`; the rest (`touched`) are pieces touching or
+    # lying on each other, each region measured whole (`touching_areas_mm2`) and not among the particles.
+    unclassified: int = 0
+    touched: int = 0
+    angled: int = 0  # of the touched: pieces touching at an angle, each within the level alone
     clipped: int = 0
     mm_per_px: float = 0.0
     markers_found: int = 0
@@ -109,15 +119,30 @@ class ParticleReport:
     widths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     lengths_mm: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     centres_mm: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)), repr=False)
+    # Each particle: measured apart from a piece it touched (spreading the touching pieces may move it).
+    split_off: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool), repr=False)
+    split_areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # each such region whole
+    touching_areas_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    touching_most_mm2: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)  # pieces apart, at most
     offender_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     near_limit_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     ambiguous_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     marker_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
+    # Where the frame shows paper: the outline of every particle and region found (holes filled).
+    paper_outlines: tuple[np.ndarray, ...] = field(default=(), repr=False)
     px_to_mm: np.ndarray | None = field(default=None, repr=False)  # the frame's homography, when calibrated
 
     @property
     def marker_corners_px(self) -> np.ndarray | None:
         return self.marker_outlines[0] if self.marker_outlines else None
+
+    @property
+    def unknown_outlines(self) -> tuple[np.ndarray, ...]:
+        return self.ambiguous_outlines[: self.unclassified]
+
+    @property
+    def touching_outlines(self) -> tuple[np.ndarray, ...]:
+        return self.ambiguous_outlines[self.unclassified :]
 
     def draw_evidence(self, image: np.ndarray) -> np.ndarray:
         """A BGR copy of `image`: offenders red, unclassifiable regions orange, near-limit magenta,
@@ -190,11 +215,33 @@ def analyse(
         return _cannot(spec.name, f"analysis failed ({type(error).__name__}: {error})")
 
 
-# Frames of one tray agree that nothing moved when every particle clear in both lies within this of its
-# counterpart, with an area within this share of it.
+# Frames of one tray agree that a particle did not move when it lies within this of its counterpart,
+# with an area within this share of it.
 SAME_PLACE_MM = 0.5
 SAME_AREA = 0.1
 CLEAR_OF_MM = 1.0  # a region's outline grown by this in another frame: what lies there is judged with it
+# A frame that passes on its own supersedes an earlier frame's touching pieces (they were spread apart)
+# only when the rest of the tray lay still and their paper is found again, spread, not moved or swapped:
+MOVED_SHARE = 0.1  # at most this share of the earlier frame's clear pieces moved (spreading moves a few)
+PAPER_KEPT = 0.95  # the pieces new to the later frame hold at least this share of the touching paper ...
+# ... and at most this multiple of the most the touching pieces may hold (`touching_most_mm2`, measurement
+# noise): more is paper added, not the same lot.
+PAPER_ADDED = 1.1
+LEFT_THERE = 0.2  # of each touching region, still covered by paper where it lay: part of a clump was moved
+PART_OF = 0.8  # a new piece this large a share of a touching region: the clump was moved whole, not spread
+
+
+@dataclass(frozen=True)
+class _Block:
+    """Why frame `base` does not verify the lot: `why`, and the regions of frame `frame` left uncertain
+    (`unknown_only`: they are all of unknown extent)."""
+
+    base: int
+    base_passes: bool
+    frame: int
+    why: str
+    outlines: tuple[np.ndarray, ...]
+    unknown_only: bool
 
 
 def analyse_frames(
@@ -203,16 +250,21 @@ def analyse_frames(
     setup: TraySetup = TraySetup(),
     levels: Mapping[str, SecurityLevel] = LEVELS,
 ) -> ParticleReport:
-    """One lot judged from several frames of the same tray, each showing the whole lot (nothing added or
-    taken away between them: the operator spread pieces apart, or the camera took another shot).
+    """One lot judged from several frames of the same tray, in the order they were taken (the operator
+    spread touching pieces apart, or the camera took another shot).
 
     A particle measured over the limit in any frame fails the lot, and one within its uncertainty of the
-    limit in any frame keeps it from passing (another frame's luckier measurement of it is no proof). A
-    frame that passes on its own verifies the lot, if it holds at least the paper every other frame
-    measured clearly (else the frames are not of one lot). Otherwise a frame passes when every region it
-    outlined as unclassified or inseparable is clearly measured in another frame of the tray unmoved:
-    every particle clear in both frames in the same place with the same area, and in the other frame no
-    region outlined there and nothing near the limit. Anything else stays cannot_verify, outlined."""
+    limit in any frame keeps it from passing (another frame's luckier measurement of it is no proof).
+    Otherwise the lot passes on one frame when every frame's uncertain regions are accounted for:
+    - a region of unknown extent (neither clearly tray nor clearly paper, too faint) in one frame is
+      measured clearly in another frame of the tray unmoved (every particle of both in the same place
+      with the same area, nothing outlined near it there);
+    - pieces touching in one frame were spread apart in a later frame that passes on its own: that frame
+      supersedes them when the earlier frame held no paper of unknown extent, its clear pieces lie where
+      they lay (a few may have moved), the pieces new to the later frame hold the touching paper (not
+      less, not much more), part of each touching region is still where it lay, and no new piece is
+      nearly as large as a touching region (moved whole).
+    Anything else stays cannot_verify, outlined, the reason naming the frame and what was not shown."""
     return judge_frames([analyse(image, level, setup, levels) for image in images], level)
 
 
@@ -220,63 +272,170 @@ def judge_frames(reports: Sequence[ParticleReport], level: str) -> ParticleRepor
     """`analyse_frames` from the reports of each frame analysed on its own (`analyse`, in frame order)."""
     if not reports:
         return _cannot(level, "no frames")
+    n = len(reports)
     failed = [(i, r) for i, r in enumerate(reports) if r.verdict == "fail"]
     if failed:
         i, report = failed[0]
-        return replace(report, reason=f"frame {i + 1} of {len(reports)}: {report.reason}")
+        return replace(report, reason=f"frame {i + 1} of {n}: {report.reason}")
     near = [(i, r) for i, r in enumerate(reports) if r.near_limit]
     if near:
         i, report = near[0]
         return replace(
             report,
             verdict="cannot_verify",
-            reason=f"cannot verify: frame {i + 1} of {len(reports)}: {report.near_limit} particle(s) within"
+            reason=f"cannot verify: frame {i + 1} of {n}: {report.near_limit} particle(s) within"
             f" the measurement uncertainty of {report.level}",
         )
-    for i, report in enumerate(reports):
-        if report.verdict != "pass":
-            continue
-        # It shows the whole lot: at least the paper measured clearly in every other frame.
-        total = float(report.areas_mm2.sum())
-        short = [j for j, o in enumerate(reports) if o.count and float(o.areas_mm2.sum()) > (1 + SAME_AREA) * total]
-        if short:
+    blocks: list[_Block] = []
+    for k, base in enumerate(reports):
+        verified = _verifies(k, reports)
+        if isinstance(verified, str):
             return replace(
-                report,
-                verdict="cannot_verify",
-                reason=f"cannot verify: frame {i + 1} of {len(reports)} passes but holds less paper than frame"
-                f" {short[0] + 1} measured clearly: not the same lot",
-            )
-        return replace(report, reason=f"frame {i + 1} of {len(reports)}: {report.reason}")
-    best: tuple[int, ParticleReport, tuple[np.ndarray, ...]] | None = None
-    for i, report in enumerate(reports):
-        if report.px_to_mm is None or report.clipped or report.count == 0:
-            continue
-        left = tuple(
-            outline
-            for outline in report.ambiguous_outlines
-            if not any(_clear_in(report, outline, other) for j, other in enumerate(reports) if j != i)
-        )
-        if not left:
-            return replace(
-                report,
+                base,
                 verdict="pass",
-                reason=f"frame {i + 1} of {len(reports)}: all {report.count} particles within {report.level} with"
-                f" margin; its {report.ambiguous} uncertain region(s) measured clearly in another frame",
+                reason=f"frame {k + 1} of {n}: all {base.count} particles within {base.level} with margin{verified}",
                 ambiguous=0,
+                unclassified=0,
                 ambiguous_outlines=(),
             )
-        if best is None or len(left) < len(best[2]):
-            best = (i, report, left)
-    if best is None:
-        return replace(reports[0], reason=f"frame 1 of {len(reports)}: {reports[0].reason}")
-    i, report, left = best
+        if verified is not None:
+            blocks.append(verified)
+    if not blocks:
+        return replace(reports[0], reason=f"frame 1 of {n}: {reports[0].reason}")
+    # The most telling: why the last frame that passes on its own does not verify the lot; else the frame
+    # with the fewest regions left uncertain.
+    block = min(blocks, key=lambda b: (not b.base_passes, -b.base if b.base_passes else len(b.outlines)))
+    report = reports[block.frame]
+    unknown = block.outlines if block.unknown_only else report.unknown_outlines
     return replace(
         report,
-        reason=f"cannot verify: frame {i + 1} of {len(reports)}: {len(left)} region(s) uncertain in it and not"
-        " measured clearly in another frame of the tray unmoved",
-        ambiguous=len(left),
-        ambiguous_outlines=left,
+        verdict="cannot_verify",
+        reason=f"cannot verify: {block.why}",
+        ambiguous=len(block.outlines),
+        unclassified=len(unknown),
+        ambiguous_outlines=block.outlines,
     )
+
+
+def _verifies(k: int, reports: Sequence[ParticleReport]) -> str | _Block | None:
+    """Whether the lot passes on frame `k` (the others accounted for): what the pass's reason adds (str),
+    or why not (a _Block); None when the frame shows nothing to judge from (no markers, no particles)."""
+    n = len(reports)
+    base = reports[k]
+    if base.px_to_mm is None or base.count == 0:
+        return None
+    if base.clipped or base.touched:
+        # Pieces cut off or touching in it: only a later frame that passes on its own can account for them.
+        why = f"frame {k + 1} of {n}: {base.reason.removeprefix('cannot verify: ')}"
+        return _Block(k, False, k, why, base.ambiguous_outlines, False)
+    notes = []
+    alone = base.verdict == "pass"
+    if not alone:
+        left = tuple(
+            outline
+            for outline in base.unknown_outlines
+            if not any(_clear_in(base, outline, other) for j, other in enumerate(reports) if j != k)
+        )
+        if left:
+            why = (
+                f"frame {k + 1} of {n}: {len(left)} region(s) uncertain in it and not measured clearly in another"
+                " frame of the tray unmoved"
+            )
+            return _Block(k, False, k, why, left, True)
+        notes.append(f"its {base.unclassified} uncertain region(s) measured clearly in another frame unmoved")
+    for j, other in enumerate(reports):
+        if j == k or other.verdict == "pass":
+            continue
+        unknown_clear = not other.clipped and all(_clear_in(other, o, base) for o in other.unknown_outlines)
+        if not other.touched and unknown_clear:
+            if other.unclassified:
+                notes.append(f"the {other.unclassified} uncertain region(s) of frame {j + 1} measured clearly in it")
+            continue
+        if not other.touched:
+            why = (
+                f"frame {j + 1} of {n}: {other.unclassified + other.clipped} region(s) of unknown extent in it not"
+                f" measured clearly in frame {k + 1} with the tray unmoved (the tray moved, or another lot)"
+            )
+            return _Block(k, alone, j, why, other.ambiguous_outlines, True)
+        if not alone or j > k:
+            why = (
+                f"frame {j + 1} of {n}: {other.reason.removeprefix('cannot verify: ')}; no later frame that passes"
+                " on its own shows them spread apart, nor another frame of the tray unmoved measures them clearly"
+            )
+            return _Block(k, alone, j, why, other.ambiguous_outlines, False)
+        not_spread = _not_superseded(other, base)
+        if not_spread:
+            why = f"frame {k + 1} of {n} passes on its own but does not supersede frame {j + 1}: {not_spread}"
+            return _Block(k, alone, j, why, other.ambiguous_outlines, False)
+        notes.append(f"the {other.touched} touching region(s) of frame {j + 1} spread apart in it")
+    return "".join(f"; {note}" for note in notes)
+
+
+def _not_superseded(earlier: ParticleReport, later: ParticleReport) -> str:
+    """Why `later` (a frame that passes on its own) does not show `earlier`'s touching pieces spread apart,
+    the rest of the tray as it lay; '' when it does."""
+    if earlier.unclassified or earlier.clipped or earlier.px_to_mm is None or later.px_to_mm is None:
+        return "that frame held paper of unknown extent (unclassified, too faint or cut off)"
+    if not earlier.count or not later.count:
+        return "no clear pieces in both to show the rest of the tray lay still"
+    # Its clear lone pieces where they lay: each matched to the nearest of the later frame's; in place when
+    # its area is the same too (another frame's measurement of a small piece may differ by more: moved).
+    # Pieces measured apart from one they touched are spread too: they are paper to find again.
+    lone = np.flatnonzero(~earlier.split_off)
+    if not len(lone):
+        return "no clear lone pieces in it to show the rest of the tray lay still"
+    gaps = np.linalg.norm(earlier.centres_mm[lone, None, :] - later.centres_mm[None, :, :], axis=2)
+    nearest = gaps.argmin(axis=1)
+    there = gaps[np.arange(len(lone)), nearest] <= SAME_PLACE_MM
+    areas = earlier.areas_mm2[lone]
+    stayed = there & (np.abs(later.areas_mm2[nearest] - areas) <= SAME_AREA * areas)
+    moved = len(lone) - int(stayed.sum())
+    if not stayed.any() or moved > MOVED_SHARE * len(lone):
+        return f"{moved} of its {len(lone)} clear lone pieces are not where they lay (another tray, or stirred)"
+    # The paper of its touching pieces (and of those measured apart) found again: in the pieces new to the
+    # later frame (none of its lone pieces where they lie), less the lone pieces that left their place.
+    new = np.ones(later.count, dtype=bool)
+    new[nearest[there]] = False
+    gone = float(areas[~there].sum())
+    found = float(later.areas_mm2[new].sum()) - gone
+    least = float(earlier.touching_areas_mm2.sum() + earlier.split_areas_mm2.sum())
+    if found < PAPER_KEPT * least:
+        return f"only {found:.1f} of its {least:.1f} mm² of touching paper found again (pieces taken away)"
+    # A lone 'piece' that left its place may have been pieces touching, within the limits together:
+    # spread, they show what they hid of each other.
+    split_apart = float(earlier.areas_mm2[earlier.split_off].sum())
+    most = PAPER_ADDED * (float(earlier.touching_most_mm2.sum()) + split_apart) + HIDDEN * gone
+    if found > most:
+        return f"{found:.1f} mm² of new paper where its touching pieces hold {most:.1f} mm² at most (paper added)"
+    largest = float(later.areas_mm2[new].max()) if new.any() else 0.0
+    for outline, area in zip(earlier.touching_outlines, earlier.touching_areas_mm2, strict=True):
+        if largest >= PART_OF * area:
+            return (
+                f"a new piece of {largest:.1f} mm² for a touching region of {area:.1f} mm²"
+                " (the clump moved whole, not spread)"
+            )
+        if _covered(earlier, outline, later) < LEFT_THERE:
+            return "nothing is left where one of its touching regions lay (moved whole or taken away)"
+    return ""
+
+
+def _covered(earlier: ParticleReport, outline: np.ndarray, later: ParticleReport) -> float:
+    """The share of a region outlined in `earlier` that `later` shows covered by paper."""
+    assert later.px_to_mm is not None
+    there = cv2.perspectiveTransform(
+        _in_mm(earlier, outline).reshape(-1, 1, 2).astype(np.float64), np.linalg.inv(later.px_to_mm)
+    ).reshape(-1, 2)
+    x0, y0 = np.floor(there.min(axis=0)).astype(int) - 1
+    x1, y1 = np.ceil(there.max(axis=0)).astype(int) + 2
+    region = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(region, [np.round(there - (x0, y0)).astype(np.int32).reshape(-1, 1, 2)], 1)
+    paper = np.zeros_like(region)
+    for contour in later.paper_outlines:
+        cx, cy, cw, ch = cv2.boundingRect(contour.reshape(-1, 1, 2))
+        if cx < x1 and cy < y1 and cx + cw > x0 and cy + ch > y0:
+            cv2.fillPoly(paper, [(contour - (x0, y0)).astype(np.int32).reshape(-1, 1, 2)], 1)
+    total = int(region.sum())
+    return float((region & paper).sum()) / total if total else 0.0
 
 
 def _in_mm(report: ParticleReport, outline: np.ndarray) -> np.ndarray:
@@ -382,6 +541,7 @@ def _in_full_pixels(report: ParticleReport, factor: int, calibration: Calibratio
         offender_outlines=up(report.offender_outlines),
         near_limit_outlines=up(report.near_limit_outlines),
         ambiguous_outlines=up(report.ambiguous_outlines),
+        paper_outlines=up(report.paper_outlines),
         marker_outlines=tuple(c for _, c in calibration.found),
         px_to_mm=calibration.homography,
     )
@@ -414,7 +574,14 @@ def _measure_tray(
     mm2_per_px = calibration.mm_per_px**2
     unsure = _unclassified(tray, found, zone, ring, max(24.0, UNSURE_SHARE * (spec.max_area_mm2 or 1e9) / mm2_per_px))
     if found.n == 0:
-        return _cannot(spec.name, "no particles found on the tray", calibration, ambiguous_outlines=_pixels(unsure))
+        return _cannot(
+            spec.name,
+            "no particles found on the tray",
+            calibration,
+            ambiguous=len(unsure),
+            unclassified=len(unsure),
+            ambiguous_outlines=_pixels(unsure),
+        )
     return _judge(colour, spec, calibration, tray, found, unsure)
 
 
@@ -643,11 +810,45 @@ def _judge(
     faint_level = FAINT_SHARE * tray.particle_level
     min_faint_px = max(24.0, UNSURE_SHARE * limits[0] / calibration.mm_per_px**2)
     faint = (found.level < faint_level) & (found.area_px >= min_faint_px)
-    ambiguous = list(unsure)
-    ambiguous += [_outline_of(found, int(i)) for i in np.flatnonzero(faint)]
-    folds = 0  # regions that pass only if a T contact is two pieces
+    unknown = [*unsure, *(_outline_of(found, int(i)) for i in np.flatnonzero(faint))]
+    # Regions of pieces touching or lying on each other: the region's index, its area measured whole, and
+    # the most paper its pieces may hold.
+    touching: list[tuple[int, float, float]] = []
+    folds = near_touching = 0  # of them: a T contact (maybe one folded piece); split, a piece near the limit
+
+    det = np.abs(np.linalg.det(calibration.jacobians(found.centroid)))
+
+    def region_area(index: int) -> float:
+        """A region of touching pieces measured whole: its counted pixels (no strip's edge model fits it)."""
+        return float(found.area_px[index] * det[index])
+
+    def within_alone(index: int) -> float | None:
+        """The area of both parts if the region is two straight strips at an angle (an L, a V, or a contact
+        the T and X tests refuse), each clearly within the level alone: nothing is proved too big, and one
+        strip folded once shows the same outline. Such a region is held for a re-image, pieces spread."""
+        mask, offset = piece_mask(found, index)
+        ys, xs, _ = roi(found, index)
+        strips = touching_parts((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
+        if strips is None:
+            return None
+        level = float(found.level[index])
+        alone = _concat([_measure_mask(p, offset, level, calibration, True, float(rel[index]))[0] for p in strips])
+        a_over, a_near = _status(alone, limits)
+        return None if a_over.any() or a_near.any() else float(alone.area.sum())
+
+    # A straight piece over or near the limit may yet be two strips whose outline fills its moment
+    # rectangle (a V, a Y).
+    angled: list[int] = []
+    for i in np.flatnonzero((over | near) & straight & ~found.clipped):
+        apart = within_alone(int(i))
+        if apart is not None:
+            touching.append((int(i), region_area(int(i)), apart))
+            angled.append(int(i))
     keep = ~closer
+    keep[angled] = False
     parts = [_take(measured, keep)]
+    split_off = [False] * int(keep.sum())  # each particle: measured apart from a piece it touched
+    split_areas: list[float] = []  # each region so split, measured whole
     for index in np.flatnonzero(closer):
         if found.clipped[index]:
             continue  # cut off: only part of it is in view, it cannot be judged (reported as clipped)
@@ -673,18 +874,36 @@ def _judge(
             pieces[0] = replace(pieces[0], area_sigma=np.maximum(pieces[0].area_sigma, measured.area_sigma[index]))
         group = _concat(pieces)
         g_over, g_near = _status(group, limits)
+        # The most paper its pieces may hold: measured apart, each through the other; not split, as much
+        # again as pieces lying across each other may hide.
+        union = region_area(int(index))
+        whole = (int(index), union, float(group.area.sum()) if len(division.pieces) > 1 else (1 + HIDDEN) * union)
         if division.seams and (g_over.any() or g_near.any()):
             # Pieces lying on each other with seams between them but no clean cut: which of them is
             # over the limit cannot be told. Not a 'fail' (nothing was proved too big), never a 'pass'.
-            ambiguous += [o for o in group.outlines if o is not None]
+            touching.append(whole)
             continue
-        if tee and not (g_over.any() or g_near.any()):
+        if tee and not g_over.any():
             # A T is not proved two pieces: a strip whose middle stretch is folded flat under another
-            # shows the same outline. Split, it would pass; whole, it is over or near the limit.
-            ambiguous.append(_outline_of(found, int(index)))
+            # shows the same outline. Split, it would pass (or be near); whole, it is over or near.
+            touching.append(whole)
             folds += 1
             continue
+        if len(division.pieces) > 1 and g_near.any() and not g_over.any():
+            # A piece near the limit only as measured with or through the piece it touches (its covered
+            # part counted): spread apart, each is measured alone. Held for a re-image, never passed.
+            touching.append(whole)
+            near_touching += 1
+            continue
+        apart = within_alone(int(index)) if len(division.pieces) == 1 and (g_over.any() or g_near.any()) else None
+        if apart is not None:
+            touching.append((int(index), union, apart))
+            angled.append(int(index))
+            continue
         parts.append(group)
+        split_off += [len(division.pieces) > 1] * len(division.pieces)
+        if len(division.pieces) > 1:
+            split_areas.append(union)
     result = _concat(parts)
     over, near = _status(result, limits)
     clipped_idx = np.flatnonzero(found.clipped)
@@ -695,12 +914,25 @@ def _judge(
     if offenders:
         verdict: Verdict = "fail"
         reason = f"{offenders} particle(s) exceed {spec.name}"
-    elif ambiguous:
+    elif unknown or touching:
         verdict = "cannot_verify"
-        reason = f"cannot verify: {len(ambiguous)} region(s) could not be classified or separated with confidence"
+        reason = (
+            f"cannot verify: {len(unknown) + len(touching)} region(s) could not be classified or separated"
+            " with confidence"
+        )
         if folds:
             reason += (
                 f"; {folds} of them: pieces touching end to side that could be one folded piece"
+                " (spread them apart and take the image again)"
+            )
+        if near_touching:
+            reason += (
+                f"; {near_touching} of them: touching pieces within the measurement uncertainty of {spec.name}"
+                " as measured together (spread them apart and take the image again)"
+            )
+        if angled:
+            reason += (
+                f"; {len(angled)} of them: pieces touching at an angle, each within the level alone"
                 " (spread them apart and take the image again)"
             )
     elif len(clipped_idx):
@@ -723,7 +955,10 @@ def _judge(
         max_length_mm=float(result.length.max()),
         offenders=offenders,
         near_limit=n_near,
-        ambiguous=len(ambiguous),
+        ambiguous=len(unknown) + len(touching),
+        unclassified=len(unknown),
+        touched=len(touching),
+        angled=len(angled),
         clipped=len(clipped_idx),
         mm_per_px=calibration.mm_per_px,
         markers_found=len(calibration.found),
@@ -733,12 +968,22 @@ def _judge(
         widths_mm=result.width,
         lengths_mm=result.length,
         centres_mm=calibration.to_mm(result.centres_px),
+        split_off=np.array(split_off, dtype=bool),
+        split_areas_mm2=np.array(split_areas, dtype=np.float64),
+        touching_areas_mm2=np.array([area for _, area, _ in touching], dtype=np.float64),
+        touching_most_mm2=np.array([most for _, _, most in touching], dtype=np.float64),
         offender_outlines=_pixels(offender_outlines),
         near_limit_outlines=_pixels(near_outlines),
-        ambiguous_outlines=_pixels(ambiguous),
+        ambiguous_outlines=_pixels([*unknown, *(_outline_of(found, i) for i, _, _ in touching)]),
         marker_outlines=tuple(c for _, c in calibration.found),
+        paper_outlines=_paper(found),
         px_to_mm=calibration.homography,
     )
+
+
+def _paper(found: Components) -> tuple[np.ndarray, ...]:
+    contours, _ = cv2.findContours(found.filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    return tuple(c.reshape(-1, 2) for c in contours)
 
 
 def _pixels(outlines: "tuple[np.ndarray, ...] | list[np.ndarray]") -> tuple[np.ndarray, ...]:

@@ -7,6 +7,8 @@ shape says they are two: two straight strips at an angle crossing (`two_strips`)
 angle touching at a point. Strips meeting end to side (a T) are found too, but a strip folded flat
 shows that outline as well: the caller must not let such a split pass. A dark line is no evidence
 (printed ink is one) and parallel pieces are never split; anything less is measured as one particle.
+`touching_parts` finds two straight strips at an angle however they meet (an L or a V too): no proof
+of two pieces (one strip folded once shows an L), only grounds to hold the region for a re-image.
 """
 
 from dataclasses import dataclass, field
@@ -648,10 +650,10 @@ def _concentration(xs: np.ndarray, ys: np.ndarray, thetas: np.ndarray) -> np.nda
     return out
 
 
-def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float, float]]:
+def _strongest_band(xs: np.ndarray, ys: np.ndarray, along: float | None = None) -> tuple[float, tuple[float, float]]:
     """The direction in which these pixels are most concentrated across (a strip's rows are all full
-    only along its own direction) and the band of its fullest rows: as wide as their pixels over
-    their length (a ragged or blurred edge row counts by its share), about their middle."""
+    only along its own direction), or `along` if given, and the band of its fullest rows: as wide as
+    their pixels over their length (a ragged or blurred edge row counts by its share), about their middle."""
 
     def profile_at(theta: float) -> tuple[np.ndarray, float]:
         _, v = _along_across(xs, ys, theta)
@@ -659,9 +661,10 @@ def _strongest_band(xs: np.ndarray, ys: np.ndarray) -> tuple[float, tuple[float,
         return _histogram(v - low), low
 
     px, py = xs.astype(np.float64), ys.astype(np.float64)
-    coarse = np.radians(np.arange(0.0, 180.0, 2.0))
-    best = coarse[int(np.argmax(_concentration(px, py, coarse)))]
-    fine = best + np.radians(np.arange(-2.0, 2.01, 0.5))
+    if along is None:
+        coarse = np.radians(np.arange(0.0, 180.0, 2.0))
+        along = float(coarse[int(np.argmax(_concentration(px, py, coarse)))])
+    fine = along + np.radians(np.arange(-2.0, 2.01, 0.5))
     theta = fine[int(np.argmax(_concentration(px, py, fine)))]
     profile, low = profile_at(theta)
     at = int(np.argmax(profile))
@@ -696,6 +699,21 @@ def _extent(xs: np.ndarray, ys: np.ndarray, theta: float, band: tuple[float, flo
         if len(rows) > best:
             best, start, end = len(rows), a + int(rows[0]), a + int(rows[-1]) + 1
     return _Strip(theta, band, (first + start, first + end))
+
+
+def _full_extent(xs: np.ndarray, ys: np.ndarray, theta: float, band: tuple[float, float]) -> _Strip:
+    """A strip's extent along its band: the longest run of its rows at least half full, whatever paper."""
+    u, v = _along_across(xs, ys, theta)
+    inside = (v >= band[0]) & (v < band[1])
+    if not inside.any():
+        return _Strip(theta, band, (0.0, 0.0))
+    first = float(np.floor(u[inside].min()))
+    full = _histogram(u[inside] - first) >= 0.5 * (band[1] - band[0])
+    if not full.any():
+        return _Strip(theta, band, (0.0, 0.0))
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], full.astype(np.int8), [0]]))).reshape(-1, 2)
+    start, end = runs[int(np.argmax(runs[:, 1] - runs[:, 0]))]
+    return _Strip(theta, band, (first + float(start), first + float(end)))
 
 
 def _padded(strip: _Strip, px: float) -> _Strip:
@@ -773,16 +791,16 @@ class StripPair:
     stem: _Strip  # the strip whose end meets the bar's side (for a T)
 
 
-def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
-    """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
-    end to side (T); None unless the region is clearly that. The strip that may lie under the other is
-    measured through it (its covered part counted), so neither is measured smaller than it can be."""
-    ys, xs = np.nonzero(region)
+def _strips_at_an_angle(
+    xs: np.ndarray, ys: np.ndarray, along: float | None = None
+) -> tuple[_Strip, _Strip, float] | None:
+    """The region's pixels as two straight strips at an angle, each clear of the other (the strongest
+    band of rows first, about `along` if given, then the strongest of the rest), and the half-perimeter
+    of both; None unless both are solid strips at least twice as long as wide. With `along` each strip
+    runs as far as its rows are at least half full, the other's pixels counted (at a shallow crossing
+    the other covers much of its rows, on a long stretch, not only its middle line)."""
     n = len(xs)
-    if n < 4 * MIN_PARTICLE_PX:
-        return None
-    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
-    bar_theta, bar_band = _strongest_band(xs, ys)
+    bar_theta, bar_band = _strongest_band(xs, ys, along)
     _, v = _along_across(xs, ys, bar_theta)
     # The stem is sought clear of the bar's band and its ragged edges (rows beside it, parallel to it).
     rest = (v < bar_band[0] - 2) | (v >= bar_band[1] + 2)
@@ -794,8 +812,11 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
         return None  # parallel or collinear: never split
     # Each strip's extent clear of the other: first of the other's whole band, then of its rectangle.
     bar, stem = _Strip(bar_theta, bar_band, (-np.inf, np.inf)), _Strip(stem_theta, stem_band, (-np.inf, np.inf))
-    for _ in range(2):
-        bar, stem = _extent(xs, ys, bar_theta, bar_band, stem), _extent(xs, ys, stem_theta, stem_band, bar)
+    if along is None:
+        for _ in range(2):
+            bar, stem = _extent(xs, ys, bar_theta, bar_band, stem), _extent(xs, ys, stem_theta, stem_band, bar)
+    else:
+        bar, stem = _full_extent(xs, ys, bar_theta, bar_band), _full_extent(xs, ys, stem_theta, stem_band)
     in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
     perimeter = 0.0
     for strip, inside in ((bar, in_bar), (stem, in_stem)):
@@ -803,6 +824,50 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
         if length < STRIP_ELONGATION * width or inside.sum() < STRIP_FILL * width * length:
             return None
         perimeter += 2 * (width + length)
+    return bar, stem, perimeter
+
+
+def _measured_through(
+    xs: np.ndarray, ys: np.ndarray, bar: _Strip, stem: _Strip, perimeter: float, counted: np.ndarray
+) -> tuple[tuple[np.ndarray, np.ndarray], _Strip, _Strip] | None:
+    """The counted pixels of each strip, measured through the other (one of them may lie under the other,
+    its end anywhere beneath it) and with whatever lies outside both, and the strips so extended; None if
+    more lies outside both than their ragged edges."""
+    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
+    bar, stem = _through(bar, xs, ys, in_stem), _through(stem, xs, ys, in_bar)
+    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
+    # Outside both strips only their ragged edges: under a pixel along their outlines.
+    residue = ~(in_bar | in_stem)
+    if residue.sum() > STRIP_RESIDUE_PX * perimeter:
+        return None
+    pieces = []
+    for inside in (in_bar, in_stem):
+        # What lies outside both strips is counted in each: neither is measured smaller than it may be.
+        piece = np.zeros_like(counted)
+        take = inside | residue
+        piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
+        pieces.append(piece & counted)
+    return (pieces[0], pieces[1]), bar, stem
+
+
+def _loose(xs: np.ndarray, ys: np.ndarray, bar: _Strip, stem: _Strip) -> bool:
+    """Paper outside both strips in one place, more than a ragged edge: a third stretch (of a folded strip)."""
+    loose = ~_in_strip(xs, ys, _padded(bar, 2)) & ~_in_strip(xs, ys, _padded(stem, 2))
+    return _largest_group(xs[loose], ys[loose]) > LOOSE_SHARE * min(bar.v[1] - bar.v[0], stem.v[1] - stem.v[0]) ** 2
+
+
+def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
+    """The region (its detected outline, print bridged) as two straight strips crossing (X) or meeting
+    end to side (T); None unless the region is clearly that. The strip that may lie under the other is
+    measured through it (its covered part counted), so neither is measured smaller than it can be."""
+    ys, xs = np.nonzero(region)
+    if len(xs) < 4 * MIN_PARTICLE_PX:
+        return None
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    found = _strips_at_an_angle(xs, ys)
+    if found is None:
+        return None
+    bar, stem, perimeter = found
     # A T or an X, not an L or a V: one strip runs on past where the other meets it, on both sides (a
     # fold's crease ends both arms).
     meet = _in_strip(xs, ys, _padded(bar, 3)) & _in_strip(xs, ys, _padded(stem, 3))
@@ -829,29 +894,51 @@ def two_strips(region: np.ndarray, counted: np.ndarray) -> StripPair | None:
     through_strips = [(s, o) for s, o, t in ((bar, stem, through[0]), (stem, bar, through[1])) if t]
     if _places(xs[meet], ys[meet]) > 1 or not all(_free_ends(xs, ys, s, o) for s, o in through_strips):
         return None
-    loose = ~_in_strip(xs, ys, _padded(bar, 2)) & ~_in_strip(xs, ys, _padded(stem, 2))
-    if _largest_group(xs[loose], ys[loose]) > LOOSE_SHARE * min(bar.v[1] - bar.v[0], stem.v[1] - stem.v[0]) ** 2:
+    if _loose(xs, ys, bar, stem):
         return None
-    # Each strip is measured through the other: one of them may lie under the other, its end anywhere
-    # beneath it.
-    bar, stem = _through(bar, xs, ys, in_stem), _through(stem, xs, ys, in_bar)
-    in_bar, in_stem = _in_strip(xs, ys, bar), _in_strip(xs, ys, stem)
-    strips = ((bar, in_bar), (stem, in_stem))
-    # Outside both strips only their ragged edges: under a pixel along their outlines.
-    residue = ~(in_bar | in_stem)
-    if residue.sum() > STRIP_RESIDUE_PX * perimeter:
+    measured = _measured_through(xs, ys, bar, stem, perimeter, counted)
+    if measured is None:
         return None
-    pieces = []
-    for _, inside in strips:
-        # What lies outside both strips is counted in each: neither is measured smaller than it may be.
-        piece = np.zeros_like(counted)
-        take = inside | residue
-        piece[ys[take].astype(np.int64), xs[take].astype(np.int64)] = 1
-        pieces.append(piece & counted)
+    pair, bar, stem = measured
+    pieces = list(pair)
     if not through[0]:
         bar, stem = stem, bar
         pieces.reverse()
     return StripPair((pieces[0], pieces[1]), crossing, bar, stem)
+
+
+def _edge_direction(region: np.ndarray) -> float:
+    """The direction (radians) the region's outline runs along the most: both long edges of a strip run
+    along it. From the gradient of the blurred outline, each edge pixel weighted by its strength."""
+    soft = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 2.0)
+    gx, gy = cv2.Sobel(soft, cv2.CV_32F, 1, 0), cv2.Sobel(soft, cv2.CV_32F, 0, 1)
+    strength = np.hypot(gx, gy).ravel()
+    degrees = np.round(np.degrees(np.arctan2(gy, gx)).ravel() + 90.0).astype(np.int64) % 180
+    weights = np.bincount(degrees, strength, 180)
+    # Summed over 5 degrees either side (a ragged edge wavers), round the half turn.
+    near = np.convolve(np.concatenate([weights[-5:], weights, weights[:5]]), np.ones(11), "valid")
+    return float(np.radians(int(np.argmax(near))))
+
+
+def touching_parts(region: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The region as two straight strips touching at an angle, however they meet (an L, a V, a T, an X,
+    one's end near the other's): the counted pixels of each (uint8 0/1 in the region's box), each measured
+    through the other and with whatever lies outside both, so neither is smaller than it may be. None
+    unless two solid strips at an angle and their ragged edges make the whole region.
+
+    No proof of two pieces: one strip folded once shows an L or a V. A caller may only hold such a region
+    for a re-image (the pieces spread apart), never pass it."""
+    ys, xs = np.nonzero(region)
+    if len(xs) < 4 * MIN_PARTICLE_PX:
+        return None
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    # Strips crossing at a shallow angle crowd their pixels most along the angle's bisector: then the
+    # first strip lies along the outline's longest straight edges.
+    found = _strips_at_an_angle(xs, ys) or _strips_at_an_angle(xs, ys, _edge_direction(region))
+    if found is None or _loose(xs, ys, found[0], found[1]):
+        return None
+    measured = _measured_through(xs, ys, *found, counted)
+    return measured[0] if measured else None
 
 
 # Evidence that a T is two pieces: the stem's end is a straight cut at an angle to the bar, so it touches

@@ -187,6 +187,23 @@ def _t_pair(rng: np.random.Generator, length: float, width: float, corner: bool 
     ]
 
 
+def _angle_pair(rng: np.random.Generator, length: float, width: float) -> list[TrueParticle]:
+    """Two particles meeting end to end at an angle (an L or a V): the end of the second lies across the
+    end of the first, the two 40 to 110 degrees apart, as two strips that fell against each other."""
+    angle = float(rng.uniform(0, 180))
+    apart = float(rng.uniform(40, 110))
+    along = np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+    other = angle + 180.0 - apart * float(rng.choice([-1, 1]))
+    back = np.array([np.cos(np.radians(other)), np.sin(np.radians(other))])
+    # Both ends a half width past the corner where their centre lines meet.
+    corner = along * (length - width) / 2
+    centre = corner + back * (length - width) / 2
+    return [
+        TrueParticle((0.0, 0.0), length, width, angle),
+        TrueParticle((float(centre[0]), float(centre[1])), length, width, other),
+    ]
+
+
 def _fill_exact(canvas: np.ndarray, corners_px: np.ndarray, tone: int) -> None:
     """Blend a polygon by its true pixel coverage (pixel i spans [i-0.5, i+0.5]), found by supersampling.
 
@@ -252,6 +269,7 @@ def shred_tray(
     touching_pairs: int = 0,
     t_pairs: int = 0,
     corner_pairs: int = 0,
+    angle_pairs: int = 0,
     oversized_mm: Sequence[tuple[float, float]] = (),
     folded: Sequence[FoldedStrip] = (),
     perspective: float = 0.0,
@@ -301,6 +319,7 @@ def shred_tray(
         (lambda: _touching_pair(rng, base_length, base_width), touching_pairs),
         (lambda: _t_pair(rng, base_length, base_width), t_pairs),
         (lambda: _t_pair(rng, base_length, base_width, corner=True), corner_pairs),
+        (lambda: _angle_pair(rng, base_length, base_width), angle_pairs),
     ):
         for _ in range(n):
             placed = _place(rng, grid, make(), tray_mm)

@@ -410,6 +410,7 @@ class LotSpec:
     count: int = 80
     touching_pairs: int = 2
     overlapping_pairs: int = 0
+    angled_pairs: int = 0  # two pieces meeting end to end at an angle (an L or a V), as two strips fall
     curled_share: float = 0.15  # share of pieces bent along an arc (up to 70 degrees)
     printed_share: float = 0.6
     photo_share: float = 0.05
@@ -599,8 +600,23 @@ def make_lot(spec: LotSpec) -> Lot:
 
         return make
 
+    def angled(width: float, length: float):  # type: ignore[no-untyped-def]
+        def make(centre: np.ndarray, a1: float) -> list[tuple[np.ndarray, np.ndarray]]:
+            # The second piece's end lies on the first's end, turned 35..115 degrees from it: an L or a V.
+            d1 = np.array([math.cos(a1), math.sin(a1)])
+            a2 = a1 + math.pi - rng.choice([-1, 1]) * rng.uniform(0.6, 2.0)
+            d2 = np.array([math.cos(a2), math.sin(a2)])
+            corner = centre + d1 * (length - width) / 2
+            return [
+                _outline(rng, centre, a1, width, length, 0.0, rough_of(width)),
+                _outline(rng, corner + d2 * (length - width) / 2, a2, width, length, 0.0, rough_of(width)),
+            ]
+
+        return make
+
     followers: list[tuple[int, int]] = []  # (in `drawn`, in `pieces`) all but the first piece of each group
-    for builder, n_groups in ((touching, spec.touching_pairs), (crossing, spec.overlapping_pairs)):
+    builders = ((touching, spec.touching_pairs), (crossing, spec.overlapping_pairs), (angled, spec.angled_pairs))
+    for builder, n_groups in builders:
         for _ in range(n_groups):
             width, length = sized()
             got_group = place_group(builder(width, length))

@@ -824,8 +824,9 @@ def _judge(
 
     def within_alone(index: int) -> float | None:
         """The area of both parts if the region is two straight strips at an angle (an L, a V, or a contact
-        the T and X tests refuse), each clearly within the level alone: nothing is proved too big, and one
-        strip folded once shows the same outline. Such a region is held for a re-image, pieces spread."""
+        the T and X tests refuse), each within the level alone: nothing is proved too big, and one strip
+        folded once shows the same outline. Such a region is held for a re-image, pieces spread (where a
+        part near the limit is judged again, lying alone)."""
         mask, offset = piece_mask(found, index)
         ys, xs, _ = roi(found, index)
         strips = touching_parts((found.labels[ys, xs] == index + 1).astype(np.uint8), mask)
@@ -833,8 +834,8 @@ def _judge(
             return None
         level = float(found.level[index])
         alone = _concat([_measure_mask(p, offset, level, calibration, True, float(rel[index]))[0] for p in strips])
-        a_over, a_near = _status(alone, limits)
-        return None if a_over.any() or a_near.any() else float(alone.area.sum())
+        a_over, _ = _status(alone, limits)
+        return None if a_over.any() else float(alone.area.sum())
 
     # A straight piece over or near the limit may yet be two strips whose outline fills its moment
     # rectangle (a V, a Y).

@@ -839,12 +839,17 @@ def _judge(
 
     # A straight piece over or near the limit may yet be two strips whose outline fills its moment
     # rectangle (a V, a Y).
+    # Those over the limit first: once one of them is no such pair, the lot fails whatever the others
+    # are, and they are left as measured (a failing lot of hundreds would otherwise cost a search each).
     angled: list[int] = []
-    for i in np.flatnonzero((over | near) & straight & ~found.clipped):
+    candidates = (over | near) & straight & ~found.clipped
+    for i in [*np.flatnonzero(candidates & over), *np.flatnonzero(candidates & ~over)]:
         apart = within_alone(int(i))
         if apart is not None:
             touching.append((int(i), region_area(int(i)), apart))
             angled.append(int(i))
+        elif over[i]:
+            break
     keep = ~closer
     keep[angled] = False
     parts = [_take(measured, keep)]

@@ -112,17 +112,36 @@ function alarmItem(a) {
   return node;
 }
 
+// An alarm whose view has not changed keeps its node, so a redraw never replaces the button under a guard's
+// pointer (a click whose press and release land on two different nodes is lost).
+let drawnAlarms = new Map(); // alarm key -> { view: its JSON, node }
+function drawn(a, shown) {
+  const view = JSON.stringify(a);
+  const before = drawnAlarms.get(alarmKey(a));
+  const node = before && before.view === view ? before.node : alarmItem(a);
+  shown.set(alarmKey(a), { view, node });
+  return node;
+}
+
+// `list` made to hold `nodes` in order, moving only the nodes out of place.
+function reconcile(list, nodes) {
+  nodes.forEach((node, i) => { if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null); });
+  while (list.children.length > nodes.length) list.lastChild.remove();
+}
+
 async function refreshAlarms() {
   const book = CENTRE ? byCategory(await api("GET", "/api/centre/alarms")) : await api("GET", "/api/guard/alarms");
   const fresh = book.security.filter((a) => known && !known.has(alarmKey(a)) && a.state === "open");
   // A note being typed survives the refresh (every site's events refresh the centre's book), in the same state.
   const typed = new Map([...document.querySelectorAll(".alarm .note-text")].filter((n) => n.value)
     .map((n) => [n.closest(".alarm").dataset.key, n.value]));
-  alarmList.replaceChildren(...book.security.map(alarmItem));
-  technicalList.replaceChildren(...book.technical.map(alarmItem));
+  const shown = new Map();
+  reconcile(alarmList, book.security.map((a) => drawn(a, shown)));
+  reconcile(technicalList, book.technical.map((a) => drawn(a, shown)));
+  drawnAlarms = shown;
   for (const [key, value] of typed) {
     const input = document.querySelector(`.alarm[data-key="${CSS.escape(key)}"] .note-text`);
-    if (input) input.value = value;
+    if (input && !input.value) input.value = value;
   }
   document.getElementById("technical-count").textContent = String(book.technical.filter((a) => a.state === "open").length);
   document.getElementById("no-alarms").hidden = book.security.some((a) => a.state !== "resolved");
@@ -188,9 +207,14 @@ async function refreshDoors() {
       row.classList.toggle("has-block", Boolean(d.block));
       const cell = row.querySelector(".act");
       if (cell) {
-        // Override only on a door with a fresh block.
-        cell.replaceChildren(...(d.block ? [el("button", { class: "danger override", type: "button", "data-portal": d.portal,
-          onclick: () => openOverride(d.portal, blockSentence(d.block), d.block.alarm_id) }, "Override…")] : []));
+        // Override only on a door with a fresh block; the same block keeps its button (a click is not lost to a redraw).
+        const kept = cell.querySelector("button.override");
+        if (!d.block) cell.replaceChildren();
+        else if (!kept || kept.dataset.alarm !== String(d.block.alarm_id)) {
+          cell.replaceChildren(el("button", { class: "danger override", type: "button", "data-portal": d.portal,
+            "data-alarm": d.block.alarm_id, onclick: () => openOverride(d.portal, blockSentence(d.block), d.block.alarm_id) },
+          "Override…"));
+        }
       }
     }
     const list = document.getElementById("devices");

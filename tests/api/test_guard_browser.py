@@ -175,6 +175,30 @@ def test_an_unacknowledged_critical_alarm_escalates_and_technical_ones_stay_quie
         runtime.stop()
 
 
+def test_a_click_on_acknowledge_is_not_lost_when_the_book_is_drawn_again_between_press_and_release(
+    browser: Browser, factory: sessionmaker[Session], bus: LiveBus, settings: ApiSettings, tmp_path: Path
+) -> None:
+    runtime = SiteRuntime(factory, bus, tmp_path / "click" / "spool", backend="reference").start()
+    try:
+        with serve(create_app(settings, session_factory=factory, bus=bus, control=runtime), settings) as server:
+            page = browser.signed_in(server.url, "gus", PASSWORD)
+            page.wait_for_selector("#feed-state.live")
+            forced = runtime.alarms_book.raise_alarm("door_forced", time.time_ns() // 1000, "main-exit")
+            box = page.wait_for_selector(f"#alarms .alarm[data-alarm='{forced.alarm_id}'] button.ack").bounding_box()
+            assert box is not None
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            # Another alarm arrives while the button is pressed: the book is drawn again before the release.
+            late = runtime.alarms_book.raise_alarm("late_read", time.time_ns() // 1000, "main-exit-reader")
+            page.wait_for_selector(f"#technical .alarm[data-alarm='{late.alarm_id}']", state="attached")
+            page.mouse.up()
+            assert wait_until(lambda: runtime.alarms_book.get(forced.alarm_id).state == "acknowledged", 10)
+            assert runtime.alarms_book.get(forced.alarm_id).acknowledged_by == "gus"
+            page.close()
+    finally:
+        runtime.stop()
+
+
 def test_an_auditor_watches_the_book_but_cannot_act(
     browser: Browser, live_server: LiveServer, control: SiteRuntime
 ) -> None:

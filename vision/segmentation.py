@@ -956,6 +956,9 @@ def corner_contact(pair: StripPair, distance: np.ndarray, level: float) -> float
     (raw, nothing closed), `level` the region's own level."""
     if not pair.pieces[1].any():
         return 0.0
+    # Paper and tray at half the dimmer paper's level: a stem of darker paper than the bar (the region's
+    # level is the union's) would otherwise read as tray, its end nowhere.
+    level = min(level, _stem_level(pair, distance))
     xs, ys, inside = _end_lines(pair, distance.shape)
     paper = np.zeros(xs.shape, bool)
     paper[inside] = distance[ys[inside], xs[inside]].astype(np.float64) * 2.0 >= level
@@ -988,6 +991,18 @@ def corner_contact(pair: StripPair, distance: np.ndarray, level: float) -> float
         if order >= WEDGE_ORDER:
             best = max(best, run / len(profile) * order)
     return best
+
+
+def _stem_level(pair: StripPair, distance: np.ndarray) -> float:
+    """The stem's own level (as `components` finds a particle's): the mean distance of its paper clear of
+    the bar, within 75 % of its peak (print and blurred edges left out)."""
+    py, px = np.nonzero(pair.pieces[1])
+    own = ~_in_strip(px.astype(np.float64), py.astype(np.float64), _padded(pair.bar, 3))
+    values = distance[py[own], px[own]].astype(np.float64)
+    if len(values) < 4 * MIN_PARTICLE_PX:
+        return np.inf
+    values = values[values >= 0.75 * float(np.percentile(values, 99))]
+    return float(values.mean())
 
 
 def _end_lines(pair: StripPair, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -153,3 +153,62 @@ def test_a_z_folded_back_on_the_synthetic_tray_never_passes() -> None:
     )
     report = analyse(tray.image, "NSA-02-01", TraySetup(tray.board))
     assert report.verdict != "pass", report.reason
+
+
+def _dimmed(image: np.ndarray, mm_to_px: np.ndarray, piece: synthetic.TrueParticle, share: float) -> np.ndarray:
+    """A synthetic tray's image with one piece of darker paper: its brightness above the tray's cut to `share`
+    (it lies on top where it meets another, as a stem resting on a bar)."""
+    c, s = np.cos(np.radians(piece.angle_deg)), np.sin(np.radians(piece.angle_deg))
+    half = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * (piece.length_mm / 2, piece.width_mm / 2)
+    corners = half @ np.array([[c, s], [-s, c]]) + piece.centre_mm
+    quad = cv2.perspectiveTransform(corners[None].astype(np.float64), mm_to_px)[0]
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [np.round(quad).astype(np.int32)], 1)
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0  # and its blurred rim
+    out = image.astype(np.float32)
+    out[mask] = synthetic.TRAY_GREY + (out[mask] - synthetic.TRAY_GREY) * share
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_a_stem_of_darker_paper_touching_a_bar_at_a_corner_is_measured_as_two_pieces() -> None:
+    # The corner test reads paper and tray at half the region's level, which is the union's: a stem of
+    # darker paper than the bar fell below it whole, read as tray, its end nowhere, and the pair was held
+    # as maybe one folded piece. Now at half the dimmer paper's level: the wedge of tray shows.
+    lot = corpus.realistic_lot("P-5", 1, tray="black")  # group 0: a white bar, a dark stem at its side
+    pair = [p for p in lot.pieces if p.group == 0]
+    assert sorted(p.paper for p in pair) == ["dark", "white"]
+    report = analyse(lot.image, "P-5", TraySetup(board_of(lot)))
+    assert not any(flagged(report, lot, p) for p in pair), report.reason
+    tray = synthetic.shred_tray(seed=23, size_px=(2000, 1500), particle_mm=(1.5, 12.0), count=60, corner_pairs=2)
+    image = tray.image
+    for stem in (tray.particles[1], tray.particles[3]):  # the second of each pair, placed first
+        image = _dimmed(image, tray.mm_to_px, stem, 0.35)
+    report = analyse(image, "P-5", TraySetup(tray.board))
+    assert report.verdict == "pass", report.reason
+    assert report.count == len(tray.particles)
+
+
+def test_a_darker_stem_resting_across_the_bar_edge_or_a_dark_folded_t_still_never_passes() -> None:
+    # The neighbours: vision.synthetic's T pairs (the stem's end over the bar's edge) with stems of darker
+    # paper are still held as maybe one folded piece; a strip of dark paper folded into a T never passes.
+    tray = synthetic.shred_tray(seed=20, size_px=(2000, 1500), particle_mm=(1.5, 12.0), count=60, t_pairs=6)
+    image = tray.image
+    for stem in tray.particles[1:12:2]:
+        image = _dimmed(image, tray.mm_to_px, stem, 0.35)
+    report = analyse(image, "P-5", TraySetup(tray.board))
+    assert report.verdict == "cannot_verify", report.reason
+    assert FOLD_REASON in report.reason
+    assert all(_outlined(report, tray.mm_to_px, p.centre_mm) for p in tray.particles[:12])
+    for name, fold in sorted(T_FOLDS.items()):
+        for seed in (0, 1):
+            lot = corpus.realistic_lot(
+                "NSA-02-01",
+                seed,
+                tray="blue",
+                touching_pairs=0,
+                overlapping_pairs=0,
+                extra=(corpus.ExtraPiece(fold.width_mm, fold.stretches[0][0], paper="dark", folds=fold.stretches[1:]),),
+            )
+            report = analyse(lot.image, "NSA-02-01", TraySetup(board_of(lot)))
+            assert report.verdict != "pass", (name, seed, report.reason)
+            assert _outlined(report, lot.mm_to_px, lot.pieces[0].centre_mm), (name, seed, report.reason)

@@ -2,8 +2,9 @@
 
 `bench/vision.py` reports the area error p95 over isolated pieces of compliant lots. Here each lot of the
 independent generator (tests/vision/independent_corpus.py) is drawn again with the same pieces in the same
-places but without read/shot noise and JPEG, without print, without both, without curl, and (full run)
-with nothing but ragged edges, blur and perspective ('ideal'); the synthetic generator (vision/synthetic.py,
+places but without read/shot noise and JPEG, without print, without both, without curl, with its text square to
+each piece (as on a sheet cut along its sides; the generator's own text runs along the image rows), and (full
+run) with nothing but ragged edges, blur and perspective ('ideal'); the synthetic generator (vision/synthetic.py,
 which draws neither print nor JPEG) without noise, perspective, shadows, lighting gradient, and none of them.
 For each level and factor: the isolated pieces and how many were not matched to a measured particle, the
 median signed error (bias), median and p95 of |measured - true| / true, p95 on each tray colour (trays
@@ -18,6 +19,7 @@ Usage: python bench/vision_size_causes.py [--quick] [--json PATH] [--shorts] [--
 """
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -45,6 +47,9 @@ INDEPENDENT_FACTORS: dict[str, dict[str, object]] = {
     "no_print": NO_PRINT,
     "no_print_noise_jpeg": {**NO_PRINT, **NO_NOISE_JPEG},
     "no_curl": {"curled_share": 0.0},
+    # Text square to each piece, as on a sheet cut along its sides (the generator's own text runs along the image
+    # rows, so on a piece at an angle its lines cross the cut edges at that angle).
+    "print_square": {"print_square_to_piece": True},
 }
 # Full run only: nothing left but the pieces' ragged edges, blur and the perspective of the camera.
 IDEAL_INDEPENDENT = {**NO_PRINT, **NO_NOISE_JPEG, "curled_share": 0.0, "vignette": 0.0, "dark_share": 0.0}
@@ -237,9 +242,11 @@ def run(quick: bool, shorts: bool) -> dict[tuple[str, str, str], Tally]:
 
 
 def oversized(lots: int) -> dict[str, float]:
-    """False passes among `lots` small lots a level, each with one OVERSIZED strip; the seeds on stderr."""
+    """False passes among `lots` small lots a level, each with one OVERSIZED strip, its text along the image rows
+    and again square to the pieces ('square' in the keys); the seeds on stderr."""
     figures: dict[str, float] = {}
-    for level, strip in OVERSIZED.items():
+    for (level, strip), square in itertools.product(OVERSIZED.items(), (False, True)):
+        name = f"{level}{'_square' if square else ''}"
         passed, short, placed = [], 0, 0
         for seed in range(lots):
             try:
@@ -252,6 +259,7 @@ def oversized(lots: int) -> dict[str, float]:
                     extra=(strip,),
                     touching_pairs=0,
                     overlapping_pairs=0,
+                    print_square_to_piece=square,
                 )
             except RuntimeError:  # no room for the strip on this tray
                 continue
@@ -261,11 +269,11 @@ def oversized(lots: int) -> dict[str, float]:
             short += int(match(report, np.array([piece.centre_mm]), np.array([piece.area_mm2])).short[0])
             if report.verdict == "pass":
                 passed.append(seed)
-        print(f"oversized {level}: {len(passed)} of {placed} lots pass (seeds {passed})", file=sys.stderr)
+        print(f"oversized {name}: {len(passed)} of {placed} lots pass (seeds {passed})", file=sys.stderr)
         figures |= {
-            f"oversized_{level}_lots": float(placed),
-            f"oversized_{level}_false_pass": float(len(passed)),
-            f"oversized_{level}_short_2sigma": float(short),
+            f"oversized_{name}_lots": float(placed),
+            f"oversized_{name}_false_pass": float(len(passed)),
+            f"oversized_{name}_short_2sigma": float(short),
         }
     return figures
 
@@ -297,11 +305,11 @@ def main() -> None:
                 figures[f"size_{name}_{level}_{factor}_{key}"] = round(value, 3)
     if args.oversized:
         found = oversized(args.oversized)
-        for level in OVERSIZED:
+        for name in (f"{level}{square}" for level in OVERSIZED for square in ("", "_square")):
             print(
-                f"oversized {level}: {found[f'oversized_{level}_false_pass']:.0f} false PASS,"
-                f" strip short beyond 2σ in {found[f'oversized_{level}_short_2sigma']:.0f}"
-                f" of {found[f'oversized_{level}_lots']:.0f} lots"
+                f"oversized {name}: {found[f'oversized_{name}_false_pass']:.0f} false PASS,"
+                f" strip short beyond 2σ in {found[f'oversized_{name}_short_2sigma']:.0f}"
+                f" of {found[f'oversized_{name}_lots']:.0f} lots"
             )
         figures |= found
     line = json.dumps(figures)

@@ -211,6 +211,7 @@ class _Canvas:
     colour: np.ndarray  # float32 BGR
     px_per_mm: float
     h: np.ndarray
+    print_turn: np.random.Generator | None = None  # set: text square to each piece (LotSpec.print_square_to_piece)
 
     def paint(self, rng: np.random.Generator, poly_mm: np.ndarray, base: tuple[int, int, int], kind: str) -> None:
         poly = _project(self.h, poly_mm)
@@ -235,7 +236,10 @@ class _Canvas:
         # At the step of a sheet's edge lying on paper, a thin line of shade (ambient occlusion).
         step = cv2.GaussianBlur(cv2.dilate(cover, np.ones((3, 3), np.uint8)), (0, 0), 0.6) - cover
         region *= (1.0 - 0.3 * np.clip(step, 0, 1))[:, :, None]
-        face = _albedo(rng, cover.shape, np.array(base, np.float32), kind, self.px_per_mm)
+        if kind == "text" and self.print_turn is not None:
+            face = self._square_text(rng, poly, cover.shape, np.array(base, np.float32))
+        else:
+            face = _albedo(rng, cover.shape, np.array(base, np.float32), kind, self.px_per_mm)
         # Light falls off where the paper curls away; the cut edge itself reads a little darker.
         tilt = np.linspace(rng.uniform(0.86, 1.0), rng.uniform(0.94, 1.04), cover.shape[1], dtype=np.float32)
         face *= tilt[None, :, None]
@@ -243,6 +247,26 @@ class _Canvas:
         face *= (1.0 - 0.08 * rim)[:, :, None]
         a = cover[:, :, None]
         region[:] = region * (1 - a) + face * a
+
+
+    def _square_text(
+        self, rng: np.random.Generator, poly: np.ndarray, shape: tuple[int, int], base: np.ndarray
+    ) -> np.ndarray:
+        """Text lines along the piece's long axis or across it (either, as the sheet was fed), skewed a little."""
+        assert self.print_turn is not None
+        centred = poly - poly.mean(axis=0)
+        _, vectors = np.linalg.eigh(centred.T @ centred)
+        axis = math.degrees(math.atan2(vectors[1, 1], vectors[0, 1]))  # the long axis, in image pixels
+        turn = axis + (90.0 if self.print_turn.random() < 0.5 else 0.0) + self.print_turn.normal(0.0, 2.0)
+        h, w = shape
+        side = math.ceil(math.hypot(h, w)) + 2
+        face = _albedo(rng, (side, side), base, "text", self.px_per_mm)
+        # Rows of the square face turned onto the piece's axis (cv2 turns counter-clockwise for a positive angle,
+        # with y down), then its middle cut to the piece's box.
+        turned = cv2.warpAffine(face, cv2.getRotationMatrix2D((side / 2, side / 2), -turn, 1.0), (side, side),
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        y0, x0 = (side - h) // 2, (side - w) // 2
+        return np.ascontiguousarray(turned[y0 : y0 + h, x0 : x0 + w])
 
 
 def _board(tray_mm: tuple[float, float], side: float, inset: float) -> tuple[BoardMarker, ...]:
@@ -429,6 +453,10 @@ class LotSpec:
     # The same lot after the operator pulled each touching or overlapping group apart: every piece drawn as
     # without it, all but the first of each group moved whole to free tray (same paper, print, light, camera).
     spread: bool = False
+    # Text lines drawn square to the piece, as on a sheet the shredder cut along its sides (lines along the
+    # strip or across it, a few degrees of skew), instead of along the image rows whatever the piece's angle.
+    # Off by default: every test and bench lot is drawn as before; bench/vision_size_causes.py compares them.
+    print_square_to_piece: bool = False
 
 
 @dataclass(frozen=True)
@@ -456,7 +484,8 @@ def make_lot(spec: LotSpec) -> Lot:
     quiet = 0.15 * side
     markers = _board(tray_mm, side, 4.0)
     h = _camera(rng, spec.size_px, tray_mm, spec.tilt)
-    canvas = _Canvas(_tray_canvas(rng, spec.size_px, spec.tray_bgr), spec.px_per_mm, h)
+    canvas = _Canvas(_tray_canvas(rng, spec.size_px, spec.tray_bgr), spec.px_per_mm, h,
+                     np.random.default_rng([spec.seed, 11]) if spec.print_square_to_piece else None)
     empty = canvas.colour.copy() if spec.with_empty_tray else None
     _draw_markers(canvas.colour, h, markers, quiet)
     if empty is not None:

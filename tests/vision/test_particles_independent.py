@@ -224,6 +224,31 @@ def test_other_strips_with_text_along_an_edge_are_not_measured_short_beyond_thei
     assert true <= allowed
 
 
+# The same compliant P-7 lots drawn with their text square to each piece, as on a sheet the shredder cut along its
+# sides (`print_square_to_piece`; the corpus's own text runs along the image rows): three lone strips, a line of
+# text along most of a long edge or lines across them, measured about 30 % short, beyond their uncertainty
+# (bench/vision_size_causes.py's `print_square` column: P-7 p95 19.7 %, against 9.5 % as drawn). Not fixed yet:
+# the fail-closed gap this documents is what the next work on print has to close.
+@pytest.mark.xfail(strict=True, reason="text square to a strip, along its edge or across it, hides paper beyond "
+                   "the hidden-paper allowance")
+@pytest.mark.parametrize(
+    ("seed", "tray", "near_mm"),
+    [
+        # A pastel strip on the blue mat, one line of text along its upper edge (true 2.66 mm², + 2σ 2.62).
+        pytest.param(0, "blue", (60.6, 68.9), id="blue_mat"),
+        # White paper on black felt (true 2.50 mm², + 2σ 2.49).
+        pytest.param(1, "black", (47.2, 48.1), id="black_felt"),
+        # Dark green paper on black felt, lines across it (true 2.81 mm², + 2σ 2.75).
+        pytest.param(3, "black", (51.0, 30.0), id="dark_paper_lines_across"),
+    ],
+)
+def test_strips_whose_text_runs_square_to_them_are_not_measured_short_beyond_their_uncertainty(
+    seed: int, tray: str, near_mm: tuple[float, float]
+) -> None:
+    true, allowed = _true_and_allowed_area("P-7", seed, tray, near_mm, print_square_to_piece=True)
+    assert true <= allowed
+
+
 # What the pieces measured short beyond their uncertainty above came to: a false PASS, found by searching
 # small lots on black felt with one oversized printed strip (about 1 lot in 400 at P-5 and in 800 at P-7;
 # none in 400 on the blue mat). Text lines run across the image, so only a strip lying along them has one

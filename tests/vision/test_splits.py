@@ -54,19 +54,25 @@ T_FOLDS = {
 }
 
 
+def _folded_t(name: str, seed: int, tray: str, paper: str = "white") -> tuple[corpus.Lot, ParticleReport]:
+    """An NSA 02-01 lot of the independent corpus with the T fold `name` among its pieces, and its report."""
+    fold = T_FOLDS[name]
+    lot = corpus.realistic_lot(
+        "NSA-02-01",
+        seed,
+        tray=tray,
+        touching_pairs=0,
+        overlapping_pairs=0,
+        extra=(corpus.ExtraPiece(fold.width_mm, fold.stretches[0][0], paper=paper, folds=fold.stretches[1:]),),
+    )
+    return lot, analyse(lot.image, "NSA-02-01", TraySetup(board_of(lot)))
+
+
 @pytest.mark.parametrize("name", sorted(T_FOLDS))
 def test_one_piece_folded_into_a_t_never_passes(name: str) -> None:
     fold = T_FOLDS[name]
     for seed in (0, 1):
-        lot = corpus.realistic_lot(
-            "NSA-02-01",
-            seed,
-            tray="black",
-            touching_pairs=0,
-            overlapping_pairs=0,
-            extra=(corpus.ExtraPiece(fold.width_mm, fold.stretches[0][0], folds=fold.stretches[1:]),),
-        )
-        report = analyse(lot.image, "NSA-02-01", TraySetup(board_of(lot)))
+        lot, report = _folded_t(name, seed, "black")
         assert report.verdict != "pass", (name, seed, report.reason)
         assert _outlined(report, lot.mm_to_px, lot.pieces[0].centre_mm), (name, seed, report.reason)
         tray = synthetic.shred_tray(
@@ -199,16 +205,8 @@ def test_a_darker_stem_resting_across_the_bar_edge_or_a_dark_folded_t_still_neve
     assert report.verdict == "cannot_verify", report.reason
     assert FOLD_REASON in report.reason
     assert all(_outlined(report, tray.mm_to_px, p.centre_mm) for p in tray.particles[:12])
-    for name, fold in sorted(T_FOLDS.items()):
+    for name in sorted(T_FOLDS):
         for seed in (0, 1):
-            lot = corpus.realistic_lot(
-                "NSA-02-01",
-                seed,
-                tray="blue",
-                touching_pairs=0,
-                overlapping_pairs=0,
-                extra=(corpus.ExtraPiece(fold.width_mm, fold.stretches[0][0], paper="dark", folds=fold.stretches[1:]),),
-            )
-            report = analyse(lot.image, "NSA-02-01", TraySetup(board_of(lot)))
+            lot, report = _folded_t(name, seed, "blue", paper="dark")
             assert report.verdict != "pass", (name, seed, report.reason)
             assert _outlined(report, lot.mm_to_px, lot.pieces[0].centre_mm), (name, seed, report.reason)

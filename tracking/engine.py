@@ -136,7 +136,6 @@ from tracking.results import (
     R_SNAPSHOT_TOO_OLD,
     R_STALE_BADGE,
     R_TAILGATING,
-    R_TWO_PERSON,
     R_UNCERTAIN,
     R_UNKNOWN_BADGE,
     R_UNKNOWN_PORTAL,
@@ -147,7 +146,7 @@ from tracking.results import (
     Output,
 )
 from tracking.snapshot import Snapshot
-from tracking.types import NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
+from tracking.types import J_APPROVAL, J_REASONS, J_REFUSE, NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
 
 Backend = Literal["numba", "reference"]
 _DQ_NAMES = {k.READ_BAD_RSSI: "bad_rssi", k.READ_UNKNOWN_ANTENNA: "unknown_reader_or_antenna",
@@ -762,7 +761,7 @@ class Engine:
         badge, s, c = pending.badge, self.snapshot, self.config
         portal_index = self._portal_index.get(badge.portal_id, -1)
         if portal_index < 0:  # the portal left the register while the badge waited
-            self._finish(pending, t, -1, -1, [], R_UNKNOWN_PORTAL)
+            self._finish(pending, t, -1, -1, 0, 0, R_UNKNOWN_PORTAL)
             return
         if allow_only and not self._may_allow_early(badge, portal_index, t):
             return
@@ -805,86 +804,87 @@ class Engine:
         if rules is not None:
             reasons |= rules.refuse
         # an entry opens the same door: an item inside within reach keeps it shut as for an exit (rule 1)
-        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, direction == "entry")
-        if self.exits_restricted and verdicts:
+        n, summary, item_mask = self.core.judge(portal_index, person, badge.time_us, ts_people, direction == "entry")
+        if self.exits_restricted and n:
             reasons |= R_SNAPSHOT_TOO_OLD
-        refuse_now, item_reasons = reasons != 0, False
-        for v in verdicts:
-            if v.reasons:
-                item_reasons = True
-                refuse_now = refuse_now or (not v.uncertain and v.reasons != R_TWO_PERSON)
-        if not (refuse_now or final):
-            if item_reasons or (rules is not None and rules.wait):
+        if not (reasons or summary & J_REFUSE or final):
+            if summary & J_REASONS or (rules is not None and rules.wait):
                 return  # uncertain reads, or waiting for a second carrier or an escort: hold until the cap
             if not self._may_allow_early(badge, portal_index, t):
                 return
-        for v in verdicts:
-            if v.reasons:
-                reasons |= _item_mask(v)
+        reasons |= item_mask
         if rules is not None:
             reasons |= rules.wait
-        self._finish(pending, t, portal_index, person, verdicts, reasons)
+        self._finish(pending, t, portal_index, person, n, summary, reasons)
 
-    def _finish(self, pending: _Pending, t: int, portal_index: int, person: int, verdicts: list[ItemVerdict],
+    def _finish(self, pending: _Pending, t: int, portal_index: int, person: int, n: int, summary: int,
                 reasons: int) -> None:
+        """Decide the badge: n items judged by the last Core.judge, with its J_* summary (n 0: none)."""
         badge = pending.badge
+        portal_id = badge.portal_id
         pending.done = True
-        armed = self._armed[badge.portal_id]
+        armed = self._armed[portal_id]
         armed.remove(pending)
         if not armed:
-            del self._armed[badge.portal_id]
-            if badge.portal_id in self._watched:
-                self._watched.discard(badge.portal_id)
+            del self._armed[portal_id]
+            if portal_id in self._watched:
+                self._watched.discard(portal_id)
                 if portal_index >= 0:
                     self.core.watch(portal_index, False)
         allow, exit_ = reasons == 0, badge.direction == "exit"
-        if allow and not exit_:
-            verdicts = []  # allowed in: nothing carried out under this badge
-        if len(verdicts) > 1:
-            verdicts = sorted(verdicts, key=attrgetter("item_id"))
-        # the decision's item columns in one pass (most decisions judge one item or none)
-        ids: list[int] = []
-        approvals: list[int | None] = []
-        resting: list[tuple[int, int]] = []
-        uncertain: list[int] = []
-        for v in verdicts:
-            ids.append(v.item_id)
-            approvals.append(v.approval_id)
-            if v.resting:
-                resting.append((v.item_id, v.since_us))
-            if v.uncertain:
-                uncertain.append(v.item_id)
-        items = tuple(ids)
-        new_uses = route = ()
-        # an entry spends nothing, allowed or refused; without an approval there is nothing to book
-        if exit_ and approvals.count(None) < len(approvals):
-            used, carried = set(), set()
-            for v in verdicts:
-                if v.approval_id is not None:
-                    (used if v.new_use else carried).add(v.approval_id)
-            new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
+        verdicts: list[ItemVerdict] = []
+        items: tuple[int, ...] = ()
+        new_uses = route = uncertain = ()
+        resting: tuple[tuple[int, int], ...] = ()
+        item_reasons: tuple[tuple[int, int], ...] = ()
+        if n and (exit_ or not allow):  # allowed in: nothing carried out under this badge
+            verdicts = self.core.verdicts()
+            if n == 1:  # most decisions: the item columns of one verdict, without a loop
+                v = verdicts[0]
+                item_id = v.item_id
+                items = (item_id,)
+                if v.resting:
+                    resting = ((item_id, v.since_us),)
+                if v.uncertain:
+                    uncertain = (item_id,)
+                if exit_ and v.approval_id is not None:
+                    new_uses, route = ((v.approval_id,), ()) if v.new_use else ((), (v.approval_id,))
+                if not allow and v.reasons:
+                    item_reasons = ((item_id, _item_mask(v)),)
+            else:
+                verdicts = sorted(verdicts, key=attrgetter("item_id"))
+                items = tuple([v.item_id for v in verdicts])
+                resting = tuple([(v.item_id, v.since_us) for v in verdicts if v.resting])
+                uncertain = tuple([v.item_id for v in verdicts if v.uncertain])
+                # an entry spends nothing, allowed or refused; without an approval there is nothing to book
+                if exit_ and summary & J_APPROVAL:
+                    used, carried = set(), set()
+                    for v in verdicts:
+                        if v.approval_id is not None:
+                            (used if v.new_use else carried).add(v.approval_id)
+                    new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
+                if not allow:
+                    item_reasons = tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons])
         if allow:
-            self._last_allow[badge.portal_id] = t
+            self._last_allow[portal_id] = t
             if exit_ and verdicts:
                 for approval_id in new_uses:
                     self.core.consume(approval_id)
-                self.core.commit_decided(portal_index, t)  # the verdicts are those of the last decide
+                self.core.commit_decided(portal_index, t)  # the verdicts are those of the last judge
                 if new_uses:  # a return deadline comes only with a new use of an approval
                     self._track_returns(verdicts)
-        decision = Decision(
-            badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
-            () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
-            tuple(resting), tuple(uncertain), route, decided_us=t, direction=badge.direction,
-        )
+        decision = Decision(portal_id, badge.time_us, badge.badge, self._person_ids[person] if person >= 0 else None,
+                            items, allow, reasons, new_uses, item_reasons, resting, uncertain, route, t, None, "",
+                            badge.direction)
         self._out.decisions.append(decision)
         if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):
             # a refused badge while the doors are released may still have gone through: uncertain
             self._move(decision, t, "badge" if allow else "fire_release", not allow)
         if allow:
-            self._blocks.pop(badge.portal_id, None)
+            self._blocks.pop(portal_id, None)
         else:
-            border = portal_index >= 0 and self._portal_border[portal_index]
-            self._blocks[badge.portal_id] = _new(_Block, (decision, border and not self._top_secret.isdisjoint(items)))
+            border = portal_index >= 0 and self._portal_border[portal_index] and not self._top_secret.isdisjoint(items)
+            self._blocks[portal_id] = _new(_Block, (decision, border))
 
     def _override(self, request: OverrideRequest, late: bool) -> None:
         t, c = request.time_us, self.config

@@ -242,17 +242,12 @@ class NumbaCore:
 
     def verdicts(self) -> list[ItemVerdict]:
         """The verdicts of the last judge."""
-        n = self._n_decided
-        if not n:
-            return []
-        item_ids, appr_ids, verdicts, dec = self.snapshot.item_ids, self._appr_ids, [], self.state.dec
+        n, item_ids, appr_ids = self._n_decided, self.snapshot.item_ids, self._appr_ids
         # one item (most decisions): its row as a tuple without a view of the rows between
-        for i, reasons, a, f, since in [dec.item(0)] if n == 1 else dec[:n].tolist():
-            item_id = item_ids.item(i)
-            approval = None if a < 0 else appr_ids[a]
-            verdicts.append(_verdict(ItemVerdict, (item_id, reasons, approval, (f & _NEW_USE) != 0,
-                                                   (f & _UNCERTAIN) != 0, since, (f & _RESTING) != 0)))
-        return verdicts
+        rows = [self.state.dec.item(0)] if n == 1 else self.state.dec[:n].tolist() if n else []
+        return [_verdict(ItemVerdict, (item_ids.item(i), reasons, None if a < 0 else appr_ids[a], (f & _NEW_USE) != 0,
+                                       (f & _UNCERTAIN) != 0, since, (f & _RESTING) != 0))
+                for i, reasons, a, f, since in rows]
 
     def _item_indices(self, item_ids: Sequence[int]) -> list[int]:
         ids = np.array(item_ids, np.int64)

@@ -267,7 +267,7 @@ class Engine:
             self._batches.append(batch.in_kernel_types())  # what the cores are given (types.ValidReads)
 
     def on_badge(self, badge: BadgePresentation) -> None:
-        self._push_input(badge.time_us, badge)
+        heapq.heappush(self._inputs, (badge.time_us, _INPUT, next(self._seq), badge))  # _push_input, inline
 
     def on_camera(self, count: CameraCount) -> None:
         self._push_input(count.time_us, count)
@@ -412,7 +412,10 @@ class Engine:
             if row < n_reads and (reads.time_us[row] if times is None else times[row]) <= t:
                 self._apply_until(self._rows_until(t))
             if cls == _INPUT:
-                self._input(payload, t, t <= self.horizon_us)
+                if type(payload) is BadgePresentation:  # what _input does first, without its call
+                    self._badge(payload, t <= self.horizon_us)
+                else:
+                    self._input(payload, t, t <= self.horizon_us)
             elif cls == _CHECK:
                 assert isinstance(payload, tuple)
                 pending, final = payload

@@ -8,7 +8,7 @@ tracking.reference, which is the readable statement of every rule.
 
 All jitted code lives in this one file because Numba's on-disk cache (cache=True) is keyed on the
 defining file only: a kernel would keep a stale copy of a helper edited in another file. Constants
-imported from results/codes are frozen into the cache the same way; after changing them, delete
+imported from results/codes/types are frozen into the cache the same way; after changing them, delete
 tracking/__pycache__/*.nbi.
 """
 

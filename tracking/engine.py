@@ -136,7 +136,6 @@ from tracking.results import (
     R_SNAPSHOT_TOO_OLD,
     R_STALE_BADGE,
     R_TAILGATING,
-    R_TWO_PERSON,
     R_UNCERTAIN,
     R_UNKNOWN_BADGE,
     R_UNKNOWN_PORTAL,
@@ -147,7 +146,7 @@ from tracking.results import (
     Output,
 )
 from tracking.snapshot import Snapshot
-from tracking.types import NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
+from tracking.types import J_APPROVAL, J_REASONS, J_REFUSE, NO_EVENTS, CoreEvents, ItemVerdict, ValidReads
 
 Backend = Literal["numba", "reference"]
 _DQ_NAMES = {k.READ_BAD_RSSI: "bad_rssi", k.READ_UNKNOWN_ANTENNA: "unknown_reader_or_antenna",
@@ -172,13 +171,16 @@ class _Pending:
 
 
 class _Held(NamedTuple):
-    """Validated reads not due yet at the last advance, with their validation (Engine._validate)."""
+    """Validated reads not due yet at the last advance, with their validation (Engine._validate); valid: the
+    reads as a core applies them when none is bad (built as they come: an advance that only takes them, as the
+    one with a badge often does, need not)."""
 
     batch: ReadBatch
     bad: int
     portal: np.ndarray
     side: np.ndarray
     code: np.ndarray
+    valid: ValidReads | None
 
 
 @dataclass(frozen=True)
@@ -265,7 +267,7 @@ class Engine:
             self._batches.append(batch.in_kernel_types())  # what the cores are given (types.ValidReads)
 
     def on_badge(self, badge: BadgePresentation) -> None:
-        self._push_input(badge.time_us, badge)
+        heapq.heappush(self._inputs, (badge.time_us, _INPUT, next(self._seq), badge))  # _push_input, inline
 
     def on_camera(self, count: CameraCount) -> None:
         self._push_input(count.time_us, count)
@@ -381,7 +383,8 @@ class Engine:
     def _advance(self, now_us: int) -> Output:
         self._out = Collector()
         horizon = max(now_us - self.config.reorder_us, self.horizon_us)
-        self._flush_single_reads()
+        if self._single_reads:
+            self._flush_single_reads()
         reads, late = self._take_reads(horizon)
         if late is not None:
             self._core_events(self.core.apply_reads(late), late)
@@ -389,8 +392,9 @@ class Engine:
         n_reads = len(reads.time_us)
         # the on-line path: a few reads per advance, whose times are cheaper to search as a list than in numpy
         times = self._times = reads.time_us.tolist() if n_reads <= _FEW else None
+        inputs, pop = self._inputs, heapq.heappop
         while True:
-            next_input = self._inputs[0][0] if self._inputs and self._inputs[0][0] <= horizon else None
+            next_input = inputs[0][0] if inputs and inputs[0][0] <= horizon else None
             if self._armed and self._row < n_reads:
                 # the reads due by the next input, applied until one changes a portal with an armed decision (a
                 # new tag, or one now clearly there: only that can make a decision refuse at once); look again then
@@ -403,21 +407,28 @@ class Engine:
                     continue
             if next_input is None:
                 break
-            t, cls, _, payload = heapq.heappop(self._inputs)
-            if self._row < n_reads and (reads.time_us[self._row] if times is None else times[self._row]) <= t:
+            t, cls, _, payload = pop(inputs)
+            row = self._row
+            if row < n_reads and (reads.time_us[row] if times is None else times[row]) <= t:
                 self._apply_until(self._rows_until(t))
-            if cls == _CHECK:
+            if cls == _INPUT:
+                if type(payload) is BadgePresentation:  # what _input does first, without its call
+                    self._badge(payload, t <= self.horizon_us)
+                else:
+                    self._input(payload, t, t <= self.horizon_us)
+            elif cls == _CHECK:
                 assert isinstance(payload, tuple)
                 pending, final = payload
                 if not pending.done:
-                    self._evaluate(pending, t, final, allow_only=not final)
-            elif cls == _OVERDUE:
+                    self._evaluate(pending, t, final, not final)
+            else:
                 assert isinstance(payload, tuple)
                 self._overdue(payload, t)
-            else:
-                self._input(payload, t, late=t <= self.horizon_us)
-        self._apply_until(n_reads)
-        self._core_events(self.core.settle_due(horizon), reads)
+        if self._row < n_reads:
+            self._apply_until(n_reads)
+        settled = self.core.settle_due(horizon)
+        if settled is not NO_EVENTS:
+            self._core_events(settled, reads)
         self.horizon_us = horizon
         self._reads, self._times = _EMPTY_READS, None
         return self._out.output()
@@ -433,6 +444,13 @@ class Engine:
         """Split queued reads into due (time-ordered, valid), late (valid, for alarms only) and still
         pending; report bad and late ones."""
         held, self._held = self._held, None
+        if held is not None and held.valid is not None and not self._batches:
+            times = held.valid.time_us
+            if times.item(-1) <= horizon and times.item(0) > self.horizon_us:  # all due, none bad or late
+                self.stats["reads"] += len(times)
+                if held.batch.stale is not None:
+                    self.stats["stale_read"] += int(held.batch.stale.sum())
+                return held.valid, None
         if self._batches:
             batches = self._batches if held is None else [held.batch, *self._batches]
             batch = _concat(batches) if len(batches) > 1 else batches[0]
@@ -442,15 +460,20 @@ class Engine:
                 batch = batch.take(np.argsort(batch.time_us, kind="stable"))
                 bad, portal, side, code, _ = self._validate(batch)
         elif held is not None:
-            batch, bad, portal, side, code = held
+            batch, bad, portal, side, code, _ = held
         else:
             return _EMPTY_READS, None
         n = len(batch.time_us)
         due_all = not n or batch.time_us.item(-1) <= horizon
         cut = n if due_all else int(batch.time_us.searchsorted(horizon, side="right"))
         if cut < n:  # not due yet: kept as validated for the next advance
-            self._held = _Held(batch.rows(cut, len(batch)), int(np.count_nonzero(code[cut:])) if bad else 0,
-                               portal[cut:], side[cut:], code[cut:])
+            rest = batch.rows(cut, len(batch))
+            rest_bad = int(np.count_nonzero(code[cut:])) if bad else 0
+            valid = None if rest_bad else _new(ValidReads, (
+                rest.time_us, portal[cut:], side[cut:], rest.epc_words, rest.epc_bits, rest.tid_hash,
+                rest.rssi.astype(np.float64, copy=False),
+                np.zeros(len(rest), np.bool_) if rest.stale is None else rest.stale))
+            self._held = _Held(rest, rest_bad, portal[cut:], side[cut:], code[cut:], valid)
             batch, portal, side, code = batch.rows(0, cut), portal[:cut], side[:cut], code[:cut]
             bad = int(np.count_nonzero(code)) if bad else 0
         n = len(batch.time_us)
@@ -708,15 +731,14 @@ class Engine:
     # --- decisions ----------------------------------------------------------------------------
     def _badge(self, badge: BadgePresentation, late: bool, arrived_us: int | None = None) -> None:
         """Arm a decision for the badge (at arrived_us when it came late, else at its own time)."""
-        c = self.config
-        delay = self.horizon_us - badge.time_us
         known_portal = badge.portal_id in self._portal_index
-        if late and not badge.stale and known_portal and delay <= c.late_badge_grace_us:
-            # held up in the host, not queued on its panel: decided from the first moment it has a place
-            self.stats["late_badge_retimed"] += 1
-            heapq.heappush(self._inputs, (self.horizon_us + 1, _INPUT, next(self._seq), _LateBadge(badge)))
-            return
-        if not known_portal or late:
+        if late or not known_portal:
+            if late and not badge.stale and known_portal and \
+                    self.horizon_us - badge.time_us <= self.config.late_badge_grace_us:
+                # held up in the host, not queued on its panel: decided from the first moment it has a place
+                self.stats["late_badge_retimed"] += 1
+                heapq.heappush(self._inputs, (self.horizon_us + 1, _INPUT, next(self._seq), _LateBadge(badge)))
+                return
             # no place in the timeline (late) or unknown portal: refuse at once, never open
             person = self.snapshot.badge_person.get(badge.badge, -1)
             reason = (R_STALE_BADGE if badge.stale or late else 0) | \
@@ -726,13 +748,14 @@ class Engine:
                                                 (), False, reason, (), decided_us=max(badge.time_us, self.horizon_us),
                                                 direction=badge.direction))
             return
+        c = self.config
         now, portal_id = badge.time_us if arrived_us is None else arrived_us, badge.portal_id
         self._badges[portal_id].append((badge.time_us, badge.badge, not badge.stale, badge.direction))
         pending = _Pending(badge, next(self._seq))
         armed = self._armed.get(portal_id)
         if armed is None:  # the common case: nothing else waits at this door
             self._armed[portal_id] = [pending]
-            self._evaluate(pending, now, final=False)
+            self._evaluate(pending, now, False)
         else:
             armed.append(pending)
             self._evaluate_portal(portal_id, now)  # also a second carrier for an earlier badge
@@ -759,18 +782,20 @@ class Engine:
         allow_only: the trigger (a round end, the floor) can only make an early allow possible; the
         reasons to refuse cannot have changed since the last look, which was at an event.
         """
-        badge, s, c = pending.badge, self.snapshot, self.config
-        portal_index = self._portal_index.get(badge.portal_id, -1)
+        badge = pending.badge
+        portal_id = badge.portal_id
+        portal_index = self._portal_index.get(portal_id, -1)
         if portal_index < 0:  # the portal left the register while the badge waited
-            self._finish(pending, t, -1, -1, [], R_UNKNOWN_PORTAL)
+            self._finish(pending, t, -1, -1, 0, 0, R_UNKNOWN_PORTAL)
             return
         if allow_only and not self._may_allow_early(badge, portal_index, t):
             return
         settled = self.core.settle_due(t)  # the item state as of t
         if settled is not NO_EVENTS:
             self._core_events(settled, self._reads)
+        s, c = self.snapshot, self.config
         badge_person, active, person_ids, inactive = s.badge_person, self._active, self._person_ids, s.inactive_badges
-        portal_id, direction = badge.portal_id, badge.direction
+        direction = badge.direction
         person = badge_person.get(badge.badge, -1)
         window_start = t - c.two_person_us
         history = self._badges[portal_id]
@@ -779,13 +804,14 @@ class Engine:
             history.popleft()
         present, same_way, ts_people, clearance = set(), set(), 0, self._clearance
         for bt, other_badge, fresh, way in history:
-            q = badge_person.get(other_badge, -1)
-            if window_start <= bt <= t and fresh and q >= 0 and active[q] and other_badge not in inactive:
-                if q not in present:  # people are counted, not badges
-                    present.add(q)
-                    ts_people += clearance[q] >= TOP_SECRET
-                if way == direction:
-                    same_way.add(person_ids[q])
+            if fresh and window_start <= bt <= t:
+                q = badge_person.get(other_badge, -1)
+                if q >= 0 and active[q] and other_badge not in inactive:
+                    if q not in present:  # people are counted, not badges
+                        present.add(q)
+                        ts_people += clearance[q] >= TOP_SECRET
+                    if way == direction:
+                        same_way.add(person_ids[q])
         reasons = R_STALE_BADGE if badge.stale else 0
         if person < 0:
             reasons |= R_UNKNOWN_BADGE
@@ -800,91 +826,92 @@ class Engine:
             reasons |= R_READERS_OFFLINE
         if final and self._round_readers and self._readers_behind(portal_index, badge.time_us):
             reasons |= R_READERS_BEHIND
-        rules = self.people.verdict(person_ids[person], portal_id, direction, badge.time_us,
-                                    same_way) if person >= 0 else None
-        if rules is not None:
+        rules = None
+        if person >= 0:
+            rules = self.people.verdict(person_ids[person], portal_id, direction, badge.time_us, same_way)
             reasons |= rules.refuse
         # an entry opens the same door: an item inside within reach keeps it shut as for an exit (rule 1)
-        verdicts = self.core.decide(portal_index, person, badge.time_us, ts_people, direction == "entry")
-        if self.exits_restricted and verdicts:
+        n, summary, item_mask = self.core.judge(portal_index, person, badge.time_us, ts_people, direction == "entry")
+        if self.exits_restricted and n:
             reasons |= R_SNAPSHOT_TOO_OLD
-        refuse_now, item_reasons = reasons != 0, False
-        for v in verdicts:
-            if v.reasons:
-                item_reasons = True
-                refuse_now = refuse_now or (not v.uncertain and v.reasons != R_TWO_PERSON)
-        if not (refuse_now or final):
-            if item_reasons or (rules is not None and rules.wait):
+        if not (reasons or summary & J_REFUSE or final):
+            if summary & J_REASONS or (rules is not None and rules.wait):
                 return  # uncertain reads, or waiting for a second carrier or an escort: hold until the cap
             if not self._may_allow_early(badge, portal_index, t):
                 return
-        for v in verdicts:
-            if v.reasons:
-                reasons |= _item_mask(v)
+        reasons |= item_mask
         if rules is not None:
             reasons |= rules.wait
-        self._finish(pending, t, portal_index, person, verdicts, reasons)
+        self._finish(pending, t, portal_index, person, n, summary, reasons)
 
-    def _finish(self, pending: _Pending, t: int, portal_index: int, person: int, verdicts: list[ItemVerdict],
+    def _finish(self, pending: _Pending, t: int, portal_index: int, person: int, n: int, summary: int,
                 reasons: int) -> None:
+        """Decide the badge: n items judged by the last Core.judge, with its J_* summary (n 0: none)."""
         badge = pending.badge
+        portal_id = badge.portal_id
         pending.done = True
-        armed = self._armed[badge.portal_id]
+        armed = self._armed[portal_id]
         armed.remove(pending)
         if not armed:
-            del self._armed[badge.portal_id]
-            if badge.portal_id in self._watched:
-                self._watched.discard(badge.portal_id)
+            del self._armed[portal_id]
+            if portal_id in self._watched:
+                self._watched.discard(portal_id)
                 if portal_index >= 0:
                     self.core.watch(portal_index, False)
         allow, exit_ = reasons == 0, badge.direction == "exit"
-        if allow and not exit_:
-            verdicts = []  # allowed in: nothing carried out under this badge
-        if len(verdicts) > 1:
-            verdicts = sorted(verdicts, key=attrgetter("item_id"))
-        # the decision's item columns in one pass (most decisions judge one item or none)
-        ids: list[int] = []
-        approvals: list[int | None] = []
-        resting: list[tuple[int, int]] = []
-        uncertain: list[int] = []
-        for v in verdicts:
-            ids.append(v.item_id)
-            approvals.append(v.approval_id)
-            if v.resting:
-                resting.append((v.item_id, v.since_us))
-            if v.uncertain:
-                uncertain.append(v.item_id)
-        items = tuple(ids)
-        new_uses = route = ()
-        # an entry spends nothing, allowed or refused; without an approval there is nothing to book
-        if exit_ and approvals.count(None) < len(approvals):
-            used, carried = set(), set()
-            for v in verdicts:
-                if v.approval_id is not None:
-                    (used if v.new_use else carried).add(v.approval_id)
-            new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
+        verdicts: list[ItemVerdict] = []
+        items: tuple[int, ...] = ()
+        new_uses = route = uncertain = ()
+        resting: tuple[tuple[int, int], ...] = ()
+        item_reasons: tuple[tuple[int, int], ...] = ()
+        if n and (exit_ or not allow):  # allowed in: nothing carried out under this badge
+            verdicts = self.core.verdicts()
+            if n == 1:  # most decisions: the item columns of one verdict, without a loop
+                v = verdicts[0]
+                item_id = v.item_id
+                items = (item_id,)
+                if v.resting:
+                    resting = ((item_id, v.since_us),)
+                if v.uncertain:
+                    uncertain = (item_id,)
+                if exit_ and v.approval_id is not None:
+                    new_uses, route = ((v.approval_id,), ()) if v.new_use else ((), (v.approval_id,))
+                if not allow and v.reasons:
+                    item_reasons = ((item_id, _item_mask(v)),)
+            else:
+                verdicts = sorted(verdicts, key=attrgetter("item_id"))
+                items = tuple([v.item_id for v in verdicts])
+                resting = tuple([(v.item_id, v.since_us) for v in verdicts if v.resting])
+                uncertain = tuple([v.item_id for v in verdicts if v.uncertain])
+                # an entry spends nothing, allowed or refused; without an approval there is nothing to book
+                if exit_ and summary & J_APPROVAL:
+                    used, carried = set(), set()
+                    for v in verdicts:
+                        if v.approval_id is not None:
+                            (used if v.new_use else carried).add(v.approval_id)
+                    new_uses, route = tuple(sorted(used)), tuple(sorted(carried - used))
+                if not allow:
+                    item_reasons = tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons])
         if allow:
-            self._last_allow[badge.portal_id] = t
+            self._last_allow[portal_id] = t
             if exit_ and verdicts:
                 for approval_id in new_uses:
                     self.core.consume(approval_id)
-                self.core.commit_decided(portal_index, t)  # the verdicts are those of the last decide
+                self.core.commit_decided(portal_index, t)  # the verdicts are those of the last judge
                 if new_uses:  # a return deadline comes only with a new use of an approval
                     self._track_returns(verdicts)
-        decision = Decision(
-            badge.portal_id, badge.time_us, badge.badge, self._person_id(person), items, allow, reasons, new_uses,
-            () if allow else tuple([(v.item_id, _item_mask(v)) for v in verdicts if v.reasons]),
-            tuple(resting), tuple(uncertain), route, decided_us=t, direction=badge.direction,
-        )
+        decision = Decision(portal_id, badge.time_us, badge.badge, self._person_ids[person] if person >= 0 else None,
+                            items, allow, reasons, new_uses, item_reasons, resting, uncertain, route, t, None, "",
+                            badge.direction)
         self._out.decisions.append(decision)
         if person >= 0 and portal_index >= 0 and not badge.stale and (allow or self._fire_since is not None):
             # a refused badge while the doors are released may still have gone through: uncertain
             self._move(decision, t, "badge" if allow else "fire_release", not allow)
         if allow:
-            self._blocks.pop(badge.portal_id, None)
+            self._blocks.pop(portal_id, None)
         else:
-            border = portal_index >= 0 and self._portal_border[portal_index]
-            self._blocks[badge.portal_id] = _new(_Block, (decision, border and not self._top_secret.isdisjoint(items)))
+            border = portal_index >= 0 and self._portal_border[portal_index] and not self._top_secret.isdisjoint(items)
+            self._blocks[portal_id] = _new(_Block, (decision, border))
 
     def _override(self, request: OverrideRequest, late: bool) -> None:
         t, c = request.time_us, self.config

@@ -8,7 +8,7 @@ tracking.reference, which is the readable statement of every rule.
 
 All jitted code lives in this one file because Numba's on-disk cache (cache=True) is keyed on the
 defining file only: a kernel would keep a stale copy of a helper edited in another file. Constants
-imported from results/codes are frozen into the cache the same way; after changing them, delete
+imported from results/codes/types are frozen into the cache the same way; after changing them, delete
 tracking/__pycache__/*.nbi.
 """
 
@@ -41,7 +41,9 @@ from tracking.results import (
     R_ITEM_STATUS,
     R_SCOPE,
     R_TWO_PERSON,
+    R_UNCERTAIN,
 )
+from tracking.types import J_APPROVAL, J_REASONS, J_REFUSE
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _FMIX1 = np.uint64(0xFF51AFD7ED558CCD)
@@ -759,6 +761,26 @@ def decide_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, 
         row.since = first
         n += 1
     return n
+
+
+@njit(cache=True, nogil=True)
+def judge_items(ctx: KCtx, p: int, person: int, badge_us: int, ts_people: int, entry: bool) -> tuple[int, int, int]:
+    """decide_items, and what the engine decides from its rows at once (tracking.types.summarize): the item
+    count, the J_* summary and the OR of the items' masks, marked uncertain."""
+    n = decide_items(ctx, p, person, badge_us, ts_people, entry)
+    dec = ctx.dec
+    summary = 0
+    mask = 0
+    for r in range(n):
+        row = dec[r]
+        reasons = row.reasons
+        if reasons:
+            uncertain = (row.flags & V_UNCERTAIN) != 0
+            summary |= J_REASONS if uncertain or reasons == R_TWO_PERSON else J_REASONS | J_REFUSE
+            mask |= reasons | (R_UNCERTAIN if uncertain else 0)
+        if row.approval >= 0:
+            summary |= J_APPROVAL
+    return n, summary, mask
 
 
 @njit(cache=True, nogil=True)

@@ -103,7 +103,7 @@ class NumbaCore:
         # exactly those types (what Numba's dispatch would choose, loaded from its cache): a call then
         # skips typing the KCtx argument, a struct of ~90 fields, ~0.5 us each time.
         ctx_type, i64 = numba.typeof(self.ctx), types.int64
-        self._decide_items = k.decide_items.compile((ctx_type, i64, i64, i64, i64, types.boolean))
+        self._judge_items = k.judge_items.compile((ctx_type, i64, i64, i64, i64, types.boolean))
         self._settle_due = k.settle_due.compile((ctx_type, i64))
         self._commit_decided = k.commit_decided.compile((ctx_type, i64, i64, i64))
         # and apply_reads for the column types of ValidReads (the engine guarantees them): Numba's dispatch
@@ -121,7 +121,7 @@ class NumbaCore:
         self._oldest_last = -(2**62)
         self._approval_pos = {int(a): i for i, a in enumerate(snapshot.appr_ids)}
         self._appr_ids = snapshot.appr_ids.tolist()
-        self._n_decided = 0  # the items of the last decide: its rows of state.dec (commit_decided)
+        self._n_decided = 0  # the items of the last judge: its rows of state.dec (verdicts, commit_decided)
 
     def state_bytes(self) -> int:
         """Bytes of tracking state (the dec scratch rows of decide_items are not state)."""
@@ -232,19 +232,22 @@ class NumbaCore:
             events = self._drain(events)
         return events
 
-    def decide(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
-               entry: bool = False) -> list[ItemVerdict]:
-        n = self._n_decided = self._decide_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
-        if not n:
-            return []
-        item_ids, appr_ids, verdicts, dec = self.snapshot.item_ids, self._appr_ids, [], self.state.dec
+    def judge(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
+              entry: bool = False) -> tuple[int, int, int]:
+        """Decide every item within reach (ReferenceCore.decide) and summarize it (tracking.types.summarize); the
+        verdicts are built only when asked for (verdicts), as most evaluations of a badge need only the summary."""
+        result = self._judge_items(self.ctx, portal_index, person_index, badge_us, ts_people, entry)
+        self._n_decided = result[0]
+        return result
+
+    def verdicts(self) -> list[ItemVerdict]:
+        """The verdicts of the last judge."""
+        n, item_ids, appr_ids = self._n_decided, self.snapshot.item_ids, self._appr_ids
         # one item (most decisions): its row as a tuple without a view of the rows between
-        for i, reasons, a, f, since in [dec.item(0)] if n == 1 else dec[:n].tolist():
-            item_id = item_ids.item(i)
-            approval = None if a < 0 else appr_ids[a]
-            verdicts.append(_verdict(ItemVerdict, (item_id, reasons, approval, (f & _NEW_USE) != 0,
-                                                   (f & _UNCERTAIN) != 0, since, (f & _RESTING) != 0)))
-        return verdicts
+        rows = [self.state.dec.item(0)] if n == 1 else self.state.dec[:n].tolist() if n else []
+        return [_verdict(ItemVerdict, (item_ids.item(i), reasons, None if a < 0 else appr_ids[a], (f & _NEW_USE) != 0,
+                                       (f & _UNCERTAIN) != 0, since, (f & _RESTING) != 0))
+                for i, reasons, a, f, since in rows]
 
     def _item_indices(self, item_ids: Sequence[int]) -> list[int]:
         ids = np.array(item_ids, np.int64)
@@ -268,7 +271,7 @@ class NumbaCore:
                     st.custody[i] = a
 
     def commit_decided(self, portal_index: int, allow_us: int) -> None:
-        """commit_allow of every item of the last decide, with the approval it chose: the allow of that decision."""
+        """commit_allow of every item of the last judge, with the approval it chose: the allow of that decision."""
         self._commit_decided(self.ctx, self._n_decided, portal_index, allow_us)
 
     def portal_new(self, portal_index: int) -> int:

@@ -79,7 +79,7 @@ from tracking.results import (
     Movement,
 )
 from tracking.snapshot import Snapshot
-from tracking.types import CoreEvents, ItemVerdict, ValidReads
+from tracking.types import CoreEvents, ItemVerdict, ValidReads, summarize
 
 NO_RSSI = -128  # a burst with no plausible RSSI
 MAX_BURST = 255  # burst read counts saturate here
@@ -440,6 +440,15 @@ class ReferenceCore:
                                         live.first_us < badge_us - c.association_us))
         self._decided = verdicts
         return verdicts
+
+    def judge(self, portal_index: int, person_index: int, badge_us: int, ts_people: int,
+              entry: bool = False) -> tuple[int, int, int]:
+        """decide, summarized (tracking.types.summarize); verdicts gives its verdicts."""
+        return summarize(self.decide(portal_index, person_index, badge_us, ts_people, entry))
+
+    def verdicts(self) -> list[ItemVerdict]:
+        """The verdicts of the last decide."""
+        return self._decided
 
     def _clear(self, live: _Pass) -> bool:
         """Is the item clearly present inside: enough reads in its inside burst, or one strong read?"""

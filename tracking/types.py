@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tracking.results import Movement
+from tracking.results import R_TWO_PERSON, R_UNCERTAIN, Movement
 
 
 class ValidReads(NamedTuple):
@@ -53,6 +53,24 @@ class ItemVerdict(NamedTuple):
     uncertain: bool = False
     since_us: int = 0
     resting: bool = False
+
+
+# What the engine decides from a core's verdicts at once (Core.judge): bits of its summary.
+J_REASONS = 1  # an item has reasons
+J_REFUSE = 2  # an item would be refused and its presence is clear (not only the two-person rule): refuse now
+J_APPROVAL = 4  # an approval covers an item (the decision may book uses or custody)
+
+
+def summarize(verdicts: list[ItemVerdict]) -> tuple[int, int, int]:
+    """(items, J_* summary, the OR of the items' masks, marked uncertain) of a decide (what Core.judge returns)."""
+    summary = mask = 0
+    for v in verdicts:
+        if v.reasons:
+            summary |= J_REASONS if v.uncertain or v.reasons == R_TWO_PERSON else J_REASONS | J_REFUSE
+            mask |= v.reasons | (R_UNCERTAIN if v.uncertain else 0)
+        if v.approval_id is not None:
+            summary |= J_APPROVAL
+    return len(verdicts), summary, mask
 
 
 @dataclass

@@ -469,7 +469,8 @@ class Engine:
         if cut < n:  # not due yet: kept as validated for the next advance
             rest = batch.rows(cut, len(batch))
             rest_bad = int(np.count_nonzero(code[cut:])) if bad else 0
-            valid = None if rest_bad else _new(ValidReads, (
+            # prepared only for the on-line path's few reads: a bulk stream's rest is joined to the next batches
+            valid = None if rest_bad or len(rest.time_us) > _FEW else _new(ValidReads, (
                 rest.time_us, portal[cut:], side[cut:], rest.epc_words, rest.epc_bits, rest.tid_hash,
                 rest.rssi.astype(np.float64, copy=False),
                 np.zeros(len(rest), np.bool_) if rest.stale is None else rest.stale))
